@@ -1,0 +1,39 @@
+# trialmeta — `make help` lists the targets.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+OUT    ?= reports
+SEED   ?= 20190101
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-fast test-slow lint report validate clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## create .venv and install the pinned dependencies (idempotent)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+test: install ## run the test suite (fast tests plus a few small real-sampling tests)
+	$(BIN)/python -m pytest -m "not slow" -q
+
+test-slow: install ## run every test, including the long sampling tests
+	$(BIN)/python -m pytest -q
+
+lint: install ## ruff
+	$(BIN)/ruff check .
+
+validate: install ## validate the bundled dataset
+	$(BIN)/trialmeta validate
+
+report: install ## run the analysis on the bundled data and write the report to $(OUT)/
+	$(BIN)/trialmeta report --out $(OUT) --seed $(SEED)
+
+clean: ## remove the virtual environment, caches and reports
+	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache

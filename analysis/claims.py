@@ -1,0 +1,219 @@
+"""Claims as data: load and validate a claims file, and give each claim a verdict.
+
+A claim names a model, an outcome and time, a record selection, a derived
+quantity and a region. Its verdict comes from the posterior probability ``p``
+that the quantity lies in the region: ``supported`` when p >= support (0.8 by
+default), ``contradicted`` when p <= contradict (0.2), otherwise
+``inconclusive``; ``insufficient data`` when fewer than ``min_studies`` studies
+inform it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from .errors import SpecError
+from .models import get_model_class
+from .selection import OUTCOMES, Filters, TimeWindow
+
+VERDICTS = ("supported", "contradicted", "inconclusive", "insufficient data")
+CLAIM_FIELDS = {"id", "title", "quote", "source", "model", "outcome", "time_h", "window_h",
+                "quantity", "selection", "region", "support", "contradict", "min_studies"}
+
+
+@dataclass(frozen=True)
+class DecisionRule:
+    """Thresholds on P(quantity in region)."""
+
+    support: float = 0.8
+    contradict: float = 0.2
+    min_studies: int = 2
+
+    def verdict(self, probability: float, k_studies: int) -> str:
+        """Verdict for a posterior probability and the number of studies."""
+        if k_studies < self.min_studies:
+            return "insufficient data"
+        if probability >= self.support:
+            return "supported"
+        if probability <= self.contradict:
+            return "contradicted"
+        return "inconclusive"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One testable claim."""
+
+    id: str
+    title: str
+    quote: str
+    source: str
+    model: str
+    outcome: str
+    window: TimeWindow
+    quantity: str
+    filters: Filters
+    region: tuple[float, float]
+    rule: DecisionRule
+
+    def fit_key(self) -> tuple:
+        """Claims with the same key share one fit."""
+        return (self.model, self.outcome, self.window, self.filters)
+
+
+@dataclass
+class ClaimsFile:
+    """A validated claims file."""
+
+    path: str
+    sha256: str
+    claims: list[Claim] = field(default_factory=list)
+
+
+def bundled_claims_path() -> Path:
+    """Path of the bundled ketamine claims file."""
+    return Path(str(resources.files("trialmeta.data").joinpath("claims/ketamine.yaml")))
+
+
+def _fail(path: str, claim: str, fld: str, msg: str) -> SpecError:
+    return SpecError(f"{path}: claim '{claim}', field '{fld}': {msg}")
+
+
+def _number(path: str, cid: str, fld: str, value: Any, lo: float | None = None,
+            hi: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _fail(path, cid, fld, f"must be a number, got {value!r}")
+    v = float(value)
+    if not np.isfinite(v) or (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise _fail(path, cid, fld, f"{v:g} is out of range [{lo}, {hi}]")
+    return v
+
+
+def parse_claim(raw: Any, path: str, defaults: DecisionRule) -> Claim:
+    """Validate one claim mapping; raise SpecError naming the claim and field."""
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: every claim must be a mapping, got {type(raw).__name__}")
+    cid = str(raw.get("id", "?"))
+    unknown = sorted(set(raw) - CLAIM_FIELDS)
+    if unknown:
+        raise _fail(path, cid, unknown[0], f"unknown field; known: {', '.join(sorted(CLAIM_FIELDS))}")
+    for req in ("id", "quote", "model", "outcome", "time_h", "quantity", "region"):
+        if req not in raw:
+            raise _fail(path, cid, req, "required field is missing")
+    try:
+        cls = get_model_class(str(raw["model"]))
+    except SpecError as exc:
+        raise _fail(path, cid, "model", str(exc)) from None
+    if raw["outcome"] not in OUTCOMES:
+        raise _fail(path, cid, "outcome", f"'{raw['outcome']}' is not one of {', '.join(OUTCOMES)}")
+    quantities = getattr(cls, "quantities", ())
+    if raw["quantity"] not in quantities:
+        raise _fail(path, cid, "quantity",
+                    f"model {raw['model']} has no quantity '{raw['quantity']}'; "
+                    f"known: {', '.join(quantities)}")
+    region = raw["region"]
+    if not isinstance(region, list) or len(region) != 2:
+        raise _fail(path, cid, "region", "must be a list of two numbers [low, high]")
+    lo = _number(path, cid, "region", region[0])
+    hi = _number(path, cid, "region", region[1])
+    if not lo < hi:
+        raise _fail(path, cid, "region", f"low ({lo:g}) must be below high ({hi:g})")
+    time_h = _number(path, cid, "time_h", raw["time_h"], 0.0)
+    half = raw.get("window_h")
+    try:
+        window = TimeWindow.around(time_h, None if half is None
+                                   else _number(path, cid, "window_h", half, 0.0))
+        filters = Filters.from_mapping(raw.get("selection"))
+    except SpecError as exc:
+        raise _fail(path, cid, "selection" if "selection" in str(exc) else "time_h",
+                    str(exc)) from None
+    rule = DecisionRule(
+        support=_number(path, cid, "support", raw.get("support", defaults.support), 0, 1),
+        contradict=_number(path, cid, "contradict", raw.get("contradict", defaults.contradict),
+                           0, 1),
+        min_studies=int(_number(path, cid, "min_studies",
+                                raw.get("min_studies", defaults.min_studies), 1)),
+    )
+    if not rule.contradict < rule.support:
+        raise _fail(path, cid, "contradict", "must be below 'support'")
+    return Claim(cid, str(raw.get("title", cid)), str(raw["quote"]), str(raw.get("source", "")),
+                 str(raw["model"]), str(raw["outcome"]), window, str(raw["quantity"]), filters,
+                 (lo, hi), rule)
+
+
+def load_claims(path: str | Path | None = None) -> ClaimsFile:
+    """Load and validate a claims file (YAML, safe loader)."""
+    p = Path(path) if path is not None else bundled_claims_path()
+    name = str(path) if path is not None else "bundled:claims/ketamine.yaml"
+    if not p.exists():
+        raise SpecError(f"{name}: claims file not found")
+    data = p.read_bytes()
+    try:
+        doc = yaml.safe_load(data.decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{name}: not valid UTF-8 YAML: {exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("claims"), list) or not doc["claims"]:
+        raise SpecError(f"{name}: expected a mapping with a non-empty list under 'claims'")
+    d = doc.get("defaults") or {}
+    if not isinstance(d, dict):
+        raise SpecError(f"{name}: 'defaults' must be a mapping")
+    defaults = DecisionRule(float(d.get("support", 0.8)), float(d.get("contradict", 0.2)),
+                            int(d.get("min_studies", 2)))
+    claims = [parse_claim(raw, name, defaults) for raw in doc["claims"]]
+    ids = [c.id for c in claims]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise SpecError(f"{name}: claim id(s) used more than once: {', '.join(dupes)}")
+    return ClaimsFile(name, hashlib.sha256(data).hexdigest(), claims)
+
+
+@dataclass
+class ClaimResult:
+    """The verdict of one claim with the numbers behind it."""
+
+    claim: Claim
+    verdict: str
+    probability: float | None
+    estimate: dict[str, float] | None
+    studies: list[str]
+    diagnostics_passed: bool | None
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the verdict as the documented JSON record."""
+        c, e = self.claim, self.estimate or {}
+        return {
+            "id": c.id, "title": c.title, "quote": c.quote, "quantity": c.quantity,
+            "model": c.model, "outcome": c.outcome, "time_h": c.window.target_h,
+            "region": list(c.region), "selection": c.filters.as_dict(),
+            "median": e.get("median"), "ci_low": e.get("ci_low"), "ci_high": e.get("ci_high"),
+            "probability": self.probability, "verdict": self.verdict, "studies": self.studies,
+            "diagnostics_passed": self.diagnostics_passed, "reason": self.reason,
+        }
+
+
+def judge(claim: Claim, draws: np.ndarray | None, studies: list[str],
+          diagnostics_passed: bool | None, estimate: dict[str, float] | None) -> ClaimResult:
+    """Turn posterior draws of the claim's quantity into a verdict."""
+    k = len(studies)
+    if draws is None or k < claim.rule.min_studies:
+        reason = (f"{k} stud(ies) inform this claim; at least {claim.rule.min_studies} needed. "
+                  f"More {claim.outcome} counts near {claim.window.target_h:g} h in the selected "
+                  "arms would settle it.")
+        return ClaimResult(claim, "insufficient data", None, estimate, studies,
+                           diagnostics_passed, reason)
+    lo, hi = claim.region
+    p = float(np.mean((draws >= lo) & (draws <= hi)))
+    verdict = claim.rule.verdict(p, k)
+    reason = (f"P({claim.quantity} in [{lo:g}, {hi:g}]) = {p:.2f} "
+              f"(supported >= {claim.rule.support:g}, contradicted <= {claim.rule.contradict:g})")
+    if diagnostics_passed is False:
+        reason += "; the fit FAILED its convergence diagnostics, so treat this as provisional"
+    return ClaimResult(claim, verdict, p, estimate, studies, diagnostics_passed, reason)

@@ -1,0 +1,128 @@
+"""The one place that calls PyMC and ArviZ to sample and to diagnose.
+
+Keeping these calls here means a move to PyMC 6 / ArviZ 1.x touches one module.
+Intervals are equal-tailed with probability :data:`CI_PROB` unless asked.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    import arviz as az
+    import pymc as pm
+
+CI_PROB = 0.95
+R_HAT_MAX = 1.01
+ESS_BULK_MIN = 400
+PACKAGES = ("trialmeta", "pymc", "pytensor", "arviz", "numpy", "scipy", "pandas")
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """NUTS settings; chains run one after another in this process (no spawning)."""
+
+    draws: int = 1000
+    tune: int = 1000
+    chains: int = 4
+    target_accept: float = 0.99
+    seed: int = 20190101
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the settings as a JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass
+class Diagnostics:
+    """Convergence gate: R-hat, bulk ESS and divergences, with advice on failure."""
+
+    r_hat_max: float
+    ess_bulk_min: float
+    divergences: int
+    passed: bool
+    messages: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the diagnostics as a JSON-ready dict."""
+        return {"r_hat_max": round(self.r_hat_max, 4), "ess_bulk_min": round(self.ess_bulk_min, 1),
+                "divergences": self.divergences, "passed": self.passed,
+                "messages": list(self.messages)}
+
+
+def sample(model: pm.Model, settings: SamplerSettings, *, progress: bool = False) -> az.InferenceData:
+    """Draw posterior samples with PyMC's NUTS, chains sequential and seeded."""
+    import logging
+
+    import pymc as pm
+
+    logging.getLogger("pymc").setLevel(logging.ERROR)
+    with model:
+        idata = pm.sample(
+            draws=settings.draws, tune=settings.tune, chains=settings.chains, cores=1,
+            target_accept=settings.target_accept, random_seed=settings.seed,
+            progressbar=progress, compute_convergence_checks=False,
+        )
+    return idata
+
+
+def diagnose(idata: az.InferenceData, var_names: list[str]) -> Diagnostics:
+    """Check R-hat, bulk ESS and divergences of ``var_names`` against the gate."""
+    import arviz as az
+
+    post = idata.posterior[var_names]
+    rhat = az.rhat(post)
+    ess = az.ess(post, method="bulk")
+    r_hat_max = float(max(np.nanmax(rhat[v].values) for v in var_names))
+    ess_min = float(min(np.nanmin(ess[v].values) for v in var_names))
+    div = int(idata.sample_stats["diverging"].values.sum()) if "sample_stats" in idata else 0
+    msgs = []
+    if div:
+        msgs.append(f"{div} divergent transition(s): raise target_accept, tighten the prior on "
+                    "tau, or check the data for a study that fits badly")
+    if not r_hat_max <= R_HAT_MAX:
+        msgs.append(f"R-hat {r_hat_max:.3f} > {R_HAT_MAX}: chains disagree; draw more "
+                    "(--draws) or simplify the model")
+    if not ess_min >= ESS_BULK_MIN:
+        msgs.append(f"bulk ESS {ess_min:.0f} < {ESS_BULK_MIN}: too few effective draws; "
+                    "raise --draws")
+    return Diagnostics(r_hat_max, ess_min, div, not msgs, msgs)
+
+
+def summarize_draws(draws: np.ndarray, ci_prob: float = CI_PROB) -> dict[str, float]:
+    """Mean, median, sd and the equal-tailed interval of a vector of draws."""
+    x = np.asarray(draws, dtype=float).ravel()
+    lo, hi = np.quantile(x, [(1 - ci_prob) / 2, 1 - (1 - ci_prob) / 2])
+    return {"mean": float(x.mean()), "median": float(np.median(x)), "sd": float(x.std(ddof=1)),
+            "ci_low": float(lo), "ci_high": float(hi)}
+
+
+def flat(idata: az.InferenceData, name: str) -> np.ndarray:
+    """Posterior draws of a variable with chains and draws flattened into axis 0."""
+    values = idata.posterior[name].values
+    return values.reshape((-1,) + values.shape[2:])
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages a result depends on."""
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def command_line() -> str:
+    """The command that produced a result (program name without its path)."""
+    argv = list(sys.argv)
+    if argv:
+        argv[0] = argv[0].rsplit("/", 1)[-1]
+    return " ".join(argv)

@@ -1,0 +1,414 @@
+"""Trial records: load CSV, TSV, Excel or Parquet in the long format and validate it.
+
+One row per study x arm x time point. The column contract is written once here
+(:data:`COLUMNS`) and documented in ``data/README.md``. Validation collects every
+problem before raising :class:`~trialmeta.analysis.errors.DataError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from .errors import DataError, Problem
+
+Kind = Literal["str", "float", "int", "bool"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the input contract."""
+
+    name: str
+    kind: Kind
+    required: bool = False
+    description: str = ""
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("study", "str", True, "study key, e.g. Zarate2006"),
+    Column("arm", "str", True, "arm label, unique within study"),
+    Column("treatment", "str", True, "active drug or control (ketamine, saline, midazolam, ...)"),
+    Column("control", "bool", False, "true for the comparator arm(s)"),
+    Column("dose", "float", False, "dose per administration, >= 0; 0 for placebo"),
+    Column("dose_unit", "str", False, "mg/kg, mg, mg/day, ug/kg"),
+    Column("route", "str", False, "iv, intranasal, oral, im, sc, sublingual"),
+    Column("doses_given", "int", False, "administrations before this time point (0 = baseline)"),
+    Column("population", "str", False, "e.g. unipolar_trd, bipolar, suicidal_ideation"),
+    Column("design", "str", False, "parallel, crossover or single_arm"),
+    Column("time_h", "float", False, "hours since the last administration; 0 = baseline"),
+    Column("n", "int", False, "patients contributing at this time point, > 0"),
+    Column("n_binary", "int", False, "denominator of the counts when it differs from n"),
+    Column("scale", "str", False, "rating scale: HDRS17, MADRS, SSI, ..."),
+    Column("mean", "float", False, "continuous outcome (see mean_type)"),
+    Column("sd", "float", False, "standard deviation of the outcome, > 0"),
+    Column("se", "float", False, "standard error of the mean, > 0"),
+    Column("mean_type", "str", False, "change (from baseline) or endpoint"),
+    Column("responders", "int", False, "responders, 0..n"),
+    Column("response_def", "str", False, "definition of response"),
+    Column("remitters", "int", False, "remitters, 0..n"),
+    Column("remission_def", "str", False, "definition of remission"),
+    Column("source", "str", True, "where each number was read (DOI/PMID/registry + table)"),
+    Column("evidence", "str", False, "primary, secondary or derived"),
+)
+COLUMN_BY_NAME = {c.name: c for c in COLUMNS}
+REQUIRED = tuple(c.name for c in COLUMNS if c.required)
+
+ALIASES: dict[str, str] = {
+    "study_id": "study",
+    "trial": "study",
+    "group": "arm",
+    "drug": "treatment",
+    "hours": "time_h",
+    "timepoint_hours": "time_h",
+    "events_response": "responders",
+    "events_remission": "remitters",
+}
+DOSE_UNITS = frozenset({"mg/kg", "mg", "mg/day", "ug/kg"})
+ROUTES = frozenset({"iv", "intranasal", "oral", "im", "sc", "sublingual"})
+DESIGNS = frozenset({"parallel", "crossover", "single_arm"})
+MEAN_TYPES = frozenset({"change", "endpoint"})
+EVIDENCE = frozenset({"primary", "secondary", "derived"})
+TRUE_WORDS = frozenset({"true", "yes", "1", "y", "t"})
+FALSE_WORDS = frozenset({"false", "no", "0", "n", "f"})
+MISSING_WORDS = frozenset({"", "na", "nan", "none", "null"})
+ROW_KEY = ("study", "arm", "time_h", "scale", "doses_given")
+ARM_ATTRIBUTES = ("treatment", "control", "dose", "dose_unit", "route")
+SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "tsv", ".xlsx": "excel",
+            ".parquet": "parquet", ".pq": "parquet"}
+HEADER_LINE = 1  # data row k (0-based) is line k + 2 in the file
+
+
+@dataclass
+class Records:
+    """A validated table of trial records.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        Typed columns of the contract (missing optional columns added as empty),
+        plus any extra columns the file had; ``line`` holds each row's line number.
+    path : str
+        Where the records came from.
+    sha256 : str
+        SHA-256 of the file's bytes.
+    """
+
+    table: pd.DataFrame
+    path: str
+    sha256: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def studies(self) -> list[str]:
+        """Study keys in order of first appearance."""
+        return list(dict.fromkeys(self.table["study"]))
+
+
+def bundled_path() -> Path:
+    """Path of the bundled ketamine dataset."""
+    return Path(str(resources.files("trialmeta.data").joinpath("ketamine_trials.csv")))
+
+
+def _read_raw(path: Path) -> pd.DataFrame:
+    """Read a file into a DataFrame of strings (no type guessing)."""
+    kind = SUFFIXES.get(path.suffix.lower())
+    name = str(path)
+    if kind is None:
+        raise DataError([Problem(name, None, None,
+                                 f"unknown file type '{path.suffix}'; use .csv, .tsv, .xlsx "
+                                 "or .parquet")])
+    if not path.exists():
+        raise DataError([Problem(name, None, None, "file not found")])
+    try:
+        if kind in ("csv", "tsv"):
+            raw = path.read_bytes()
+            if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+                raise DataError([Problem(name, None, None,
+                                         "file is UTF-16 encoded; save it as UTF-8")])
+            try:
+                text = raw.decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                raise DataError([Problem(name, None, None,
+                                         f"not valid UTF-8 (byte {exc.start}); save the file "
+                                         "as UTF-8")]) from None
+            if not text.strip():
+                raise DataError([Problem(name, None, None, "file is empty")])
+            import io
+
+            sep = "," if kind == "csv" else "\t"
+            df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
+                             na_filter=False)
+        elif kind == "excel":
+            sheets = pd.read_excel(path, sheet_name=None, dtype=str, keep_default_na=False,
+                                   na_filter=False)
+            if len(sheets) != 1:
+                raise DataError([Problem(name, None, None,
+                                         f"workbook has {len(sheets)} sheets "
+                                         f"({', '.join(sheets)}); keep the records on one "
+                                         "sheet")])
+            df = next(iter(sheets.values()))
+        else:
+            df = pd.read_parquet(path)
+            df = df.astype(object).where(df.notna(), "")
+            df = df.map(lambda v: v if isinstance(v, str) else _format_scalar(v))
+    except DataError:
+        raise
+    except Exception as exc:  # parsers raise many types; report them as data problems
+        raise DataError([Problem(name, None, None, f"cannot be read: {exc}")]) from None
+    return df
+
+
+def _format_scalar(value: object) -> str:
+    """Turn a Parquet cell into text without losing integers or booleans."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _parse_float(text: str) -> tuple[float | None, str | None]:
+    """Parse a number; return (value, problem)."""
+    t = text.strip().replace("\u2212", "-")
+    if t.lower() in MISSING_WORDS:
+        return None, None
+    if t.endswith("%"):
+        return None, f"'{text}' is a percentage; give the number (a count, or a proportion)"
+    if re.fullmatch(r"-?\d+,\d+", t):
+        return None, f"'{text}' uses a decimal comma; write {t.replace(',', '.')}"
+    try:
+        value = float(t)
+    except ValueError:
+        return None, f"'{text}' is not a number"
+    if not math.isfinite(value):
+        return None, f"'{text}' is not a finite number"
+    return value, None
+
+
+def _parse_cell(col: Column, text: str) -> tuple[object, str | None]:
+    """Parse one cell of a contract column; return (value or None, problem or None)."""
+    t = text.strip()
+    if col.kind == "str":
+        return (t or None), None
+    if t.lower() in MISSING_WORDS:
+        return None, None
+    if col.kind == "bool":
+        if t.lower() in TRUE_WORDS:
+            return True, None
+        if t.lower() in FALSE_WORDS:
+            return False, None
+        return None, f"'{text}' is not true or false"
+    value, problem = _parse_float(t)
+    if problem or value is None:
+        return None, problem
+    if col.kind == "int":
+        if not value.is_integer():
+            return None, f"'{text}' is not a whole number"
+        return int(value), None
+    return value, None
+
+
+def read_records(path: str | Path | None = None) -> Records:
+    """Load and validate trial records.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        CSV, TSV, Excel (.xlsx, one sheet) or Parquet file; the bundled dataset
+        when omitted.
+
+    Returns
+    -------
+    Records
+        The validated, typed records.
+
+    Raises
+    ------
+    DataError
+        With every problem found (file, row, column, what to do).
+    """
+    p = Path(path) if path is not None else bundled_path()
+    raw = _read_raw(p)
+    name = str(path) if path is not None else "bundled:ketamine_trials.csv"
+    return validate(raw, name, hashlib.sha256(p.read_bytes()).hexdigest())
+
+
+def validate(raw: pd.DataFrame, name: str, sha256: str = "") -> Records:
+    """Validate a DataFrame of strings against the contract and type it."""
+    problems: list[Problem] = []
+    raw = raw.copy()
+    raw.columns = [str(c).strip() for c in raw.columns]
+    dupes = sorted({c for c in raw.columns if list(raw.columns).count(c) > 1})
+    for c in dupes:
+        problems.append(Problem(name, HEADER_LINE, c, "column appears more than once; keep one"))
+    if dupes:
+        raise DataError(problems)
+    renames = {}
+    for alias, target in ALIASES.items():
+        if alias in raw.columns and target not in raw.columns:
+            renames[alias] = target
+    raw = raw.rename(columns=renames)
+    if len(raw.columns) == 1 and raw.columns[0].count(";") >= 2:
+        raise DataError([Problem(name, HEADER_LINE, None,
+                                 "the header looks semicolon-separated; use commas (CSV) or "
+                                 "tabs (TSV)")])
+    missing = [c for c in REQUIRED if c not in raw.columns]
+    for c in missing:
+        problems.append(Problem(name, HEADER_LINE, c,
+                                f"required column '{c}' is missing "
+                                f"(required: {', '.join(REQUIRED)})"))
+    if problems:
+        raise DataError(problems)
+    if raw.empty:
+        raise DataError([Problem(name, None, None, "the file has a header but no rows")])
+
+    typed: dict[str, list[object]] = {c.name: [] for c in COLUMNS}
+    for i, rec in enumerate(raw.to_dict("records")):
+        line = i + HEADER_LINE + 1
+        for col in COLUMNS:
+            text = rec.get(col.name, "")
+            text = "" if text is None else str(text)
+            value, problem = _parse_cell(col, text)
+            if problem:
+                problems.append(Problem(name, line, col.name, problem))
+            elif value is None and col.required:
+                problems.append(Problem(name, line, col.name, "required value is empty"))
+            typed[col.name].append(value)
+    table = pd.DataFrame(typed, dtype=object)
+    for extra in raw.columns:
+        if extra not in COLUMN_BY_NAME:
+            table[extra] = raw[extra].to_numpy()
+    table["line"] = range(HEADER_LINE + 1, HEADER_LINE + 1 + len(table))
+    problems += _check_values(table, name)
+    problems += _check_structure(table, name)
+    if problems:
+        raise DataError(sorted(problems, key=lambda p: (p.row or 0, p.column or "")))
+    for col in COLUMNS:
+        if col.kind == "int":
+            table[col.name] = pd.array(table[col.name], dtype="Int64")
+        elif col.kind == "float":
+            table[col.name] = pd.array(table[col.name], dtype="Float64")
+        elif col.kind == "bool":
+            table[col.name] = pd.array(table[col.name], dtype="boolean")
+    return Records(table=table, path=name, sha256=sha256)
+
+
+def _check_values(t: pd.DataFrame, name: str) -> list[Problem]:
+    """Row-wise range and vocabulary checks."""
+    out: list[Problem] = []
+    for rec in t.to_dict("records"):
+        line = rec["line"]
+
+        def bad(col: str, msg: str, line: int = line) -> None:
+            out.append(Problem(name, line, col, msg))
+
+        n, nb = rec["n"], rec["n_binary"]
+        if n is not None and n <= 0:
+            bad("n", f"n = {n}; the number of patients must be > 0")
+        if nb is not None and nb <= 0:
+            bad("n_binary", f"n_binary = {nb}; must be > 0")
+        denom = nb if nb is not None else n
+        for col in ("responders", "remitters"):
+            k = rec[col]
+            if k is None:
+                continue
+            if k < 0:
+                bad(col, f"{col} = {k}; counts cannot be negative")
+            elif denom is None:
+                bad("n", f"{col} given without n; add the number of patients")
+            elif k > denom:
+                which = "n_binary" if nb is not None else "n"
+                bad(col, f"{col} = {k} is more than {which} = {denom}")
+        for col in ("sd", "se"):
+            v = rec[col]
+            if v is not None and v <= 0:
+                bad(col, f"{col} = {v:g}; must be > 0 (leave it empty if unknown)")
+        if rec["mean"] is not None and rec["mean_type"] is None:
+            bad("mean_type", "mean given without mean_type; say 'change' or 'endpoint'")
+        if (rec["sd"] is not None or rec["se"] is not None) and rec["mean"] is None:
+            bad("mean", "sd or se given without a mean")
+        if rec["dose"] is not None and rec["dose"] < 0:
+            bad("dose", f"dose = {rec['dose']:g}; must be >= 0")
+        if rec["dose"] is not None and rec["dose"] > 0 and rec["dose_unit"] is None:
+            bad("dose_unit", "dose given without dose_unit (mg/kg, mg, mg/day, ug/kg)")
+        if rec["time_h"] is not None and rec["time_h"] < 0:
+            bad("time_h", f"time_h = {rec['time_h']:g}; times before the dose are not "
+                          "outcomes: use 0 for baseline")
+        if rec["doses_given"] is not None and rec["doses_given"] < 0:
+            bad("doses_given", f"doses_given = {rec['doses_given']}; must be >= 0")
+        vocab = [("dose_unit", DOSE_UNITS), ("route", ROUTES), ("design", DESIGNS),
+                 ("mean_type", MEAN_TYPES), ("evidence", EVIDENCE)]
+        for col, allowed in vocab:
+            v = rec[col]
+            if v is not None and v not in allowed:
+                bad(col, f"unknown {col} '{v}'; use one of {', '.join(sorted(allowed))}")
+    return out
+
+
+def _check_structure(t: pd.DataFrame, name: str) -> list[Problem]:
+    """Duplicate rows, designs and arm attributes that must agree within a study."""
+    out: list[Problem] = []
+    seen: dict[tuple, int] = {}
+    for rec in t.to_dict("records"):
+        key = tuple(rec[c] for c in ROW_KEY)
+        if key in seen:
+            out.append(Problem(name, rec["line"], None,
+                               f"duplicate row: same study, arm, time_h, scale and doses_given "
+                               f"as row {seen[key]} ({key[0]}/{key[1]}, time_h={key[2]})"))
+        else:
+            seen[key] = rec["line"]
+    for study, rows in t.groupby("study", sort=False):
+        arms = rows["arm"].nunique()
+        designs = set(rows["design"].dropna())
+        first = int(rows["line"].iloc[0])
+        if len(designs) > 1:
+            out.append(Problem(name, first, "design",
+                               f"study {study} has several designs ({', '.join(sorted(designs))});"
+                               " one design per study"))
+        if arms > 1 and rows["design"].isna().any():
+            line = int(rows.loc[rows["design"].isna(), "line"].iloc[0])
+            out.append(Problem(name, line, "design",
+                               f"study {study} has {arms} arms but no design; say 'parallel' or "
+                               "'crossover' (crossover arms share patients)"))
+        for arm, arm_rows in rows.groupby("arm", sort=False):
+            for col in ARM_ATTRIBUTES:
+                values = {v for v in arm_rows[col] if v is not None and v == v}
+                if len(values) > 1:
+                    out.append(Problem(name, int(arm_rows["line"].iloc[0]), col,
+                                       f"arm {study}/{arm} has different {col} values "
+                                       f"({', '.join(map(str, sorted(values, key=str)))}); "
+                                       "an arm has one value"))
+    return out
+
+
+def summarize(records: Records) -> dict[str, object]:
+    """Describe the records: studies, arms, rows per outcome, time points, tiers."""
+    t = records.table
+    has = {
+        "responders": int(t["responders"].notna().sum()),
+        "remitters": int(t["remitters"].notna().sum()),
+        "mean": int(t["mean"].notna().sum()),
+    }
+    times = sorted({float(x) for x in t["time_h"].dropna()})
+    return {
+        "file": records.path,
+        "sha256": records.sha256,
+        "rows": len(t),
+        "studies": int(t["study"].nunique()),
+        "arms": int(t[["study", "arm"]].drop_duplicates().shape[0]),
+        "rows_per_outcome": has,
+        "time_points_h": times,
+        "evidence": {k: int(v) for k, v in t["evidence"].fillna("unstated").value_counts()
+                     .sort_index().items()},
+        "designs": {k: int(v) for k, v in t.drop_duplicates("study")["design"]
+                    .fillna("unstated").value_counts().sort_index().items()},
+        "treatments": sorted(t["treatment"].unique().tolist()),
+    }

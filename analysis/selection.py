@@ -1,0 +1,200 @@
+"""Select the records a model uses, and say which were dropped and why.
+
+Time points: for each arm, the row whose ``time_h`` is nearest to the requested
+hours within a window is used (ties go to the earlier time). The default window
+is half the requested time on either side, at least 1 h: 24 h accepts 12-36 h.
+Baseline rows (``time_h == 0`` or ``doses_given == 0``) are never outcomes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .errors import SpecError
+from .records import Records
+
+OUTCOMES = ("response", "remission")
+COUNT_COLUMN = {"response": "responders", "remission": "remitters"}
+DEFINITION_COLUMN = {"response": "response_def", "remission": "remission_def"}
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Record filters shared by every command and by claims files.
+
+    Empty tuples and ``None`` mean "no restriction".
+    """
+
+    treatment: tuple[str, ...] = ()
+    route: tuple[str, ...] = ()
+    population: tuple[str, ...] = ()
+    doses_given: int | None = None
+    dose: float | None = None
+    design: tuple[str, ...] = ()
+    scale: tuple[str, ...] = ()
+    evidence: tuple[str, ...] = ()
+    exclude_studies: tuple[str, ...] = ()
+
+    @classmethod
+    def from_mapping(cls, data: dict | None) -> Filters:
+        """Build filters from a claims-file mapping (lists or scalars)."""
+        data = dict(data or {})
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SpecError(f"unknown selection field(s): {', '.join(unknown)}; "
+                            f"known: {', '.join(sorted(known))}")
+        kwargs: dict[str, object] = {}
+        for key, value in data.items():
+            if key in ("doses_given",):
+                kwargs[key] = None if value is None else int(value)
+            elif key == "dose":
+                kwargs[key] = None if value is None else float(value)
+            else:
+                values = value if isinstance(value, list | tuple) else [value]
+                kwargs[key] = tuple(str(v) for v in values)
+        return cls(**kwargs)
+
+    def as_dict(self) -> dict[str, object]:
+        """Return the non-empty filters as a JSON-ready dict."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()
+                if v not in ((), None)}
+
+    def apply(self, table: pd.DataFrame) -> pd.DataFrame:
+        """Return the rows that pass every filter."""
+        keep = pd.Series(True, index=table.index)
+        for col in ("treatment", "route", "population", "design", "scale", "evidence"):
+            allowed = getattr(self, col)
+            if allowed:
+                keep &= table[col].isin(allowed)
+        if self.doses_given is not None:
+            keep &= table["doses_given"].fillna(-1).astype(int).eq(self.doses_given)
+        if self.dose is not None:
+            keep &= np.isclose(table["dose"].astype(float).fillna(-1.0), self.dose)
+        if self.exclude_studies:
+            keep &= ~table["study"].isin(self.exclude_studies)
+        return table[keep]
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """A target time with the window accepted around it (hours)."""
+
+    target_h: float
+    low_h: float
+    high_h: float
+
+    @classmethod
+    def around(cls, target_h: float, half_width_h: float | None = None) -> TimeWindow:
+        """Window of ``half_width_h`` either side (default: half the target, at least 1 h)."""
+        if target_h <= 0:
+            raise SpecError(f"--time must be > 0 hours (got {target_h:g}); 0 is baseline")
+        half = max(target_h / 2.0, 1.0) if half_width_h is None else float(half_width_h)
+        if half < 0:
+            raise SpecError("the time window cannot be negative")
+        return cls(target_h, max(target_h - half, 0.0), target_h + half)
+
+
+@dataclass
+class BinaryArms:
+    """Arm-level counts for one outcome, one row per arm.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        Columns study, arm, label, treatment, time_h, n, events, evidence, design,
+        definition, source, line.
+    dropped : list of dict
+        Arms or rows left out, each with study, arm and reason.
+    """
+
+    outcome: str
+    table: pd.DataFrame
+    dropped: list[dict[str, object]] = field(default_factory=list)
+
+    @property
+    def k_studies(self) -> int:
+        """Number of distinct studies."""
+        return int(self.table["study"].nunique())
+
+    @property
+    def n_total(self) -> int:
+        """Patients summed over arms."""
+        return int(self.table["n"].sum())
+
+
+def select_binary_arms(records: Records, outcome: str, window: TimeWindow,
+                       filters: Filters, *, active_only: bool = True) -> BinaryArms:
+    """Choose, per arm, the row with counts for ``outcome`` nearest the target time.
+
+    Parameters
+    ----------
+    records : Records
+        Validated records.
+    outcome : {"response", "remission"}
+        Which count to use.
+    window : TimeWindow
+        Target time and accepted window.
+    filters : Filters
+        Record filters.
+    active_only : bool
+        Keep only non-control arms (the pooled-rate model describes treated arms).
+    """
+    if outcome not in OUTCOMES:
+        raise SpecError(f"unknown outcome '{outcome}'; use one of {', '.join(OUTCOMES)}")
+    count_col = COUNT_COLUMN[outcome]
+    t = filters.apply(records.table)
+    if active_only:
+        t = t[~t["control"].fillna(False).astype(bool)]
+    dropped: list[dict[str, object]] = []
+    chosen = []
+    for (study, arm), rows in t.groupby(["study", "arm"], sort=False):
+        rows = rows[rows[count_col].notna()]
+        if rows.empty:
+            continue
+        outcome_rows = rows[~(rows["time_h"].fillna(-1).eq(0) | rows["doses_given"].fillna(-1)
+                              .eq(0))]
+        timed = outcome_rows[outcome_rows["time_h"].notna()]
+        if timed.empty:
+            dropped.append(dict(study=study, arm=arm,
+                                reason=f"{outcome} count has no time point (time_h empty)"))
+            continue
+        inside = timed[(timed["time_h"] >= window.low_h) & (timed["time_h"] <= window.high_h)]
+        if inside.empty:
+            times = ", ".join(f"{x:g}" for x in sorted(timed["time_h"].astype(float)))
+            dropped.append(dict(study=study, arm=arm,
+                                reason=f"no {outcome} count within {window.low_h:g}-"
+                                       f"{window.high_h:g} h (has {times} h)"))
+            continue
+        dist = (inside["time_h"].astype(float) - window.target_h).abs()
+        best = inside.assign(_d=dist.to_numpy()).sort_values(["_d", "time_h"]).iloc[0]
+        chosen.append(best)
+    cols = ["study", "arm", "label", "treatment", "dose", "dose_unit", "route", "population",
+            "design", "scale", "time_h", "n", "events", "evidence", "definition", "source", "line"]
+    if not chosen:
+        return BinaryArms(outcome, pd.DataFrame(columns=cols), dropped)
+    sel = pd.DataFrame(chosen)
+    denom = sel["n_binary"].fillna(sel["n"]).astype(int)
+    out = pd.DataFrame({
+        "study": sel["study"].to_numpy(),
+        "arm": sel["arm"].to_numpy(),
+        "label": [f"{s} {a}" for s, a in zip(sel["study"], sel["arm"], strict=True)],
+        "treatment": sel["treatment"].to_numpy(),
+        "dose": sel["dose"].astype(float).to_numpy(),
+        "dose_unit": sel["dose_unit"].to_numpy(),
+        "route": sel["route"].to_numpy(),
+        "population": sel["population"].to_numpy(),
+        "design": sel["design"].to_numpy(),
+        "scale": sel["scale"].to_numpy(),
+        "time_h": sel["time_h"].astype(float).to_numpy(),
+        "n": denom.to_numpy(),
+        "events": sel[count_col].astype(int).to_numpy(),
+        "evidence": sel["evidence"].to_numpy(),
+        "definition": sel[DEFINITION_COLUMN[outcome]].to_numpy(),
+        "source": sel["source"].to_numpy(),
+        "line": sel["line"].astype(int).to_numpy(),
+    })
+    return BinaryArms(outcome, out.reset_index(drop=True), dropped)

@@ -1,0 +1,1 @@
+"""trialmeta.cli: the Typer command line (thin: parse, call the library, print)."""

@@ -1,0 +1,36 @@
+"""The ``trialmeta`` command: one Typer app combining one module per command."""
+
+from __future__ import annotations
+
+import typer
+
+from .fit import fit_app
+from .report import report
+from .validate import validate
+
+app = typer.Typer(
+    name="trialmeta",
+    help="Bayesian meta-analysis of clinical-trial outcomes, with reports that test "
+         "published claims. With no FILE, commands use the bundled ketamine dataset.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("validate")(validate)
+app.add_typer(fit_app, name="fit")
+app.command("report")(report)
+
+
+@app.command("models")
+def models() -> None:
+    """List the registered model families."""
+    from trialmeta.analysis.models import get_model_class, registry
+
+    for name in sorted(registry()):
+        cls = get_model_class(name)
+        typer.echo(f"{name:<16} {getattr(cls, 'description', '')}")
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    app()

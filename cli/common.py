@@ -1,0 +1,73 @@
+"""What every command shares: error handling, record filters and sampler options."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+FileArg = Annotated[str | None, typer.Argument(
+    help="Records file (CSV, TSV, XLSX or Parquet); the bundled ketamine dataset if omitted.",
+    show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON document instead of text.")]
+SeedOpt = Annotated[int, typer.Option(help="Random seed for every random step.")]
+DrawsOpt = Annotated[int, typer.Option(min=10, help="Posterior draws per chain.")]
+TuneOpt = Annotated[int, typer.Option(min=10, help="Warm-up draws per chain.")]
+ChainsOpt = Annotated[int, typer.Option(min=1, help="Number of chains.")]
+TreatmentOpt = Annotated[list[str] | None, typer.Option(
+    "--treatment", help="Keep arms with this treatment (repeatable).")]
+RouteOpt = Annotated[list[str] | None, typer.Option("--route", help="Keep this route (repeatable).")]
+PopulationOpt = Annotated[list[str] | None, typer.Option(
+    "--population", help="Keep this population (repeatable).")]
+ScaleOpt = Annotated[list[str] | None, typer.Option(
+    "--scale", help="Keep rows on this rating scale (repeatable).")]
+EvidenceOpt = Annotated[list[str] | None, typer.Option(
+    "--evidence", help="Keep rows of this evidence tier (repeatable).")]
+DosesOpt = Annotated[int | None, typer.Option(
+    "--doses-given", help="Keep rows after exactly this many administrations.")]
+DoseOpt = Annotated[float | None, typer.Option("--dose", help="Keep arms at this dose.")]
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print a message to stderr and return the Exit to raise."""
+    typer.echo(message, err=True)
+    return typer.Exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """Turn library errors into a clear message and exit status 2 (no traceback)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from trialmeta.analysis.errors import TrialmetaError
+
+        try:
+            return func(*args, **kwargs)
+        except TrialmetaError as exc:
+            raise fail(f"error: {exc}") from None
+        except KeyboardInterrupt:
+            raise fail("interrupted; nothing was written", 130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def filters_from_options(treatment: list[str] | None, route: list[str] | None,
+                         population: list[str] | None, scale: list[str] | None,
+                         evidence: list[str] | None, doses_given: int | None,
+                         dose: float | None) -> Any:
+    """Build record filters from the shared command-line options."""
+    from trialmeta.analysis.selection import Filters
+
+    return Filters(treatment=tuple(treatment or ()), route=tuple(route or ()),
+                   population=tuple(population or ()), scale=tuple(scale or ()),
+                   evidence=tuple(evidence or ()), doses_given=doses_given, dose=dose)
+
+
+def quiet_by_default() -> bool:
+    """True when standard error is not a terminal (no progress bars then)."""
+    return not sys.stderr.isatty()

@@ -1,0 +1,116 @@
+"""`trialmeta fit MODEL`: fit one model family to selected records."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .common import (
+    ChainsOpt,
+    DoseOpt,
+    DosesOpt,
+    DrawsOpt,
+    EvidenceOpt,
+    FileArg,
+    JsonOpt,
+    PopulationOpt,
+    RouteOpt,
+    ScaleOpt,
+    SeedOpt,
+    TreatmentOpt,
+    TuneOpt,
+    fail,
+    filters_from_options,
+    handle_errors,
+)
+
+fit_app = typer.Typer(help="Fit a model family to the records.", no_args_is_help=True)
+
+
+@fit_app.command("pooled-rate")
+@handle_errors
+def pooled_rate(
+    file: FileArg = None,
+    outcome: Annotated[str, typer.Option(help="response or remission.")] = "response",
+    time: Annotated[float, typer.Option("--time", help="Target hours after the dose.")] = 24.0,
+    window: Annotated[float | None, typer.Option(
+        help="Half-width of the accepted time window in hours (default: half of --time, "
+             "at least 1).")] = None,
+    treatment: TreatmentOpt = None,
+    route: RouteOpt = None,
+    population: PopulationOpt = None,
+    scale: ScaleOpt = None,
+    evidence: EvidenceOpt = None,
+    doses_given: DosesOpt = None,
+    dose: DoseOpt = None,
+    include_controls: Annotated[bool, typer.Option(
+        help="Also pool control arms (normally only treated arms).")] = False,
+    seed: SeedOpt = 20190101,
+    draws: DrawsOpt = 1000,
+    tune: TuneOpt = 1000,
+    chains: ChainsOpt = 4,
+    allow_unconverged: Annotated[bool, typer.Option(
+        help="Exit 0 even when the fit fails its convergence diagnostics.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Pooled response or remission rate of treated arms (random effects, logit scale)."""
+    from trialmeta.analysis.inference import SamplerSettings
+    from trialmeta.analysis.io import dumps_json
+    from trialmeta.analysis.models.pooled_rate import PooledRate
+    from trialmeta.analysis.records import read_records
+    from trialmeta.analysis.results import PooledRateRun, pooled_rate_document
+    from trialmeta.analysis.selection import TimeWindow, select_binary_arms
+
+    records = read_records(file)
+    filters = filters_from_options(treatment, route, population, scale, evidence, doses_given,
+                                   dose)
+    tw = TimeWindow.around(time, window)
+    data = select_binary_arms(records, outcome, tw, filters, active_only=not include_controls)
+    settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed)
+    model = PooledRate()
+    fit = model.fit(data, settings, data_sha256=records.sha256)
+    run = PooledRateRun(outcome, tw, filters, fit, model.summary(fit))
+    doc = pooled_rate_document(run, records)
+    if json:
+        typer.echo(dumps_json(doc), nl=False)
+    else:
+        typer.echo(format_pooled_rate(doc))
+    if not fit.diagnostics.passed and not allow_unconverged:
+        raise fail("error: the fit failed its convergence diagnostics: "
+                   + "; ".join(fit.diagnostics.messages)
+                   + " (use --allow-unconverged to accept it)", 1)
+
+
+def format_pooled_rate(doc: dict) -> str:
+    """Readable text summary of a pooled-rate document."""
+    e = doc["estimates"]
+
+    def line(name: str, q: str, as_pct: bool = True) -> str:
+        x = e[q]
+        f = (lambda v: f"{100 * v:5.1f}%") if as_pct else (lambda v: f"{v:6.3f}")
+        return f"  {name:<16}{f(x['median'])}  (95% CrI {f(x['ci_low'])} to {f(x['ci_high'])})"
+
+    g = doc["diagnostics"]
+    out = [
+        f"pooled-rate: {doc['outcome']} at {doc['time_h']:g} h "
+        f"(window {doc['window_h'][0]:g}-{doc['window_h'][1]:g} h)",
+        f"  {doc['arms']} arm(s), {doc['k']} stud(ies), {doc['n_total']} patients; "
+        f"scales: {', '.join(doc['scales'])}",
+        line("pooled rate", "pooled_rate"),
+        line("new study", "predictive_rate"),
+        line("tau (logit)", "tau", as_pct=False),
+        "",
+        "  per arm (observed -> shrunken):",
+    ]
+    for a in doc["per_arm"]:
+        out.append(f"    {a['study']:<16} {a['arm']:<14} {a['events']:>3}/{a['n']:<4}"
+                   f"{100 * a['observed_rate']:5.1f}% -> {100 * a['shrunken_median']:5.1f}%")
+    for d in doc["dropped"]:
+        out.append(f"  left out: {d['study']} {d['arm']}: {d['reason']}")
+    status = "passed" if g["passed"] else "FAILED: " + "; ".join(g["messages"])
+    out.append(f"  diagnostics: R-hat max {g['r_hat_max']:.3f}, bulk ESS min "
+               f"{g['ess_bulk_min']:.0f}, divergences {g['divergences']} -> {status}")
+    out.append(f"  seed {doc['provenance']['seed']}, data sha256 "
+               f"{doc['provenance']['data_sha256'][:12]}")
+    return "\n".join(out)

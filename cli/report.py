@@ -1,0 +1,41 @@
+"""`trialmeta report`: run the claims' analyses and write the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .common import ChainsOpt, DrawsOpt, FileArg, SeedOpt, TuneOpt, handle_errors
+
+
+@handle_errors
+def report(
+    file: FileArg = None,
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("reports"),
+    claims: Annotated[str | None, typer.Option(
+        help="Claims file (YAML); the bundled ketamine claims if omitted.")] = None,
+    seed: SeedOpt = 20190101,
+    draws: DrawsOpt = 1000,
+    tune: TuneOpt = 1000,
+    chains: ChainsOpt = 4,
+    quiet: Annotated[bool, typer.Option("--quiet", help="Print only errors.")] = False,
+) -> None:
+    """Write index.html, report.md and results.json for the records and claims."""
+    from trialmeta.analysis.claims import load_claims
+    from trialmeta.analysis.inference import SamplerSettings
+    from trialmeta.analysis.records import read_records
+    from trialmeta.analysis.report.build import build_report
+
+    records = read_records(file)
+    claims_file = load_claims(claims)
+    settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed)
+    results = build_report(records, claims_file, settings, out)
+    if not quiet:
+        for c in results["claims"]:
+            med = "" if c["median"] is None else (
+                f" median {c['median']:.3f} [{c['ci_low']:.3f}, {c['ci_high']:.3f}],"
+                f" P(region) {c['probability']:.2f}")
+            typer.echo(f"{c['id']:<14} {c['verdict']:<18}{med}")
+        typer.echo(f"wrote {out}/index.html, {out}/report.md, {out}/results.json")

@@ -1,0 +1,40 @@
+"""`trialmeta validate`: check a records file and describe it."""
+
+from __future__ import annotations
+
+import typer
+
+from .common import FileArg, JsonOpt
+
+
+def validate(file: FileArg = None, json: JsonOpt = False) -> None:
+    """Validate trial records; print a summary, or every problem (exit status 2)."""
+    from trialmeta.analysis.errors import DataError
+    from trialmeta.analysis.io import dumps_json
+    from trialmeta.analysis.records import read_records, summarize
+
+    try:
+        records = read_records(file)
+    except DataError as exc:
+        if json:
+            typer.echo(dumps_json({"valid": False,
+                                   "problems": [p.as_dict() for p in exc.problems]}), nl=False)
+        else:
+            typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    info = summarize(records)
+    if json:
+        typer.echo(dumps_json({"valid": True, **info}), nl=False)
+        return
+    per = info["rows_per_outcome"]
+    lines = [
+        f"{info['file']}: valid",
+        f"  studies {info['studies']}, arms {info['arms']}, rows {info['rows']}",
+        f"  rows with responders {per['responders']}, remitters {per['remitters']}, "
+        f"means {per['mean']}",
+        "  time points (h): " + ", ".join(f"{t:g}" for t in info["time_points_h"]),
+        "  evidence (rows): " + ", ".join(f"{k} {v}" for k, v in info["evidence"].items()),
+        "  designs (studies): " + ", ".join(f"{k} {v}" for k, v in info["designs"].items()),
+        f"  sha256 {info['sha256']}",
+    ]
+    typer.echo("\n".join(lines))
