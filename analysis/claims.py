@@ -103,7 +103,8 @@ def parse_claim(raw: Any, path: str, defaults: DecisionRule) -> Claim:
     cid = str(raw.get("id", "?"))
     unknown = sorted(set(raw) - CLAIM_FIELDS)
     if unknown:
-        raise _fail(path, cid, unknown[0], f"unknown field; known: {', '.join(sorted(CLAIM_FIELDS))}")
+        known = ", ".join(sorted(CLAIM_FIELDS))
+        raise _fail(path, cid, unknown[0], f"unknown field; known: {known}")
     for req in ("id", "quote", "model", "outcome", "time_h", "quantity", "region"):
         if req not in raw:
             raise _fail(path, cid, req, "required field is missing")

@@ -51,12 +51,17 @@ class Diagnostics:
 
     def as_dict(self) -> dict[str, Any]:
         """Return the diagnostics as a JSON-ready dict."""
-        return {"r_hat_max": round(self.r_hat_max, 4), "ess_bulk_min": round(self.ess_bulk_min, 1),
+        def finite(x: float, digits: int) -> float | None:
+            return round(x, digits) if np.isfinite(x) else None
+
+        return {"r_hat_max": finite(self.r_hat_max, 4),
+                "ess_bulk_min": finite(self.ess_bulk_min, 1),
                 "divergences": self.divergences, "passed": self.passed,
                 "messages": list(self.messages)}
 
 
-def sample(model: pm.Model, settings: SamplerSettings, *, progress: bool = False) -> az.InferenceData:
+def sample(model: pm.Model, settings: SamplerSettings, *,
+           progress: bool = False) -> az.InferenceData:
     """Draw posterior samples with PyMC's NUTS, chains sequential and seeded."""
     import logging
 
@@ -79,14 +84,17 @@ def diagnose(idata: az.InferenceData, var_names: list[str]) -> Diagnostics:
     post = idata.posterior[var_names]
     rhat = az.rhat(post)
     ess = az.ess(post, method="bulk")
-    r_hat_max = float(max(np.nanmax(rhat[v].values) for v in var_names))
+    r_values = np.concatenate([np.ravel(rhat[v].values) for v in var_names])
+    r_hat_max = float("nan") if np.isnan(r_values).all() else float(np.nanmax(r_values))
     ess_min = float(min(np.nanmin(ess[v].values) for v in var_names))
     div = int(idata.sample_stats["diverging"].values.sum()) if "sample_stats" in idata else 0
     msgs = []
     if div:
         msgs.append(f"{div} divergent transition(s): raise target_accept, tighten the prior on "
                     "tau, or check the data for a study that fits badly")
-    if not r_hat_max <= R_HAT_MAX:
+    if np.isnan(r_hat_max):
+        msgs.append("R-hat cannot be computed (one chain?); run at least 2 chains")
+    elif not r_hat_max <= R_HAT_MAX:
         msgs.append(f"R-hat {r_hat_max:.3f} > {R_HAT_MAX}: chains disagree; draw more "
                     "(--draws) or simplify the model")
     if not ess_min >= ESS_BULK_MIN:
@@ -121,7 +129,7 @@ def package_versions() -> dict[str, str]:
 
 
 def command_line() -> str:
-    """The command that produced a result (program name without its path)."""
+    """Return the command that produced a result (program name without its path)."""
     argv = list(sys.argv)
     if argv:
         argv[0] = argv[0].rsplit("/", 1)[-1]

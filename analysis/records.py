@@ -141,9 +141,16 @@ def _read_raw(path: Path) -> pd.DataFrame:
                                          "as UTF-8")]) from None
             if not text.strip():
                 raise DataError([Problem(name, None, None, "file is empty")])
+            import csv
             import io
 
             sep = "," if kind == "csv" else "\t"
+            header = [h.strip() for h in next(csv.reader(io.StringIO(text), delimiter=sep))]
+            dupes = sorted({h for h in header if header.count(h) > 1})
+            if dupes:
+                raise DataError([Problem(name, HEADER_LINE, h,
+                                         "column appears more than once; keep one")
+                                 for h in dupes])
             df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
                              na_filter=False)
         elif kind == "excel":
@@ -316,6 +323,8 @@ def _check_values(t: pd.DataFrame, name: str) -> list[Problem]:
         if nb is not None and nb <= 0:
             bad("n_binary", f"n_binary = {nb}; must be > 0")
         denom = nb if nb is not None else n
+        if denom is not None and denom <= 0:
+            denom = None  # already reported; do not repeat it for every count
         for col in ("responders", "remitters"):
             k = rec[col]
             if k is None:
@@ -323,7 +332,8 @@ def _check_values(t: pd.DataFrame, name: str) -> list[Problem]:
             if k < 0:
                 bad(col, f"{col} = {k}; counts cannot be negative")
             elif denom is None:
-                bad("n", f"{col} given without n; add the number of patients")
+                if n is None and nb is None:
+                    bad("n", f"{col} given without n; add the number of patients")
             elif k > denom:
                 which = "n_binary" if nb is not None else "n"
                 bad(col, f"{col} = {k} is more than {which} = {denom}")

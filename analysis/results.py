@@ -46,7 +46,7 @@ def rounded(obj: Any, digits: int = DIGITS) -> Any:
 
 
 def pooled_rate_document(run: PooledRateRun, records: Records) -> dict[str, Any]:
-    """The ``--json`` document of a pooled-rate fit."""
+    """Build the ``--json`` document of a pooled-rate fit."""
     fit, s = run.fit, run.summary
     arms = s.arms.astype(object).where(s.arms.notna(), None).to_dict("records")
     return rounded({

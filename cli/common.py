@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -21,7 +20,8 @@ TuneOpt = Annotated[int, typer.Option(min=10, help="Warm-up draws per chain.")]
 ChainsOpt = Annotated[int, typer.Option(min=1, help="Number of chains.")]
 TreatmentOpt = Annotated[list[str] | None, typer.Option(
     "--treatment", help="Keep arms with this treatment (repeatable).")]
-RouteOpt = Annotated[list[str] | None, typer.Option("--route", help="Keep this route (repeatable).")]
+RouteOpt = Annotated[list[str] | None, typer.Option(
+    "--route", help="Keep this route (repeatable).")]
 PopulationOpt = Annotated[list[str] | None, typer.Option(
     "--population", help="Keep this population (repeatable).")]
 ScaleOpt = Annotated[list[str] | None, typer.Option(
@@ -68,6 +68,3 @@ def filters_from_options(treatment: list[str] | None, route: list[str] | None,
                    evidence=tuple(evidence or ()), doses_given=doses_given, dose=dose)
 
 
-def quiet_by_default() -> bool:
-    """True when standard error is not a terminal (no progress bars then)."""
-    return not sys.stderr.isatty()

@@ -109,8 +109,10 @@ def format_pooled_rate(doc: dict) -> str:
     for d in doc["dropped"]:
         out.append(f"  left out: {d['study']} {d['arm']}: {d['reason']}")
     status = "passed" if g["passed"] else "FAILED: " + "; ".join(g["messages"])
-    out.append(f"  diagnostics: R-hat max {g['r_hat_max']:.3f}, bulk ESS min "
-               f"{g['ess_bulk_min']:.0f}, divergences {g['divergences']} -> {status}")
+    rhat = "n/a" if g["r_hat_max"] is None else f"{g['r_hat_max']:.3f}"
+    ess = "n/a" if g["ess_bulk_min"] is None else f"{g['ess_bulk_min']:.0f}"
+    out.append(f"  diagnostics: R-hat max {rhat}, bulk ESS min {ess}, divergences "
+               f"{g['divergences']} -> {status}")
     out.append(f"  seed {doc['provenance']['seed']}, data sha256 "
                f"{doc['provenance']['data_sha256'][:12]}")
     return "\n".join(out)

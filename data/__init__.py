@@ -1,0 +1,1 @@
+"""Bundled datasets and claims files (package data)."""

@@ -342,7 +342,8 @@ for arm, attrs, resp, rem in [
               "derived from percentages of the treated patients (remission from integer %, +/-1)")
 
 # --- Canuso 2018: intranasal esketamine 84 mg vs placebo, imminent suicide risk, day 2
-for arm, attrs, resp, rem in [("esketamine_84", esk_in("84"), 50, 52), ("placebo", PLAC_IN, 51, 53)]:
+for arm, attrs, resp, rem in [("esketamine_84", esk_in("84"), 50, 52),
+                              ("placebo", PLAC_IN, 51, 53)]:
     row("Canuso2018", arm, attrs, [("R", resp), ("R", rem)], time_h="24", doses_given="1",
         scale="MADRS", response_def="MADRS response (definition not in congress abstract)",
         remission_def="MADRS remission (definition not in congress abstract)",

@@ -1,0 +1,1 @@
+"""The report: figures, templates and the builder that writes them."""

@@ -1,0 +1,114 @@
+"""The report: files written, numbers equal to results.json, escaping, byte identity."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from conftest import base_rows, write_csv
+from trialmeta.cli.app import app
+from typer.testing import CliRunner
+
+runner = CliRunner()
+SMALL = ["--draws", "150", "--tune", "150", "--chains", "2", "--seed", "9", "--quiet"]
+CLAIMS = """
+claims:
+  - id: T1
+    quote: most respond
+    model: pooled-rate
+    outcome: response
+    time_h: 24
+    quantity: pooled_rate
+    region: [0.4, 0.6]
+  - id: T2
+    quote: a new study would see most respond
+    model: pooled-rate
+    outcome: response
+    time_h: 24
+    quantity: predictive_rate
+    region: [0.4, 0.6]
+  - id: T3
+    quote: remission at a week
+    model: pooled-rate
+    outcome: remission
+    time_h: 168
+    quantity: pooled_rate
+    region: [0.2, 0.4]
+"""
+
+
+def make_inputs(tmp_path: Path, study_name: str = "A2001") -> tuple[Path, Path]:
+    rows = base_rows()
+    for r in rows:
+        if r["study"] == "A2001":
+            r["study"] = study_name
+    data = write_csv(tmp_path / "records.csv", rows)
+    claims = tmp_path / "claims.yaml"
+    claims.write_text(CLAIMS)
+    return data, claims
+
+
+def run_report(data: Path, claims: Path, out: Path) -> None:
+    r = runner.invoke(app, ["report", str(data), "--claims", str(claims), "--out", str(out),
+                            *SMALL])
+    assert r.exit_code == 0, r.output
+
+
+def test_report_files_and_numbers(tmp_path: Path) -> None:
+    data, claims = make_inputs(tmp_path)
+    out = tmp_path / "rep"
+    run_report(data, claims, out)
+    assert {p.name for p in out.iterdir()} == {"index.html", "report.md", "results.json"}
+    res = json.loads((out / "results.json").read_text())
+    verdicts = {c["id"]: c for c in res["claims"]}
+    assert verdicts["T3"]["verdict"] == "insufficient data"
+    assert verdicts["T1"]["verdict"] in {"supported", "contradicted", "inconclusive"}
+    assert len(res["fits"]) == 1  # T1 and T2 share one fit
+    html = (out / "index.html").read_text()
+    assert "<svg" in html and "http://" not in html.replace("http://www.w3.org", "")
+    for c in res["claims"]:
+        cell = re.search(rf'data-claim="{c["id"]}" data-field="verdict">([^<]*)<', html)
+        assert cell and cell.group(1) == c["verdict"]
+        if c["probability"] is not None:
+            prob = re.search(rf'data-claim="{c["id"]}" data-field="probability">([^<]*)<', html)
+            assert prob.group(1) == f"{c['probability']:.2f}"
+    for fid, doc in res["fits"].items():
+        for q in ("pooled_rate", "predictive_rate", "tau"):
+            cell = re.search(rf'data-fit="{fid}" data-quantity="{q}">([^<]*)<', html)
+            assert cell.group(1) == f"{doc['estimates'][q]['median']:.4f}"
+    md = (out / "report.md").read_text()
+    assert "## Claims" in md and "T1" in md and "## Provenance" in md
+    assert res["provenance"]["claims_sha256"] and res["provenance"]["seed"] == 9
+
+
+def test_rerun_is_byte_identical(tmp_path: Path) -> None:
+    data, claims = make_inputs(tmp_path)
+    run_report(data, claims, tmp_path / "a")
+    run_report(data, claims, tmp_path / "b")
+    for name in ("results.json", "report.md", "index.html"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_markup_in_names_is_escaped(tmp_path: Path) -> None:
+    evil = "<script>alert(1)</script>_x_"
+    data, claims = make_inputs(tmp_path, study_name=evil)
+    out = tmp_path / "rep"
+    run_report(data, claims, out)
+    html = (out / "index.html").read_text()
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    md = (out / "report.md").read_text()
+    assert "<script>" not in md and r"\<script\>" in md
+
+
+def test_bad_claims_write_nothing_and_keep_previous(tmp_path: Path) -> None:
+    data, claims = make_inputs(tmp_path)
+    out = tmp_path / "rep"
+    run_report(data, claims, out)
+    before = (out / "results.json").read_bytes()
+    claims.write_text(CLAIMS.replace("[0.4, 0.6]", "[0.9, 0.1]", 1))
+    r = runner.invoke(app, ["report", str(data), "--claims", str(claims), "--out", str(out),
+                            *SMALL])
+    assert r.exit_code == 2 and "claim 'T1', field 'region'" in r.output
+    assert (out / "results.json").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".rep")) == []

@@ -1,0 +1,115 @@
+"""Record selection, claims-file validation and verdict logic (no sampling)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import base_rows, write_csv
+from trialmeta.analysis.claims import DecisionRule, judge, load_claims
+from trialmeta.analysis.errors import SpecError
+from trialmeta.analysis.records import read_records
+from trialmeta.analysis.selection import Filters, TimeWindow, select_binary_arms
+
+
+def test_nearest_time_in_window_and_reasons(tmp_path: Path) -> None:
+    rows = base_rows()
+    extra = dict(rows[0], time_h="48", responders="12")
+    far = dict(rows[2], time_h="168")
+    rows[2]["time_h"] = "72"
+    rows += [extra, far]
+    rec = read_records(write_csv(tmp_path / "r.csv", rows))
+    sel = select_binary_arms(rec, "response", TimeWindow.around(24), Filters())
+    assert sel.table["study"].tolist() == ["A2001"]
+    assert sel.table["time_h"].tolist() == [24.0]
+    assert any("B2002" == d["study"] and "within 12-36 h" in d["reason"] for d in sel.dropped)
+    wide = select_binary_arms(rec, "response", TimeWindow.around(60, 15), Filters())
+    assert sorted(zip(wide.table["study"], wide.table["time_h"], strict=True)) == [
+        ("A2001", 48.0), ("B2002", 72.0)]
+
+
+def test_controls_and_baselines_are_not_outcomes(tmp_path: Path) -> None:
+    rows = base_rows()
+    rows.append(dict(rows[0], time_h="0", doses_given="0", responders="0"))
+    rec = read_records(write_csv(tmp_path / "r.csv", rows))
+    sel = select_binary_arms(rec, "response", TimeWindow.around(1, 30), Filters())
+    assert set(sel.table["arm"]) == {"ket"} and (sel.table["time_h"] > 0).all()
+
+
+def test_filters(tmp_path: Path) -> None:
+    rows = base_rows()
+    rows[0]["route"] = "intranasal"
+    rec = read_records(write_csv(tmp_path / "r.csv", rows))
+    sel = select_binary_arms(rec, "remission", TimeWindow.around(24),
+                             Filters(route=("iv",), dose=0.5, scale=("MADRS",)))
+    assert sel.table["study"].tolist() == ["B2002"]
+    assert sel.table["events"].tolist() == [7]
+    with pytest.raises(SpecError):
+        select_binary_arms(rec, "relapse", TimeWindow.around(24), Filters())
+    with pytest.raises(SpecError):
+        TimeWindow.around(0)
+    with pytest.raises(SpecError, match="unknown selection"):
+        Filters.from_mapping({"colour": "red"})
+
+
+def test_bundled_claims_are_valid() -> None:
+    cf = load_claims()
+    assert {"C1", "C2"} <= {c.id for c in cf.claims}
+    c1 = next(c for c in cf.claims if c.id == "C1")
+    assert c1.region == (0.28, 0.38) and c1.outcome == "remission"
+
+
+CLAIM = """
+claims:
+  - id: X1
+    quote: q
+    model: pooled-rate
+    outcome: response
+    time_h: 24
+    quantity: pooled_rate
+    region: {region}
+"""
+
+
+@pytest.mark.parametrize("region,field", [("[0.5]", "region"), ("[0.7, 0.2]", "region"),
+                                          ("[a, b]", "region")])
+def test_bad_claims_name_claim_and_field(tmp_path: Path, region: str, field: str) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text(CLAIM.format(region=region))
+    with pytest.raises(SpecError, match=f"claim 'X1', field '{field}'"):
+        load_claims(p)
+
+
+def test_unknown_model_or_quantity(tmp_path: Path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text(CLAIM.format(region="[0, 1]").replace("pooled-rate", "crystal-ball"))
+    with pytest.raises(SpecError, match="field 'model'.*unknown model"):
+        load_claims(p)
+    p.write_text(CLAIM.format(region="[0, 1]").replace("pooled_rate", "vibes"))
+    with pytest.raises(SpecError, match="field 'quantity'"):
+        load_claims(p)
+
+
+def test_verdict_thresholds() -> None:
+    rule = DecisionRule()
+    assert rule.verdict(0.8, 5) == "supported"
+    assert rule.verdict(0.79, 5) == "inconclusive"
+    assert rule.verdict(0.2, 5) == "contradicted"
+    assert rule.verdict(0.21, 5) == "inconclusive"
+    assert rule.verdict(0.99, 1) == "insufficient data"
+
+
+def test_judge_on_constructed_posteriors(tmp_path: Path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text(CLAIM.format(region="[0.4, 0.6]"))
+    claim = load_claims(p).claims[0]
+    inside = np.full(1000, 0.5)
+    assert judge(claim, inside, ["a", "b"], True, None).verdict == "supported"
+    outside = np.full(1000, 0.9)
+    assert judge(claim, outside, ["a", "b"], True, None).verdict == "contradicted"
+    half = np.r_[np.full(500, 0.5), np.full(500, 0.9)]
+    res = judge(claim, half, ["a", "b"], False, None)
+    assert res.verdict == "inconclusive" and res.probability == 0.5
+    assert "FAILED" in res.reason
+    assert judge(claim, None, ["a"], None, None).verdict == "insufficient data"
