@@ -5,6 +5,11 @@ DerSimonian–Laird (DL), restricted maximum likelihood (REML), maximum likeliho
 (ML) and Paule–Mandel (PM). Inference: normal (z) or Hartung–Knapp–Sidik–Jonkman
 (HKSJ, metafor ``test="knha"``), with the prediction interval of a new study.
 Heterogeneity statistics Q, I², H² are computed as metafor does.
+
+The iterative estimators follow metafor 3.8 step for step (Fisher scoring for
+REML/ML from the Hedges start, stopping when tau² moves by at most 1e-5; Brent's
+root search with tolerance eps^0.25 for PM), so that the numbers agree with
+metafor to the digits it prints, rather than being more precise than it.
 """
 
 from __future__ import annotations
@@ -12,13 +17,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import stats
 
 from .errors import SpecError
 
 METHODS = ("FE", "DL", "REML", "ML", "PM")
-TAU2_MAX = 1e4
-TOL = 1e-12
+THRESHOLD = 1e-5  # metafor control threshold: convergence of Fisher scoring
+LL_TOL = np.finfo(float).eps ** 0.25  # metafor control tol (ll0check, uniroot)
+PM_TOL = LL_TOL
+TAU2_PM_MAX = 100.0  # metafor control tau2.max
+MAXITER = 100
 
 
 @dataclass(frozen=True)
@@ -64,40 +72,115 @@ def tau2_dl(yi: np.ndarray, vi: np.ndarray) -> float:
 
 
 def _neg_loglik(tau2: float, yi: np.ndarray, vi: np.ndarray, reml: bool) -> float:
+    """Negative (restricted) log-likelihood of tau² with mu profiled out (constants kept)."""
     mu, _, w = _pooled(yi, vi, tau2)
-    ll = -0.5 * np.sum(np.log(vi + tau2)) - 0.5 * np.sum(w * (yi - mu) ** 2)
+    k = len(yi)
+    ll = (-0.5 * (k - (1 if reml else 0)) * np.log(2 * np.pi)
+          - 0.5 * np.sum(np.log(vi + tau2)) - 0.5 * np.sum(w * (yi - mu) ** 2))
     if reml:
         ll -= 0.5 * np.log(np.sum(w))
     return float(-ll)
 
 
 def tau2_likelihood(yi: np.ndarray, vi: np.ndarray, *, reml: bool) -> float:
-    """(Restricted) maximum-likelihood tau² on [0, TAU2_MAX]."""
-    upper = max(10.0 * float(np.var(yi, ddof=1)) + 10.0 * float(np.max(vi)), 1.0)
-    res = optimize.minimize_scalar(_neg_loglik, bounds=(0.0, min(upper, TAU2_MAX)),
-                                   args=(yi, vi, reml), method="bounded",
-                                   options={"xatol": TOL, "maxiter": 2000})
-    tau2 = float(res.x)
-    # the bounded search never lands exactly on 0: take the boundary when it is better
-    if _neg_loglik(0.0, yi, vi, reml) <= _neg_loglik(tau2, yi, vi, reml):
+    """(Restricted) maximum-likelihood tau² by Fisher scoring, as metafor ``rma`` does.
+
+    Start at the Hedges (HE) estimate, step ``(y'PPy - tr P)/tr PP`` (REML) or
+    ``(y'PPy - sum w)/sum w²`` (ML), halve steps that would go below 0, stop when
+    tau² changes by at most :data:`THRESHOLD`; then fall back to 0 when the likelihood
+    at 0 is higher by more than :data:`LL_TOL` (metafor's ``ll0check``).
+    """
+    k = len(yi)
+    tau2 = max(0.0, (float(np.sum((yi - yi.mean()) ** 2)) - np.sum(vi) * (k - 1) / k) / (k - 1))
+    change, it = THRESHOLD + 1, 0
+    while change > THRESHOLD:
+        it += 1
+        if it > MAXITER:
+            raise SpecError("Fisher scoring did not converge for tau²; try method PM or DL")
+        w = 1.0 / (vi + tau2)
+        sw = w.sum()
+        py = w * (yi - np.sum(w * yi) / sw)
+        ypp = float(py @ py)
+        if reml:
+            tr_p = sw - np.sum(w**2) / sw
+            tr_pp = np.sum(w**2) - 2 * np.sum(w**3) / sw + (np.sum(w**2) / sw) ** 2
+            adj = (ypp - tr_p) / tr_pp
+        else:
+            adj = (ypp - sw) / np.sum(w**2)
+        while tau2 + adj < 0:
+            adj /= 2
+        old, tau2 = tau2, tau2 + adj
+        change = abs(old - tau2)
+    if _neg_loglik(tau2, yi, vi, reml) - _neg_loglik(0.0, yi, vi, reml) > LL_TOL \
+            and tau2 > THRESHOLD:
         return 0.0
-    return tau2
+    return float(tau2)
+
+
+def zeroin(f, lo: float, hi: float, tol: float, maxiter: int = MAXITER) -> float:
+    """Brent's root finder in the form R's ``uniroot`` uses (netlib zeroin).
+
+    Kept identical in its steps so that Paule–Mandel agrees with metafor's
+    ``uniroot(..., tol = .Machine$double.eps^0.25)`` to the last digit it prints.
+    """
+    eps = np.finfo(float).eps
+    a, b = lo, hi
+    fa, fb = f(a), f(b)
+    if fa == 0:
+        return a
+    if fb == 0:
+        return b
+    c, fc = a, fa
+    for _ in range(maxiter + 1):
+        prev_step = b - a
+        if abs(fc) < abs(fb):
+            a, b, c = b, c, b
+            fa, fb, fc = fb, fc, fb
+        tol_act = 2 * eps * abs(b) + tol / 2
+        new_step = (c - b) / 2
+        if abs(new_step) <= tol_act or fb == 0:
+            return b
+        if abs(prev_step) >= tol_act and abs(fa) > abs(fb):
+            cb = c - b
+            if a == c:
+                t1 = fb / fa
+                p, q = cb * t1, 1.0 - t1
+            else:
+                q, t1, t2 = fa / fc, fb / fc, fb / fa
+                p = t2 * (cb * q * (q - t1) - (b - a) * (t1 - 1.0))
+                q = (q - 1.0) * (t1 - 1.0) * (t2 - 1.0)
+            if p > 0:
+                q = -q
+            else:
+                p = -p
+            if p < (0.75 * cb * q - abs(tol_act * q) / 2) and p < abs(prev_step * q / 2):
+                new_step = p / q
+        if abs(new_step) < tol_act:
+            new_step = tol_act if new_step > 0 else -tol_act
+        a, fa = b, fb
+        b += new_step
+        fb = f(b)
+        if (fb > 0 and fc > 0) or (fb < 0 and fc < 0):
+            c, fc = a, fa
+    raise SpecError("root search for tau² did not converge")
 
 
 def tau2_pm(yi: np.ndarray, vi: np.ndarray) -> float:
-    """Paule–Mandel: the tau² at which the generalised Q equals k - 1."""
+    """Paule–Mandel: the tau² at which the generalised Q equals k - 1 (metafor's search)."""
     k = len(yi)
 
     def excess(tau2: float) -> float:
         mu, _, w = _pooled(yi, vi, tau2)
         return float(np.sum(w * (yi - mu) ** 2) - (k - 1))
 
-    if excess(0.0) <= 0:
+    # metafor: tau2.max = max(100, 10 * mad(yi)^2), mad scaled by 1.4826 as in R
+    mad = 1.4826 * float(np.median(np.abs(yi - np.median(yi))))
+    upper = max(TAU2_PM_MAX, 10 * mad**2)
+    if excess(0.0) < 0:
         return 0.0
-    hi = 1.0
-    while excess(hi) > 0 and hi < TAU2_MAX:
-        hi *= 10
-    return float(optimize.brentq(excess, 0.0, hi, xtol=TOL, rtol=4 * np.finfo(float).eps))
+    if excess(upper) > 0:
+        raise SpecError(f"Paule-Mandel tau² exceeds {upper:g}; use another method")
+    return float(zeroin(excess, 0.0, upper, PM_TOL))
 
 
 def meta_analysis(yi, vi, method: str = "REML", *, hksj: bool = False,
@@ -159,3 +242,96 @@ def meta_analysis(yi, vi, method: str = "REML", *, hksj: bool = False,
         tau2=tau2, I2=i2, H2=h2, Q=q,
         Q_p=float(stats.chi2.sf(q, k - 1)) if k > 1 else 1.0,
     )
+
+
+@dataclass(frozen=True)
+class MantelHaenszel:
+    """Mantel–Haenszel pooled log OR or log RR with its standard error."""
+
+    measure: str
+    k: int
+    estimate: float
+    se: float
+    ci_low: float
+    ci_high: float
+
+    def as_dict(self) -> dict[str, object]:
+        """Return the result as a JSON-ready dict."""
+        return asdict(self)
+
+
+def mantel_haenszel(ai, bi, ci, di, measure: str = "OR", level: float = 0.95) -> MantelHaenszel:
+    """Mantel–Haenszel log OR (Robins–Breslow–Greenland variance) or log RR (Greenland–Robins).
+
+    No continuity correction is needed; tables with no events in either arm add nothing.
+    """
+    a, b, c, d = (np.asarray(x, dtype=float) for x in (ai, bi, ci, di))
+    n = a + b + c + d
+    if measure == "OR":
+        r, s = a * d / n, b * c / n
+        big_r, big_s = r.sum(), s.sum()
+        if big_r == 0 or big_s == 0:
+            raise SpecError("Mantel-Haenszel OR is undefined: no discordant information")
+        p, q = (a + d) / n, (b + c) / n
+        var = ((p * r).sum() / (2 * big_r**2) + (p * s + q * r).sum() / (2 * big_r * big_s)
+               + (q * s).sum() / (2 * big_s**2))
+    elif measure == "RR":
+        r, s = a * (c + d) / n, c * (a + b) / n
+        big_r, big_s = r.sum(), s.sum()
+        if big_r == 0 or big_s == 0:
+            raise SpecError("Mantel-Haenszel RR is undefined: no events in one group")
+        var = (((a + b) * (c + d) * (a + c) - a * c * n) / n**2).sum() / (big_r * big_s)
+    else:
+        raise SpecError(f"Mantel-Haenszel supports OR and RR, not {measure}")
+    est, se = float(np.log(big_r / big_s)), float(np.sqrt(var))
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    return MantelHaenszel(measure, len(a), est, se, est - z * se, est + z * se)
+
+
+def leave_one_out(yi, vi, method: str = "REML", *, hksj: bool = False) -> list[MetaResult]:
+    """Refit without each study in turn (metafor ``leave1out``)."""
+    y, v = np.asarray(yi, dtype=float), np.asarray(vi, dtype=float)
+    keep = np.ones(len(y), dtype=bool)
+    out = []
+    for i in range(len(y)):
+        keep[:] = True
+        keep[i] = False
+        out.append(meta_analysis(y[keep], v[keep], method, hksj=hksj))
+    return out
+
+
+@dataclass(frozen=True)
+class EggerTest:
+    """Egger's regression test for funnel-plot asymmetry (weighted least squares)."""
+
+    slope: float
+    t: float
+    df: int
+    p_value: float
+    limit_estimate: float
+
+    def as_dict(self) -> dict[str, object]:
+        """Return the result as a JSON-ready dict."""
+        return asdict(self)
+
+
+def egger_test(yi, vi) -> EggerTest:
+    """Regress effects on their standard errors with weights 1/v (metafor ``regtest(model="lm")``).
+
+    The slope tests small-study effects; the intercept is the effect a study with
+    zero standard error would show.
+    """
+    y, v = np.asarray(yi, dtype=float), np.asarray(vi, dtype=float)
+    k = len(y)
+    if k < 3:
+        raise SpecError(f"Egger's test needs at least 3 studies (got {k})")
+    x = np.column_stack([np.ones(k), np.sqrt(v)])
+    w = 1.0 / v
+    xtwx = x.T @ (w[:, None] * x)
+    beta = np.linalg.solve(xtwx, x.T @ (w * y))
+    resid = y - x @ beta
+    sigma2 = float(np.sum(w * resid**2) / (k - 2))
+    cov = sigma2 * np.linalg.inv(xtwx)
+    t = float(beta[1] / np.sqrt(cov[1, 1]))
+    return EggerTest(float(beta[1]), t, k - 2, float(2 * stats.t.sf(abs(t), k - 2)),
+                     float(beta[0]))

@@ -13,6 +13,7 @@ from ..errors import SpecError
 
 BUILTIN = {
     "pooled-rate": "trialmeta.analysis.models.pooled_rate:PooledRate",
+    "contrast": "trialmeta.analysis.models.contrast:Contrast",
 }
 
 

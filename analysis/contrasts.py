@@ -1,0 +1,271 @@
+"""Active-vs-control contrasts within trials, at one time point.
+
+For each study the time point nearest the target (within the window) at which
+both an active and a control arm carry the outcome is used. Several control arms
+at that time are combined into one (counts summed; means and SDs pooled as in the
+Cochrane Handbook, section 6.5.2.10). Each active arm gives one contrast against
+that control; contrasts that share a control keep their correlation in the
+Bayesian models, and split the shared control evenly in the frequentist engine.
+
+Crossover trials: ``crossover="exclude"`` drops them; ``"keep"`` (default) uses
+their arms. For counts, both periods are then analysed as independent groups,
+which ignores the positive within-patient correlation and so overstates the
+variance of the contrast (conservative). For means the contrast variance uses
+a within-patient correlation ``rho`` (default 0.5):
+var(MD) = (sd_a² + sd_c² − 2·rho·sd_a·sd_c) / n.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .effects import hedges_correction, sd_from_se
+from .errors import SpecError
+from .records import Records
+from .selection import COUNT_COLUMN, Filters, TimeWindow
+
+BINARY_MEASURES = ("OR", "RR", "RD")
+CONTINUOUS_MEASURES = ("MD", "SMD")
+OUTCOMES = ("response", "remission", "change")
+STUDY_LEVEL = ("population", "design", "scale", "evidence", "exclude_studies")
+
+
+@dataclass
+class ContrastData:
+    """Contrasts of active arms against their study's control at one time point.
+
+    Attributes
+    ----------
+    arms : pandas.DataFrame
+        One row per arm used (binary outcomes): study, arm, role, n, events, ...
+    contrasts : pandas.DataFrame
+        One row per active arm: study, arm, control, time_h, design, and for
+        binary outcomes a, b, c, d (events and non-events of active and control);
+        for continuous outcomes m1, sd1, n1, m2, sd2, n2, yi, vi, shared_var.
+    """
+
+    outcome: str
+    measure: str
+    window: TimeWindow
+    arms: pd.DataFrame
+    contrasts: pd.DataFrame
+    dropped: list[dict[str, object]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def binary(self) -> bool:
+        """True for response/remission counts."""
+        return self.outcome in ("response", "remission")
+
+    @property
+    def k_studies(self) -> int:
+        """Number of studies with at least one contrast."""
+        return int(self.contrasts["study"].nunique()) if len(self.contrasts) else 0
+
+    @property
+    def studies(self) -> list[str]:
+        """Study keys in order."""
+        return list(dict.fromkeys(self.contrasts["study"])) if len(self.contrasts) else []
+
+    @property
+    def n_total(self) -> int:
+        """Patients in the arms used (crossover patients counted once per arm)."""
+        if self.binary:
+            return int(self.arms["n"].sum()) if len(self.arms) else 0
+        if not len(self.contrasts):
+            return 0
+        ctl = self.contrasts.drop_duplicates("study")["n2"].sum()
+        return int(self.contrasts["n1"].sum() + ctl)
+
+
+def _study_filters(filters: Filters) -> Filters:
+    """Keep only the filters that apply to every arm of a study (controls included)."""
+    return Filters(**{k: getattr(filters, k) for k in STUDY_LEVEL})
+
+
+def _has_outcome(rows: pd.DataFrame, outcome: str) -> pd.DataFrame:
+    baseline = rows["time_h"].fillna(-1).eq(0) | rows["doses_given"].fillna(-1).eq(0)
+    rows = rows[~baseline & rows["time_h"].notna()]
+    if outcome in COUNT_COLUMN:
+        return rows[rows[COUNT_COLUMN[outcome]].notna()]
+    return rows[rows["mean"].notna() & (rows["sd"].notna() | rows["se"].notna())
+                & rows["n"].notna()]
+
+
+def _combine_means(rows: pd.DataFrame) -> tuple[float, float, int]:
+    """Pool several groups' mean, SD and n into one group (Cochrane 6.5.2.10)."""
+    m, s, n = float(rows["m"].iloc[0]), float(rows["s"].iloc[0]), int(rows["n"].iloc[0])
+    for r in rows.iloc[1:].to_dict("records"):
+        m2, s2, n2 = float(r["m"]), float(r["s"]), int(r["n"])
+        tot = n + n2
+        var = ((n - 1) * s**2 + (n2 - 1) * s2**2 + n * n2 / tot * (m - m2) ** 2) / (tot - 1)
+        m, s, n = (n * m + n2 * m2) / tot, float(np.sqrt(var)), tot
+    return m, s, n
+
+
+def select_contrasts(records: Records, outcome: str, measure: str, window: TimeWindow,
+                     filters: Filters, *, comparator: tuple[str, ...] = (),
+                     crossover: str = "keep", rho: float = 0.5,
+                     mean_type: str | None = None) -> ContrastData:
+    """Build the contrasts a contrast model or the frequentist engine uses.
+
+    Parameters
+    ----------
+    records : Records
+        Validated records.
+    outcome : {"response", "remission", "change"}
+        Counts, or the continuous outcome (change or endpoint means).
+    measure : {"OR", "RR", "RD", "MD", "SMD"}
+        Effect measure; binary outcomes take OR/RR/RD, "change" takes MD/SMD.
+    window : TimeWindow
+        Target time and window.
+    filters : Filters
+        Filters; treatment, route, dose and doses_given select the active arms.
+    comparator : tuple of str
+        Control treatments to keep (all control arms when empty).
+    crossover : {"keep", "exclude"}
+        What to do with crossover trials.
+    rho : float
+        Within-patient correlation for crossover means.
+    mean_type : {"change", "endpoint"}, optional
+        Use only means of this type.
+    """
+    if outcome not in OUTCOMES:
+        raise SpecError(f"unknown outcome '{outcome}'; use one of {', '.join(OUTCOMES)}")
+    binary = outcome != "change"
+    allowed = BINARY_MEASURES if binary else CONTINUOUS_MEASURES
+    if measure not in allowed:
+        raise SpecError(f"measure {measure} does not fit outcome '{outcome}'; use one of "
+                        f"{', '.join(allowed)}")
+    if crossover not in ("keep", "exclude"):
+        raise SpecError("crossover must be 'keep' or 'exclude'")
+    if not -1 <= rho <= 1:
+        raise SpecError("rho must lie in [-1, 1]")
+    t = _study_filters(filters).apply(records.table)
+    is_ctl = t["control"].fillna(False).astype(bool)
+    active = filters.apply(t[~is_ctl])
+    control = t[is_ctl]
+    if comparator:
+        control = control[control["treatment"].isin(comparator)]
+    if mean_type and not binary:
+        active = active[active["mean_type"] == mean_type]
+        control = control[control["mean_type"] == mean_type]
+    active, control = _has_outcome(active, outcome), _has_outcome(control, outcome)
+    dropped: list[dict[str, object]] = []
+    notes: list[str] = []
+    arm_rows, contrast_rows = [], []
+    studies = list(dict.fromkeys(pd.concat([active["study"], control["study"]])))
+    for study in studies:
+        a, c = active[active["study"] == study], control[control["study"] == study]
+        design = (a["design"].dropna().tolist() + c["design"].dropna().tolist() or [""])[0]
+        if design == "crossover" and crossover == "exclude":
+            dropped.append(dict(study=study, arm="*", reason="crossover trial excluded"))
+            continue
+        if a.empty or c.empty:
+            what = "control" if c.empty else "active"
+            dropped.append(dict(study=study, arm="*", reason=f"no {what} arm with this outcome"))
+            continue
+        common = sorted(set(a["time_h"].astype(float)) & set(c["time_h"].astype(float)))
+        inside = [x for x in common if window.low_h <= x <= window.high_h]
+        if not inside:
+            have = ", ".join(f"{x:g}" for x in common) or "none shared by both arms"
+            dropped.append(dict(study=study, arm="*",
+                                reason=f"no time in {window.low_h:g}-{window.high_h:g} h with "
+                                       f"both arms (has {have})"))
+            continue
+        time_h = min(inside, key=lambda x: (abs(x - window.target_h), x))
+        a = a[a["time_h"].astype(float) == time_h]
+        c = c[c["time_h"].astype(float) == time_h]
+        ctl_label = "+".join(c["arm"].tolist())
+        if len(c) > 1:
+            notes.append(f"{study}: control arms {', '.join(c['arm'])} combined")
+        if design == "crossover":
+            notes.append(f"{study}: crossover trial kept (both periods)")
+        if binary:
+            col = COUNT_COLUMN[outcome]
+            cn = c["n_binary"].fillna(c["n"]).astype(int)
+            ce, cn_sum = int(c[col].astype(int).sum()), int(cn.sum())
+            arm_rows.append(dict(study=study, arm=ctl_label, role="control",
+                                 treatment="+".join(sorted(set(c["treatment"]))), n=cn_sum,
+                                 events=ce, time_h=time_h, design=design))
+            for r in a.to_dict("records"):
+                n1 = int(r["n_binary"] if pd.notna(r["n_binary"]) else r["n"])
+                e1 = int(r[col])
+                arm_rows.append(dict(study=study, arm=r["arm"], role="active",
+                                     treatment=r["treatment"], n=n1, events=e1, time_h=time_h,
+                                     design=design))
+                contrast_rows.append(dict(study=study, arm=r["arm"], control=ctl_label,
+                                          comparator="+".join(sorted(set(c["treatment"]))),
+                                          time_h=time_h, design=design, a=e1, b=n1 - e1,
+                                          c=ce, d=cn_sum - ce, evidence=r["evidence"]))
+        else:
+            scales = set(a["scale"]) | set(c["scale"])
+            if len(scales) > 1:
+                dropped.append(dict(study=study, arm="*",
+                                    reason=f"arms on different scales ({', '.join(scales)})"))
+                continue
+            types = set(a["mean_type"]) | set(c["mean_type"])
+            if len(types) > 1:
+                dropped.append(dict(study=study, arm="*",
+                                    reason="change and endpoint means mixed within the study"))
+                continue
+
+            def sds(rows: pd.DataFrame) -> pd.DataFrame:
+                s = rows["sd"].astype(float)
+                from_se = s.isna()
+                if from_se.any():
+                    s = s.where(~from_se, sd_from_se(rows["se"].astype(float),
+                                                     rows["n"].astype(float)))
+                return rows.assign(m=rows["mean"].astype(float), s=s,
+                                   sd_derived=from_se.to_numpy())
+
+            a, c = sds(a), sds(c)
+            if c["sd_derived"].any() or a["sd_derived"].any():
+                notes.append(f"{study}: SD derived from SE x sqrt(n)")
+            m2, s2, n2 = _combine_means(c)
+            for r in a.to_dict("records"):
+                contrast_rows.append(dict(
+                    study=study, arm=r["arm"], control=ctl_label,
+                    comparator="+".join(sorted(set(c["treatment"]))), time_h=time_h,
+                    design=design, scale=next(iter(scales)), mean_type=next(iter(types)),
+                    m1=float(r["m"]), sd1=float(r["s"]), n1=int(r["n"]), m2=m2, sd2=s2, n2=n2,
+                    evidence=r["evidence"]))
+    arms = pd.DataFrame(arm_rows)
+    contrasts = pd.DataFrame(contrast_rows)
+    data = ContrastData(outcome, measure, window, arms, contrasts, dropped, notes)
+    if not binary and len(contrasts):
+        _continuous_effects(data, rho)
+    return data
+
+
+def _continuous_effects(data: ContrastData, rho: float) -> None:
+    """Add yi, vi and the shared-control covariance to continuous contrasts."""
+    t = data.contrasts
+    if data.measure == "MD" and t["scale"].nunique() > 1:
+        raise SpecError("mean differences need one rating scale, but the contrasts use "
+                        f"{', '.join(sorted(t['scale'].unique()))}; use --measure SMD or "
+                        "select one --scale")
+    if data.measure == "SMD" and t["mean_type"].nunique() > 1:
+        data.notes.append("SMD mixes change-score and endpoint studies (Cochrane advises "
+                          "against this; select one with --mean-type)")
+    m1, s1, n1 = t["m1"].to_numpy(float), t["sd1"].to_numpy(float), t["n1"].to_numpy(float)
+    m2, s2, n2 = t["m2"].to_numpy(float), t["sd2"].to_numpy(float), t["n2"].to_numpy(float)
+    cross = (t["design"] == "crossover").to_numpy()
+    if data.measure == "MD":
+        yi = m1 - m2
+        vi = s1**2 / n1 + s2**2 / n2
+        vi_cross = (s1**2 + s2**2 - 2 * rho * s1 * s2) / n1
+        shared = s2**2 / n2
+    else:
+        df = n1 + n2 - 2
+        sp = np.sqrt(((n1 - 1) * s1**2 + (n2 - 1) * s2**2) / df)
+        yi = hedges_correction(df) * (m1 - m2) / sp
+        vi = 1 / n1 + 1 / n2 + yi**2 / (2 * (n1 + n2))
+        vi_cross = 2 * (1 - rho) / n1 + yi**2 / (2 * n1)
+        shared = 1 / n2
+    vi = np.where(cross, vi_cross, vi)
+    shared = np.where(cross, 0.0, shared)
+    data.contrasts = t.assign(yi=yi, vi=vi, shared_var=shared)

@@ -1,0 +1,298 @@
+"""contrast: Bayesian random-effects meta-analysis of active vs control within trials.
+
+Binary outcomes (arm-based, logit link; Smith, Spiegelhalter & Thomas 1995)::
+
+    events_ic ~ Bin(n_ic, logit^-1(alpha_i))                 control arm of study i
+    events_ij ~ Bin(n_ij, logit^-1(alpha_i + delta_ij))      active arm j
+    alpha_i ~ Normal(0, baseline_sd)                         study baselines
+    delta_ij = d + tau * (w_s u_i + w_o e_ij),  u_i, e_ij ~ Normal(0, 1)
+
+with w_s = w_o = sqrt(1/2) in multi-arm studies (so that arms of one study
+correlate 0.5, the usual consistency assumption) and w_s = 0, w_o = 1 otherwise.
+``d`` is the pooled log odds ratio; RR and RD are derived at the pooled control
+rate logit^-1(mean_i alpha_i).
+
+Continuous outcomes (contrast level): ``y_ij ~ Normal(delta_ij + c_i, sqrt(v_ij - s_i))``
+with ``c_i ~ Normal(0, sqrt(s_i))``, where ``s_i`` is the variance of the shared
+control's contribution: contrasts that share a control keep their covariance s_i.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ..contrasts import ContrastData
+from ..errors import SpecError
+from ..inference import (
+    Diagnostics,
+    SamplerSettings,
+    diagnose,
+    flat,
+    package_versions,
+    sample,
+    summarize_draws,
+)
+from ..priors import HeterogeneityPrior
+
+if TYPE_CHECKING:  # pragma: no cover
+    import arviz as az
+    import pymc as pm
+
+
+def _expit(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+@dataclass(frozen=True)
+class ContrastPriors:
+    """Default priors.
+
+    ``d ~ Normal(0, effect_sd)``: 2.5 on the log-OR scale (ORs from 1/135 to 135
+    within 2 sd), and for MD/SMD scaled by the user (default 10 scale points for
+    MD, 2.5 for SMD). ``alpha_i ~ Normal(0, baseline_sd)`` with baseline_sd 2.5
+    (control rates 0.7 % to 99.3 % within 2 sd). ``tau``: see
+    :class:`~trialmeta.analysis.priors.HeterogeneityPrior` (default half-normal 0.5
+    for log OR and SMD, 5 for MD).
+    """
+
+    effect_sd: float = 2.5
+    baseline_sd: float = 2.5
+    tau: HeterogeneityPrior = field(default_factory=HeterogeneityPrior)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the priors as a JSON-ready dict."""
+        return asdict(self)
+
+
+def default_priors(measure: str, tau: HeterogeneityPrior | None = None) -> ContrastPriors:
+    """Priors scaled to the measure (MD needs scale points, not log units)."""
+    if measure == "MD":
+        return ContrastPriors(10.0, 2.5, tau or HeterogeneityPrior("half-normal", 5.0, 0.0,
+                                                                   "half-normal(5) on tau"))
+    return ContrastPriors(2.5, 2.5, tau or HeterogeneityPrior())
+
+
+@dataclass
+class ContrastFit:
+    """A fitted contrast model."""
+
+    model: str
+    idata: az.InferenceData
+    data: ContrastData
+    priors: ContrastPriors
+    settings: SamplerSettings
+    diagnostics: Diagnostics
+    pymc_model: pm.Model | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ContrastSummary:
+    """Tables shared by the command line, the report and the tests."""
+
+    estimates: dict[str, dict[str, float]]
+    studies: pd.DataFrame
+    ppc: pd.DataFrame
+    diagnostics: Diagnostics
+    sentence: str
+
+
+class Contrast:
+    """Random-effects contrast of active vs control (arm-based binomial or normal)."""
+
+    name = "contrast"
+    description = "active vs control within trials: OR/RR/RD (arm-based binomial) or MD/SMD"
+    quantities = ("effect", "predictive_effect", "tau", "or", "rr", "rd", "control_rate")
+
+    def __init__(self, priors: ContrastPriors | None = None, threshold: float = 0.0):
+        self.priors = priors
+        self.threshold = threshold
+
+    def _priors(self, data: ContrastData) -> ContrastPriors:
+        return self.priors or default_priors(data.measure)
+
+    @staticmethod
+    def _multi_arm(contrasts: pd.DataFrame) -> np.ndarray:
+        counts = contrasts.groupby("study", sort=False)["arm"].transform("count")
+        return (counts > 1).to_numpy()
+
+    def build(self, data: ContrastData) -> pm.Model:
+        """Build the PyMC model (no sampling)."""
+        import pymc as pm
+
+        if data.k_studies == 0:
+            raise SpecError("no contrasts: no study has both an active and a control arm with "
+                            "this outcome in the time window")
+        priors = self._priors(data)
+        c = data.contrasts
+        studies = data.studies
+        s_idx = c["study"].map({s: i for i, s in enumerate(studies)}).to_numpy()
+        multi = self._multi_arm(c)
+        w_shared = np.where(multi, np.sqrt(0.5), 0.0)
+        w_own = np.where(multi, np.sqrt(0.5), 1.0)
+        coords = {"study": studies, "contrast": [f"{s} {a}" for s, a in zip(c["study"], c["arm"],
+                                                                            strict=True)]}
+        with pm.Model(coords=coords) as model:
+            d = pm.Normal("d", 0.0, priors.effect_sd)
+            tau = priors.tau.build("tau")
+            u = pm.Normal("u", 0.0, 1.0, dims="study")
+            e = pm.Normal("e", 0.0, 1.0, dims="contrast")
+            delta = pm.Deterministic("delta", d + tau * (w_shared * u[s_idx] + w_own * e),
+                                     dims="contrast")
+            if data.binary:
+                alpha = pm.Normal("alpha", 0.0, priors.baseline_sd, dims="study")
+                pm.Binomial("events_control", n=data.contrasts.drop_duplicates("study")["c"]
+                            .to_numpy() + data.contrasts.drop_duplicates("study")["d"].to_numpy(),
+                            logit_p=alpha, observed=data.contrasts.drop_duplicates("study")["c"]
+                            .to_numpy(), dims="study")
+                pm.Binomial("events_active", n=(c["a"] + c["b"]).to_numpy(),
+                            logit_p=alpha[s_idx] + delta, observed=c["a"].to_numpy(),
+                            dims="contrast")
+            else:
+                shared = c.groupby("study", sort=False)["shared_var"].first()
+                shared = np.where(pd.Series(multi).groupby(s_idx).any().to_numpy(),
+                                  shared.to_numpy(), 0.0)
+                z_c = pm.Normal("z_control", 0.0, 1.0, dims="study")
+                own_sd = np.sqrt(c["vi"].to_numpy() - np.where(multi, shared[s_idx], 0.0))
+                pm.Normal("y", mu=delta + np.sqrt(shared)[s_idx] * z_c[s_idx], sigma=own_sd,
+                          observed=c["yi"].to_numpy(), dims="contrast")
+        return model
+
+    def fit(self, data: ContrastData, settings: SamplerSettings | None = None, *,
+            data_sha256: str = "", progress: bool = False) -> ContrastFit:
+        """Sample the posterior and run the convergence gate."""
+        settings = settings or SamplerSettings()
+        model = self.build(data)
+        idata = sample(model, settings, progress=progress)
+        diag = diagnose(idata, ["d", "tau"])
+        versions = package_versions()
+        idata.attrs.update({"trialmeta_model": self.name, "measure": data.measure,
+                            "outcome": data.outcome, "data_sha256": data_sha256,
+                            "priors": repr(self._priors(data).as_dict()),
+                            "sampler": repr(settings.as_dict()), "seed": settings.seed,
+                            "versions": repr(versions)})
+        return ContrastFit(self.name, idata, data, self._priors(data), settings, diag, model,
+                           {"data_sha256": data_sha256, "seed": settings.seed,
+                            "versions": versions})
+
+    def _control_rate_logit(self, fit: ContrastFit) -> np.ndarray:
+        return flat(fit.idata, "alpha").mean(axis=1)
+
+    def _on_measure(self, fit: ContrastFit, delta: np.ndarray, base: np.ndarray) -> np.ndarray:
+        """Express log-OR draws on the fit's measure at control logits ``base``."""
+        m = fit.data.measure
+        if not fit.data.binary or m == "OR":
+            return delta
+        pc, pt = _expit(base), _expit(base + delta)
+        return np.log(pt / pc) if m == "RR" else pt - pc
+
+    def draws(self, fit: ContrastFit, quantity: str) -> np.ndarray:
+        """Posterior draws of a named quantity (effects on the analysis scale)."""
+        d, tau = flat(fit.idata, "d"), flat(fit.idata, "tau")
+        rng = np.random.default_rng(fit.settings.seed)
+        binary = fit.data.binary
+        if quantity in ("or", "rr", "rd", "control_rate") and not binary:
+            raise SpecError(f"'{quantity}' needs a binary outcome")
+        base = self._control_rate_logit(fit) if binary else None
+        if quantity == "effect":
+            return self._on_measure(fit, d, base) if binary else d
+        if quantity == "predictive_effect":
+            new = d + tau * rng.standard_normal(d.shape[0])
+            return self._on_measure(fit, new, base) if binary else new
+        if quantity == "tau":
+            return tau
+        if quantity == "or":
+            return np.exp(d)
+        if quantity == "rr":
+            return _expit(base + d) / _expit(base)
+        if quantity == "rd":
+            return _expit(base + d) - _expit(base)
+        if quantity == "control_rate":
+            return _expit(base)
+        raise SpecError(f"model {self.name} has no quantity '{quantity}'; "
+                        f"known: {', '.join(self.quantities)}")
+
+    def summary(self, fit: ContrastFit) -> ContrastSummary:
+        """Pooled and predictive effects, tau, per-study effects and a predictive check."""
+        qs = ["effect", "predictive_effect", "tau"]
+        if fit.data.binary:
+            qs += ["or", "rr", "rd", "control_rate"]
+        est = {q: summarize_draws(self.draws(fit, q)) for q in qs}
+        eff = self.draws(fit, "effect")
+        est["effect"]["p_exceeds"] = float(np.mean(eff > self.threshold))
+        est["effect"]["threshold"] = self.threshold
+        delta = flat(fit.idata, "delta")
+        c = fit.data.contrasts
+        rows = []
+        if fit.data.binary:
+            alpha = flat(fit.idata, "alpha")
+            s_idx = c["study"].map({s: i for i, s in enumerate(fit.data.studies)}).to_numpy()
+        for j, rec in enumerate(c.to_dict("records")):
+            dj = delta[:, j]
+            if fit.data.binary:
+                dj = self._on_measure(fit, dj, alpha[:, s_idx[j]])
+                observed = _observed_binary(rec, fit.data.measure)
+            else:
+                observed = (rec["yi"], rec["vi"])
+            s = summarize_draws(dj)
+            rows.append({"study": rec["study"], "arm": rec["arm"], "control": rec["control"],
+                         "comparator": rec["comparator"], "time_h": rec["time_h"],
+                         "design": rec["design"], "observed": observed[0],
+                         "observed_se": float(np.sqrt(observed[1])) if observed[1] else None,
+                         "shrunken_median": s["median"], "shrunken_ci_low": s["ci_low"],
+                         "shrunken_ci_high": s["ci_high"]})
+        e = est["effect"]
+        sentence = (f"Pooled {fit.data.measure} ({fit.data.outcome}) {e['median']:.3f} "
+                    f"(95% CrI {e['ci_low']:.3f} to {e['ci_high']:.3f}) from "
+                    f"{len(c)} contrast(s) in {fit.data.k_studies} stud(ies).")
+        return ContrastSummary(est, pd.DataFrame(rows), posterior_predictive_check(fit),
+                               fit.diagnostics, sentence)
+
+
+def _observed_binary(rec: dict, measure: str) -> tuple[float, float]:
+    """Observed effect and variance of one 2x2 table (0.5 added only for zero cells)."""
+    from ..effects import log_odds_ratio, log_risk_ratio, risk_difference
+
+    cells = ([rec["a"]], [rec["b"]], [rec["c"]], [rec["d"]])
+    fn = {"OR": log_odds_ratio, "RR": log_risk_ratio, "RD": risk_difference}[measure]
+    eff = fn(*cells)
+    return float(eff.yi[0]), float(eff.vi[0])
+
+
+def posterior_predictive_check(fit: ContrastFit) -> pd.DataFrame:
+    """Replicate each observation from the posterior; two-sided predictive p-values.
+
+    A p-value near 0 or 1 marks an arm or contrast the model does not reproduce.
+    """
+    rng = np.random.default_rng(fit.settings.seed + 1)
+    c = fit.data.contrasts
+    delta = flat(fit.idata, "delta")
+    rows = []
+    if fit.data.binary:
+        alpha = flat(fit.idata, "alpha")
+        studies = fit.data.studies
+        first = c.drop_duplicates("study")
+        for i, rec in enumerate(first.to_dict("records")):
+            n = rec["c"] + rec["d"]
+            rep = rng.binomial(n, _expit(alpha[:, i]))
+            rows.append(_ppc_row(rec["study"], rec["control"], rec["c"], rep))
+        s_idx = c["study"].map({s: i for i, s in enumerate(studies)}).to_numpy()
+        for j, rec in enumerate(c.to_dict("records")):
+            rep = rng.binomial(rec["a"] + rec["b"], _expit(alpha[:, s_idx[j]] + delta[:, j]))
+            rows.append(_ppc_row(rec["study"], rec["arm"], rec["a"], rep))
+    else:
+        for j, rec in enumerate(c.to_dict("records")):
+            rep = delta[:, j] + rng.standard_normal(delta.shape[0]) * np.sqrt(rec["vi"])
+            rows.append(_ppc_row(rec["study"], rec["arm"], rec["yi"], rep))
+    return pd.DataFrame(rows)
+
+
+def _ppc_row(study: str, arm: str, observed: float, replicated: np.ndarray) -> dict:
+    p = float(np.mean(replicated > observed) + 0.5 * np.mean(replicated == observed))
+    return {"study": study, "arm": arm, "observed": float(observed),
+            "replicated_median": float(np.median(replicated)), "p_value": p,
+            "flag": bool(p < 0.025 or p > 0.975)}
