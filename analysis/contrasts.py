@@ -86,9 +86,11 @@ def _study_filters(filters: Filters) -> Filters:
     return Filters(**{k: getattr(filters, k) for k in STUDY_LEVEL})
 
 
-def _has_outcome(rows: pd.DataFrame, outcome: str) -> pd.DataFrame:
+def _has_outcome(rows: pd.DataFrame, outcome: str, timed: bool) -> pd.DataFrame:
     baseline = rows["time_h"].fillna(-1).eq(0) | rows["doses_given"].fillna(-1).eq(0)
-    rows = rows[~baseline & rows["time_h"].notna()]
+    rows = rows[~baseline]
+    if timed:
+        rows = rows[rows["time_h"].notna()]
     if outcome in COUNT_COLUMN:
         return rows[rows[COUNT_COLUMN[outcome]].notna()]
     return rows[rows["mean"].notna() & (rows["sd"].notna() | rows["se"].notna())
@@ -106,7 +108,7 @@ def _combine_means(rows: pd.DataFrame) -> tuple[float, float, int]:
     return m, s, n
 
 
-def select_contrasts(records: Records, outcome: str, measure: str, window: TimeWindow,
+def select_contrasts(records: Records, outcome: str, measure: str, window: TimeWindow | None,
                      filters: Filters, *, comparator: tuple[str, ...] = (),
                      crossover: str = "keep", rho: float = 0.5,
                      mean_type: str | None = None) -> ContrastData:
@@ -120,8 +122,9 @@ def select_contrasts(records: Records, outcome: str, measure: str, window: TimeW
         Counts, or the continuous outcome (change or endpoint means).
     measure : {"OR", "RR", "RD", "MD", "SMD"}
         Effect measure; binary outcomes take OR/RR/RD, "change" takes MD/SMD.
-    window : TimeWindow
-        Target time and window.
+    window : TimeWindow or None
+        Target time and window; ``None`` for records without time points (each
+        study must then have one time point, or none).
     filters : Filters
         Filters; treatment, route, dose and doses_given select the active arms.
     comparator : tuple of str
@@ -153,11 +156,13 @@ def select_contrasts(records: Records, outcome: str, measure: str, window: TimeW
     if mean_type and not binary:
         active = active[active["mean_type"] == mean_type]
         control = control[control["mean_type"] == mean_type]
-    active, control = _has_outcome(active, outcome), _has_outcome(control, outcome)
+    timed = window is not None
+    active = _has_outcome(active, outcome, timed)
+    control = _has_outcome(control, outcome, timed)
     dropped: list[dict[str, object]] = []
     notes: list[str] = []
     arm_rows, contrast_rows = [], []
-    studies = list(dict.fromkeys(pd.concat([active["study"], control["study"]])))
+    studies = list(dict.fromkeys(t["study"]))
     for study in studies:
         a, c = active[active["study"] == study], control[control["study"] == study]
         design = (a["design"].dropna().tolist() + c["design"].dropna().tolist() or [""])[0]
@@ -165,20 +170,31 @@ def select_contrasts(records: Records, outcome: str, measure: str, window: TimeW
             dropped.append(dict(study=study, arm="*", reason="crossover trial excluded"))
             continue
         if a.empty or c.empty:
-            what = "control" if c.empty else "active"
-            dropped.append(dict(study=study, arm="*", reason=f"no {what} arm with this outcome"))
-            continue
-        common = sorted(set(a["time_h"].astype(float)) & set(c["time_h"].astype(float)))
-        inside = [x for x in common if window.low_h <= x <= window.high_h]
-        if not inside:
-            have = ", ".join(f"{x:g}" for x in common) or "none shared by both arms"
+            what = " or ".join(w for w, x in (("active", a), ("control", c)) if x.empty)
             dropped.append(dict(study=study, arm="*",
-                                reason=f"no time in {window.low_h:g}-{window.high_h:g} h with "
-                                       f"both arms (has {have})"))
+                                reason=f"no {what} arm with {outcome} data passing the filters"))
             continue
-        time_h = min(inside, key=lambda x: (abs(x - window.target_h), x))
-        a = a[a["time_h"].astype(float) == time_h]
-        c = c[c["time_h"].astype(float) == time_h]
+        a_times = a["time_h"].astype(float).fillna(-1.0)
+        c_times = c["time_h"].astype(float).fillna(-1.0)
+        common = sorted(set(a_times) & set(c_times))
+        if window is None:
+            if len(common) != 1 or len(set(a_times) | set(c_times)) > 1:
+                dropped.append(dict(study=study, arm="*",
+                                    reason="several time points; choose one with --time"))
+                continue
+            time_h = common[0]
+        else:
+            inside = [x for x in common if window.low_h <= x <= window.high_h]
+            if not inside:
+                have = ", ".join(f"{x:g}" for x in common) or "none shared by both arms"
+                dropped.append(dict(study=study, arm="*",
+                                    reason=f"no time in {window.low_h:g}-{window.high_h:g} h "
+                                           f"with both arms (has {have})"))
+                continue
+            time_h = min(inside, key=lambda x: (abs(x - window.target_h), x))
+        a = a[a_times.to_numpy() == time_h]
+        c = c[c_times.to_numpy() == time_h]
+        time_h = None if time_h < 0 else time_h
         ctl_label = "+".join(c["arm"].tolist())
         if len(c) > 1:
             notes.append(f"{study}: control arms {', '.join(c['arm'])} combined")

@@ -73,15 +73,18 @@ class HeterogeneityPrior:
         return pm.Deterministic(name, pm.math.exp(0.5 * log_tau2))
 
 
-def heterogeneity_prior(spec: str, *, comparison: str = "pharmacological vs placebo/control"
-                        ) -> HeterogeneityPrior:
+def heterogeneity_prior(spec: str) -> HeterogeneityPrior:
     """Parse a prior given on the command line.
 
     ``half-normal`` or ``half-normal:0.5`` (scale), ``turner2015`` (log OR, mental
-    health), ``rhodes2015`` (SMD, mental health). ``comparison`` picks the row of the
-    informative tables: placebo/control or an active (pharmacological) comparator.
+    health), ``rhodes2015`` (SMD, mental health); add ``:active`` to the informative
+    ones for an active (pharmacological) comparator instead of placebo/control.
     """
     name, _, arg = spec.partition(":")
+    if name in ("turner2015", "rhodes2015") and arg not in ("", "active"):
+        raise SpecError(f"'{spec}': the only option of {name} is ':active'")
+    comparison = ("pharmacological vs pharmacological" if arg == "active"
+                  else "pharmacological vs placebo/control")
     if name == "half-normal":
         try:
             scale = float(arg) if arg else 0.5

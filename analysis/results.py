@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from .inference import SamplerSettings, command_line
 from .models.pooled_rate import FitResult, PooledRate, PooledRatePriors, PooledRateSummary
 from .records import Records
 from .selection import Filters, TimeWindow, select_binary_arms
 
-DIGITS = 6
+SIGNIFICANT = 10
 
 
 @dataclass
@@ -34,10 +36,14 @@ def run_pooled_rate(records: Records, outcome: str, window: TimeWindow, filters:
     return PooledRateRun(outcome, window, filters, fit, model.summary(fit))
 
 
-def rounded(obj: Any, digits: int = DIGITS) -> Any:
-    """Round every float in a nested structure (stable text output)."""
+def rounded(obj: Any, digits: int = SIGNIFICANT) -> Any:
+    """Round every float to ``digits`` significant digits (stable, readable text output)."""
     if isinstance(obj, float):
-        return round(obj, digits)
+        return float(f"{obj:.{digits}g}") if obj == obj and abs(obj) != float("inf") else None
+    if isinstance(obj, np.floating):
+        return rounded(float(obj), digits)
+    if isinstance(obj, np.integer):
+        return int(obj)
     if isinstance(obj, dict):
         return {k: rounded(v, digits) for k, v in obj.items()}
     if isinstance(obj, list | tuple):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from . import contrast as _contrast  # noqa: F401 (registers `fit contrast`)
+from .contrast import frequentist
 from .fit import fit_app
 from .report import report
 from .validate import validate
@@ -19,6 +21,7 @@ app = typer.Typer(
 app.command("validate")(validate)
 app.add_typer(fit_app, name="fit")
 app.command("report")(report)
+app.command("frequentist")(frequentist)
 
 
 @app.command("models")

@@ -68,3 +68,14 @@ def filters_from_options(treatment: list[str] | None, route: list[str] | None,
                    evidence=tuple(evidence or ()), doses_given=doses_given, dose=dose)
 
 
+
+ComparatorOpt = Annotated[list[str] | None, typer.Option(
+    "--comparator", help="Keep control arms with this treatment (repeatable; all controls if "
+                         "omitted).")]
+CrossoverOpt = Annotated[str, typer.Option(
+    help="Crossover trials: keep (arms as independent groups for counts; within-patient "
+         "correlation --rho for means) or exclude.")]
+RhoOpt = Annotated[float, typer.Option(
+    help="Within-patient correlation used for crossover means.")]
+MeanTypeOpt = Annotated[str | None, typer.Option(
+    "--mean-type", help="Use only 'change' or only 'endpoint' means.")]

@@ -1,0 +1,219 @@
+"""`trialmeta fit contrast` and `trialmeta frequentist`: active vs control within trials."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .common import (
+    ChainsOpt,
+    ComparatorOpt,
+    CrossoverOpt,
+    DoseOpt,
+    DosesOpt,
+    DrawsOpt,
+    EvidenceOpt,
+    FileArg,
+    JsonOpt,
+    MeanTypeOpt,
+    PopulationOpt,
+    RhoOpt,
+    RouteOpt,
+    ScaleOpt,
+    SeedOpt,
+    TreatmentOpt,
+    TuneOpt,
+    fail,
+    filters_from_options,
+    handle_errors,
+)
+from .fit import fit_app
+
+OutcomeOpt = Annotated[str, typer.Option(help="response, remission or change (means).")]
+MeasureOpt = Annotated[str, typer.Option(help="OR, RR, RD (counts) or MD, SMD (means).")]
+WindowOpt = Annotated[float | None, typer.Option(
+    help="Half-width of the time window in hours (default: half of --time, at least 1).")]
+
+
+def _select(file, outcome, measure, time, window, treatment, route, population, scale, evidence,
+            doses_given, dose, comparator, crossover, rho, mean_type):  # noqa: ANN001, ANN202
+    from trialmeta.analysis.contrasts import select_contrasts
+    from trialmeta.analysis.records import read_records
+    from trialmeta.analysis.selection import TimeWindow
+
+    records = read_records(file)
+    filters = filters_from_options(treatment, route, population, scale, evidence, doses_given,
+                                   dose)
+    tw = None if time is None else TimeWindow.around(time, window)
+    data = select_contrasts(records, outcome, measure.upper(), tw, filters,
+                            comparator=tuple(comparator or ()), crossover=crossover, rho=rho,
+                            mean_type=mean_type)
+    return records, data
+
+
+@fit_app.command("contrast")
+@handle_errors
+def contrast(
+    file: FileArg = None,
+    outcome: OutcomeOpt = "response",
+    measure: MeasureOpt = "OR",
+    time: Annotated[float, typer.Option("--time", help="Target hours after the dose.")] = 24.0,
+    window: WindowOpt = None,
+    treatment: TreatmentOpt = None,
+    route: RouteOpt = None,
+    population: PopulationOpt = None,
+    scale: ScaleOpt = None,
+    evidence: EvidenceOpt = None,
+    doses_given: DosesOpt = None,
+    dose: DoseOpt = None,
+    comparator: ComparatorOpt = None,
+    crossover: CrossoverOpt = "keep",
+    rho: RhoOpt = 0.5,
+    mean_type: MeanTypeOpt = None,
+    tau_prior: Annotated[str, typer.Option(
+        help="half-normal[:SCALE], turner2015[:active] (log OR) or rhodes2015[:active] "
+             "(SMD).")] = "half-normal",
+    threshold: Annotated[float, typer.Option(
+        help="Report P(effect > threshold) on the analysis scale (log OR, MD, SMD).")] = 0.0,
+    seed: SeedOpt = 20190101,
+    draws: DrawsOpt = 1000,
+    tune: TuneOpt = 1000,
+    chains: ChainsOpt = 4,
+    allow_unconverged: Annotated[bool, typer.Option(
+        help="Exit 0 even when the fit fails its convergence diagnostics.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Bayesian random-effects contrast: OR/RR/RD from arm counts, or MD/SMD from means."""
+    from trialmeta.analysis.comparative import contrast_document, run_contrast
+    from trialmeta.analysis.inference import SamplerSettings
+    from trialmeta.analysis.io import dumps_json
+    from trialmeta.analysis.models.contrast import default_priors
+    from trialmeta.analysis.priors import heterogeneity_prior
+
+    records, data = _select(file, outcome, measure, time, window, treatment, route, population,
+                            scale, evidence, doses_given, dose, comparator, crossover, rho,
+                            mean_type)
+    tau = None if tau_prior == "half-normal" else heterogeneity_prior(tau_prior)
+    priors = default_priors(data.measure, tau)
+    settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed)
+    run = run_contrast(data, settings, priors, threshold=threshold, data_sha256=records.sha256)
+    doc = contrast_document(run, records)
+    typer.echo(dumps_json(doc) if json else format_contrast(doc), nl=not json)
+    if not run.fit.diagnostics.passed and not allow_unconverged:
+        raise fail("error: the fit failed its convergence diagnostics: "
+                   + "; ".join(run.fit.diagnostics.messages)
+                   + " (use --allow-unconverged to accept it)", 1)
+
+
+def format_contrast(doc: dict) -> str:
+    """Readable summary of a contrast document."""
+    e = doc["estimates"]
+    log = doc["scale"] == "log"
+
+    def show(q: str, name: str) -> str:
+        x = e[q]
+        f = (lambda v: f"{v:7.3f}")
+        out = f"  {name:<22}{f(x['median'])}  (95% CrI {f(x['ci_low'])} to {f(x['ci_high'])})"
+        if log and q in ("effect", "predictive_effect"):
+            out += (f"   exp: {f(2.718281828459045 ** x['median'])} "
+                    f"({f(2.718281828459045 ** x['ci_low'])} to "
+                    f"{f(2.718281828459045 ** x['ci_high'])})")
+        return out
+
+    scale = "log " if log else ""
+    lines = [f"contrast: {doc['measure']} on {doc['outcome']} at {doc['time_h']:g} h; "
+             f"{doc['contrasts']} contrast(s), {doc['k']} stud(ies), {doc['n_total']} patients",
+             show("effect", f"pooled {scale}{doc['measure']}"),
+             show("predictive_effect", "new study"), show("tau", "tau")]
+    for q in ("rr", "rd", "control_rate"):
+        if q in e:
+            lines.append(show(q, f"{q} (at pooled control)" if q != "control_rate"
+                              else "pooled control rate"))
+    lines.append(f"  P(effect > {e['effect']['threshold']:g}) = {e['effect']['p_exceeds']:.3f}")
+    lines.append("  per study (observed -> shrunken):")
+    for s in doc["per_study"]:
+        obs = "   n/a" if s["observed"] is None else f"{s['observed']:7.3f}"
+        lines.append(f"    {s['study']:<16} {s['arm']:<16} vs {s['control']:<12}"
+                     f"{obs} -> {s['shrunken_median']:7.3f}")
+    flagged = [p for p in doc["posterior_predictive"] if p["flag"]]
+    lines.append(f"  posterior predictive check: {len(flagged)} observation(s) flagged")
+    for d in doc["dropped"]:
+        lines.append(f"  left out: {d['study']}: {d['reason']}")
+    for n in doc["notes"]:
+        lines.append(f"  note: {n}")
+    g = doc["diagnostics"]
+    lines.append(f"  diagnostics: {'passed' if g['passed'] else 'FAILED: ' + '; '.join(g['messages'])}")
+    return "\n".join(lines)
+
+
+@handle_errors
+def frequentist(
+    file: FileArg = None,
+    outcome: OutcomeOpt = "response",
+    measure: MeasureOpt = "OR",
+    method: Annotated[str, typer.Option(help="FE, DL, REML, ML or PM.")] = "REML",
+    hksj: Annotated[bool, typer.Option(
+        "--hksj", help="Hartung-Knapp-Sidik-Jonkman standard error and t intervals.")] = False,
+    time: Annotated[float | None, typer.Option(
+        "--time", help="Target hours after the dose (omit for records without time "
+                       "points).")] = None,
+    window: WindowOpt = None,
+    treatment: TreatmentOpt = None,
+    route: RouteOpt = None,
+    population: PopulationOpt = None,
+    scale: ScaleOpt = None,
+    evidence: EvidenceOpt = None,
+    doses_given: DosesOpt = None,
+    dose: DoseOpt = None,
+    comparator: ComparatorOpt = None,
+    crossover: CrossoverOpt = "keep",
+    rho: RhoOpt = 0.5,
+    mean_type: MeanTypeOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Frequentist random-effects meta-analysis (matches R metafor's rma and rma.mh)."""
+    from trialmeta.analysis.comparative import frequentist_document, run_frequentist
+    from trialmeta.analysis.io import dumps_json
+
+    records, data = _select(file, outcome, measure, time, window, treatment, route, population,
+                            scale, evidence, doses_given, dose, comparator, crossover, rho,
+                            mean_type)
+    run = run_frequentist(data, method.upper(), hksj=hksj)
+    doc = frequentist_document(run, records)
+    typer.echo(dumps_json(doc) if json else format_frequentist(doc), nl=not json)
+
+
+def format_frequentist(doc: dict) -> str:
+    """Readable summary of a frequentist document."""
+    log = doc["scale"] == "log"
+    name = f"{'log ' if log else ''}{doc['measure']}"
+    lines = [f"{doc['method']}{' + HKSJ' if doc['hksj'] else ''}: {name} on {doc['outcome']}, "
+             f"k = {doc['k']}",
+             f"  estimate {doc['estimate']:.4f} (SE {doc['se']:.4f}), 95% CI "
+             f"{doc['ci_low']:.4f} to {doc['ci_high']:.4f}"]
+    if log:
+        lines.append(f"  {doc['measure']} {doc['estimate_exp']:.4f} ({doc['ci_low_exp']:.4f} to "
+                     f"{doc['ci_high_exp']:.4f}); prediction interval {doc['pi_low_exp']:.4f} to "
+                     f"{doc['pi_high_exp']:.4f}")
+    else:
+        lines.append(f"  prediction interval {doc['pi_low']:.4f} to {doc['pi_high']:.4f}")
+    lines.append(f"  tau2 {doc['tau2']:.4f}, I2 {doc['I2']:.2f}%, H2 {doc['H2']:.3f}, "
+                 f"Q {doc['Q']:.3f} (p = {doc['Q_p']:.4g})")
+    if "mantel_haenszel" in doc:
+        mh = doc["mantel_haenszel"]
+        lines.append(f"  Mantel-Haenszel {doc['measure']} {mh['estimate_exp']:.4f} "
+                     f"({mh['ci_low_exp']:.4f} to {mh['ci_high_exp']:.4f})")
+    if "most_influential" in doc:
+        mi = doc["most_influential"]
+        lines.append(f"  most influential: {mi['contrast']} (moves the estimate by "
+                     f"{mi['shift']:.4f})")
+    if doc.get("egger"):
+        eg = doc["egger"]
+        lines.append(f"  Egger test: t = {eg['t']:.3f}, df = {eg['df']}, p = {eg['p_value']:.4f}"
+                     + (f" ({eg['note']})" if eg.get("note") else ""))
+    for d in doc["dropped"]:
+        lines.append(f"  left out: {d['study']}: {d['reason']}")
+    for n in doc["notes"]:
+        lines.append(f"  note: {n}")
+    return "\n".join(lines)
