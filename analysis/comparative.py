@@ -94,7 +94,7 @@ def _contrast_labels(data: ContrastData) -> list[str]:
 
 
 def frequentist_document(run: FrequentistRun, records: Records) -> dict[str, Any]:
-    """The ``trialmeta frequentist --json`` document."""
+    """Build the ``trialmeta frequentist --json`` document."""
     r = run.result
     doc: dict[str, Any] = {
         "engine": "frequentist", "outcome": run.data.outcome, "measure": run.data.measure,
@@ -147,7 +147,7 @@ def run_contrast(data: ContrastData, settings: SamplerSettings,
 
 
 def contrast_document(run: ContrastRun, records: Records) -> dict[str, Any]:
-    """The ``trialmeta fit contrast --json`` document."""
+    """Build the ``trialmeta fit contrast --json`` document."""
     fit, s = run.fit, run.summary
     data = fit.data
 

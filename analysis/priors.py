@@ -29,7 +29,7 @@ RHODES_2015 = {
     ("mental health outcome", "pharmacological vs pharmacological"): (-3.27, 2.14),
     ("any", "any"): (-3.44, 2.59),
 }
-KINDS = ("half-normal", "turner2015", "rhodes2015")
+KINDS = ("half-normal", "half-cauchy", "turner2015", "rhodes2015")
 
 
 @dataclass(frozen=True)
@@ -38,9 +38,10 @@ class HeterogeneityPrior:
 
     Attributes
     ----------
-    kind : {"half-normal", "turner2015", "rhodes2015"}
-        ``half-normal``: tau ~ HalfNormal(scale). ``turner2015``: log tau² ~
-        Normal(location, scale). ``rhodes2015``: log tau² ~ Student-t(5, location, scale).
+    kind : {"half-normal", "half-cauchy", "turner2015", "rhodes2015"}
+        ``half-normal``: tau ~ HalfNormal(scale); ``half-cauchy`` likewise.
+        ``turner2015``: log tau² ~ Normal(location, scale).
+        ``rhodes2015``: log tau² ~ Student-t(5, location, scale).
     scale : float
         Half-normal scale, or the scale of log tau².
     location : float
@@ -64,6 +65,8 @@ class HeterogeneityPrior:
 
         if self.kind == "half-normal":
             return pm.HalfNormal(name, self.scale)
+        if self.kind == "half-cauchy":
+            return pm.HalfCauchy(name, self.scale)
         if self.kind == "turner2015":
             log_tau2 = pm.Normal(f"log_{name}2", self.location, self.scale)
         elif self.kind == "rhodes2015":
@@ -103,5 +106,13 @@ def heterogeneity_prior(spec: str) -> HeterogeneityPrior:
         return HeterogeneityPrior("rhodes2015", sc, loc,
                                   f"Rhodes 2015 Table 3, mental health outcome, {comparison}: "
                                   f"log tau^2 ~ t5({loc}, {sc})")
+    if name == "half-cauchy":
+        try:
+            scale = float(arg) if arg else 0.5
+        except ValueError:
+            raise SpecError(f"half-cauchy scale must be a number, got '{arg}'") from None
+        if not scale > 0:
+            raise SpecError("half-cauchy scale must be > 0")
+        return HeterogeneityPrior("half-cauchy", scale, 0.0, f"half-Cauchy({scale:g}) on tau")
     raise SpecError(f"unknown heterogeneity prior '{spec}'; use one of {', '.join(KINDS)} "
-                    "(half-normal:SCALE for another scale)")
+                    "(half-normal:SCALE or half-cauchy:SCALE for another scale)")

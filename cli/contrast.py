@@ -113,7 +113,9 @@ def format_contrast(doc: dict) -> str:
 
     def show(q: str, name: str) -> str:
         x = e[q]
-        f = (lambda v: f"{v:7.3f}")
+        def f(v: float) -> str:
+            return f"{v:7.3f}"
+
         out = f"  {name:<22}{f(x['median'])}  (95% CrI {f(x['ci_low'])} to {f(x['ci_high'])})"
         if log and q in ("effect", "predictive_effect"):
             out += (f"   exp: {f(2.718281828459045 ** x['median'])} "
@@ -143,7 +145,8 @@ def format_contrast(doc: dict) -> str:
     for n in doc["notes"]:
         lines.append(f"  note: {n}")
     g = doc["diagnostics"]
-    lines.append(f"  diagnostics: {'passed' if g['passed'] else 'FAILED: ' + '; '.join(g['messages'])}")
+    status = "passed" if g["passed"] else "FAILED: " + "; ".join(g["messages"])
+    lines.append(f"  diagnostics: {status}")
     return "\n".join(lines)
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from trialmeta.analysis.effects import (
     log_odds_ratio,
     log_risk_ratio,

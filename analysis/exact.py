@@ -1,0 +1,255 @@
+"""Exact posterior of the normal-normal random-effects model by quadrature over tau.
+
+Model: ``y_i ~ Normal(theta_i, sigma_i²)``, ``theta_i ~ Normal(mu, tau²)``,
+``mu ~ Normal(m0, s0²)`` (or flat), ``tau ~ p(tau)``. Given tau, mu is
+conditionally normal, so the marginal posterior of tau is one-dimensional; it is
+integrated numerically (composite Gauss–Legendre on tau = s·t/(1−t), t in [0, 1)),
+and mu's marginal is the matching mixture of normals, as R bayesmeta does. There is
+no Monte Carlo error; the quadrature error is far below the printed digits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize, special, stats
+
+from .errors import SpecError
+from .priors import HeterogeneityPrior
+
+PANELS = 96
+NODES = 16
+
+
+@dataclass(frozen=True)
+class ExactPosterior:
+    """Marginal posterior summaries of mu and tau, and helpers for quantiles."""
+
+    mu: dict[str, float]
+    tau: dict[str, float]
+    predictive: dict[str, float]
+    shrinkage: list[dict[str, float]]
+    k: int
+
+
+def log_tau_prior(tau: np.ndarray, prior: HeterogeneityPrior) -> np.ndarray:
+    """Log density of a heterogeneity prior, as a density of tau (tau > 0)."""
+    t = np.asarray(tau, dtype=float)
+    if prior.kind == "half-normal":
+        return stats.halfnorm.logpdf(t, scale=prior.scale)
+    if prior.kind == "half-cauchy":
+        return stats.halfcauchy.logpdf(t, scale=prior.scale)
+    with np.errstate(divide="ignore"):
+        log_t2 = 2 * np.log(t)
+    jac = np.log(2.0) - np.log(t)  # d log(tau^2) / d tau = 2 / tau
+    if prior.kind == "turner2015":
+        return stats.norm.logpdf(log_t2, prior.location, prior.scale) + jac
+    if prior.kind == "rhodes2015":
+        return stats.t.logpdf(log_t2, 5, prior.location, prior.scale) + jac
+    raise SpecError(f"the exact engine does not support the prior kind '{prior.kind}'")
+
+
+class _Grid:
+    """Quadrature nodes in tau with the normalised posterior weight of each node."""
+
+    def __init__(self, y: np.ndarray, s2: np.ndarray, prior: HeterogeneityPrior,
+                 mu_prior: tuple[float, float] | None):
+        scale = float(np.sqrt(np.median(s2)) + np.std(y))
+        x, w = np.polynomial.legendre.leggauss(NODES)
+        edges = np.linspace(0.0, 1.0, PANELS + 1)
+        a, b = edges[:-1, None], edges[1:, None]
+        t = (a + b) / 2 + (b - a) / 2 * x
+        wt = (b - a) / 2 * w
+        self.panel_edges = edges
+        self.scale = scale
+        t, wt = t.ravel(), wt.ravel()
+        tau = scale * t / (1 - t)
+        dtau = scale / (1 - t) ** 2
+        self.tau = tau
+        self.y, self.s2, self.prior, self.mu_prior = y, s2, prior, mu_prior
+        logpost = self.log_density(tau)
+        logw = logpost + np.log(dtau) + np.log(wt)
+        self.log_norm = special.logsumexp(logw)
+        self.weight = np.exp(logw - self.log_norm)
+        self.m, self.v = self.conditional(tau)
+
+    def conditional(self, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and variance of mu given tau."""
+        w = 1.0 / (self.s2[None, :] + np.asarray(tau)[:, None] ** 2)
+        prec = w.sum(axis=1)
+        num = (w * self.y[None, :]).sum(axis=1)
+        if self.mu_prior is not None:
+            m0, s0 = self.mu_prior
+            prec = prec + 1 / s0**2
+            num = num + m0 / s0**2
+        return num / prec, 1.0 / prec
+
+    def log_density(self, tau: np.ndarray) -> np.ndarray:
+        """Unnormalised log posterior density of tau."""
+        tau = np.atleast_1d(np.asarray(tau, dtype=float))
+        var = self.s2[None, :] + tau[:, None] ** 2
+        w = 1.0 / var
+        prec = w.sum(axis=1)
+        num = (w * self.y[None, :]).sum(axis=1)
+        quad = (w * self.y[None, :] ** 2).sum(axis=1)
+        if self.mu_prior is not None:
+            m0, s0 = self.mu_prior
+            prec, num, quad = prec + 1 / s0**2, num + m0 / s0**2, quad + m0**2 / s0**2
+        ll = -0.5 * np.log(var).sum(axis=1) - 0.5 * np.log(prec) - 0.5 * (quad - num**2 / prec)
+        return ll + log_tau_prior(tau, self.prior)
+
+    def tau_cdf(self, value: float) -> float:
+        """P(tau <= value), integrating exactly up to ``value`` (Gauss–Legendre)."""
+        if value <= 0:
+            return 0.0
+        t_val = value / (value + self.scale)
+        x, w = np.polynomial.legendre.leggauss(NODES)
+        full = np.searchsorted(self.panel_edges, t_val, side="right") - 1
+        total = float(self.weight[: full * NODES].sum())
+        a, b = self.panel_edges[full], t_val
+        if b > a:
+            t = (a + b) / 2 + (b - a) / 2 * x
+            tau = self.scale * t / (1 - t)
+            logw = (self.log_density(tau) + np.log(self.scale / (1 - t) ** 2)
+                    + np.log((b - a) / 2 * w))
+            total += float(np.exp(logw - self.log_norm).sum())
+        return total
+
+    def mu_cdf(self, value: float, extra_var: np.ndarray | float = 0.0) -> float:
+        """P(mu <= value) (or of a new study's effect with ``extra_var`` = tau²)."""
+        sd = np.sqrt(self.v + extra_var)
+        return float((self.weight * stats.norm.cdf((value - self.m) / sd)).sum())
+
+
+def _sym_kl(m1: np.ndarray, s1: np.ndarray, m2: np.ndarray, s2: np.ndarray) -> np.ndarray:
+    """Symmetrised Kullback-Leibler divergence of two normal distributions."""
+    return (m1 - m2) ** 2 * 0.5 * (1 / s1**2 + 1 / s2**2) + (s1**2 - s2**2) ** 2 / (
+        2 * s1**2 * s2**2)
+
+
+def _conditionals(g: _Grid, tau: float) -> tuple[np.ndarray, np.ndarray]:
+    """Means and sds of mu, the predictive and every theta_i given tau (k + 2 normals)."""
+    m, v = g.conditional(np.array([tau]))
+    m, v = float(m[0]), float(v[0])
+    if tau > 0:
+        b = g.s2 / (g.s2 + tau**2)
+        th_m = b * m + (1 - b) * g.y
+        th_v = 1 / (1 / g.s2 + 1 / tau**2) + b**2 * v
+    else:
+        th_m, th_v = np.full(len(g.y), m), np.full(len(g.y), v)
+    means = np.r_[m, m, th_m]
+    sds = np.sqrt(np.r_[v, v + tau**2, th_v])
+    return means, sds
+
+
+def direct_support(g: _Grid, delta: float = 0.01, epsilon: float = 1e-4,
+                   tol: float = 2.0**16 * np.finfo(float).eps) -> tuple[np.ndarray, np.ndarray]:
+    """Support points and weights of bayesmeta's DIRECT mixture approximation.
+
+    Röver & Friede (2017), *J Comput Graph Stat* 26(1):217–222: tau values spaced so
+    that neighbouring conditionals (of mu, the predictive and each theta_i) are
+    ``delta`` apart in symmetrised KL divergence, each weighted by the posterior
+    probability of its bin. Used to reproduce bayesmeta's printed figures.
+    """
+
+    def divergence(t1: float, t2: float) -> float:
+        a, b = _conditionals(g, t1), _conditionals(g, t2)
+        return float(np.max(_sym_kl(a[0], a[1], b[0], b[1])))
+
+    hi_tau = float(g.tau[np.searchsorted(np.cumsum(g.weight), 0.999)]) + 1.0
+    max_tau = _quantile(g.tau_cdf, 1 - epsilon, 0.0, hi_tau)
+    upper = 1.0
+
+    def step(frm: float) -> float:
+        nonlocal upper
+        while divergence(frm, upper) <= delta:
+            upper *= 2
+        return float(optimize.brentq(lambda t: divergence(frm, t) - delta, frm, upper,
+                                     xtol=tol, rtol=4 * np.finfo(float).eps))
+
+    tau = step(0.0)
+    points, weights = [0.0], [g.tau_cdf(tau)]
+    prob = weights[0]
+    while tau <= max_tau or len(points) < 2:
+        ref = step(tau)
+        tau = step(ref)
+        p2 = g.tau_cdf(tau)
+        points.append(ref)
+        weights.append(max(0.0, p2 - prob))
+        prob = p2
+    w = np.array(weights)
+    return np.array(points), w / w.sum()
+
+
+def _quantile(cdf, p: float, lo: float, hi: float) -> float:
+    while cdf(hi) < p:
+        hi = hi * 2 if hi > 0 else hi + 1
+    while cdf(lo) > p:
+        lo = lo * 2 if lo < 0 else lo - 1
+    return float(optimize.brentq(lambda x: cdf(x) - p, lo, hi, xtol=1e-10, rtol=1e-12))
+
+
+def exact_normal_normal(yi, vi, *, tau_prior: HeterogeneityPrior,
+                        mu_prior: tuple[float, float] | None = None,
+                        ci_prob: float = 0.95, mixture: str = "quadrature") -> ExactPosterior:
+    """Marginal posteriors of mu and tau (median, mean, sd, equal-tailed interval).
+
+    Parameters
+    ----------
+    yi, vi : array_like
+        Effects and their sampling variances.
+    tau_prior : HeterogeneityPrior
+        Prior on tau (half-normal, half-Cauchy, or the Turner/Rhodes priors on tau²).
+    mu_prior : (mean, sd), optional
+        Normal prior on mu; flat when omitted.
+    ci_prob : float
+        Probability of the equal-tailed intervals.
+    mixture : {"quadrature", "direct"}
+        How mu's marginal (a mixture over tau) is evaluated: by the same fine
+        quadrature as tau (exact to ~1e-8), or by bayesmeta's DIRECT discrete
+        approximation (its documented accuracy; reproduces bayesmeta's output).
+        tau's summaries are exact either way.
+    """
+    y, s2 = np.asarray(yi, dtype=float), np.asarray(vi, dtype=float)
+    if y.ndim != 1 or y.shape != s2.shape or len(y) == 0 or np.any(s2 <= 0):
+        raise SpecError("yi and vi must be 1-D, of equal length, with vi > 0")
+    g = _Grid(y, s2, tau_prior, mu_prior)
+    a = (1 - ci_prob) / 2
+    tau_grid, tau_weight = g.tau, g.weight
+    tau_mean = float((tau_weight * tau_grid).sum())
+    tau_sd = float(np.sqrt((tau_weight * (tau_grid - tau_mean) ** 2).sum()))
+    hi_tau = float(tau_grid[np.searchsorted(np.cumsum(tau_weight), 0.999)]) + 1.0
+    tau_q = [_quantile(g.tau_cdf, p, 0.0, hi_tau) for p in (a, 0.5, 1 - a)]
+    if mixture == "direct":
+        g.tau, g.weight = direct_support(g)
+        g.m, g.v = g.conditional(g.tau)
+    elif mixture != "quadrature":
+        raise SpecError("mixture must be 'quadrature' or 'direct'")
+    mu_mean = float((g.weight * g.m).sum())
+    mu_sd = float(np.sqrt((g.weight * (g.v + g.m**2)).sum() - mu_mean**2))
+    span = (mu_mean - 10 * mu_sd, mu_mean + 10 * mu_sd)
+    mu_q = [_quantile(g.mu_cdf, p, *span) for p in (a, 0.5, 1 - a)]
+    pred_sd = float(np.sqrt((g.weight * (g.v + g.tau**2 + g.m**2)).sum() - mu_mean**2))
+    pred_q = [_quantile(lambda x: g.mu_cdf(x, g.tau**2), p, mu_mean - 10 * pred_sd,
+                        mu_mean + 10 * pred_sd) for p in (a, 0.5, 1 - a)]
+    shrink = []
+    for yi_, s2_ in zip(y, s2, strict=True):
+        # theta_i | tau, mu ~ N(B mu + (1-B) y_i, (1-B) s2_i) with B = s2/(s2+tau^2)
+        b = s2_ / (s2_ + g.tau**2)
+        mean_i = b * g.m + (1 - b) * yi_
+        var_i = (1 - b) * s2_ + b**2 * g.v
+        mean = float((g.weight * mean_i).sum())
+        sd = float(np.sqrt((g.weight * (var_i + mean_i**2)).sum() - mean**2))
+
+        def cdf_i(x: float, mean_i: np.ndarray = mean_i, var_i: np.ndarray = var_i) -> float:
+            return float((g.weight * stats.norm.cdf((x - mean_i) / np.sqrt(var_i))).sum())
+
+        q = [_quantile(cdf_i, p, mean - 10 * sd, mean + 10 * sd) for p in (a, 0.5, 1 - a)]
+        shrink.append({"mean": mean, "sd": sd, "ci_low": q[0], "median": q[1], "ci_high": q[2]})
+
+    def pack(mean: float, sd: float, q: list[float]) -> dict[str, float]:
+        return {"mean": mean, "median": q[1], "sd": sd, "ci_low": q[0], "ci_high": q[2]}
+
+    return ExactPosterior(pack(mu_mean, mu_sd, mu_q), pack(tau_mean, tau_sd, tau_q),
+                          pack(mu_mean, pred_sd, pred_q), shrink, len(y))
