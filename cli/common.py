@@ -79,3 +79,12 @@ RhoOpt = Annotated[float, typer.Option(
     help="Within-patient correlation used for crossover means.")]
 MeanTypeOpt = Annotated[str | None, typer.Option(
     "--mean-type", help="Use only 'change' or only 'endpoint' means.")]
+
+
+def dropped_lines(dropped: list[dict]) -> list[str]:
+    """Group left-out studies by reason, one line per reason."""
+    by_reason: dict[str, list[str]] = {}
+    for d in dropped:
+        label = d["study"] if d.get("arm") in (None, "*") else f"{d['study']} {d['arm']}"
+        by_reason.setdefault(str(d["reason"]), []).append(label)
+    return [f"  left out ({reason}): {', '.join(names)}" for reason, names in by_reason.items()]

@@ -24,6 +24,7 @@ from .common import (
     SeedOpt,
     TreatmentOpt,
     TuneOpt,
+    dropped_lines,
     fail,
     filters_from_options,
     handle_errors,
@@ -76,6 +77,10 @@ def contrast(
              "(SMD).")] = "half-normal",
     threshold: Annotated[float, typer.Option(
         help="Report P(effect > threshold) on the analysis scale (log OR, MD, SMD).")] = 0.0,
+    engine: Annotated[str, typer.Option(
+        help="mcmc (arm-based binomial or normal contrasts, PyMC NUTS) or exact "
+             "(normal-normal model on the contrasts, quadrature; no Monte Carlo "
+             "error).")] = "mcmc",
     seed: SeedOpt = 20190101,
     draws: DrawsOpt = 1000,
     tune: TuneOpt = 1000,
@@ -96,6 +101,14 @@ def contrast(
                             mean_type)
     tau = None if tau_prior == "half-normal" else heterogeneity_prior(tau_prior)
     priors = default_priors(data.measure, tau)
+    if engine == "exact":
+        from trialmeta.analysis.comparative import exact_document
+
+        doc = exact_document(data, priors, records, threshold=threshold)
+        typer.echo(dumps_json(doc) if json else format_contrast(doc), nl=not json)
+        return
+    if engine != "mcmc":
+        raise fail(f"error: unknown engine '{engine}'; use mcmc or exact")
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed)
     run = run_contrast(data, settings, priors, threshold=threshold, data_sha256=records.sha256)
     doc = contrast_document(run, records)
@@ -124,7 +137,8 @@ def format_contrast(doc: dict) -> str:
         return out
 
     scale = "log " if log else ""
-    lines = [f"contrast: {doc['measure']} on {doc['outcome']} at {doc['time_h']:g} h; "
+    when = "any time" if doc["time_h"] is None else f"{doc['time_h']:g} h"
+    lines = [f"contrast: {doc['measure']} on {doc['outcome']} at {when}; "
              f"{doc['contrasts']} contrast(s), {doc['k']} stud(ies), {doc['n_total']} patients",
              show("effect", f"pooled {scale}{doc['measure']}"),
              show("predictive_effect", "new study"), show("tau", "tau")]
@@ -136,12 +150,12 @@ def format_contrast(doc: dict) -> str:
     lines.append("  per study (observed -> shrunken):")
     for s in doc["per_study"]:
         obs = "   n/a" if s["observed"] is None else f"{s['observed']:7.3f}"
-        lines.append(f"    {s['study']:<16} {s['arm']:<16} vs {s['control']:<12}"
-                     f"{obs} -> {s['shrunken_median']:7.3f}")
-    flagged = [p for p in doc["posterior_predictive"] if p["flag"]]
-    lines.append(f"  posterior predictive check: {len(flagged)} observation(s) flagged")
-    for d in doc["dropped"]:
-        lines.append(f"  left out: {d['study']}: {d['reason']}")
+        label = s.get("contrast") or f"{s['study']} {s['arm']} vs {s['control']}"
+        lines.append(f"    {label:<46}{obs} -> {s['shrunken_median']:7.3f}")
+    if "posterior_predictive" in doc:
+        flagged = [p for p in doc["posterior_predictive"] if p["flag"]]
+        lines.append(f"  posterior predictive check: {len(flagged)} observation(s) flagged")
+    lines += dropped_lines(doc["dropped"])
     for n in doc["notes"]:
         lines.append(f"  note: {n}")
     g = doc["diagnostics"]
@@ -215,8 +229,7 @@ def format_frequentist(doc: dict) -> str:
         eg = doc["egger"]
         lines.append(f"  Egger test: t = {eg['t']:.3f}, df = {eg['df']}, p = {eg['p_value']:.4f}"
                      + (f" ({eg['note']})" if eg.get("note") else ""))
-    for d in doc["dropped"]:
-        lines.append(f"  left out: {d['study']}: {d['reason']}")
+    lines += dropped_lines(doc["dropped"])
     for n in doc["notes"]:
         lines.append(f"  note: {n}")
     return "\n".join(lines)

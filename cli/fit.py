@@ -20,6 +20,7 @@ from .common import (
     SeedOpt,
     TreatmentOpt,
     TuneOpt,
+    dropped_lines,
     fail,
     filters_from_options,
     handle_errors,
@@ -106,8 +107,7 @@ def format_pooled_rate(doc: dict) -> str:
     for a in doc["per_arm"]:
         out.append(f"    {a['study']:<16} {a['arm']:<14} {a['events']:>3}/{a['n']:<4}"
                    f"{100 * a['observed_rate']:5.1f}% -> {100 * a['shrunken_median']:5.1f}%")
-    for d in doc["dropped"]:
-        out.append(f"  left out: {d['study']} {d['arm']}: {d['reason']}")
+    out += dropped_lines(doc["dropped"])
     status = "passed" if g["passed"] else "FAILED: " + "; ".join(g["messages"])
     rhat = "n/a" if g["r_hat_max"] is None else f"{g['r_hat_max']:.3f}"
     ess = "n/a" if g["ess_bulk_min"] is None else f"{g['ess_bulk_min']:.0f}"
