@@ -68,6 +68,19 @@ class Claim:
         return (self.model, self.outcome, self.window, self.filters)
 
 
+@dataclass(frozen=True)
+class ContrastSpec:
+    """A descriptive active-vs-control analysis the report shows (not a claim)."""
+
+    id: str
+    title: str
+    outcome: str
+    measure: str
+    window: TimeWindow
+    filters: Filters
+    comparators: tuple[tuple[str, tuple[str, ...]], ...]
+
+
 @dataclass
 class ClaimsFile:
     """A validated claims file."""
@@ -75,6 +88,49 @@ class ClaimsFile:
     path: str
     sha256: str
     claims: list[Claim] = field(default_factory=list)
+    contrasts: list[ContrastSpec] = field(default_factory=list)
+
+
+CONTRAST_FIELDS = {"id", "title", "outcome", "measure", "time_h", "window_h", "selection",
+                   "comparators"}
+
+
+def parse_contrast(raw: Any, path: str) -> ContrastSpec:
+    """Validate one entry of the ``contrasts`` list of a claims file."""
+    from .contrasts import BINARY_MEASURES, CONTINUOUS_MEASURES
+    from .contrasts import OUTCOMES as CONTRAST_OUTCOMES
+
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: every contrast must be a mapping")
+    cid = str(raw.get("id", "?"))
+
+    def bad(fld: str, msg: str) -> SpecError:
+        return SpecError(f"{path}: contrast '{cid}', field '{fld}': {msg}")
+
+    unknown = sorted(set(raw) - CONTRAST_FIELDS)
+    if unknown:
+        raise bad(unknown[0], f"unknown field; known: {', '.join(sorted(CONTRAST_FIELDS))}")
+    for req in ("id", "outcome", "measure", "time_h"):
+        if req not in raw:
+            raise bad(req, "required field is missing")
+    if raw["outcome"] not in CONTRAST_OUTCOMES:
+        raise bad("outcome", f"use one of {', '.join(CONTRAST_OUTCOMES)}")
+    measures = CONTINUOUS_MEASURES if raw["outcome"] == "change" else BINARY_MEASURES
+    if raw["measure"] not in measures:
+        raise bad("measure", f"use one of {', '.join(measures)} for {raw['outcome']}")
+    time_h = _number(path, cid, "time_h", raw["time_h"], 0.0)
+    half = raw.get("window_h")
+    try:
+        window = TimeWindow.around(time_h, None if half is None else float(half))
+        filters = Filters.from_mapping(raw.get("selection"))
+    except (SpecError, ValueError) as exc:
+        raise bad("selection", str(exc)) from None
+    comps = raw.get("comparators") or {}
+    if not isinstance(comps, dict) or not all(isinstance(v, list) for v in comps.values()):
+        raise bad("comparators", "must map a group name to a list of control treatments")
+    groups = tuple((str(k), tuple(str(x) for x in v)) for k, v in comps.items())
+    return ContrastSpec(cid, str(raw.get("title", cid)), str(raw["outcome"]),
+                        str(raw["measure"]), window, filters, groups)
 
 
 def bundled_claims_path() -> Path:
@@ -168,11 +224,15 @@ def load_claims(path: str | Path | None = None) -> ClaimsFile:
     defaults = DecisionRule(float(d.get("support", 0.8)), float(d.get("contradict", 0.2)),
                             int(d.get("min_studies", 2)))
     claims = [parse_claim(raw, name, defaults) for raw in doc["claims"]]
+    raw_contrasts = doc.get("contrasts") or []
+    if not isinstance(raw_contrasts, list):
+        raise SpecError(f"{name}: 'contrasts' must be a list")
+    contrasts = [parse_contrast(raw, name) for raw in raw_contrasts]
     ids = [c.id for c in claims]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         raise SpecError(f"{name}: claim id(s) used more than once: {', '.join(dupes)}")
-    return ClaimsFile(name, hashlib.sha256(data).hexdigest(), claims)
+    return ClaimsFile(name, hashlib.sha256(data).hexdigest(), claims, contrasts)
 
 
 @dataclass

@@ -112,3 +112,34 @@ def test_bad_claims_write_nothing_and_keep_previous(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "claim 'T1', field 'region'" in r.output
     assert (out / "results.json").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".rep")) == []
+
+
+CONTRASTS = """
+contrasts:
+  - id: resp
+    title: Response vs control
+    outcome: response
+    measure: OR
+    time_h: 24
+    comparators:
+      saline: [saline]
+      midazolam: [midazolam]
+"""
+
+
+def test_contrast_section(tmp_path: Path) -> None:
+    data, claims = make_inputs(tmp_path)
+    claims.write_text(CLAIMS + CONTRASTS)
+    out = tmp_path / "rep"
+    run_report(data, claims, out)
+    res = json.loads((out / "results.json").read_text())
+    groups = {g["group"]: g for g in res["contrasts"][0]["groups"]}
+    assert groups["saline"]["k"] == 2 and groups["saline"]["status"] == "fitted"
+    assert groups["midazolam"]["k"] == 0 and "no study" in groups["midazolam"]["status"]
+    assert groups["all controls"]["frequentist"]["method"] == "REML"
+    assert "forest_svg" not in groups["saline"]
+    html = (out / "index.html").read_text()
+    cell = re.search(r'data-contrast="resp" data-group="saline">([^<]*)<', html).group(1)
+    eff = groups["saline"]["bayesian"]["estimates"]["effect"]
+    assert cell.startswith(f"{eff['median']:.3f} ({eff['ci_low']:.3f}")
+    assert "Contrasts with control" in (out / "report.md").read_text()

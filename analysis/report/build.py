@@ -22,6 +22,7 @@ from ..inference import SamplerSettings, command_line, package_versions
 from ..io import dumps_json, write_text_atomic
 from ..records import Records, summarize
 from ..results import pooled_rate_document, rounded
+from .contrast_section import run_contrast_section, strip_figures
 from .plots import forest_plot, to_svg
 
 MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
@@ -57,10 +58,12 @@ def fit_id(model: str, outcome: str, time_h: float, claim_ids: list[str]) -> str
 
 
 def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
-             evaluation: Evaluation) -> Report:
+             evaluation: Evaluation, contrasts: list[dict[str, Any]] | None = None) -> Report:
     """Collect every number, table and figure of the report."""
     fits = []
     fit_docs = {}
+    used_contrasts = {row["study"] for c in contrasts or [] for g in c["groups"]
+                      for row in g.get("bayesian", {}).get("per_study", [])}
     for key, run in evaluation.runs.items():
         ids = evaluation.claims_for_run[key]
         fid = fit_id(key[0], run.outcome, run.window.target_h, ids)
@@ -81,13 +84,16 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
         "command": command_line(),
     }
     overview = summarize(records)
+    contrasts = contrasts or []
     results = rounded({
         "claims": claim_rows,
         "fits": fit_docs,
+        "contrasts": strip_figures(contrasts),
         "data": overview,
         "provenance": provenance,
     })
     used = {s for f in fit_docs.values() for s in {a["study"] for a in f["per_arm"]}}
+    used |= used_contrasts
     study_rows = []
     for study, rows in records.table.groupby("study", sort=True):
         study_rows.append({
@@ -104,6 +110,7 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
     context = {
         "claims": results["claims"],
         "fits": fits,
+        "contrasts": contrasts,
         "overview": results["data"],
         "studies": study_rows,
         "provenance": results["provenance"],
@@ -158,6 +165,7 @@ def build_report(records: Records, claims: ClaimsFile, settings: SamplerSettings
                  *, progress: bool = False) -> dict[str, Any]:
     """Run the analysis and write the report; return results.json's content."""
     evaluation = evaluate(records, claims, settings, progress=progress)
-    report = assemble(records, claims, settings, evaluation)
+    contrasts = run_contrast_section(records, claims.contrasts, settings)
+    report = assemble(records, claims, settings, evaluation, contrasts)
     write_report(render(report), out)
     return report.results

@@ -72,3 +72,69 @@ def to_svg(fig: Figure) -> str:
     svg = buf.getvalue()
     svg = re.sub(r"\s*<metadata>.*?</metadata>", "", svg, flags=re.S)
     return svg[svg.index("<svg"):]
+
+
+def contrast_forest(*, bayes: dict, freq: dict, title: str) -> Figure:
+    """Observed and shrunken contrasts, pooled Bayesian and frequentist estimates, prediction."""
+    from matplotlib.figure import Figure
+
+    studies = freq["studies"]
+    k = len(studies)
+    fig = Figure(figsize=(7.5, 1.6 + 0.4 * (k + 3)))
+    ax = fig.add_subplot()
+    y = np.arange(k, 0, -1) + 2.0
+    yi = np.array([s["yi"] for s in studies])
+    se = np.sqrt([s["vi"] for s in studies])
+    ax.errorbar(yi, y + 0.12, xerr=1.959964 * se, fmt="o", color="0.6", ms=4, capsize=2,
+                label="observed (95% CI)")
+    shr = bayes["per_study"]
+    med = np.array([s["shrunken_median"] for s in shr])
+    lo = np.array([s["shrunken_ci_low"] for s in shr])
+    hi = np.array([s["shrunken_ci_high"] for s in shr])
+    ax.errorbar(med, y - 0.12, xerr=[med - lo, hi - med], fmt="s", color="black", ms=4,
+                capsize=2, label="Bayesian shrunken (95% CrI)")
+    b = bayes["estimates"]["effect"]
+    ax.fill([b["ci_low"], b["median"], b["ci_high"], b["median"]], [2, 2.25, 2, 1.75],
+            color="tab:blue", label="Bayesian pooled (95% CrI)")
+    ax.fill([freq["ci_low"], freq["estimate"], freq["ci_high"], freq["estimate"]],
+            [1.2, 1.45, 1.2, 0.95], color="tab:green",
+            label=f"{freq['method']} pooled (95% CI)")
+    p = bayes["estimates"]["predictive_effect"]
+    ax.plot([p["ci_low"], p["ci_high"]], [0.5, 0.5], color="tab:orange", lw=3,
+            label="new-study prediction (95%)")
+    ax.axvline(0.0, color="0.3", lw=0.8)
+    labels = [s["contrast"] for s in studies]
+    ax.set_yticks(list(y) + [2.0, 1.2, 0.5],
+                  labels + ["Bayesian", freq["method"], "prediction"])
+    ax.set_ylim(0.1, k + 2.8)
+    unit = ("log " if freq["scale"] == "log" else "") + freq["measure"]
+    ax.set_xlabel(f"{unit} (active - control)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="x", color="0.9")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.08), ncol=2, fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def funnel_plot(*, freq: dict, title: str) -> Figure:
+    """Effects against their standard errors with the pooled estimate's 95% funnel."""
+    from matplotlib.figure import Figure
+
+    yi = np.array([s["yi"] for s in freq["studies"]])
+    se = np.sqrt([s["vi"] for s in freq["studies"]])
+    fig = Figure(figsize=(5.0, 3.6))
+    ax = fig.add_subplot()
+    top = float(se.max()) * 1.1
+    grid = np.linspace(0, top, 50)
+    est = freq["estimate"]
+    ax.plot(est - 1.959964 * grid, grid, color="0.5", lw=0.8, ls="--")
+    ax.plot(est + 1.959964 * grid, grid, color="0.5", lw=0.8, ls="--")
+    ax.axvline(est, color="tab:green", lw=1)
+    ax.scatter(yi, se, color="black", s=14)
+    ax.set_ylim(top, 0)
+    unit = ("log " if freq["scale"] == "log" else "") + freq["measure"]
+    ax.set_xlabel(unit)
+    ax.set_ylabel("standard error")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
