@@ -23,7 +23,7 @@ from .frequentist import (
     mantel_haenszel,
     meta_analysis,
 )
-from .inference import SamplerSettings, command_line
+from .inference import SamplerSettings, command_line, loo
 from .models.contrast import Contrast, ContrastFit, ContrastPriors, ContrastSummary
 from .records import Records
 from .results import rounded
@@ -163,6 +163,7 @@ def contrast_document(run: ContrastRun, records: Records) -> dict[str, Any]:
         "estimates": s.estimates, "per_study": records_of(s.studies),
         "posterior_predictive": records_of(s.ppc), "dropped": data.dropped,
         "notes": data.notes, "diagnostics": fit.diagnostics.as_dict(),
+        "loo": loo(fit.idata, fit.pymc_model),
         "priors": fit.priors.as_dict(), "sampler": fit.settings.as_dict(),
         "summary": s.sentence,
         "provenance": {"data": records.path, "data_sha256": records.sha256,

@@ -134,3 +134,36 @@ def command_line() -> str:
     if argv:
         argv[0] = argv[0].rsplit("/", 1)[-1]
     return " ".join(argv)
+
+
+def loo(idata: az.InferenceData, model: pm.Model) -> dict[str, Any]:
+    """PSIS-LOO of a fit, with ArviZ's Pareto-k warnings spelled out.
+
+    Observations are the likelihood terms of the model (arms or contrasts).
+    """
+    import warnings
+
+    import arviz as az
+    import pymc as pm
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if "log_likelihood" in idata:
+            ll = idata.log_likelihood
+        else:
+            ll = pm.compute_log_likelihood(idata, model=model, extend_inferencedata=False,
+                                           progressbar=False)
+        # one pointwise log-likelihood over every observed variable
+        stacked = np.concatenate([ll[v].values.reshape(ll[v].values.shape[:2] + (-1,))
+                                  for v in ll.data_vars], axis=2)
+        dummy = np.zeros(stacked.shape[:2])
+        res = az.loo(az.from_dict(posterior={"_": dummy}, log_likelihood={"obs": stacked}),
+                     pointwise=True)
+    k = np.asarray(res.pareto_k)
+    msgs = [str(w.message).splitlines()[0] for w in caught
+            if issubclass(w.category, UserWarning)]
+    if np.any(k > 0.7):
+        msgs.append(f"{int(np.sum(k > 0.7))} observation(s) with Pareto k > 0.7: PSIS-LOO is "
+                    "unreliable for them (influential data points)")
+    return {"elpd_loo": float(res.elpd_loo), "se": float(res.se), "p_loo": float(res.p_loo),
+            "pareto_k_max": float(k.max()), "warnings": sorted(set(msgs))}
