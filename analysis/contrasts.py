@@ -108,6 +108,76 @@ def _combine_means(rows: pd.DataFrame) -> tuple[float, float, int]:
     return m, s, n
 
 
+def _candidates(records: Records, outcome: str, filters: Filters, comparator: tuple[str, ...],
+                mean_type: str | None, *, timed: bool
+                ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Rows passing the study-level filters, and the active and control rows with the outcome."""
+    t = _study_filters(filters).apply(records.table)
+    is_ctl = t["control"].fillna(False).astype(bool)
+    active = filters.apply(t[~is_ctl])
+    control = t[is_ctl]
+    if comparator:
+        control = control[control["treatment"].isin(comparator)]
+    if mean_type and outcome == "change":
+        active = active[active["mean_type"] == mean_type]
+        control = control[control["mean_type"] == mean_type]
+    return t, _has_outcome(active, outcome, timed), _has_outcome(control, outcome, timed)
+
+
+def _check_options(outcome: str, measure: str, crossover: str, rho: float) -> None:
+    if outcome not in OUTCOMES:
+        raise SpecError(f"unknown outcome '{outcome}'; use one of {', '.join(OUTCOMES)}")
+    allowed = CONTINUOUS_MEASURES if outcome == "change" else BINARY_MEASURES
+    if measure not in allowed:
+        raise SpecError(f"measure {measure} does not fit outcome '{outcome}'; use one of "
+                        f"{', '.join(allowed)}")
+    if crossover not in ("keep", "exclude"):
+        raise SpecError("crossover must be 'keep' or 'exclude'")
+    if not -1 <= rho <= 1:
+        raise SpecError("rho must lie in [-1, 1]")
+
+
+def select_time_course(records: Records, outcome: str, measure: str, filters: Filters, *,
+                       comparator: tuple[str, ...] = (), crossover: str = "keep",
+                       rho: float = 0.5, mean_type: str | None = None) -> ContrastData:
+    """Contrasts at every post-dose time point of every study (for time-course models).
+
+    Only rows after a single administration (``doses_given == 1``) are used unless the
+    filters say otherwise; baselines never count as outcomes.
+    """
+    _check_options(outcome, measure, crossover, rho)
+    if filters.doses_given is None:
+        filters = Filters(**{**filters.__dict__, "doses_given": 1})
+    t, active, control = _candidates(records, outcome, filters, comparator, mean_type,
+                                     timed=True)
+    dropped: list[dict[str, object]] = []
+    out: dict[str, list] = {"arms": [], "contrasts": [], "notes": []}
+    for study in dict.fromkeys(t["study"]):
+        a, c = active[active["study"] == study], control[control["study"] == study]
+        design = (a["design"].dropna().tolist() + c["design"].dropna().tolist() or [""])[0]
+        if design == "crossover" and crossover == "exclude":
+            dropped.append(dict(study=study, arm="*", reason="crossover trial excluded"))
+            continue
+        times = sorted(set(a["time_h"].astype(float)) & set(c["time_h"].astype(float)))
+        if not times:
+            dropped.append(dict(study=study, arm="*",
+                                reason=f"no time point with both an active and a control "
+                                       f"arm carrying {outcome} data"))
+            continue
+        for time_h in times:
+            reason = _contrasts_at(study, a[a["time_h"].astype(float) == time_h],
+                                   c[c["time_h"].astype(float) == time_h], time_h, design,
+                                   outcome, out)
+            if reason:
+                dropped.append(dict(study=study, arm="*", reason=f"{time_h:g} h: {reason}"))
+    data = ContrastData(outcome, measure, None, pd.DataFrame(out["arms"]),
+                        pd.DataFrame(out["contrasts"]), dropped,
+                        list(dict.fromkeys(out["notes"])))
+    if outcome == "change" and len(data.contrasts):
+        _continuous_effects(data, rho)
+    return data
+
+
 def select_contrasts(records: Records, outcome: str, measure: str, window: TimeWindow | None,
                      filters: Filters, *, comparator: tuple[str, ...] = (),
                      crossover: str = "keep", rho: float = 0.5,
@@ -136,32 +206,12 @@ def select_contrasts(records: Records, outcome: str, measure: str, window: TimeW
     mean_type : {"change", "endpoint"}, optional
         Use only means of this type.
     """
-    if outcome not in OUTCOMES:
-        raise SpecError(f"unknown outcome '{outcome}'; use one of {', '.join(OUTCOMES)}")
+    _check_options(outcome, measure, crossover, rho)
     binary = outcome != "change"
-    allowed = BINARY_MEASURES if binary else CONTINUOUS_MEASURES
-    if measure not in allowed:
-        raise SpecError(f"measure {measure} does not fit outcome '{outcome}'; use one of "
-                        f"{', '.join(allowed)}")
-    if crossover not in ("keep", "exclude"):
-        raise SpecError("crossover must be 'keep' or 'exclude'")
-    if not -1 <= rho <= 1:
-        raise SpecError("rho must lie in [-1, 1]")
-    t = _study_filters(filters).apply(records.table)
-    is_ctl = t["control"].fillna(False).astype(bool)
-    active = filters.apply(t[~is_ctl])
-    control = t[is_ctl]
-    if comparator:
-        control = control[control["treatment"].isin(comparator)]
-    if mean_type and not binary:
-        active = active[active["mean_type"] == mean_type]
-        control = control[control["mean_type"] == mean_type]
-    timed = window is not None
-    active = _has_outcome(active, outcome, timed)
-    control = _has_outcome(control, outcome, timed)
+    t, active, control = _candidates(records, outcome, filters, comparator, mean_type,
+                                     timed=window is not None)
     dropped: list[dict[str, object]] = []
-    notes: list[str] = []
-    arm_rows, contrast_rows = [], []
+    out: dict[str, list] = {"arms": [], "contrasts": [], "notes": []}
     studies = list(dict.fromkeys(t["study"]))
     for study in studies:
         a, c = active[active["study"] == study], control[control["study"] == study]
@@ -195,66 +245,74 @@ def select_contrasts(records: Records, outcome: str, measure: str, window: TimeW
         a = a[a_times.to_numpy() == time_h]
         c = c[c_times.to_numpy() == time_h]
         time_h = None if time_h < 0 else time_h
-        ctl_label = "+".join(c["arm"].tolist())
-        if len(c) > 1:
-            notes.append(f"{study}: control arms {', '.join(c['arm'])} combined")
-        if design == "crossover":
-            notes.append(f"{study}: crossover trial kept (both periods)")
-        if binary:
-            col = COUNT_COLUMN[outcome]
-            cn = c["n_binary"].fillna(c["n"]).astype(int)
-            ce, cn_sum = int(c[col].astype(int).sum()), int(cn.sum())
-            arm_rows.append(dict(study=study, arm=ctl_label, role="control",
-                                 treatment="+".join(sorted(set(c["treatment"]))), n=cn_sum,
-                                 events=ce, time_h=time_h, design=design))
-            for r in a.to_dict("records"):
-                n1 = int(r["n_binary"] if pd.notna(r["n_binary"]) else r["n"])
-                e1 = int(r[col])
-                arm_rows.append(dict(study=study, arm=r["arm"], role="active",
-                                     treatment=r["treatment"], n=n1, events=e1, time_h=time_h,
-                                     design=design))
-                contrast_rows.append(dict(study=study, arm=r["arm"], control=ctl_label,
-                                          comparator="+".join(sorted(set(c["treatment"]))),
-                                          time_h=time_h, design=design, a=e1, b=n1 - e1,
-                                          c=ce, d=cn_sum - ce, evidence=r["evidence"]))
-        else:
-            scales = set(a["scale"]) | set(c["scale"])
-            if len(scales) > 1:
-                dropped.append(dict(study=study, arm="*",
-                                    reason=f"arms on different scales ({', '.join(scales)})"))
-                continue
-            types = set(a["mean_type"]) | set(c["mean_type"])
-            if len(types) > 1:
-                dropped.append(dict(study=study, arm="*",
-                                    reason="change and endpoint means mixed within the study"))
-                continue
-
-            def sds(rows: pd.DataFrame) -> pd.DataFrame:
-                s = rows["sd"].astype(float)
-                from_se = s.isna()
-                if from_se.any():
-                    s = s.where(~from_se, sd_from_se(rows["se"].astype(float),
-                                                     rows["n"].astype(float)))
-                return rows.assign(m=rows["mean"].astype(float), s=s,
-                                   sd_derived=from_se.to_numpy())
-
-            a, c = sds(a), sds(c)
-            if c["sd_derived"].any() or a["sd_derived"].any():
-                notes.append(f"{study}: SD derived from SE x sqrt(n)")
-            m2, s2, n2 = _combine_means(c)
-            for r in a.to_dict("records"):
-                contrast_rows.append(dict(
-                    study=study, arm=r["arm"], control=ctl_label,
-                    comparator="+".join(sorted(set(c["treatment"]))), time_h=time_h,
-                    design=design, scale=next(iter(scales)), mean_type=next(iter(types)),
-                    m1=float(r["m"]), sd1=float(r["s"]), n1=int(r["n"]), m2=m2, sd2=s2, n2=n2,
-                    evidence=r["evidence"]))
-    arms = pd.DataFrame(arm_rows)
-    contrasts = pd.DataFrame(contrast_rows)
-    data = ContrastData(outcome, measure, window, arms, contrasts, dropped, notes)
+        reason = _contrasts_at(study, a, c, time_h, design, outcome, out)
+        if reason:
+            dropped.append(dict(study=study, arm="*", reason=reason))
+    arms = pd.DataFrame(out["arms"])
+    contrasts = pd.DataFrame(out["contrasts"])
+    data = ContrastData(outcome, measure, window, arms, contrasts, dropped,
+                        list(dict.fromkeys(out["notes"])))
     if not binary and len(contrasts):
         _continuous_effects(data, rho)
     return data
+
+
+def _contrasts_at(study: str, a: pd.DataFrame, c: pd.DataFrame, time_h: float | None,
+                  design: str, outcome: str, out: dict[str, list]) -> str | None:
+    """Append the arms and contrasts of one study at one time; return a reason to drop it."""
+    binary = outcome in COUNT_COLUMN
+    arm_rows, contrast_rows, notes = out["arms"], out["contrasts"], out["notes"]
+    ctl_label = "+".join(c["arm"].tolist())
+    if len(c) > 1:
+        notes.append(f"{study}: control arms {', '.join(c['arm'])} combined")
+    if design == "crossover":
+        notes.append(f"{study}: crossover trial kept (both periods)")
+    if binary:
+        col = COUNT_COLUMN[outcome]
+        cn = c["n_binary"].fillna(c["n"]).astype(int)
+        ce, cn_sum = int(c[col].astype(int).sum()), int(cn.sum())
+        arm_rows.append(dict(study=study, arm=ctl_label, role="control",
+                             treatment="+".join(sorted(set(c["treatment"]))), n=cn_sum,
+                             events=ce, time_h=time_h, design=design))
+        for r in a.to_dict("records"):
+            n1 = int(r["n_binary"] if pd.notna(r["n_binary"]) else r["n"])
+            e1 = int(r[col])
+            arm_rows.append(dict(study=study, arm=r["arm"], role="active",
+                                 treatment=r["treatment"], n=n1, events=e1, time_h=time_h,
+                                 design=design))
+            contrast_rows.append(dict(study=study, arm=r["arm"], control=ctl_label,
+                                      comparator="+".join(sorted(set(c["treatment"]))),
+                                      time_h=time_h, design=design, a=e1, b=n1 - e1,
+                                      c=ce, d=cn_sum - ce, evidence=r["evidence"]))
+    else:
+        scales = set(a["scale"]) | set(c["scale"])
+        if len(scales) > 1:
+            return f"arms on different scales ({', '.join(sorted(scales))})"
+        types = set(a["mean_type"]) | set(c["mean_type"])
+        if len(types) > 1:
+            return "change and endpoint means mixed within the study"
+
+        def sds(rows: pd.DataFrame) -> pd.DataFrame:
+            s = rows["sd"].astype(float)
+            from_se = s.isna()
+            if from_se.any():
+                s = s.where(~from_se, sd_from_se(rows["se"].astype(float),
+                                                 rows["n"].astype(float)))
+            return rows.assign(m=rows["mean"].astype(float), s=s,
+                               sd_derived=from_se.to_numpy())
+
+        a, c = sds(a), sds(c)
+        if c["sd_derived"].any() or a["sd_derived"].any():
+            notes.append(f"{study}: SD derived from SE x sqrt(n)")
+        m2, s2, n2 = _combine_means(c)
+        for r in a.to_dict("records"):
+            contrast_rows.append(dict(
+                study=study, arm=r["arm"], control=ctl_label,
+                comparator="+".join(sorted(set(c["treatment"]))), time_h=time_h,
+                design=design, scale=next(iter(scales)), mean_type=next(iter(types)),
+                m1=float(r["m"]), sd1=float(r["s"]), n1=int(r["n"]), m2=m2, sd2=s2, n2=n2,
+                evidence=r["evidence"]))
+    return None
 
 
 def _continuous_effects(data: ContrastData, rho: float) -> None:
