@@ -89,6 +89,7 @@ class ClaimsFile:
     sha256: str
     claims: list[Claim] = field(default_factory=list)
     contrasts: list[ContrastSpec] = field(default_factory=list)
+    analyses: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 CONTRAST_FIELDS = {"id", "title", "outcome", "measure", "time_h", "window_h", "selection",
@@ -232,7 +233,10 @@ def load_claims(path: str | Path | None = None) -> ClaimsFile:
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         raise SpecError(f"{name}: claim id(s) used more than once: {', '.join(dupes)}")
-    return ClaimsFile(name, hashlib.sha256(data).hexdigest(), claims, contrasts)
+    analyses = doc.get("analyses") or {}
+    if not isinstance(analyses, dict):
+        raise SpecError(f"{name}: 'analyses' must be a mapping of model name to options")
+    return ClaimsFile(name, hashlib.sha256(data).hexdigest(), claims, contrasts, analyses)
 
 
 @dataclass

@@ -33,6 +33,7 @@ class Filters:
     population: tuple[str, ...] = ()
     doses_given: int | None = None
     dose: float | None = None
+    dose_unit: tuple[str, ...] = ()
     design: tuple[str, ...] = ()
     scale: tuple[str, ...] = ()
     evidence: tuple[str, ...] = ()
@@ -66,7 +67,8 @@ class Filters:
     def apply(self, table: pd.DataFrame) -> pd.DataFrame:
         """Return the rows that pass every filter."""
         keep = pd.Series(True, index=table.index)
-        for col in ("treatment", "route", "population", "design", "scale", "evidence"):
+        for col in ("treatment", "route", "population", "design", "scale", "evidence",
+                    "dose_unit"):
             allowed = getattr(self, col)
             if allowed:
                 keep &= table[col].isin(allowed)

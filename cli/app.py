@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from . import contrast as _contrast  # noqa: F401 (registers `fit contrast`)
+from . import curves as _curves  # noqa: F401 (registers `fit dose-response`, `fit time-course`)
 from .contrast import frequentist
+from .curves import compare_forms
 from .fit import fit_app
 from .report import report
 from .validate import validate
@@ -22,6 +24,7 @@ app.command("validate")(validate)
 app.add_typer(fit_app, name="fit")
 app.command("report")(report)
 app.command("frequentist")(frequentist)
+app.command("compare-forms")(compare_forms)
 
 
 @app.command("models")

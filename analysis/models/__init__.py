@@ -14,6 +14,8 @@ from ..errors import SpecError
 BUILTIN = {
     "pooled-rate": "trialmeta.analysis.models.pooled_rate:PooledRate",
     "contrast": "trialmeta.analysis.models.contrast:Contrast",
+    "dose-response": "trialmeta.analysis.models.dose_response:DoseResponse",
+    "time-course": "trialmeta.analysis.models.time_course:TimeCourse",
 }
 
 

@@ -1,0 +1,163 @@
+"""Run dose-response and time-course analyses and describe them as JSON documents."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .contrasts import select_time_course
+from .doses import select_dose_arms
+from .errors import SpecError
+from .inference import SamplerSettings, command_line, loo
+from .models.dose_response import DoseResponse, dose_summary
+from .models.time_course import TimeCourse, time_summary
+from .records import Records
+from .results import rounded
+from .selection import Filters, TimeWindow
+
+
+@dataclass(frozen=True)
+class DoseOptions:
+    """What a dose-response analysis selects and reports."""
+
+    outcome: str = "response"
+    time_h: float = 24.0
+    window_h: float | None = None
+    form: str = "emax"
+    hill: bool = False
+    filters: Filters = field(default_factory=Filters)
+    comparator: tuple[str, ...] = ()
+    standardize: bool = False
+    doses: tuple[float, ...] = ()
+    compare: tuple[float, float] | None = None
+    delta: float = 0.0
+    threshold: float | None = None
+    direction: int = 0  # 0: +1 for counts, -1 for means (lower scores are better)
+
+
+@dataclass(frozen=True)
+class TimeOptions:
+    """What a time-course analysis selects and reports."""
+
+    outcome: str = "response"
+    measure: str = "OR"
+    form: str = "bateman"
+    rho: float = 0.5
+    filters: Filters = field(default_factory=Filters)
+    comparator: tuple[str, ...] = ()
+    times: tuple[float, ...] = ()
+    threshold: float = 0.405
+    fraction: float = 0.5
+    direction: int = 0
+
+
+def time_points_table(data) -> list[dict[str, Any]]:  # noqa: ANN001 (ContrastData)
+    """Observed contrasts by study and time (for plots and the report)."""
+    from .models.time_course import contrast_effects_by_time
+
+    y, v = contrast_effects_by_time(data)
+    c = data.contrasts
+    return [{"study": s, "arm": a, "time_h": float(t), "yi": float(yy), "vi": float(vv)}
+            for s, a, t, yy, vv in zip(c["study"], c["arm"], c["time_h"], y, v, strict=True)]
+
+
+def _direction(outcome: str, direction: int) -> int:
+    return direction or (1 if outcome in ("response", "remission") else -1)
+
+
+def options_from_mapping(kind: str, raw: dict[str, Any]) -> DoseOptions | TimeOptions:
+    """Build options from a claims-file ``analyses`` entry."""
+    raw = dict(raw)
+    filters = Filters.from_mapping(raw.pop("selection", None))
+    try:
+        if kind == "dose-response":
+            if "doses" in raw:
+                raw["doses"] = tuple(float(x) for x in raw["doses"])
+            if "compare" in raw:
+                raw["compare"] = tuple(float(x) for x in raw["compare"])
+            return DoseOptions(filters=filters, **raw)
+        if "times" in raw:
+            raw["times"] = tuple(float(x) for x in raw["times"])
+        return TimeOptions(filters=filters, **raw)
+    except TypeError as exc:
+        raise SpecError(f"analyses/{kind}: {exc}") from None
+
+
+def dose_document(records: Records, opts: DoseOptions, settings: SamplerSettings,
+                  *, with_loo: bool = True) -> dict[str, Any]:
+    """Fit one dose-response form and describe it (the ``--json`` document)."""
+    data = select_dose_arms(records, opts.outcome, TimeWindow.around(opts.time_h, opts.window_h),
+                            opts.filters, comparator=opts.comparator,
+                            standardize=opts.standardize)
+    model = DoseResponse(opts.form, hill=opts.hill)
+    fit = model.fit(data, settings, data_sha256=records.sha256)
+    direction = _direction(opts.outcome, opts.direction)
+    s = dose_summary(model, fit, doses=opts.doses, compare=opts.compare, delta=opts.delta,
+                     threshold=opts.threshold, direction=direction)
+    arms = data.arms.astype(object).where(data.arms.notna(), None).to_dict("records")
+    doc = {
+        "model": "dose-response", "form": opts.form, "hill": opts.hill,
+        "outcome": opts.outcome, "treatment": data.treatment, "dose_unit": data.unit,
+        "scale": "log odds" if data.binary else ("SMD" if data.standardized else "outcome"),
+        "direction": "higher is better" if direction > 0 else "lower is better",
+        "time_h": opts.time_h, "k": len(data.studies), "arms": len(data.arms),
+        "n_total": int(data.arms["n"].sum()), "doses_observed": [float(x) for x in data.doses],
+        **s, "data": arms, "dropped": data.dropped, "notes": data.notes,
+        "diagnostics": fit.diagnostics.as_dict(), "priors": fit.priors.as_dict(),
+        "sampler": settings.as_dict(),
+        "provenance": {"data": records.path, "data_sha256": records.sha256,
+                       "seed": settings.seed, "versions": fit.provenance["versions"],
+                       "command": command_line()},
+    }
+    if with_loo:
+        doc["loo"] = loo(fit.idata, fit.pymc_model)
+    return rounded(doc)
+
+
+def time_document(records: Records, opts: TimeOptions, settings: SamplerSettings,
+                  *, with_loo: bool = True) -> dict[str, Any]:
+    """Fit one time-course form and describe it (the ``--json`` document)."""
+    data = select_time_course(records, opts.outcome, opts.measure, opts.filters,
+                              comparator=opts.comparator)
+    model = TimeCourse(opts.form, rho=opts.rho)
+    fit = model.fit(data, settings, data_sha256=records.sha256)
+    direction = _direction(opts.outcome, opts.direction)
+    s = time_summary(model, fit, times=opts.times, threshold=opts.threshold,
+                     fraction=opts.fraction, direction=direction)
+    doc = {
+        "model": "time-course", "form": opts.form, "outcome": opts.outcome,
+        "measure": opts.measure, "rho": opts.rho, "threshold": opts.threshold,
+        "fraction": opts.fraction,
+        "direction": "higher is better" if direction > 0 else "lower is better",
+        "k": len(data.studies), "contrasts": len(data.contrasts), **s,
+        "data": time_points_table(data), "dropped": data.dropped, "notes": data.notes,
+        "diagnostics": fit.diagnostics.as_dict(), "priors": fit.priors.as_dict(),
+        "sampler": settings.as_dict(),
+        "provenance": {"data": records.path, "data_sha256": records.sha256,
+                       "seed": settings.seed, "versions": fit.provenance["versions"],
+                       "command": command_line()},
+    }
+    if with_loo:
+        doc["loo"] = loo(fit.idata, fit.pymc_model)
+    return rounded(doc)
+
+
+def compare_forms(records: Records, kind: str, opts: DoseOptions | TimeOptions,
+                  settings: SamplerSettings, forms: tuple[str, ...]) -> dict[str, Any]:
+    """Fit each form and rank them by PSIS-LOO (expected log predictive density)."""
+    from dataclasses import replace
+
+    rows = []
+    for form in forms:
+        o = replace(opts, form=form)
+        doc = (dose_document if kind == "dose-response" else time_document)(records, o, settings)
+        rows.append({"form": form, **doc["loo"], "diagnostics_passed": doc["diagnostics"]
+                     ["passed"]})
+    rows.sort(key=lambda r: -r["elpd_loo"])
+    best = rows[0]["elpd_loo"]
+    for r in rows:
+        r["elpd_diff"] = best - r["elpd_loo"]
+    return rounded({"model": kind, "comparison": rows,
+                    "note": "elpd differences smaller than about 2 standard errors do not "
+                            "separate the forms; Pareto-k warnings mean PSIS-LOO is unreliable "
+                            "for some observations"})

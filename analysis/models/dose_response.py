@@ -1,0 +1,309 @@
+"""dose-response: arm-level model of the effect of dose relative to control.
+
+Binary outcomes::
+
+    events_ij ~ Bin(n_ij, logit^-1(alpha_i + E_i(dose_ij)))
+    E_i(d) = (theta + tau * z_i) * g(d),   z_i ~ Normal(0, 1),   g(0) = 0
+
+Continuous outcomes: ``y_ij ~ Normal(alpha_i + E_i(dose_ij), se_ij)``. Study baselines
+``alpha_i`` absorb everything the arms of a study share; ``theta`` (the amplitude) is
+random across studies. Forms of ``g``:
+
+- ``emax``:      g = d^h / (ED50^h + d^h)      (theta = Emax; h = 1 unless ``hill``)
+- ``loglinear``: g = log(1 + d) / log(1 + d_max)   (MBNMAdose's log-linear form)
+- ``linear``:    g = d / d_max
+- ``piecewise``: monotone piecewise-linear through the observed doses, g(max dose) = 1,
+  with Dirichlet(1) increments (theta = effect at the highest observed dose)
+
+For the linear, log-linear and piecewise forms theta is the effect at the highest
+observed dose d_max. Effects are on the log-odds scale (binary) or the outcome's scale (continuous).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..doses import DoseData
+from ..errors import SpecError
+from ..inference import (
+    Diagnostics,
+    SamplerSettings,
+    diagnose,
+    flat,
+    package_versions,
+    sample,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    import arviz as az
+    import pymc as pm
+
+FORMS = ("emax", "loglinear", "linear", "piecewise")
+
+
+@dataclass(frozen=True)
+class DosePriors:
+    """Default priors (scaled to the data where a scale is needed).
+
+    ``amplitude_sd``: sd of the normal prior on the effect at the reference dose (2.5 on
+    the log-odds or SMD scale, 10 for raw scale points); ``tau_scale``: half-normal scale
+    of the between-study sd of the amplitude; ``ed50_sd``: sd of log ED50 around the
+    median observed dose; ``hill_sd``: sd of log h; ``baseline_sd``: sd of alpha_i.
+    """
+
+    amplitude_sd: float = 2.5
+    tau_scale: float = 0.5
+    ed50_sd: float = 1.0
+    hill_sd: float = 0.5
+    baseline_sd: float = 2.5
+
+    def as_dict(self) -> dict[str, float]:
+        """Return the priors as a JSON-ready dict."""
+        return asdict(self)
+
+
+def default_dose_priors(data: DoseData) -> DosePriors:
+    """Priors on the data's scale: raw-scale continuous outcomes get wider ones."""
+    if data.binary or data.standardized:
+        return DosePriors()
+    return DosePriors(amplitude_sd=10.0, tau_scale=5.0, baseline_sd=50.0)
+
+
+@dataclass
+class DoseFit:
+    """A fitted dose-response model."""
+
+    model: str
+    form: str
+    hill: bool
+    idata: az.InferenceData
+    data: DoseData
+    priors: DosePriors
+    settings: SamplerSettings
+    diagnostics: Diagnostics
+    pymc_model: pm.Model | None = None
+    reference: dict[str, float] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+class DoseResponse:
+    """Hierarchical dose-response (Emax, log-linear, linear or monotone piecewise)."""
+
+    name = "dose-response"
+    description = "effect vs dose relative to control: Emax, log-linear, linear, piecewise"
+    quantities = ("effect_at", "ed50", "theta", "tau")
+
+    def __init__(self, form: str = "emax", *, hill: bool = False,
+                 priors: DosePriors | None = None):
+        if form not in FORMS:
+            raise SpecError(f"unknown dose-response form '{form}'; use one of {', '.join(FORMS)}")
+        self.form, self.hill, self.priors = form, hill, priors
+
+    def _reference(self, data: DoseData) -> dict[str, float]:
+        doses = data.doses
+        if len(doses) == 0:
+            raise SpecError("no positive dose among the selected arms")
+        return {"d_max": float(doses.max()), "d_mid": float(np.median(doses)),
+                "knots": [0.0, *map(float, doses)]}
+
+    def shape(self, d: np.ndarray, params: dict[str, np.ndarray], ref: dict) -> np.ndarray:
+        """g(d) for parameter draws (broadcast over the leading draw axis)."""
+        d = np.asarray(d, dtype=float)
+        if self.form == "linear":
+            return np.broadcast_to(d / ref["d_max"], np.broadcast(params["theta"][..., None],
+                                                                  d).shape)
+        if self.form == "loglinear":
+            return np.broadcast_to(np.log1p(d) / np.log1p(ref["d_max"]),
+                                   np.broadcast(params["theta"][..., None], d).shape)
+        if self.form == "emax":
+            h = params.get("hill", np.ones_like(params["ed50"]))[..., None]
+            dh = np.power(d, h)
+            return dh / (np.power(params["ed50"][..., None], h) + dh)
+        knots = np.asarray(ref["knots"])
+        cum = np.concatenate([np.zeros(params["w"].shape[:-1] + (1,)),
+                              np.cumsum(params["w"], axis=-1)], axis=-1)
+        return np.stack([np.interp(d, knots, c) for c in cum.reshape(-1, cum.shape[-1])]
+                        ).reshape(cum.shape[:-1] + d.shape)
+
+    def build(self, data: DoseData) -> pm.Model:
+        """Build the PyMC model (no sampling)."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        priors = self.priors or default_dose_priors(data)
+        ref = self._reference(data)
+        arms = data.arms
+        studies = data.studies
+        s_idx = arms["study"].map({s: i for i, s in enumerate(studies)}).to_numpy()
+        dose = arms["dose"].to_numpy(float)
+        coords = {"study": studies, "arm": [f"{s} {a}" for s, a in zip(arms["study"],
+                                                                      arms["arm"], strict=True)]}
+        with pm.Model(coords=coords) as model:
+            theta = pm.Normal("theta", 0.0, priors.amplitude_sd)
+            tau = pm.HalfNormal("tau", priors.tau_scale)
+            z = pm.Normal("z", 0.0, 1.0, dims="study")
+            amp = theta + tau * z[s_idx]
+            if self.form == "linear":
+                g = dose / ref["d_max"]
+            elif self.form == "loglinear":
+                g = np.log1p(dose) / np.log1p(ref["d_max"])
+            elif self.form == "emax":
+                log_ed50 = pm.Normal("log_ed50", np.log(ref["d_mid"]), priors.ed50_sd)
+                ed50 = pm.Deterministic("ed50", pt.exp(log_ed50))
+                h = pm.Deterministic("hill", pt.exp(pm.Normal("log_hill", 0.0, priors.hill_sd))
+                                     ) if self.hill else 1.0
+                dh = pt.power(dose, h)
+                g = dh / (pt.power(ed50, h) + dh)
+            else:
+                k = len(ref["knots"]) - 1
+                w = pm.Dirichlet("w", a=np.ones(k))
+                cum = pt.concatenate([pt.zeros(1), pt.cumsum(w)])
+                knots = np.asarray(ref["knots"])
+                pos = np.clip(np.searchsorted(knots, dose, side="right") - 1, 0, k - 1)
+                frac = (dose - knots[pos]) / (knots[pos + 1] - knots[pos])
+                g = cum[pos] + frac * (cum[pos + 1] - cum[pos])
+            alpha = pm.Normal("alpha", 0.0, priors.baseline_sd, dims="study")
+            eta = alpha[s_idx] + amp * g
+            if data.binary:
+                pm.Binomial("events", n=arms["n"].to_numpy(), logit_p=eta,
+                            observed=arms["events"].to_numpy(), dims="arm")
+            else:
+                pm.Normal("y", mu=eta, sigma=arms["se"].to_numpy(float),
+                          observed=arms["y"].to_numpy(float), dims="arm")
+        return model
+
+    def fit(self, data: DoseData, settings: SamplerSettings | None = None, *,
+            data_sha256: str = "", progress: bool = False) -> DoseFit:
+        """Sample the posterior and run the convergence gate."""
+        settings = settings or SamplerSettings()
+        model = self.build(data)
+        idata = sample(model, settings, progress=progress)
+        names = ["theta", "tau"] + (["ed50"] if self.form == "emax" else []) + (
+            ["hill"] if self.form == "emax" and self.hill else [])
+        diag = diagnose(idata, names)
+        versions = package_versions()
+        priors = self.priors or default_dose_priors(data)
+        idata.attrs.update({"trialmeta_model": self.name, "form": self.form,
+                            "data_sha256": data_sha256, "priors": repr(priors.as_dict()),
+                            "sampler": repr(settings.as_dict()), "seed": settings.seed,
+                            "versions": repr(versions)})
+        return DoseFit(self.name, self.form, self.hill, idata, data, priors, settings, diag,
+                       model, self._reference(data),
+                       {"data_sha256": data_sha256, "seed": settings.seed, "versions": versions})
+
+    def params(self, fit: DoseFit) -> dict[str, np.ndarray]:
+        """Posterior draws of the parameters that define the mean curve."""
+        out = {"theta": flat(fit.idata, "theta"), "tau": flat(fit.idata, "tau")}
+        for name in ("ed50", "hill", "w"):
+            if name in fit.idata.posterior:
+                out[name] = flat(fit.idata, name)
+        return out
+
+    def effect(self, fit: DoseFit, doses: np.ndarray) -> np.ndarray:
+        """Draws of the mean effect relative to control at each dose (draws x doses)."""
+        p = self.params(fit)
+        return p["theta"][:, None] * self.shape(np.asarray(doses, float), p, fit.reference)
+
+    def prior_draws(self, fit: DoseFit, n: int = 4000) -> dict[str, np.ndarray]:
+        """Draws from the priors of the curve parameters (for prior-vs-posterior checks)."""
+        rng = np.random.default_rng(fit.settings.seed + 7)
+        pr, ref = fit.priors, fit.reference
+        out = {"theta": rng.normal(0, pr.amplitude_sd, n),
+               "tau": np.abs(rng.normal(0, pr.tau_scale, n))}
+        if self.form == "emax":
+            out["ed50"] = np.exp(rng.normal(np.log(ref["d_mid"]), pr.ed50_sd, n))
+            if self.hill:
+                out["hill"] = np.exp(rng.normal(0, pr.hill_sd, n))
+        if self.form == "piecewise":
+            out["w"] = rng.dirichlet(np.ones(len(ref["knots"]) - 1), n)
+        return out
+
+
+def _summ(x: np.ndarray) -> dict[str, float]:
+    from ..inference import summarize_draws
+
+    x = np.asarray(x, float)
+    x = x[np.isfinite(x)]
+    return summarize_draws(x) if len(x) > 1 else {}
+
+
+def _dose_key(d: float) -> str:
+    return f"effect_at_{d:g}"
+
+
+def dose_summary(model: DoseResponse, fit: DoseFit, *, doses: tuple[float, ...] = (),
+                 compare: tuple[float, float] | None = None, delta: float = 0.0,
+                 threshold: float | None = None, direction: int = 1) -> dict[str, Any]:
+    """Compute derived quantities, the curve, prior-vs-posterior contraction, warnings.
+
+    ``direction`` is +1 when larger effects are better (log OR of response) and -1 when
+    smaller are better (change on a depression scale); thresholds and comparisons are
+    read in the direction of benefit.
+    """
+    ref = fit.reference
+    d_max = ref["d_max"]
+    doses = tuple(doses) or tuple(float(x) for x in fit.data.doses)
+    est: dict[str, dict[str, float]] = {}
+    eff = model.effect(fit, np.array(doses))
+    for j, d in enumerate(doses):
+        est[_dose_key(d)] = _summ(eff[:, j])
+    p = model.params(fit)
+    est["theta"] = _summ(p["theta"])
+    est["tau"] = _summ(p["tau"])
+    grid = np.linspace(0.0, 2 * d_max, 801)[1:]
+    curve = model.effect(fit, grid)
+    if "ed50" in p:
+        est["ed50"] = _summ(p["ed50"])
+    else:  # dose reaching half of the effect at d_max, from the shape
+        g = model.shape(grid, p, ref)
+        idx = np.argmax(g >= 0.5, axis=1)
+        est["ed50"] = _summ(np.where(g.max(axis=1) >= 0.5, grid[idx], np.nan))
+    if "hill" in p:
+        est["hill"] = _summ(p["hill"])
+    extra: dict[str, Any] = {}
+    if compare is not None:
+        lo, hi = compare
+        e = model.effect(fit, np.array([lo, hi]))
+        diff = direction * (e[:, 1] - e[:, 0])
+        key = f"p_effect_{hi:g}_minus_{lo:g}_gt_{delta:g}"
+        extra[key] = float(np.mean(diff > delta))
+        est[f"difference_{hi:g}_vs_{lo:g}"] = _summ(e[:, 1] - e[:, 0])
+    if threshold is not None:
+        reached = direction * curve >= threshold
+        first = np.where(reached.any(axis=1), grid[np.argmax(reached, axis=1)], np.nan)
+        est["dose_for_threshold"] = _summ(first)
+        extra["p_threshold_reached_by_2x_max_dose"] = float(np.mean(np.isfinite(first)))
+        for d in doses:
+            e = model.effect(fit, np.array([d]))[:, 0]
+            extra[f"p_effect_at_{d:g}_below_threshold"] = float(np.mean(direction * e < threshold))
+    prior = model.prior_draws(fit)
+    contraction = {}
+    for name in ("theta", "tau", "ed50", "hill"):
+        if name in p and name in prior:
+            tr = np.log if name in ("ed50", "hill") else (lambda x: x)
+            vp, vq = np.var(tr(p[name])), np.var(tr(prior[name]))
+            contraction[name] = float(1 - vp / vq) if vq > 0 else None
+    warnings = []
+    for name, c in contraction.items():
+        if c is not None and c < 0.5:
+            warnings.append(f"{name} is weakly identified (posterior variance is "
+                            f"{100 * (1 - c):.0f}% of the prior's): it mostly restates the prior")
+    n_doses = len(fit.data.doses)
+    need = {"emax": 3 if fit.hill else 2, "loglinear": 1, "linear": 1,
+            "piecewise": 1}[fit.form]
+    if n_doses < need:
+        warnings.append(f"only {n_doses} distinct non-zero dose(s): the {fit.form} shape "
+                        "cannot be identified from the data; its shape comes from the prior")
+    outside = [d for d in doses if d > d_max or (d < min(fit.data.doses) and d > 0)]
+    if outside:
+        warnings.append("effects at " + ", ".join(f"{d:g}" for d in outside)
+                        + f" {fit.data.unit} lie outside the observed doses "
+                        f"({min(fit.data.doses):g}-{d_max:g}): extrapolated from the form")
+    band = np.quantile(curve, [0.025, 0.5, 0.975], axis=0)
+    return {"estimates": est, "probabilities": extra, "contraction": contraction,
+            "warnings": warnings,
+            "curve": {"dose": grid.tolist(), "median": band[1].tolist(),
+                      "ci_low": band[0].tolist(), "ci_high": band[2].tolist()}}

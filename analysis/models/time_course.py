@@ -1,0 +1,264 @@
+"""time-course: the effect relative to control over time after one administration.
+
+Contrast-level model on every post-dose time point of every study::
+
+    y_it ~ Normal(delta_it + sqrt(rho * v_it) * u_i, sqrt((1 - rho) * v_it)),  u_i ~ N(0, 1)
+    delta_it = (1 + tau * z_i) * f(t),   z_i ~ Normal(0, 1)
+
+``y_it`` is the contrast at time t of study i (log OR from the 2x2 table, or MD/SMD)
+with sampling variance ``v_it``. The shared ``u_i`` gives contrasts of the same
+patients at different times a compound-symmetric correlation ``rho`` (set by the
+user, default 0.5); ``tau`` is the between-study sd of a multiplicative random
+amplitude. Forms of ``f``:
+
+- ``bateman`` (rise and decay): f(t) = A * (exp(-t/T_d) - exp(-t/T_r)) / c, where c makes
+  the peak of the bracket 1, so A is the peak effect; T_r < T_d.
+- ``piecewise``: linear in log(1 + t) between knots (2, 24, 72, 168, 336, 672 h by
+  default), zero at t = 0, with a free value at each knot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..contrasts import ContrastData
+from ..errors import SpecError
+from ..inference import (
+    Diagnostics,
+    SamplerSettings,
+    diagnose,
+    flat,
+    package_versions,
+    sample,
+    summarize_draws,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    import arviz as az
+    import pymc as pm
+
+FORMS = ("bateman", "piecewise")
+DEFAULT_KNOTS = (2.0, 24.0, 72.0, 168.0, 336.0, 672.0)
+
+
+@dataclass(frozen=True)
+class TimePriors:
+    """Default priors.
+
+    ``peak_sd``: sd of the normal prior on the peak effect A (or each knot value);
+    ``t_rise``: median of the rise time T_r in hours with ``t_sd`` the sd of its log;
+    ``t_decay``: median of T_d - T_r in hours; ``tau_scale``: half-normal scale of the
+    sd of the random amplitude multiplier.
+    """
+
+    peak_sd: float = 2.5
+    t_rise: float = 4.0
+    t_decay: float = 150.0
+    t_sd: float = 1.5
+    tau_scale: float = 0.5
+
+    def as_dict(self) -> dict[str, float]:
+        """Return the priors as a JSON-ready dict."""
+        return asdict(self)
+
+
+def contrast_effects_by_time(data: ContrastData) -> tuple[np.ndarray, np.ndarray]:
+    """Contrast estimates and variances (a control shared by arms is split, as elsewhere)."""
+    from ..comparative import contrast_effects
+
+    eff = contrast_effects(data)
+    return np.asarray(eff.yi, float), np.asarray(eff.vi, float)
+
+
+@dataclass
+class TimeFit:
+    """A fitted time-course model."""
+
+    model: str
+    form: str
+    rho: float
+    idata: az.InferenceData
+    data: ContrastData
+    priors: TimePriors
+    settings: SamplerSettings
+    diagnostics: Diagnostics
+    knots: tuple[float, ...] = DEFAULT_KNOTS
+    pymc_model: pm.Model | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+def bateman(t: np.ndarray, a: np.ndarray, t_r: np.ndarray, t_d: np.ndarray) -> np.ndarray:
+    """Evaluate A·(exp(-t/T_d) − exp(-t/T_r)) scaled so its peak is A (draws x times)."""
+    t = np.asarray(t, float)[None, :]
+    t_r, t_d, a = (np.asarray(x, float)[:, None] for x in (t_r, t_d, a))
+    peak = np.log(t_d / t_r) * t_d * t_r / (t_d - t_r)
+    c = np.exp(-peak / t_d) - np.exp(-peak / t_r)
+    return a * (np.exp(-t / t_d) - np.exp(-t / t_r)) / c
+
+
+def time_to_peak(t_r: np.ndarray, t_d: np.ndarray) -> np.ndarray:
+    """Return the time of the peak: t* = ln(T_d / T_r) · T_d · T_r / (T_d − T_r)."""
+    return np.log(t_d / t_r) * t_d * t_r / (t_d - t_r)
+
+
+class TimeCourse:
+    """Effect vs time after one dose: rise-and-decay or piecewise in log-time."""
+
+    name = "time-course"
+    description = "effect vs control over hours to weeks after one dose (rise-decay, piecewise)"
+    quantities = ("effect_at", "onset_h", "time_to_peak_h", "duration_h", "peak")
+
+    def __init__(self, form: str = "bateman", *, rho: float = 0.5,
+                 priors: TimePriors | None = None, knots: tuple[float, ...] = DEFAULT_KNOTS):
+        if form not in FORMS:
+            raise SpecError(f"unknown time-course form '{form}'; use one of {', '.join(FORMS)}")
+        if not 0 <= rho < 1:
+            raise SpecError("the within-study correlation rho must lie in [0, 1)")
+        self.form, self.rho, self.knots = form, rho, tuple(sorted(knots))
+        self.priors = priors or TimePriors()
+
+    def build(self, data: ContrastData) -> pm.Model:
+        """Build the PyMC model (no sampling)."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        if len(data.contrasts) == 0:
+            raise SpecError("no contrasts: no study has active and control arms after one dose")
+        y, v = contrast_effects_by_time(data)
+        c = data.contrasts
+        t = c["time_h"].to_numpy(float)
+        studies = data.studies
+        s_idx = c["study"].map({s: i for i, s in enumerate(studies)}).to_numpy()
+        pr = self.priors
+        with pm.Model(coords={"study": studies}) as model:
+            tau = pm.HalfNormal("tau", pr.tau_scale)
+            z = pm.Normal("z", 0.0, 1.0, dims="study")
+            u = pm.Normal("u", 0.0, 1.0, dims="study")
+            if self.form == "bateman":
+                a = pm.Normal("peak", 0.0, pr.peak_sd)
+                t_r = pm.Deterministic("t_rise", pt.exp(pm.Normal("log_t_rise",
+                                                                  np.log(pr.t_rise), pr.t_sd)))
+                gap = pt.exp(pm.Normal("log_t_gap", np.log(pr.t_decay), pr.t_sd))
+                t_d = pm.Deterministic("t_decay", t_r + gap)
+                tp = pm.Deterministic("time_to_peak", pt.log(t_d / t_r) * t_d * t_r / (t_d - t_r))
+                norm = pt.exp(-tp / t_d) - pt.exp(-tp / t_r)
+                f = a * (pt.exp(-t / t_d) - pt.exp(-t / t_r)) / norm
+            else:
+                knots = np.array((0.0, *self.knots))
+                vals = pm.Normal("knot_effect", 0.0, pr.peak_sd, shape=len(self.knots))
+                allv = pt.concatenate([pt.zeros(1), vals])
+                lt, lk = np.log1p(t), np.log1p(knots)
+                pos = np.clip(np.searchsorted(lk, lt, side="right") - 1, 0, len(lk) - 2)
+                frac = np.clip((lt - lk[pos]) / (lk[pos + 1] - lk[pos]), 0.0, 1.0)
+                f = allv[pos] + frac * (allv[pos + 1] - allv[pos])
+            delta = (1.0 + tau * z[s_idx]) * f
+            pm.Normal("y", mu=delta + np.sqrt(self.rho * v) * u[s_idx],
+                      sigma=np.sqrt((1 - self.rho) * v), observed=y)
+        return model
+
+    def fit(self, data: ContrastData, settings: SamplerSettings | None = None, *,
+            data_sha256: str = "", progress: bool = False) -> TimeFit:
+        """Sample the posterior and run the convergence gate."""
+        settings = settings or SamplerSettings()
+        model = self.build(data)
+        idata = sample(model, settings, progress=progress)
+        names = ["tau"] + (["peak", "t_rise", "t_decay"] if self.form == "bateman"
+                           else ["knot_effect"])
+        diag = diagnose(idata, names)
+        versions = package_versions()
+        idata.attrs.update({"trialmeta_model": self.name, "form": self.form, "rho": self.rho,
+                            "data_sha256": data_sha256, "priors": repr(self.priors.as_dict()),
+                            "sampler": repr(settings.as_dict()), "seed": settings.seed,
+                            "versions": repr(versions)})
+        return TimeFit(self.name, self.form, self.rho, idata, data, self.priors, settings,
+                       diag, self.knots, model,
+                       {"data_sha256": data_sha256, "seed": settings.seed, "versions": versions})
+
+    def effect(self, fit: TimeFit, times: np.ndarray) -> np.ndarray:
+        """Draws of the mean effect at each time (draws x times)."""
+        times = np.asarray(times, float)
+        if fit.form == "bateman":
+            return bateman(times, flat(fit.idata, "peak"), flat(fit.idata, "t_rise"),
+                           flat(fit.idata, "t_decay"))
+        vals = flat(fit.idata, "knot_effect")
+        lk = np.log1p(np.array((0.0, *fit.knots)))
+        allv = np.concatenate([np.zeros((vals.shape[0], 1)), vals], axis=1)
+        lt = np.log1p(np.clip(times, 0, fit.knots[-1]))
+        return np.stack([np.interp(lt, lk, row) for row in allv])
+
+
+def time_summary(model: TimeCourse, fit: TimeFit, *, times: tuple[float, ...] = (),
+                 threshold: float = 0.0, fraction: float = 0.5,
+                 direction: int = 1) -> dict[str, Any]:
+    """Effects at chosen times, onset, time to peak and duration, with warnings.
+
+    Onset: per draw, the first time on a fine grid where direction * effect > threshold;
+    ``onset_h_p95`` is the first grid time where that holds with probability >= 0.95.
+    Duration: per draw, the time after the peak until the effect falls below
+    ``fraction`` of the peak. Both need the curve to reach the threshold or to fall,
+    within the grid (0.25 h to 4 weeks); draws that do not are reported as such.
+    """
+    grid = np.exp(np.linspace(np.log(0.25), np.log(672.0), 600))
+    curve = direction * model.effect(fit, grid)
+    est: dict[str, dict[str, float]] = {}
+    times = times or (2.0, 4.0, 24.0, 72.0, 168.0, 336.0)
+    eff = model.effect(fit, np.array(times))
+    for j, t in enumerate(times):
+        est[f"effect_at_{t:g}h"] = summarize_draws(eff[:, j])
+    above = curve > threshold
+    onset = np.where(above.any(axis=1), grid[np.argmax(above, axis=1)], np.nan)
+    peak_i = np.argmax(curve, axis=1)
+    peak_t = grid[peak_i]
+    peak_v = curve[np.arange(len(curve)), peak_i]
+    after = (np.arange(len(grid))[None, :] > peak_i[:, None]) & (
+        curve < fraction * peak_v[:, None])
+    end = np.where(after.any(axis=1), grid[np.argmax(after, axis=1)], np.nan)
+    extra: dict[str, Any] = {}
+
+    def put(name: str, x: np.ndarray, what: str) -> None:
+        ok = np.isfinite(x)
+        extra[f"share_of_draws_with_{name}"] = float(ok.mean())
+        if ok.sum() > 1:
+            est[name] = summarize_draws(x[ok])
+        else:
+            extra[f"{name}_missing"] = what
+
+    put("onset_h", onset, "the effect never exceeds the threshold within 4 weeks")
+    put("duration_h", end, "the effect does not fall below the fraction of its peak within "
+                           "4 weeks")
+    if fit.form == "bateman":
+        est["time_to_peak_h"] = summarize_draws(time_to_peak(flat(fit.idata, "t_rise"),
+                                                             flat(fit.idata, "t_decay")))
+        est["peak"] = summarize_draws(flat(fit.idata, "peak"))
+    else:
+        est["time_to_peak_h"] = summarize_draws(peak_t)
+        est["peak"] = summarize_draws(direction * peak_v)
+    prob = (curve > threshold).mean(axis=0)
+    sure = np.nonzero(prob >= 0.95)[0]
+    extra["onset_h_p95"] = float(grid[sure[0]]) if len(sure) else None
+    observed = sorted(set(fit.data.contrasts["time_h"].astype(float)))
+    warnings = []
+    if len(observed) < 3:
+        warnings.append(f"only {len(observed)} distinct time point(s) "
+                        f"({', '.join(f'{x:g}' for x in observed)} h): the curve's shape comes "
+                        "mostly from the prior")
+    early = [t for t in times if t < min(observed)]
+    late = [t for t in times if t > max(observed)]
+    if early or late:
+        warnings.append("times outside the observed range "
+                        f"({min(observed):g}-{max(observed):g} h) are extrapolated: "
+                        + ", ".join(f"{t:g} h" for t in early + late))
+    if fit.form == "bateman":
+        for name, prior_sd in (("t_rise", fit.priors.t_sd),):
+            post_sd = float(np.std(np.log(flat(fit.idata, name))))
+            if post_sd > 0.7 * prior_sd:
+                warnings.append(f"{name} is weakly identified (posterior sd of its log "
+                                f"{post_sd:.2f} vs prior {prior_sd:.2f})")
+    band = np.quantile(direction * curve, [0.025, 0.5, 0.975], axis=0)
+    return {"estimates": est, "probabilities": extra, "warnings": warnings,
+            "observed_times_h": observed,
+            "curve": {"time_h": grid.tolist(), "median": band[1].tolist(),
+                      "ci_low": band[0].tolist(), "ci_high": band[2].tolist()}}

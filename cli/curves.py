@@ -1,0 +1,226 @@
+"""`trialmeta fit dose-response`, `fit time-course` and `compare-forms`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .common import (
+    ChainsOpt,
+    ComparatorOpt,
+    DrawsOpt,
+    EvidenceOpt,
+    FileArg,
+    JsonOpt,
+    PopulationOpt,
+    RouteOpt,
+    ScaleOpt,
+    SeedOpt,
+    TreatmentOpt,
+    TuneOpt,
+    dropped_lines,
+    fail,
+    handle_errors,
+)
+from .fit import fit_app
+
+FloatList = Annotated[list[float] | None, typer.Option(help="Repeatable.")]
+
+
+def _defaults(file: str | None, kind: str):  # noqa: ANN202
+    """Options for the bundled data from the bundled claims file's ``analyses`` section."""
+    from trialmeta.analysis.claims import load_claims
+    from trialmeta.analysis.curves import DoseOptions, TimeOptions, options_from_mapping
+
+    if file is None:
+        raw = load_claims().analyses.get(kind)
+        if raw:
+            return options_from_mapping(kind, raw)
+    return DoseOptions() if kind == "dose-response" else TimeOptions()
+
+
+def _override(opts, **given):  # noqa: ANN001, ANN202
+    """Replace options the user gave on the command line (None means: not given)."""
+    from dataclasses import replace
+
+    from trialmeta.analysis.selection import Filters
+
+    filt = {k: given.pop(k) for k in ("treatment", "route", "population", "scale", "evidence",
+                                      "dose_unit") if k in given}
+    new = {k: v for k, v in given.items() if v is not None}
+    fd = dict(opts.filters.__dict__)
+    for k, v in filt.items():
+        if v:
+            fd[k] = tuple(v)
+    return replace(opts, filters=Filters(**fd), **new)
+
+
+def _settings(seed: int, draws: int, tune: int, chains: int):  # noqa: ANN202
+    from trialmeta.analysis.inference import SamplerSettings
+
+    return SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed)
+
+
+def _emit(doc: dict, json: bool, allow_unconverged: bool, text: str) -> None:
+    from trialmeta.analysis.io import dumps_json
+
+    typer.echo(dumps_json(doc) if json else text, nl=not json)
+    if not doc["diagnostics"]["passed"] and not allow_unconverged:
+        raise fail("error: the fit failed its convergence diagnostics: "
+                   + "; ".join(doc["diagnostics"]["messages"])
+                   + " (use --allow-unconverged to accept it)", 1)
+
+
+def _format(doc: dict, title: str) -> str:
+    lines = [title]
+    for name, e in doc["estimates"].items():
+        if e:
+            lines.append(f"  {name:<26}{e['median']:9.3f}  (95% CrI {e['ci_low']:.3f} to "
+                         f"{e['ci_high']:.3f})")
+    for name, p in doc.get("probabilities", {}).items():
+        if isinstance(p, float):
+            lines.append(f"  {name:<40}{p:.3f}")
+        elif p is not None:
+            lines.append(f"  {name}: {p}")
+    for w in doc["warnings"]:
+        lines.append(f"  WARNING: {w}")
+    lines += dropped_lines(doc["dropped"])
+    if "loo" in doc:
+        lines.append(f"  PSIS-LOO elpd {doc['loo']['elpd_loo']:.2f} (se {doc['loo']['se']:.2f})")
+    g = doc["diagnostics"]
+    lines.append("  diagnostics: " + ("passed" if g["passed"]
+                                      else "FAILED: " + "; ".join(g["messages"])))
+    return "\n".join(lines)
+
+
+@fit_app.command("dose-response")
+@handle_errors
+def dose_response(
+    file: FileArg = None,
+    outcome: Annotated[str | None, typer.Option(help="response, remission or change.")] = None,
+    time: Annotated[float | None, typer.Option("--time", help="Target hours.")] = None,
+    form: Annotated[str | None, typer.Option(
+        help="emax, loglinear, linear or piecewise.")] = None,
+    hill: Annotated[bool | None, typer.Option("--hill/--no-hill",
+                                              help="Emax with a Hill coefficient.")] = None,
+    treatment: TreatmentOpt = None,
+    route: RouteOpt = None,
+    population: PopulationOpt = None,
+    scale: ScaleOpt = None,
+    evidence: EvidenceOpt = None,
+    dose_unit: Annotated[list[str] | None, typer.Option("--dose-unit")] = None,
+    comparator: ComparatorOpt = None,
+    standardize: Annotated[bool | None, typer.Option(
+        "--standardize/--raw", help="Put arm means of several scales on an SMD scale.")] = None,
+    dose: FloatList = None,
+    compare: Annotated[tuple[float, float] | None, typer.Option(
+        help="Two doses LO HI: report P(effect(HI) - effect(LO) > delta).")] = None,
+    delta: Annotated[float | None, typer.Option()] = None,
+    threshold: Annotated[float | None, typer.Option(
+        help="Smallest effect of interest (analysis scale, direction of benefit).")] = None,
+    seed: SeedOpt = 20190101,
+    draws: DrawsOpt = 1000,
+    tune: TuneOpt = 1000,
+    chains: ChainsOpt = 4,
+    allow_unconverged: Annotated[bool, typer.Option()] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Effect of dose relative to control (arm-level, study baselines, random amplitude)."""
+    from trialmeta.analysis.curves import dose_document
+    from trialmeta.analysis.records import read_records
+
+    opts = _override(_defaults(file, "dose-response"), outcome=outcome, time_h=time, form=form,
+                     hill=hill, standardize=standardize, doses=tuple(dose) if dose else None,
+                     compare=compare, delta=delta, threshold=threshold,
+                     comparator=tuple(comparator) if comparator else None, treatment=treatment,
+                     route=route, population=population, scale=scale, evidence=evidence,
+                     dose_unit=dose_unit)
+    records = read_records(file)
+    doc = dose_document(records, opts, _settings(seed, draws, tune, chains))
+    title = (f"dose-response ({doc['form']}): {doc['treatment']} ({doc['dose_unit']}), "
+             f"{doc['outcome']} at {doc['time_h']:g} h; {doc['arms']} arms in {doc['k']} "
+             f"studies; doses observed {doc['doses_observed']}; effects on the "
+             f"{doc['scale']} scale, {doc['direction']}")
+    _emit(doc, json, allow_unconverged, _format(doc, title))
+
+
+@fit_app.command("time-course")
+@handle_errors
+def time_course(
+    file: FileArg = None,
+    outcome: Annotated[str | None, typer.Option(help="response, remission or change.")] = None,
+    measure: Annotated[str | None, typer.Option(help="OR, RR, RD, MD or SMD.")] = None,
+    form: Annotated[str | None, typer.Option(help="bateman or piecewise.")] = None,
+    rho: Annotated[float | None, typer.Option(
+        help="Correlation between time points of the same patients (0-1).")] = None,
+    treatment: TreatmentOpt = None,
+    route: RouteOpt = None,
+    population: PopulationOpt = None,
+    scale: ScaleOpt = None,
+    evidence: EvidenceOpt = None,
+    comparator: ComparatorOpt = None,
+    at: Annotated[list[float] | None, typer.Option(help="Report effects at these hours.")] = None,
+    threshold: Annotated[float | None, typer.Option(
+        help="Effect that defines onset (analysis scale, direction of benefit).")] = None,
+    fraction: Annotated[float | None, typer.Option(
+        help="Duration ends when the effect falls below this fraction of its peak.")] = None,
+    seed: SeedOpt = 20190101,
+    draws: DrawsOpt = 1000,
+    tune: TuneOpt = 1000,
+    chains: ChainsOpt = 4,
+    allow_unconverged: Annotated[bool, typer.Option()] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Effect relative to control over time after one dose: onset, peak and duration."""
+    from trialmeta.analysis.curves import time_document
+    from trialmeta.analysis.records import read_records
+
+    opts = _override(_defaults(file, "time-course"), outcome=outcome,
+                     measure=measure.upper() if measure else None, form=form, rho=rho,
+                     times=tuple(at) if at else None, threshold=threshold, fraction=fraction,
+                     comparator=tuple(comparator) if comparator else None, treatment=treatment,
+                     route=route, population=population, scale=scale, evidence=evidence)
+    records = read_records(file)
+    doc = time_document(records, opts, _settings(seed, draws, tune, chains))
+    title = (f"time-course ({doc['form']}): {doc['measure']} on {doc['outcome']}, "
+             f"{doc['contrasts']} contrasts in {doc['k']} studies at "
+             f"{', '.join(f'{t:g}' for t in doc['observed_times_h'])} h; rho {doc['rho']:g}; "
+             f"{doc['direction']}")
+    _emit(doc, json, allow_unconverged, _format(doc, title))
+
+
+@handle_errors
+def compare_forms(
+    kind: Annotated[str, typer.Argument(help="dose-response or time-course.")],
+    file: FileArg = None,
+    seed: SeedOpt = 20190101,
+    draws: DrawsOpt = 1000,
+    tune: TuneOpt = 1000,
+    chains: ChainsOpt = 4,
+    json: JsonOpt = False,
+) -> None:
+    """Rank the functional forms of a model by PSIS-LOO (uses the analysis defaults)."""
+    from trialmeta.analysis.curves import compare_forms as run
+    from trialmeta.analysis.io import dumps_json
+    from trialmeta.analysis.models.dose_response import FORMS as DOSE_FORMS
+    from trialmeta.analysis.models.time_course import FORMS as TIME_FORMS
+    from trialmeta.analysis.records import read_records
+
+    if kind not in ("dose-response", "time-course"):
+        raise fail("error: compare-forms takes dose-response or time-course")
+    forms = DOSE_FORMS if kind == "dose-response" else TIME_FORMS
+    doc = run(read_records(file), kind, _defaults(file, kind),
+              _settings(seed, draws, tune, chains), forms)
+    if json:
+        typer.echo(dumps_json(doc), nl=False)
+        return
+    typer.echo(f"{kind}: forms ranked by PSIS-LOO")
+    typer.echo(f"  {'form':<12}{'elpd_loo':>10}{'se':>8}{'elpd_diff':>11}{'p_loo':>8}"
+               f"{'max k':>8}")
+    for r in doc["comparison"]:
+        typer.echo(f"  {r['form']:<12}{r['elpd_loo']:10.2f}{r['se']:8.2f}{r['elpd_diff']:11.2f}"
+                   f"{r['p_loo']:8.2f}{r['pareto_k_max']:8.2f}")
+        for w in r["warnings"]:
+            typer.echo(f"    warning: {w}")
+    typer.echo(f"  {doc['note']}")
