@@ -9,6 +9,7 @@ from .contrasts import select_time_course
 from .doses import select_dose_arms
 from .errors import SpecError
 from .inference import SamplerSettings, command_line, loo
+from .models import get_model_class
 from .models.dose_response import DoseResponse, dose_summary
 from .models.time_course import TimeCourse, time_summary
 from .records import Records
@@ -41,6 +42,7 @@ class TimeOptions:
 
     outcome: str = "response"
     measure: str = "OR"
+    model: str = "time-course"
     form: str = "bateman"
     rho: float = 0.5
     filters: Filters = field(default_factory=Filters)
@@ -119,13 +121,17 @@ def time_document(records: Records, opts: TimeOptions, settings: SamplerSettings
     """Fit one time-course form and describe it (the ``--json`` document)."""
     data = select_time_course(records, opts.outcome, opts.measure, opts.filters,
                               comparator=opts.comparator)
-    model = TimeCourse(opts.form, rho=opts.rho)
+    cls = get_model_class(opts.model)
+    if not (isinstance(cls, type) and issubclass(cls, TimeCourse)):
+        raise SpecError(f"model '{opts.model}' is not a time-course model")
+    form = opts.form if opts.form in cls.gate else next(iter(cls.gate))
+    model = cls(form, rho=opts.rho)
     fit = model.fit(data, settings, data_sha256=records.sha256)
     direction = _direction(opts.outcome, opts.direction)
     s = time_summary(model, fit, times=opts.times, threshold=opts.threshold,
                      fraction=opts.fraction, direction=direction)
     doc = {
-        "model": "time-course", "form": opts.form, "outcome": opts.outcome,
+        "model": opts.model, "form": form, "outcome": opts.outcome,
         "measure": opts.measure, "rho": opts.rho, "threshold": opts.threshold,
         "fraction": opts.fraction,
         "direction": "higher is better" if direction > 0 else "lower is better",

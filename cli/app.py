@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from . import contrast as _contrast  # noqa: F401 (registers `fit contrast`)
@@ -20,6 +22,25 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+@app.callback()
+def main_options(
+    plugin: Annotated[list[str] | None, typer.Option(
+        "--plugin", help="Python file defining TRIALMETA_MODELS (repeatable); see "
+                         "docs/extending.md.")] = None,
+) -> None:
+    """Bayesian meta-analysis of clinical-trial outcomes."""
+    if plugin:
+        from trialmeta.analysis.errors import TrialmetaError
+        from trialmeta.analysis.models import load_plugin
+
+        try:
+            for path in plugin:
+                load_plugin(path)
+        except TrialmetaError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+
+
 app.command("validate")(validate)
 app.add_typer(fit_app, name="fit")
 app.command("report")(report)

@@ -152,6 +152,8 @@ def time_course(
     outcome: Annotated[str | None, typer.Option(help="response, remission or change.")] = None,
     measure: Annotated[str | None, typer.Option(help="OR, RR, RD, MD or SMD.")] = None,
     form: Annotated[str | None, typer.Option(help="bateman or piecewise.")] = None,
+    model: Annotated[str | None, typer.Option(
+        help="A registered time-course model (a plug-in's name); default time-course.")] = None,
     rho: Annotated[float | None, typer.Option(
         help="Correlation between time points of the same patients (0-1).")] = None,
     treatment: TreatmentOpt = None,
@@ -178,6 +180,7 @@ def time_course(
 
     opts = _override(_defaults(file, "time-course"), outcome=outcome,
                      measure=measure.upper() if measure else None, form=form, rho=rho,
+                     model=model,
                      times=tuple(at) if at else None, threshold=threshold, fraction=fraction,
                      comparator=tuple(comparator) if comparator else None, treatment=treatment,
                      route=route, population=population, scale=scale, evidence=evidence)

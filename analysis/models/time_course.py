@@ -113,8 +113,9 @@ class TimeCourse:
 
     def __init__(self, form: str = "bateman", *, rho: float = 0.5,
                  priors: TimePriors | None = None, knots: tuple[float, ...] = DEFAULT_KNOTS):
-        if form not in FORMS:
-            raise SpecError(f"unknown time-course form '{form}'; use one of {', '.join(FORMS)}")
+        if form not in self.gate:
+            raise SpecError(f"unknown time-course form '{form}'; use one of "
+                            f"{', '.join(self.gate)}")
         if not 0 <= rho < 1:
             raise SpecError("the within-study correlation rho must lie in [0, 1)")
         self.form, self.rho, self.knots = form, rho, tuple(sorted(knots))
@@ -123,7 +124,6 @@ class TimeCourse:
     def build(self, data: ContrastData) -> pm.Model:
         """Build the PyMC model (no sampling)."""
         import pymc as pm
-        import pytensor.tensor as pt
 
         if len(data.contrasts) == 0:
             raise SpecError("no contrasts: no study has active and control arms after one dose")
@@ -137,27 +137,51 @@ class TimeCourse:
             tau = pm.HalfNormal("tau", pr.tau_scale)
             z = pm.Normal("z", 0.0, 1.0, dims="study")
             u = pm.Normal("u", 0.0, 1.0, dims="study")
-            if self.form == "bateman":
-                a = pm.Normal("peak", 0.0, pr.peak_sd)
-                t_r = pm.Deterministic("t_rise", pt.exp(pm.Normal("log_t_rise",
-                                                                  np.log(pr.t_rise), pr.t_sd)))
-                gap = pt.exp(pm.Normal("log_t_gap", np.log(pr.t_decay), pr.t_sd))
-                t_d = pm.Deterministic("t_decay", t_r + gap)
-                tp = pm.Deterministic("time_to_peak", pt.log(t_d / t_r) * t_d * t_r / (t_d - t_r))
-                norm = pt.exp(-tp / t_d) - pt.exp(-tp / t_r)
-                f = a * (pt.exp(-t / t_d) - pt.exp(-t / t_r)) / norm
-            else:
-                knots = np.array((0.0, *self.knots))
-                vals = pm.Normal("knot_effect", 0.0, pr.peak_sd, shape=len(self.knots))
-                allv = pt.concatenate([pt.zeros(1), vals])
-                lt, lk = np.log1p(t), np.log1p(knots)
-                pos = np.clip(np.searchsorted(lk, lt, side="right") - 1, 0, len(lk) - 2)
-                frac = np.clip((lt - lk[pos]) / (lk[pos + 1] - lk[pos]), 0.0, 1.0)
-                f = allv[pos] + frac * (allv[pos + 1] - allv[pos])
+            f = self.curve_tensor(t)
             delta = (1.0 + tau * z[s_idx]) * f
             pm.Normal("y", mu=delta + np.sqrt(self.rho * v) * u[s_idx],
                       sigma=np.sqrt((1 - self.rho) * v), observed=y)
         return model
+
+    #: parameters the convergence gate checks, per form (a plug-in sets its own)
+    gate = {"bateman": ["tau", "peak", "t_rise", "t_decay"], "piecewise": ["tau", "knot_effect"]}
+
+    def curve_tensor(self, t: np.ndarray):  # noqa: ANN201 (a PyTensor expression)
+        """Create the curve's parameters in the current PyMC model; return f(t).
+
+        A plug-in time-course form overrides this and :meth:`curve_draws`.
+        """
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        pr = self.priors
+        if self.form == "bateman":
+            a = pm.Normal("peak", 0.0, pr.peak_sd)
+            t_r = pm.Deterministic("t_rise", pt.exp(pm.Normal("log_t_rise", np.log(pr.t_rise),
+                                                              pr.t_sd)))
+            gap = pt.exp(pm.Normal("log_t_gap", np.log(pr.t_decay), pr.t_sd))
+            t_d = pm.Deterministic("t_decay", t_r + gap)
+            tp = pm.Deterministic("time_to_peak", pt.log(t_d / t_r) * t_d * t_r / (t_d - t_r))
+            norm = pt.exp(-tp / t_d) - pt.exp(-tp / t_r)
+            return a * (pt.exp(-t / t_d) - pt.exp(-t / t_r)) / norm
+        knots = np.array((0.0, *self.knots))
+        vals = pm.Normal("knot_effect", 0.0, pr.peak_sd, shape=len(self.knots))
+        allv = pt.concatenate([pt.zeros(1), vals])
+        lt, lk = np.log1p(t), np.log1p(knots)
+        pos = np.clip(np.searchsorted(lk, lt, side="right") - 1, 0, len(lk) - 2)
+        frac = np.clip((lt - lk[pos]) / (lk[pos + 1] - lk[pos]), 0.0, 1.0)
+        return allv[pos] + frac * (allv[pos + 1] - allv[pos])
+
+    def curve_draws(self, fit: TimeFit, times: np.ndarray) -> np.ndarray:
+        """Posterior draws of f(t) at ``times`` (draws x times)."""
+        if fit.form == "bateman":
+            return bateman(times, flat(fit.idata, "peak"), flat(fit.idata, "t_rise"),
+                           flat(fit.idata, "t_decay"))
+        vals = flat(fit.idata, "knot_effect")
+        lk = np.log1p(np.array((0.0, *fit.knots)))
+        allv = np.concatenate([np.zeros((vals.shape[0], 1)), vals], axis=1)
+        lt = np.log1p(np.clip(times, 0, fit.knots[-1]))
+        return np.stack([np.interp(lt, lk, row) for row in allv])
 
     def fit(self, data: ContrastData, settings: SamplerSettings | None = None, *,
             data_sha256: str = "", progress: bool = False) -> TimeFit:
@@ -165,8 +189,7 @@ class TimeCourse:
         settings = settings or SamplerSettings()
         model = self.build(data)
         idata = sample(model, settings, progress=progress)
-        names = ["tau"] + (["peak", "t_rise", "t_decay"] if self.form == "bateman"
-                           else ["knot_effect"])
+        names = self.gate[self.form]
         diag = diagnose(idata, names)
         versions = package_versions()
         idata.attrs.update({"trialmeta_model": self.name, "form": self.form, "rho": self.rho,
@@ -179,15 +202,7 @@ class TimeCourse:
 
     def effect(self, fit: TimeFit, times: np.ndarray) -> np.ndarray:
         """Draws of the mean effect at each time (draws x times)."""
-        times = np.asarray(times, float)
-        if fit.form == "bateman":
-            return bateman(times, flat(fit.idata, "peak"), flat(fit.idata, "t_rise"),
-                           flat(fit.idata, "t_decay"))
-        vals = flat(fit.idata, "knot_effect")
-        lk = np.log1p(np.array((0.0, *fit.knots)))
-        allv = np.concatenate([np.zeros((vals.shape[0], 1)), vals], axis=1)
-        lt = np.log1p(np.clip(times, 0, fit.knots[-1]))
-        return np.stack([np.interp(lt, lk, row) for row in allv])
+        return self.curve_draws(fit, np.asarray(times, float))
 
 
 def time_summary(model: TimeCourse, fit: TimeFit, *, times: tuple[float, ...] = (),
@@ -229,9 +244,8 @@ def time_summary(model: TimeCourse, fit: TimeFit, *, times: tuple[float, ...] = 
     put("onset_h", onset, "the effect never exceeds the threshold within 4 weeks")
     put("duration_h", end, "the effect does not fall below the fraction of its peak within "
                            "4 weeks")
-    if fit.form == "bateman":
-        est["time_to_peak_h"] = summarize_draws(time_to_peak(flat(fit.idata, "t_rise"),
-                                                             flat(fit.idata, "t_decay")))
+    if "time_to_peak" in fit.idata.posterior:
+        est["time_to_peak_h"] = summarize_draws(flat(fit.idata, "time_to_peak"))
         est["peak"] = summarize_draws(flat(fit.idata, "peak"))
     else:
         est["time_to_peak_h"] = summarize_draws(peak_t)
@@ -251,7 +265,7 @@ def time_summary(model: TimeCourse, fit: TimeFit, *, times: tuple[float, ...] = 
         warnings.append("times outside the observed range "
                         f"({min(observed):g}-{max(observed):g} h) are extrapolated: "
                         + ", ".join(f"{t:g} h" for t in early + late))
-    if fit.form == "bateman":
+    if "t_rise" in fit.idata.posterior:
         for name, prior_sd in (("t_rise", fit.priors.t_sd),):
             post_sd = float(np.std(np.log(flat(fit.idata, name))))
             if post_sd > 0.7 * prior_sd:
