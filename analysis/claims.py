@@ -25,7 +25,8 @@ from .selection import OUTCOMES, Filters, TimeWindow
 
 VERDICTS = ("supported", "contradicted", "inconclusive", "insufficient data")
 CLAIM_FIELDS = {"id", "title", "quote", "source", "model", "outcome", "time_h", "window_h",
-                "quantity", "selection", "region", "support", "contradict", "min_studies"}
+                "quantity", "selection", "region", "support", "contradict", "min_studies",
+                "needs", "caveat"}
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,11 @@ class DecisionRule:
 
 @dataclass(frozen=True)
 class Claim:
-    """One testable claim."""
+    """One testable claim.
+
+    ``options`` holds the model-specific settings as sorted (name, value) pairs: measure,
+    form, comparator, moderators, untimed, threshold, fraction, hill, direction.
+    """
 
     id: str
     title: str
@@ -57,15 +62,22 @@ class Claim:
     source: str
     model: str
     outcome: str
-    window: TimeWindow
+    window: TimeWindow | None
     quantity: str
     filters: Filters
     region: tuple[float, float]
     rule: DecisionRule
+    options: tuple[tuple[str, Any], ...] = ()
+    needs: str = ""
+    caveat: str = ""
+
+    def option(self, name: str, default: Any = None) -> Any:
+        """One model-specific option."""
+        return dict(self.options).get(name, default)
 
     def fit_key(self) -> tuple:
         """Claims with the same key share one fit."""
-        return (self.model, self.outcome, self.window, self.filters)
+        return (self.model, self.outcome, self.window, self.filters, self.options)
 
 
 @dataclass(frozen=True)
@@ -153,45 +165,107 @@ def _number(path: str, cid: str, fld: str, value: Any, lo: float | None = None,
     return v
 
 
+OPTION_FIELDS = {"measure", "form", "comparator", "moderators", "untimed", "threshold",
+                 "fraction", "hill", "direction"}
+QUANTITIES = {
+    "pooled-rate": ("pooled_rate", "predictive_rate", "tau", "mu_logit"),
+    "contrast": ("effect", "predictive_effect", "tau", "or", "rr", "rd", "control_rate"),
+    "dose-response": ("ed50", "theta", "tau", "effect_at:DOSE", "difference:LOW:HIGH"),
+    "time-course": ("onset_h", "time_to_peak_h", "duration_h", "peak", "effect_at:HOURS"),
+}
+
+
+def model_family(model: str) -> str:
+    """Return the built-in family a (possibly plug-in) model belongs to."""
+    if model in QUANTITIES:
+        return model
+    from .models.time_course import TimeCourse
+
+    cls = get_model_class(model)
+    if isinstance(cls, type) and issubclass(cls, TimeCourse):
+        return "time-course"
+    raise SpecError(f"model '{model}' cannot be used in a claim (only the built-in families "
+                    "and time-course plug-ins can)")
+
+
+def _check_quantity(family: str, quantity: str, options: dict[str, Any]) -> str | None:
+    """Return a message if ``quantity`` is not one the family can compute."""
+    if quantity in QUANTITIES[family]:
+        return None
+    head, _, rest = quantity.partition(":")
+    try:
+        if head == "beta" and family in ("pooled-rate", "contrast") and options.get("moderators"):
+            return None
+        if head == "effect_at" and family in ("dose-response", "time-course"):
+            float(rest)
+            return None
+        if head == "difference" and family == "dose-response":
+            lo, hi = (float(x) for x in rest.split(":"))
+            return None if lo < hi else "difference:LOW:HIGH needs LOW < HIGH"
+    except ValueError:
+        pass
+    extra = " (beta:NAME needs moderators)" if family in ("pooled-rate", "contrast") else ""
+    return f"model {family} has no quantity '{quantity}'; known: " \
+           f"{', '.join(QUANTITIES[family])}{extra}"
+
+
+def _region_bound(path: str, cid: str, value: Any) -> float:
+    if isinstance(value, str) and value.strip().lower() in ("inf", "+inf", ".inf", "-inf",
+                                                            "-.inf"):
+        value = float(value.replace(".", ""))
+    if isinstance(value, float) and np.isinf(value):
+        return value
+    return _number(path, cid, "region", value)
+
+
 def parse_claim(raw: Any, path: str, defaults: DecisionRule) -> Claim:
     """Validate one claim mapping; raise SpecError naming the claim and field."""
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: every claim must be a mapping, got {type(raw).__name__}")
     cid = str(raw.get("id", "?"))
-    unknown = sorted(set(raw) - CLAIM_FIELDS)
+    unknown = sorted(set(raw) - CLAIM_FIELDS - OPTION_FIELDS)
     if unknown:
-        known = ", ".join(sorted(CLAIM_FIELDS))
+        known = ", ".join(sorted(CLAIM_FIELDS | OPTION_FIELDS))
         raise _fail(path, cid, unknown[0], f"unknown field; known: {known}")
-    for req in ("id", "quote", "model", "outcome", "time_h", "quantity", "region"):
+    for req in ("id", "quote", "model", "outcome", "quantity", "region"):
         if req not in raw:
             raise _fail(path, cid, req, "required field is missing")
     try:
-        cls = get_model_class(str(raw["model"]))
+        family = model_family(str(raw["model"]))
     except SpecError as exc:
         raise _fail(path, cid, "model", str(exc)) from None
-    if raw["outcome"] not in OUTCOMES:
-        raise _fail(path, cid, "outcome", f"'{raw['outcome']}' is not one of {', '.join(OUTCOMES)}")
-    quantities = getattr(cls, "quantities", ())
-    if raw["quantity"] not in quantities:
-        raise _fail(path, cid, "quantity",
-                    f"model {raw['model']} has no quantity '{raw['quantity']}'; "
-                    f"known: {', '.join(quantities)}")
+    outcomes = OUTCOMES if family == "pooled-rate" else (*OUTCOMES, "change")
+    if raw["outcome"] not in outcomes:
+        raise _fail(path, cid, "outcome", f"'{raw['outcome']}' is not one of {', '.join(outcomes)}")
+    options = {k: raw[k] for k in OPTION_FIELDS if k in raw}
+    for key in ("comparator", "moderators"):
+        if key in options:
+            v = options[key]
+            options[key] = tuple(str(x) for x in (v if isinstance(v, list) else [v]))
+    message = _check_quantity(family, str(raw["quantity"]), options)
+    if message:
+        raise _fail(path, cid, "quantity", message)
     region = raw["region"]
     if not isinstance(region, list) or len(region) != 2:
         raise _fail(path, cid, "region", "must be a list of two numbers [low, high]")
-    lo = _number(path, cid, "region", region[0])
-    hi = _number(path, cid, "region", region[1])
+    lo, hi = (_region_bound(path, cid, x) for x in region)
     if not lo < hi:
         raise _fail(path, cid, "region", f"low ({lo:g}) must be below high ({hi:g})")
-    time_h = _number(path, cid, "time_h", raw["time_h"], 0.0)
-    half = raw.get("window_h")
+    window = None
+    if family != "time-course":
+        if "time_h" not in raw:
+            raise _fail(path, cid, "time_h", "required field is missing")
+        time_h = _number(path, cid, "time_h", raw["time_h"], 0.0)
+        half = raw.get("window_h")
+        try:
+            window = TimeWindow.around(time_h, None if half is None
+                                       else _number(path, cid, "window_h", half, 0.0))
+        except SpecError as exc:
+            raise _fail(path, cid, "time_h", str(exc)) from None
     try:
-        window = TimeWindow.around(time_h, None if half is None
-                                   else _number(path, cid, "window_h", half, 0.0))
         filters = Filters.from_mapping(raw.get("selection"))
     except SpecError as exc:
-        raise _fail(path, cid, "selection" if "selection" in str(exc) else "time_h",
-                    str(exc)) from None
+        raise _fail(path, cid, "selection", str(exc)) from None
     rule = DecisionRule(
         support=_number(path, cid, "support", raw.get("support", defaults.support), 0, 1),
         contradict=_number(path, cid, "contradict", raw.get("contradict", defaults.contradict),
@@ -203,7 +277,8 @@ def parse_claim(raw: Any, path: str, defaults: DecisionRule) -> Claim:
         raise _fail(path, cid, "contradict", "must be below 'support'")
     return Claim(cid, str(raw.get("title", cid)), str(raw["quote"]), str(raw.get("source", "")),
                  str(raw["model"]), str(raw["outcome"]), window, str(raw["quantity"]), filters,
-                 (lo, hi), rule)
+                 (lo, hi), rule, tuple(sorted(options.items())),
+                 str(raw.get("needs", "")), str(raw.get("caveat", "")))
 
 
 def load_claims(path: str | Path | None = None) -> ClaimsFile:
@@ -256,7 +331,8 @@ class ClaimResult:
         c, e = self.claim, self.estimate or {}
         return {
             "id": c.id, "title": c.title, "quote": c.quote, "quantity": c.quantity,
-            "model": c.model, "outcome": c.outcome, "time_h": c.window.target_h,
+            "model": c.model, "outcome": c.outcome,
+            "time_h": None if c.window is None else c.window.target_h,
             "region": list(c.region), "selection": c.filters.as_dict(),
             "median": e.get("median"), "ci_low": e.get("ci_low"), "ci_high": e.get("ci_high"),
             "probability": self.probability, "verdict": self.verdict, "studies": self.studies,
@@ -265,13 +341,24 @@ class ClaimResult:
 
 
 def judge(claim: Claim, draws: np.ndarray | None, studies: list[str],
-          diagnostics_passed: bool | None, estimate: dict[str, float] | None) -> ClaimResult:
-    """Turn posterior draws of the claim's quantity into a verdict."""
+          diagnostics_passed: bool | None, estimate: dict[str, float] | None,
+          unidentified: str | None = None) -> ClaimResult:
+    """Turn posterior draws of the claim's quantity into a verdict.
+
+    ``unidentified`` explains why the records cannot inform the quantity even though
+    studies were selected (for example a dose no trial used): the verdict is then
+    ``insufficient data`` whatever the posterior says, since it would restate the prior.
+    """
     k = len(studies)
+    if unidentified:
+        return ClaimResult(claim, "insufficient data", None, None, studies,
+                           diagnostics_passed, unidentified)
     if draws is None or k < claim.rule.min_studies:
+        when = "" if claim.window is None else f" near {claim.window.target_h:g} h"
+        settle = claim.needs or (f"More trials reporting {claim.outcome}{when} in the selected "
+                                 "arms would settle it.")
         reason = (f"{k} stud(ies) inform this claim; at least {claim.rule.min_studies} needed. "
-                  f"More {claim.outcome} counts near {claim.window.target_h:g} h in the selected "
-                  "arms would settle it.")
+                  f"{settle}")
         return ClaimResult(claim, "insufficient data", None, estimate, studies,
                            diagnostics_passed, reason)
     lo, hi = claim.region
@@ -281,4 +368,6 @@ def judge(claim: Claim, draws: np.ndarray | None, studies: list[str],
               f"(supported >= {claim.rule.support:g}, contradicted <= {claim.rule.contradict:g})")
     if diagnostics_passed is False:
         reason += "; the fit FAILED its convergence diagnostics, so treat this as provisional"
+    if claim.caveat:
+        reason += f". Caveat: {claim.caveat}"
     return ClaimResult(claim, verdict, p, estimate, studies, diagnostics_passed, reason)

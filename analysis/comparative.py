@@ -139,9 +139,10 @@ class ContrastRun:
 
 def run_contrast(data: ContrastData, settings: SamplerSettings,
                  priors: ContrastPriors | None = None, *, threshold: float = 0.0,
-                 data_sha256: str = "", progress: bool = False) -> ContrastRun:
+                 data_sha256: str = "", progress: bool = False,
+                 moderators: tuple[str, ...] = ()) -> ContrastRun:
     """Fit the Bayesian contrast model and summarise it."""
-    model = Contrast(priors, threshold)
+    model = Contrast(priors, threshold, moderators)
     fit = model.fit(data, settings, data_sha256=data_sha256, progress=progress)
     return ContrastRun(fit, model.summary(fit))
 

@@ -257,6 +257,13 @@ def select_contrasts(records: Records, outcome: str, measure: str, window: TimeW
     return data
 
 
+def _moderator_columns(row: dict) -> dict[str, object]:
+    """Active-arm attributes that meta-regression can use as moderators."""
+    return {"treatment": row["treatment"], "route": row["route"],
+            "population": row["population"], "doses_given": row["doses_given"],
+            "dose": row["dose"]}
+
+
 def _contrasts_at(study: str, a: pd.DataFrame, c: pd.DataFrame, time_h: float | None,
                   design: str, outcome: str, out: dict[str, list]) -> str | None:
     """Append the arms and contrasts of one study at one time; return a reason to drop it."""
@@ -283,7 +290,8 @@ def _contrasts_at(study: str, a: pd.DataFrame, c: pd.DataFrame, time_h: float | 
             contrast_rows.append(dict(study=study, arm=r["arm"], control=ctl_label,
                                       comparator="+".join(sorted(set(c["treatment"]))),
                                       time_h=time_h, design=design, a=e1, b=n1 - e1,
-                                      c=ce, d=cn_sum - ce, evidence=r["evidence"]))
+                                      c=ce, d=cn_sum - ce, evidence=r["evidence"],
+                                      **_moderator_columns(r)))
     else:
         scales = set(a["scale"]) | set(c["scale"])
         if len(scales) > 1:
@@ -311,7 +319,7 @@ def _contrasts_at(study: str, a: pd.DataFrame, c: pd.DataFrame, time_h: float | 
                 comparator="+".join(sorted(set(c["treatment"]))), time_h=time_h,
                 design=design, scale=next(iter(scales)), mean_type=next(iter(types)),
                 m1=float(r["m"]), sd1=float(r["s"]), n1=int(r["n"]), m2=m2, sd2=s2, n2=n2,
-                evidence=r["evidence"]))
+                evidence=r["evidence"], **_moderator_columns(r)))
     return None
 
 

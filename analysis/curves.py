@@ -85,14 +85,19 @@ def options_from_mapping(kind: str, raw: dict[str, Any]) -> DoseOptions | TimeOp
         raise SpecError(f"analyses/{kind}: {exc}") from None
 
 
-def dose_document(records: Records, opts: DoseOptions, settings: SamplerSettings,
-                  *, with_loo: bool = True) -> dict[str, Any]:
-    """Fit one dose-response form and describe it (the ``--json`` document)."""
+def fit_dose(records: Records, opts: DoseOptions, settings: SamplerSettings):  # noqa: ANN201
+    """Select the arms and fit one dose-response form; return (data, model, fit)."""
     data = select_dose_arms(records, opts.outcome, TimeWindow.around(opts.time_h, opts.window_h),
                             opts.filters, comparator=opts.comparator,
                             standardize=opts.standardize)
     model = DoseResponse(opts.form, hill=opts.hill)
-    fit = model.fit(data, settings, data_sha256=records.sha256)
+    return data, model, model.fit(data, settings, data_sha256=records.sha256)
+
+
+def dose_document(records: Records, opts: DoseOptions, settings: SamplerSettings,
+                  *, with_loo: bool = True, fitted=None) -> dict[str, Any]:  # noqa: ANN001
+    """Fit one dose-response form (unless ``fitted``) and describe it (``--json``)."""
+    data, model, fit = fitted or fit_dose(records, opts, settings)
     direction = _direction(opts.outcome, opts.direction)
     s = dose_summary(model, fit, doses=opts.doses, compare=opts.compare, delta=opts.delta,
                      threshold=opts.threshold, direction=direction)
@@ -116,9 +121,8 @@ def dose_document(records: Records, opts: DoseOptions, settings: SamplerSettings
     return rounded(doc)
 
 
-def time_document(records: Records, opts: TimeOptions, settings: SamplerSettings,
-                  *, with_loo: bool = True) -> dict[str, Any]:
-    """Fit one time-course form and describe it (the ``--json`` document)."""
+def fit_time(records: Records, opts: TimeOptions, settings: SamplerSettings):  # noqa: ANN201
+    """Select the contrasts and fit one time-course form; return (data, model, fit)."""
     data = select_time_course(records, opts.outcome, opts.measure, opts.filters,
                               comparator=opts.comparator)
     cls = get_model_class(opts.model)
@@ -126,7 +130,14 @@ def time_document(records: Records, opts: TimeOptions, settings: SamplerSettings
         raise SpecError(f"model '{opts.model}' is not a time-course model")
     form = opts.form if opts.form in cls.gate else next(iter(cls.gate))
     model = cls(form, rho=opts.rho)
-    fit = model.fit(data, settings, data_sha256=records.sha256)
+    return data, model, model.fit(data, settings, data_sha256=records.sha256)
+
+
+def time_document(records: Records, opts: TimeOptions, settings: SamplerSettings,
+                  *, with_loo: bool = True, fitted=None) -> dict[str, Any]:  # noqa: ANN001
+    """Fit one time-course form (unless ``fitted``) and describe it (``--json``)."""
+    data, model, fit = fitted or fit_time(records, opts, settings)
+    form = fit.form
     direction = _direction(opts.outcome, opts.direction)
     s = time_summary(model, fit, times=opts.times, threshold=opts.threshold,
                      fraction=opts.fraction, direction=direction)
@@ -149,14 +160,18 @@ def time_document(records: Records, opts: TimeOptions, settings: SamplerSettings
 
 
 def compare_forms(records: Records, kind: str, opts: DoseOptions | TimeOptions,
-                  settings: SamplerSettings, forms: tuple[str, ...]) -> dict[str, Any]:
-    """Fit each form and rank them by PSIS-LOO (expected log predictive density)."""
+                  settings: SamplerSettings, forms: tuple[str, ...],
+                  done: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Fit each form (except those in ``done``: form -> document) and rank by PSIS-LOO."""
     from dataclasses import replace
 
     rows = []
     for form in forms:
-        o = replace(opts, form=form)
-        doc = (dose_document if kind == "dose-response" else time_document)(records, o, settings)
+        doc = (done or {}).get(form)
+        if doc is None:
+            o = replace(opts, form=form)
+            fn = dose_document if kind == "dose-response" else time_document
+            doc = fn(records, o, settings)
         rows.append({"form": form, **doc["loo"], "diagnostics_passed": doc["diagnostics"]
                      ["passed"]})
     rows.sort(key=lambda r: -r["elpd_loo"])

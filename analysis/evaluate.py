@@ -1,15 +1,178 @@
-"""Evaluate a claims file against records: run each needed fit once, then judge."""
+"""Evaluate a claims file against records: run each needed fit once, then judge.
+
+Each model family has a runner that selects the records, fits, and returns a
+:class:`FamilyRun`: the JSON document of the fit, a function giving posterior draws of
+a named quantity, the studies used, and a function that says when a quantity cannot
+be informed by the data (a dose no trial used, a time no trial measured).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-from .claims import ClaimResult, ClaimsFile, judge
+import numpy as np
+
+from .claims import Claim, ClaimResult, ClaimsFile, judge, model_family
 from .inference import SamplerSettings, summarize_draws
-from .models import get_model_class
 from .records import Records
-from .results import PooledRateRun
-from .selection import select_binary_arms
+
+
+@dataclass
+class FamilyRun:
+    """One fit behind one or more claims."""
+
+    family: str
+    doc: dict[str, Any] | None
+    studies: list[str]
+    draws: Callable[[str], np.ndarray] | None = None
+    unidentified: Callable[[str], str | None] = lambda q: None
+    diagnostics_passed: bool | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _pooled_rate(records: Records, claim: Claim, settings: SamplerSettings) -> FamilyRun:
+    from .models.pooled_rate import PooledRate
+    from .results import PooledRateRun, pooled_rate_document
+    from .selection import select_binary_arms
+
+    data = select_binary_arms(records, claim.outcome, claim.window, claim.filters,
+                              untimed=bool(claim.option("untimed", False)))
+    studies = sorted(set(data.table["study"]))
+    if len(studies) < claim.rule.min_studies:
+        return FamilyRun("pooled-rate", None, studies)
+    model = PooledRate(moderators=claim.option("moderators", ()))
+    fit = model.fit(data, settings, data_sha256=records.sha256)
+    run = PooledRateRun(claim.outcome, claim.window, claim.filters, fit, model.summary(fit))
+    return FamilyRun("pooled-rate", pooled_rate_document(run, records),
+                     sorted(set(fit.data.table["study"])),
+                     lambda q: model.draws(fit, q), diagnostics_passed=fit.diagnostics.passed,
+                     extra={"run": run})
+
+
+def _contrast(records: Records, claim: Claim, settings: SamplerSettings) -> FamilyRun:
+    from .comparative import contrast_document, run_contrast
+    from .contrasts import select_contrasts
+    from .models.contrast import Contrast
+
+    measure = claim.option("measure", "SMD" if claim.outcome == "change" else "OR")
+    data = select_contrasts(records, claim.outcome, measure, claim.window, claim.filters,
+                            comparator=claim.option("comparator", ()))
+    if data.k_studies < claim.rule.min_studies:
+        return FamilyRun("contrast", None, data.studies)
+    moderators = claim.option("moderators", ())
+    run = run_contrast(data, settings, data_sha256=records.sha256, moderators=moderators)
+    model = Contrast(None, 0.0, moderators)
+    return FamilyRun("contrast", contrast_document(run, records), sorted(data.studies),
+                     lambda q: model.draws(run.fit, q),
+                     diagnostics_passed=run.fit.diagnostics.passed)
+
+
+def _dose_response(records: Records, claim: Claim, settings: SamplerSettings) -> FamilyRun:
+    from .curves import DoseOptions, dose_document, fit_dose
+    from .errors import SpecError
+
+    opts = DoseOptions(outcome=claim.outcome, time_h=claim.window.target_h,
+                       window_h=claim.window.high_h - claim.window.target_h,
+                       form=claim.option("form", "emax"), hill=bool(claim.option("hill", False)),
+                       filters=claim.filters, comparator=claim.option("comparator", ()),
+                       standardize=claim.outcome == "change",
+                       threshold=claim.option("threshold"))
+    try:
+        fitted = fit_dose(records, opts, settings)
+    except SpecError as exc:
+        return FamilyRun("dose-response", None, [], extra={"reason": str(exc)})
+    data, model, fit = fitted
+    studies = sorted(data.studies)
+    if len(studies) < claim.rule.min_studies:
+        return FamilyRun("dose-response", None, studies)
+    observed = {0.0, *map(float, data.doses)}
+
+    def draws(q: str) -> np.ndarray:
+        head, _, rest = q.partition(":")
+        p = model.params(fit)
+        if head == "effect_at":
+            return model.effect(fit, np.array([float(rest)]))[:, 0]
+        if head == "difference":
+            lo, hi = (float(x) for x in rest.split(":"))
+            e = model.effect(fit, np.array([lo, hi]))
+            return e[:, 1] - e[:, 0]
+        return p[q]
+
+    def unidentified(q: str) -> str | None:
+        head, _, rest = q.partition(":")
+        if head not in ("effect_at", "difference"):
+            return None
+        missing = [d for d in map(float, rest.split(":")) if d not in observed]
+        if not missing:
+            return None
+        return (f"no trial in the selection has an arm at "
+                f"{', '.join(f'{d:g}' for d in missing)} {data.unit} (observed doses: "
+                f"{', '.join(f'{d:g}' for d in sorted(observed))}); the value would come from "
+                f"the assumed {opts.form} curve, not from data. Trials with arms at those doses "
+                "(with outcomes) would settle it.")
+
+    doc = dose_document(records, replace(opts, doses=tuple(sorted(observed - {0.0}))),
+                        settings, fitted=fitted)
+    return FamilyRun("dose-response", doc, studies, draws, unidentified,
+                     fit.diagnostics.passed, extra={"opts": opts})
+
+
+def _time_course(records: Records, claim: Claim, settings: SamplerSettings) -> FamilyRun:
+    from .curves import TimeOptions, fit_time, time_document
+
+    measure = claim.option("measure", "MD" if claim.outcome == "change" else "OR")
+    opts = TimeOptions(outcome=claim.outcome, measure=measure, model=claim.model,
+                       form=claim.option("form", "bateman"), filters=claim.filters,
+                       comparator=claim.option("comparator", ()),
+                       threshold=float(claim.option("threshold", 0.405)),
+                       fraction=float(claim.option("fraction", 0.5)),
+                       direction=int(claim.option("direction", 0)))
+    from .contrasts import select_time_course
+
+    probe = select_time_course(records, opts.outcome, opts.measure, opts.filters,
+                               comparator=opts.comparator)
+    if probe.k_studies < claim.rule.min_studies:
+        return FamilyRun("time-course", None, probe.studies)
+    fitted = fit_time(records, opts, settings)
+    data, model, fit = fitted
+    doc = time_document(records, opts, settings, fitted=fitted)
+    grid = np.exp(np.linspace(np.log(0.25), np.log(672.0), 600))
+    direction = 1 if doc["direction"] == "higher is better" else -1
+    observed = sorted(set(data.contrasts["time_h"].astype(float)))
+
+    def draws(q: str) -> np.ndarray:
+        curve = direction * model.effect(fit, grid)
+        if q == "onset_h":
+            above = curve > opts.threshold
+            return np.where(above.any(axis=1), grid[np.argmax(above, axis=1)], np.inf)
+        peak_i = np.argmax(curve, axis=1)
+        if q == "time_to_peak_h":
+            return grid[peak_i]
+        if q == "peak":
+            return direction * curve[np.arange(len(curve)), peak_i]
+        if q == "duration_h":
+            peak_v = curve[np.arange(len(curve)), peak_i]
+            after = (np.arange(len(grid))[None, :] > peak_i[:, None]) & (
+                curve < opts.fraction * peak_v[:, None])
+            return np.where(after.any(axis=1), grid[np.argmax(after, axis=1)], np.inf)
+        return model.effect(fit, np.array([float(q.partition(":")[2])]))[:, 0]
+
+    def unidentified(q: str) -> str | None:
+        if q.startswith("effect_at:"):
+            t = float(q.partition(":")[2])
+            if not observed[0] <= t <= observed[-1]:
+                return (f"no trial measured the effect near {t:g} h (observed "
+                        f"{observed[0]:g}-{observed[-1]:g} h)")
+        return None
+
+    return FamilyRun("time-course", doc, sorted(data.studies), draws, unidentified,
+                     fit.diagnostics.passed, extra={"opts": opts})
+
+
+RUNNERS = {"pooled-rate": _pooled_rate, "contrast": _contrast,
+           "dose-response": _dose_response, "time-course": _time_course}
 
 
 @dataclass
@@ -17,7 +180,7 @@ class Evaluation:
     """Verdicts and the fits behind them (one fit per distinct model and selection)."""
 
     results: list[ClaimResult]
-    runs: dict[tuple, PooledRateRun] = field(default_factory=dict)
+    runs: dict[tuple, FamilyRun] = field(default_factory=dict)
     claims_for_run: dict[tuple, list[str]] = field(default_factory=dict)
 
 
@@ -28,20 +191,22 @@ def evaluate(records: Records, claims: ClaimsFile, settings: SamplerSettings, *,
     for claim in claims.claims:
         key = claim.fit_key()
         ev.claims_for_run.setdefault(key, []).append(claim.id)
-        cls = get_model_class(claim.model)
-        model = cls()
         if key not in ev.runs:
-            data = select_binary_arms(records, claim.outcome, claim.window, claim.filters)
-            if data.k_studies < claim.rule.min_studies:
-                studies = sorted(set(data.table["study"]))
-                ev.results.append(judge(claim, None, studies, None, None))
-                continue
-            fit = model.fit(data, settings, data_sha256=records.sha256, progress=progress)
-            ev.runs[key] = PooledRateRun(claim.outcome, claim.window, claim.filters, fit,
-                                         model.summary(fit))
+            ev.runs[key] = RUNNERS[model_family(claim.model)](records, claim, settings)
         run = ev.runs[key]
-        draws = model.draws(run.fit, claim.quantity)
-        studies = sorted(set(run.fit.data.table["study"]))
-        ev.results.append(judge(claim, draws, studies, run.fit.diagnostics.passed,
-                                summarize_draws(draws)))
+        if run.draws is None:
+            result = judge(claim, None, run.studies, None, None)
+            if run.extra.get("reason"):
+                result.reason = f"{run.extra['reason']}. {result.reason}"
+            ev.results.append(result)
+            continue
+        draws = np.asarray(run.draws(claim.quantity), float)
+        finite = draws[np.isfinite(draws)]
+        estimate = summarize_draws(finite) if len(finite) > 1 else None
+        result = judge(claim, draws, run.studies, run.diagnostics_passed, estimate,
+                       unidentified=run.unidentified(claim.quantity))
+        if len(finite) < len(draws):
+            result.reason += (f"; {100 * (1 - len(finite) / len(draws)):.0f}% of draws never "
+                              "reach the event within 4 weeks (counted outside a finite region)")
+        ev.results.append(result)
     return ev

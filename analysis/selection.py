@@ -129,7 +129,8 @@ class BinaryArms:
 
 
 def select_binary_arms(records: Records, outcome: str, window: TimeWindow,
-                       filters: Filters, *, active_only: bool = True) -> BinaryArms:
+                       filters: Filters, *, active_only: bool = True,
+                       untimed: bool = False) -> BinaryArms:
     """Choose, per arm, the row with counts for ``outcome`` nearest the target time.
 
     Parameters
@@ -144,6 +145,9 @@ def select_binary_arms(records: Records, outcome: str, window: TimeWindow,
         Record filters.
     active_only : bool
         Keep only non-control arms (the pooled-rate model describes treated arms).
+    untimed : bool
+        Also keep arms whose counts have no time point (for example "after the last of
+        six infusions"), using their single untimed row.
     """
     if outcome not in OUTCOMES:
         raise SpecError(f"unknown outcome '{outcome}'; use one of {', '.join(OUTCOMES)}")
@@ -161,6 +165,10 @@ def select_binary_arms(records: Records, outcome: str, window: TimeWindow,
                               .eq(0))]
         timed = outcome_rows[outcome_rows["time_h"].notna()]
         if timed.empty:
+            bare = outcome_rows[outcome_rows["time_h"].isna()]
+            if untimed and len(bare) == 1:
+                chosen.append(bare.iloc[0])
+                continue
             dropped.append(dict(study=study, arm=arm,
                                 reason=f"{outcome} count has no time point (time_h empty)"))
             continue
@@ -175,7 +183,8 @@ def select_binary_arms(records: Records, outcome: str, window: TimeWindow,
         best = inside.assign(_d=dist.to_numpy()).sort_values(["_d", "time_h"]).iloc[0]
         chosen.append(best)
     cols = ["study", "arm", "label", "treatment", "dose", "dose_unit", "route", "population",
-            "design", "scale", "time_h", "n", "events", "evidence", "definition", "source", "line"]
+            "design", "doses_given", "scale", "time_h", "n", "events", "evidence", "definition",
+            "source", "line"]
     if not chosen:
         return BinaryArms(outcome, pd.DataFrame(columns=cols), dropped)
     sel = pd.DataFrame(chosen)
@@ -185,13 +194,14 @@ def select_binary_arms(records: Records, outcome: str, window: TimeWindow,
         "arm": sel["arm"].to_numpy(),
         "label": [f"{s} {a}" for s, a in zip(sel["study"], sel["arm"], strict=True)],
         "treatment": sel["treatment"].to_numpy(),
-        "dose": sel["dose"].astype(float).to_numpy(),
+        "dose": pd.to_numeric(sel["dose"], errors="coerce").to_numpy(dtype=float),
         "dose_unit": sel["dose_unit"].to_numpy(),
         "route": sel["route"].to_numpy(),
         "population": sel["population"].to_numpy(),
         "design": sel["design"].to_numpy(),
+        "doses_given": pd.to_numeric(sel["doses_given"], errors="coerce").to_numpy(dtype=float),
         "scale": sel["scale"].to_numpy(),
-        "time_h": sel["time_h"].astype(float).to_numpy(),
+        "time_h": pd.to_numeric(sel["time_h"], errors="coerce").to_numpy(dtype=float),
         "n": denom.to_numpy(),
         "events": sel[count_col].astype(int).to_numpy(),
         "evidence": sel["evidence"].to_numpy(),

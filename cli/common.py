@@ -69,6 +69,9 @@ def filters_from_options(treatment: list[str] | None, route: list[str] | None,
 
 
 
+ModeratorOpt = Annotated[list[str] | None, typer.Option(
+    "--moderator", help="Meta-regression covariate: COLUMN, COLUMN:categorical or "
+                        "COLUMN>VALUE (repeatable), e.g. doses_given>1.")]
 ComparatorOpt = Annotated[list[str] | None, typer.Option(
     "--comparator", help="Keep control arms with this treatment (repeatable; all controls if "
                          "omitted).")]

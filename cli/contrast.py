@@ -17,6 +17,7 @@ from .common import (
     FileArg,
     JsonOpt,
     MeanTypeOpt,
+    ModeratorOpt,
     PopulationOpt,
     RhoOpt,
     RouteOpt,
@@ -77,6 +78,7 @@ def contrast(
              "(SMD).")] = "half-normal",
     threshold: Annotated[float, typer.Option(
         help="Report P(effect > threshold) on the analysis scale (log OR, MD, SMD).")] = 0.0,
+    moderator: ModeratorOpt = None,
     engine: Annotated[str, typer.Option(
         help="mcmc (arm-based binomial or normal contrasts, PyMC NUTS) or exact "
              "(normal-normal model on the contrasts, quadrature; no Monte Carlo "
@@ -110,7 +112,8 @@ def contrast(
     if engine != "mcmc":
         raise fail(f"error: unknown engine '{engine}'; use mcmc or exact")
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed)
-    run = run_contrast(data, settings, priors, threshold=threshold, data_sha256=records.sha256)
+    run = run_contrast(data, settings, priors, threshold=threshold, data_sha256=records.sha256,
+                       moderators=tuple(moderator or ()))
     doc = contrast_document(run, records)
     typer.echo(dumps_json(doc) if json else format_contrast(doc), nl=not json)
     if not run.fit.diagnostics.passed and not allow_unconverged:
@@ -142,6 +145,8 @@ def format_contrast(doc: dict) -> str:
              f"{doc['contrasts']} contrast(s), {doc['k']} stud(ies), {doc['n_total']} patients",
              show("effect", f"pooled {scale}{doc['measure']}"),
              show("predictive_effect", "new study"), show("tau", "tau")]
+    for q in [k for k in e if k.startswith("beta:")]:
+        lines.append(show(q, q))
     for q in ("rr", "rd", "control_rate"):
         if q in e:
             lines.append(show(q, f"{q} (at pooled control)" if q != "control_rate"

@@ -14,6 +14,7 @@ from .common import (
     EvidenceOpt,
     FileArg,
     JsonOpt,
+    ModeratorOpt,
     PopulationOpt,
     RouteOpt,
     ScaleOpt,
@@ -47,6 +48,10 @@ def pooled_rate(
     dose: DoseOpt = None,
     include_controls: Annotated[bool, typer.Option(
         help="Also pool control arms (normally only treated arms).")] = False,
+    include_untimed: Annotated[bool, typer.Option(
+        help="Also use arms whose counts have no time point (e.g. after a series of "
+             "infusions).")] = False,
+    moderator: ModeratorOpt = None,
     seed: SeedOpt = 20190101,
     draws: DrawsOpt = 1000,
     tune: TuneOpt = 1000,
@@ -67,9 +72,10 @@ def pooled_rate(
     filters = filters_from_options(treatment, route, population, scale, evidence, doses_given,
                                    dose)
     tw = TimeWindow.around(time, window)
-    data = select_binary_arms(records, outcome, tw, filters, active_only=not include_controls)
+    data = select_binary_arms(records, outcome, tw, filters, active_only=not include_controls,
+                              untimed=include_untimed)
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed)
-    model = PooledRate()
+    model = PooledRate(moderators=tuple(moderator or ()))
     fit = model.fit(data, settings, data_sha256=records.sha256)
     run = PooledRateRun(outcome, tw, filters, fit, model.summary(fit))
     doc = pooled_rate_document(run, records)
@@ -101,6 +107,7 @@ def format_pooled_rate(doc: dict) -> str:
         line("pooled rate", "pooled_rate"),
         line("new study", "predictive_rate"),
         line("tau (logit)", "tau", as_pct=False),
+        *[line(k, k, as_pct=False) for k in e if k.startswith("beta:")],
         "",
         "  per arm (observed -> shrunken):",
     ]

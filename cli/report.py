@@ -34,7 +34,7 @@ def report(
     results = build_report(records, claims_file, settings, out)
     if not quiet:
         for c in results["claims"]:
-            med = "" if c["median"] is None else (
+            med = "" if c["median"] is None or c["probability"] is None else (
                 f" median {c['median']:.3f} [{c['ci_low']:.3f}, {c['ci_high']:.3f}],"
                 f" P(region) {c['probability']:.2f}")
             typer.echo(f"{c['id']:<14} {c['verdict']:<18}{med}")

@@ -108,9 +108,16 @@ class Contrast:
     description = "active vs control within trials: OR/RR/RD (arm-based binomial) or MD/SMD"
     quantities = ("effect", "predictive_effect", "tau", "or", "rr", "rd", "control_rate")
 
-    def __init__(self, priors: ContrastPriors | None = None, threshold: float = 0.0):
+    def __init__(self, priors: ContrastPriors | None = None, threshold: float = 0.0,
+                 moderators: tuple[str, ...] = ()):
         self.priors = priors
         self.threshold = threshold
+        self.moderators = tuple(moderators)
+
+    def _design(self, data: ContrastData):  # noqa: ANN202
+        from ..moderators import design_matrix
+
+        return design_matrix(data.contrasts, self.moderators)
 
     def _priors(self, data: ContrastData) -> ContrastPriors:
         return self.priors or default_priors(data.measure)
@@ -141,7 +148,15 @@ class Contrast:
             tau = priors.tau.build("tau")
             u = pm.Normal("u", 0.0, 1.0, dims="study")
             e = pm.Normal("e", 0.0, 1.0, dims="contrast")
-            delta = pm.Deterministic("delta", d + tau * (w_shared * u[s_idx] + w_own * e),
+            mean = d
+            if self.moderators:
+                design = self._design(data)
+                if design.missing.any():
+                    raise SpecError("a moderator value is missing for some contrasts: "
+                                    "select them out or fill the column")
+                beta = pm.Normal("beta", 0.0, priors.effect_sd, shape=len(design.names))
+                mean = d + pm.math.dot(design.x, beta)
+            delta = pm.Deterministic("delta", mean + tau * (w_shared * u[s_idx] + w_own * e),
                                      dims="contrast")
             if data.binary:
                 alpha = pm.Normal("alpha", 0.0, priors.baseline_sd, dims="study")
@@ -213,6 +228,10 @@ class Contrast:
             return _expit(base + d) - _expit(base)
         if quantity == "control_rate":
             return _expit(base)
+        if quantity.startswith("beta:") and self.moderators:
+            names = self._design(fit.data).names
+            if quantity.removeprefix("beta:") in names:
+                return flat(fit.idata, "beta")[:, names.index(quantity.removeprefix("beta:"))]
         raise SpecError(f"model {self.name} has no quantity '{quantity}'; "
                         f"known: {', '.join(self.quantities)}")
 
@@ -225,6 +244,10 @@ class Contrast:
         eff = self.draws(fit, "effect")
         est["effect"]["p_exceeds"] = float(np.mean(eff > self.threshold))
         est["effect"]["threshold"] = self.threshold
+        if self.moderators:
+            for name in self._design(fit.data).names:
+                b = self.draws(fit, f"beta:{name}")
+                est[f"beta:{name}"] = dict(summarize_draws(b), p_positive=float(np.mean(b > 0)))
         delta = flat(fit.idata, "delta")
         c = fit.data.contrasts
         rows = []

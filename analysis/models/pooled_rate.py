@@ -85,8 +85,26 @@ class PooledRate:
     description = "pooled response or remission rate of treated arms (binomial-logit RE)"
     var_names = ["mu", "tau"]
 
-    def __init__(self, priors: PooledRatePriors | None = None):
+    def __init__(self, priors: PooledRatePriors | None = None,
+                 moderators: tuple[str, ...] = ()):
         self.priors = priors or PooledRatePriors()
+        self.moderators = tuple(moderators)
+
+    def _design(self, data: BinaryArms):  # noqa: ANN202
+        from ..moderators import design_matrix
+
+        return design_matrix(data.table, self.moderators)
+
+    def prepare(self, data: BinaryArms) -> BinaryArms:
+        """Drop arms that lack a moderator value, recording why."""
+        if not self.moderators:
+            return data
+        d = self._design(data)
+        keep = ~d.missing
+        dropped = list(data.dropped) + [
+            dict(study=r["study"], arm=r["arm"], reason="a moderator value is missing")
+            for r in data.table[~keep].to_dict("records")]
+        return BinaryArms(data.outcome, data.table[keep].reset_index(drop=True), dropped)
 
     def build(self, data: BinaryArms) -> pm.Model:
         """Build the PyMC model for the selected arms (no sampling)."""
@@ -103,7 +121,13 @@ class PooledRate:
             mu = pm.Normal("mu", self.priors.mu_mean, self.priors.mu_sd)
             tau = pm.HalfNormal("tau", self.priors.tau_scale)
             z = pm.Normal("z", 0.0, 1.0, dims="arm")
-            theta = pm.Deterministic("theta", mu + tau * z, dims="arm")
+            if self.moderators:
+                design = self._design(data)
+                beta = pm.Normal("beta", 0.0, self.priors.mu_sd, shape=len(design.names))
+                theta = pm.Deterministic("theta", mu + pm.math.dot(design.x, beta) + tau * z,
+                                         dims="arm")
+            else:
+                theta = pm.Deterministic("theta", mu + tau * z, dims="arm")
             pm.Deterministic("rate", pm.math.invlogit(theta), dims="arm")
             pm.Deterministic("pooled_rate", pm.math.invlogit(mu))
             pm.Binomial("events", n=n, logit_p=theta, observed=y, dims="arm")
@@ -113,6 +137,7 @@ class PooledRate:
             data_sha256: str = "", progress: bool = False) -> FitResult:
         """Sample the posterior and run the convergence gate."""
         settings = settings or SamplerSettings()
+        data = self.prepare(data)
         model = self.build(data)
         idata = sample(model, settings, progress=progress)
         diag = diagnose(idata, self.var_names)
@@ -143,12 +168,22 @@ class PooledRate:
             return tau
         if quantity == "mu_logit":
             return mu
+        if quantity.startswith("beta:") and self.moderators:
+            names = self._design(fit.data).names
+            name = quantity.removeprefix("beta:")
+            if name in names:
+                return flat(fit.idata, "beta")[:, names.index(name)]
         raise SpecError(f"model {self.name} has no quantity '{quantity}'; "
                         f"known: {', '.join(self.quantities)}")
 
     def summary(self, fit: FitResult) -> PooledRateSummary:
         """Pooled and predictive rates, tau and the per-arm table."""
         estimates = {q: summarize_draws(self.draws(fit, q)) for q in self.quantities}
+        if self.moderators:
+            for name in self._design(fit.data).names:
+                d = self.draws(fit, f"beta:{name}")
+                estimates[f"beta:{name}"] = dict(summarize_draws(d),
+                                                 p_positive=float(np.mean(d > 0)))
         rates = flat(fit.idata, "rate")
         t = fit.data.table
         rows = []

@@ -21,9 +21,9 @@ from ..evaluate import Evaluation, evaluate
 from ..inference import SamplerSettings, command_line, package_versions
 from ..io import dumps_json, write_text_atomic
 from ..records import Records, summarize
-from ..results import pooled_rate_document, rounded
+from ..results import rounded
 from .contrast_section import run_contrast_section, strip_figures
-from .plots import forest_plot, to_svg
+from .plots import dose_plot, forest_plot, time_plot, to_svg
 
 MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
 
@@ -58,20 +58,32 @@ def fit_id(model: str, outcome: str, time_h: float, claim_ids: list[str]) -> str
 
 
 def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
-             evaluation: Evaluation, contrasts: list[dict[str, Any]] | None = None) -> Report:
+             evaluation: Evaluation, contrasts: list[dict[str, Any]] | None = None,
+             loo_tables: list[dict[str, Any]] | None = None) -> Report:
     """Collect every number, table and figure of the report."""
-    fits = []
+    fits, curves = [], []
     fit_docs = {}
     used_contrasts = {row["study"] for c in contrasts or [] for g in c["groups"]
                       for row in g.get("bayesian", {}).get("per_study", [])}
     for key, run in evaluation.runs.items():
+        if run.doc is None:
+            continue
         ids = evaluation.claims_for_run[key]
-        fid = fit_id(key[0], run.outcome, run.window.target_h, ids)
-        doc = pooled_rate_document(run, records)
-        fit_docs[fid] = doc
-        svg = to_svg(forest_plot(run=run, title=f"{run.outcome} at {run.window.target_h:g} h "
-                                                f"(claims {', '.join(ids)})"))
-        fits.append({"id": fid, "claims": ids, "doc": doc, "svg": svg})
+        when = "" if key[2] is None else f"-{key[2].target_h:g}h"
+        fid = f"{key[0]}-{key[1]}{when}-{'-'.join(ids)}"
+        fit_docs[fid] = run.doc
+        label = f"claims {', '.join(ids)}"
+        if run.family == "pooled-rate":
+            r = run.extra["run"]
+            svg = to_svg(forest_plot(run=r, title=f"{r.outcome} at {r.window.target_h:g} h "
+                                                  f"({label})"))
+            fits.append({"id": fid, "claims": ids, "doc": run.doc, "svg": svg})
+        elif run.family == "dose-response":
+            curves.append({"id": fid, "claims": ids, "kind": "dose-response", "doc": run.doc,
+                           "svg": to_svg(dose_plot(doc=run.doc, title=label))})
+        elif run.family == "time-course":
+            curves.append({"id": fid, "claims": ids, "kind": "time-course", "doc": run.doc,
+                           "svg": to_svg(time_plot(doc=run.doc, title=label))})
     claim_rows = [r.as_dict() for r in evaluation.results]
     provenance = {
         "data": records.path,
@@ -89,10 +101,11 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
         "claims": claim_rows,
         "fits": fit_docs,
         "contrasts": strip_figures(contrasts),
+        "form_comparisons": loo_tables or [],
         "data": overview,
         "provenance": provenance,
     })
-    used = {s for f in fit_docs.values() for s in {a["study"] for a in f["per_arm"]}}
+    used = {s for run in evaluation.runs.values() if run.doc is not None for s in run.studies}
     used |= used_contrasts
     study_rows = []
     for study, rows in records.table.groupby("study", sort=True):
@@ -107,9 +120,18 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
             "used": study in used,
             "source": rows["source"].iloc[0].split(" | ")[0],
         })
+    diagnostics_rows = [{"id": fid, **doc["diagnostics"]} for fid, doc in fit_docs.items()]
+    for c in contrasts or []:
+        for g in c["groups"]:
+            if g.get("bayesian"):
+                diagnostics_rows.append({"id": f"contrast-{c['id']}-{g['group']}",
+                                         **g["bayesian"]["diagnostics"]})
     context = {
         "claims": results["claims"],
         "fits": fits,
+        "curves": curves,
+        "diagnostics_rows": rounded(diagnostics_rows),
+        "loo_tables": loo_tables or [],
         "contrasts": contrasts,
         "overview": results["data"],
         "studies": study_rows,
@@ -119,6 +141,32 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
         "md": md_escape,
     }
     return Report(context, results)
+
+
+def form_comparisons(records: Records, evaluation: Evaluation,
+                     settings: SamplerSettings) -> list[dict[str, Any]]:
+    """PSIS-LOO tables for the dose-response and time-course fits the claims used.
+
+    The claims' own fits are reused; only the other forms are fitted.
+    """
+    from ..curves import compare_forms
+    from ..models.dose_response import FORMS as DOSE_FORMS
+    from ..models.time_course import FORMS as TIME_FORMS
+
+    tables, seen = [], set()
+    for run in evaluation.runs.values():
+        if run.doc is None or run.family not in ("dose-response", "time-course"):
+            continue
+        opts = run.extra["opts"]
+        key = (run.family, repr(opts.filters), opts.outcome)
+        if key in seen:
+            continue
+        seen.add(key)
+        forms = DOSE_FORMS if run.family == "dose-response" else TIME_FORMS
+        table = compare_forms(records, run.family, opts, settings, forms,
+                              done={run.doc["form"]: run.doc})
+        tables.append(table)
+    return tables
 
 
 def _template(name: str) -> str:
@@ -166,6 +214,7 @@ def build_report(records: Records, claims: ClaimsFile, settings: SamplerSettings
     """Run the analysis and write the report; return results.json's content."""
     evaluation = evaluate(records, claims, settings, progress=progress)
     contrasts = run_contrast_section(records, claims.contrasts, settings)
-    report = assemble(records, claims, settings, evaluation, contrasts)
+    report = assemble(records, claims, settings, evaluation, contrasts,
+                      form_comparisons(records, evaluation, settings))
     write_report(render(report), out)
     return report.results

@@ -138,3 +138,67 @@ def funnel_plot(*, freq: dict, title: str) -> Figure:
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def dose_plot(*, doc: dict, title: str) -> Figure:
+    """Dose-response curve with its 95% band over the arms' observed contrasts."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.0, 3.8))
+    ax = fig.add_subplot()
+    c = doc["curve"]
+    d = np.asarray(c["dose"])
+    ax.fill_between(d, c["ci_low"], c["ci_high"], color="tab:blue", alpha=0.2, lw=0,
+                    label="95% CrI")
+    ax.plot(d, c["median"], color="tab:blue", label=f"{doc['form']} (median)")
+    arms = doc["data"]
+    by_study: dict[str, list[dict]] = {}
+    for a in arms:
+        by_study.setdefault(a["study"], []).append(a)
+    for rows in by_study.values():
+        ctl = [r for r in rows if r["dose"] == 0]
+        if not ctl:
+            continue
+        if "events" in ctl[0]:
+            c0 = np.log((ctl[0]["events"] + 0.5) / (ctl[0]["n"] - ctl[0]["events"] + 0.5))
+            for r in rows:
+                if r["dose"] > 0:
+                    y = np.log((r["events"] + 0.5) / (r["n"] - r["events"] + 0.5)) - c0
+                    ax.scatter(r["dose"], y, s=8 + r["n"] / 2, color="0.3", alpha=0.7)
+        else:
+            for r in rows:
+                if r["dose"] > 0:
+                    ax.scatter(r["dose"], r["y"] - ctl[0]["y"], s=8 + r["n"] / 2,
+                               color="0.3", alpha=0.7)
+    ax.axhline(0, color="0.5", lw=0.8)
+    ax.set_xlabel(f"dose ({doc['dose_unit']})")
+    ax.set_ylabel(f"effect vs control ({doc['scale']})")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def time_plot(*, doc: dict, title: str) -> Figure:
+    """Time-course curve with its 95% band over the per-study contrasts (log time)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.0, 3.8))
+    ax = fig.add_subplot()
+    c = doc["curve"]
+    t = np.asarray(c["time_h"])
+    ax.fill_between(t, c["ci_low"], c["ci_high"], color="tab:purple", alpha=0.2, lw=0,
+                    label="95% CrI")
+    ax.plot(t, c["median"], color="tab:purple", label=f"{doc['form']} (median)")
+    for row in doc["data"]:
+        se = np.sqrt(row["vi"])
+        ax.errorbar(row["time_h"], row["yi"], yerr=1.959964 * se, fmt="o", ms=3,
+                    color="0.4", alpha=0.6, lw=0.8)
+    ax.axhline(0, color="0.5", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("hours after the dose")
+    ax.set_ylabel(f"{doc['measure']} vs control")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
