@@ -76,8 +76,10 @@ class Claim:
         return dict(self.options).get(name, default)
 
     def fit_key(self) -> tuple:
-        """Claims with the same key share one fit."""
-        return (self.model, self.outcome, self.window, self.filters, self.options)
+        """Claims with the same key share one fit (summary-only options do not count)."""
+        fit_options = tuple((k, v) for k, v in self.options
+                            if k not in ("threshold", "fraction", "direction"))
+        return (self.model, self.outcome, self.window, self.filters, fit_options)
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ class ClaimsFile:
     claims: list[Claim] = field(default_factory=list)
     contrasts: list[ContrastSpec] = field(default_factory=list)
     analyses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    published: str | None = None
 
 
 CONTRAST_FIELDS = {"id", "title", "outcome", "measure", "time_h", "window_h", "selection",
@@ -311,7 +314,11 @@ def load_claims(path: str | Path | None = None) -> ClaimsFile:
     analyses = doc.get("analyses") or {}
     if not isinstance(analyses, dict):
         raise SpecError(f"{name}: 'analyses' must be a mapping of model name to options")
-    return ClaimsFile(name, hashlib.sha256(data).hexdigest(), claims, contrasts, analyses)
+    published = doc.get("published")
+    if published is not None and not isinstance(published, str):
+        raise SpecError(f"{name}: 'published' must be a path (relative to the claims file)")
+    return ClaimsFile(name, hashlib.sha256(data).hexdigest(), claims, contrasts, analyses,
+                      published)
 
 
 @dataclass

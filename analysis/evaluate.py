@@ -26,7 +26,7 @@ class FamilyRun:
     family: str
     doc: dict[str, Any] | None
     studies: list[str]
-    draws: Callable[[str], np.ndarray] | None = None
+    draws: Callable[[str, Claim], np.ndarray] | None = None
     unidentified: Callable[[str], str | None] = lambda q: None
     diagnostics_passed: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -47,8 +47,8 @@ def _pooled_rate(records: Records, claim: Claim, settings: SamplerSettings) -> F
     run = PooledRateRun(claim.outcome, claim.window, claim.filters, fit, model.summary(fit))
     return FamilyRun("pooled-rate", pooled_rate_document(run, records),
                      sorted(set(fit.data.table["study"])),
-                     lambda q: model.draws(fit, q), diagnostics_passed=fit.diagnostics.passed,
-                     extra={"run": run})
+                     lambda q, c: model.draws(fit, q), diagnostics_passed=fit.diagnostics.passed,
+                     extra={"run": run, "idata": fit.idata})
 
 
 def _contrast(records: Records, claim: Claim, settings: SamplerSettings) -> FamilyRun:
@@ -65,8 +65,9 @@ def _contrast(records: Records, claim: Claim, settings: SamplerSettings) -> Fami
     run = run_contrast(data, settings, data_sha256=records.sha256, moderators=moderators)
     model = Contrast(None, 0.0, moderators)
     return FamilyRun("contrast", contrast_document(run, records), sorted(data.studies),
-                     lambda q: model.draws(run.fit, q),
-                     diagnostics_passed=run.fit.diagnostics.passed)
+                     lambda q, c: model.draws(run.fit, q),
+                     diagnostics_passed=run.fit.diagnostics.passed,
+                     extra={"idata": run.fit.idata})
 
 
 def _dose_response(records: Records, claim: Claim, settings: SamplerSettings) -> FamilyRun:
@@ -89,7 +90,7 @@ def _dose_response(records: Records, claim: Claim, settings: SamplerSettings) ->
         return FamilyRun("dose-response", None, studies)
     observed = {0.0, *map(float, data.doses)}
 
-    def draws(q: str) -> np.ndarray:
+    def draws(q: str, c: Claim) -> np.ndarray:
         head, _, rest = q.partition(":")
         p = model.params(fit)
         if head == "effect_at":
@@ -116,7 +117,7 @@ def _dose_response(records: Records, claim: Claim, settings: SamplerSettings) ->
     doc = dose_document(records, replace(opts, doses=tuple(sorted(observed - {0.0}))),
                         settings, fitted=fitted)
     return FamilyRun("dose-response", doc, studies, draws, unidentified,
-                     fit.diagnostics.passed, extra={"opts": opts})
+                     fit.diagnostics.passed, extra={"opts": opts, "idata": fit.idata})
 
 
 def _time_course(records: Records, claim: Claim, settings: SamplerSettings) -> FamilyRun:
@@ -142,10 +143,12 @@ def _time_course(records: Records, claim: Claim, settings: SamplerSettings) -> F
     direction = 1 if doc["direction"] == "higher is better" else -1
     observed = sorted(set(data.contrasts["time_h"].astype(float)))
 
-    def draws(q: str) -> np.ndarray:
+    def draws(q: str, c: Claim) -> np.ndarray:
         curve = direction * model.effect(fit, grid)
+        threshold = float(c.option("threshold", opts.threshold))
+        fraction = float(c.option("fraction", opts.fraction))
         if q == "onset_h":
-            above = curve > opts.threshold
+            above = curve > threshold
             return np.where(above.any(axis=1), grid[np.argmax(above, axis=1)], np.inf)
         peak_i = np.argmax(curve, axis=1)
         if q == "time_to_peak_h":
@@ -155,7 +158,7 @@ def _time_course(records: Records, claim: Claim, settings: SamplerSettings) -> F
         if q == "duration_h":
             peak_v = curve[np.arange(len(curve)), peak_i]
             after = (np.arange(len(grid))[None, :] > peak_i[:, None]) & (
-                curve < opts.fraction * peak_v[:, None])
+                curve < fraction * peak_v[:, None])
             return np.where(after.any(axis=1), grid[np.argmax(after, axis=1)], np.inf)
         return model.effect(fit, np.array([float(q.partition(":")[2])]))[:, 0]
 
@@ -168,7 +171,7 @@ def _time_course(records: Records, claim: Claim, settings: SamplerSettings) -> F
         return None
 
     return FamilyRun("time-course", doc, sorted(data.studies), draws, unidentified,
-                     fit.diagnostics.passed, extra={"opts": opts})
+                     fit.diagnostics.passed, extra={"opts": opts, "idata": fit.idata})
 
 
 RUNNERS = {"pooled-rate": _pooled_rate, "contrast": _contrast,
@@ -200,7 +203,7 @@ def evaluate(records: Records, claims: ClaimsFile, settings: SamplerSettings, *,
                 result.reason = f"{run.extra['reason']}. {result.reason}"
             ev.results.append(result)
             continue
-        draws = np.asarray(run.draws(claim.quantity), float)
+        draws = np.asarray(run.draws(claim.quantity, claim), float)
         finite = draws[np.isfinite(draws)]
         estimate = summarize_draws(finite) if len(finite) > 1 else None
         result = judge(claim, draws, run.studies, run.diagnostics_passed, estimate,

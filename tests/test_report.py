@@ -59,7 +59,14 @@ def test_report_files_and_numbers(tmp_path: Path) -> None:
     data, claims = make_inputs(tmp_path)
     out = tmp_path / "rep"
     run_report(data, claims, out)
-    assert {p.name for p in out.iterdir()} == {"index.html", "report.md", "results.json"}
+    assert {p.name for p in out.iterdir()} == {"index.html", "report.md", "results.json",
+                                               "tables", "fits"}
+    assert {p.name for p in (out / "tables").iterdir()} >= {"claims.csv", "studies.csv",
+                                                            "estimates.csv"}
+    import arviz as az
+
+    nc = sorted((out / "fits").glob("*.nc"))
+    assert nc and "posterior" in az.from_netcdf(nc[0]).groups()
     res = json.loads((out / "results.json").read_text())
     verdicts = {c["id"]: c for c in res["claims"]}
     assert verdicts["T3"]["verdict"] == "insufficient data"
@@ -86,7 +93,8 @@ def test_rerun_is_byte_identical(tmp_path: Path) -> None:
     data, claims = make_inputs(tmp_path)
     run_report(data, claims, tmp_path / "a")
     run_report(data, claims, tmp_path / "b")
-    for name in ("results.json", "report.md", "index.html"):
+    for name in ("results.json", "report.md", "index.html", "tables/claims.csv",
+                 "tables/estimates.csv", "tables/studies.csv"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 
@@ -143,3 +151,22 @@ def test_contrast_section(tmp_path: Path) -> None:
     eff = groups["saline"]["bayesian"]["estimates"]["effect"]
     assert cell.startswith(f"{eff['median']:.3f} ({eff['ci_low']:.3f}")
     assert "Contrasts with control" in (out / "report.md").read_text()
+
+
+def test_claims_fail_on_contradicted(tmp_path: Path) -> None:
+    """A constructed claims file whose region the data rule out exits 1 with --fail-on."""
+    data, _ = make_inputs(tmp_path)
+    bad = tmp_path / "contradicted.yaml"
+    bad.write_text(CLAIMS.replace("[0.4, 0.6]", "[0.95, 0.99]", 1))
+    args = ["claims", str(data), "--claims", str(bad), "--draws", "200", "--tune", "200",
+            "--chains", "2", "--seed", "1"]
+    r = runner.invoke(app, [*args, "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert {c["id"]: c["verdict"] for c in doc["claims"]}["T1"] == "contradicted"
+    assert set(doc["claims"][0]) >= {"id", "quote", "quantity", "median", "ci_low", "ci_high",
+                                     "probability", "verdict", "studies",
+                                     "diagnostics_passed", "reason"}
+    r = runner.invoke(app, [*args, "--fail-on", "contradicted"])
+    assert r.exit_code == 1
+    assert "contradicted" in r.output

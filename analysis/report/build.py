@@ -23,6 +23,7 @@ from ..io import dumps_json, write_text_atomic
 from ..records import Records, summarize
 from ..results import rounded
 from .contrast_section import run_contrast_section, strip_figures
+from .extras import limitations, load_published, published_comparison, sensitivity, to_csv
 from .plots import dose_plot, forest_plot, time_plot, to_svg
 
 MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
@@ -50,11 +51,8 @@ class Report:
 
     context: dict[str, Any]
     results: dict[str, Any]
-
-
-def fit_id(model: str, outcome: str, time_h: float, claim_ids: list[str]) -> str:
-    """Stable, readable identifier of one fit."""
-    return f"{model}-{outcome}-{time_h:g}h-{'-'.join(claim_ids)}"
+    tables: dict[str, str]
+    posteriors: dict[str, Any]
 
 
 def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
@@ -62,7 +60,7 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
              loo_tables: list[dict[str, Any]] | None = None) -> Report:
     """Collect every number, table and figure of the report."""
     fits, curves = [], []
-    fit_docs = {}
+    fit_docs, posteriors = {}, {}
     used_contrasts = {row["study"] for c in contrasts or [] for g in c["groups"]
                       for row in g.get("bayesian", {}).get("per_study", [])}
     for key, run in evaluation.runs.items():
@@ -72,6 +70,8 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
         when = "" if key[2] is None else f"-{key[2].target_h:g}h"
         fid = f"{key[0]}-{key[1]}{when}-{'-'.join(ids)}"
         fit_docs[fid] = run.doc
+        if "idata" in run.extra:
+            posteriors[fid] = run.extra["idata"]
         label = f"claims {', '.join(ids)}"
         if run.family == "pooled-rate":
             r = run.extra["run"]
@@ -97,11 +97,28 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
     }
     overview = summarize(records)
     contrasts = contrasts or []
+    for c in contrasts:
+        for g in c["groups"]:
+            if "_idata" in g:
+                posteriors[f"contrast-{c['id']}-{g['group'].replace(' ', '_')}"] = g["_idata"]
+    diagnostics_rows = [{"id": fid, **doc["diagnostics"]} for fid, doc in fit_docs.items()]
+    for c in contrasts:
+        for g in c["groups"]:
+            if g.get("bayesian"):
+                diagnostics_rows.append({"id": f"contrast-{c['id']}-{g['group']}",
+                                         **g["bayesian"]["diagnostics"]})
+    published = published_comparison(load_published(claims, claims.published), claim_rows,
+                                      contrasts)
+    sens = sensitivity(records, claims)
+    limits = limitations(records, claim_rows, curves, diagnostics_rows)
     results = rounded({
         "claims": claim_rows,
         "fits": fit_docs,
         "contrasts": strip_figures(contrasts),
         "form_comparisons": loo_tables or [],
+        "published_comparison": published,
+        "sensitivity": sens,
+        "limitations": limits,
         "data": overview,
         "provenance": provenance,
     })
@@ -109,6 +126,7 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
     used |= used_contrasts
     study_rows = []
     for study, rows in records.table.groupby("study", sort=True):
+        notes = [n for n in rows.get("notes", []) if isinstance(n, str) and n]
         study_rows.append({
             "study": study,
             "design": rows["design"].dropna().iloc[0] if rows["design"].notna().any() else "",
@@ -118,20 +136,19 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
             "rows": len(rows),
             "evidence": ", ".join(sorted(set(rows["evidence"].dropna()))),
             "used": study in used,
+            "why_not_used": "" if study in used else (notes[0] if notes else
+                                                      "no analysis selected its rows"),
             "source": rows["source"].iloc[0].split(" | ")[0],
         })
-    diagnostics_rows = [{"id": fid, **doc["diagnostics"]} for fid, doc in fit_docs.items()]
-    for c in contrasts or []:
-        for g in c["groups"]:
-            if g.get("bayesian"):
-                diagnostics_rows.append({"id": f"contrast-{c['id']}-{g['group']}",
-                                         **g["bayesian"]["diagnostics"]})
     context = {
         "claims": results["claims"],
         "fits": fits,
         "curves": curves,
         "diagnostics_rows": rounded(diagnostics_rows),
         "loo_tables": loo_tables or [],
+        "published": results["published_comparison"],
+        "sensitivity": results["sensitivity"],
+        "limitations": limits,
         "contrasts": contrasts,
         "overview": results["data"],
         "studies": study_rows,
@@ -140,7 +157,36 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
         "num": num,
         "md": md_escape,
     }
-    return Report(context, results)
+    tables = {
+        "tables/claims.csv": to_csv(
+            [dict(c, studies=";".join(c["studies"])) for c in results["claims"]],
+            ["id", "title", "model", "outcome", "quantity", "median", "ci_low", "ci_high",
+             "probability", "verdict", "studies", "diagnostics_passed", "reason"]),
+        "tables/studies.csv": to_csv(study_rows, ["study", "design", "population", "arms",
+                                                  "rows", "evidence", "used", "why_not_used",
+                                                  "source"]),
+        "tables/estimates.csv": to_csv(
+            [{"fit": fid, "quantity": q, **e} for fid, doc in results["fits"].items()
+             for q, e in doc.get("estimates", {}).items() if isinstance(e, dict) and e],
+            ["fit", "quantity", "mean", "median", "sd", "ci_low", "ci_high"]),
+        "tables/contrasts.csv": to_csv(
+            [{"contrast": c["id"], "group": g["group"], "k": g["k"],
+              **{f"bayes_{k}": v for k, v in g.get("bayesian", {}).get("estimates", {})
+                 .get("effect", {}).items() if k in ("median", "ci_low", "ci_high")},
+              **{f"freq_{k}": g.get("frequentist", {}).get(k) for k in
+                 ("method", "estimate", "ci_low", "ci_high", "tau2", "I2")}}
+             for c in results["contrasts"] for g in c["groups"]],
+            ["contrast", "group", "k", "bayes_median", "bayes_ci_low", "bayes_ci_high",
+             "freq_method", "freq_estimate", "freq_ci_low", "freq_ci_high", "freq_tau2",
+             "freq_I2"]),
+        "tables/published_comparison.csv": to_csv(
+            [dict(p, ours_median=(p["ours"] or {}).get("median"),
+                  ours_ci_low=(p["ours"] or {}).get("ci_low"),
+                  ours_ci_high=(p["ours"] or {}).get("ci_high")) for p in published],
+            ["source", "comparison", "outcome", "time", "measure", "estimate", "ci_low",
+             "ci_high", "studies", "ours_median", "ours_ci_low", "ours_ci_high", "url"]),
+    }
+    return Report(context, results, tables, posteriors)
 
 
 def form_comparisons(records: Records, evaluation: Evaluation,
@@ -184,11 +230,16 @@ def render(report: Report) -> dict[str, str]:
                          lstrip_blocks=True, keep_trailing_newline=True)
     html = html_env.from_string(_template("report.html.j2")).render(**report.context)
     md = md_env.from_string(_template("report.md.j2")).render(**report.context)
-    return {"index.html": html, "report.md": md, "results.json": dumps_json(report.results)}
+    return {"index.html": html, "report.md": md, "results.json": dumps_json(report.results),
+            **report.tables}
 
 
-def write_report(files: dict[str, str], out: Path) -> None:
-    """Write the files into a fresh folder, then swap it in place of ``out``."""
+def write_report(files: dict[str, str], out: Path, posteriors: dict[str, Any] | None = None
+                 ) -> None:
+    """Write the files (and posterior netCDF files) into a fresh folder, then swap it in.
+
+    Names come from the code, never from the data, so nothing can escape ``out``.
+    """
     out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.new-"))
@@ -196,6 +247,11 @@ def write_report(files: dict[str, str], out: Path) -> None:
     try:
         for name, text in files.items():
             write_text_atomic(staging / name, text)
+        for fid, idata in (posteriors or {}).items():
+            safe = re.sub(r"[^A-Za-z0-9._=+-]", "_", fid)
+            target = staging / "fits" / f"{safe}.nc"
+            target.parent.mkdir(exist_ok=True)
+            idata.to_netcdf(str(target))
         backup = None
         if out.exists():
             backup = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
@@ -216,5 +272,5 @@ def build_report(records: Records, claims: ClaimsFile, settings: SamplerSettings
     contrasts = run_contrast_section(records, claims.contrasts, settings)
     report = assemble(records, claims, settings, evaluation, contrasts,
                       form_comparisons(records, evaluation, settings))
-    write_report(render(report), out)
+    write_report(render(report), out, report.posteriors)
     return report.results

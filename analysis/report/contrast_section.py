@@ -38,8 +38,9 @@ def run_contrast_section(records: Records, specs: list[ContrastSpec],
                 g["status"] = "no study compares these arms at this time point"
                 entry["groups"].append(g)
                 continue
-            bayes = contrast_document(run_contrast(data, settings,
-                                                   data_sha256=records.sha256), records)
+            crun = run_contrast(data, settings, data_sha256=records.sha256)
+            bayes = contrast_document(crun, records)
+            g["_idata"] = crun.fit.idata
             method = "REML" if len(data.contrasts) >= 2 else "FE"
             freq = frequentist_document(run_frequentist(data, method), records)
             g.update(status="fitted", bayesian=bayes, frequentist=freq)
@@ -59,6 +60,7 @@ def strip_figures(section: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Return the section without its SVG strings (for results.json)."""
     out = []
     for entry in section:
-        groups = [{k: v for k, v in g.items() if not k.endswith("_svg")} for g in entry["groups"]]
+        groups = [{k: v for k, v in g.items() if not k.endswith("_svg") and
+                   not k.startswith("_")} for g in entry["groups"]]
         out.append({**entry, "groups": groups})
     return out

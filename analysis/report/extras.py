@@ -1,0 +1,177 @@
+"""Report parts beyond the fits: published comparison, sensitivity, limitations, CSV tables."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..claims import ClaimsFile
+from ..errors import SpecError
+from ..records import Records
+
+
+def load_published(claims: ClaimsFile, published: str | None) -> list[dict[str, str]]:
+    """Read the published pooled results the claims file points to (CSV with sources)."""
+    if not published:
+        return []
+    base = Path(claims.path.removeprefix("bundled:")) if not claims.path.startswith(
+        "bundled:") else None
+    if base is None:
+        from ..claims import bundled_claims_path
+
+        base = bundled_claims_path()
+    path = (base.parent / published).resolve()
+    if not path.exists():
+        raise SpecError(f"{claims.path}: published results file not found: {published}")
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    required = {"source", "comparison", "outcome", "time", "measure", "estimate", "ours", "url"}
+    if rows and not required <= set(rows[0]):
+        raise SpecError(f"{path}: needs columns {', '.join(sorted(required))}")
+    return rows
+
+
+def _ours(key: str, claims_rows: list[dict], contrasts: list[dict]) -> dict[str, Any] | None:
+    kind, _, rest = key.partition("/")
+    if kind == "claim":
+        row = next((c for c in claims_rows if c["id"] == rest), None)
+        if row is None or row["median"] is None:
+            return None
+        return {"median": row["median"], "ci_low": row["ci_low"], "ci_high": row["ci_high"],
+                "k": len(row["studies"]), "label": f"claim {rest}: {row['quantity']}"}
+    if kind == "contrast":
+        cid, group, quantity = rest.split("/")
+        for c in contrasts:
+            if c["id"] != cid:
+                continue
+            for g in c["groups"]:
+                if g["group"] == group and g.get("bayesian"):
+                    e = g["bayesian"]["estimates"].get(quantity)
+                    if e:
+                        return {"median": e["median"], "ci_low": e["ci_low"],
+                                "ci_high": e["ci_high"], "k": g["k"],
+                                "label": f"{c['title']}: {group} ({quantity})"}
+    return None
+
+
+def published_comparison(rows: list[dict[str, str]], claims_rows: list[dict],
+                         contrasts: list[dict]) -> list[dict[str, Any]]:
+    """Put published pooled results side by side with ours (where we estimate the same)."""
+    out = []
+    for r in rows:
+        ours = _ours(r["ours"], claims_rows, contrasts) if r.get("ours") else None
+
+        def num(x: str) -> float | None:
+            return float(x) if x not in ("", None) else None
+
+        out.append({"source": r["source"], "comparison": r["comparison"],
+                    "outcome": r["outcome"], "time": r["time"], "measure": r["measure"],
+                    "estimate": num(r["estimate"]), "ci_low": num(r.get("ci_low", "")),
+                    "ci_high": num(r.get("ci_high", "")), "studies": r.get("studies", ""),
+                    "url": r["url"], "quote": r.get("quote", ""), "ours": ours})
+    return out
+
+
+def sensitivity(records: Records, claims: ClaimsFile) -> list[dict[str, Any]]:
+    """How the first contrast moves with the prior on tau, crossover handling and evidence tier.
+
+    Uses the exact normal-normal engine (no Monte Carlo error), pooled over all controls.
+    """
+    from dataclasses import replace
+
+    from ..comparative import contrast_effects
+    from ..contrasts import select_contrasts
+    from ..exact import exact_normal_normal
+    from ..models.contrast import default_priors
+    from ..priors import heterogeneity_prior
+
+    if not claims.contrasts:
+        return []
+    out = []
+    for spec in claims.contrasts:
+        union = tuple(dict.fromkeys(t for _, ts in spec.comparators for t in ts))
+        variants = [
+            ("main analysis (half-normal 0.5 on tau)", spec.filters, "keep", None),
+            ("prior on tau: Turner 2015 (mental health, log OR)" if spec.measure in
+             ("OR", "RR") else "prior on tau: Rhodes 2015 (mental health, SMD)",
+             spec.filters, "keep",
+             "turner2015" if spec.measure in ("OR", "RR") else "rhodes2015"),
+            ("prior on tau: half-normal 1.0", spec.filters, "keep", "half-normal:1.0"),
+            ("crossover trials excluded", spec.filters, "exclude", None),
+            ("primary evidence only", replace(spec.filters, evidence=("primary",)), "keep",
+             None),
+        ]
+        rows = []
+        for label, filters, crossover, prior in variants:
+            data = select_contrasts(records, spec.outcome, spec.measure, spec.window, filters,
+                                    comparator=union, crossover=crossover)
+            if data.k_studies == 0:
+                rows.append({"variant": label, "k": 0, "status": "no studies"})
+                continue
+            priors = default_priors(data.measure,
+                                    heterogeneity_prior(prior) if prior else None)
+            eff = contrast_effects(data)
+            post = exact_normal_normal(eff.yi, eff.vi, tau_prior=priors.tau,
+                                       mu_prior=(0.0, priors.effect_sd))
+            row = {"variant": label, "k": data.k_studies, "status": "fitted",
+                   "median": post.mu["median"], "ci_low": post.mu["ci_low"],
+                   "ci_high": post.mu["ci_high"], "tau_median": post.tau["median"]}
+            if spec.measure in ("OR", "RR"):
+                row.update(ratio_median=float(np.exp(post.mu["median"])),
+                           ratio_ci_low=float(np.exp(post.mu["ci_low"])),
+                           ratio_ci_high=float(np.exp(post.mu["ci_high"])))
+            rows.append(row)
+        out.append({"id": spec.id, "title": spec.title, "measure": spec.measure,
+                    "engine": "exact normal-normal (quadrature), shared controls split",
+                    "rows": rows})
+    return out
+
+
+def limitations(records: Records, claims_rows: list[dict], curves: list[dict],
+                diagnostics_rows: list[dict]) -> list[str]:
+    """Limitations that follow from the records and the fits (computed, not boilerplate)."""
+    t = records.table
+    out = []
+    derived = int((t["evidence"] == "derived").sum())
+    if derived:
+        out.append(f"{derived} of {len(t)} rows hold values computed from reported numbers "
+                   "(evidence tier 'derived'), for example counts from percentages.")
+    secondary = int((t["evidence"] == "secondary").sum())
+    if secondary:
+        out.append(f"{secondary} rows were read from secondary sources (registries, review "
+                   "tables) rather than the trial reports.")
+    cross = sorted(set(t.loc[t["design"] == "crossover", "study"]))
+    if cross:
+        out.append(f"Crossover trials ({', '.join(cross)}) are analysed with both periods as "
+                   "independent groups where first-period outcomes are not reported; the "
+                   "sensitivity analysis excludes them.")
+    single = sorted(set(t.loc[t["design"] == "single_arm", "study"]))
+    if single:
+        out.append(f"{len(single)} open-label single-arm series inform only the pooled rates "
+                   "and the repeated-dosing comparison; they have no control arm.")
+    insufficient = [c["id"] for c in claims_rows if c["verdict"] == "insufficient data"]
+    if insufficient:
+        out.append(f"The records cannot inform claims {', '.join(insufficient)}; their reasons "
+                   "say what data would.")
+    for c in curves:
+        for w in c["doc"]["warnings"]:
+            out.append(f"{c['kind']} ({c['doc']['form']}): {w}.")
+    failed = [d["id"] for d in diagnostics_rows if not d["passed"]]
+    if failed:
+        out.append(f"{len(failed)} fit(s) failed the convergence gate: {', '.join(failed)}; "
+                   "numbers from them are provisional.")
+    return list(dict.fromkeys(out))
+
+
+def to_csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """Render rows as CSV text with a fixed column order (LF line endings)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
+    return buf.getvalue()

@@ -1,0 +1,62 @@
+"""`trialmeta claims`: the verdict table of a claims file, for people and for CI."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .common import ChainsOpt, DrawsOpt, FileArg, JsonOpt, SeedOpt, TuneOpt, handle_errors
+
+FAIL_ON = {"contradicted": ("contradicted",),
+           "inconclusive": ("contradicted", "inconclusive")}
+
+
+@handle_errors
+def claims(
+    file: FileArg = None,
+    claims_file: Annotated[str | None, typer.Option(
+        "--claims", help="Claims file (YAML); the bundled ketamine claims if omitted.")] = None,
+    fail_on: Annotated[str | None, typer.Option(
+        help="Exit 1 when a claim is 'contradicted' (or, with 'inconclusive', when one is "
+             "contradicted or inconclusive).")] = None,
+    seed: SeedOpt = 20190101,
+    draws: DrawsOpt = 1000,
+    tune: TuneOpt = 1000,
+    chains: ChainsOpt = 4,
+    json: JsonOpt = False,
+) -> None:
+    """Test every claim against the records and print the verdicts."""
+    from trialmeta.analysis.claims import load_claims
+    from trialmeta.analysis.evaluate import evaluate
+    from trialmeta.analysis.inference import SamplerSettings, command_line, package_versions
+    from trialmeta.analysis.io import dumps_json
+    from trialmeta.analysis.records import read_records
+    from trialmeta.analysis.results import rounded
+
+    if fail_on is not None and fail_on not in FAIL_ON:
+        typer.echo("error: --fail-on takes contradicted or inconclusive", err=True)
+        raise typer.Exit(2)
+    records = read_records(file)
+    cf = load_claims(claims_file)
+    settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed)
+    ev = evaluate(records, cf, settings)
+    rows = [r.as_dict() for r in ev.results]
+    if json:
+        doc = {"claims": rows, "provenance": {
+            "data": records.path, "data_sha256": records.sha256, "claims": cf.path,
+            "claims_sha256": cf.sha256, "seed": seed, "sampler": settings.as_dict(),
+            "versions": package_versions(), "command": command_line()}}
+        typer.echo(dumps_json(rounded(doc)), nl=False)
+    else:
+        for c in rows:
+            num = ("" if c["probability"] is None else
+                   f"median {c['median']:.3g} (95% CrI {c['ci_low']:.3g} to {c['ci_high']:.3g}), "
+                   f"P(region) {c['probability']:.2f}; ")
+            diag = {None: "", True: "", False: " [diagnostics FAILED]"}[c["diagnostics_passed"]]
+            typer.echo(f"{c['id']:<14} {c['verdict']:<18} {c['quantity']}: {num}"
+                       f"studies {len(c['studies'])}{diag}")
+            typer.echo(f"{'':<15}\"{c['quote']}\"")
+            typer.echo(f"{'':<15}{c['reason']}")
+    if fail_on and any(c["verdict"] in FAIL_ON[fail_on] for c in rows):
+        raise typer.Exit(1)
