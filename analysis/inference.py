@@ -6,10 +6,12 @@ Intervals are equal-tailed with probability :data:`CI_PROB` unless asked.
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import sys
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,10 +35,14 @@ class SamplerSettings:
     chains: int = 4
     target_accept: float = 0.99
     seed: int = 20190101
+    #: folder of cached posteriors (None: no cache); not part of a result's identity
+    cache_dir: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """Return the settings as a JSON-ready dict."""
-        return asdict(self)
+        """Return the settings that shape a result, as a JSON-ready dict."""
+        d = asdict(self)
+        d.pop("cache_dir")
+        return d
 
 
 @dataclass
@@ -60,21 +66,85 @@ class Diagnostics:
                 "messages": list(self.messages)}
 
 
-def sample(model: pm.Model, settings: SamplerSettings, *,
-           progress: bool = False) -> az.InferenceData:
-    """Draw posterior samples with PyMC's NUTS, chains sequential and seeded."""
+def cache_key(token: str, settings: SamplerSettings) -> str:
+    """Hash of what determines a posterior: the model's inputs, the settings, the versions."""
+    versions = package_versions()
+    text = "\n".join([token, repr(sorted(settings.as_dict().items())),
+                      repr(sorted(versions.items()))])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def sample(model: pm.Model, settings: SamplerSettings, *, progress: bool = False,
+           token: str | None = None) -> az.InferenceData:
+    """Draw posterior samples with PyMC's NUTS, chains sequential and seeded.
+
+    With ``settings.cache_dir`` and a ``token`` describing the model's inputs, a posterior
+    computed before for the same inputs, settings and package versions is read back
+    instead of resampled; an entry that cannot be read or whose stored key does not
+    match is ignored and refitted.
+    """
     import logging
 
     import pymc as pm
 
+    key = cache_key(token, settings) if (token and settings.cache_dir) else None
+    if key:
+        cached = _cache_read(Path(settings.cache_dir), key)
+        if cached is not None:
+            return cached
     logging.getLogger("pymc").setLevel(logging.ERROR)
     with model:
         idata = pm.sample(
             draws=settings.draws, tune=settings.tune, chains=settings.chains, cores=1,
             target_accept=settings.target_accept, random_seed=settings.seed,
             progressbar=progress, compute_convergence_checks=False,
+            idata_kwargs={"log_likelihood": True},
         )
+    if key:
+        _cache_write(Path(settings.cache_dir), key, idata)
     return idata
+
+
+def cached_file(idata: az.InferenceData, settings: SamplerSettings) -> Path | None:
+    """Return the cache file holding ``idata``, if it came from (or went to) the cache."""
+    key = idata.attrs.get("cache_key")
+    if not key or not settings.cache_dir:
+        return None
+    path = Path(settings.cache_dir) / f"{key}.nc"
+    return path if path.exists() else None
+
+
+def _cache_read(folder: Path, key: str) -> az.InferenceData | None:
+    import arviz as az
+
+    path = folder / f"{key}.nc"
+    if not path.exists():
+        return None
+    try:
+        idata = az.from_netcdf(str(path))
+        for group in idata.groups():
+            idata[group].load()
+        if idata.attrs.get("cache_key") != key:
+            raise ValueError("stored key does not match")
+        return idata
+    except Exception:  # a corrupt or foreign entry is refitted, never trusted
+        path.unlink(missing_ok=True)
+        return None
+
+
+def _cache_write(folder: Path, key: str, idata: az.InferenceData) -> None:
+    import os
+    import tempfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    idata.attrs["cache_key"] = key
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{key}.", suffix=".nc")
+    os.close(fd)
+    try:
+        idata.to_netcdf(tmp)
+        os.replace(tmp, folder / f"{key}.nc")
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def diagnose(idata: az.InferenceData, var_names: list[str]) -> Diagnostics:

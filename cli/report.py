@@ -21,6 +21,12 @@ def report(
     tune: TuneOpt = 1000,
     chains: ChainsOpt = 4,
     quiet: Annotated[bool, typer.Option("--quiet", help="Print only errors.")] = False,
+    cache: Annotated[Path | None, typer.Option(
+        help="Folder of cached posteriors: an unchanged fit is read back, not resampled.")
+    ] = Path(".trialmeta-cache"),
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Always resample.")] = False,
+    jobs: Annotated[int, typer.Option(
+        min=1, help="Worker processes for independent fits (needs the cache).")] = 2,
 ) -> None:
     """Write index.html, report.md and results.json for the records and claims."""
     from trialmeta.analysis.claims import load_claims
@@ -30,8 +36,20 @@ def report(
 
     records = read_records(file)
     claims_file = load_claims(claims)
-    settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed)
-    results = build_report(records, claims_file, settings, out)
+    import sys
+
+    cache_dir = None if no_cache or cache is None else str(cache)
+    settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
+                               cache_dir=cache_dir)
+    chatty = not quiet and sys.stderr.isatty()
+
+    def say(msg: str) -> None:
+        if chatty:
+            typer.echo(f"trialmeta report: {msg}", err=True)
+
+    results = build_report(records, claims_file, settings, out, progress=chatty,
+                           jobs=jobs if cache_dir else 1, records_path=file,
+                           claims_path=claims, say=say)
     if not quiet:
         for c in results["claims"]:
             med = "" if c["median"] is None or c["probability"] is None else (

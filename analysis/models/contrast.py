@@ -182,7 +182,10 @@ class Contrast:
         """Sample the posterior and run the convergence gate."""
         settings = settings or SamplerSettings()
         model = self.build(data)
-        idata = sample(model, settings, progress=progress)
+        token = "|".join([self.name, data.outcome, data.measure,
+                          repr(self._priors(data).as_dict()), repr(self.moderators),
+                          data.contrasts.to_csv(index=False)])
+        idata = sample(model, settings, progress=progress, token=token)
         diag = diagnose(idata, ["d", "tau"])
         versions = package_versions()
         idata.attrs.update({"trialmeta_model": self.name, "measure": data.measure,

@@ -180,7 +180,11 @@ class DoseResponse:
         """Sample the posterior and run the convergence gate."""
         settings = settings or SamplerSettings()
         model = self.build(data)
-        idata = sample(model, settings, progress=progress)
+        token = "|".join([self.name, self.form, str(self.hill), data.outcome,
+                          str(data.standardized),
+                          repr((self.priors or default_dose_priors(data)).as_dict()),
+                          data.arms.to_csv(index=False)])
+        idata = sample(model, settings, progress=progress, token=token)
         names = ["theta", "tau"] + (["ed50"] if self.form == "emax" else []) + (
             ["hill"] if self.form == "emax" and self.hill else [])
         diag = diagnose(idata, names)

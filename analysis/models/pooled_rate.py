@@ -139,7 +139,9 @@ class PooledRate:
         settings = settings or SamplerSettings()
         data = self.prepare(data)
         model = self.build(data)
-        idata = sample(model, settings, progress=progress)
+        token = "|".join([self.name, repr(self.priors.as_dict()), repr(self.moderators),
+                          data.table.to_csv(index=False)])
+        idata = sample(model, settings, progress=progress, token=token)
         diag = diagnose(idata, self.var_names)
         provenance = {"data_sha256": data_sha256, "seed": settings.seed,
                       "versions": package_versions()}

@@ -188,7 +188,10 @@ class TimeCourse:
         """Sample the posterior and run the convergence gate."""
         settings = settings or SamplerSettings()
         model = self.build(data)
-        idata = sample(model, settings, progress=progress)
+        token = "|".join([self.name, type(self).__qualname__, self.form, repr(self.rho),
+                          repr(self.knots), repr(self.priors.as_dict()), data.measure,
+                          data.contrasts.to_csv(index=False)])
+        idata = sample(model, settings, progress=progress, token=token)
         names = self.gate[self.form]
         diag = diagnose(idata, names)
         versions = package_versions()

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..claims import ClaimsFile
 from ..evaluate import Evaluation, evaluate
-from ..inference import SamplerSettings, command_line, package_versions
+from ..inference import SamplerSettings, cached_file, command_line, package_versions
 from ..io import dumps_json, write_text_atomic
 from ..records import Records, summarize
 from ..results import rounded
@@ -234,8 +234,8 @@ def render(report: Report) -> dict[str, str]:
             **report.tables}
 
 
-def write_report(files: dict[str, str], out: Path, posteriors: dict[str, Any] | None = None
-                 ) -> None:
+def write_report(files: dict[str, str], out: Path, posteriors: dict[str, Any] | None = None,
+                 settings: SamplerSettings | None = None) -> None:
     """Write the files (and posterior netCDF files) into a fresh folder, then swap it in.
 
     Names come from the code, never from the data, so nothing can escape ``out``.
@@ -251,7 +251,11 @@ def write_report(files: dict[str, str], out: Path, posteriors: dict[str, Any] | 
             safe = re.sub(r"[^A-Za-z0-9._=+-]", "_", fid)
             target = staging / "fits" / f"{safe}.nc"
             target.parent.mkdir(exist_ok=True)
-            idata.to_netcdf(str(target))
+            source = cached_file(idata, settings) if settings else None
+            if source is not None:
+                shutil.copyfile(source, target)
+            else:
+                idata.to_netcdf(str(target))
         backup = None
         if out.exists():
             backup = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
@@ -266,11 +270,27 @@ def write_report(files: dict[str, str], out: Path, posteriors: dict[str, Any] | 
 
 
 def build_report(records: Records, claims: ClaimsFile, settings: SamplerSettings, out: Path,
-                 *, progress: bool = False) -> dict[str, Any]:
-    """Run the analysis and write the report; return results.json's content."""
+                 *, progress: bool = False, jobs: int = 1, records_path: str | None = None,
+                 claims_path: str | None = None, say=None) -> dict[str, Any]:  # noqa: ANN001
+    """Run the analysis and write the report; return results.json's content.
+
+    With ``jobs > 1`` and a cache folder in ``settings``, independent fits first run in
+    worker processes (they fill the cache); the report is then assembled from the cache.
+    """
+    say = say or (lambda msg: None)
+    if jobs > 1 and settings.cache_dir:
+        from .parallel import prefetch
+
+        say(f"fitting in {jobs} worker processes ...")
+        prefetch(records_path, claims_path, settings, len(claims.claims),
+                 len(claims.contrasts), jobs)
+    say(f"claims: {len(claims.claims)} ...")
     evaluation = evaluate(records, claims, settings, progress=progress)
+    say(f"contrast section: {len(claims.contrasts)} comparison(s) ...")
     contrasts = run_contrast_section(records, claims.contrasts, settings)
-    report = assemble(records, claims, settings, evaluation, contrasts,
-                      form_comparisons(records, evaluation, settings))
-    write_report(render(report), out, report.posteriors)
+    say("functional forms (PSIS-LOO) ...")
+    loo_tables = form_comparisons(records, evaluation, settings)
+    say("writing ...")
+    report = assemble(records, claims, settings, evaluation, contrasts, loo_tables)
+    write_report(render(report), out, report.posteriors, settings)
     return report.results
