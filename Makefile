@@ -7,7 +7,8 @@ OUT    ?= reports
 SEED   ?= 20190101
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast test-slow lint report validate clean
+CHECK_ARGS ?= --draws 300 --tune 300 --chains 2
+.PHONY: help install test test-slow lint report report-check validate clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -35,5 +36,13 @@ validate: install ## validate the bundled dataset
 report: install ## run the analysis on the bundled data and write the report to $(OUT)/
 	$(BIN)/trialmeta report --out $(OUT) --seed $(SEED)
 
+report-check: install ## run the report twice from empty caches (reduced draws) and fail on any text difference
+	rm -rf .check && mkdir -p .check
+	$(BIN)/trialmeta report --out .check/report --cache .check/cache-1 --seed $(SEED) $(CHECK_ARGS) --quiet
+	mv .check/report .check/first
+	$(BIN)/trialmeta report --out .check/report --cache .check/cache-2 --seed $(SEED) $(CHECK_ARGS) --quiet
+	diff -r -x fits .check/first .check/report && echo "report-check: the two runs are byte-identical"
+	rm -rf .check
+
 clean: ## remove the virtual environment, caches and reports
-	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache .trialmeta-cache .check

@@ -40,7 +40,14 @@ def contrast_effects(data: ContrastData) -> Effects:
     """
     c = data.contrasts
     if not len(c):
-        raise SpecError("no contrasts to analyse")
+        raise SpecError("no contrasts to analyse: no study has both an active and a control "
+                        "arm with this outcome (single-arm studies cannot be compared)")
+    if data.binary and data.measure in RATIO:
+        if int((c["a"] + c["c"]).sum()) == 0:
+            raise SpecError(f"no events in any arm: the {data.measure} is not estimable")
+        if int((c["b"] + c["d"]).sum()) == 0:
+            raise SpecError(f"every patient in every arm had the event: the {data.measure} is "
+                            "not estimable")
     m = c.groupby("study", sort=False)["arm"].transform("count").to_numpy(float)
     if data.binary:
         return BINARY_FN[data.measure](c["a"], c["b"], c["c"] / m, c["d"] / m)

@@ -84,6 +84,8 @@ ARM_ATTRIBUTES = ("treatment", "control", "dose", "dose_unit", "route")
 SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "tsv", ".xlsx": "excel",
             ".parquet": "parquet", ".pq": "parquet"}
 HEADER_LINE = 1  # data row k (0-based) is line k + 2 in the file
+MAX_ROWS = 1_000_000  # a larger table is refused (override with max_rows)
+MAX_N = 10_000_000  # more patients than this in one arm is taken as a data-entry error
 
 
 @dataclass
@@ -223,7 +225,7 @@ def _parse_cell(col: Column, text: str) -> tuple[object, str | None]:
     return value, None
 
 
-def read_records(path: str | Path | None = None) -> Records:
+def read_records(path: str | Path | None = None, *, max_rows: int = MAX_ROWS) -> Records:
     """Load and validate trial records.
 
     Parameters
@@ -231,6 +233,8 @@ def read_records(path: str | Path | None = None) -> Records:
     path : str or Path, optional
         CSV, TSV, Excel (.xlsx, one sheet) or Parquet file; the bundled dataset
         when omitted.
+    max_rows : int
+        Refuse larger tables (a guard against absurd inputs).
 
     Returns
     -------
@@ -245,6 +249,10 @@ def read_records(path: str | Path | None = None) -> Records:
     p = Path(path) if path is not None else bundled_path()
     raw = _read_raw(p)
     name = str(path) if path is not None else "bundled:ketamine_trials.csv"
+    if len(raw) > max_rows:
+        raise DataError([Problem(name, None, None,
+                                 f"{len(raw):,} rows is more than the limit of {max_rows:,}; "
+                                 "split the file or raise the limit (--max-rows)")])
     return validate(raw, name, hashlib.sha256(p.read_bytes()).hexdigest())
 
 
@@ -267,6 +275,9 @@ def validate(raw: pd.DataFrame, name: str, sha256: str = "") -> Records:
         raise DataError([Problem(name, HEADER_LINE, None,
                                  "the header looks semicolon-separated; use commas (CSV) or "
                                  "tabs (TSV)")])
+    if len(raw.columns) == 1 and raw.columns[0].count("\t") >= 2:
+        raise DataError([Problem(name, HEADER_LINE, None,
+                                 "the header looks tab-separated; name the file .tsv")])
     missing = [c for c in REQUIRED if c not in raw.columns]
     for c in missing:
         problems.append(Problem(name, HEADER_LINE, c,
@@ -320,6 +331,9 @@ def _check_values(t: pd.DataFrame, name: str) -> list[Problem]:
         n, nb = rec["n"], rec["n_binary"]
         if n is not None and n <= 0:
             bad("n", f"n = {n}; the number of patients must be > 0")
+        if n is not None and n > MAX_N:
+            bad("n", f"n = {n:,} is implausibly large (more than {MAX_N:,} in one arm); "
+                     "check the value")
         if nb is not None and nb <= 0:
             bad("n_binary", f"n_binary = {nb}; must be > 0")
         denom = nb if nb is not None else n

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from .common import FileArg, JsonOpt
 
 
-def validate(file: FileArg = None, json: JsonOpt = False) -> None:
+def validate(file: FileArg = None, json: JsonOpt = False,
+             max_rows: Annotated[int, typer.Option(
+                 min=1, help="Refuse tables with more rows than this.")] = 1_000_000) -> None:
     """Validate trial records; print a summary, or every problem (exit status 2)."""
     from trialmeta.analysis.errors import DataError
     from trialmeta.analysis.io import dumps_json
     from trialmeta.analysis.records import read_records, summarize
 
     try:
-        records = read_records(file)
+        records = read_records(file, max_rows=max_rows)
     except DataError as exc:
         if json:
             typer.echo(dumps_json({"valid": False,
