@@ -100,6 +100,10 @@ def sample(model: pm.Model, settings: SamplerSettings, *, progress: bool = False
             progressbar=progress, compute_convergence_checks=False,
             idata_kwargs={"log_likelihood": True},
         )
+    post = idata.posterior.sizes
+    if post["chain"] < settings.chains or post["draw"] < settings.draws:
+        # PyMC stops quietly on Ctrl-C and returns a partial trace: never use it
+        raise KeyboardInterrupt("sampling was interrupted")
     if key:
         _cache_write(Path(settings.cache_dir), key, idata)
     return idata

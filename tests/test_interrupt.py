@@ -1,0 +1,54 @@
+"""An interrupted report never damages the previous one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from test_report import make_inputs, run_report
+
+ARGS = ["--draws", "2000", "--tune", "2000", "--chains", "4", "--no-cache", "--quiet"]
+
+
+def _start(data: Path, claims: Path, out: Path) -> subprocess.Popen:
+    code = "from trialmeta.cli.app import main; main()"
+    return subprocess.Popen(
+        [sys.executable, "-c", code, "report", str(data), "--claims", str(claims), "--out",
+         str(out), *ARGS], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def test_killed_report_leaves_previous_report_intact(tmp_path: Path) -> None:
+    data, claims = make_inputs(tmp_path)
+    out = tmp_path / "rep"
+    run_report(data, claims, out)
+    before = _snapshot(out)
+    proc = _start(data, claims, out)
+    time.sleep(8)  # imports done, sampling under way
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert _snapshot(out) == before
+
+
+def test_interrupted_report_says_so_and_cleans_up(tmp_path: Path) -> None:
+    data, claims = make_inputs(tmp_path)
+    out = tmp_path / "rep"
+    run_report(data, claims, out)
+    before = _snapshot(out)
+    proc = _start(data, claims, out)
+    time.sleep(8)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert _snapshot(out) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".rep")] == []
