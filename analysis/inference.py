@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import platform
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +33,9 @@ class SamplerSettings:
     draws: int = 1000
     tune: int = 1000
     chains: int = 4
-    target_accept: float = 0.99
+    target_accept: float = 0.95
+    #: refit once at this target_accept when the first run diverges (None: never)
+    retry_target_accept: float | None = 0.99
     seed: int = 20190101
     #: folder of cached posteriors (None: no cache); not part of a result's identity
     cache_dir: str | None = None
@@ -104,6 +106,13 @@ def sample(model: pm.Model, settings: SamplerSettings, *, progress: bool = False
     if post["chain"] < settings.chains or post["draw"] < settings.draws:
         # PyMC stops quietly on Ctrl-C and returns a partial trace: never use it
         raise KeyboardInterrupt("sampling was interrupted")
+    retry = settings.retry_target_accept
+    if retry and retry > settings.target_accept and int(idata.sample_stats["diverging"].sum()):
+        n_div = int(idata.sample_stats["diverging"].sum())
+        idata = sample(model, replace(settings, target_accept=retry, retry_target_accept=None),
+                       progress=progress, token=None)
+        idata.attrs["refit_note"] = (f"{n_div} divergence(s) at target_accept "
+                                     f"{settings.target_accept}; refitted at {retry}")
     if key:
         _cache_write(Path(settings.cache_dir), key, idata)
     return idata
@@ -174,7 +183,10 @@ def diagnose(idata: az.InferenceData, var_names: list[str]) -> Diagnostics:
     if not ess_min >= ESS_BULK_MIN:
         msgs.append(f"bulk ESS {ess_min:.0f} < {ESS_BULK_MIN}: too few effective draws; "
                     "raise --draws")
-    return Diagnostics(r_hat_max, ess_min, div, not msgs, msgs)
+    passed = not msgs
+    if "refit_note" in idata.attrs:
+        msgs.append(str(idata.attrs["refit_note"]))
+    return Diagnostics(r_hat_max, ess_min, div, passed, msgs)
 
 
 def summarize_draws(draws: np.ndarray, ci_prob: float = CI_PROB) -> dict[str, float]:
