@@ -8,7 +8,7 @@ SEED   ?= 20190101
 
 .DEFAULT_GOAL := help
 CHECK_ARGS ?= --draws 300 --tune 300 --chains 2
-.PHONY: help install test test-slow lint report report-check validate clean
+.PHONY: help install test test-slow lint report report-check bench load validate clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -43,6 +43,12 @@ report-check: install ## run the report twice from empty caches (reduced draws) 
 	$(BIN)/trialmeta report --out .check/report --cache .check/cache-2 --seed $(SEED) $(CHECK_ARGS) --quiet
 	diff -r -x fits .check/first .check/report && echo "report-check: the two runs are byte-identical"
 	rm -rf .check
+
+bench: install ## benchmark: timings, ESS per second, scaling and memory (writes bench/results.json)
+	$(BIN)/python bench/run_bench.py
+
+load: install ## load runs: 2,000 studies and 50 time points per study (writes bench/load.json)
+	$(BIN)/python bench/load.py
 
 clean: ## remove the virtual environment, caches and reports
 	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache .trialmeta-cache .check

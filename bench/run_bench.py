@@ -1,0 +1,202 @@
+"""Benchmark trialmeta (``make bench``): timings, ESS per second, scaling, memory.
+
+Writes ``bench/results.json`` and prints a table. Every timing is a whole measurement of
+this machine at this moment, not a test: nothing here passes or fails.
+
+    python bench/run_bench.py [--quick]
+
+Sections:
+- per model family (pooled-rate, contrast, dose-response, time-course) on the bundled
+  data: import, build, sampling (compile included, as PyMC does both in ``pm.sample``),
+  post-processing, and the minimum bulk ESS per second of sampling;
+- the exact normal-normal engine for 100 studies;
+- scaling of pooled-rate and contrast in the number of studies, with peak memory (each
+  size in a fresh process, so memory is that run's own);
+- ``trialmeta report`` on the bundled data, cold (empty cache) and warm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent
+
+FAMILY_CODE = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import pymc, arviz
+from trialmeta.analysis.records import read_records
+from trialmeta.analysis.selection import Filters, TimeWindow
+from trialmeta.analysis.inference import SamplerSettings, sample, diagnose
+t_import = time.perf_counter() - t0
+family = sys.argv[1]
+r = read_records()
+dep = ("MADRS", "HDRS", "HDRS17", "HDRS21", "HDRS25", "HAMD6", "QIDS_SR16")
+t1 = time.perf_counter()
+if family == "pooled-rate":
+    from trialmeta.analysis.selection import select_binary_arms
+    from trialmeta.analysis.models.pooled_rate import PooledRate as M
+    data = select_binary_arms(r, "response", TimeWindow.around(24),
+                              Filters(treatment=("ketamine",), route=("iv",), scale=dep))
+    m = M(); names = ["mu", "tau"]
+elif family == "contrast":
+    from trialmeta.analysis.contrasts import select_contrasts
+    from trialmeta.analysis.models.contrast import Contrast as M
+    data = select_contrasts(r, "response", "OR", TimeWindow.around(24),
+                            Filters(treatment=("ketamine", "esketamine"), scale=dep))
+    m = M(); names = ["d", "tau"]
+elif family == "dose-response":
+    from trialmeta.analysis.doses import select_dose_arms
+    from trialmeta.analysis.models.dose_response import DoseResponse as M
+    data = select_dose_arms(r, "response", TimeWindow.around(24),
+                            Filters(treatment=("esketamine",), route=("intranasal",), scale=dep))
+    m = M("emax"); names = ["theta", "tau", "ed50"]
+else:
+    from trialmeta.analysis.contrasts import select_time_course
+    from trialmeta.analysis.models.time_course import TimeCourse as M
+    data = select_time_course(r, "response", "OR",
+                              Filters(treatment=("ketamine", "esketamine"), scale=dep))
+    m = M("bateman"); names = ["tau", "peak", "t_rise", "t_decay"]
+model = m.build(data)
+t_build = time.perf_counter() - t1
+t2 = time.perf_counter()
+idata = sample(model, SamplerSettings())
+t_sample = time.perf_counter() - t2
+t3 = time.perf_counter()
+diag = diagnose(idata, names)
+ess = arviz.ess(idata.posterior[names], method="bulk")
+ess_min = min(float(ess[v].values.min()) for v in names)
+t_post = time.perf_counter() - t3
+print(json.dumps({"import_s": t_import, "build_s": t_build, "sample_s": t_sample,
+                  "post_s": t_post, "ess_bulk_min": ess_min,
+                  "ess_per_s": ess_min / t_sample, "divergences": diag.divergences}))
+"""
+
+SCALE_CODE = r"""
+import json, resource, sys, time
+import numpy as np, pandas as pd
+from scipy.special import expit
+from trialmeta.analysis.inference import SamplerSettings
+family, k, draws = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = np.random.default_rng(k)
+n = rng.integers(20, 200, size=(k, 2))
+if family == "pooled-rate":
+    from trialmeta.analysis.selection import BinaryArms
+    from trialmeta.analysis.models.pooled_rate import PooledRate
+    y = rng.binomial(n[:, 0], expit(rng.normal(-0.3, 0.5, k)))
+    t = pd.DataFrame({"study": [f"S{i}" for i in range(k)], "arm": "a",
+                      "label": [f"S{i} a" for i in range(k)], "time_h": 24.0,
+                      "n": n[:, 0], "events": y, "evidence": "primary",
+                      "design": "parallel", "scale": "X"})
+    data, model = BinaryArms("response", t), PooledRate()
+else:
+    from trialmeta.analysis.contrasts import ContrastData
+    from trialmeta.analysis.models.contrast import Contrast
+    a = rng.normal(-1, 0.5, k)
+    d = 0.8 + 0.3 * rng.standard_normal(k)
+    ec = rng.binomial(n[:, 0], expit(a)); ea = rng.binomial(n[:, 1], expit(a + d))
+    t = pd.DataFrame({"study": [f"S{i}" for i in range(k)], "arm": "a", "control": "c",
+                      "comparator": "placebo", "time_h": 24.0, "design": "parallel",
+                      "a": ea, "b": n[:, 1] - ea, "c": ec, "d": n[:, 0] - ec,
+                      "evidence": "primary"})
+    data, model = ContrastData("response", "OR", None, pd.DataFrame(), t), Contrast()
+t0 = time.perf_counter()
+fit = model.fit(data, SamplerSettings(draws=draws, tune=draws))
+wall = time.perf_counter() - t0
+peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"k": k, "draws": draws, "fit_s": wall, "peak_mb": peak_mb,
+                  "passed": fit.diagnostics.passed}))
+"""
+
+EXACT_CODE = r"""
+import json, time
+import numpy as np
+from trialmeta.analysis.exact import exact_normal_normal
+from trialmeta.analysis.priors import heterogeneity_prior
+rng = np.random.default_rng(1)
+y = rng.normal(0.3, 0.2, 100); v = rng.uniform(0.01, 0.1, 100)
+prior = heterogeneity_prior("half-normal:0.5")
+exact_normal_normal(y, v, tau_prior=prior)  # warm-up (imports)
+times = []
+for _ in range(5):
+    t = time.perf_counter(); exact_normal_normal(y, v, tau_prior=prior)
+    times.append(time.perf_counter() - t)
+print(json.dumps({"k": 100, "best_s": min(times), "median_s": sorted(times)[2]}))
+"""
+
+
+def run_py(code: str, *args: str) -> tuple[dict, float]:
+    """Run code in a fresh interpreter; return its JSON line and the whole wall time."""
+    t = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    wall = time.perf_counter() - t
+    line = [x for x in out.stdout.splitlines() if x.startswith("{")][-1]
+    return json.loads(line), wall
+
+
+def timed(cmd: list[str], env: dict | None = None) -> float:
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="smaller scaling sizes")
+    args = ap.parse_args()
+    results: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
+    trialmeta = str(Path(sys.executable).with_name("trialmeta"))
+    results["help_s"] = min(timed([trialmeta, "--help"]) for _ in range(3))
+    fams = {}
+    for family in ("pooled-rate", "contrast", "dose-response", "time-course"):
+        doc, wall = run_py(FAMILY_CODE, family)
+        doc["whole_process_s"] = wall
+        fams[family] = doc
+        print(f"{family:<14} import {doc['import_s']:5.1f}s build {doc['build_s']:5.2f}s "
+              f"sample {doc['sample_s']:5.1f}s post {doc['post_s']:4.2f}s "
+              f"ESS/s {doc['ess_per_s']:6.0f} whole {wall:5.1f}s", flush=True)
+    results["families"] = fams
+    results["exact_100_studies"], _ = run_py(EXACT_CODE)
+    print(f"exact engine, 100 studies: {results['exact_100_studies']['best_s'] * 1000:.0f} ms",
+          flush=True)
+    sizes = [10, 100, 1000] if args.quick else [10, 100, 1000, 10000]
+    scaling = []
+    for family in ("pooled-rate", "contrast"):
+        for k in sizes:
+            draws = 1000 if k <= 1000 else 300
+            doc, _ = run_py(SCALE_CODE, family, str(k), str(draws))
+            doc["family"] = family
+            scaling.append(doc)
+            print(f"scaling {family:<12} k={k:<6} draws={draws:<5} {doc['fit_s']:7.1f}s "
+                  f"peak {doc['peak_mb']:7.0f} MB", flush=True)
+    results["scaling"] = scaling
+    cache = Path(tempfile.mkdtemp(prefix="trialmeta-bench-cache-"))
+    out = Path(tempfile.mkdtemp(prefix="trialmeta-bench-report-"))
+    cold = timed([trialmeta, "report", "--out", str(out / "r"), "--cache", str(cache),
+                  "--quiet"])
+    warm = timed([trialmeta, "report", "--out", str(out / "r"), "--cache", str(cache),
+                  "--quiet"])
+    shutil.rmtree(cache, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
+    results["report"] = {"cold_s": cold, "warm_s": warm}
+    print(f"report: cold {cold:.1f}s, warm {warm:.1f}s; trialmeta --help "
+          f"{results['help_s']:.2f}s", flush=True)
+    results["bench_peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    (HERE / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    print(f"wrote {HERE / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()
