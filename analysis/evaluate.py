@@ -209,7 +209,9 @@ def evaluate(records: Records, claims: ClaimsFile, settings: SamplerSettings, *,
         result = judge(claim, draws, run.studies, run.diagnostics_passed, estimate,
                        unidentified=run.unidentified(claim.quantity))
         if len(finite) < len(draws):
-            result.reason += (f"; {100 * (1 - len(finite) / len(draws)):.0f}% of draws never "
-                              "reach the event within 4 weeks (counted outside a finite region)")
+            share = 100 * (1 - len(finite) / len(draws))
+            said = f"{share:.0f}%" if share >= 0.5 else "fewer than 1%"
+            result.reason += (f"; {said} of draws never reach the event within 4 weeks "
+                              "(counted outside a finite region)")
         ev.results.append(result)
     return ev

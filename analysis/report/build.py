@@ -40,6 +40,27 @@ def pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
 
 
+RATES = ("pooled_rate", "predictive_rate", "control_rate")
+
+
+def qfmt(value: float | None, quantity: str) -> str:
+    """Format a claim's quantity: rates as percentages, hours with a unit, else 3 digits."""
+    if value is None:
+        return "–"
+    if quantity in RATES:
+        return pct(value)
+    if quantity.endswith("_h"):
+        return f"{value:.1f} h"
+    return f"{value:.3g}"
+
+
+def region(bounds: list) -> str:
+    """Format a region with open ends as infinities."""
+    lo = "−∞" if bounds[0] is None else f"{bounds[0]:g}"
+    hi = "∞" if bounds[1] is None else f"{bounds[1]:g}"
+    return f"[{lo}, {hi}]"
+
+
 def num(value: float | None, digits: int = 2) -> str:
     """Format a number, or a dash when missing."""
     return "–" if value is None else f"{value:.{digits}f}"
@@ -155,6 +176,8 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
         "provenance": results["provenance"],
         "pct": pct,
         "num": num,
+        "qfmt": qfmt,
+        "region": region,
         "md": md_escape,
     }
     tables = {
