@@ -85,6 +85,21 @@ def options_from_mapping(kind: str, raw: dict[str, Any]) -> DoseOptions | TimeOp
         raise SpecError(f"analyses/{kind}: {exc}") from None
 
 
+def _finish(doc: dict[str, Any], records: Records, settings: SamplerSettings,
+            fit: Any, with_loo: bool) -> dict[str, Any]:  # noqa: ANN401 (DoseFit | TimeFit)
+    """Add what every fit document carries: diagnostics, priors, sampler, provenance, LOO."""
+    doc.update({
+        "diagnostics": fit.diagnostics.as_dict(), "priors": fit.priors.as_dict(),
+        "sampler": settings.as_dict(),
+        "provenance": {"data": records.path, "data_sha256": records.sha256,
+                       "seed": settings.seed, "versions": fit.provenance["versions"],
+                       "command": command_line()},
+    })
+    if with_loo:
+        doc["loo"] = loo(fit.idata, fit.pymc_model)
+    return rounded(doc)
+
+
 def fit_dose(records: Records, opts: DoseOptions, settings: SamplerSettings):  # noqa: ANN201
     """Select the arms and fit one dose-response form; return (data, model, fit)."""
     data = select_dose_arms(records, opts.outcome, TimeWindow.around(opts.time_h, opts.window_h),
@@ -110,15 +125,8 @@ def dose_document(records: Records, opts: DoseOptions, settings: SamplerSettings
         "time_h": opts.time_h, "k": len(data.studies), "arms": len(data.arms),
         "n_total": int(data.arms["n"].sum()), "doses_observed": [float(x) for x in data.doses],
         **s, "data": arms, "dropped": data.dropped, "notes": data.notes,
-        "diagnostics": fit.diagnostics.as_dict(), "priors": fit.priors.as_dict(),
-        "sampler": settings.as_dict(),
-        "provenance": {"data": records.path, "data_sha256": records.sha256,
-                       "seed": settings.seed, "versions": fit.provenance["versions"],
-                       "command": command_line()},
     }
-    if with_loo:
-        doc["loo"] = loo(fit.idata, fit.pymc_model)
-    return rounded(doc)
+    return _finish(doc, records, settings, fit, with_loo)
 
 
 def fit_time(records: Records, opts: TimeOptions, settings: SamplerSettings):  # noqa: ANN201
@@ -148,15 +156,8 @@ def time_document(records: Records, opts: TimeOptions, settings: SamplerSettings
         "direction": "higher is better" if direction > 0 else "lower is better",
         "k": len(data.studies), "contrasts": len(data.contrasts), **s,
         "data": time_points_table(data), "dropped": data.dropped, "notes": data.notes,
-        "diagnostics": fit.diagnostics.as_dict(), "priors": fit.priors.as_dict(),
-        "sampler": settings.as_dict(),
-        "provenance": {"data": records.path, "data_sha256": records.sha256,
-                       "seed": settings.seed, "versions": fit.provenance["versions"],
-                       "command": command_line()},
     }
-    if with_loo:
-        doc["loo"] = loo(fit.idata, fit.pymc_model)
-    return rounded(doc)
+    return _finish(doc, records, settings, fit, with_loo)
 
 
 def compare_forms(records: Records, kind: str, opts: DoseOptions | TimeOptions,

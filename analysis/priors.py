@@ -88,14 +88,15 @@ def heterogeneity_prior(spec: str) -> HeterogeneityPrior:
         raise SpecError(f"'{spec}': the only option of {name} is ':active'")
     comparison = ("pharmacological vs pharmacological" if arg == "active"
                   else "pharmacological vs placebo/control")
-    if name == "half-normal":
+    if name in ("half-normal", "half-cauchy"):
         try:
             scale = float(arg) if arg else 0.5
         except ValueError:
-            raise SpecError(f"half-normal scale must be a number, got '{arg}'") from None
+            raise SpecError(f"{name} scale must be a number, got '{arg}'") from None
         if not scale > 0:
-            raise SpecError("half-normal scale must be > 0")
-        return HeterogeneityPrior("half-normal", scale, 0.0, f"half-normal({scale:g}) on tau")
+            raise SpecError(f"{name} scale must be > 0")
+        label = "half-normal" if name == "half-normal" else "half-Cauchy"
+        return HeterogeneityPrior(name, scale, 0.0, f"{label}({scale:g}) on tau")
     if name == "turner2015":
         loc, sd = TURNER_2015[("mental health indicators", comparison)]
         return HeterogeneityPrior("turner2015", sd, loc,
@@ -106,13 +107,5 @@ def heterogeneity_prior(spec: str) -> HeterogeneityPrior:
         return HeterogeneityPrior("rhodes2015", sc, loc,
                                   f"Rhodes 2015 Table 3, mental health outcome, {comparison}: "
                                   f"log tau^2 ~ t5({loc}, {sc})")
-    if name == "half-cauchy":
-        try:
-            scale = float(arg) if arg else 0.5
-        except ValueError:
-            raise SpecError(f"half-cauchy scale must be a number, got '{arg}'") from None
-        if not scale > 0:
-            raise SpecError("half-cauchy scale must be > 0")
-        return HeterogeneityPrior("half-cauchy", scale, 0.0, f"half-Cauchy({scale:g}) on tau")
     raise SpecError(f"unknown heterogeneity prior '{spec}'; use one of {', '.join(KINDS)} "
                     "(half-normal:SCALE or half-cauchy:SCALE for another scale)")
