@@ -197,7 +197,8 @@ def _check_quantity(family: str, quantity: str, options: dict[str, Any]) -> str 
         return None
     head, _, rest = quantity.partition(":")
     try:
-        if head == "beta" and family in ("pooled-rate", "contrast") and options.get("moderators"):
+        if head == "beta" and family in ("pooled-rate", "contrast", "dose-response") \
+                and options.get("moderators"):
             return None
         if head == "effect_at" and family in ("dose-response", "time-course"):
             float(rest)

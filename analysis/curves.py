@@ -34,6 +34,7 @@ class DoseOptions:
     delta: float = 0.0
     threshold: float | None = None
     direction: int = 0  # 0: +1 for counts, -1 for means (lower scores are better)
+    moderators: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ def fit_dose(records: Records, opts: DoseOptions, settings: SamplerSettings):  #
     data = select_dose_arms(records, opts.outcome, TimeWindow.around(opts.time_h, opts.window_h),
                             opts.filters, comparator=opts.comparator,
                             standardize=opts.standardize)
-    model = DoseResponse(opts.form, hill=opts.hill)
+    model = DoseResponse(opts.form, hill=opts.hill, moderators=opts.moderators)
     return data, model, model.fit(data, settings, data_sha256=records.sha256)
 
 

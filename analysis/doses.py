@@ -118,7 +118,9 @@ def select_dose_arms(records: Records, outcome: str, window: TimeWindow, filters
             row = dict(study=study, arm=rec["arm"], treatment=rec["treatment"],
                        role="control" if rec["control"] else "active",
                        dose=float(rec["dose"]), time_h=time_h, design=rec["design"],
-                       scale=rec["scale"], evidence=rec["evidence"])
+                       scale=rec["scale"], evidence=rec["evidence"],
+                       population=rec["population"], route=rec["route"],
+                       doses_given=rec["doses_given"])
             if outcome in COUNT_COLUMN:
                 n = rec["n_binary"] if pd.notna(rec["n_binary"]) else rec["n"]
                 row.update(n=int(n), events=int(rec[COUNT_COLUMN[outcome]]))

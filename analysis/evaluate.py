@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .claims import Claim, ClaimResult, ClaimsFile, judge, model_family
-from .inference import SamplerSettings, summarize_draws
+from .inference import SamplerSettings, flat, summarize_draws
 from .records import Records
 
 
@@ -79,7 +79,8 @@ def _dose_response(records: Records, claim: Claim, settings: SamplerSettings) ->
                        form=claim.option("form", "emax"), hill=bool(claim.option("hill", False)),
                        filters=claim.filters, comparator=claim.option("comparator", ()),
                        standardize=claim.outcome == "change",
-                       threshold=claim.option("threshold"))
+                       threshold=claim.option("threshold"),
+                       moderators=claim.option("moderators", ()))
     try:
         fitted = fit_dose(records, opts, settings)
     except SpecError as exc:
@@ -95,6 +96,9 @@ def _dose_response(records: Records, claim: Claim, settings: SamplerSettings) ->
         p = model.params(fit)
         if head == "effect_at":
             return model.effect(fit, np.array([float(rest)]))[:, 0]
+        if head == "beta":
+            names = model.study_design(data).names
+            return flat(fit.idata, "beta")[:, names.index(rest)]
         if head == "difference":
             lo, hi = (float(x) for x in rest.split(":"))
             e = model.effect(fit, np.array([lo, hi]))

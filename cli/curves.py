@@ -13,6 +13,7 @@ from .common import (
     EvidenceOpt,
     FileArg,
     JsonOpt,
+    ModeratorOpt,
     PopulationOpt,
     RouteOpt,
     ScaleOpt,
@@ -119,6 +120,7 @@ def dose_response(
     delta: Annotated[float | None, typer.Option()] = None,
     threshold: Annotated[float | None, typer.Option(
         help="Smallest effect of interest (analysis scale, direction of benefit).")] = None,
+    moderator: ModeratorOpt = None,
     seed: SeedOpt = 20190101,
     draws: DrawsOpt = 1000,
     tune: TuneOpt = 1000,
@@ -133,6 +135,7 @@ def dose_response(
     opts = _override(_defaults(file, "dose-response"), outcome=outcome, time_h=time, form=form,
                      hill=hill, standardize=standardize, doses=tuple(dose) if dose else None,
                      compare=compare, delta=delta, threshold=threshold,
+                     moderators=tuple(moderator) if moderator else None,
                      comparator=tuple(comparator) if comparator else None, treatment=treatment,
                      route=route, population=population, scale=scale, evidence=evidence,
                      dose_unit=dose_unit)

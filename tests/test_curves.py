@@ -165,3 +165,13 @@ def test_mixed_dose_units_are_refused() -> None:
     r = runner.invoke(app, ["fit", "dose-response", "--treatment", "ketamine",
                             "--route", "iv", "--route", "intranasal", *SMALL])
     assert r.exit_code == 2 and "one drug, route and dose unit" in r.output
+
+
+def test_cli_dose_response_with_a_moderator() -> None:
+    r = runner.invoke(app, ["fit", "dose-response", "--treatment", "esketamine", "--route",
+                            "intranasal", "--form", "loglinear", "--moderator", "population",
+                            *SMALL])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    betas = [k for k in doc["estimates"] if k.startswith("beta:population=")]
+    assert betas and "p_positive" in doc["estimates"][betas[0]]

@@ -170,3 +170,14 @@ def test_claims_fail_on_contradicted(tmp_path: Path) -> None:
     r = runner.invoke(app, [*args, "--fail-on", "contradicted"])
     assert r.exit_code == 1
     assert "contradicted" in r.output
+
+
+def test_names_cannot_escape_the_output_folder(tmp_path: Path) -> None:
+    data, claims = make_inputs(tmp_path)
+    claims.write_text(CLAIMS.replace("id: T1", "id: ../../escaped"))
+    out = tmp_path / "deep" / "rep"
+    run_report(data, claims, out)
+    written = {p.resolve() for p in tmp_path.rglob("*") if p.is_file()}
+    inside = {p for p in written if out.resolve() in p.parents}
+    assert written - inside == {data.resolve(), claims.resolve()}
+    assert any("escaped" in p.name for p in (out / "fits").iterdir())

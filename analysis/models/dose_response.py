@@ -97,10 +97,22 @@ class DoseResponse:
     quantities = ("effect_at", "ed50", "theta", "tau")
 
     def __init__(self, form: str = "emax", *, hill: bool = False,
-                 priors: DosePriors | None = None):
+                 priors: DosePriors | None = None, moderators: tuple[str, ...] = ()):
         if form not in FORMS:
             raise SpecError(f"unknown dose-response form '{form}'; use one of {', '.join(FORMS)}")
         self.form, self.hill, self.priors = form, hill, priors
+        self.moderators = tuple(moderators)
+
+    def study_design(self, data: DoseData):  # noqa: ANN201
+        """Moderators of the amplitude, one row per study (taken from its active arms)."""
+        from ..moderators import design_matrix
+
+        active = data.arms[data.arms["role"] == "active"]
+        first = active.drop_duplicates("study").set_index("study").reindex(data.studies)
+        design = design_matrix(first.reset_index(), self.moderators)
+        if design.missing.any():
+            raise SpecError("a moderator value is missing for some studies")
+        return design
 
     def _reference(self, data: DoseData) -> dict[str, float]:
         doses = data.doses
@@ -146,6 +158,10 @@ class DoseResponse:
             tau = pm.HalfNormal("tau", priors.tau_scale)
             z = pm.Normal("z", 0.0, 1.0, dims="study")
             amp = theta + tau * z[s_idx]
+            if self.moderators:
+                design = self.study_design(data)
+                beta = pm.Normal("beta", 0.0, priors.amplitude_sd, shape=len(design.names))
+                amp = amp + pm.math.dot(design.x, beta)[s_idx]
             if self.form == "linear":
                 g = dose / ref["d_max"]
             elif self.form == "loglinear":
@@ -180,7 +196,8 @@ class DoseResponse:
         """Sample the posterior and run the convergence gate."""
         settings = settings or SamplerSettings()
         model = self.build(data)
-        token = "|".join([self.name, self.form, str(self.hill), data.outcome,
+        token = "|".join([self.name, self.form, str(self.hill), repr(self.moderators),
+                          data.outcome,
                           str(data.standardized),
                           repr((self.priors or default_dose_priors(data)).as_dict()),
                           data.arms.to_csv(index=False)])
@@ -267,6 +284,11 @@ def dose_summary(model: DoseResponse, fit: DoseFit, *, doses: tuple[float, ...] 
         est["ed50"] = _summ(np.where(g.max(axis=1) >= 0.5, grid[idx], np.nan))
     if "hill" in p:
         est["hill"] = _summ(p["hill"])
+    if model.moderators and "beta" in fit.idata.posterior:
+        betas = flat(fit.idata, "beta")
+        for j, name in enumerate(model.study_design(fit.data).names):
+            est[f"beta:{name}"] = dict(_summ(betas[:, j]),
+                                       p_positive=float(np.mean(betas[:, j] > 0)))
     extra: dict[str, Any] = {}
     if compare is not None:
         lo, hi = compare
