@@ -38,9 +38,9 @@ report: install ## run the analysis on the bundled data and write the report to 
 
 report-check: install ## run the report twice from empty caches (reduced draws) and fail on any text difference
 	rm -rf .check && mkdir -p .check
-	$(BIN)/trialmeta report --out .check/report --cache .check/cache-1 --seed $(SEED) $(CHECK_ARGS) --quiet
-	mv .check/report .check/first
-	$(BIN)/trialmeta report --out .check/report --cache .check/cache-2 --seed $(SEED) $(CHECK_ARGS) --quiet
+	$(BIN)/trialmeta report --out .check/report --cache .check/cache --seed $(SEED) $(CHECK_ARGS) --quiet
+	mv .check/report .check/first && rm -rf .check/cache
+	$(BIN)/trialmeta report --out .check/report --cache .check/cache --seed $(SEED) $(CHECK_ARGS) --quiet
 	diff -r -x fits .check/first .check/report && echo "report-check: the two runs are byte-identical"
 	rm -rf .check
 
