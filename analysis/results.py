@@ -1,4 +1,4 @@
-"""Run a pooled-rate analysis end to end and describe it as a JSON-ready document."""
+"""Describe a pooled-rate analysis as a JSON-ready document; stable rounding of results."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from .inference import SamplerSettings, command_line
-from .models.pooled_rate import FitResult, PooledRate, PooledRatePriors, PooledRateSummary
+from .inference import command_line
+from .models.pooled_rate import FitResult, PooledRateSummary
 from .records import Records
-from .selection import Filters, TimeWindow, select_binary_arms
+from .selection import Filters, TimeWindow
 
 SIGNIFICANT = 10
 
@@ -24,16 +24,6 @@ class PooledRateRun:
     filters: Filters
     fit: FitResult
     summary: PooledRateSummary
-
-
-def run_pooled_rate(records: Records, outcome: str, window: TimeWindow, filters: Filters,
-                    settings: SamplerSettings, priors: PooledRatePriors | None = None, *,
-                    progress: bool = False) -> PooledRateRun:
-    """Select the arms, fit the pooled-rate model and summarise it."""
-    data = select_binary_arms(records, outcome, window, filters)
-    model = PooledRate(priors)
-    fit = model.fit(data, settings, data_sha256=records.sha256, progress=progress)
-    return PooledRateRun(outcome, window, filters, fit, model.summary(fit))
 
 
 def rounded(obj: Any, digits: int = SIGNIFICANT) -> Any:
