@@ -28,17 +28,21 @@ PACKAGES = ("trialmeta", "pymc", "pytensor", "arviz", "numpy", "scipy", "pandas"
 
 @dataclass(frozen=True)
 class SamplerSettings:
-    """NUTS settings; chains run one after another in this process (no spawning)."""
+    """NUTS settings; chains run one after another in this process (no spawning).
+
+    ``sampler`` names the NUTS implementation (see :mod:`trialmeta.analysis.samplers`).
+    """
 
     draws: int = 1000
-    tune: int = 1000
+    tune: int = 500
     chains: int = 4
-    target_accept: float = 0.95
+    target_accept: float = 0.9
     #: refit once at this target_accept when the first run diverges (None: never)
     retry_target_accept: float | None = 0.99
     seed: int = 20190101
     #: folder of cached posteriors (None: no cache); not part of a result's identity
     cache_dir: str | None = None
+    sampler: str = "nutpie"
 
     def as_dict(self) -> dict[str, Any]:
         """Return the settings that shape a result, as a JSON-ready dict."""
@@ -78,7 +82,7 @@ def cache_key(token: str, settings: SamplerSettings) -> str:
 
 def sample(model: pm.Model, settings: SamplerSettings, *, progress: bool = False,
            token: str | None = None) -> az.InferenceData:
-    """Draw posterior samples with PyMC's NUTS, chains sequential and seeded.
+    """Draw posterior samples with NUTS (``settings.sampler``), chains sequential and seeded.
 
     With ``settings.cache_dir`` and a ``token`` describing the model's inputs, a posterior
     computed before for the same inputs, settings and package versions is read back
@@ -87,7 +91,7 @@ def sample(model: pm.Model, settings: SamplerSettings, *, progress: bool = False
     """
     import logging
 
-    import pymc as pm
+    from .samplers import run
 
     key = cache_key(token, settings) if (token and settings.cache_dir) else None
     if key:
@@ -95,13 +99,7 @@ def sample(model: pm.Model, settings: SamplerSettings, *, progress: bool = False
         if cached is not None:
             return cached
     logging.getLogger("pymc").setLevel(logging.ERROR)
-    with model:
-        idata = pm.sample(
-            draws=settings.draws, tune=settings.tune, chains=settings.chains, cores=1,
-            target_accept=settings.target_accept, random_seed=settings.seed,
-            progressbar=progress, compute_convergence_checks=False,
-            idata_kwargs={"log_likelihood": True},
-        )
+    idata = run(model, settings, progress=progress)
     post = idata.posterior.sizes
     if post["chain"] < settings.chains or post["draw"] < settings.draws:
         # PyMC stops quietly on Ctrl-C and returns a partial trace: never use it
@@ -128,15 +126,13 @@ def cached_file(idata: az.InferenceData, settings: SamplerSettings) -> Path | No
 
 
 def _cache_read(folder: Path, key: str) -> az.InferenceData | None:
-    import arviz as az
+    from .posterior_store import read_npz
 
-    path = folder / f"{key}.nc"
-    if not path.exists():
+    path = folder / f"{key}.npz"
+    if not path.exists() or not (folder / f"{key}.nc").exists():
         return None
     try:
-        idata = az.from_netcdf(str(path))
-        for group in idata.groups():
-            idata[group].load()
+        idata = read_npz(path)
         if idata.attrs.get("cache_key") != key:
             raise ValueError("stored key does not match")
         return idata
@@ -146,18 +142,23 @@ def _cache_read(folder: Path, key: str) -> az.InferenceData | None:
 
 
 def _cache_write(folder: Path, key: str, idata: az.InferenceData) -> None:
+    """Store ``idata`` twice: ``.npz`` to read back fast, ``.nc`` for the report's fits/."""
     import os
     import tempfile
 
+    from .posterior_store import write_npz
+
     folder.mkdir(parents=True, exist_ok=True)
     idata.attrs["cache_key"] = key
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{key}.", suffix=".nc")
-    os.close(fd)
-    try:
-        idata.to_netcdf(tmp)
-        os.replace(tmp, folder / f"{key}.nc")
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    for suffix, write in ((".nc", lambda p: idata.to_netcdf(p)),
+                          (".npz", lambda p: write_npz(idata, Path(p)))):
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{key}.", suffix=suffix)
+        os.close(fd)
+        try:
+            write(tmp)
+            os.replace(tmp, folder / f"{key}{suffix}")
+        finally:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def diagnose(idata: az.InferenceData, var_names: list[str]) -> Diagnostics:

@@ -6,7 +6,16 @@ from typing import Annotated
 
 import typer
 
-from .common import ChainsOpt, DrawsOpt, FileArg, JsonOpt, SeedOpt, TuneOpt, handle_errors
+from .common import (
+    ChainsOpt,
+    DrawsOpt,
+    FileArg,
+    JsonOpt,
+    SamplerOpt,
+    SeedOpt,
+    TuneOpt,
+    handle_errors,
+)
 
 FAIL_ON = {"contradicted": ("contradicted",),
            "inconclusive": ("contradicted", "inconclusive")}
@@ -22,8 +31,9 @@ def claims(
              "contradicted or inconclusive).")] = None,
     seed: SeedOpt = 20190101,
     draws: DrawsOpt = 1000,
-    tune: TuneOpt = 1000,
+    tune: TuneOpt = 500,
     chains: ChainsOpt = 4,
+    sampler: SamplerOpt = "nutpie",
     json: JsonOpt = False,
 ) -> None:
     """Test every claim against the records and print the verdicts."""
@@ -39,7 +49,8 @@ def claims(
         raise typer.Exit(2)
     records = read_records(file)
     cf = load_claims(claims_file)
-    settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed)
+    settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
+                               sampler=sampler)
     ev = evaluate(records, cf, settings)
     rows = [r.as_dict() for r in ev.results]
     if json:

@@ -18,6 +18,9 @@ SeedOpt = Annotated[int, typer.Option(help="Random seed for every random step.")
 DrawsOpt = Annotated[int, typer.Option(min=10, help="Posterior draws per chain.")]
 TuneOpt = Annotated[int, typer.Option(min=10, help="Warm-up draws per chain.")]
 ChainsOpt = Annotated[int, typer.Option(min=1, help="Number of chains.")]
+SamplerOpt = Annotated[str, typer.Option(
+    help="NUTS implementation: nutpie (default; Rust NUTS on PyTensor's compiled C), pymc "
+         "(PyMC's own) or numpyro (needs JAX, not installed by default).")]
 TreatmentOpt = Annotated[list[str] | None, typer.Option(
     "--treatment", help="Keep arms with this treatment (repeatable).")]
 RouteOpt = Annotated[list[str] | None, typer.Option(

@@ -21,6 +21,7 @@ from .common import (
     PopulationOpt,
     RhoOpt,
     RouteOpt,
+    SamplerOpt,
     ScaleOpt,
     SeedOpt,
     TreatmentOpt,
@@ -85,8 +86,9 @@ def contrast(
              "error).")] = "mcmc",
     seed: SeedOpt = 20190101,
     draws: DrawsOpt = 1000,
-    tune: TuneOpt = 1000,
+    tune: TuneOpt = 500,
     chains: ChainsOpt = 4,
+    sampler: SamplerOpt = "nutpie",
     allow_unconverged: Annotated[bool, typer.Option(
         help="Exit 0 even when the fit fails its convergence diagnostics.")] = False,
     json: JsonOpt = False,
@@ -111,7 +113,8 @@ def contrast(
         return
     if engine != "mcmc":
         raise fail(f"error: unknown engine '{engine}'; use mcmc or exact")
-    settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed)
+    settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
+                               sampler=sampler)
     run = run_contrast(data, settings, priors, threshold=threshold, data_sha256=records.sha256,
                        moderators=tuple(moderator or ()))
     doc = contrast_document(run, records)

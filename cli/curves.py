@@ -16,6 +16,7 @@ from .common import (
     ModeratorOpt,
     PopulationOpt,
     RouteOpt,
+    SamplerOpt,
     ScaleOpt,
     SeedOpt,
     TreatmentOpt,
@@ -57,10 +58,11 @@ def _override(opts, **given):  # noqa: ANN001, ANN202
     return replace(opts, filters=Filters(**fd), **new)
 
 
-def _settings(seed: int, draws: int, tune: int, chains: int):  # noqa: ANN202
+def _settings(seed: int, draws: int, tune: int, chains: int, sampler: str):  # noqa: ANN202
     from trialmeta.analysis.inference import SamplerSettings
 
-    return SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed)
+    return SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
+                               sampler=sampler)
 
 
 def _emit(doc: dict, json: bool, allow_unconverged: bool, text: str) -> None:
@@ -123,8 +125,9 @@ def dose_response(
     moderator: ModeratorOpt = None,
     seed: SeedOpt = 20190101,
     draws: DrawsOpt = 1000,
-    tune: TuneOpt = 1000,
+    tune: TuneOpt = 500,
     chains: ChainsOpt = 4,
+    sampler: SamplerOpt = "nutpie",
     allow_unconverged: Annotated[bool, typer.Option()] = False,
     json: JsonOpt = False,
 ) -> None:
@@ -140,7 +143,7 @@ def dose_response(
                      route=route, population=population, scale=scale, evidence=evidence,
                      dose_unit=dose_unit)
     records = read_records(file)
-    doc = dose_document(records, opts, _settings(seed, draws, tune, chains))
+    doc = dose_document(records, opts, _settings(seed, draws, tune, chains, sampler))
     title = (f"dose-response ({doc['form']}): {doc['treatment']} ({doc['dose_unit']}), "
              f"{doc['outcome']} at {doc['time_h']:g} h; {doc['arms']} arms in {doc['k']} "
              f"studies; doses observed {doc['doses_observed']}; effects on the "
@@ -172,8 +175,9 @@ def time_course(
         help="Duration ends when the effect falls below this fraction of its peak.")] = None,
     seed: SeedOpt = 20190101,
     draws: DrawsOpt = 1000,
-    tune: TuneOpt = 1000,
+    tune: TuneOpt = 500,
     chains: ChainsOpt = 4,
+    sampler: SamplerOpt = "nutpie",
     allow_unconverged: Annotated[bool, typer.Option()] = False,
     json: JsonOpt = False,
 ) -> None:
@@ -188,7 +192,7 @@ def time_course(
                      comparator=tuple(comparator) if comparator else None, treatment=treatment,
                      route=route, population=population, scale=scale, evidence=evidence)
     records = read_records(file)
-    doc = time_document(records, opts, _settings(seed, draws, tune, chains))
+    doc = time_document(records, opts, _settings(seed, draws, tune, chains, sampler))
     title = (f"time-course ({doc['form']}): {doc['measure']} on {doc['outcome']}, "
              f"{doc['contrasts']} contrasts in {doc['k']} studies at "
              f"{', '.join(f'{t:g}' for t in doc['observed_times_h'])} h; rho {doc['rho']:g}; "
@@ -202,8 +206,9 @@ def compare_forms(
     file: FileArg = None,
     seed: SeedOpt = 20190101,
     draws: DrawsOpt = 1000,
-    tune: TuneOpt = 1000,
+    tune: TuneOpt = 500,
     chains: ChainsOpt = 4,
+    sampler: SamplerOpt = "nutpie",
     json: JsonOpt = False,
 ) -> None:
     """Rank the functional forms of a model by PSIS-LOO (uses the analysis defaults)."""
@@ -217,7 +222,7 @@ def compare_forms(
         raise fail("error: compare-forms takes dose-response or time-course")
     forms = DOSE_FORMS if kind == "dose-response" else TIME_FORMS
     doc = run(read_records(file), kind, _defaults(file, kind),
-              _settings(seed, draws, tune, chains), forms)
+              _settings(seed, draws, tune, chains, sampler), forms)
     if json:
         typer.echo(dumps_json(doc), nl=False)
         return

@@ -17,6 +17,7 @@ from .common import (
     ModeratorOpt,
     PopulationOpt,
     RouteOpt,
+    SamplerOpt,
     ScaleOpt,
     SeedOpt,
     TreatmentOpt,
@@ -54,8 +55,9 @@ def pooled_rate(
     moderator: ModeratorOpt = None,
     seed: SeedOpt = 20190101,
     draws: DrawsOpt = 1000,
-    tune: TuneOpt = 1000,
+    tune: TuneOpt = 500,
     chains: ChainsOpt = 4,
+    sampler: SamplerOpt = "nutpie",
     allow_unconverged: Annotated[bool, typer.Option(
         help="Exit 0 even when the fit fails its convergence diagnostics.")] = False,
     json: JsonOpt = False,
@@ -74,7 +76,8 @@ def pooled_rate(
     tw = TimeWindow.around(time, window)
     data = select_binary_arms(records, outcome, tw, filters, active_only=not include_controls,
                               untimed=include_untimed)
-    settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed)
+    settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
+                               sampler=sampler)
     model = PooledRate(moderators=tuple(moderator or ()))
     fit = model.fit(data, settings, data_sha256=records.sha256)
     run = PooledRateRun(outcome, tw, filters, fit, model.summary(fit))

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .common import ChainsOpt, DrawsOpt, FileArg, SeedOpt, TuneOpt, handle_errors
+from .common import ChainsOpt, DrawsOpt, FileArg, SamplerOpt, SeedOpt, TuneOpt, handle_errors
 
 
 @handle_errors
@@ -18,8 +18,9 @@ def report(
         help="Claims file (YAML); the bundled ketamine claims if omitted.")] = None,
     seed: SeedOpt = 20190101,
     draws: DrawsOpt = 1000,
-    tune: TuneOpt = 1000,
+    tune: TuneOpt = 500,
     chains: ChainsOpt = 4,
+    sampler: SamplerOpt = "nutpie",
     quiet: Annotated[bool, typer.Option("--quiet", help="Print only errors.")] = False,
     cache: Annotated[Path | None, typer.Option(
         help="Folder of cached posteriors: an unchanged fit is read back, not resampled.")
@@ -40,6 +41,7 @@ def report(
 
     cache_dir = None if no_cache or cache is None else str(cache)
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
+                               sampler=sampler,
                                cache_dir=cache_dir)
     chatty = not quiet and sys.stderr.isatty()
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from trialmeta.analysis.inference import SamplerSettings, flat
 from trialmeta.analysis.models.pooled_rate import PooledRate
 from trialmeta.analysis.selection import BinaryArms
@@ -18,14 +19,25 @@ def data() -> BinaryArms:
     return BinaryArms("response", t)
 
 
-def test_cache_hit_and_corrupt_entry(tmp_path: Path) -> None:
+@pytest.mark.parametrize("suffix", [".npz", ".nc"])
+def test_cache_hit_and_corrupt_entry(tmp_path: Path, suffix: str) -> None:
     settings = SamplerSettings(draws=200, tune=200, chains=2, seed=4, cache_dir=str(tmp_path))
     first = PooledRate().fit(data(), settings)
-    files = list(tmp_path.glob("*.nc"))
+    files = list(tmp_path.glob(f"*{suffix}"))
     assert len(files) == 1
     again = PooledRate().fit(data(), settings)
     np.testing.assert_array_equal(flat(first.idata, "mu"), flat(again.idata, "mu"))
-    files[0].write_bytes(b"not a netcdf file")  # corrupt the entry
+    for name in ("diverging", "step_size"):  # the fast format keeps every group
+        np.testing.assert_array_equal(first.idata.sample_stats[name].values,
+                                      again.idata.sample_stats[name].values)
+    np.testing.assert_array_equal(first.idata.log_likelihood["events"].values,
+                                  again.idata.log_likelihood["events"].values)
+    assert list(again.idata.posterior["theta"].coords["arm"].values) == \
+        list(first.idata.posterior["theta"].coords["arm"].values)
+    if suffix == ".nc":
+        files[0].unlink()  # the report copies the .nc: without it the entry is refitted
+    else:
+        files[0].write_bytes(b"not an npz file")  # corrupt the entry
     refit = PooledRate().fit(data(), settings)
     np.testing.assert_array_equal(flat(first.idata, "mu"), flat(refit.idata, "mu"))
     assert files[0].read_bytes()[:4] != b"not "  # rewritten with a good posterior

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from test_report import make_inputs, run_report
 
-ARGS = ["--draws", "2000", "--tune", "2000", "--chains", "4", "--no-cache", "--quiet"]
+ARGS = ["--draws", "40000", "--tune", "2000", "--chains", "4", "--no-cache", "--quiet"]
 
 
 def _start(data: Path, claims: Path, out: Path) -> subprocess.Popen:

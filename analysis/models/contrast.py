@@ -160,21 +160,23 @@ class Contrast:
                                      dims="contrast")
             if data.binary:
                 alpha = pm.Normal("alpha", 0.0, priors.baseline_sd, dims="study")
-                pm.Binomial("events_control", n=data.contrasts.drop_duplicates("study")["c"]
-                            .to_numpy() + data.contrasts.drop_duplicates("study")["d"].to_numpy(),
-                            logit_p=alpha, observed=data.contrasts.drop_duplicates("study")["c"]
-                            .to_numpy(), dims="study")
+                first = c.drop_duplicates("study")
+                # observed counts as pm.Data: a refit on new counts reuses the compiled model
+                y_control = pm.Data("y_control", first["c"].to_numpy(dtype="int64"), dims="study")
+                y_active = pm.Data("y_active", c["a"].to_numpy(dtype="int64"), dims="contrast")
+                pm.Binomial("events_control", n=(first["c"] + first["d"]).to_numpy(),
+                            logit_p=alpha, observed=y_control, dims="study")
                 pm.Binomial("events_active", n=(c["a"] + c["b"]).to_numpy(),
-                            logit_p=alpha[s_idx] + delta, observed=c["a"].to_numpy(),
-                            dims="contrast")
+                            logit_p=alpha[s_idx] + delta, observed=y_active, dims="contrast")
             else:
                 shared = c.groupby("study", sort=False)["shared_var"].first()
                 shared = np.where(pd.Series(multi).groupby(s_idx).any().to_numpy(),
                                   shared.to_numpy(), 0.0)
                 z_c = pm.Normal("z_control", 0.0, 1.0, dims="study")
                 own_sd = np.sqrt(c["vi"].to_numpy() - np.where(multi, shared[s_idx], 0.0))
+                yi = pm.Data("yi", c["yi"].to_numpy(dtype=float), dims="contrast")
                 pm.Normal("y", mu=delta + np.sqrt(shared)[s_idx] * z_c[s_idx], sigma=own_sd,
-                          observed=c["yi"].to_numpy(), dims="contrast")
+                          observed=yi, dims="contrast")
         return model
 
     def fit(self, data: ContrastData, settings: SamplerSettings | None = None, *,

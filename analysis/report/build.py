@@ -8,6 +8,7 @@ bytes.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import tempfile
@@ -301,7 +302,8 @@ def build_report(records: Records, claims: ClaimsFile, settings: SamplerSettings
     worker processes (they fill the cache); the report is then assembled from the cache.
     """
     say = say or (lambda msg: None)
-    if jobs > 1 and settings.cache_dir:
+    marker = _complete_marker(records, claims, settings)
+    if jobs > 1 and settings.cache_dir and not (marker and marker.exists()):
         from .parallel import prefetch
 
         say(f"fitting in {jobs} worker processes ...")
@@ -316,4 +318,23 @@ def build_report(records: Records, claims: ClaimsFile, settings: SamplerSettings
     say("writing ...")
     report = assemble(records, claims, settings, evaluation, contrasts, loo_tables)
     write_report(render(report), out, report.posteriors, settings)
+    if marker:
+        marker.touch()
     return report.results
+
+
+def _complete_marker(records: Records, claims: ClaimsFile,
+                     settings: SamplerSettings) -> Path | None:
+    """Return the cache file that says "every fit of this report is cached".
+
+    Its name hashes the records, the claims, the settings and the package versions. When it
+    exists the worker processes are not started: they would only find cache hits, and
+    starting them (each imports PyMC) costs more than the rest of a warm run. If entries
+    were deleted since, the report refits them in this process: slower, never wrong.
+    """
+    if not settings.cache_dir or not records.sha256 or not claims.sha256:
+        return None
+    text = "\n".join([records.sha256, claims.sha256, repr(sorted(settings.as_dict().items())),
+                      repr(sorted(package_versions().items()))])
+    name = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return Path(settings.cache_dir) / f"report-{name}.complete"
