@@ -53,7 +53,7 @@ class Claim:
     """One testable claim.
 
     ``options`` holds the model-specific settings as sorted (name, value) pairs: measure,
-    form, comparator, moderators, untimed, threshold, fraction, hill, direction.
+    form, comparator, moderators, untimed, threshold, fraction, hill, direction, tau_prior.
     """
 
     id: str
@@ -168,7 +168,7 @@ def _number(path: str, cid: str, fld: str, value: Any, lo: float | None = None,
     return v
 
 
-OPTION_FIELDS = {"measure", "form", "comparator", "moderators", "untimed", "threshold",
+OPTION_FIELDS = {"measure", "form", "comparator", "moderators", "untimed", "threshold", "tau_prior",
                  "fraction", "hill", "direction"}
 QUANTITIES = {
     "pooled-rate": ("pooled_rate", "predictive_rate", "tau", "mu_logit"),

@@ -42,7 +42,8 @@ def _pooled_rate(records: Records, claim: Claim, settings: SamplerSettings) -> F
     studies = sorted(set(data.table["study"]))
     if len(studies) < claim.rule.min_studies:
         return FamilyRun("pooled-rate", None, studies)
-    model = PooledRate(moderators=claim.option("moderators", ()))
+    model = PooledRate(_pooled_rate_priors(claim.option("tau_prior")),
+                       moderators=claim.option("moderators", ()))
     fit = model.fit(data, settings, data_sha256=records.sha256)
     run = PooledRateRun(claim.outcome, claim.window, claim.filters, fit, model.summary(fit))
     return FamilyRun("pooled-rate", pooled_rate_document(run, records),
@@ -51,10 +52,25 @@ def _pooled_rate(records: Records, claim: Claim, settings: SamplerSettings) -> F
                      extra={"run": run, "idata": fit.idata})
 
 
+def _pooled_rate_priors(spec: str | None):  # noqa: ANN202
+    """Default priors, with tau's half-normal scale from a ``half-normal:S`` option."""
+    from .errors import SpecError
+    from .models.pooled_rate import PooledRatePriors
+    from .priors import heterogeneity_prior
+
+    if spec is None:
+        return PooledRatePriors()
+    prior = heterogeneity_prior(spec)
+    if prior.kind != "half-normal":
+        raise SpecError(f"pooled-rate takes a half-normal prior on tau, not '{spec}'")
+    return PooledRatePriors(tau_scale=prior.scale)
+
+
 def _contrast(records: Records, claim: Claim, settings: SamplerSettings) -> FamilyRun:
     from .comparative import contrast_document, run_contrast
     from .contrasts import select_contrasts
-    from .models.contrast import Contrast
+    from .models.contrast import Contrast, default_priors
+    from .priors import heterogeneity_prior
 
     measure = claim.option("measure", "SMD" if claim.outcome == "change" else "OR")
     data = select_contrasts(records, claim.outcome, measure, claim.window, claim.filters,
@@ -62,8 +78,11 @@ def _contrast(records: Records, claim: Claim, settings: SamplerSettings) -> Fami
     if data.k_studies < claim.rule.min_studies:
         return FamilyRun("contrast", None, data.studies)
     moderators = claim.option("moderators", ())
-    run = run_contrast(data, settings, data_sha256=records.sha256, moderators=moderators)
-    model = Contrast(None, 0.0, moderators)
+    tau_prior = claim.option("tau_prior")
+    priors = default_priors(measure, heterogeneity_prior(tau_prior)) if tau_prior else None
+    run = run_contrast(data, settings, priors, data_sha256=records.sha256,
+                       moderators=moderators)
+    model = Contrast(priors, 0.0, moderators)
     return FamilyRun("contrast", contrast_document(run, records), sorted(data.studies),
                      lambda q, c: model.draws(run.fit, q),
                      diagnostics_passed=run.fit.diagnostics.passed,

@@ -8,6 +8,7 @@ import typer
 
 from . import contrast as _contrast  # noqa: F401 (registers `fit contrast`)
 from . import curves as _curves  # noqa: F401 (registers `fit dose-response`, `fit time-course`)
+from .calibrate import calibrate
 from .claims import claims
 from .contrast import frequentist
 from .curves import compare_forms
@@ -46,6 +47,7 @@ app.command("validate")(validate)
 app.add_typer(fit_app, name="fit")
 app.command("report")(report)
 app.command("claims")(claims)
+app.command("calibrate")(calibrate)
 app.command("frequentist")(frequentist)
 app.command("compare-forms")(compare_forms)
 

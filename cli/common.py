@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -94,3 +95,11 @@ def dropped_lines(dropped: list[dict]) -> list[str]:
         label = d["study"] if d.get("arm") in (None, "*") else f"{d['study']} {d['arm']}"
         by_reason.setdefault(str(d["reason"]), []).append(label)
     return [f"  left out ({reason}): {', '.join(names)}" for reason, names in by_reason.items()]
+
+
+WorkersOpt = Annotated[int | None, typer.Option(
+    min=1, help="Worker processes of the local Dask cluster (default: number of cores).")]
+SchedulerOpt = Annotated[str | None, typer.Option(
+    help="Address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (no local cluster).")]
+CellCacheOpt = Annotated[Path | None, typer.Option(
+    "--cache", help="Folder for finished results (a rerun skips them) and posteriors.")]

@@ -202,3 +202,41 @@ def time_plot(*, doc: dict, title: str) -> Figure:
     ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
     return fig
+
+
+def calibration_plot(summary: dict) -> Figure:
+    """SBC rank histograms (with the 99 % band of a uniform histogram) and coverage."""
+    from matplotlib.figure import Figure
+
+    from ..calibration import N_RANK_DRAWS, RANK_BINS
+
+    labels = list(summary["ranks"])
+    n = summary["sims"]
+    fig = Figure(figsize=(2.4 * (len(labels) + 1), 2.6))
+    expected = n / RANK_BINS
+    lo, hi = stats.binom.ppf([0.005, 0.995], n, 1 / RANK_BINS)
+    for i, label in enumerate(labels):
+        ax = fig.add_subplot(1, len(labels) + 1, i + 1)
+        ax.axhspan(lo, hi, color="0.9")
+        ax.axhline(expected, color="0.6", lw=0.8)
+        ax.bar(np.arange(RANK_BINS), summary["ranks"][label], width=1.0, color="tab:blue",
+               edgecolor="white")
+        ax.set_title(label, fontsize=8)
+        ax.set_xticks([0, RANK_BINS - 1], ["0", str(N_RANK_DRAWS)])
+        ax.set_xlabel("rank of the truth", fontsize=7)
+        ax.tick_params(labelsize=7)
+    ax = fig.add_subplot(1, len(labels) + 1, len(labels) + 1)
+    for j, label in enumerate(labels):
+        rows = [r for r in summary["coverage"] if r["quantity"] == label]
+        x = np.array([r["level"] for r in rows]) + (j - len(labels) / 2) * 0.01
+        y = np.array([r["coverage"] for r in rows])
+        ax.errorbar(x, y, yerr=[y - [r["ci_low"] for r in rows], [r["ci_high"] for r in rows] - y],
+                    fmt="o", ms=3, capsize=2, label=label)
+    ax.plot([0.4, 1], [0.4, 1], color="0.6", lw=0.8)
+    ax.set_xlabel("nominal", fontsize=7)
+    ax.set_ylabel("observed coverage", fontsize=7)
+    ax.set_title("coverage (99% CI)", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=6, frameon=False)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,274 @@
+"""Simulation-based calibration (Talts et al. 2018) and parameter recovery.
+
+For simulation ``s``: draw every parameter from the model's prior, simulate the observed
+counts or effects for the same studies, arms and sample sizes as the selected records,
+fit the model to the simulated data, and record for each quantity (a) the rank of the
+true value among ``L = 99`` thinned posterior draws and (b) whether the central 50, 80
+and 95 % intervals contain it. If the sampler and model are right, the ranks are uniform
+on 0..99 and the coverages match their nominal levels up to binomial error.
+
+Parameter recovery fixes some parameters at planted values (``pm.do``) and simulates the
+rest, so bias and coverage are measured at a chosen truth, not averaged over the prior.
+
+Each simulation is one engine task with its own seed (``SeedSequence([seed, s])``), so the
+result does not depend on how simulations are split among workers. A worker keeps the
+built model and its compiled functions between tasks and only swaps the data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from .engine import Task, task_key
+from .errors import SpecError
+from .inference import SamplerSettings, package_versions
+from .records import Records
+
+LEVELS = (0.5, 0.8, 0.95)
+N_RANK_DRAWS = 99
+RANK_BINS = 20
+#: coverage verdicts use 99 % Clopper-Pearson intervals: 3 levels x 3-4 quantities are
+#: checked per model, so 95 % intervals would flag a well-calibrated model about half the time
+VERDICT_PROB = 0.99
+#: what each family checks: (label, posterior variable, flat index or None)
+QUANTITIES = {
+    "pooled-rate": [("mu", "mu", None), ("tau", "tau", None),
+                    ("pooled_rate", "pooled_rate", None), ("theta[first arm]", "theta", 0)],
+    "contrast": [("d", "d", None), ("tau", "tau", None),
+                 ("delta[first contrast]", "delta", 0)],
+}
+#: planted values for parameter recovery (close to the bundled data's posterior)
+PLANTED = {"pooled-rate": {"mu": -0.4, "tau": 0.5}, "contrast": {"d": 1.0, "tau": 0.3}}
+
+
+@dataclass(frozen=True)
+class CalibrationSpec:
+    """What to calibrate: the model family, the data shape and the fit settings."""
+
+    family: str
+    outcome: str = "response"
+    measure: str = "OR"
+    time_h: float = 24.0
+    treatments: tuple[str, ...] = ("ketamine", "esketamine")
+    draws: int = 500
+    tune: int = 300
+    chains: int = 2
+    seed: int = 20190101
+    sampler: str = "nutpie"
+    planted: tuple[tuple[str, float], ...] = ()
+
+    def settings(self, sim: int) -> SamplerSettings:
+        """Sampler settings of simulation ``sim`` (its own seed, no posterior cache)."""
+        return SamplerSettings(draws=self.draws, tune=self.tune, chains=self.chains,
+                               seed=int(_seeds(self.seed, sim)[1]), sampler=self.sampler)
+
+
+def _seeds(seed: int, sim: int) -> np.ndarray:
+    return np.random.SeedSequence([seed, sim]).generate_state(2)
+
+
+def build(spec: CalibrationSpec, records: Records):  # noqa: ANN201
+    """Select the records and build the (unfitted) PyMC model whose shape is simulated."""
+    from .selection import Filters, TimeWindow
+
+    window = TimeWindow.around(spec.time_h)
+    filters = Filters(treatment=spec.treatments)
+    if spec.family == "pooled-rate":
+        from .models.pooled_rate import PooledRate
+        from .selection import select_binary_arms
+
+        data = select_binary_arms(records, spec.outcome, window, filters)
+        return PooledRate().build(data), len(data.table)
+    if spec.family == "contrast":
+        from .contrasts import select_contrasts
+        from .models.contrast import Contrast
+
+        data = select_contrasts(records, spec.outcome, spec.measure, window, filters)
+        return Contrast().build(data), data.k_studies
+    raise SpecError(f"calibrate supports pooled-rate and contrast, not '{spec.family}'")
+
+
+@dataclass
+class _Context:
+    model: Any
+    forward: Any  # compiled prior simulation: () -> [quantities..., observed...]
+    rngs: list
+    observed: list
+
+
+_CONTEXTS: dict[str, _Context] = {}
+
+
+def _context(spec: CalibrationSpec, records: Records) -> _Context:
+    """Return the model and its prior simulator, built once per worker process and spec."""
+    key = task_key(asdict(spec), records.sha256)
+    if key in _CONTEXTS:
+        return _CONTEXTS[key]
+    import pymc as pm
+    from pymc.pytensorf import compile as compile_pymc
+    from pytensor.tensor.random.type import RandomGeneratorType
+
+    model, _ = build(spec, records)
+    source = pm.do(model, dict(spec.planted)) if spec.planted else model
+    outputs = [source[name] if name not in dict(spec.planted) else None
+               for _, name, _ in QUANTITIES[spec.family]]
+    outputs = [o for o in outputs if o is not None]
+    with source:
+        forward = compile_pymc([], outputs + list(source.observed_RVs), random_seed=0)
+    rngs = [v for v in forward.get_shared() if isinstance(v.type, RandomGeneratorType)]
+    ctx = _Context(model, forward, rngs, [_data_of(model, rv) for rv in model.observed_RVs])
+    _CONTEXTS[key] = ctx
+    return ctx
+
+
+def _data_of(model: Any, rv: Any) -> Any:
+    """Return the ``pm.Data`` variable holding an observed variable's values."""
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph.basic import ancestors
+
+    shared = [v for v in ancestors([model.rvs_to_values[rv]]) if isinstance(v, SharedVariable)]
+    if len(shared) != 1:
+        raise SpecError(f"observed variable {rv.name!r} is not a pm.Data container: "
+                        "calibration swaps the data of one built model")
+    return shared[0]
+
+
+def simulate_and_fit(spec: CalibrationSpec, records: Records, sim: int) -> dict[str, Any]:
+    """One simulation: prior draw (or planted values), simulated data, fit, ranks, coverage."""
+    from pymc.pytensorf import reseed_rngs
+
+    from .inference import diagnose, sample
+
+    ctx = _context(spec, records)
+    reseed_rngs(ctx.rngs, int(_seeds(spec.seed, sim)[0]))
+    values = ctx.forward()
+    planted = dict(spec.planted)
+    truth: dict[str, float] = {}
+    k = 0
+    for label, name, index in QUANTITIES[spec.family]:
+        if name in planted:
+            truth[label] = float(planted[name])
+            continue
+        v = np.asarray(values[k])
+        k += 1
+        truth[label] = float(v.ravel()[index] if index is not None else v)
+    for target, simulated in zip(ctx.observed, values[k:], strict=True):
+        target.set_value(np.asarray(simulated).astype(target.type.dtype))
+    idata = sample(ctx.model, spec.settings(sim))
+    out: dict[str, Any] = {"sim": sim, "quantities": {}}
+    post = idata.posterior
+    for label, name, index in QUANTITIES[spec.family]:
+        x = post[name].values
+        x = x.reshape(x.shape[0] * x.shape[1], -1)
+        draws = x[:, index] if index is not None else x[:, 0]
+        thinned = draws[np.linspace(0, len(draws) - 1, N_RANK_DRAWS).round().astype(int)]
+        t = truth[label]
+        covered = {}
+        for level in LEVELS:
+            lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+            covered[str(level)] = bool(lo <= t <= hi)
+        out["quantities"][label] = {"truth": t, "rank": int(np.sum(thinned < t)),
+                                    "mean": float(draws.mean()), "covered": covered}
+    diag = diagnose(idata, [n for n in ("mu", "tau", "d") if n in post])
+    out["diagnostics"] = {"divergences": diag.divergences, "r_hat_max": diag.r_hat_max,
+                          "passed": diag.passed}
+    return out
+
+
+def tasks(spec: CalibrationSpec, records: Records, sims: int) -> list[Task]:
+    """One engine task per simulation, keyed by everything that decides its result."""
+    base = task_key("calibrate", asdict(spec), records.sha256, package_versions())
+    return [Task(task_key(base, s), simulate_and_fit, (spec, records, s)) for s in range(sims)]
+
+
+@dataclass
+class CoverageRow:
+    """Coverage of one quantity at one level, with its binomial uncertainty."""
+
+    quantity: str
+    level: float
+    covered: int
+    sims: int
+    coverage: float
+    ci_low: float
+    ci_high: float
+    verdict: str
+
+
+@dataclass
+class CalibrationSummary:
+    """Everything ``trialmeta calibrate`` prints and writes."""
+
+    spec: dict[str, Any]
+    sims: int
+    coverage: list[CoverageRow]
+    ranks: dict[str, list[int]]
+    rank_uniformity_p: dict[str, float | None]
+    recovery: dict[str, dict[str, float]]
+    verdicts: dict[str, str]
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the ``--json`` document)."""
+        d = asdict(self)
+        d["coverage"] = [asdict(r) for r in self.coverage]
+        return d
+
+
+def clopper_pearson(k: int, n: int, prob: float = 0.95) -> tuple[float, float]:
+    """Exact binomial interval for a proportion ``k / n``."""
+    a = (1 - prob) / 2
+    lo = 0.0 if k == 0 else float(stats.beta.ppf(a, k, n - k + 1))
+    hi = 1.0 if k == n else float(stats.beta.ppf(1 - a, k + 1, n - k))
+    return lo, hi
+
+
+def summarize(spec: CalibrationSpec, results: list[dict[str, Any]]) -> CalibrationSummary:
+    """Coverage with Clopper-Pearson intervals, rank histograms, a verdict per quantity."""
+    n = len(results)
+    labels = [label for label, _, _ in QUANTITIES[spec.family]]
+    planted = {lbl for lbl, name, _ in QUANTITIES[spec.family] if name in dict(spec.planted)}
+    coverage, ranks, pvals, recovery, verdicts = [], {}, {}, {}, {}
+    for label in labels:
+        rows = [r["quantities"][label] for r in results]
+        bad_levels = []
+        for level in LEVELS:
+            k = sum(r["covered"][str(level)] for r in rows)
+            lo, hi = clopper_pearson(k, n, VERDICT_PROB)
+            ok = lo <= level <= hi
+            direction = "" if ok else (" (under-covers)" if k / n < level else " (over-covers)")
+            coverage.append(CoverageRow(label, level, k, n, k / n, lo, hi,
+                                        "within binomial error" if ok else
+                                        "outside binomial error" + direction))
+            if not ok:
+                bad_levels.append(level)
+        r = np.array([x["rank"] for x in rows])
+        hist = np.bincount(r * RANK_BINS // (N_RANK_DRAWS + 1), minlength=RANK_BINS)
+        ranks[label] = hist.tolist()
+        # the chi-square test needs about 2 simulations per bin; below that: no p-value
+        pvals[label] = float(stats.chisquare(hist).pvalue) if n >= 2 * RANK_BINS else None
+        truth = np.array([x["truth"] for x in rows])
+        mean = np.array([x["mean"] for x in rows])
+        recovery[label] = {"mean_truth": float(truth.mean()), "mean_posterior_mean":
+                           float(mean.mean()), "bias": float((mean - truth).mean()),
+                           "rmse": float(np.sqrt(((mean - truth) ** 2).mean()))}
+        if label in planted or pvals[label] is None:
+            uniform = True  # ranks of a planted (fixed) value are not an SBC statistic
+        else:
+            uniform = pvals[label] > 0.01
+        if not bad_levels and uniform:
+            verdicts[label] = "calibrated"
+        else:
+            why = [f"coverage at {', '.join(f'{lv:.0%}' for lv in bad_levels)} outside "
+                   "binomial error"] if bad_levels else []
+            why += [] if uniform else [f"ranks not uniform (chi-square p = {pvals[label]:.3g})"]
+            verdicts[label] = "miscalibrated: " + "; ".join(why)
+    diag = [r["diagnostics"] for r in results]
+    diagnostics = {"fits": n, "with_divergences": sum(d["divergences"] > 0 for d in diag),
+                   "failed_gate": sum(not d["passed"] for d in diag)}
+    return CalibrationSummary(asdict(spec), n, coverage, ranks, pvals, recovery, verdicts,
+                              diagnostics)

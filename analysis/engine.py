@@ -1,0 +1,135 @@
+"""Run many independent fits on Dask, with a result cache that makes runs resumable.
+
+A unit of work is a :class:`Task`: a top-level function and plain arguments (record
+tables, claim definitions, numbers), never PyMC objects, so any ``dask.distributed``
+worker can run it. :func:`run_tasks` starts a ``LocalCluster`` (one single-threaded
+worker process per core) or connects to ``--scheduler tcp://HOST:PORT``. Each finished
+task's JSON result is written at once to ``cache_dir/cells/<key>.json`` on the machine
+that submitted the work, so an interrupted run redoes only the tasks that had not
+finished, and workers need no shared disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .io import dumps_json, write_text_atomic
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work: ``func(*args)`` returns a JSON-ready dict; ``key`` names its result."""
+
+    key: str
+    func: Callable[..., dict[str, Any]]
+    args: tuple
+
+
+def task_key(*parts: Any) -> str:
+    """Hash JSON-ready parts (the inputs that decide a task's result) into a key."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class Progress:
+    """A one-line progress bar on stderr (only when stderr is a terminal, unless forced)."""
+
+    def __init__(self, total: int, label: str, *, enabled: bool | None = None):
+        self.total, self.label, self.done = total, label, 0
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+
+    def advance(self, n: int = 1) -> None:
+        """Count ``n`` finished tasks and redraw."""
+        self.done += n
+        if self.enabled:
+            width = 30
+            filled = int(width * self.done / max(self.total, 1))
+            sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
+                             f"{self.done}/{self.total}")
+            if self.done >= self.total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _cached(folder: Path | None, key: str) -> dict[str, Any] | None:
+    if folder is None:
+        return None
+    path = folder / f"{key}.json"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc.get("result") if doc.get("key") == key else None
+
+
+def run_tasks(tasks: Sequence[Task], *, workers: int | None = None, scheduler: str | None = None,
+              cache_dir: str | Path | None = None, label: str = "fits",
+              progress: bool | None = None) -> list[dict[str, Any]]:
+    """Run ``tasks`` (cached ones are read back), return their results in task order.
+
+    Parameters
+    ----------
+    tasks : sequence of Task
+        The work; tasks with the same key run once.
+    workers : int, optional
+        Worker processes of the local cluster (default: the number of cores).
+    scheduler : str, optional
+        Address of a running Dask scheduler (``tcp://HOST:PORT``); no local cluster.
+    cache_dir : path, optional
+        Folder whose ``cells/`` holds finished results; ``None`` caches nothing.
+    label : str
+        Name shown on the progress bar.
+    progress : bool, optional
+        Draw the progress bar (default: when stderr is a terminal).
+    """
+    folder = Path(cache_dir) / "cells" if cache_dir is not None else None
+    results: dict[str, dict[str, Any]] = {}
+    for t in tasks:
+        hit = _cached(folder, t.key)
+        if hit is not None:
+            results[t.key] = hit
+    todo = list({t.key: t for t in tasks if t.key not in results}.values())
+    bar = Progress(len(tasks), label, enabled=progress)
+    bar.advance(len(tasks) - len(todo))
+    if todo:
+        for key, result in _submit(todo, workers, scheduler):
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+                write_text_atomic(folder / f"{key}.json", dumps_json({"key": key,
+                                                                      "result": result}))
+            results[key] = result
+            bar.advance()
+    return [results[t.key] for t in tasks]
+
+
+def _submit(todo: list[Task], workers: int | None, scheduler: str | None):  # noqa: ANN202
+    """Yield (key, result) as tasks finish on the cluster."""
+    import logging
+
+    from distributed import Client, LocalCluster, as_completed
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    if scheduler:
+        client, cluster = Client(scheduler, timeout="30s"), None
+    else:
+        n = workers or os.cpu_count() or 1
+        cluster = LocalCluster(n_workers=min(n, len(todo)), threads_per_worker=1,
+                               processes=True, dashboard_address=None,
+                               silence_logs=logging.ERROR)
+        client = Client(cluster)
+    try:
+        futures = {client.submit(t.func, *t.args, key=f"trialmeta-{t.key}", pure=False): t.key
+                   for t in todo}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
