@@ -34,6 +34,8 @@ RANK_BINS = 20
 #: coverage verdicts use 99 % Clopper-Pearson intervals: 3 levels x 3-4 quantities are
 #: checked per model, so 95 % intervals would flag a well-calibrated model about half the time
 VERDICT_PROB = 0.99
+#: below this many simulations a 99 % interval cannot tell 95 % coverage from 85 %
+MIN_SIMS_FOR_VERDICT = 40
 #: what each family checks: (label, posterior variable, flat index or None)
 QUANTITIES = {
     "pooled-rate": [("mu", "mu", None), ("tau", "tau", None),
@@ -260,7 +262,11 @@ def summarize(spec: CalibrationSpec, results: list[dict[str, Any]]) -> Calibrati
             uniform = True  # ranks of a planted (fixed) value are not an SBC statistic
         else:
             uniform = pvals[label] > 0.01
-        if not bad_levels and uniform:
+        if n < MIN_SIMS_FOR_VERDICT:
+            verdicts[label] = (f"too few simulations to judge ({n} < "
+                               f"{MIN_SIMS_FOR_VERDICT})" + ("; coverage outside binomial error"
+                                                            if bad_levels else ""))
+        elif not bad_levels and uniform:
             verdicts[label] = "calibrated"
         else:
             why = [f"coverage at {', '.join(f'{lv:.0%}' for lv in bad_levels)} outside "

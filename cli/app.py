@@ -14,6 +14,7 @@ from .contrast import frequentist
 from .curves import compare_forms
 from .fit import fit_app
 from .report import report
+from .sweep import sweep
 from .validate import validate
 
 app = typer.Typer(
@@ -48,6 +49,7 @@ app.add_typer(fit_app, name="fit")
 app.command("report")(report)
 app.command("claims")(claims)
 app.command("calibrate")(calibrate)
+app.command("sweep")(sweep)
 app.command("frequentist")(frequentist)
 app.command("compare-forms")(compare_forms)
 

@@ -28,6 +28,12 @@ def report(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Always resample.")] = False,
     jobs: Annotated[int, typer.Option(
         min=1, help="Worker processes for independent fits (needs the cache).")] = 2,
+    sweep: Annotated[Path | None, typer.Option(
+        help="sweep.json from `trialmeta sweep` on the same data and claims: adds the "
+             "section 'Does the conclusion depend on choices?'.")] = None,
+    calibration: Annotated[list[Path] | None, typer.Option(
+        help="calibration-MODEL.json from `trialmeta calibrate --out` (repeatable, or a "
+             "folder of them): adds the calibration section.")] = None,
 ) -> None:
     """Write index.html, report.md and results.json for the records and claims."""
     from trialmeta.analysis.claims import load_claims
@@ -51,7 +57,8 @@ def report(
 
     results = build_report(records, claims_file, settings, out, progress=chatty,
                            jobs=jobs if cache_dir else 1, records_path=file,
-                           claims_path=claims, say=say)
+                           claims_path=claims, say=say,
+                           robustness=read_robustness(sweep, calibration, records, claims_file))
     if not quiet:
         for c in results["claims"]:
             med = "" if c["median"] is None or c["probability"] is None else (
@@ -59,3 +66,34 @@ def report(
                 f" P(region) {c['probability']:.2f}")
             typer.echo(f"{c['id']:<14} {c['verdict']:<18}{med}")
         typer.echo(f"wrote {out}/index.html, {out}/report.md, {out}/results.json")
+
+
+def read_robustness(sweep: Path | None, calibration: list[Path] | None, records, claims_file):  # noqa: ANN001, ANN201
+    """Read the sweep and calibration results, refusing ones made for other data or claims."""
+    import json
+
+    from trialmeta.analysis.errors import SpecError
+
+    def load(path: Path) -> dict:
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise SpecError(f"{path}: cannot read ({exc})") from None
+
+    out: dict = {"calibration": []}
+    if sweep is not None:
+        doc = load(sweep)
+        prov = doc.get("provenance", {})
+        if (prov.get("data_sha256"), prov.get("claims_sha256")) != (records.sha256,
+                                                                     claims_file.sha256):
+            raise SpecError(f"{sweep}: made for other records or claims; rerun trialmeta sweep")
+        out["sweep"] = doc
+    files = []
+    for path in calibration or []:
+        files += sorted(path.glob("calibration-*.json")) if path.is_dir() else [path]
+    for path in files:
+        doc = load(path)
+        if doc.get("provenance", {}).get("data_sha256") != records.sha256:
+            raise SpecError(f"{path}: made for other records; rerun trialmeta calibrate")
+        out["calibration"].append(doc)
+    return out

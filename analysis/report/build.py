@@ -25,7 +25,7 @@ from ..records import Records, summarize
 from ..results import rounded
 from .contrast_section import run_contrast_section, strip_figures
 from .extras import limitations, load_published, published_comparison, sensitivity, to_csv
-from .plots import dose_plot, forest_plot, time_plot, to_svg
+from .plots import calibration_plot, dose_plot, forest_plot, time_plot, to_svg
 
 MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
 
@@ -79,8 +79,13 @@ class Report:
 
 def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
              evaluation: Evaluation, contrasts: list[dict[str, Any]] | None = None,
-             loo_tables: list[dict[str, Any]] | None = None) -> Report:
-    """Collect every number, table and figure of the report."""
+             loo_tables: list[dict[str, Any]] | None = None,
+             robustness: dict[str, Any] | None = None) -> Report:
+    """Collect every number, table and figure of the report.
+
+    ``robustness`` holds a ``trialmeta sweep`` document (``sweep``) and ``trialmeta
+    calibrate`` summaries (``calibration``), made beforehand for the same data and claims.
+    """
     fits, curves = [], []
     fit_docs, posteriors = {}, {}
     used_contrasts = {row["study"] for c in contrasts or [] for g in c["groups"]
@@ -140,6 +145,7 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
         "form_comparisons": loo_tables or [],
         "published_comparison": published,
         "sensitivity": sens,
+        "robustness": _robustness_results(robustness),
         "limitations": limits,
         "data": overview,
         "provenance": provenance,
@@ -170,6 +176,9 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
         "loo_tables": loo_tables or [],
         "published": results["published_comparison"],
         "sensitivity": results["sensitivity"],
+        "sweep": results["robustness"]["sweep"],
+        "calibration": [dict(c, svg=to_svg(calibration_plot(c)))
+                        for c in results["robustness"]["calibration"]],
         "limitations": limits,
         "contrasts": contrasts,
         "overview": results["data"],
@@ -295,7 +304,8 @@ def write_report(files: dict[str, str], out: Path, posteriors: dict[str, Any] | 
 
 def build_report(records: Records, claims: ClaimsFile, settings: SamplerSettings, out: Path,
                  *, progress: bool = False, jobs: int = 1, records_path: str | None = None,
-                 claims_path: str | None = None, say=None) -> dict[str, Any]:  # noqa: ANN001
+                 claims_path: str | None = None, say=None,  # noqa: ANN001
+                 robustness: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the analysis and write the report; return results.json's content.
 
     With ``jobs > 1`` and a cache folder in ``settings``, independent fits first run in
@@ -316,11 +326,26 @@ def build_report(records: Records, claims: ClaimsFile, settings: SamplerSettings
     say("functional forms (PSIS-LOO) ...")
     loo_tables = form_comparisons(records, evaluation, settings)
     say("writing ...")
-    report = assemble(records, claims, settings, evaluation, contrasts, loo_tables)
+    report = assemble(records, claims, settings, evaluation, contrasts, loo_tables, robustness)
     write_report(render(report), out, report.posteriors, settings)
     if marker:
         marker.touch()
     return report.results
+
+
+def _robustness_results(robustness: dict[str, Any] | None) -> dict[str, Any]:
+    """Return the sweep table and calibration summaries as results.json carries them."""
+    robustness = robustness or {}
+    sweep = robustness.get("sweep")
+    return {
+        "sweep": None if sweep is None else {
+            "cells": len(sweep["cells"]), "table": sweep["table"],
+            "settings": sweep["provenance"]["settings"]},
+        "calibration": [{k: c[k] for k in ("spec", "sims", "coverage", "ranks",
+                                           "rank_uniformity_p", "recovery", "verdicts",
+                                           "diagnostics")}
+                        for c in robustness.get("calibration", [])],
+    }
 
 
 def _complete_marker(records: Records, claims: ClaimsFile,

@@ -1,0 +1,89 @@
+"""``trialmeta sweep``: how each claim's verdict moves when one analysis choice changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .common import (
+    CellCacheOpt,
+    ChainsOpt,
+    DrawsOpt,
+    FileArg,
+    JsonOpt,
+    SamplerOpt,
+    SchedulerOpt,
+    SeedOpt,
+    TuneOpt,
+    WorkersOpt,
+    handle_errors,
+)
+
+
+@handle_errors
+def sweep(
+    file: FileArg = None,
+    claims: Annotated[str | None, typer.Option(
+        help="Claims file (YAML); the bundled ketamine claims if omitted.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Folder for sweep.json and sweep.csv.")] = None,
+    loo: Annotated[bool, typer.Option(
+        "--loo/--no-loo", help="Include leave-one-study-out cells.")] = True,
+    seed: SeedOpt = 20190101,
+    draws: DrawsOpt = 1000,
+    tune: TuneOpt = 500,
+    chains: ChainsOpt = 4,
+    sampler: SamplerOpt = "nutpie",
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    cache: CellCacheOpt = Path(".trialmeta-cache"),
+    as_json: JsonOpt = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Refit every claim under one-at-a-time changes of prior, form, data and window."""
+    from trialmeta.analysis.claims import load_claims
+    from trialmeta.analysis.engine import run_tasks
+    from trialmeta.analysis.inference import SamplerSettings, command_line, package_versions
+    from trialmeta.analysis.io import dumps_json, write_text_atomic
+    from trialmeta.analysis.records import read_records
+    from trialmeta.analysis.sweep import Variation, cell_tasks, grid, table
+
+    records = read_records(file)
+    claims_file = load_claims(claims)
+    settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
+                               sampler=sampler, cache_dir=None if cache is None else
+                               str(cache / "posteriors"))
+    show = False if quiet or as_json else None
+    common = {"workers": workers, "scheduler": scheduler, "cache_dir": cache}
+    [baseline] = run_tasks(cell_tasks([Variation("baseline")], records, claims_file, settings),
+                           label="sweep baseline", progress=show, **common)
+    cells = grid(claims_file, baseline, loo=loo)
+    results = run_tasks(cell_tasks(cells, records, claims_file, settings, baseline),
+                        label="sweep cells", progress=show, **common)
+    rows = table(claims_file, baseline, results)
+    doc = {"baseline": baseline, "cells": results, "table": rows,
+           "provenance": {"data_sha256": records.sha256, "claims_sha256": claims_file.sha256,
+                          "settings": settings.as_dict(), "versions": package_versions(),
+                          "command": command_line()}}
+    if out is not None:
+        import pandas as pd
+
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out / "sweep.json", dumps_json(doc))
+        flat = pd.DataFrame([{k: v for k, v in r.items() if k != "changes"} |
+                             {"changed_by": "; ".join(c["change"] for c in r["changes"])}
+                             for r in rows])
+        write_text_atomic(out / "sweep.csv", flat.to_csv(index=False, lineterminator="\n"))
+    if as_json:
+        typer.echo(dumps_json(doc))
+        return
+    typer.echo(f"{len(results)} cells (one change each) x {len(rows)} claims")
+    for r in rows:
+        span = ("" if r["median_min"] is None else
+                f"; median {r['median_min']:.3g} to {r['median_max']:.3g}")
+        typer.echo(f"{r['id']:<16} {r['baseline_verdict']:<18} same verdict in "
+                   f"{r['same_verdict']}/{r['cells']} cells{span}")
+        for c in r["changes"]:
+            typer.echo(f"{'':<18}-> {c['verdict']} ({c['change']})")
