@@ -8,7 +8,7 @@ SEED   ?= 20190101
 
 .DEFAULT_GOAL := help
 CHECK_ARGS ?= --draws 300 --tune 300 --chains 2
-.PHONY: help install test test-slow lint report report-check bench load validate clean
+.PHONY: help install test test-slow lint report sweep calibrate report-check bench load validate clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -33,8 +33,19 @@ lint: install ## ruff
 validate: install ## validate the bundled dataset
 	$(BIN)/trialmeta validate
 
-report: install ## run the analysis on the bundled data and write the report to $(OUT)/
-	$(BIN)/trialmeta report --out $(OUT) --seed $(SEED)
+CACHE ?= .trialmeta-cache
+SIMS  ?= 400
+
+report: sweep ## analyse the bundled data; write the report (with the sweep and calibration/) to $(OUT)/
+	$(BIN)/trialmeta report --out $(OUT) --seed $(SEED) --cache $(CACHE) \
+		--sweep $(CACHE)/sweep/sweep.json --calibration calibration
+
+sweep: install ## refit every claim under one-at-a-time changes of prior, form, data, window (Dask)
+	$(BIN)/trialmeta sweep --out $(CACHE)/sweep --seed $(SEED) --cache $(CACHE) --quiet
+
+calibrate: install ## simulation-based calibration of pooled-rate and contrast ($(SIMS) simulations each) into calibration/
+	$(BIN)/trialmeta calibrate pooled-rate --sims $(SIMS) --seed $(SEED) --cache $(CACHE) --out calibration
+	$(BIN)/trialmeta calibrate contrast --sims $(SIMS) --seed $(SEED) --cache $(CACHE) --out calibration
 
 report-check: install ## run the report twice from empty caches (reduced draws) and fail on any text difference
 	rm -rf .check && mkdir -p .check

@@ -130,7 +130,7 @@ def _context(spec: CalibrationSpec, records: Records) -> _Context:
 def _data_of(model: Any, rv: Any) -> Any:
     """Return the ``pm.Data`` variable holding an observed variable's values."""
     from pytensor.compile.sharedvalue import SharedVariable
-    from pytensor.graph.basic import ancestors
+    from pytensor.graph.traversal import ancestors
 
     shared = [v for v in ancestors([model.rvs_to_values[rv]]) if isinstance(v, SharedVariable)]
     if len(shared) != 1:

@@ -7,8 +7,9 @@ this machine at this moment, not a test: nothing here passes or fails.
 
 Sections:
 - per model family (pooled-rate, contrast, dose-response, time-course) on the bundled
-  data: import, build, sampling (compile included, as PyMC does both in ``pm.sample``),
-  post-processing, and the minimum bulk ESS per second of sampling;
+  data, with the default sampler (nutpie) and with PyMC's own NUTS: import, build, compile
+  (PyMC compiles inside ``pm.sample``, so for it compile counts as sampling), sampling,
+  post-processing, the whole process, and the minimum bulk ESS (per second of sampling);
 - the exact normal-normal engine for 100 studies;
 - scaling of pooled-rate and contrast in the number of studies, with peak memory (each
   size in a fresh process, so memory is that run's own);
@@ -39,7 +40,7 @@ from trialmeta.analysis.records import read_records
 from trialmeta.analysis.selection import Filters, TimeWindow
 from trialmeta.analysis.inference import SamplerSettings, sample, diagnose
 t_import = time.perf_counter() - t0
-family = sys.argv[1]
+family, sampler = sys.argv[1], sys.argv[2]
 r = read_records()
 dep = ("MADRS", "HDRS", "HDRS17", "HDRS21", "HDRS25", "HAMD6", "QIDS_SR16")
 t1 = time.perf_counter()
@@ -69,15 +70,21 @@ else:
     m = M("bateman"); names = ["tau", "peak", "t_rise", "t_decay"]
 model = m.build(data)
 t_build = time.perf_counter() - t1
+t_c = time.perf_counter()
+if sampler == "nutpie":  # PyMC compiles inside pm.sample: its compile counts as sampling
+    from trialmeta.analysis.samplers import compiled
+    compiled(model)
+t_compile = time.perf_counter() - t_c
 t2 = time.perf_counter()
-idata = sample(model, SamplerSettings())
+idata = sample(model, SamplerSettings(sampler=sampler))
 t_sample = time.perf_counter() - t2
 t3 = time.perf_counter()
 diag = diagnose(idata, names)
 ess = arviz.ess(idata.posterior[names], method="bulk")
 ess_min = min(float(ess[v].values.min()) for v in names)
 t_post = time.perf_counter() - t3
-print(json.dumps({"import_s": t_import, "build_s": t_build, "sample_s": t_sample,
+print(json.dumps({"import_s": t_import, "build_s": t_build, "compile_s": t_compile,
+                  "sample_s": t_sample, "sampler": sampler,
                   "post_s": t_post, "ess_bulk_min": ess_min,
                   "ess_per_s": ess_min / t_sample, "divergences": diag.divergences}))
 """
@@ -159,14 +166,17 @@ def main() -> None:
     results: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
     trialmeta = str(Path(sys.executable).with_name("trialmeta"))
     results["help_s"] = min(timed([trialmeta, "--help"]) for _ in range(3))
-    fams = {}
-    for family in ("pooled-rate", "contrast", "dose-response", "time-course"):
-        doc, wall = run_py(FAMILY_CODE, family)
-        doc["whole_process_s"] = wall
-        fams[family] = doc
-        print(f"{family:<14} import {doc['import_s']:5.1f}s build {doc['build_s']:5.2f}s "
-              f"sample {doc['sample_s']:5.1f}s post {doc['post_s']:4.2f}s "
-              f"ESS/s {doc['ess_per_s']:6.0f} whole {wall:5.1f}s", flush=True)
+    fams: dict = {}
+    print(f"{'family':<14}{'sampler':<8}{'import':>8}{'build':>7}{'compile':>9}{'sample':>8}"
+          f"{'post':>6}{'whole':>7}{'min ESS':>9}{'ESS/s':>7}", flush=True)
+    for sampler in ("nutpie", "pymc"):
+        for family in ("pooled-rate", "contrast", "dose-response", "time-course"):
+            doc, wall = run_py(FAMILY_CODE, family, sampler)
+            doc["whole_process_s"] = wall
+            fams.setdefault(sampler, {})[family] = doc
+            print(f"{family:<14}{sampler:<8}{doc['import_s']:7.1f}s{doc['build_s']:6.2f}s"
+                  f"{doc['compile_s']:8.1f}s{doc['sample_s']:7.1f}s{doc['post_s']:5.2f}s"
+                  f"{wall:6.1f}s{doc['ess_bulk_min']:9.0f}{doc['ess_per_s']:7.0f}", flush=True)
     results["families"] = fams
     results["exact_100_studies"], _ = run_py(EXACT_CODE)
     print(f"exact engine, 100 studies: {results['exact_100_studies']['best_s'] * 1000:.0f} ms",

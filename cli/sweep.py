@@ -53,8 +53,7 @@ def sweep(
     records = read_records(file)
     claims_file = load_claims(claims)
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
-                               sampler=sampler, cache_dir=None if cache is None else
-                               str(cache / "posteriors"))
+                               sampler=sampler, cache_dir=None if cache is None else str(cache))
     show = False if quiet or as_json else None
     common = {"workers": workers, "scheduler": scheduler, "cache_dir": cache}
     [baseline] = run_tasks(cell_tasks([Variation("baseline")], records, claims_file, settings),

@@ -109,3 +109,21 @@ def test_binary_contrast_recovers_planted_parameters(d_true: float, tau_true: fl
     for name, truth in [("d", d_true), ("tau", tau_true)]:
         draws = flat(fit.idata, name)
         assert abs(draws.mean() - truth) < 3 * draws.std(), name
+
+
+@pytest.mark.parametrize("spec", ["half-normal:0.5", "half-cauchy:0.3", "turner2015",
+                                  "rhodes2015", "turner2015:active"])
+def test_closed_form_tau_priors_equal_scipy(spec: str) -> None:
+    from scipy import stats
+    from trialmeta.analysis.exact import log_tau_prior
+
+    prior = heterogeneity_prior(spec)
+    tau = np.array([1e-3, 0.05, 0.3, 1.0, 4.0])
+    log_t2, jac = 2 * np.log(tau), np.log(2.0) - np.log(tau)
+    expected = {
+        "half-normal": lambda: stats.halfnorm.logpdf(tau, scale=prior.scale),
+        "half-cauchy": lambda: stats.halfcauchy.logpdf(tau, scale=prior.scale),
+        "turner2015": lambda: stats.norm.logpdf(log_t2, prior.location, prior.scale) + jac,
+        "rhodes2015": lambda: stats.t.logpdf(log_t2, 5, prior.location, prior.scale) + jac,
+    }[prior.kind]()
+    np.testing.assert_allclose(log_tau_prior(tau, prior), expected, rtol=1e-12, atol=1e-12)

@@ -317,8 +317,7 @@ def build_report(records: Records, claims: ClaimsFile, settings: SamplerSettings
         from .parallel import prefetch
 
         say(f"fitting in {jobs} worker processes ...")
-        prefetch(records_path, claims_path, settings, len(claims.claims),
-                 len(claims.contrasts), jobs)
+        prefetch(records_path, claims_path, settings, claims, jobs)
     say(f"claims: {len(claims.claims)} ...")
     evaluation = evaluate(records, claims, settings, progress=progress)
     say(f"contrast section: {len(claims.contrasts)} comparison(s) ...")
@@ -341,9 +340,9 @@ def _robustness_results(robustness: dict[str, Any] | None) -> dict[str, Any]:
         "sweep": None if sweep is None else {
             "cells": len(sweep["cells"]), "table": sweep["table"],
             "settings": sweep["provenance"]["settings"]},
-        "calibration": [{k: c[k] for k in ("spec", "sims", "coverage", "ranks",
-                                           "rank_uniformity_p", "recovery", "verdicts",
-                                           "diagnostics")}
+        "calibration": [{k: c.get(k) for k in ("spec", "sims", "coverage", "ranks",
+                                               "rank_uniformity_p", "recovery", "verdicts",
+                                               "diagnostics", "stale", "provenance")}
                         for c in robustness.get("calibration", [])],
     }
 

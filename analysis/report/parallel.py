@@ -10,14 +10,28 @@ from __future__ import annotations
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 
+from ..claims import ClaimsFile
 from ..inference import SamplerSettings
 
 
-def tasks(n_claims: int, n_contrasts: int) -> list[tuple[str, int]]:
-    """Every independent unit of work: one per claim fit, contrast spec and form table."""
-    return ([("claim", i) for i in range(n_claims)]
-            + [("contrast", j) for j in range(n_contrasts)]
-            + [("forms", i) for i in range(n_claims)])
+def tasks(claims: ClaimsFile) -> list[tuple[str, int]]:
+    """Every independent unit of work, most expensive first.
+
+    One per distinct claim fit (claims sharing a fit would otherwise race to compute it in
+    two workers), one per contrast spec, one form table per dose-response or time-course
+    fit.
+    """
+    from ..claims import model_family
+
+    first: dict[tuple, int] = {}
+    for i, c in enumerate(claims.claims):
+        first.setdefault(c.fit_key(), i)
+    fits = sorted(first.values())
+    curves = [i for i in fits
+              if model_family(claims.claims[i].model) in ("dose-response", "time-course")]
+    return ([("forms", i) for i in curves]
+            + [("contrast", j) for j in range(len(claims.contrasts))]
+            + [("claim", i) for i in fits if i not in curves])
 
 
 def _worker(records_path: str | None, claims_path: str | None, settings: SamplerSettings,
@@ -57,11 +71,14 @@ def _worker(records_path: str | None, claims_path: str | None, settings: Sampler
 
 
 def prefetch(records_path: str | None, claims_path: str | None, settings: SamplerSettings,
-             n_claims: int, n_contrasts: int, jobs: int) -> None:
-    """Fill the cache using ``jobs`` worker processes (round-robin split of the tasks)."""
-    work = tasks(n_claims, n_contrasts)
-    chunks = [work[k::jobs] for k in range(jobs)]
+             claims: ClaimsFile, jobs: int) -> None:
+    """Fill the cache using ``jobs`` worker processes.
+
+    One task at a time goes to whichever worker is free (the fits differ tenfold in cost,
+    so a fixed split leaves one worker idle); the workers live for the whole prefetch.
+    A form table fits its claim's own form too, so curve claims need no separate task.
+    """
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        for future in [pool.submit(_worker, records_path, claims_path, settings, ch)
-                       for ch in chunks if ch]:
+        for future in [pool.submit(_worker, records_path, claims_path, settings, [t])
+                       for t in tasks(claims)]:
             future.result()
