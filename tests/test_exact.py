@@ -127,3 +127,27 @@ def test_closed_form_tau_priors_equal_scipy(spec: str) -> None:
         "rhodes2015": lambda: stats.t.logpdf(log_t2, 5, prior.location, prior.scale) + jac,
     }[prior.kind]()
     np.testing.assert_allclose(log_tau_prior(tau, prior), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_shrinkage_quantiles_solve_the_mixture_cdf() -> None:
+    """Newton's quantiles of each theta_i's mixture equal a bracketing root-finder's."""
+    from scipy import optimize, special
+    from trialmeta.analysis.exact import _Grid, _mixture_quantile
+
+    rng = np.random.default_rng(3)
+    y, v = rng.normal(0.3, 0.4, 30), rng.uniform(0.01, 0.3, 30)
+    g = _Grid(y, v, heterogeneity_prior("half-cauchy:0.5"), None)
+    tau2 = g.tau[:, None] ** 2
+    b = v[None, :] / (v[None, :] + tau2)
+    mean_i = b * g.m[:, None] + (1 - b) * y[None, :]
+    sd_i = np.sqrt((1 - b) * v[None, :] + b**2 * g.v[:, None])
+    w = g.weight[:, None] / g.weight.sum()
+    mean = (w * mean_i).sum(axis=0)
+    sd = np.sqrt((w * (sd_i**2 + mean_i**2)).sum(axis=0) - mean**2)
+    for p in (0.001, 0.025, 0.5, 0.975):
+        got = _mixture_quantile(w, mean_i, sd_i, mean, sd, p)
+        for i in (0, 7, 29):
+            def cdf(x, i=i, p=p):
+                return float((w[:, 0] * special.ndtr((x - mean_i[:, i]) / sd_i[:, i])).sum()) - p
+            ref = optimize.brentq(cdf, mean[i] - 20 * sd[i], mean[i] + 20 * sd[i], xtol=1e-14)
+            assert got[i] == pytest.approx(ref, abs=1e-8 * sd[i])
