@@ -137,6 +137,18 @@ def _check_options(outcome: str, measure: str, crossover: str, rho: float) -> No
         raise SpecError("rho must lie in [-1, 1]")
 
 
+def _per_study(t: pd.DataFrame, active: pd.DataFrame, control: pd.DataFrame):  # noqa: ANN202
+    """Yield (study, its active rows, its control rows) in order of first appearance.
+
+    The tables are split once: a mask per study would scan them whole for every study.
+    """
+    by_active = dict(tuple(active.groupby("study", sort=False)))
+    by_control = dict(tuple(control.groupby("study", sort=False)))
+    for study in dict.fromkeys(t["study"]):
+        yield (study, by_active.get(study, active.iloc[0:0]),
+               by_control.get(study, control.iloc[0:0]))
+
+
 def select_time_course(records: Records, outcome: str, measure: str, filters: Filters, *,
                        comparator: tuple[str, ...] = (), crossover: str = "keep",
                        rho: float = 0.5, mean_type: str | None = None) -> ContrastData:
@@ -152,8 +164,7 @@ def select_time_course(records: Records, outcome: str, measure: str, filters: Fi
                                      timed=True)
     dropped: list[dict[str, object]] = []
     out: dict[str, list] = {"arms": [], "contrasts": [], "notes": []}
-    for study in dict.fromkeys(t["study"]):
-        a, c = active[active["study"] == study], control[control["study"] == study]
+    for study, a, c in _per_study(t, active, control):
         design = (a["design"].dropna().tolist() + c["design"].dropna().tolist() or [""])[0]
         if design == "crossover" and crossover == "exclude":
             dropped.append(dict(study=study, arm="*", reason="crossover trial excluded"))
@@ -212,9 +223,7 @@ def select_contrasts(records: Records, outcome: str, measure: str, window: TimeW
                                      timed=window is not None)
     dropped: list[dict[str, object]] = []
     out: dict[str, list] = {"arms": [], "contrasts": [], "notes": []}
-    studies = list(dict.fromkeys(t["study"]))
-    for study in studies:
-        a, c = active[active["study"] == study], control[control["study"] == study]
+    for study, a, c in _per_study(t, active, control):
         design = (a["design"].dropna().tolist() + c["design"].dropna().tolist() or [""])[0]
         if design == "crossover" and crossover == "exclude":
             dropped.append(dict(study=study, arm="*", reason="crossover trial excluded"))

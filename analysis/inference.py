@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import platform
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
@@ -80,7 +81,24 @@ def cache_key(token: str, settings: SamplerSettings) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def sample(model: pm.Model, settings: SamplerSettings, *, progress: bool = False,
+class LazyModel:
+    """A PyMC model built on first use: not at all when the posterior comes from the cache.
+
+    A warm report then never imports PyMC and PyTensor (about 2.5 s here).
+    """
+
+    def __init__(self, build: Callable[[], pm.Model]):
+        self._build = build
+        self.built: pm.Model | None = None
+
+    def get(self) -> pm.Model:
+        """Return the model, building it the first time."""
+        if self.built is None:
+            self.built = self._build()
+        return self.built
+
+
+def sample(model: pm.Model | LazyModel, settings: SamplerSettings, *, progress: bool = False,
            token: str | None = None) -> az.InferenceData:
     """Draw posterior samples with NUTS (``settings.sampler``), chains sequential and seeded.
 
@@ -99,7 +117,8 @@ def sample(model: pm.Model, settings: SamplerSettings, *, progress: bool = False
         if cached is not None:
             return cached
     logging.getLogger("pymc").setLevel(logging.ERROR)
-    idata = run(model, settings, progress=progress)
+    idata = run(model.get() if isinstance(model, LazyModel) else model, settings,
+                progress=progress)
     post = idata.posterior.sizes
     if post["chain"] < settings.chains or post["draw"] < settings.draws:
         # PyMC stops quietly on Ctrl-C and returns a partial trace: never use it
@@ -223,7 +242,7 @@ def command_line() -> str:
     return " ".join(argv)
 
 
-def loo(idata: az.InferenceData, model: pm.Model) -> dict[str, Any]:
+def loo(idata: az.InferenceData, model: pm.Model | None) -> dict[str, Any]:
     """PSIS-LOO of a fit, with ArviZ's Pareto-k warnings spelled out.
 
     Observations are the likelihood terms of the model (arms or contrasts).
@@ -231,13 +250,18 @@ def loo(idata: az.InferenceData, model: pm.Model) -> dict[str, Any]:
     import warnings
 
     import arviz as az
-    import pymc as pm
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if "log_likelihood" in idata:
             ll = idata.log_likelihood
+        elif model is None:
+            from .errors import SpecError
+
+            raise SpecError("this posterior has no log-likelihood group: refit to compare forms")
         else:
+            import pymc as pm
+
             ll = pm.compute_log_likelihood(idata, model=model, extend_inferencedata=False,
                                            progressbar=False)
         # one pointwise log-likelihood over every observed variable

@@ -29,6 +29,7 @@ from ..contrasts import ContrastData
 from ..errors import SpecError
 from ..inference import (
     Diagnostics,
+    LazyModel,
     SamplerSettings,
     diagnose,
     flat,
@@ -183,7 +184,7 @@ class Contrast:
             data_sha256: str = "", progress: bool = False) -> ContrastFit:
         """Sample the posterior and run the convergence gate."""
         settings = settings or SamplerSettings()
-        model = self.build(data)
+        model = LazyModel(lambda: self.build(data))
         token = "|".join([self.name, data.outcome, data.measure,
                           repr(self._priors(data).as_dict()), repr(self.moderators),
                           data.contrasts.to_csv(index=False)])
@@ -195,7 +196,8 @@ class Contrast:
                             "priors": repr(self._priors(data).as_dict()),
                             "sampler": repr(settings.as_dict()), "seed": settings.seed,
                             "versions": repr(versions)})
-        return ContrastFit(self.name, idata, data, self._priors(data), settings, diag, model,
+        return ContrastFit(self.name, idata, data, self._priors(data), settings, diag,
+                           model.built,
                            {"data_sha256": data_sha256, "seed": settings.seed,
                             "versions": versions})
 

@@ -30,6 +30,7 @@ from ..doses import DoseData
 from ..errors import SpecError
 from ..inference import (
     Diagnostics,
+    LazyModel,
     SamplerSettings,
     diagnose,
     flat,
@@ -195,7 +196,7 @@ class DoseResponse:
             data_sha256: str = "", progress: bool = False) -> DoseFit:
         """Sample the posterior and run the convergence gate."""
         settings = settings or SamplerSettings()
-        model = self.build(data)
+        model = LazyModel(lambda: self.build(data))
         token = "|".join([self.name, self.form, str(self.hill), repr(self.moderators),
                           data.outcome,
                           str(data.standardized),
@@ -212,7 +213,7 @@ class DoseResponse:
                             "sampler": repr(settings.as_dict()), "seed": settings.seed,
                             "versions": repr(versions)})
         return DoseFit(self.name, self.form, self.hill, idata, data, priors, settings, diag,
-                       model, self._reference(data),
+                       model.built, self._reference(data),
                        {"data_sha256": data_sha256, "seed": settings.seed, "versions": versions})
 
     def params(self, fit: DoseFit) -> dict[str, np.ndarray]:

@@ -23,6 +23,7 @@ import pandas as pd
 from ..errors import SpecError
 from ..inference import (
     Diagnostics,
+    LazyModel,
     SamplerSettings,
     diagnose,
     flat,
@@ -138,7 +139,7 @@ class PooledRate:
         """Sample the posterior and run the convergence gate."""
         settings = settings or SamplerSettings()
         data = self.prepare(data)
-        model = self.build(data)
+        model = LazyModel(lambda: self.build(data))
         token = "|".join([self.name, repr(self.priors.as_dict()), repr(self.moderators),
                           data.table.to_csv(index=False)])
         idata = sample(model, settings, progress=progress, token=token)

@@ -28,6 +28,7 @@ from ..contrasts import ContrastData
 from ..errors import SpecError
 from ..inference import (
     Diagnostics,
+    LazyModel,
     SamplerSettings,
     diagnose,
     flat,
@@ -187,7 +188,7 @@ class TimeCourse:
             data_sha256: str = "", progress: bool = False) -> TimeFit:
         """Sample the posterior and run the convergence gate."""
         settings = settings or SamplerSettings()
-        model = self.build(data)
+        model = LazyModel(lambda: self.build(data))
         token = "|".join([self.name, type(self).__qualname__, self.form, repr(self.rho),
                           repr(self.knots), repr(self.priors.as_dict()), data.measure,
                           data.contrasts.to_csv(index=False)])
@@ -200,7 +201,7 @@ class TimeCourse:
                             "sampler": repr(settings.as_dict()), "seed": settings.seed,
                             "versions": repr(versions)})
         return TimeFit(self.name, self.form, self.rho, idata, data, self.priors, settings,
-                       diag, self.knots, model,
+                       diag, self.knots, model.built,
                        {"data_sha256": data_sha256, "seed": settings.seed, "versions": versions})
 
     def effect(self, fit: TimeFit, times: np.ndarray) -> np.ndarray:
