@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import arviz as az
     import pymc as pm
 
+    from .precompiled import PrecompiledModel
+
 CI_PROB = 0.95
 R_HAT_MAX = 1.01
 ESS_BULK_MIN = 400
@@ -84,12 +86,16 @@ def cache_key(token: str, settings: SamplerSettings) -> str:
 class LazyModel:
     """A PyMC model built on first use: not at all when the posterior comes from the cache.
 
-    A warm report then never imports PyMC and PyTensor (about 2.5 s here).
+    A warm report then never imports PyMC and PyTensor (about 2.5 s here). A family with a
+    precompiled twin (:mod:`trialmeta.analysis.precompiled`) passes its builder too; the
+    default sampler then never builds the PyMC model at all.
     """
 
-    def __init__(self, build: Callable[[], pm.Model]):
+    def __init__(self, build: Callable[[], pm.Model],
+                 precompiled: Callable[[], PrecompiledModel] | None = None):
         self._build = build
         self.built: pm.Model | None = None
+        self.precompiled = precompiled
 
     def get(self) -> pm.Model:
         """Return the model, building it the first time."""
@@ -98,9 +104,14 @@ class LazyModel:
         return self.built
 
 
+def _uses_precompiled(model: pm.Model | LazyModel, settings: SamplerSettings) -> bool:
+    return (settings.sampler == "nutpie" and isinstance(model, LazyModel)
+            and model.precompiled is not None)
+
+
 def sample(model: pm.Model | LazyModel, settings: SamplerSettings, *, progress: bool = False,
            token: str | None = None) -> az.InferenceData:
-    """Draw posterior samples with NUTS (``settings.sampler``), chains sequential and seeded.
+    """Draw posterior samples with NUTS (``settings.sampler``), chains seeded.
 
     With ``settings.cache_dir`` and a ``token`` describing the model's inputs, a posterior
     computed before for the same inputs, settings and package versions is read back
@@ -109,16 +120,26 @@ def sample(model: pm.Model | LazyModel, settings: SamplerSettings, *, progress: 
     """
     import logging
 
-    from .samplers import run
+    precompiled = _uses_precompiled(model, settings)
+    if precompiled and token:
+        from .precompiled import ENGINE
 
+        token = f"{token}|{ENGINE}"
     key = cache_key(token, settings) if (token and settings.cache_dir) else None
     if key:
         cached = _cache_read(Path(settings.cache_dir), key)
         if cached is not None:
             return cached
-    logging.getLogger("pymc").setLevel(logging.ERROR)
-    idata = run(model.get() if isinstance(model, LazyModel) else model, settings,
-                progress=progress)
+    if precompiled:
+        from .precompiled import run as run_precompiled
+
+        idata = run_precompiled(model.precompiled(), settings, progress=progress)
+    else:
+        from .samplers import run
+
+        logging.getLogger("pymc").setLevel(logging.ERROR)
+        idata = run(model.get() if isinstance(model, LazyModel) else model, settings,
+                    progress=progress)
     post = idata.posterior.sizes
     if post["chain"] < settings.chains or post["draw"] < settings.draws:
         # PyMC stops quietly on Ctrl-C and returns a partial trace: never use it

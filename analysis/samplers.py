@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .inference import SamplerSettings
 
-SAMPLERS = ("nutpie", "pymc", "numpyro")
+SAMPLERS = ("nutpie", "nutpie-pytensor", "pymc", "numpyro")
 DEFAULT_SAMPLER = "nutpie"
 _LOG_LIK_PREFIX = "__loglik__"
 
@@ -58,7 +58,7 @@ _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def run(model: pm.Model, settings: SamplerSettings, *, progress: bool) -> az.InferenceData:
     """Sample ``model`` with the back end named in ``settings.sampler``."""
     name = settings.sampler
-    if name == "nutpie":
+    if name in ("nutpie", "nutpie-pytensor"):
         return _run_nutpie(model, settings, progress=progress)
     if name == "pymc":
         return _run_pymc(model, settings, progress=progress)
@@ -196,14 +196,15 @@ def _tidy(raw: az.InferenceData, c: CompiledLogp, model: pm.Model) -> az.Inferen
     loglik_names = [n for n in c.names if n.startswith(_LOG_LIK_PREFIX)]
     posterior = post.drop_vars(loglik_names)
     loglik = post[loglik_names].rename({n: n[len(_LOG_LIK_PREFIX):] for n in loglik_names})
+    # nutpie stores coordinates as strings: give back the model's own values
+    own = {k: list(v) for k, v in model.coords.items() if v is not None}
     observed = xr.Dataset({
         rv.name: (c.dims.get(_LOG_LIK_PREFIX + rv.name) or
                   tuple(f"{rv.name}_dim_{i}" for i in range(rv.ndim)),
                   np.asarray(model.rvs_to_values[rv].eval()))
         for rv in model.observed_RVs})
-    # nutpie stores coordinates as strings: give back the model's own values
-    own = {k: list(v) for k, v in model.coords.items() if v is not None and k in posterior.dims}
-    posterior = posterior.assign_coords(own)
+    observed = observed.assign_coords({k: v for k, v in own.items() if k in observed.dims})
+    posterior = posterior.assign_coords({k: v for k, v in own.items() if k in posterior.dims})
     loglik = loglik.assign_coords({k: v for k, v in own.items() if k in loglik.dims})
     return az.InferenceData(posterior=posterior, sample_stats=raw.sample_stats,
                             log_likelihood=loglik, observed_data=observed)

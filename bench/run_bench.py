@@ -7,9 +7,12 @@ this machine at this moment, not a test: nothing here passes or fails.
 
 Sections:
 - per model family (pooled-rate, contrast, dose-response, time-course) on the bundled
-  data, with the default sampler (nutpie) and with PyMC's own NUTS: import, build, compile
-  (PyMC compiles inside ``pm.sample``, so for it compile counts as sampling), sampling,
-  post-processing, the whole process, and the minimum bulk ESS (per second of sampling);
+  data, with the default sampler (nutpie: precompiled numba kernels for pooled-rate and
+  contrast, PyTensor's C otherwise), nutpie on PyTensor for pooled-rate and contrast, and
+  PyMC's own NUTS: import, build, compile (loading the kernels from numba's cache; PyMC
+  compiles inside ``pm.sample``, so for it compile counts as sampling), sampling,
+  post-processing, the whole process, and the minimum bulk ESS over every stored quantity
+  (per second of sampling); pooled-rate and contrast again with 2,000 draws per chain;
 - the exact normal-normal engine for 100 studies;
 - scaling of pooled-rate and contrast in the number of studies, with peak memory (each
   size in a fresh process, so memory is that run's own);
@@ -35,12 +38,15 @@ ROOT = HERE.parent
 FAMILY_CODE = r"""
 import json, sys, time
 t0 = time.perf_counter()
-import pymc, arviz
+family, sampler, draws = sys.argv[1], sys.argv[2], int(sys.argv[3])
+precompiled = sampler == "nutpie" and family in ("pooled-rate", "contrast")
+import arviz
+if not precompiled:
+    import pymc
 from trialmeta.analysis.records import read_records
 from trialmeta.analysis.selection import Filters, TimeWindow
-from trialmeta.analysis.inference import SamplerSettings, sample, diagnose
+from trialmeta.analysis.inference import LazyModel, SamplerSettings, sample, diagnose
 t_import = time.perf_counter() - t0
-family, sampler = sys.argv[1], sys.argv[2]
 r = read_records()
 dep = ("MADRS", "HDRS", "HDRS17", "HDRS21", "HDRS25", "HAMD6", "QIDS_SR16")
 t1 = time.perf_counter()
@@ -68,26 +74,36 @@ else:
     data = select_time_course(r, "response", "OR",
                               Filters(treatment=("ketamine", "esketamine"), scale=dep))
     m = M("bateman"); names = ["tau", "peak", "t_rise", "t_decay"]
-model = m.build(data)
+model = m.precompiled(data) if precompiled else m.build(data)
 t_build = time.perf_counter() - t1
 t_c = time.perf_counter()
-if sampler == "nutpie":  # PyMC compiles inside pm.sample: its compile counts as sampling
+if precompiled:  # numba kernels loaded from the on-disk cache
+    import trialmeta.analysis.kernels
+    model = LazyModel(lambda: None, lambda: model)
+elif sampler == "nutpie-pytensor":  # PyMC compiles inside pm.sample: counted as sampling
     from trialmeta.analysis.samplers import compiled
     compiled(model)
 t_compile = time.perf_counter() - t_c
 t2 = time.perf_counter()
-idata = sample(model, SamplerSettings(sampler=sampler))
+idata = sample(model, SamplerSettings(sampler=sampler, draws=draws))
 t_sample = time.perf_counter() - t2
 t3 = time.perf_counter()
 diag = diagnose(idata, names)
-ess = arviz.ess(idata.posterior[names], method="bulk")
-ess_min = min(float(ess[v].values.min()) for v in names)
+ess = arviz.ess(idata.posterior, method="bulk")  # every stored quantity
+ess_min = min(float(ess[v].values.min()) for v in ess.data_vars)
 t_post = time.perf_counter() - t3
 print(json.dumps({"import_s": t_import, "build_s": t_build, "compile_s": t_compile,
-                  "sample_s": t_sample, "sampler": sampler,
+                  "sample_s": t_sample, "sampler": sampler, "draws": draws,
                   "post_s": t_post, "ess_bulk_min": ess_min,
                   "ess_per_s": ess_min / t_sample, "divergences": diag.divergences}))
 """
+
+#: (family, sampler, draws per chain) measured in fresh processes
+FAMILY_RUNS = [(f, s, 1000) for s in ("nutpie", "nutpie-pytensor", "pymc")
+               for f in ("pooled-rate", "contrast", "dose-response", "time-course")
+               if not (s == "nutpie-pytensor" and f in ("dose-response", "time-course"))]
+#: the issue-7 target: one fit with >= 1,000 bulk ESS for every quantity, as a process
+FAMILY_RUNS += [("pooled-rate", "nutpie", 2000), ("contrast", "nutpie", 2000)]
 
 SCALE_CODE = r"""
 import json, resource, sys, time
@@ -167,16 +183,16 @@ def main() -> None:
     trialmeta = str(Path(sys.executable).with_name("trialmeta"))
     results["help_s"] = min(timed([trialmeta, "--help"]) for _ in range(3))
     fams: dict = {}
-    print(f"{'family':<14}{'sampler':<8}{'import':>8}{'build':>7}{'compile':>9}{'sample':>8}"
-          f"{'post':>6}{'whole':>7}{'min ESS':>9}{'ESS/s':>7}", flush=True)
-    for sampler in ("nutpie", "pymc"):
-        for family in ("pooled-rate", "contrast", "dose-response", "time-course"):
-            doc, wall = run_py(FAMILY_CODE, family, sampler)
-            doc["whole_process_s"] = wall
-            fams.setdefault(sampler, {})[family] = doc
-            print(f"{family:<14}{sampler:<8}{doc['import_s']:7.1f}s{doc['build_s']:6.2f}s"
-                  f"{doc['compile_s']:8.1f}s{doc['sample_s']:7.1f}s{doc['post_s']:5.2f}s"
-                  f"{wall:6.1f}s{doc['ess_bulk_min']:9.0f}{doc['ess_per_s']:7.0f}", flush=True)
+    print(f"{'family':<14}{'sampler':<16}{'draws':>6}{'import':>8}{'build':>7}{'compile':>9}"
+          f"{'sample':>8}{'post':>6}{'whole':>7}{'min ESS':>9}{'ESS/s':>7}", flush=True)
+    for family, sampler, draws in FAMILY_RUNS:
+        doc, wall = run_py(FAMILY_CODE, family, sampler, str(draws))
+        doc["whole_process_s"] = wall
+        fams.setdefault(sampler, {})[family if draws == 1000 else f"{family}@{draws}"] = doc
+        print(f"{family:<14}{sampler:<16}{draws:6d}{doc['import_s']:7.1f}s"
+              f"{doc['build_s']:6.2f}s{doc['compile_s']:8.1f}s{doc['sample_s']:7.1f}s"
+              f"{doc['post_s']:5.2f}s{wall:6.1f}s{doc['ess_bulk_min']:9.0f}"
+              f"{doc['ess_per_s']:7.0f}", flush=True)
     results["families"] = fams
     results["exact_100_studies"], _ = run_py(EXACT_CODE)
     print(f"exact engine, 100 studies: {results['exact_100_studies']['best_s'] * 1000:.0f} ms",

@@ -20,8 +20,9 @@ DrawsOpt = Annotated[int, typer.Option(min=10, help="Posterior draws per chain."
 TuneOpt = Annotated[int, typer.Option(min=10, help="Warm-up draws per chain.")]
 ChainsOpt = Annotated[int, typer.Option(min=1, help="Number of chains.")]
 SamplerOpt = Annotated[str, typer.Option(
-    help="NUTS implementation: nutpie (default; Rust NUTS on PyTensor's compiled C), pymc "
-         "(PyMC's own) or numpyro (needs JAX, not installed by default).")]
+    help="NUTS implementation: nutpie (default; Rust NUTS on precompiled kernels for "
+         "pooled-rate and contrast, on PyTensor's compiled C otherwise), nutpie-pytensor "
+         "(always PyTensor), pymc (PyMC's own) or numpyro (needs JAX, not installed).")]
 TreatmentOpt = Annotated[list[str] | None, typer.Option(
     "--treatment", help="Keep arms with this treatment (repeatable).")]
 RouteOpt = Annotated[list[str] | None, typer.Option(

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from test_report import make_inputs, run_report
 
-ARGS = ["--draws", "40000", "--tune", "2000", "--chains", "4", "--no-cache", "--quiet"]
+# PyTensor-compiled models and long chains: the report is still sampling when the signal comes
+ARGS = ["--draws", "40000", "--tune", "2000", "--chains", "4", "--no-cache", "--quiet",
+        "--sampler", "nutpie-pytensor"]
 
 
 def _start(data: Path, claims: Path, out: Path) -> subprocess.Popen:
@@ -52,3 +54,18 @@ def test_interrupted_report_says_so_and_cleans_up(tmp_path: Path) -> None:
     assert "interrupted" in err and "Traceback" not in err
     assert _snapshot(out) == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".rep")] == []
+
+
+def test_interrupted_precompiled_fit_stops_promptly() -> None:
+    """Ctrl-C reaches the precompiled sampler's threads: exit 130 within seconds."""
+    code = "from trialmeta.cli.app import main; main()"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "fit", "pooled-rate", "--draws", "5000000", "--chains",
+         "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(6)  # imports done (about 2 s), sampling under way
+    proc.send_signal(signal.SIGINT)
+    start = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert time.monotonic() - start < 30

@@ -44,7 +44,7 @@ def quadrature_posterior(y, n, priors: PooledRatePriors, grid: int = 161):
     return mean, sd, tau_mean
 
 
-@pytest.mark.parametrize("sampler", ["nutpie", "pymc"])
+@pytest.mark.parametrize("sampler", ["nutpie", "nutpie-pytensor", "pymc"])
 def test_matches_exact_quadrature_posterior(sampler: str) -> None:
     """Posterior means of mu and tau agree with quadrature within 4 Monte Carlo SEs."""
     import arviz as az

@@ -43,6 +43,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import arviz as az
     import pymc as pm
 
+    from ..precompiled import PrecompiledModel
+
 
 def _expit(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
@@ -128,63 +130,98 @@ class Contrast:
         counts = contrasts.groupby("study", sort=False)["arm"].transform("count")
         return (counts > 1).to_numpy()
 
+    def _arrays(self, data: ContrastData) -> dict[str, Any]:
+        """Return the model's data as arrays, shared by the PyMC and the precompiled model."""
+        if data.k_studies == 0:
+            raise SpecError("no contrasts: no study has both an active and a control arm with "
+                            "this outcome in the time window")
+        c = data.contrasts
+        s_idx = c["study"].map({s: i for i, s in enumerate(data.studies)}).to_numpy()
+        multi = self._multi_arm(c)
+        out = {"s_idx": s_idx, "w_shared": np.where(multi, np.sqrt(0.5), 0.0),
+               "w_own": np.where(multi, np.sqrt(0.5), 1.0),
+               "labels": [f"{s} {a}" for s, a in zip(c["study"], c["arm"], strict=True)],
+               "design": None}
+        if self.moderators:
+            design = self._design(data)
+            if design.missing.any():
+                raise SpecError("a moderator value is missing for some contrasts: "
+                                "select them out or fill the column")
+            out["design"] = design.x
+        if data.binary:
+            first = c.drop_duplicates("study")
+            out.update(y_control=first["c"].to_numpy(dtype="int64"),
+                       n_control=(first["c"] + first["d"]).to_numpy(dtype="int64"),
+                       y_active=c["a"].to_numpy(dtype="int64"),
+                       n_active=(c["a"] + c["b"]).to_numpy(dtype="int64"))
+        else:
+            shared = c.groupby("study", sort=False)["shared_var"].first()
+            shared = np.where(pd.Series(multi).groupby(s_idx).any().to_numpy(),
+                              shared.to_numpy(), 0.0)
+            out.update(yi=c["yi"].to_numpy(dtype=float),
+                       own_sd=np.sqrt(c["vi"].to_numpy() - np.where(multi, shared[s_idx], 0.0)),
+                       shared_sd=np.sqrt(shared)[s_idx])
+        return out
+
     def build(self, data: ContrastData) -> pm.Model:
         """Build the PyMC model (no sampling)."""
         import pymc as pm
 
-        if data.k_studies == 0:
-            raise SpecError("no contrasts: no study has both an active and a control arm with "
-                            "this outcome in the time window")
+        a = self._arrays(data)
         priors = self._priors(data)
-        c = data.contrasts
-        studies = data.studies
-        s_idx = c["study"].map({s: i for i, s in enumerate(studies)}).to_numpy()
-        multi = self._multi_arm(c)
-        w_shared = np.where(multi, np.sqrt(0.5), 0.0)
-        w_own = np.where(multi, np.sqrt(0.5), 1.0)
-        coords = {"study": studies, "contrast": [f"{s} {a}" for s, a in zip(c["study"], c["arm"],
-                                                                            strict=True)]}
+        s_idx = a["s_idx"]
+        coords = {"study": data.studies, "contrast": a["labels"]}
         with pm.Model(coords=coords) as model:
             d = pm.Normal("d", 0.0, priors.effect_sd)
             tau = priors.tau.build("tau")
             u = pm.Normal("u", 0.0, 1.0, dims="study")
             e = pm.Normal("e", 0.0, 1.0, dims="contrast")
             mean = d
-            if self.moderators:
-                design = self._design(data)
-                if design.missing.any():
-                    raise SpecError("a moderator value is missing for some contrasts: "
-                                    "select them out or fill the column")
-                beta = pm.Normal("beta", 0.0, priors.effect_sd, shape=len(design.names))
-                mean = d + pm.math.dot(design.x, beta)
-            delta = pm.Deterministic("delta", mean + tau * (w_shared * u[s_idx] + w_own * e),
-                                     dims="contrast")
+            if a["design"] is not None:
+                beta = pm.Normal("beta", 0.0, priors.effect_sd, shape=a["design"].shape[1])
+                mean = d + pm.math.dot(a["design"], beta)
+            delta = pm.Deterministic(
+                "delta", mean + tau * (a["w_shared"] * u[s_idx] + a["w_own"] * e),
+                dims="contrast")
             if data.binary:
                 alpha = pm.Normal("alpha", 0.0, priors.baseline_sd, dims="study")
-                first = c.drop_duplicates("study")
                 # observed counts as pm.Data: a refit on new counts reuses the compiled model
-                y_control = pm.Data("y_control", first["c"].to_numpy(dtype="int64"), dims="study")
-                y_active = pm.Data("y_active", c["a"].to_numpy(dtype="int64"), dims="contrast")
-                pm.Binomial("events_control", n=(first["c"] + first["d"]).to_numpy(),
-                            logit_p=alpha, observed=y_control, dims="study")
-                pm.Binomial("events_active", n=(c["a"] + c["b"]).to_numpy(),
-                            logit_p=alpha[s_idx] + delta, observed=y_active, dims="contrast")
+                y_control = pm.Data("y_control", a["y_control"], dims="study")
+                y_active = pm.Data("y_active", a["y_active"], dims="contrast")
+                pm.Binomial("events_control", n=a["n_control"], logit_p=alpha,
+                            observed=y_control, dims="study")
+                pm.Binomial("events_active", n=a["n_active"], logit_p=alpha[s_idx] + delta,
+                            observed=y_active, dims="contrast")
             else:
-                shared = c.groupby("study", sort=False)["shared_var"].first()
-                shared = np.where(pd.Series(multi).groupby(s_idx).any().to_numpy(),
-                                  shared.to_numpy(), 0.0)
                 z_c = pm.Normal("z_control", 0.0, 1.0, dims="study")
-                own_sd = np.sqrt(c["vi"].to_numpy() - np.where(multi, shared[s_idx], 0.0))
-                yi = pm.Data("yi", c["yi"].to_numpy(dtype=float), dims="contrast")
-                pm.Normal("y", mu=delta + np.sqrt(shared)[s_idx] * z_c[s_idx], sigma=own_sd,
+                yi = pm.Data("yi", a["yi"], dims="contrast")
+                pm.Normal("y", mu=delta + a["shared_sd"] * z_c[s_idx], sigma=a["own_sd"],
                           observed=yi, dims="contrast")
         return model
+
+    def precompiled(self, data: ContrastData) -> PrecompiledModel:
+        """Return the same model for the precompiled (numba) sampler."""
+        from ..precompiled import contrast
+
+        a = self._arrays(data)
+        priors = self._priors(data)
+        if data.binary:
+            active = (a["y_active"], a["n_active"])
+            control, shared_sd = (a["y_control"], a["n_control"]), None
+        else:
+            active, control, shared_sd = (a["yi"], a["own_sd"]), None, a["shared_sd"]
+        return contrast(binary=data.binary, study_index=a["s_idx"], w_shared=a["w_shared"],
+                        w_own=a["w_own"], studies=list(data.studies),
+                        contrast_labels=a["labels"], active=active, control=control,
+                        shared_sd=shared_sd, design=a["design"], effect_sd=priors.effect_sd,
+                        baseline_sd=priors.baseline_sd, tau_kind=priors.tau.kind,
+                        tau_scale=priors.tau.scale, tau_loc=priors.tau.location)
 
     def fit(self, data: ContrastData, settings: SamplerSettings | None = None, *,
             data_sha256: str = "", progress: bool = False) -> ContrastFit:
         """Sample the posterior and run the convergence gate."""
         settings = settings or SamplerSettings()
-        model = LazyModel(lambda: self.build(data))
+        model = LazyModel(lambda: self.build(data), lambda: self.precompiled(data))
         token = "|".join([self.name, data.outcome, data.measure,
                           repr(self._priors(data).as_dict()), repr(self.moderators),
                           data.contrasts.to_csv(index=False)])

@@ -37,6 +37,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import arviz as az
     import pymc as pm
 
+    from ..precompiled import PrecompiledModel
+
 
 @dataclass(frozen=True)
 class PooledRatePriors:
@@ -134,12 +136,25 @@ class PooledRate:
             pm.Binomial("events", n=n, logit_p=theta, observed=y, dims="arm")
         return model
 
+    def precompiled(self, data: BinaryArms) -> PrecompiledModel:
+        """Return the same model for the precompiled (numba) sampler."""
+        from ..precompiled import pooled_rate
+
+        t = data.table
+        if t.empty:
+            raise SpecError("no arms to pool: the selection left no arm with counts at this "
+                            "time point")
+        return pooled_rate(t["events"].to_numpy(), t["n"].to_numpy(), t["label"].tolist(),
+                           mu_mean=self.priors.mu_mean, mu_sd=self.priors.mu_sd,
+                           tau_scale=self.priors.tau_scale,
+                           design=self._design(data).x if self.moderators else None)
+
     def fit(self, data: BinaryArms, settings: SamplerSettings | None = None, *,
             data_sha256: str = "", progress: bool = False) -> FitResult:
         """Sample the posterior and run the convergence gate."""
         settings = settings or SamplerSettings()
         data = self.prepare(data)
-        model = LazyModel(lambda: self.build(data))
+        model = LazyModel(lambda: self.build(data), lambda: self.precompiled(data))
         token = "|".join([self.name, repr(self.priors.as_dict()), repr(self.moderators),
                           data.table.to_csv(index=False)])
         idata = sample(model, settings, progress=progress, token=token)
