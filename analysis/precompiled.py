@@ -1,9 +1,11 @@
-"""Precompiled pooled-rate and contrast models: numba kernels sampled by nutpie's Rust NUTS.
+"""Precompiled models: numba kernels sampled by nutpie's Rust NUTS.
 
-The default sampler for these two families. A fit needs neither PyMC nor PyTensor: the log
-density and gradient are the hand-written kernels of :mod:`trialmeta.analysis.kernels`
-(compiled once, then loaded from numba's on-disk cache in about 0.3 s), the data travel in
-one float64 buffer, and nutpie runs the chains in parallel threads without the GIL.
+The default sampler for pooled-rate, contrast, dose-response (linear, log-linear, Emax) and
+time-course (Bateman, piecewise). A fit needs neither PyMC nor PyTensor: the log density
+and gradient are the hand-written kernels of :mod:`trialmeta.analysis.kernels` and
+:mod:`trialmeta.analysis.kernels_curves` (compiled once, then loaded from numba's on-disk
+cache in about 0.3 s), the data travel in one float64 buffer, and nutpie runs the chains in
+parallel threads without the GIL.
 
 The draws are stored under the same names, dimensions and coordinates as the PyMC models
 store them (``mu, tau, z, theta, rate, pooled_rate``; ``d, tau, u, e, delta, alpha`` ...), with
@@ -24,7 +26,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .inference import SamplerSettings
 
-_HEADER = 16
 _TAU_KINDS = {"half-normal": 0, "half-cauchy": 1, "turner2015": 2, "rhodes2015": 3}
 #: part of the cache token of a precompiled fit: bump when a kernel changes its draws
 ENGINE = "numba-kernels-1"
@@ -46,7 +47,7 @@ class Variable:
 class PrecompiledModel:
     """A model ready for nutpie: kernel, data buffer, parameter count, stored variables."""
 
-    family: str  # "pooled-rate" or "contrast"
+    family: str  # "pooled-rate", "contrast", "dose-response" or "time-course"
     buffer: np.ndarray
     n_dim: int
     variables: list[Variable]
@@ -68,11 +69,12 @@ def _log_choose(n: np.ndarray, y: np.ndarray) -> np.ndarray:
 def _header(family: float, **slots: float) -> np.ndarray:
     from . import kernels as kr
 
-    h = np.zeros(_HEADER)
+    h = np.zeros(kr.HEADER)
     h[kr.H_FAMILY] = family
     names = {"k": kr.H_K, "s": kr.H_S, "c": kr.H_C, "p": kr.H_P, "tau_kind": kr.H_TAU_KIND,
              "tau_scale": kr.H_TAU_SCALE, "tau_loc": kr.H_TAU_LOC, "prior_m": kr.H_PRIOR_M,
-             "prior_sd": kr.H_PRIOR_SD, "base_sd": kr.H_BASE_SD}
+             "prior_sd": kr.H_PRIOR_SD, "base_sd": kr.H_BASE_SD, "form": kr.H_FORM,
+             "rho": kr.H_RHO, "a": kr.H_A, "b": kr.H_B, "c2": kr.H_C2, "d": kr.H_D}
     for key, value in slots.items():
         h[names[key]] = value
     return h
@@ -158,6 +160,76 @@ def contrast(*, binary: bool, study_index: np.ndarray, w_shared: np.ndarray,
     return PrecompiledModel("contrast", buf, init.size, variables, coords, observed, init)
 
 
+def dose_response(*, binary: bool, form: str, study_index: np.ndarray, studies: list[str],
+                  arm_labels: list[str], y: np.ndarray, n_or_se: np.ndarray, dose: np.ndarray,
+                  g: np.ndarray | None, design: np.ndarray | None, amplitude_sd: float,
+                  tau_scale: float, baseline_sd: float, log_ed50_mean: float,
+                  ed50_sd: float) -> PrecompiledModel:
+    """Dose-response (forms linear, loglinear with ``g`` given; emax without Hill)."""
+    from .kernels_curves import EMAX, LINEAR, LOGLINEAR
+
+    s_n, a_n = len(studies), len(arm_labels)
+    x = np.zeros((s_n, 0)) if design is None else np.asarray(design, float).reshape(s_n, -1)
+    p = x.shape[1]
+    y, n_or_se = np.asarray(y, float), np.asarray(n_or_se, float)
+    lc = _log_choose(n_or_se, y) if binary else np.zeros(a_n)
+    code = {"linear": LINEAR, "loglinear": LOGLINEAR, "emax": EMAX}[form]
+    buf = _finish(_header(3.0 if binary else 4.0, s=s_n, c=a_n, p=p, form=code,
+                          prior_sd=amplitude_sd, base_sd=baseline_sd, tau_scale=tau_scale,
+                          a=log_ed50_mean, b=ed50_sd),
+                  np.asarray(study_index, float), y, n_or_se, lc, np.asarray(dose, float),
+                  np.zeros(a_n) if g is None else np.asarray(g, float), x)
+    coords: dict[str, list[Any]] = {"study": list(studies), "arm": list(arm_labels)}
+    variables = [Variable("theta", ()), Variable("tau", ()), Variable("z", ("study",))]
+    if p:
+        coords["beta_dim_0"] = list(range(p))
+        variables.append(Variable("beta", ("beta_dim_0",)))
+    if form == "emax":
+        variables += [Variable("log_ed50", ()), Variable("ed50", ())]
+    variables.append(Variable("alpha", ("study",)))
+    obs = "events" if binary else "y"
+    variables.append(Variable(obs, ("arm",), loglik=True))
+    init = np.zeros(2 + 2 * s_n + p + (1 if form == "emax" else 0))
+    if form == "emax":
+        init[2 + s_n + p] = log_ed50_mean
+    return PrecompiledModel("dose-response", buf, init.size, variables, coords,
+                            {obs: (("arm",), y.astype("int64") if binary else y)}, init)
+
+
+def time_course(*, form: str, study_index: np.ndarray, studies: list[str], y: np.ndarray,
+                v: np.ndarray, t: np.ndarray, rho: float, knots: tuple[float, ...],
+                peak_sd: float, t_rise: float, t_decay: float, t_sd: float,
+                tau_scale: float) -> PrecompiledModel:
+    """Time-course (bateman or piecewise in log(1 + t)) on contrasts ``y`` with variances ``v``."""
+    from .kernels_curves import BATEMAN, PIECEWISE
+
+    s_n, c_n, k_n = len(studies), len(y), len(knots)
+    t, v = np.asarray(t, float), np.asarray(v, float)
+    lk, lt = np.log1p(np.array((0.0, *knots))), np.log1p(t)
+    pos = np.clip(np.searchsorted(lk, lt, side="right") - 1, 0, len(lk) - 2)
+    frac = np.clip((lt - lk[pos]) / (lk[pos + 1] - lk[pos]), 0.0, 1.0)
+    buf = _finish(_header(5.0, s=s_n, c=c_n, k=k_n,
+                          form=BATEMAN if form == "bateman" else PIECEWISE, rho=rho,
+                          prior_sd=peak_sd, tau_scale=tau_scale, a=math.log(t_rise),
+                          b=math.log(t_decay), c2=t_sd),
+                  np.asarray(study_index, float), np.asarray(y, float),
+                  np.sqrt((1 - rho) * v), np.sqrt(rho * v), t, pos.astype(float), frac)
+    coords: dict[str, list[Any]] = {"study": list(studies), "y_dim_0": list(range(c_n))}
+    variables = [Variable("tau", ()), Variable("z", ("study",)), Variable("u", ("study",))]
+    if form == "bateman":
+        variables += [Variable(n, ()) for n in ("peak", "log_t_rise", "log_t_gap", "t_rise",
+                                                "t_decay", "time_to_peak")]
+        init = np.zeros(1 + 2 * s_n + 3)
+        init[-2:] = math.log(t_rise), math.log(t_decay)
+    else:
+        coords["knot_effect_dim_0"] = list(range(k_n))
+        variables.append(Variable("knot_effect", ("knot_effect_dim_0",)))
+        init = np.zeros(1 + 2 * s_n + k_n)
+    variables.append(Variable("y", ("y_dim_0",), loglik=True))
+    return PrecompiledModel("time-course", buf, init.size, variables, coords,
+                            {"y": (("y_dim_0",), np.asarray(y, float))}, init)
+
+
 def _load_lib():  # noqa: ANN202
     """Return nutpie's compiled core."""
     from nutpie import _lib
@@ -165,15 +237,21 @@ def _load_lib():  # noqa: ANN202
     return _lib
 
 
+def _entry_points(family: str) -> tuple[Any, Any]:
+    """Return the C functions (log density, expansion); curve kernels load only when used."""
+    if family in ("pooled-rate", "contrast"):
+        from . import kernels as k
+    else:
+        from . import kernels_curves as k
+    name = family.replace("-", "_")
+    return getattr(k, f"{name}_logp_c"), getattr(k, f"{name}_expand_c")
+
+
 def run(model: PrecompiledModel, settings: SamplerSettings, *,
         progress: bool) -> az.InferenceData:
     """Sample ``model`` with nutpie (diagonal mass matrix, as ``nutpie.sample``)."""
-    from . import kernels
-
     lib = _load_lib()
-    logp_c, expand_c = {"pooled-rate": (kernels.pooled_rate_logp_c, kernels.pooled_rate_expand_c),
-                        "contrast": (kernels.contrast_logp_c, kernels.contrast_expand_c)
-                        }[model.family]
+    logp_c, expand_c = _entry_points(model.family)
     buf = model.buffer
     shapes = [model.shape(v) for v in model.variables]
     n_out = int(sum(int(np.prod(s)) for s in shapes))

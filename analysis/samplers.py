@@ -204,7 +204,12 @@ def _tidy(raw: az.InferenceData, c: CompiledLogp, model: pm.Model) -> az.Inferen
                   np.asarray(model.rvs_to_values[rv].eval()))
         for rv in model.observed_RVs})
     observed = observed.assign_coords({k: v for k, v in own.items() if k in observed.dims})
+    # dimensions the model did not name count 0, 1, ... as PyMC numbers them
+    for ds in (posterior, loglik, observed):
+        own.update({d: list(range(n)) for d, n in ds.sizes.items()
+                    if d not in own and d not in ("chain", "draw")})
     posterior = posterior.assign_coords({k: v for k, v in own.items() if k in posterior.dims})
     loglik = loglik.assign_coords({k: v for k, v in own.items() if k in loglik.dims})
+    observed = observed.assign_coords({k: v for k, v in own.items() if k in observed.dims})
     return az.InferenceData(posterior=posterior, sample_stats=raw.sample_stats,
                             log_likelihood=loglik, observed_data=observed)

@@ -12,11 +12,14 @@ import ctypes
 
 import numpy as np
 import pytest
-from trialmeta.analysis import kernels
-from trialmeta.analysis.contrasts import select_contrasts
+from trialmeta.analysis import kernels, kernels_curves
+from trialmeta.analysis.contrasts import select_contrasts, select_time_course
+from trialmeta.analysis.doses import select_dose_arms
 from trialmeta.analysis.inference import SamplerSettings, flat
 from trialmeta.analysis.models.contrast import Contrast, default_priors
+from trialmeta.analysis.models.dose_response import DoseResponse
 from trialmeta.analysis.models.pooled_rate import PooledRate
+from trialmeta.analysis.models.time_course import TimeCourse
 from trialmeta.analysis.priors import heterogeneity_prior
 from trialmeta.analysis.records import read_records
 from trialmeta.analysis.selection import Filters, TimeWindow, select_binary_arms
@@ -38,9 +41,9 @@ def _pymc_point(model, x: np.ndarray) -> dict[str, np.ndarray]:  # noqa: ANN001
 
 
 def _kernel(family: str):  # noqa: ANN202
-    if family == "pooled-rate":
-        return kernels.pooled_rate_logp, kernels.pooled_rate_expand
-    return kernels.contrast_logp, kernels.contrast_expand
+    module = kernels if family in ("pooled-rate", "contrast") else kernels_curves
+    name = family.replace("-", "_")
+    return getattr(module, f"{name}_logp"), getattr(module, f"{name}_expand")
 
 
 def _check_against_pymc(family, data, points: int = 5, seed: int = 1) -> None:  # noqa: ANN001
@@ -119,6 +122,41 @@ def test_contrast_kernel_with_a_moderator(records) -> None:  # noqa: ANN001
     _check_against_pymc(Contrast(moderators=("route",)), data, points=3)
 
 
+DEPRESSION_SCALES = ("MADRS", "HDRS", "HDRS17", "HDRS21", "HDRS25", "HAMD6", "QIDS_SR16")
+
+
+@pytest.mark.parametrize("form", ["linear", "loglinear", "emax"])
+def test_dose_response_kernel_is_the_pymc_model(records, form: str) -> None:  # noqa: ANN001
+    binary = select_dose_arms(records, "response", TimeWindow.around(24.0),
+                              Filters(treatment=("esketamine",), route=("intranasal",),
+                                      scale=DEPRESSION_SCALES))
+    _check_against_pymc(DoseResponse(form), binary)
+    change = select_dose_arms(records, "change", TimeWindow.around(24.0),
+                              Filters(treatment=("esketamine",), route=("intranasal",),
+                                      scale=("MADRS",)))
+    _check_against_pymc(DoseResponse(form), change, points=3)
+
+
+def test_dose_response_kernel_with_a_moderator(records) -> None:  # noqa: ANN001
+    data = select_dose_arms(records, "response", TimeWindow.around(24.0),
+                            Filters(treatment=("esketamine",), route=("intranasal",),
+                                    scale=DEPRESSION_SCALES))
+    family = DoseResponse("emax", moderators=("population",))
+    assert family.study_design(data).x.shape[1] > 0
+    _check_against_pymc(family, data, points=3)
+
+
+@pytest.mark.parametrize("form", ["bateman", "piecewise"])
+@pytest.mark.parametrize("outcome,measure", [("response", "OR"), ("change", "SMD")])
+def test_time_course_kernel_is_the_pymc_model(records, form: str, outcome: str,  # noqa: ANN001
+                                             measure: str) -> None:
+    data = select_time_course(records, outcome, measure,
+                              Filters(treatment=("ketamine", "esketamine"),
+                                      scale=DEPRESSION_SCALES))
+    assert data.contrasts["time_h"].nunique() > 3
+    _check_against_pymc(TimeCourse(form), data)
+
+
 def test_c_entry_point_reads_the_buffer_and_flags_non_finite_values() -> None:
     """The C function nutpie calls: same value as the kernel; status 4 on overflow."""
     pre = PooledRate().precompiled(arms([3, 5], [10, 12]))
@@ -149,17 +187,28 @@ def _summary(fit, names: list[str]) -> dict[str, tuple[float, float]]:  # noqa: 
     return {n: (float(flat(fit.idata, n).mean()), float(mcse[n])) for n in names}
 
 
-@pytest.mark.parametrize("measure", ["OR", "MD"])
-def test_precompiled_and_pytensor_posteriors_agree(records, measure: str) -> None:  # noqa: ANN001
-    """Posterior means of d and tau within 4 combined Monte Carlo standard errors."""
-    outcome = "response" if measure == "OR" else "change"
-    data = select_contrasts(records, outcome, measure, TimeWindow.around(24.0),
-                            Filters(scale=("MADRS",) if measure == "MD" else ()))
-    fits = [Contrast().fit(data, SamplerSettings(draws=500, tune=400, chains=2, seed=5,
-                                                 sampler=s))
+def _data(records, case: str):  # noqa: ANN001, ANN202
+    if case in ("OR", "MD"):
+        return select_contrasts(records, "response" if case == "OR" else "change", case,
+                                TimeWindow.around(24.0),
+                                Filters(scale=("MADRS",) if case == "MD" else ()))
+    return select_time_course(records, "response", "OR",
+                              Filters(treatment=("ketamine", "esketamine"),
+                                      scale=DEPRESSION_SCALES))
+
+
+@pytest.mark.parametrize("case,names", [("OR", ["d", "tau"]), ("MD", ["d", "tau"]),
+                                        ("bateman", ["peak", "t_rise", "t_decay", "tau"])])
+def test_precompiled_and_pytensor_posteriors_agree(records, case: str,  # noqa: ANN001
+                                                   names: list[str]) -> None:
+    """Posterior means within 4 combined Monte Carlo standard errors; same layout."""
+    data = _data(records, case)
+    family = TimeCourse("bateman") if case == "bateman" else Contrast()
+    fits = [family.fit(data, SamplerSettings(draws=500, tune=400, chains=2, seed=5,
+                                             sampler=s))
             for s in ("nutpie", "nutpie-pytensor")]
-    fast, slow = (_summary(f, ["d", "tau"]) for f in fits)
-    for name in ("d", "tau"):
+    fast, slow = (_summary(f, names) for f in fits)
+    for name in names:
         (m1, e1), (m2, e2) = fast[name], slow[name]
         assert abs(m1 - m2) < 4 * np.hypot(e1, e2), (name, fast, slow)
     # the same variables, dimensions and coordinates as the PyMC model stores
@@ -171,5 +220,5 @@ def test_precompiled_and_pytensor_posteriors_agree(records, measure: str) -> Non
             for d in a[group][v].dims:
                 if d not in ("chain", "draw"):
                     assert list(a[group][v][d].values) == list(b[group][v][d].values)
-    np.testing.assert_array_equal(a.observed_data["events_control" if measure == "OR" else "y"],
-                                  b.observed_data["events_control" if measure == "OR" else "y"])
+        for v in b.observed_data.data_vars:
+            np.testing.assert_array_equal(a.observed_data[v], b.observed_data[v])

@@ -42,6 +42,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import arviz as az
     import pymc as pm
 
+    from ..precompiled import PrecompiledModel
+
 FORMS = ("emax", "loglinear", "linear", "piecewise")
 
 
@@ -192,11 +194,40 @@ class DoseResponse:
                           observed=arms["y"].to_numpy(float), dims="arm")
         return model
 
+    def _precompilable(self) -> bool:
+        """Forms linear, loglinear, emax without Hill, of this class (not a plug-in's)."""
+        return (self.form in ("linear", "loglinear", "emax") and not self.hill
+                and type(self).build is DoseResponse.build)
+
+    def precompiled(self, data: DoseData) -> PrecompiledModel:
+        """Return the same model for the precompiled (numba) sampler."""
+        from ..precompiled import dose_response
+
+        priors = self.priors or default_dose_priors(data)
+        ref = self._reference(data)
+        arms = data.arms
+        dose = arms["dose"].to_numpy(float)
+        g = {"linear": dose / ref["d_max"],
+             "loglinear": np.log1p(dose) / np.log1p(ref["d_max"])}.get(self.form)
+        binary = data.binary
+        return dose_response(
+            binary=binary, form=self.form,
+            study_index=arms["study"].map({s: i for i, s in enumerate(data.studies)}).to_numpy(),
+            studies=list(data.studies),
+            arm_labels=[f"{s} {a}" for s, a in zip(arms["study"], arms["arm"], strict=True)],
+            y=arms["events" if binary else "y"].to_numpy(float),
+            n_or_se=arms["n" if binary else "se"].to_numpy(float), dose=dose, g=g,
+            design=self.study_design(data).x if self.moderators else None,
+            amplitude_sd=priors.amplitude_sd, tau_scale=priors.tau_scale,
+            baseline_sd=priors.baseline_sd, log_ed50_mean=float(np.log(ref["d_mid"])),
+            ed50_sd=priors.ed50_sd)
+
     def fit(self, data: DoseData, settings: SamplerSettings | None = None, *,
             data_sha256: str = "", progress: bool = False) -> DoseFit:
         """Sample the posterior and run the convergence gate."""
         settings = settings or SamplerSettings()
-        model = LazyModel(lambda: self.build(data))
+        model = LazyModel(lambda: self.build(data),
+                          (lambda: self.precompiled(data)) if self._precompilable() else None)
         token = "|".join([self.name, self.form, str(self.hill), repr(self.moderators),
                           data.outcome,
                           str(data.standardized),

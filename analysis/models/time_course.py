@@ -41,6 +41,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import arviz as az
     import pymc as pm
 
+    from ..precompiled import PrecompiledModel
+
 FORMS = ("bateman", "piecewise")
 DEFAULT_KNOTS = (2.0, 24.0, 72.0, 168.0, 336.0, 672.0)
 
@@ -184,11 +186,34 @@ class TimeCourse:
         lt = np.log1p(np.clip(times, 0, fit.knots[-1]))
         return np.stack([np.interp(lt, lk, row) for row in allv])
 
+    def _precompilable(self) -> bool:
+        """Built-in forms of this class only (a plug-in's own curve needs PyTensor)."""
+        cls = type(self)
+        return (self.form in ("bateman", "piecewise") and cls.build is TimeCourse.build
+                and cls.curve_tensor is TimeCourse.curve_tensor)
+
+    def precompiled(self, data: ContrastData) -> PrecompiledModel:
+        """Return the same model for the precompiled (numba) sampler."""
+        from ..precompiled import time_course
+
+        if len(data.contrasts) == 0:
+            raise SpecError("no contrasts: no study has active and control arms after one dose")
+        y, v = contrast_effects_by_time(data)
+        c = data.contrasts
+        pr = self.priors
+        return time_course(
+            form=self.form,
+            study_index=c["study"].map({s: i for i, s in enumerate(data.studies)}).to_numpy(),
+            studies=list(data.studies), y=y, v=v, t=c["time_h"].to_numpy(float),
+            rho=self.rho, knots=self.knots, peak_sd=pr.peak_sd, t_rise=pr.t_rise,
+            t_decay=pr.t_decay, t_sd=pr.t_sd, tau_scale=pr.tau_scale)
+
     def fit(self, data: ContrastData, settings: SamplerSettings | None = None, *,
             data_sha256: str = "", progress: bool = False) -> TimeFit:
         """Sample the posterior and run the convergence gate."""
         settings = settings or SamplerSettings()
-        model = LazyModel(lambda: self.build(data))
+        model = LazyModel(lambda: self.build(data),
+                          (lambda: self.precompiled(data)) if self._precompilable() else None)
         token = "|".join([self.name, type(self).__qualname__, self.form, repr(self.rho),
                           repr(self.knots), repr(self.priors.as_dict()), data.measure,
                           data.contrasts.to_csv(index=False)])

@@ -1,0 +1,298 @@
+"""Log densities and gradients of dose-response and time-course, written by hand for numba.
+
+The same models as :mod:`trialmeta.analysis.models.dose_response` (forms ``linear``,
+``loglinear``, ``emax`` without a Hill exponent) and
+:mod:`trialmeta.analysis.models.time_course` (forms ``bateman`` and ``piecewise``); the
+tests compare them with the PyMC models at random points. Layouts of ``x``:
+
+- dose-response: ``theta, log tau, z[S], beta[p], (log_ed50), alpha[S]``
+- time-course: ``log tau, z[S], u[S]`` then ``peak, log_t_rise, log_t_gap`` (bateman) or
+  ``knot_effect[K]`` (piecewise)
+
+The Bateman curve is scaled by its value at its own peak time t*; since t* maximises the
+bracket, the derivative of the scale with respect to T_r or T_d is the bracket's partial
+derivative at t* (the envelope theorem), which keeps the gradient short.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from .kernels import (
+    _EXPAND_SIG,
+    _JIT,
+    _LOGP_SIG,
+    DOSE_BINARY,
+    H_A,
+    H_B,
+    H_BASE_SD,
+    H_C,
+    H_C2,
+    H_FORM,
+    H_K,
+    H_P,
+    H_PRIOR_SD,
+    H_S,
+    H_TAU_SCALE,
+    HALF_NORMAL,
+    HEADER,
+    _binomial_logit,
+    _buffer,
+    _expit,
+    _normal,
+    _status,
+    tau_prior,
+)
+
+# dose-response forms
+LINEAR, LOGLINEAR, EMAX = 0, 1, 2
+# time-course forms
+BATEMAN, PIECEWISE = 0, 1
+
+
+@numba.njit(**_JIT)
+def dose_response_logp(x: np.ndarray, buf: np.ndarray, grad: np.ndarray) -> float:
+    """Log density and gradient of dose-response (arm-level, binomial or normal)."""
+    s_n, a_n, p = int(buf[H_S]), int(buf[H_C]), int(buf[H_P])
+    form, binary = int(buf[H_FORM]), buf[1] == DOSE_BINARY
+    amp_sd, bsd, ed_m, ed_sd = buf[H_PRIOR_SD], buf[H_BASE_SD], buf[H_A], buf[H_B]
+    o = HEADER
+    sidx, y, n, lc = buf[o:o + a_n], buf[o + a_n:o + 2 * a_n], buf[o + 2 * a_n:o + 3 * a_n], \
+        buf[o + 3 * a_n:o + 4 * a_n]
+    dose, g0 = buf[o + 4 * a_n:o + 5 * a_n], buf[o + 5 * a_n:o + 6 * a_n]
+    xm = buf[o + 6 * a_n:o + 6 * a_n + s_n * p]
+    iz, ib = 2, 2 + s_n
+    ie = ib + p
+    ia = ie + (1 if form == EMAX else 0)
+    theta = x[0]
+    tau, dtau, lp, dt = tau_prior(x[1], HALF_NORMAL, buf[H_TAU_SCALE], 0.0)
+    lp += _normal(theta, 0.0, amp_sd)
+    grad[0] = -theta / (amp_sd * amp_sd)
+    for j in range(p):
+        lp += _normal(x[ib + j], 0.0, amp_sd)
+        grad[ib + j] = -x[ib + j] / (amp_sd * amp_sd)
+    ed50 = 0.0
+    if form == EMAX:
+        lp += _normal(x[ie], ed_m, ed_sd)
+        grad[ie] = -(x[ie] - ed_m) / (ed_sd * ed_sd)
+        ed50 = math.exp(x[ie])
+    for i in range(s_n):
+        z, a = x[iz + i], x[ia + i]
+        lp += _normal(z, 0.0, 1.0) + _normal(a, 0.0, bsd)
+        grad[iz + i] = -z
+        grad[ia + i] = -a / (bsd * bsd)
+    dtau_sum = 0.0
+    for j in range(a_n):
+        s = int(sidx[j])
+        amp = theta + tau * x[iz + s]
+        for q in range(p):
+            amp += xm[s * p + q] * x[ib + q]
+        if form == EMAX:
+            g = dose[j] / (ed50 + dose[j])
+        else:
+            g = g0[j]
+        eta = x[ia + s] + amp * g
+        if binary:
+            lp += _binomial_logit(y[j], n[j], lc[j], eta)
+            r = y[j] - n[j] * _expit(eta)
+        else:  # n holds the standard error
+            lp += _normal(y[j], eta, n[j])
+            r = (y[j] - eta) / (n[j] * n[j])
+        grad[ia + s] += r
+        grad[0] += r * g
+        dtau_sum += r * g * x[iz + s]
+        grad[iz + s] += r * g * tau
+        for q in range(p):
+            grad[ib + q] += r * g * xm[s * p + q]
+        if form == EMAX:  # dg/dlog_ed50 = -dose * ed50 / (ed50 + dose)^2
+            grad[ie] -= r * amp * dose[j] * ed50 / ((ed50 + dose[j]) ** 2)
+    grad[1] = dtau * dtau_sum + dt
+    return lp
+
+
+@numba.njit(**_JIT)
+def dose_response_expand(x: np.ndarray, buf: np.ndarray, out: np.ndarray) -> None:
+    """Write the stored draws: theta, tau, z, beta, (log_ed50, ed50), alpha, log-lik per arm."""
+    s_n, a_n, p = int(buf[H_S]), int(buf[H_C]), int(buf[H_P])
+    form, binary = int(buf[H_FORM]), buf[1] == DOSE_BINARY
+    o = HEADER
+    sidx, y, n, lc = buf[o:o + a_n], buf[o + a_n:o + 2 * a_n], buf[o + 2 * a_n:o + 3 * a_n], \
+        buf[o + 3 * a_n:o + 4 * a_n]
+    dose, g0 = buf[o + 4 * a_n:o + 5 * a_n], buf[o + 5 * a_n:o + 6 * a_n]
+    xm = buf[o + 6 * a_n:o + 6 * a_n + s_n * p]
+    iz, ib = 2, 2 + s_n
+    ie = ib + p
+    ia = ie + (1 if form == EMAX else 0)
+    tau = math.exp(x[1])
+    out[0], out[1] = x[0], tau
+    q = 2
+    for i in range(s_n + p):  # z, beta
+        out[q + i] = x[2 + i]
+    q += s_n + p
+    ed50 = 0.0
+    if form == EMAX:
+        ed50 = math.exp(x[ie])
+        out[q], out[q + 1] = x[ie], ed50
+        q += 2
+    for i in range(s_n):
+        out[q + i] = x[ia + i]
+    q += s_n
+    for j in range(a_n):
+        s = int(sidx[j])
+        amp = x[0] + tau * x[iz + s]
+        for k in range(p):
+            amp += xm[s * p + k] * x[ib + k]
+        g = dose[j] / (ed50 + dose[j]) if form == EMAX else g0[j]
+        eta = x[ia + s] + amp * g
+        out[q + j] = (_binomial_logit(y[j], n[j], lc[j], eta) if binary
+                      else _normal(y[j], eta, n[j]))
+
+
+@numba.njit(**_JIT)
+def _bracket(t: float, t_r: float, t_d: float) -> tuple[float, float, float]:
+    """B(t) = exp(-t/T_d) - exp(-t/T_r) and its partial derivatives in T_r and T_d."""
+    ed, er = math.exp(-t / t_d), math.exp(-t / t_r)
+    return ed - er, -er * t / (t_r * t_r), ed * t / (t_d * t_d)
+
+
+@numba.njit(**_JIT)
+def time_course_logp(x: np.ndarray, buf: np.ndarray, grad: np.ndarray) -> float:
+    """Log density and gradient of time-course (contrast level, normal likelihood)."""
+    s_n, c_n, k_n = int(buf[H_S]), int(buf[H_C]), int(buf[H_K])
+    form = int(buf[H_FORM])
+    peak_sd = buf[H_PRIOR_SD]
+    o = HEADER
+    sidx, y, sd_own, sd_sh = buf[o:o + c_n], buf[o + c_n:o + 2 * c_n], \
+        buf[o + 2 * c_n:o + 3 * c_n], buf[o + 3 * c_n:o + 4 * c_n]
+    t, pos, frac = buf[o + 4 * c_n:o + 5 * c_n], buf[o + 5 * c_n:o + 6 * c_n], \
+        buf[o + 6 * c_n:o + 7 * c_n]
+    iz, iu, ic = 1, 1 + s_n, 1 + 2 * s_n
+    tau, dtau, lp, dt = tau_prior(x[0], HALF_NORMAL, buf[H_TAU_SCALE], 0.0)
+    for i in range(s_n):
+        lp += _normal(x[iz + i], 0.0, 1.0) + _normal(x[iu + i], 0.0, 1.0)
+        grad[iz + i] = -x[iz + i]
+        grad[iu + i] = -x[iu + i]
+    t_r = t_d = norm = dn_r = dn_d = 0.0
+    g_peak = g_r = g_d = 0.0  # d logL / d(peak, T_r, T_d) through the curve
+    if form == BATEMAN:
+        peak, a, b = x[ic], x[ic + 1], x[ic + 2]
+        lp += _normal(peak, 0.0, peak_sd) + _normal(a, buf[H_A], buf[H_C2]) \
+            + _normal(b, buf[H_B], buf[H_C2])
+        grad[ic] = -peak / (peak_sd * peak_sd)
+        grad[ic + 1] = -(a - buf[H_A]) / (buf[H_C2] * buf[H_C2])
+        grad[ic + 2] = -(b - buf[H_B]) / (buf[H_C2] * buf[H_C2])
+        t_r = math.exp(a)
+        t_d = t_r + math.exp(b)
+        tp = math.log(t_d / t_r) * t_d * t_r / (t_d - t_r)
+        norm, dn_r, dn_d = _bracket(tp, t_r, t_d)
+    else:
+        for j in range(k_n):
+            lp += _normal(x[ic + j], 0.0, peak_sd)
+            grad[ic + j] = -x[ic + j] / (peak_sd * peak_sd)
+    dtau_sum = 0.0
+    for c in range(c_n):
+        s = int(sidx[c])
+        if form == BATEMAN:
+            br, dbr, dbd = _bracket(t[c], t_r, t_d)
+            f = x[ic] * br / norm
+        else:
+            lo = int(pos[c])
+            v_lo = 0.0 if lo == 0 else x[ic + lo - 1]
+            v_hi = x[ic + lo]
+            f = v_lo + frac[c] * (v_hi - v_lo)
+        amp = 1.0 + tau * x[iz + s]
+        mean = amp * f + sd_sh[c] * x[iu + s]
+        lp += _normal(y[c], mean, sd_own[c])
+        r = (y[c] - mean) / (sd_own[c] * sd_own[c])
+        grad[iu + s] += r * sd_sh[c]
+        grad[iz + s] += r * tau * f
+        dtau_sum += r * x[iz + s] * f
+        rf = r * amp  # d logL / d f
+        if form == BATEMAN:
+            g_peak += rf * br / norm
+            g_r += rf * x[ic] * (dbr * norm - br * dn_r) / (norm * norm)
+            g_d += rf * x[ic] * (dbd * norm - br * dn_d) / (norm * norm)
+        else:
+            if lo > 0:
+                grad[ic + lo - 1] += rf * (1.0 - frac[c])
+            grad[ic + lo] += rf * frac[c]
+    grad[0] = dtau * dtau_sum + dt
+    if form == BATEMAN:  # T_r = e^a, T_d = e^a + e^b
+        grad[ic] += g_peak
+        grad[ic + 1] += t_r * (g_r + g_d)
+        grad[ic + 2] += (t_d - t_r) * g_d
+    return lp
+
+
+@numba.njit(**_JIT)
+def time_course_expand(x: np.ndarray, buf: np.ndarray, out: np.ndarray) -> None:
+    """Write the stored draws: tau, z, u, curve parameters (and T_r, T_d, t*), log-lik."""
+    s_n, c_n, k_n = int(buf[H_S]), int(buf[H_C]), int(buf[H_K])
+    form = int(buf[H_FORM])
+    o = HEADER
+    sidx, y, sd_own, sd_sh = buf[o:o + c_n], buf[o + c_n:o + 2 * c_n], \
+        buf[o + 2 * c_n:o + 3 * c_n], buf[o + 3 * c_n:o + 4 * c_n]
+    t, pos, frac = buf[o + 4 * c_n:o + 5 * c_n], buf[o + 5 * c_n:o + 6 * c_n], \
+        buf[o + 6 * c_n:o + 7 * c_n]
+    iz, iu, ic = 1, 1 + s_n, 1 + 2 * s_n
+    tau = math.exp(x[0])
+    out[0] = tau
+    for i in range(2 * s_n):
+        out[1 + i] = x[1 + i]
+    q = 1 + 2 * s_n
+    t_r = t_d = norm = 0.0
+    if form == BATEMAN:
+        t_r = math.exp(x[ic + 1])
+        t_d = t_r + math.exp(x[ic + 2])
+        tp = math.log(t_d / t_r) * t_d * t_r / (t_d - t_r)
+        norm = math.exp(-tp / t_d) - math.exp(-tp / t_r)
+        for j in range(3):
+            out[q + j] = x[ic + j]
+        out[q + 3], out[q + 4], out[q + 5] = t_r, t_d, tp
+        q += 6
+    else:
+        for j in range(k_n):
+            out[q + j] = x[ic + j]
+        q += k_n
+    for c in range(c_n):
+        s = int(sidx[c])
+        if form == BATEMAN:
+            f = x[ic] * (math.exp(-t[c] / t_d) - math.exp(-t[c] / t_r)) / norm
+        else:
+            lo = int(pos[c])
+            v_lo = 0.0 if lo == 0 else x[ic + lo - 1]
+            f = v_lo + frac[c] * (x[ic + lo] - v_lo)
+        mean = (1.0 + tau * x[iz + s]) * f + sd_sh[c] * x[iu + s]
+        out[q + c] = _normal(y[c], mean, sd_own[c])
+
+
+@numba.cfunc(_LOGP_SIG, cache=True, nogil=True)
+def dose_response_logp_c(dim, x_, grad_, logp_, data_):  # noqa: ANN001, ANN201, D103
+    grad = numba.carray(grad_, (dim,))
+    value = dose_response_logp(numba.carray(x_, (dim,)), _buffer(data_), grad)
+    logp_[0] = value
+    return _status(value, grad)
+
+
+@numba.cfunc(_LOGP_SIG, cache=True, nogil=True)
+def time_course_logp_c(dim, x_, grad_, logp_, data_):  # noqa: ANN001, ANN201, D103
+    grad = numba.carray(grad_, (dim,))
+    value = time_course_logp(numba.carray(x_, (dim,)), _buffer(data_), grad)
+    logp_[0] = value
+    return _status(value, grad)
+
+
+@numba.cfunc(_EXPAND_SIG, cache=True, nogil=True)
+def dose_response_expand_c(dim, n_out, x_, out_, data_):  # noqa: ANN001, ANN201, D103
+    dose_response_expand(numba.carray(x_, (dim,)), _buffer(data_),
+                         numba.carray(out_, (n_out,)))
+    return 0
+
+
+@numba.cfunc(_EXPAND_SIG, cache=True, nogil=True)
+def time_course_expand_c(dim, n_out, x_, out_, data_):  # noqa: ANN001, ANN201, D103
+    time_course_expand(numba.carray(x_, (dim,)), _buffer(data_), numba.carray(out_, (n_out,)))
+    return 0
