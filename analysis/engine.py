@@ -71,7 +71,9 @@ def _cached(folder: Path | None, key: str) -> dict[str, Any] | None:
 
 def run_tasks(tasks: Sequence[Task], *, workers: int | None = None, scheduler: str | None = None,
               cache_dir: str | Path | None = None, label: str = "fits",
-              progress: bool | None = None) -> list[dict[str, Any]]:
+              progress: bool | None = None,
+              follow_up: Callable[[Task, dict[str, Any]], list[Task]] | None = None,
+              ) -> list[dict[str, Any]]:
     """Run ``tasks`` (cached ones are read back), return their results in task order.
 
     Parameters
@@ -88,29 +90,62 @@ def run_tasks(tasks: Sequence[Task], *, workers: int | None = None, scheduler: s
         Name shown on the progress bar.
     progress : bool, optional
         Draw the progress bar (default: when stderr is a terminal).
+    follow_up : callable, optional
+        Called once with each finished (or cached) task and its result; the tasks it
+        returns join this run, so work that depends on one result starts as soon as that
+        result is in, on the same cluster. Their results follow their parent's in the list.
     """
     folder = Path(cache_dir) / "cells" if cache_dir is not None else None
     results: dict[str, dict[str, Any]] = {}
-    for t in tasks:
-        hit = _cached(folder, t.key)
-        if hit is not None:
+    children: dict[str, list[Task]] = {}  # follow-ups, listed after the task that made them
+    todo: dict[str, Task] = {}
+    bar = Progress(0, label, enabled=progress)
+
+    def admit(new: Sequence[Task]) -> list[Task]:
+        """Queue ``new``; resolve cached ones (and their follow-ups); return what must run."""
+        runnable = []
+        for t in new:
+            bar.total += 1
+            if t.key in todo:  # the same work queued twice runs once
+                continue
+            if t.key in results:
+                bar.advance()
+                continue
+            hit = _cached(folder, t.key)
+            if hit is None:
+                todo[t.key] = t
+                runnable.append(t)
+                continue
             results[t.key] = hit
-    todo = list({t.key: t for t in tasks if t.key not in results}.values())
-    bar = Progress(len(tasks), label, enabled=progress)
-    bar.advance(len(tasks) - len(todo))
-    if todo:
-        for key, result in _submit(todo, workers, scheduler):
+            bar.advance()
+            runnable += adopt(t, hit)
+        return runnable
+
+    def adopt(task: Task, result: dict[str, Any]) -> list[Task]:
+        if follow_up is None or task.key in children:
+            return []
+        children[task.key] = list(follow_up(task, result))
+        return admit(children[task.key])
+
+    first = admit(tasks)
+    if first:
+        for task, result in _submit(first, workers, scheduler, follow_up is not None, adopt):
             if folder is not None:
                 folder.mkdir(parents=True, exist_ok=True)
-                write_text_atomic(folder / f"{key}.json", dumps_json({"key": key,
-                                                                      "result": result}))
-            results[key] = result
+                write_text_atomic(folder / f"{task.key}.json",
+                                  dumps_json({"key": task.key, "result": result}))
+            results[task.key] = result
             bar.advance()
-    return [results[t.key] for t in tasks]
+
+    def in_order(ts: Sequence[Task]) -> list[dict[str, Any]]:
+        return [r for t in ts for r in [results[t.key], *in_order(children.get(t.key, []))]]
+
+    return in_order(tasks)
 
 
-def _submit(todo: list[Task], workers: int | None, scheduler: str | None):  # noqa: ANN202
-    """Yield (key, result) as tasks finish on the cluster."""
+def _submit(first: list[Task], workers: int | None, scheduler: str | None, grows: bool,
+            adopt: Callable[[Task, dict[str, Any]], list[Task]]):  # noqa: ANN202
+    """Yield (task, result) as tasks finish; follow-up tasks are submitted as they appear."""
     import logging
 
     from distributed import Client, LocalCluster, as_completed
@@ -120,15 +155,26 @@ def _submit(todo: list[Task], workers: int | None, scheduler: str | None):  # no
         client, cluster = Client(scheduler, timeout="30s"), None
     else:
         n = workers or os.cpu_count() or 1
-        cluster = LocalCluster(n_workers=min(n, len(todo)), threads_per_worker=1,
-                               processes=True, dashboard_address=None,
+        cluster = LocalCluster(n_workers=n if grows else min(n, len(first)),
+                               threads_per_worker=1, processes=True, dashboard_address=None,
                                silence_logs=logging.ERROR)
         client = Client(cluster)
     try:
-        futures = {client.submit(t.func, *t.args, key=f"trialmeta-{t.key}", pure=False): t.key
-                   for t in todo}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
+        tasks: dict[Any, Task] = {}
+
+        def submit(batch: list[Task]) -> list[Any]:
+            futures = [client.submit(t.func, *t.args, key=f"trialmeta-{t.key}", pure=False)
+                       for t in batch]
+            tasks.update(zip(futures, batch, strict=True))
+            return futures
+
+        queue = as_completed(submit(first))
+        for future in queue:
+            task = tasks[future]
+            result = future.result()
+            yield task, result
+            for f in submit(adopt(task, result)):
+                queue.add(f)
     finally:
         client.close()
         if cluster is not None:

@@ -6,6 +6,7 @@ Intervals are equal-tailed with probability :data:`CI_PROB` unless asked.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import platform
 import sys
@@ -246,6 +247,12 @@ def flat(idata: az.InferenceData, name: str) -> np.ndarray:
 
 def package_versions() -> dict[str, str]:
     """Versions of Python and the packages a result depends on."""
+    return dict(_package_versions())
+
+
+@functools.cache
+def _package_versions() -> dict[str, str]:
+    """Read once per process: importlib.metadata parses each package's METADATA file."""
     out = {"python": platform.python_version()}
     for name in PACKAGES:
         try:

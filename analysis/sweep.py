@@ -121,17 +121,25 @@ def run_cell(v: Variation, records: Records, claims: ClaimsFile, settings: Sampl
     return {"variation": v.id, "claims": out}
 
 
-def grid(claims: ClaimsFile, baseline: dict[str, Any], *, loo: bool = True) -> list[Variation]:
-    """Every one-at-a-time change; leave-one-out for each study a baseline fit used."""
+def fixed_cells(claims: ClaimsFile) -> list[Variation]:
+    """Return the changes that do not depend on the baseline: prior, form, data, window."""
     cells = [Variation("prior", f"half-normal:{s}") for s in PRIOR_SCALES]
     forms = sorted({f for c in claims.claims for f in _forms(model_family(c.model))})
     cells += [Variation("form", f) for f in forms]
     cells += [Variation("evidence", "primary"), Variation("crossover", "exclude")]
     cells += [Variation("window", w) for w in WINDOW_SHARES]
-    if loo:
-        used = sorted({s for r in baseline["claims"].values() for s in r["studies"] or []})
-        cells += [Variation("loo", s) for s in used]
     return cells
+
+
+def loo_cells(baseline: dict[str, Any]) -> list[Variation]:
+    """Return leave-one-study-out changes, one per study a baseline fit used."""
+    used = sorted({s for r in baseline["claims"].values() for s in r["studies"] or []})
+    return [Variation("loo", s) for s in used]
+
+
+def grid(claims: ClaimsFile, baseline: dict[str, Any], *, loo: bool = True) -> list[Variation]:
+    """Every one-at-a-time change; leave-one-out for each study a baseline fit used."""
+    return fixed_cells(claims) + (loo_cells(baseline) if loo else [])
 
 
 def cell_tasks(cells: list[Variation], records: Records, claims: ClaimsFile,

@@ -27,7 +27,9 @@ def report(
     ] = Path(".trialmeta-cache"),
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Always resample.")] = False,
     jobs: Annotated[int, typer.Option(
-        min=1, help="Worker processes for independent fits (needs the cache).")] = 2,
+        min=1, help="Worker processes for independent fits (needs the cache). The "
+                    "precompiled models fit in about a second, less than a worker takes to "
+                    "start; more jobs pay off for PyTensor-compiled models.")] = 1,
     sweep: Annotated[Path | None, typer.Option(
         help="sweep.json from `trialmeta sweep` on the same data and claims: adds the "
              "section 'Does the conclusion depend on choices?'.")] = None,

@@ -44,11 +44,11 @@ def sweep(
 ) -> None:
     """Refit every claim under one-at-a-time changes of prior, form, data and window."""
     from trialmeta.analysis.claims import load_claims
-    from trialmeta.analysis.engine import run_tasks
+    from trialmeta.analysis.engine import Task, run_tasks
     from trialmeta.analysis.inference import SamplerSettings, command_line, package_versions
     from trialmeta.analysis.io import dumps_json, write_text_atomic
     from trialmeta.analysis.records import read_records
-    from trialmeta.analysis.sweep import Variation, cell_tasks, grid, table
+    from trialmeta.analysis.sweep import Variation, cell_tasks, fixed_cells, loo_cells, table
 
     records = read_records(file)
     claims_file = load_claims(claims)
@@ -56,11 +56,20 @@ def sweep(
                                sampler=sampler, cache_dir=None if cache is None else str(cache))
     show = False if quiet or as_json else None
     common = {"workers": workers, "scheduler": scheduler, "cache_dir": cache}
-    [baseline] = run_tasks(cell_tasks([Variation("baseline")], records, claims_file, settings),
-                           label="sweep baseline", progress=show, **common)
-    cells = grid(claims_file, baseline, loo=loo)
-    results = run_tasks(cell_tasks(cells, records, claims_file, settings, baseline),
-                        label="sweep cells", progress=show, **common)
+    [base] = cell_tasks([Variation("baseline")], records, claims_file, settings)
+
+    def leave_one_out(task: Task, result: dict) -> list[Task]:
+        """Once the baseline is in, the studies it used give the leave-one-out cells."""
+        if task.key != base.key or not loo:
+            return []
+        return cell_tasks(loo_cells(result), records, claims_file, settings, result)
+
+    # the baseline and the cells that do not depend on it start together, on one cluster
+    fixed = cell_tasks(fixed_cells(claims_file), records, claims_file, settings)
+    baseline, *rest = run_tasks([base, *fixed], label="sweep", progress=show,
+                                follow_up=leave_one_out, **common)
+    n_loo = len(rest) - len(fixed)  # the baseline's follow-ups come right after it
+    results = rest[n_loo:] + rest[:n_loo]
     rows = table(claims_file, baseline, results)
     doc = {"baseline": baseline, "cells": results, "table": rows,
            "provenance": {"data_sha256": records.sha256, "claims_sha256": claims_file.sha256,

@@ -45,6 +45,22 @@ def test_corrupt_or_foreign_cache_entry_is_redone(tmp_path: Path) -> None:
     assert r["square"] == 25 and calls(str(log)) == [5, 5]
 
 
+def test_follow_up_tasks_join_the_run_as_results_arrive(tmp_path: Path) -> None:
+    """A result can add tasks (the sweep's leave-one-out cells wait for the baseline)."""
+    log = tmp_path / "calls.txt"
+
+    def more(task: Task, result: dict) -> list[Task]:
+        return _tasks(log, [result["square"]]) if result["x"] in (2, 3) else []
+
+    out = run_tasks(_tasks(log, [1, 2, 3]), workers=2, cache_dir=tmp_path / "c",
+                    progress=False, follow_up=more)
+    assert [r["square"] for r in out] == [1, 4, 16, 9, 81]  # each follow-up after its parent
+    # all cached now: follow-ups of cached results are found without a cluster
+    again = run_tasks(_tasks(log, [1, 2, 3]), workers=2, cache_dir=tmp_path / "c",
+                      progress=False, follow_up=more)
+    assert again == out and sorted(calls(str(log))) == [1, 2, 3, 4, 9]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

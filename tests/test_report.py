@@ -181,3 +181,16 @@ def test_names_cannot_escape_the_output_folder(tmp_path: Path) -> None:
     inside = {p for p in written if out.resolve() in p.parents}
     assert written - inside == {data.resolve(), claims.resolve()}
     assert any("escaped" in p.name for p in (out / "fits").iterdir())
+
+
+def test_worker_processes_give_the_same_report(tmp_path: Path) -> None:
+    """--jobs 2 (fits in two spawned workers, read back from the cache) changes no byte."""
+    data, claims = make_inputs(tmp_path)
+    for name, jobs in (("one", "1"), ("two", "2")):
+        r = runner.invoke(app, ["report", str(data), "--claims", str(claims), "--out",
+                                str(tmp_path / name), "--cache", str(tmp_path / f"c-{name}"),
+                                "--jobs", jobs, *[a for a in SMALL if a != "--no-cache"]])
+        assert r.exit_code == 0, r.output
+    for name in ("results.json", "report.md", "index.html", "tables/claims.csv"):
+        assert ((tmp_path / "one" / name).read_bytes()
+                == (tmp_path / "two" / name).read_bytes()), name
