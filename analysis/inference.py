@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import arviz as az
     import pymc as pm
 
+    from .posterior_store import StoredPosterior
     from .precompiled import PrecompiledModel
 
 CI_PROB = 0.95
@@ -166,7 +167,11 @@ def cached_file(idata: az.InferenceData, settings: SamplerSettings) -> Path | No
     return path if path.exists() else None
 
 
-def _cache_read(folder: Path, key: str) -> az.InferenceData | None:
+#: cache folder of every posterior read from or written to a cache in this process
+_CACHE_FOLDERS: dict[str, Path] = {}
+
+
+def _cache_read(folder: Path, key: str) -> StoredPosterior | None:
     from .posterior_store import read_npz
 
     path = folder / f"{key}.npz"
@@ -176,10 +181,11 @@ def _cache_read(folder: Path, key: str) -> az.InferenceData | None:
         idata = read_npz(path)
         if idata.attrs.get("cache_key") != key:
             raise ValueError("stored key does not match")
-        return idata
     except Exception:  # a corrupt or foreign entry is refitted, never trusted
         path.unlink(missing_ok=True)
         return None
+    _CACHE_FOLDERS[key] = folder
+    return idata
 
 
 def _cache_write(folder: Path, key: str, idata: az.InferenceData) -> None:
@@ -200,19 +206,61 @@ def _cache_write(folder: Path, key: str, idata: az.InferenceData) -> None:
             os.replace(tmp, folder / f"{key}{suffix}")
         finally:
             Path(tmp).unlink(missing_ok=True)
+    _CACHE_FOLDERS[key] = folder
 
 
-def diagnose(idata: az.InferenceData, var_names: list[str]) -> Diagnostics:
-    """Check R-hat, bulk ESS and divergences of ``var_names`` against the gate."""
+def _memoized(idata: Any, kind: str, name: str,  # noqa: ANN401
+              compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Return ``compute()``, kept next to a cached posterior (``<key>.derived.json``).
+
+    Diagnostics and PSIS-LOO are functions of the draws alone, and the cache key fixes
+    the draws (and the ArviZ version): a warm run then needs no ArviZ at all.
+    """
+    import json
+
+    from .io import write_text_atomic
+
+    key = idata.attrs.get("cache_key")
+    folder = _CACHE_FOLDERS.get(key) if key else None
+    if folder is None:
+        return compute()
+    path = folder / f"{key}.derived.json"
+    try:
+        memo = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        memo = {}
+    if name in memo.get(kind, {}):
+        return memo[kind][name]
+    value = compute()
+    memo.setdefault(kind, {})[name] = value
+    write_text_atomic(path, json.dumps(memo, sort_keys=True))
+    return value
+
+
+def _convergence(idata: Any, var_names: list[str]) -> dict[str, Any]:  # noqa: ANN401
     import arviz as az
 
+    from .posterior_store import as_arviz
+
+    idata = as_arviz(idata)
     post = idata.posterior[var_names]
     rhat = az.rhat(post)
     ess = az.ess(post, method="bulk")
     r_values = np.concatenate([np.ravel(rhat[v].values) for v in var_names])
-    r_hat_max = float("nan") if np.isnan(r_values).all() else float(np.nanmax(r_values))
+    r_hat_max = None if np.isnan(r_values).all() else float(np.nanmax(r_values))
     ess_min = float(min(np.nanmin(ess[v].values) for v in var_names))
     div = int(idata.sample_stats["diverging"].values.sum()) if "sample_stats" in idata else 0
+    return {"r_hat_max": r_hat_max, "ess_bulk_min": ess_min if np.isfinite(ess_min) else None,
+            "divergences": div}
+
+
+def diagnose(idata: az.InferenceData, var_names: list[str]) -> Diagnostics:
+    """Check R-hat, bulk ESS and divergences of ``var_names`` against the gate."""
+    found = _memoized(idata, "diagnose", ",".join(var_names),
+                      lambda: _convergence(idata, var_names))
+    r_hat_max = float("nan") if found["r_hat_max"] is None else found["r_hat_max"]
+    ess_min = float("nan") if found["ess_bulk_min"] is None else found["ess_bulk_min"]
+    div = found["divergences"]
     msgs = []
     if div:
         msgs.append(f"{div} divergent transition(s): raise target_accept, tighten the prior on "
@@ -275,6 +323,14 @@ def loo(idata: az.InferenceData, model: pm.Model | None) -> dict[str, Any]:
 
     Observations are the likelihood terms of the model (arms or contrasts).
     """
+    if "log_likelihood" not in idata and model is None:
+        from .errors import SpecError
+
+        raise SpecError("this posterior has no log-likelihood group: refit to compare forms")
+    return _memoized(idata, "loo", "pointwise", lambda: _psis_loo(idata, model))
+
+
+def _psis_loo(idata: az.InferenceData, model: pm.Model | None) -> dict[str, Any]:
     import warnings
 
     import arviz as az
@@ -283,10 +339,6 @@ def loo(idata: az.InferenceData, model: pm.Model | None) -> dict[str, Any]:
         warnings.simplefilter("always")
         if "log_likelihood" in idata:
             ll = idata.log_likelihood
-        elif model is None:
-            from .errors import SpecError
-
-            raise SpecError("this posterior has no log-likelihood group: refit to compare forms")
         else:
             import pymc as pm
 

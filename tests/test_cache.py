@@ -52,3 +52,64 @@ def test_different_inputs_do_not_share_an_entry(tmp_path: Path) -> None:
     PooledRate().fit(data(), SamplerSettings(draws=200, tune=200, chains=2, seed=5,
                                              cache_dir=str(tmp_path)))
     assert len(list(tmp_path.glob("*.nc"))) == 3
+
+
+WARM_FIT = """
+import json, sys
+import pandas as pd
+from trialmeta.analysis.inference import SamplerSettings, loo
+from trialmeta.analysis.models.pooled_rate import PooledRate
+from trialmeta.analysis.selection import BinaryArms
+t = pd.DataFrame({"study": ["A", "B", "C"], "arm": "a", "label": ["A a", "B a", "C a"],
+                  "time_h": 24.0, "n": [20, 30, 25], "events": [8, 15, 9],
+                  "evidence": "primary", "design": "parallel", "scale": "X"})
+settings = SamplerSettings(draws=200, tune=200, chains=2, seed=4, cache_dir=sys.argv[1])
+fit = PooledRate().fit(BinaryArms("response", t), settings)
+print(json.dumps({"diagnostics": fit.diagnostics.as_dict(), "loo": loo(fit.idata, None),
+                  "arviz": "arviz" in sys.modules, "xarray": "xarray" in sys.modules}))
+"""
+
+
+def test_warm_fit_needs_no_arviz_and_gives_the_same_diagnostics(tmp_path: Path) -> None:
+    """Diagnostics and PSIS-LOO of a cached posterior are kept next to it (no ArviZ)."""
+    import json
+    import subprocess
+    import sys
+
+    def run() -> dict:
+        out = subprocess.run([sys.executable, "-c", WARM_FIT, str(tmp_path)], check=True,
+                             capture_output=True, text=True).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+    cold, warm = run(), run()
+    assert cold["arviz"] and not warm["arviz"] and not warm["xarray"]
+    assert warm["diagnostics"] == cold["diagnostics"] and warm["loo"] == cold["loo"]
+    # a damaged memo is recomputed, not trusted
+    for memo in tmp_path.glob("*.derived.json"):
+        memo.write_text("{not json")
+    again = run()
+    assert again["arviz"] and again["diagnostics"] == cold["diagnostics"]
+
+
+def test_stored_posterior_reads_like_arviz(tmp_path: Path) -> None:
+    from trialmeta.analysis.inference import diagnose
+    from trialmeta.analysis.posterior_store import StoredPosterior
+
+    settings = SamplerSettings(draws=200, tune=200, chains=2, seed=4, cache_dir=str(tmp_path))
+    first = PooledRate().fit(data(), settings)
+    again = PooledRate().fit(data(), settings)
+    stored = again.idata
+    assert isinstance(stored, StoredPosterior)
+    back = stored.to_arviz()
+    for group in first.idata.groups():
+        assert group in stored and group in back.groups()
+        for name, var in first.idata[group].data_vars.items():
+            np.testing.assert_array_equal(stored[group][name].values, var.values)
+            assert stored[group][name].dims == var.dims
+            np.testing.assert_array_equal(back[group][name].values, var.values)
+    assert stored.posterior.sizes["draw"] == 200 and "theta" in stored.posterior
+    assert list(stored.posterior["theta"].coords["arm"].values) == ["A a", "B a", "C a"]
+    back.attrs.pop("cache_key")  # no memo: ArviZ computes the diagnostics afresh
+    fresh = diagnose(back, ["mu", "tau"])
+    assert (fresh.r_hat_max, fresh.ess_bulk_min) == (again.diagnostics.r_hat_max,
+                                                     again.diagnostics.ess_bulk_min)

@@ -25,7 +25,7 @@ from ..records import Records, summarize
 from ..results import rounded
 from .contrast_section import run_contrast_section, strip_figures
 from .extras import limitations, load_published, published_comparison, sensitivity, to_csv
-from .plots import calibration_plot, dose_plot, forest_plot, time_plot, to_svg
+from .plots import calibration_plot, dose_plot, forest_plot, svg, time_plot, use_svg_cache
 
 MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
 
@@ -102,15 +102,16 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
         label = f"claims {', '.join(ids)}"
         if run.family == "pooled-rate":
             r = run.extra["run"]
-            svg = to_svg(forest_plot(run=r, title=f"{r.outcome} at {r.window.target_h:g} h "
-                                                  f"({label})"))
-            fits.append({"id": fid, "claims": ids, "doc": run.doc, "svg": svg})
+            image = svg(forest_plot, arms=r.summary.arms, estimates=r.summary.estimates,
+                        outcome=r.outcome,
+                        title=f"{r.outcome} at {r.window.target_h:g} h ({label})")
+            fits.append({"id": fid, "claims": ids, "doc": run.doc, "svg": image})
         elif run.family == "dose-response":
             curves.append({"id": fid, "claims": ids, "kind": "dose-response", "doc": run.doc,
-                           "svg": to_svg(dose_plot(doc=run.doc, title=label))})
+                           "svg": svg(dose_plot, doc=run.doc, title=label)})
         elif run.family == "time-course":
             curves.append({"id": fid, "claims": ids, "kind": "time-course", "doc": run.doc,
-                           "svg": to_svg(time_plot(doc=run.doc, title=label))})
+                           "svg": svg(time_plot, doc=run.doc, title=label)})
     claim_rows = [r.as_dict() for r in evaluation.results]
     provenance = {
         "data": records.path,
@@ -177,7 +178,7 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
         "published": results["published_comparison"],
         "sensitivity": results["sensitivity"],
         "sweep": results["robustness"]["sweep"],
-        "calibration": [dict(c, svg=to_svg(calibration_plot(c)))
+        "calibration": [dict(c, svg=svg(calibration_plot, summary=c))
                         for c in results["robustness"]["calibration"]],
         "limitations": limits,
         "contrasts": contrasts,
@@ -312,6 +313,7 @@ def build_report(records: Records, claims: ClaimsFile, settings: SamplerSettings
     worker processes (they fill the cache); the report is then assembled from the cache.
     """
     say = say or (lambda msg: None)
+    use_svg_cache(Path(settings.cache_dir) if settings.cache_dir else None)
     marker = _complete_marker(records, claims, settings)
     if jobs > 1 and settings.cache_dir and not (marker and marker.exists()):
         from .parallel import prefetch

@@ -14,7 +14,7 @@ from ..comparative import (
 from ..contrasts import select_contrasts
 from ..inference import SamplerSettings
 from ..records import Records
-from .plots import contrast_forest, funnel_plot, to_svg
+from .plots import contrast_forest, funnel_plot, svg
 
 POOLED = "all controls"
 
@@ -47,10 +47,10 @@ def run_contrast_section(records: Records, specs: list[ContrastSpec],
             if len(data.contrasts) >= 2:
                 g["frequentist_hksj"] = frequentist_document(
                     run_frequentist(data, "REML", hksj=True), records)
-            g["forest_svg"] = to_svg(contrast_forest(
-                bayes=bayes, freq=freq, title=f"{spec.title}: {name}"))
+            g["forest_svg"] = svg(contrast_forest, bayes=bayes, freq=freq,
+                                  title=f"{spec.title}: {name}")
             if name == POOLED and len(data.contrasts) >= 3:
-                g["funnel_svg"] = to_svg(funnel_plot(freq=freq, title=f"Funnel: {spec.title}"))
+                g["funnel_svg"] = svg(funnel_plot, freq=freq, title=f"Funnel: {spec.title}")
             entry["groups"].append(g)
         section.append(entry)
     return section

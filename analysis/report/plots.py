@@ -2,17 +2,64 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
+import pickle
 import re
-from typing import TYPE_CHECKING
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import stats
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
     from matplotlib.figure import Figure
 
-    from ..results import PooledRateRun
+_SVG_CACHE: list[Path | None] = [None]
+
+
+def use_svg_cache(folder: Path | None) -> None:
+    """Keep rendered figures in ``folder`` (the report's cache), or in none."""
+    _SVG_CACHE[0] = None if folder is None else Path(folder)
+
+
+def _svg_key(plot: Callable[..., Figure], inputs: dict[str, Any]) -> str | None:
+    """Hash of the figure's inputs, this module's source and matplotlib's version."""
+    from importlib.metadata import version
+
+    try:
+        payload = pickle.dumps((plot.__name__, sorted(inputs.items())), protocol=5)
+    except Exception:  # an input that does not pickle: render every time
+        return None
+    h = hashlib.sha256(Path(__file__).read_bytes())
+    h.update(version("matplotlib").encode())
+    h.update(payload)
+    return h.hexdigest()
+
+
+def svg(plot: Callable[..., Figure], **inputs: Any) -> str:
+    """Render ``plot(**inputs)`` as SVG, or read it back when the same inputs were drawn.
+
+    Drawing is most of a warm report's time (about 60 ms a figure); the figures are a
+    deterministic function of their inputs, so they are cached like the posteriors.
+    """
+    folder = _SVG_CACHE[0]
+    key = _svg_key(plot, inputs) if folder is not None else None
+    path = folder / "svg" / f"{key}.svg" if key else None
+    if path is not None and path.exists():
+        return path.read_text(encoding="utf-8")
+    text = to_svg(plot(**inputs))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".svg-")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    return text
 
 
 def clopper_pearson(events: np.ndarray, n: np.ndarray, prob: float = 0.95) -> tuple:
@@ -23,12 +70,11 @@ def clopper_pearson(events: np.ndarray, n: np.ndarray, prob: float = 0.95) -> tu
     return lo, hi
 
 
-def forest_plot(*, run: PooledRateRun, title: str) -> Figure:
+def forest_plot(*, arms: pd.DataFrame, estimates: dict, outcome: str, title: str) -> Figure:
     """Per-arm observed and shrunken rates with the pooled and predictive intervals."""
     from matplotlib.figure import Figure
 
-    arms = run.summary.arms
-    est = run.summary.estimates
+    est = estimates
     k = len(arms)
     fig = Figure(figsize=(7.5, 1.2 + 0.42 * (k + 2)))
     ax = fig.add_subplot()
@@ -53,7 +99,7 @@ def forest_plot(*, run: PooledRateRun, title: str) -> Figure:
     ax.set_yticks(list(y) + [1.0, 0.45], labels + ["pooled", "predictive"])
     ax.set_xlim(0, 1)
     ax.set_ylim(0.1, k + 1.7)
-    ax.set_xlabel(f"{run.outcome} rate")
+    ax.set_xlabel(f"{outcome} rate")
     ax.set_title(title, fontsize=10)
     ax.grid(axis="x", color="0.9")
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.08), ncol=2, fontsize=7, frameon=False)
