@@ -333,6 +333,8 @@ class ClaimResult:
     studies: list[str]
     diagnostics_passed: bool | None
     reason: str
+    #: Monte Carlo standard error of ``probability`` (batch means over the draws)
+    probability_mcse: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Return the verdict as the documented JSON record."""
@@ -343,7 +345,8 @@ class ClaimResult:
             "time_h": None if c.window is None else c.window.target_h,
             "region": list(c.region), "selection": c.filters.as_dict(),
             "median": e.get("median"), "ci_low": e.get("ci_low"), "ci_high": e.get("ci_high"),
-            "probability": self.probability, "verdict": self.verdict, "studies": self.studies,
+            "probability": self.probability, "probability_mcse": self.probability_mcse,
+            "verdict": self.verdict, "studies": self.studies,
             "diagnostics_passed": self.diagnostics_passed, "reason": self.reason,
         }
 
@@ -370,12 +373,34 @@ def judge(claim: Claim, draws: np.ndarray | None, studies: list[str],
         return ClaimResult(claim, "insufficient data", None, estimate, studies,
                            diagnostics_passed, reason)
     lo, hi = claim.region
-    p = float(np.mean((draws >= lo) & (draws <= hi)))
+    inside = (draws >= lo) & (draws <= hi)
+    p = float(np.mean(inside))
+    mcse = monte_carlo_se(inside)
     verdict = claim.rule.verdict(p, k)
     reason = (f"P({claim.quantity} in [{lo:g}, {hi:g}]) = {p:.2f} "
               f"(supported >= {claim.rule.support:g}, contradicted <= {claim.rule.contradict:g})")
+    near = [t for t in (claim.rule.support, claim.rule.contradict) if abs(p - t) < 2 * mcse]
+    if near:
+        reason += (f"; P = {p:.3f} lies within two Monte Carlo standard errors ({mcse:.3f}) of "
+                   f"the {near[0]:g} threshold, so another seed could give another verdict: "
+                   "more draws (--draws) would settle which side it is on")
     if diagnostics_passed is False:
         reason += "; the fit FAILED its convergence diagnostics, so treat this as provisional"
     if claim.caveat:
         reason += f". Caveat: {claim.caveat}"
-    return ClaimResult(claim, verdict, p, estimate, studies, diagnostics_passed, reason)
+    return ClaimResult(claim, verdict, p, estimate, studies, diagnostics_passed, reason, mcse)
+
+
+def monte_carlo_se(values: np.ndarray, batches: int = 40) -> float:
+    """Monte Carlo standard error of the mean of MCMC draws, by batch means.
+
+    ``values`` are draws with chains one after another (as :func:`flat` gives them);
+    with 4 chains of 1,000 draws each batch of 100 lies inside one chain. Batch means
+    (Flegal & Jones 2010) account for autocorrelation without a spectral estimate.
+    """
+    x = np.asarray(values, dtype=float).ravel()
+    size = x.size // batches
+    if size < 2:
+        return float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else float("nan")
+    means = x[:size * batches].reshape(batches, size).mean(axis=1)
+    return float(means.std(ddof=1) / np.sqrt(batches))

@@ -158,13 +158,33 @@ def sample(model: pm.Model | LazyModel, settings: SamplerSettings, *, progress: 
     return idata
 
 
-def cached_file(idata: az.InferenceData, settings: SamplerSettings) -> Path | None:
-    """Return the cache file holding ``idata``, if it came from (or went to) the cache."""
+def cached_file(idata: Any, settings: SamplerSettings) -> Path | None:  # noqa: ANN401
+    """Return a netCDF copy of a cached posterior, writing it into the cache on first use.
+
+    The cache itself keeps only ``.npz`` (a sweep never ships netCDF, which costs about
+    0.3 s a posterior to write); the report's ``fits/`` folder copies this file.
+    """
     key = idata.attrs.get("cache_key")
     if not key or not settings.cache_dir:
         return None
-    path = Path(settings.cache_dir) / f"{key}.nc"
+    folder = Path(settings.cache_dir)
+    path = folder / f"{key}.nc"
+    if not path.exists() and (folder / f"{key}.npz").exists():
+        _write_atomic(folder, key, ".nc", idata.to_netcdf)
     return path if path.exists() else None
+
+
+def _write_atomic(folder: Path, key: str, suffix: str, write: Callable[[str], Any]) -> None:
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{key}.", suffix=suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, folder / f"{key}{suffix}")
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 #: cache folder of every posterior read from or written to a cache in this process
@@ -175,7 +195,7 @@ def _cache_read(folder: Path, key: str) -> StoredPosterior | None:
     from .posterior_store import read_npz
 
     path = folder / f"{key}.npz"
-    if not path.exists() or not (folder / f"{key}.nc").exists():
+    if not path.exists():
         return None
     try:
         idata = read_npz(path)
@@ -189,23 +209,12 @@ def _cache_read(folder: Path, key: str) -> StoredPosterior | None:
 
 
 def _cache_write(folder: Path, key: str, idata: az.InferenceData) -> None:
-    """Store ``idata`` twice: ``.npz`` to read back fast, ``.nc`` for the report's fits/."""
-    import os
-    import tempfile
-
+    """Store ``idata`` as ``.npz`` (netCDF only when a report ships it: :func:`cached_file`)."""
     from .posterior_store import write_npz
 
     folder.mkdir(parents=True, exist_ok=True)
     idata.attrs["cache_key"] = key
-    for suffix, write in ((".nc", lambda p: idata.to_netcdf(p)),
-                          (".npz", lambda p: write_npz(idata, Path(p)))):
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{key}.", suffix=suffix)
-        os.close(fd)
-        try:
-            write(tmp)
-            os.replace(tmp, folder / f"{key}{suffix}")
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+    _write_atomic(folder, key, ".npz", lambda p: write_npz(idata, Path(p)))
     _CACHE_FOLDERS[key] = folder
 
 
