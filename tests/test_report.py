@@ -194,3 +194,21 @@ def test_worker_processes_give_the_same_report(tmp_path: Path) -> None:
     for name in ("results.json", "report.md", "index.html", "tables/claims.csv"):
         assert ((tmp_path / "one" / name).read_bytes()
                 == (tmp_path / "two" / name).read_bytes()), name
+
+
+def test_warm_report_reuses_every_figure(tmp_path: Path) -> None:
+    """Figures are cached by their inputs: a rerun into another folder draws none anew."""
+    data, claims = make_inputs(tmp_path)
+    cache = tmp_path / "cache"
+    args = ["--claims", str(claims), "--cache", str(cache),
+            *[a for a in SMALL if a != "--no-cache"]]
+    for out in ("a", "b"):
+        r = runner.invoke(app, ["report", str(data), "--out", str(tmp_path / out), *args])
+        assert r.exit_code == 0, r.output
+        if out == "a":
+            first = sorted(p.name for p in (cache / "svg").iterdir())
+            assert first
+    assert sorted(p.name for p in (cache / "svg").iterdir()) == first
+    svg = re.compile(r"<svg.*?</svg>", re.S)
+    a, b = ((tmp_path / o / "index.html").read_text() for o in ("a", "b"))
+    assert svg.findall(a) == svg.findall(b) and len(svg.findall(a)) >= 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import pickle
 import re
 import tempfile
 from collections.abc import Callable
@@ -27,17 +26,38 @@ def use_svg_cache(folder: Path | None) -> None:
     _SVG_CACHE[0] = None if folder is None else Path(folder)
 
 
-def _svg_key(plot: Callable[..., Figure], inputs: dict[str, Any]) -> str | None:
+def _canonical(obj: Any) -> Any:  # noqa: ANN401
+    """Plain JSON values for hashing: 0.5 as a NumPy or a Python float hashes alike.
+
+    A document's ``provenance`` (the command line, versions) is never drawn: left out, so
+    the same figure made by another command is found again.
+    """
+    import pandas as pd
+
+    if isinstance(obj, dict):
+        return {str(k): _canonical(v) for k, v in obj.items() if k != "provenance"}
+    if isinstance(obj, list | tuple):
+        return [_canonical(v) for v in obj]
+    if isinstance(obj, pd.DataFrame):
+        return _canonical(obj.to_dict("split"))
+    if isinstance(obj, np.ndarray):
+        return _canonical(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if obj is None or isinstance(obj, str | int | float | bool):
+        return obj
+    return repr(obj)
+
+
+def _svg_key(plot: Callable[..., Figure], inputs: dict[str, Any]) -> str:
     """Hash of the figure's inputs, this module's source and matplotlib's version."""
+    import json
     from importlib.metadata import version
 
-    try:
-        payload = pickle.dumps((plot.__name__, sorted(inputs.items())), protocol=5)
-    except Exception:  # an input that does not pickle: render every time
-        return None
     h = hashlib.sha256(Path(__file__).read_bytes())
     h.update(version("matplotlib").encode())
-    h.update(payload)
+    h.update(json.dumps([plot.__name__, _canonical(inputs)], sort_keys=True,
+                        allow_nan=True).encode())
     return h.hexdigest()
 
 
