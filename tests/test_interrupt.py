@@ -24,6 +24,30 @@ def _start(data: Path, claims: Path, out: Path) -> subprocess.Popen:
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
+def _wait_for_sampling(proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    """Block until the process runs nutpie's sampler threads (Linux: /proc/PID/task).
+
+    A fixed sleep is not enough on a loaded machine: a signal that lands while numba or
+    PyTensor is still loading the compiled model is not what these tests are about.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the process ended early: {proc.communicate()[1]}")
+        names = []
+        for comm in Path(f"/proc/{proc.pid}/task").glob("*/comm"):
+            try:
+                names.append(comm.read_text())
+            except OSError:
+                continue
+        if any(n.startswith("nutpie") for n in names):
+            time.sleep(0.5)
+            return
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("sampling did not start")
+
+
 def _snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
             if p.is_file()}
@@ -35,7 +59,7 @@ def test_killed_report_leaves_previous_report_intact(tmp_path: Path) -> None:
     run_report(data, claims, out)
     before = _snapshot(out)
     proc = _start(data, claims, out)
-    time.sleep(8)  # imports done, sampling under way
+    _wait_for_sampling(proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert _snapshot(out) == before
@@ -47,9 +71,12 @@ def test_interrupted_report_says_so_and_cleans_up(tmp_path: Path) -> None:
     run_report(data, claims, out)
     before = _snapshot(out)
     proc = _start(data, claims, out)
-    time.sleep(8)
+    _wait_for_sampling(proc)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()  # never leave a runaway sampler behind for the next tests
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert _snapshot(out) == before
@@ -62,10 +89,13 @@ def test_interrupted_precompiled_fit_stops_promptly() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-c", code, "fit", "pooled-rate", "--draws", "5000000", "--chains",
          "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(6)  # imports done (about 2 s), sampling under way
+    _wait_for_sampling(proc)
     proc.send_signal(signal.SIGINT)
     start = time.monotonic()
-    _, err = proc.communicate(timeout=60)
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert time.monotonic() - start < 30
