@@ -1,6 +1,8 @@
-"""NUTS back ends behind ``--sampler``: PyMC's own, nutpie, NumPyro.
+"""NUTS back ends behind ``--sampler`` for PyMC models: nutpie, PyMC's own, NumPyro.
 
-``nutpie`` (the default) runs nutpie's Rust NUTS on the model's log density and gradient
+A family with a precompiled kernel never comes here under the default ``nutpie``: see
+:mod:`trialmeta.analysis.precompiled`. Otherwise (and always with ``nutpie-pytensor``)
+``nutpie`` runs nutpie's Rust NUTS on the model's log density and gradient
 compiled by PyTensor's C back end. PyTensor keeps compiled C modules on disk, so a model
 structure seen before compiles in about a second, where nutpie's own numba back end
 recompiles for 3 to 9 s in every process. The compiled functions are kept with the model:

@@ -16,12 +16,18 @@ ARGS = ["--draws", "40000", "--tune", "2000", "--chains", "4", "--no-cache", "--
         "--sampler", "nutpie-pytensor"]
 
 
+def _default_sigint() -> None:
+    """In the child: SIGINT as a terminal delivers it, even when this test runs in a
+    background job (whose shell started it with SIGINT ignored, which children inherit)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(data: Path, claims: Path, out: Path) -> subprocess.Popen:
     code = "from trialmeta.cli.app import main; main()"
     return subprocess.Popen(
         [sys.executable, "-c", code, "report", str(data), "--claims", str(claims), "--out",
          str(out), *ARGS], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=_default_sigint)
 
 
 def _wait_for_sampling(proc: subprocess.Popen, timeout: float = 120.0) -> None:
@@ -88,7 +94,8 @@ def test_interrupted_precompiled_fit_stops_promptly() -> None:
     code = "from trialmeta.cli.app import main; main()"
     proc = subprocess.Popen(
         [sys.executable, "-c", code, "fit", "pooled-rate", "--draws", "5000000", "--chains",
-         "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+         "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_default_sigint)
     _wait_for_sampling(proc)
     proc.send_signal(signal.SIGINT)
     start = time.monotonic()
