@@ -36,18 +36,35 @@ def report(
     calibration: Annotated[list[Path] | None, typer.Option(
         help="calibration-MODEL.json from `trialmeta calibrate --out` (repeatable, or a "
              "folder of them): adds the calibration section.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="If --out holds files a report did not write, write the report into "
+                        "a new subfolder of it (foreign files are never deleted).")] = False,
 ) -> None:
-    """Write index.html, report.md and results.json for the records and claims."""
-    from trialmeta.analysis.claims import load_claims
+    """Write index.html, report.md and results.json for the records and claims.
+
+    An existing --out is replaced only when it is empty or a trialmeta report (it carries
+    the marker file .trialmeta-report and nothing but the files listed there).
+    """
+    from trialmeta.analysis.claims import bundled_claims_path, load_claims
     from trialmeta.analysis.inference import SamplerSettings
-    from trialmeta.analysis.records import read_records
+    from trialmeta.analysis.records import bundled_path, read_records
     from trialmeta.analysis.report.build import build_report
+    from trialmeta.analysis.report.output import plan_output
 
     records = read_records(file)
     claims_file = load_claims(claims)
     import sys
 
     cache_dir = None if no_cache or cache is None else str(cache)
+    protected = {"records file": Path(file) if file else bundled_path(),
+                 "claims file": Path(claims) if claims else bundled_claims_path(),
+                 "sweep file": sweep,
+                 **{f"calibration file {i + 1}": p for i, p in enumerate(calibration or [])}}
+    plan = plan_output(out, force=force, protected=protected,
+                       cache=Path(cache_dir) if cache_dir else None)
+    for note in plan.notes:
+        typer.echo(f"trialmeta report: {note}", err=True)
+    out = plan.target
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
                                sampler=sampler,
                                cache_dir=cache_dir)

@@ -60,7 +60,7 @@ def test_report_files_and_numbers(tmp_path: Path) -> None:
     out = tmp_path / "rep"
     run_report(data, claims, out)
     assert {p.name for p in out.iterdir()} == {"index.html", "report.md", "results.json",
-                                               "tables", "fits"}
+                                               "tables", "fits", ".trialmeta-report"}
     assert {p.name for p in (out / "tables").iterdir()} >= {"claims.csv", "studies.csv",
                                                             "estimates.csv"}
     import arviz as az

@@ -9,8 +9,10 @@ bytes.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from importlib import resources
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..claims import ClaimsFile
+from ..errors import SpecError
 from ..evaluate import Evaluation, evaluate
 from ..inference import SamplerSettings, cached_file, command_line, package_versions
 from ..io import dumps_json, write_text_atomic
@@ -25,6 +28,7 @@ from ..records import Records, summarize
 from ..results import rounded
 from .contrast_section import run_contrast_section, strip_figures
 from .extras import limitations, load_published, published_comparison, sensitivity, to_csv
+from .output import MARKER, marker_text, swap_in
 from .plots import calibration_plot, dose_plot, forest_plot, svg, time_plot, use_svg_cache
 
 MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
@@ -272,15 +276,19 @@ def write_report(files: dict[str, str], out: Path, posteriors: dict[str, Any] | 
                  settings: SamplerSettings | None = None) -> None:
     """Write the files (and posterior netCDF files) into a fresh folder, then swap it in.
 
-    Names come from the code, never from the data, so nothing can escape ``out``.
+    Names come from the code, never from the data, so nothing can escape ``out``. The
+    folder gets a marker listing every file written; an existing ``out`` is replaced only
+    when it is empty or a report (see ``output.py``), never when it holds other files.
     """
-    out = out.resolve()
+    out = Path(os.path.abspath(out))
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.new-"))
     staging.chmod(0o755)
     try:
+        written = []
         for name, text in files.items():
             write_text_atomic(staging / name, text)
+            written.append(name)
         for fid, idata in (posteriors or {}).items():
             safe = re.sub(r"[^A-Za-z0-9._=+-]", "_", fid)
             target = staging / "fits" / f"{safe}.nc"
@@ -290,16 +298,12 @@ def write_report(files: dict[str, str], out: Path, posteriors: dict[str, Any] | 
                 shutil.copyfile(source, target)
             else:
                 idata.to_netcdf(str(target))
-        backup = None
-        if out.exists():
-            backup = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
-            backup.rmdir()
-            out.rename(backup)
-        staging.rename(out)
-        if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
+            written.append(f"fits/{safe}.nc")
+        write_text_atomic(staging / MARKER, marker_text(written))  # last: the report is whole
+        swap_in(staging, out)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging.exists() and not isinstance(sys.exc_info()[1], SpecError):
+            shutil.rmtree(staging, ignore_errors=True)
         raise
 
 

@@ -1,0 +1,221 @@
+"""`report --out`: what may be replaced, refusals before any fitting, crash-safe swaps."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from test_report import SMALL, make_inputs, run_report
+from trialmeta.analysis.errors import SpecError
+from trialmeta.analysis.report.output import (
+    MARKER,
+    foreign_entries,
+    marker_text,
+    plan_output,
+    swap_in,
+)
+from trialmeta.cli.app import app
+from typer.testing import CliRunner
+
+runner = CliRunner()
+
+
+def _report_folder(folder: Path, body: str = "old") -> Path:
+    """A folder laid out as a report writes it, with its marker."""
+    (folder / "tables").mkdir(parents=True)
+    files = {"index.html": body, "report.md": body, "results.json": "{}",
+             "tables/claims.csv": "a\n"}
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    (folder / MARKER).write_text(marker_text(files))
+    return folder
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def _invoke_report(tmp_path: Path, out: Path, *extra: str, cwd: Path | None = None):  # noqa: ANN202
+    data, claims = make_inputs(tmp_path)
+    old = Path.cwd()
+    os.chdir(cwd or old)
+    try:
+        return runner.invoke(app, ["report", str(data), "--claims", str(claims), "--out",
+                                   str(out), "--cache", str(tmp_path / "cache"), *SMALL,
+                                   *extra])
+    finally:
+        os.chdir(old)
+
+
+def test_foreign_folder_is_refused_and_untouched(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    (victim / "chapters").mkdir(parents=True)
+    (victim / "thesis.docx").write_bytes(b"years of work")
+    (victim / "chapters" / "one.tex").write_text("\\section{One}")
+    before = _snapshot(victim)
+    r = _invoke_report(tmp_path, victim)
+    assert r.exit_code == 2
+    assert "holds files a report did not write" in r.output and "--force" in r.output
+    assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
+    assert _snapshot(victim) == before
+    assert not (tmp_path / "cache").exists()  # refused before any fit was started
+
+
+def test_current_folder_and_its_parents_are_refused(tmp_path: Path) -> None:
+    notes = tmp_path / "work"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("mine")
+    for out in (Path("."), notes, tmp_path):
+        r = _invoke_report(tmp_path, out, "--force", cwd=notes)
+        assert r.exit_code == 2, r.output
+        assert "current folder" in r.output
+    assert (notes / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in notes.iterdir()) == ["notes.txt"]
+
+
+def test_folder_holding_the_inputs_or_the_cache_is_refused(tmp_path: Path) -> None:
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    data, claims = make_inputs(proj)
+    before = _snapshot(proj)
+    r = runner.invoke(app, ["report", str(data), "--claims", str(claims), "--out", str(proj),
+                            "--force", "--cache", str(tmp_path / "cache"), *SMALL])
+    assert r.exit_code == 2 and "records file" in r.output
+    r = runner.invoke(app, ["report", str(data), "--claims", str(claims), "--out",
+                            str(tmp_path), "--cache", str(tmp_path / "c"), *SMALL])
+    assert r.exit_code == 2 and "contains the" in r.output
+    cache = tmp_path / "store" / "cache"
+    r = runner.invoke(app, ["report", str(data), "--claims", str(claims), "--out",
+                            str(tmp_path / "store"), "--cache", str(cache), *SMALL])
+    assert r.exit_code == 2 and "cache" in r.output
+    assert _snapshot(proj) == before
+
+
+def test_regular_file_as_out_is_refused(tmp_path: Path) -> None:
+    somefile = tmp_path / "somefile"
+    somefile.write_text("keep me")
+    r = _invoke_report(tmp_path, somefile, "--force")
+    assert r.exit_code == 2 and "is a file, not a folder" in r.output
+    assert somefile.read_text() == "keep me"
+
+
+def test_unwritable_out_or_cache_fails_before_fitting(tmp_path: Path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a folder should be")
+    r = _invoke_report(tmp_path, blocker / "rep")
+    assert r.exit_code == 2 and "--out" in r.output and "not a folder" in r.output
+    data, claims = make_inputs(tmp_path)
+    r = runner.invoke(app, ["report", str(data), "--claims", str(claims), "--out",
+                            str(tmp_path / "rep"), "--cache", str(blocker / "cache"), *SMALL])
+    assert r.exit_code == 2 and "--cache" in r.output
+    assert not (tmp_path / "rep").exists()
+
+
+def test_report_replaces_only_a_report_and_force_writes_a_subfolder(tmp_path: Path) -> None:
+    data, claims = make_inputs(tmp_path)
+    out = tmp_path / "rep"
+    out.mkdir()  # an empty folder may be used
+    run_report(data, claims, out)
+    listed = json.loads((out / MARKER).read_text())["files"]
+    assert {"index.html", "report.md", "results.json"} <= set(listed)
+    assert sorted(listed) == sorted(k for k in _snapshot(out) if k != MARKER)
+    run_report(data, claims, out)  # a report replaces a report
+    (out / "my-notes.txt").write_text("added by hand")
+    r = runner.invoke(app, ["report", str(data), "--claims", str(claims), "--out", str(out),
+                            *SMALL])
+    assert r.exit_code == 2 and "my-notes.txt" in r.output
+    r = runner.invoke(app, ["report", str(data), "--claims", str(claims), "--out", str(out),
+                            "--force", *SMALL])
+    assert r.exit_code == 0, r.output
+    assert (out / "my-notes.txt").read_text() == "added by hand"
+    assert (out / "trialmeta-report" / "index.html").is_file()
+    assert (out / "index.html").is_file()  # the old report is left as it was
+
+
+def test_foreign_entries_rules(tmp_path: Path) -> None:
+    rep = _report_folder(tmp_path / "rep")
+    assert foreign_entries(rep) == []
+    (rep / "tables" / "mine.csv").write_text("x")
+    assert foreign_entries(rep) == ["tables/mine.csv"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert foreign_entries(empty) == []
+    legacy = _report_folder(tmp_path / "legacy")
+    (legacy / MARKER).unlink()  # a report from before the marker: recognised by its layout
+    assert foreign_entries(legacy) == []
+    (legacy / "draft.tmp").write_text("x")
+    assert foreign_entries(legacy) != []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="renameat2 is Linux-only")
+def test_swap_is_one_atomic_exchange(tmp_path: Path) -> None:
+    out = _report_folder(tmp_path / "rep", "old")
+    staging = _report_folder(tmp_path / ".rep.new-x", "new")
+    seen: list[bool] = []
+
+    def exchange(a: Path, b: Path) -> bool:
+        from trialmeta.analysis.report.output import _exchange
+
+        done = _exchange(a, b)
+        seen.append(done)
+        assert (b / "index.html").read_text() == "new"  # the new report is in place at once
+        return done
+
+    swap_in(staging, out, exchange=exchange)
+    assert seen == [True]
+    assert (out / "index.html").read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["rep"]
+
+
+def test_swap_refuses_a_folder_that_gained_foreign_files(tmp_path: Path) -> None:
+    out = _report_folder(tmp_path / "rep", "old")
+    (out / "added-meanwhile.txt").write_text("x")
+    staging = _report_folder(tmp_path / ".rep.new-x", "new")
+    with pytest.raises(SpecError, match="added-meanwhile"):
+        swap_in(staging, out)
+    assert (out / "added-meanwhile.txt").exists() and staging.exists()
+
+
+def test_kill_between_the_two_renames_is_finished_next_run(tmp_path: Path) -> None:
+    """Without the exchange: old report moved aside, new one not yet moved in."""
+    out = tmp_path / "rep"
+    staging = _report_folder(tmp_path / ".rep.new-abc", "new")
+    backup = _report_folder(tmp_path / ".rep.old-def", "old")  # from an earlier crash
+
+    class KilledError(Exception):
+        pass
+
+    real_rename = Path.rename
+    calls = []
+
+    def rename_then_die(self: Path, target: Path) -> Path:
+        calls.append(self.name)
+        if len(calls) == 2:
+            raise KilledError
+        return real_rename(self, target)
+
+    _report_folder(out, "older")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Path, "rename", rename_then_die)
+        with pytest.raises(KilledError):
+            swap_in(staging, out, exchange=lambda a, b: False)
+    assert not out.exists()  # the state a kill leaves
+    plan = plan_output(out, cache=None)
+    assert (out / "index.html").read_text() == "new"
+    assert any("finished an interrupted report swap" in n for n in plan.notes)
+    assert any("removed" in n for n in plan.notes)
+    assert [p.name for p in tmp_path.iterdir()] == ["rep"]
+    assert not backup.exists()  # a backup an earlier run left is cleaned up too
+
+
+def test_leftover_with_foreign_files_is_never_removed(tmp_path: Path) -> None:
+    out = _report_folder(tmp_path / "rep")
+    odd = tmp_path / ".rep.old-user"
+    odd.mkdir()
+    (odd / "precious.txt").write_text("x")
+    plan_output(out, cache=None)
+    assert (odd / "precious.txt").exists()
