@@ -1,11 +1,11 @@
 """Claims as data: load and validate a claims file, and give each claim a verdict.
 
 A claim names a model, an outcome and time, a record selection, a derived
-quantity and a region. Its verdict comes from the posterior probability ``p``
-that the quantity lies in the region: ``supported`` when p >= support (0.8 by
-default), ``contradicted`` when p <= contradict (0.2), otherwise
-``inconclusive``; ``insufficient data`` when fewer than ``min_studies`` studies
-inform it.
+quantity and a region. Its verdict comes from the evidential, directional rule in
+:mod:`decision`: the posterior probability of the region, of each side of it, and the
+same probability under the prior (the claim's quantity computed from prior draws), so
+that "contradicted" needs evidence against the claim and a verdict the prior wrote
+is "insufficient data".
 """
 
 from __future__ import annotations
@@ -19,33 +19,25 @@ from typing import Any
 import numpy as np
 import yaml
 
+from .decision import (
+    DecisionRule,
+    Evidence,
+    censored_quantiles,
+    monte_carlo_se,
+    near_thresholds,
+    verdict,
+    weigh,
+)
 from .errors import SpecError
 from .models import get_model_class
 from .selection import OUTCOMES, Filters, TimeWindow
 
 VERDICTS = ("supported", "contradicted", "inconclusive", "insufficient data")
+RULE_FIELDS = {"support", "contradict", "min_studies", "insufficient_bf",
+               "insufficient_sd_ratio", "max_draws_factor"}
 CLAIM_FIELDS = {"id", "title", "quote", "source", "model", "outcome", "time_h", "window_h",
-                "quantity", "selection", "region", "support", "contradict", "min_studies",
-                "needs", "caveat"}
-
-
-@dataclass(frozen=True)
-class DecisionRule:
-    """Thresholds on P(quantity in region)."""
-
-    support: float = 0.8
-    contradict: float = 0.2
-    min_studies: int = 2
-
-    def verdict(self, probability: float, k_studies: int) -> str:
-        """Verdict for a posterior probability and the number of studies."""
-        if k_studies < self.min_studies:
-            return "insufficient data"
-        if probability >= self.support:
-            return "supported"
-        if probability <= self.contradict:
-            return "contradicted"
-        return "inconclusive"
+                "quantity", "selection", "region", "needs", "caveat"} | RULE_FIELDS
+__all__ = ["DecisionRule", "monte_carlo_se"]
 
 
 @dataclass(frozen=True)
@@ -222,6 +214,39 @@ def _region_bound(path: str, cid: str, value: Any) -> float:
     return _number(path, cid, "region", value)
 
 
+def parse_rule(raw: dict[str, Any], defaults: DecisionRule, fail: Any) -> DecisionRule:
+    """Read the decision-rule fields of a claim (or of ``defaults``) over ``defaults``.
+
+    ``fail(field, message)`` returns the error to raise for a bad value.
+    """
+    def number(fld: str, value: Any, lo: float, hi: float | None = None) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not np.isfinite(value) or value < lo or (hi is not None and value > hi):
+            return_range = f"[{lo:g}, {hi:g}]" if hi is not None else f">= {lo:g}"
+            raise fail(fld, f"must be a number in {return_range}, got {value!r}")
+        return float(value)
+
+    bf = raw.get("insufficient_bf", [defaults.bf_low, defaults.bf_high])
+    if not isinstance(bf, list) or len(bf) != 2:
+        raise fail("insufficient_bf", "must be a list of two Bayes factors [low, high]")
+    bf_low, bf_high = (number("insufficient_bf", x, 0.0) for x in bf)
+    if not bf_low <= 1 <= bf_high:
+        raise fail("insufficient_bf", "must bracket 1: [low <= 1, high >= 1]")
+    rule = DecisionRule(
+        support=number("support", raw.get("support", defaults.support), 0.5, 1),
+        contradict=number("contradict", raw.get("contradict", defaults.contradict), 0, 1),
+        min_studies=int(number("min_studies", raw.get("min_studies", defaults.min_studies), 1)),
+        bf_low=bf_low, bf_high=bf_high,
+        sd_ratio=number("insufficient_sd_ratio",
+                        raw.get("insufficient_sd_ratio", defaults.sd_ratio), 0, 1),
+        max_draws_factor=int(number("max_draws_factor",
+                                    raw.get("max_draws_factor", defaults.max_draws_factor),
+                                    1, 64)))
+    if not rule.contradict < rule.support:
+        raise fail("contradict", "must be below 'support'")
+    return rule
+
+
 def parse_claim(raw: Any, path: str, defaults: DecisionRule) -> Claim:
     """Validate one claim mapping; raise SpecError naming the claim and field."""
     if not isinstance(raw, dict):
@@ -270,15 +295,7 @@ def parse_claim(raw: Any, path: str, defaults: DecisionRule) -> Claim:
         filters = Filters.from_mapping(raw.get("selection"))
     except SpecError as exc:
         raise _fail(path, cid, "selection", str(exc)) from None
-    rule = DecisionRule(
-        support=_number(path, cid, "support", raw.get("support", defaults.support), 0, 1),
-        contradict=_number(path, cid, "contradict", raw.get("contradict", defaults.contradict),
-                           0, 1),
-        min_studies=int(_number(path, cid, "min_studies",
-                                raw.get("min_studies", defaults.min_studies), 1)),
-    )
-    if not rule.contradict < rule.support:
-        raise _fail(path, cid, "contradict", "must be below 'support'")
+    rule = parse_rule(raw, defaults, lambda fld, msg: _fail(path, cid, fld, msg))
     return Claim(cid, str(raw.get("title", cid)), str(raw["quote"]), str(raw.get("source", "")),
                  str(raw["model"]), str(raw["outcome"]), window, str(raw["quantity"]), filters,
                  (lo, hi), rule, tuple(sorted(options.items())),
@@ -301,8 +318,12 @@ def load_claims(path: str | Path | None = None) -> ClaimsFile:
     d = doc.get("defaults") or {}
     if not isinstance(d, dict):
         raise SpecError(f"{name}: 'defaults' must be a mapping")
-    defaults = DecisionRule(float(d.get("support", 0.8)), float(d.get("contradict", 0.2)),
-                            int(d.get("min_studies", 2)))
+    unknown = sorted(set(d) - RULE_FIELDS)
+    if unknown:
+        raise SpecError(f"{name}: defaults: unknown field '{unknown[0]}'; known: "
+                        f"{', '.join(sorted(RULE_FIELDS))}")
+    defaults = parse_rule(d, DecisionRule(),
+                          lambda fld, msg: SpecError(f"{name}: defaults, field '{fld}': {msg}"))
     claims = [parse_claim(raw, name, defaults) for raw in doc["claims"]]
     raw_contrasts = doc.get("contrasts") or []
     if not isinstance(raw_contrasts, list):
@@ -335,72 +356,126 @@ class ClaimResult:
     reason: str
     #: Monte Carlo standard error of ``probability`` (batch means over the draws)
     probability_mcse: float | None = None
+    #: prior vs posterior: P_prior, P(below), P(above), Bayes factor, spread ratio
+    evidence: Evidence | None = None
+    #: posterior draws behind the verdict (per chain, after any extension)
+    draws: int | None = None
+    #: median and interval of the claim's quantity under the prior
+    prior_estimate: dict[str, float] | None = None
+    #: what decided: "evidence" (the probabilities), "studies" (too few) or "unidentified"
+    basis: str = "evidence"
 
     def as_dict(self) -> dict[str, Any]:
-        """Return the verdict as the documented JSON record."""
+        """Return the verdict as the documented JSON record (censored values as null)."""
         c, e = self.claim, self.estimate or {}
+        ev = self.evidence.as_dict() if self.evidence else dict.fromkeys(
+            ("p_prior", "p_post", "p_below", "p_above", "bayes_factor", "spread_ratio"))
+        censored = [k for k in ("median", "ci_low", "ci_high")
+                    if e.get(k) is not None and np.isinf(e[k])]
         return {
             "id": c.id, "title": c.title, "quote": c.quote, "quantity": c.quantity,
             "model": c.model, "outcome": c.outcome,
             "time_h": None if c.window is None else c.window.target_h,
             "region": list(c.region), "selection": c.filters.as_dict(),
-            "median": e.get("median"), "ci_low": e.get("ci_low"), "ci_high": e.get("ci_high"),
+            "median": _finite(e.get("median")), "ci_low": _finite(e.get("ci_low")),
+            "ci_high": _finite(e.get("ci_high")), "censored_above": censored,
+            "prior": None if self.prior_estimate is None else {
+                k: _finite(v) for k, v in self.prior_estimate.items()},
             "probability": self.probability, "probability_mcse": self.probability_mcse,
-            "verdict": self.verdict, "studies": self.studies,
+            **ev, "draws_per_chain": self.draws,
+            "verdict": self.verdict, "basis": self.basis, "studies": self.studies,
             "diagnostics_passed": self.diagnostics_passed, "reason": self.reason,
         }
 
 
+def _finite(x: float | None) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def _settle(claim: Claim) -> str:
+    when = "" if claim.window is None else f" near {claim.window.target_h:g} h"
+    return claim.needs or (f"More trials reporting {claim.outcome}{when} in the selected "
+                           "arms would settle it.")
+
+
 def judge(claim: Claim, draws: np.ndarray | None, studies: list[str],
           diagnostics_passed: bool | None, estimate: dict[str, float] | None,
-          unidentified: str | None = None) -> ClaimResult:
-    """Turn posterior draws of the claim's quantity into a verdict.
+          unidentified: str | None = None, prior: np.ndarray | None = None,
+          at_cap: bool = False) -> ClaimResult:
+    """Turn posterior (and prior) draws of the claim's quantity into a verdict.
 
-    ``unidentified`` explains why the records cannot inform the quantity even though
-    studies were selected (for example a dose no trial used): the verdict is then
-    ``insufficient data`` whatever the posterior says, since it would restate the prior.
+    Parameters
+    ----------
+    claim : Claim
+        The claim, with its region and decision rule.
+    draws : ndarray or None
+        Posterior draws of the quantity (None: no fit).
+    studies : list of str
+        Studies that inform it.
+    diagnostics_passed : bool or None
+        Whether the fit passed its convergence gate (None: no fit).
+    estimate : dict or None
+        Summary of ``draws``.
+    unidentified : str, optional
+        Why the records cannot inform the quantity (a dose no trial used, a time outside
+        the observed range, a shape parameter that did not contract): the verdict is then
+        ``insufficient data`` whatever the posterior says.
+    prior : ndarray, optional
+        Draws of the same quantity under the prior. Without them the "data barely moved
+        it" check cannot run, and the reason says so.
+    at_cap : bool
+        The draws were already extended to the cap: a probability still within two
+        Monte Carlo standard errors of a threshold gives ``inconclusive``.
     """
     k = len(studies)
-    if unidentified:
-        return ClaimResult(claim, "insufficient data", None, None, studies,
-                           diagnostics_passed, unidentified)
+    ev = None if draws is None else weigh(draws, prior, claim.region)
+    prior_est = None
+    if prior is not None:
+        lo_q, med_q, hi_q = censored_quantiles(prior, [0.025, 0.5, 0.975])
+        prior_est = {"median": float(med_q), "ci_low": float(lo_q), "ci_high": float(hi_q)}
+    base = dict(estimate=estimate, studies=studies, diagnostics_passed=diagnostics_passed,
+                evidence=ev, prior_estimate=prior_est,
+                probability=None if ev is None else ev.p_post,
+                probability_mcse=None if ev is None else ev.mcse)
     if draws is None or k < claim.rule.min_studies:
-        when = "" if claim.window is None else f" near {claim.window.target_h:g} h"
-        settle = claim.needs or (f"More trials reporting {claim.outcome}{when} in the selected "
-                                 "arms would settle it.")
         reason = (f"{k} stud(ies) inform this claim; at least {claim.rule.min_studies} needed. "
-                  f"{settle}")
-        return ClaimResult(claim, "insufficient data", None, estimate, studies,
-                           diagnostics_passed, reason)
+                  f"{_settle(claim)}")
+        return ClaimResult(claim, "insufficient data", reason=reason, basis="studies", **base)
+    if unidentified:
+        return ClaimResult(claim, "insufficient data", reason=unidentified,
+                           basis="unidentified", **base)
     lo, hi = claim.region
-    inside = (draws >= lo) & (draws <= hi)
-    p = float(np.mean(inside))
-    mcse = monte_carlo_se(inside)
-    verdict = claim.rule.verdict(p, k)
-    reason = (f"P({claim.quantity} in [{lo:g}, {hi:g}]) = {p:.2f} "
-              f"(supported >= {claim.rule.support:g}, contradicted <= {claim.rule.contradict:g})")
-    near = [t for t in (claim.rule.support, claim.rule.contradict) if abs(p - t) < 2 * mcse]
-    if near:
-        reason += (f"; P = {p:.3f} lies within two Monte Carlo standard errors ({mcse:.3f}) of "
-                   f"the {near[0]:g} threshold, so another seed could give another verdict: "
-                   "more draws (--draws) would settle which side it is on")
+    label, why = verdict(ev, claim.rule)
+    reason = _evidence_text(claim, ev)
+    near = near_thresholds(ev, claim.rule)
+    if near and at_cap:
+        label = "inconclusive"
+        reason += (f"; even after extending the draws {claim.rule.max_draws_factor}x it lies "
+                   f"within two Monte Carlo standard errors of a threshold ({near[0]}), so no "
+                   "verdict is given either way")
+    elif near:
+        reason += (f"; within two Monte Carlo standard errors of a threshold ({near[0]}): "
+                   "more draws would settle which side it is on")
+    elif why == "moved":
+        reason = (f"the data barely move this quantity: {reason}; the verdict would restate "
+                  f"the prior. {_settle(claim)}")
+    elif why in ("below", "above"):
+        reason = f"the posterior lies {why} [{lo:g}, {hi:g}]: {reason}"
+    if prior is None:
+        reason += "; no prior draws for this quantity, so prior and posterior are not compared"
     if diagnostics_passed is False:
         reason += "; the fit FAILED its convergence diagnostics, so treat this as provisional"
     if claim.caveat:
         reason += f". Caveat: {claim.caveat}"
-    return ClaimResult(claim, verdict, p, estimate, studies, diagnostics_passed, reason, mcse)
+    return ClaimResult(claim, label, reason=reason, **base)
 
 
-def monte_carlo_se(values: np.ndarray, batches: int = 40) -> float:
-    """Monte Carlo standard error of the mean of MCMC draws, by batch means.
-
-    ``values`` are draws with chains one after another (as :func:`flat` gives them);
-    with 4 chains of 1,000 draws each batch of 100 lies inside one chain. Batch means
-    (Flegal & Jones 2010) account for autocorrelation without a spectral estimate.
-    """
-    x = np.asarray(values, dtype=float).ravel()
-    size = x.size // batches
-    if size < 2:
-        return float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else float("nan")
-    means = x[:size * batches].reshape(batches, size).mean(axis=1)
-    return float(means.std(ddof=1) / np.sqrt(batches))
+def _evidence_text(claim: Claim, ev: Evidence) -> str:
+    lo, hi = claim.region
+    text = (f"P({claim.quantity} in [{lo:g}, {hi:g}]) = {ev.p_post:.2f}, below {ev.p_below:.2f}, "
+            f"above {ev.p_above:.2f}")
+    if ev.p_prior is not None:
+        text += f"; under the prior {ev.p_prior:.2f}, Bayes factor {ev.bayes_factor:.3g}"
+    if ev.spread_ratio is not None:
+        text += f", posterior/prior spread {ev.spread_ratio:.2f}"
+    return text

@@ -1,9 +1,15 @@
 """Evaluate a claims file against records: run each needed fit once, then judge.
 
 Each model family has a runner that selects the records, fits, and returns a
-:class:`FamilyRun`: the JSON document of the fit, a function giving posterior draws of
-a named quantity, the studies used, and a function that says when a quantity cannot
-be informed by the data (a dose no trial used, a time no trial measured).
+:class:`FamilyRun`: the JSON document of the fit, functions giving posterior and prior
+draws of a named quantity (the prior draws pushed through the same derived-quantity
+code), the studies used, and a function that says when a quantity cannot be informed by
+the data (a dose no trial used, a time outside the observed range, a shape parameter
+the data did not move).
+
+A probability within two Monte Carlo standard errors of a threshold is resampled with
+twice the draws (same seed), up to the claim's ``max_draws_factor``; still undecided at
+the cap, the verdict is ``inconclusive``. So no verdict depends on the seed.
 """
 
 from __future__ import annotations
@@ -15,8 +21,15 @@ from typing import Any
 import numpy as np
 
 from .claims import Claim, ClaimResult, ClaimsFile, judge, model_family
+from .decision import censored_quantiles, near_thresholds, spread
 from .inference import SamplerSettings, flat, summarize_draws
 from .records import Records
+
+#: draws from the prior behind P_prior (Monte Carlo SE of a probability <= 0.006)
+PRIOR_DRAWS = 8000
+#: the time grid (hours) for onset and duration; censored beyond its end
+GRID_END_H = 672.0
+TIME_QUANTITIES = ("onset_h", "time_to_peak_h", "duration_h")
 
 
 @dataclass
@@ -27,9 +40,44 @@ class FamilyRun:
     doc: dict[str, Any] | None
     studies: list[str]
     draws: Callable[[str, Claim], np.ndarray] | None = None
-    unidentified: Callable[[str], str | None] = lambda q: None
+    unidentified: Callable[[str, Claim], str | None] = lambda q, c: None
     diagnostics_passed: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    prior_draws: Callable[[str, Claim], np.ndarray] | None = None
+
+
+def prior_fit(model: Any, fit: Any, settings: SamplerSettings) -> Any:  # noqa: ANN401
+    """Return a copy of ``fit`` whose posterior holds draws from the model's priors.
+
+    None when the model cannot draw from its priors (a plug-in without ``prior_params``).
+    """
+    from .posterior_store import draws_as_posterior
+
+    params = getattr(model, "prior_params", None)
+    if params is None or not _own_prior(model):
+        return None
+    rng = np.random.default_rng([settings.seed, 0x5EED])
+    return replace(fit, idata=draws_as_posterior(params(fit, PRIOR_DRAWS, rng)))
+
+
+def _own_prior(model: Any) -> bool:  # noqa: ANN401
+    """Return whether the model draws its own priors (a plug-in curve needs its own)."""
+    from .models.time_course import TimeCourse
+
+    cls = type(model)
+    if not issubclass(cls, TimeCourse):
+        return True
+    return cls.prior_params is not TimeCourse.prior_params or (
+        cls.curve_draws is TimeCourse.curve_draws)
+
+
+def _contraction(post: np.ndarray, prior: np.ndarray, name: str, limit: float) -> str | None:
+    """Say so when a parameter's posterior spread is above ``limit`` of its prior's."""
+    ratio = spread(post) / spread(prior)
+    if ratio > limit:
+        return (f"{name} barely moved from its prior (posterior/prior spread {ratio:.2f} > "
+                f"{limit:g}), so the quantity's value would come from the prior")
+    return None
 
 
 def _pooled_rate(records: Records, claim: Claim, settings: SamplerSettings) -> FamilyRun:
@@ -46,10 +94,12 @@ def _pooled_rate(records: Records, claim: Claim, settings: SamplerSettings) -> F
                        moderators=claim.option("moderators", ()))
     fit = model.fit(data, settings, data_sha256=records.sha256)
     run = PooledRateRun(claim.outcome, claim.window, claim.filters, fit, model.summary(fit))
+    prior = prior_fit(model, fit, settings)
     return FamilyRun("pooled-rate", pooled_rate_document(run, records),
                      sorted(set(fit.data.table["study"])),
                      lambda q, c: model.draws(fit, q), diagnostics_passed=fit.diagnostics.passed,
-                     extra={"run": run, "idata": fit.idata})
+                     extra={"run": run, "idata": fit.idata},
+                     prior_draws=lambda q, c: model.draws(prior, q))
 
 
 def _pooled_rate_priors(spec: str | None):  # noqa: ANN202
@@ -83,10 +133,12 @@ def _contrast(records: Records, claim: Claim, settings: SamplerSettings) -> Fami
     run = run_contrast(data, settings, priors, data_sha256=records.sha256,
                        moderators=moderators)
     model = Contrast(priors, 0.0, moderators)
+    prior = prior_fit(model, run.fit, settings)
     return FamilyRun("contrast", contrast_document(run, records), sorted(data.studies),
                      lambda q, c: model.draws(run.fit, q),
                      diagnostics_passed=run.fit.diagnostics.passed,
-                     extra={"idata": run.fit.idata})
+                     extra={"idata": run.fit.idata},
+                     prior_draws=lambda q, c: model.draws(prior, q))
 
 
 def _dose_response(records: Records, claim: Claim, settings: SamplerSettings) -> FamilyRun:
@@ -110,22 +162,27 @@ def _dose_response(records: Records, claim: Claim, settings: SamplerSettings) ->
         return FamilyRun("dose-response", None, studies)
     observed = {0.0, *map(float, data.doses)}
 
-    def draws(q: str, c: Claim) -> np.ndarray:
+    prior = prior_fit(model, fit, settings)
+
+    def quantity(f: Any, q: str) -> np.ndarray:  # noqa: ANN401
         head, _, rest = q.partition(":")
-        p = model.params(fit)
+        p = model.params(f)
         if head == "effect_at":
-            return model.effect(fit, np.array([float(rest)]))[:, 0]
+            return model.effect(f, np.array([float(rest)]))[:, 0]
         if head == "beta":
             names = model.study_design(data).names
-            return flat(fit.idata, "beta")[:, names.index(rest)]
+            return flat(f.idata, "beta")[:, names.index(rest)]
         if head == "difference":
             lo, hi = (float(x) for x in rest.split(":"))
-            e = model.effect(fit, np.array([lo, hi]))
+            e = model.effect(f, np.array([lo, hi]))
             return e[:, 1] - e[:, 0]
         return p[q]
 
-    def unidentified(q: str) -> str | None:
+    def unidentified(q: str, c: Claim) -> str | None:
         head, _, rest = q.partition(":")
+        if head in ("ed50", "hill") and prior is not None and head in fit.idata.posterior:
+            return _contraction(np.log(flat(fit.idata, head)), np.log(flat(prior.idata, head)),
+                                f"log {head}", c.rule.sd_ratio)
         if head not in ("effect_at", "difference"):
             return None
         missing = [d for d in map(float, rest.split(":")) if d not in observed]
@@ -139,8 +196,9 @@ def _dose_response(records: Records, claim: Claim, settings: SamplerSettings) ->
 
     doc = dose_document(records, replace(opts, doses=tuple(sorted(observed - {0.0}))),
                         settings, fitted=fitted)
-    return FamilyRun("dose-response", doc, studies, draws, unidentified,
-                     fit.diagnostics.passed, extra={"opts": opts, "idata": fit.idata})
+    return FamilyRun("dose-response", doc, studies, lambda q, c: quantity(fit, q), unidentified,
+                     fit.diagnostics.passed, extra={"opts": opts, "idata": fit.idata},
+                     prior_draws=None if prior is None else lambda q, c: quantity(prior, q))
 
 
 def _time_course(records: Records, claim: Claim, settings: SamplerSettings) -> FamilyRun:
@@ -162,39 +220,99 @@ def _time_course(records: Records, claim: Claim, settings: SamplerSettings) -> F
     fitted = fit_time(records, opts, settings)
     data, model, fit = fitted
     doc = time_document(records, opts, settings, fitted=fitted)
-    grid = np.exp(np.linspace(np.log(0.25), np.log(672.0), 600))
     direction = 1 if doc["direction"] == "higher is better" else -1
-    observed = sorted(set(data.contrasts["time_h"].astype(float)))
+    observed = sorted({float(t) for t in data.contrasts["time_h"] if float(t) > 0})
+    prior = prior_fit(model, fit, settings)
 
-    def draws(q: str, c: Claim) -> np.ndarray:
-        curve = direction * model.effect(fit, grid)
-        threshold = float(c.option("threshold", opts.threshold))
-        fraction = float(c.option("fraction", opts.fraction))
-        if q == "onset_h":
-            above = curve > threshold
-            return np.where(above.any(axis=1), grid[np.argmax(above, axis=1)], np.inf)
-        peak_i = np.argmax(curve, axis=1)
-        if q == "time_to_peak_h":
-            return grid[peak_i]
-        if q == "peak":
-            return direction * curve[np.arange(len(curve)), peak_i]
-        if q == "duration_h":
-            peak_v = curve[np.arange(len(curve)), peak_i]
-            after = (np.arange(len(grid))[None, :] > peak_i[:, None]) & (
-                curve < fraction * peak_v[:, None])
-            return np.where(after.any(axis=1), grid[np.argmax(after, axis=1)], np.inf)
-        return model.effect(fit, np.array([float(q.partition(":")[2])]))[:, 0]
+    def draws_for(f: Any) -> Callable[[str, Claim], np.ndarray]:  # noqa: ANN401
+        return lambda q, c: time_quantity(model, f, q, direction,
+                                          float(c.option("threshold", opts.threshold)),
+                                          float(c.option("fraction", opts.fraction)))
 
-    def unidentified(q: str) -> str | None:
+    def unidentified(q: str, c: Claim) -> str | None:
         if q.startswith("effect_at:"):
             t = float(q.partition(":")[2])
             if not observed[0] <= t <= observed[-1]:
                 return (f"no trial measured the effect near {t:g} h (observed "
                         f"{observed[0]:g}-{observed[-1]:g} h)")
+            return None
+        if q not in (*TIME_QUANTITIES, "peak"):
+            return None
+        for b in c.region:
+            if np.isfinite(b) and b > 0 and not observed[0] < b < observed[-1]:
+                return (f"the region bound {b:g} h has no observations on both sides "
+                        f"(observed {', '.join(f'{t:g}' for t in observed)} h), so whether "
+                        f"{q} lies below or above it is not informed by data")
+        if prior is None:
+            return None
+        for name, post_x, prior_x in _shape_parameters(fit, prior):
+            said = _contraction(post_x, prior_x, name, c.rule.sd_ratio)
+            if said:
+                return said
         return None
 
-    return FamilyRun("time-course", doc, sorted(data.studies), draws, unidentified,
-                     fit.diagnostics.passed, extra={"opts": opts, "idata": fit.idata})
+    return FamilyRun("time-course", doc, sorted(data.studies), draws_for(fit), unidentified,
+                     fit.diagnostics.passed, extra={"opts": opts, "idata": fit.idata},
+                     prior_draws=None if prior is None else draws_for(prior))
+
+
+def _shape_parameters(fit: Any, prior: Any) -> list[tuple[str, np.ndarray, np.ndarray]]:  # noqa: ANN401
+    """Return the parameters setting a time curve's shape: name, posterior, prior draws."""
+    post_p, prior_p = fit.idata.posterior, prior.idata.posterior
+    if "t_rise" in post_p and "t_rise" in prior_p:
+        def logs(f: Any) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN401
+            t_r, t_d = flat(f.idata, "t_rise"), flat(f.idata, "t_decay")
+            return np.log(t_r), np.log(t_d - t_r)
+
+        (a, b), (pa, pb) = logs(fit), logs(prior)
+        return [("the rise time (log T_r)", a, pa), ("the decay time (log (T_d - T_r))", b, pb)]
+    if "knot_effect" in post_p and "knot_effect" in prior_p:
+        post_k, prior_k = flat(fit.idata, "knot_effect"), flat(prior.idata, "knot_effect")
+        return [(f"the curve at the {t:g} h knot", post_k[:, j], prior_k[:, j])
+                for j, t in enumerate(fit.knots)]
+    return []
+
+
+def time_quantity(model: Any, fit: Any, q: str, direction: int, threshold: float,  # noqa: ANN401
+                  fraction: float) -> np.ndarray:
+    """Draws of a time-course quantity; a time never reached within the grid is +inf.
+
+    Time to peak is exact: t* = ln(T_d/T_r) T_d T_r / (T_d - T_r) for the Bateman curve,
+    and the best knot for the piecewise curve (linear between knots in log time, so its
+    maximum sits on a knot). A curve with no benefit at all has no peak: +inf.
+    """
+    post = fit.idata.posterior
+    if q == "time_to_peak_h" and "t_rise" in post and "peak" in post:
+        t_star = flat(fit.idata, "time_to_peak") if "time_to_peak" in post else None
+        if t_star is None:
+            from .models.time_course import time_to_peak
+
+            t_star = time_to_peak(flat(fit.idata, "t_rise"), flat(fit.idata, "t_decay"))
+        return np.where(direction * flat(fit.idata, "peak") > 0, t_star, np.inf)
+    if q == "time_to_peak_h" and "knot_effect" in post:
+        knots = direction * flat(fit.idata, "knot_effect")
+        best = np.argmax(knots, axis=1)
+        return np.where(knots.max(axis=1) > 0, np.asarray(fit.knots)[best], np.inf)
+    if q.startswith("effect_at:"):
+        return model.effect(fit, np.array([float(q.partition(":")[2])]))[:, 0]
+    grid = np.exp(np.linspace(np.log(0.25), np.log(GRID_END_H), 600))
+    curve = direction * model.effect(fit, grid)
+    if q == "onset_h":
+        above = curve > threshold
+        return np.where(above.any(axis=1), grid[np.argmax(above, axis=1)], np.inf)
+    peak_i = np.argmax(curve, axis=1)
+    peak_v = curve[np.arange(len(curve)), peak_i]
+    if q == "time_to_peak_h":
+        return np.where(peak_v > 0, grid[peak_i], np.inf)
+    if q == "peak":
+        return direction * peak_v
+    if q == "duration_h":
+        after = (np.arange(len(grid))[None, :] > peak_i[:, None]) & (
+            curve < fraction * peak_v[:, None])
+        return np.where(after.any(axis=1), grid[np.argmax(after, axis=1)], np.inf)
+    from .errors import SpecError
+
+    raise SpecError(f"time-course has no quantity '{q}'")
 
 
 RUNNERS = {"pooled-rate": _pooled_rate, "contrast": _contrast,
@@ -212,29 +330,81 @@ class Evaluation:
 
 def evaluate(records: Records, claims: ClaimsFile, settings: SamplerSettings, *,
              progress: bool = False) -> Evaluation:
-    """Fit every model the claims need (no model twice) and give each claim its verdict."""
+    """Fit every model the claims need (no model twice) and give each claim its verdict.
+
+    A claim whose probability lies within two Monte Carlo standard errors of a threshold
+    has its fit rerun with twice the draws (same seed), until it clears or the claim's
+    ``max_draws_factor`` is reached; then it is ``inconclusive``, deterministically.
+    """
     ev = Evaluation(results=[])
+    factor: dict[tuple, int] = {}
     for claim in claims.claims:
         key = claim.fit_key()
         ev.claims_for_run.setdefault(key, []).append(claim.id)
         if key not in ev.runs:
             ev.runs[key] = RUNNERS[model_family(claim.model)](records, claim, settings)
-        run = ev.runs[key]
-        if run.draws is None:
-            result = judge(claim, None, run.studies, None, None)
-            if run.extra.get("reason"):
-                result.reason = f"{run.extra['reason']}. {result.reason}"
-            ev.results.append(result)
-            continue
-        draws = np.asarray(run.draws(claim.quantity, claim), float)
-        finite = draws[np.isfinite(draws)]
-        estimate = summarize_draws(finite) if len(finite) > 1 else None
-        result = judge(claim, draws, run.studies, run.diagnostics_passed, estimate,
-                       unidentified=run.unidentified(claim.quantity))
-        if len(finite) < len(draws):
-            share = 100 * (1 - len(finite) / len(draws))
-            said = f"{share:.0f}%" if share >= 0.5 else "fewer than 1%"
-            result.reason += (f"; {said} of draws never reach the event within 4 weeks "
-                              "(counted outside a finite region)")
-        ev.results.append(result)
+            factor[key] = 1
+    results = {c.id: _judge(c, ev.runs[c.fit_key()], settings.draws, False)
+               for c in claims.claims}
+    while True:
+        grow = {c.fit_key() for c in claims.claims
+                if _undecided(results[c.id], c) and factor[c.fit_key()] < c.rule.max_draws_factor}
+        if not grow:
+            break
+        for key in grow:
+            factor[key] *= 2
+            claim = next(c for c in claims.claims if c.fit_key() == key)
+            more = replace(settings, draws=settings.draws * factor[key])
+            ev.runs[key] = RUNNERS[model_family(claim.model)](records, claim, more)
+        for c in claims.claims:
+            key = c.fit_key()
+            if key in grow:
+                results[c.id] = _judge(c, ev.runs[key], settings.draws * factor[key],
+                                       factor[key] >= c.rule.max_draws_factor)
+    ev.results = [results[c.id] for c in claims.claims]
     return ev
+
+
+def _undecided(result: ClaimResult, claim: Claim) -> bool:
+    """Whether the verdict hangs on a probability within 2 MCSE of a threshold."""
+    return (result.basis == "evidence" and result.evidence is not None
+            and bool(near_thresholds(result.evidence, claim.rule)))
+
+
+def _judge(claim: Claim, run: FamilyRun, draws_per_chain: int, at_cap: bool) -> ClaimResult:
+    """Judge one claim on one (possibly extended) fit."""
+    if run.draws is None:
+        result = judge(claim, None, run.studies, None, None)
+        if run.extra.get("reason"):
+            result.reason = f"{run.extra['reason']}. {result.reason}"
+        return result
+    draws = np.asarray(run.draws(claim.quantity, claim), float)
+    prior = None
+    if run.prior_draws is not None:
+        prior = np.asarray(run.prior_draws(claim.quantity, claim), float)
+    result = judge(claim, draws, run.studies, run.diagnostics_passed,
+                   summarize_censored(draws), unidentified=run.unidentified(claim.quantity,
+                                                                            claim),
+                   prior=prior, at_cap=at_cap)
+    result.draws = draws_per_chain
+    censored = float(np.mean(np.isinf(draws)))
+    if censored > 0:
+        said = f"{100 * censored:.0f}%" if censored >= 0.005 else "fewer than 1%"
+        result.reason += (f"; {said} of draws never reach the event within "
+                          f"{GRID_END_H:g} h (counted as > {GRID_END_H:g} h)")
+    return result
+
+
+def summarize_censored(draws: np.ndarray) -> dict[str, float] | None:
+    """Median and 95 % interval with never-reached events (+inf) kept in the quantiles.
+
+    Mean and SD are given only when no draw is censored.
+    """
+    x = np.asarray(draws, float)
+    x = x[~np.isnan(x)]
+    if x.size < 2:
+        return None
+    if np.isfinite(x).all():
+        return summarize_draws(x)
+    lo, med, hi = censored_quantiles(x, [0.025, 0.5, 0.975])
+    return {"median": float(med), "ci_low": float(lo), "ci_high": float(hi)}

@@ -151,3 +151,17 @@ def read_npz(path: Path) -> StoredPosterior:
                                     {c: coords[c] for c in d if c in coords})
             groups[group] = StoredGroup(data, coords, g["attrs"])
     return StoredPosterior(groups, dict(meta["attrs"]), Path(path))
+
+
+def draws_as_posterior(params: dict[str, np.ndarray], label: str = "prior") -> StoredPosterior:
+    """Wrap plain draws (draws first) as a one-chain posterior that ``flat`` can read.
+
+    Used to push prior draws through the same derived-quantity code as the posterior.
+    """
+    data = {}
+    for name, values in params.items():
+        v = np.asarray(values)[None, ...]
+        dims = ("chain", "draw", *(f"{name}_dim_{i}" for i in range(v.ndim - 2)))
+        data[name] = StoredVar(v, dims, {})
+    return StoredPosterior({"posterior": StoredGroup(data, {}, {})}, {"source": label},
+                           Path(label))

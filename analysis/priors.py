@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from .errors import SpecError
 
 # (outcome, comparison) -> (mean, sd) of log(tau^2); Turner 2015 Table IV.
@@ -109,3 +111,18 @@ def heterogeneity_prior(spec: str) -> HeterogeneityPrior:
                                   f"log tau^2 ~ t5({loc}, {sc})")
     raise SpecError(f"unknown heterogeneity prior '{spec}'; use one of {', '.join(KINDS)} "
                     "(half-normal:SCALE or half-cauchy:SCALE for another scale)")
+
+
+def sample_tau(prior: HeterogeneityPrior, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Draw ``n`` values of tau from its prior (the same densities as :meth:`build`)."""
+    if prior.kind == "half-normal":
+        return np.abs(rng.normal(0.0, prior.scale, n))
+    if prior.kind == "half-cauchy":
+        return np.abs(prior.scale * rng.standard_cauchy(n))
+    if prior.kind == "turner2015":
+        log_tau2 = rng.normal(prior.location, prior.scale, n)
+    elif prior.kind == "rhodes2015":
+        log_tau2 = prior.location + prior.scale * rng.standard_t(5, n)
+    else:  # pragma: no cover - guarded by heterogeneity_prior()
+        raise SpecError(f"unknown prior kind {prior.kind}")
+    return np.exp(0.5 * log_tau2)

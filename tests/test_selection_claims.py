@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from conftest import base_rows, write_csv
 from trialmeta.analysis.claims import DecisionRule, judge, load_claims, monte_carlo_se
+from trialmeta.analysis.decision import Evidence, bayes_factor, spread, verdict, weigh
 from trialmeta.analysis.errors import SpecError
 from trialmeta.analysis.records import read_records
 from trialmeta.analysis.selection import Filters, TimeWindow, select_binary_arms
@@ -91,13 +92,38 @@ def test_unknown_model_or_quantity(tmp_path: Path) -> None:
         load_claims(p)
 
 
-def test_verdict_thresholds() -> None:
+def _ev(p_post: float, p_below: float = 0.0, p_prior: float | None = None,
+        bf: float | None = None, ratio: float | None = None) -> Evidence:
+    return Evidence(p_post, p_below, 1 - p_post - p_below, p_prior, bf, ratio, 0.01, 0.01, 0.01)
+
+
+def test_verdict_is_evidential_and_directional() -> None:
     rule = DecisionRule()
-    assert rule.verdict(0.8, 5) == "supported"
-    assert rule.verdict(0.79, 5) == "inconclusive"
-    assert rule.verdict(0.2, 5) == "contradicted"
-    assert rule.verdict(0.21, 5) == "inconclusive"
-    assert rule.verdict(0.99, 1) == "insufficient data"
+    assert verdict(_ev(0.8), rule)[0] == "supported"
+    assert verdict(_ev(0.79), rule)[0] == "inconclusive"
+    # P(in region) small but the posterior straddles the region: not evidence against it
+    assert verdict(_ev(0.19, p_below=0.4), rule)[0] == "inconclusive"
+    assert verdict(_ev(0.1, p_below=0.85), rule) == ("contradicted", "below")
+    assert verdict(_ev(0.1, p_below=0.05), rule) == ("contradicted", "above")
+    # the data barely moved the prior: neither supported nor contradicted
+    assert verdict(_ev(0.85, p_prior=0.8, bf=1.4, ratio=0.9), rule)[0] == "insufficient data"
+    assert verdict(_ev(0.05, 0.9, p_prior=0.1, bf=0.5, ratio=0.95), rule)[0] == \
+        "insufficient data"
+    # moved enough in spread, or in odds: the probabilities decide
+    assert verdict(_ev(0.85, p_prior=0.8, bf=1.4, ratio=0.5), rule)[0] == "supported"
+    assert verdict(_ev(0.97, p_prior=0.5, bf=32, ratio=0.9), rule)[0] == "supported"
+
+
+def test_bayes_factor_and_spread() -> None:
+    assert bayes_factor(0.5, 0.5, 1000, 1000) == pytest.approx(1.0)
+    assert bayes_factor(0.75, 0.5, 1000, 1000) == pytest.approx(3.0)
+    assert np.isfinite(bayes_factor(1.0, 0.1, 1000, 1000))  # kept off 0 and 1
+    rng = np.random.default_rng(0)
+    assert spread(rng.normal(0, 2, 100_000)) == pytest.approx(2.0, rel=0.02)
+    assert spread(np.r_[np.ones(50), np.full(50, np.inf)]) == np.inf
+    ev = weigh(rng.normal(0, 1, 4000), rng.normal(0, 1, 4000), (-0.5, 0.5))
+    assert ev.bayes_factor == pytest.approx(1.0, abs=0.15) and ev.spread_ratio == \
+        pytest.approx(1.0, abs=0.1)
 
 
 def test_judge_on_constructed_posteriors(tmp_path: Path) -> None:
@@ -146,7 +172,9 @@ def test_verdict_within_monte_carlo_error_of_a_threshold_says_so(tmp_path: Path)
     near = np.where(rng.random(4000) < support + 0.004, 0.5, 0.9)
     res = judge(claim, near, ["a", "b"], True, None)
     assert res.probability_mcse and abs(res.probability - support) < 2 * res.probability_mcse
-    assert "Monte Carlo standard errors" in res.reason and f"{support:g} threshold" in res.reason
+    assert "Monte Carlo standard errors" in res.reason and f"vs {support:g}" in res.reason
+    capped = judge(claim, near, ["a", "b"], True, None, at_cap=True)
+    assert capped.verdict == "inconclusive" and "no verdict is given" in capped.reason
     far = np.where(rng.random(4000) < 0.5, 0.5, 0.9)
     assert "Monte Carlo" not in judge(claim, far, ["a", "b"], True, None).reason
     assert judge(claim, far, ["a", "b"], True, None).as_dict()["probability_mcse"] > 0

@@ -238,6 +238,19 @@ class Contrast:
                            {"data_sha256": data_sha256, "seed": settings.seed,
                             "versions": versions})
 
+    def prior_params(self, fit: ContrastFit, n: int,
+                     rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Draw the parameters :meth:`draws` reads from their priors."""
+        from ..priors import sample_tau
+
+        pr = fit.priors
+        out = {"d": rng.normal(0.0, pr.effect_sd, n), "tau": sample_tau(pr.tau, n, rng)}
+        if fit.data.binary:
+            out["alpha"] = rng.normal(0.0, pr.baseline_sd, (n, len(fit.data.studies)))
+        if self.moderators:
+            out["beta"] = rng.normal(0.0, pr.effect_sd, (n, len(self._design(fit.data).names)))
+        return out
+
     def _control_rate_logit(self, fit: ContrastFit) -> np.ndarray:
         return flat(fit.idata, "alpha").mean(axis=1)
 

@@ -260,9 +260,21 @@ class DoseResponse:
         p = self.params(fit)
         return p["theta"][:, None] * self.shape(np.asarray(doses, float), p, fit.reference)
 
+    def prior_params(self, fit: DoseFit, n: int,
+                     rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Draw the curve parameters (and moderator coefficients) from their priors."""
+        out = self._prior_curve(fit, n, rng)
+        if self.moderators:
+            out["beta"] = rng.normal(0.0, fit.priors.amplitude_sd,
+                                     (n, len(self.study_design(fit.data).names)))
+        return out
+
     def prior_draws(self, fit: DoseFit, n: int = 4000) -> dict[str, np.ndarray]:
         """Draws from the priors of the curve parameters (for prior-vs-posterior checks)."""
-        rng = np.random.default_rng(fit.settings.seed + 7)
+        return self._prior_curve(fit, n, np.random.default_rng(fit.settings.seed + 7))
+
+    def _prior_curve(self, fit: DoseFit, n: int,
+                     rng: np.random.Generator) -> dict[str, np.ndarray]:
         pr, ref = fit.priors, fit.reference
         out = {"theta": rng.normal(0, pr.amplitude_sd, n),
                "tau": np.abs(rng.normal(0, pr.tau_scale, n))}

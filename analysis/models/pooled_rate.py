@@ -173,6 +173,16 @@ class PooledRate:
 
     quantities = ("pooled_rate", "predictive_rate", "tau", "mu_logit")
 
+    def prior_params(self, fit: FitResult, n: int,
+                     rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Draw the parameters :meth:`draws` reads from their priors."""
+        pr = self.priors
+        out = {"mu": rng.normal(pr.mu_mean, pr.mu_sd, n),
+               "tau": np.abs(rng.normal(0.0, pr.tau_scale, n))}
+        if self.moderators:
+            out["beta"] = rng.normal(0.0, pr.mu_sd, (n, len(self._design(fit.data).names)))
+        return out
+
     def draws(self, fit: FitResult, quantity: str) -> np.ndarray:
         """Posterior draws of a named derived quantity (see :attr:`quantities`)."""
         mu, tau = flat(fit.idata, "mu"), flat(fit.idata, "tau")

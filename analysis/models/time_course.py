@@ -186,6 +186,23 @@ class TimeCourse:
         lt = np.log1p(np.clip(times, 0, fit.knots[-1]))
         return np.stack([np.interp(lt, lk, row) for row in allv])
 
+    def prior_params(self, fit: TimeFit, n: int,
+                     rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Draw the curve parameters :meth:`curve_draws` reads from their priors.
+
+        A plug-in form with its own curve overrides this (or the claims engine reports
+        that it cannot compare the claim's quantity with its prior).
+        """
+        pr = self.priors
+        if fit.form == "bateman":
+            t_r = np.exp(rng.normal(np.log(pr.t_rise), pr.t_sd, n))
+            t_d = t_r + np.exp(rng.normal(np.log(pr.t_decay), pr.t_sd, n))
+            return {"peak": rng.normal(0.0, pr.peak_sd, n), "t_rise": t_r, "t_decay": t_d,
+                    "time_to_peak": time_to_peak(t_r, t_d),
+                    "tau": np.abs(rng.normal(0.0, pr.tau_scale, n))}
+        return {"knot_effect": rng.normal(0.0, pr.peak_sd, (n, len(fit.knots))),
+                "tau": np.abs(rng.normal(0.0, pr.tau_scale, n))}
+
     def _precompilable(self) -> bool:
         """Built-in forms of this class only (a plug-in's own curve needs PyTensor)."""
         cls = type(self)

@@ -59,6 +59,20 @@ def qfmt(value: float | None, quantity: str) -> str:
     return f"{value:.3g}"
 
 
+def cfmt(claim: dict[str, Any], key: str) -> str:
+    """Format a claim's median or interval bound; a never-reached time reads "> 672 h"."""
+    if key in claim.get("censored_above", []):
+        from ..evaluate import GRID_END_H
+
+        return f"> {GRID_END_H:g} h"
+    return qfmt(claim.get(key), claim["quantity"])
+
+
+def bfmt(value: float | None) -> str:
+    """Format a Bayes factor with three significant digits."""
+    return "–" if value is None else f"{value:.3g}"
+
+
 def region(bounds: list) -> str:
     """Format a region with open ends as infinities."""
     lo = "−∞" if bounds[0] is None else f"{bounds[0]:g}"
@@ -192,6 +206,8 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
         "pct": pct,
         "num": num,
         "qfmt": qfmt,
+        "cfmt": cfmt,
+        "bfmt": bfmt,
         "region": region,
         "md": md_escape,
     }
@@ -199,7 +215,8 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
         "tables/claims.csv": to_csv(
             [dict(c, studies=";".join(c["studies"])) for c in results["claims"]],
             ["id", "title", "model", "outcome", "quantity", "median", "ci_low", "ci_high",
-             "probability", "verdict", "studies", "diagnostics_passed", "reason"]),
+             "p_prior", "probability", "p_below", "p_above", "bayes_factor", "spread_ratio",
+             "draws_per_chain", "verdict", "basis", "studies", "diagnostics_passed", "reason"]),
         "tables/studies.csv": to_csv(study_rows, ["study", "design", "population", "arms",
                                                   "rows", "evidence", "used", "why_not_used",
                                                   "source"]),
