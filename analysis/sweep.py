@@ -7,7 +7,15 @@ The grid changes one choice at a time from the claims file as written (the basel
 - ``evidence``: primary evidence only;
 - ``crossover``: crossover trials left out;
 - ``window``: a narrower (±25 % of the target) or wider (±100 %) time window;
+- ``region``: the claim's region 25 % of its width narrower or wider (a half-open region
+  moves its finite bound by 25 % of its value);
+- ``threshold``: the decision thresholds at 0.75/0.25 and 0.9/0.1;
 - ``loo``: each study left out in turn, for the claims whose fit used it.
+
+A cell whose numbers equal the baseline's exactly changed nothing the model saw (for
+example "primary evidence only" when every row is primary): it is marked ``no_op`` and
+left out of the counts. Each row also gives the change in P(region) and in the median per
+cell, and whether what decided the verdict (evidence, studies, identifiability) changed.
 
 Each cell re-evaluates the claims the change applies to (fits shared as in the report,
 posteriors cached) and records verdict, median, interval and probability. Cells are engine
@@ -27,6 +35,9 @@ from .selection import TimeWindow
 
 PRIOR_SCALES = (0.25, 0.5, 1.0)
 WINDOW_SHARES = {"narrow": 0.25, "wide": 1.0}
+REGION_SHARE = 0.25
+THRESHOLDS = (0.75, 0.9)
+RESULT_FIELDS = ("verdict", "basis", "median", "ci_low", "ci_high", "probability", "studies")
 
 
 @dataclass(frozen=True)
@@ -44,12 +55,16 @@ class Variation:
     @property
     def label(self) -> str:
         """What the cell changed, in words."""
+        if self.kind == "threshold":
+            return f"thresholds {self.value}/{1 - float(self.value):.2g}"
         return {"baseline": "as in the claims file",
                 "prior": f"tau ~ {self.value}",
                 "form": f"{self.value} curve",
                 "evidence": "primary evidence only",
                 "crossover": "crossover trials left out",
                 "window": f"{self.value} time window",
+                "region": f"region {dict(narrow='narrowed', wide='widened').get(self.value)} "
+                          f"by {REGION_SHARE:.0%} of its width",
                 "loo": f"without {self.value}"}[self.kind]
 
 
@@ -90,12 +105,35 @@ def vary(claim: Claim, v: Variation, records: Records) -> Claim | None:
         target = claim.window.target_h
         half = max(WINDOW_SHARES[v.value] * target, 0.5)
         return replace(claim, window=TimeWindow.around(target, half))
+    elif v.kind == "region":
+        region = _resized(claim.region, 1 if v.value == "wide" else -1)
+        return None if region is None else replace(claim, region=region)
+    elif v.kind == "threshold":
+        t = float(v.value)
+        if t == claim.rule.support:
+            return None
+        return replace(claim, rule=replace(claim.rule, support=t, contradict=round(1 - t, 6)))
     elif v.kind == "loo":
         excluded = (*claim.filters.exclude_studies, v.value)
         return replace(claim, filters=replace(claim.filters, exclude_studies=excluded))
     else:
         raise ValueError(f"unknown variation {v.kind}")
     return replace(claim, options=tuple(sorted(options.items())))
+
+
+def _resized(region: tuple[float, float], sign: int) -> tuple[float, float] | None:
+    """Widen (sign 1) or narrow (-1) a region by REGION_SHARE of its width."""
+    import math
+
+    lo, hi = region
+    if math.isfinite(lo) and math.isfinite(hi):
+        step = REGION_SHARE * (hi - lo) / 2
+        return (lo - sign * step, hi + sign * step)
+    if math.isfinite(lo) and lo != 0:
+        return (lo - sign * REGION_SHARE * abs(lo), hi)
+    if math.isfinite(hi) and hi != 0:
+        return (lo, hi + sign * REGION_SHARE * abs(hi))
+    return None
 
 
 def run_cell(v: Variation, records: Records, claims: ClaimsFile, settings: SamplerSettings,
@@ -116,8 +154,7 @@ def run_cell(v: Variation, records: Records, claims: ClaimsFile, settings: Sampl
     out = {}
     for r in ev.results:
         d = r.as_dict()
-        out[r.claim.id] = {k: d[k] for k in ("verdict", "median", "ci_low", "ci_high",
-                                             "probability", "studies")}
+        out[r.claim.id] = {k: d[k] for k in RESULT_FIELDS}
     return {"variation": v.id, "claims": out}
 
 
@@ -128,6 +165,8 @@ def fixed_cells(claims: ClaimsFile) -> list[Variation]:
     cells += [Variation("form", f) for f in forms]
     cells += [Variation("evidence", "primary"), Variation("crossover", "exclude")]
     cells += [Variation("window", w) for w in WINDOW_SHARES]
+    cells += [Variation("region", r) for r in ("narrow", "wide")]
+    cells += [Variation("threshold", f"{t:g}") for t in THRESHOLDS]
     return cells
 
 
@@ -158,9 +197,17 @@ def cell_tasks(cells: list[Variation], records: Records, claims: ClaimsFile,
     return out
 
 
+def _delta(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
 def table(claims: ClaimsFile, baseline: dict[str, Any],
           cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per claim: how many cells keep the verdict, which change it, the range."""
+    """One row per claim: cells that keep the verdict, which change it, and by how much.
+
+    Cells that reproduce the baseline's numbers exactly are counted as ``no_op_cells`` and
+    left out of ``cells``, ``same_verdict`` and the ranges.
+    """
     rows = []
     labels = {}
     for cell in cells:
@@ -170,20 +217,32 @@ def table(claims: ClaimsFile, baseline: dict[str, Any],
         base = baseline["claims"].get(claim.id)
         if base is None:
             continue
-        runs = [(c["variation"], c["claims"][claim.id]) for c in cells
-                if claim.id in c["claims"]]
-        changed = [{"variation": vid, "change": labels[vid], "verdict": r["verdict"],
-                    "median": r["median"]} for vid, r in runs if r["verdict"] != base["verdict"]]
+        runs, no_op = [], []
+        for c in cells:
+            r = c["claims"].get(claim.id)
+            if r is None:
+                continue
+            same = all(r.get(k) == base.get(k) for k in RESULT_FIELDS) and not \
+                c["variation"].startswith(("region", "threshold"))
+            (no_op if same else runs).append((c["variation"], r))
+        detail = [{"variation": vid, "change": labels[vid], "verdict": r["verdict"],
+                   "delta_p": _delta(r.get("probability"), base.get("probability")),
+                   "delta_median": _delta(r["median"], base["median"]),
+                   "basis_changed": r.get("basis") != base.get("basis")} for vid, r in runs]
+        changed = [d for d in detail if d["verdict"] != base["verdict"]]
         medians = [r["median"] for _, r in runs if r["median"] is not None]
         if base["median"] is not None:
             medians.append(base["median"])
+        dps = [abs(d["delta_p"]) for d in detail if d["delta_p"] is not None]
         rows.append({
             "id": claim.id, "quantity": claim.quantity, "baseline_verdict": base["verdict"],
             "baseline_median": base["median"], "cells": len(runs),
+            "no_op_cells": [vid for vid, _ in no_op],
             "same_verdict": len(runs) - len(changed),
             "median_min": min(medians) if medians else None,
             "median_max": max(medians) if medians else None,
-            "changes": changed,
+            "max_abs_delta_p": max(dps) if dps else None,
+            "changes": changed, "cells_detail": detail,
             "robust": not changed,
         })
     return rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from trialmeta.analysis.claims import load_claims
 from trialmeta.analysis.records import read_records
 from trialmeta.analysis.sweep import Variation, grid, table, vary
@@ -55,3 +56,33 @@ def test_table_reports_the_changes_that_move_a_verdict() -> None:
     assert row["changes"][0]["change"] == "without A"
     assert (row["median_min"], row["median_max"]) == (0.42, 0.5)
     assert [v.id for v in grid(CLAIMS, base) if v.kind == "loo"] == ["loo:A"]
+
+
+def test_cells_identical_to_the_baseline_are_no_ops_not_agreement() -> None:
+    same = {"verdict": "inconclusive", "basis": "evidence", "median": 0.5, "ci_low": 0.3,
+            "ci_high": 0.7, "probability": 0.6, "studies": ["A", "B"]}
+    base = {"claims": {"C2": same}}
+    cells = [{"variation": "evidence:primary", "claims": {"C2": dict(same)}},
+             {"variation": "threshold:0.75", "claims": {"C2": dict(same)}},
+             {"variation": "loo:A", "claims": {"C2": dict(same, probability=0.7, median=0.55,
+                                                          studies=["B"])}}]
+    [row] = table(CLAIMS, base, cells)
+    assert row["no_op_cells"] == ["evidence:primary"]
+    assert row["cells"] == 2 and row["same_verdict"] == 2
+    assert row["max_abs_delta_p"] == pytest.approx(0.1)
+    loo = next(d for d in row["cells_detail"] if d["variation"] == "loo:A")
+    assert loo["delta_median"] == pytest.approx(0.05) and not loo["basis_changed"]
+
+
+def test_region_and_threshold_cells() -> None:
+    claim = next(c for c in CLAIMS.claims if c.id == "C2")
+    lo, hi = claim.region
+    narrow = vary(claim, Variation("region", "narrow"), RECORDS).region
+    wide = vary(claim, Variation("region", "wide"), RECORDS).region
+    assert narrow[1] - narrow[0] == pytest.approx(0.75 * (hi - lo))
+    assert wide[1] - wide[0] == pytest.approx(1.25 * (hi - lo))
+    strict = vary(claim, Variation("threshold", "0.9"), RECORDS).rule
+    assert (strict.support, strict.contradict) == (0.9, 0.1)
+    half_open = next(c for c in CLAIMS.claims if c.region[1] == float("inf"))
+    moved = vary(half_open, Variation("region", "wide"), RECORDS)
+    assert moved is None or moved.region != half_open.region
