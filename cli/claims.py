@@ -14,6 +14,7 @@ from .common import (
     SamplerOpt,
     SeedOpt,
     TuneOpt,
+    claim_numbers,
     handle_errors,
 )
 
@@ -61,9 +62,7 @@ def claims(
         typer.echo(dumps_json(rounded(doc)), nl=False)
     else:
         for c in rows:
-            num = ("" if c["probability"] is None else
-                   f"median {c['median']:.3g} (95% CrI {c['ci_low']:.3g} to {c['ci_high']:.3g}), "
-                   f"P(region) {c['probability']:.2f}; ")
+            num = claim_numbers(c)
             diag = {None: "", True: "", False: " [diagnostics FAILED]"}[c["diagnostics_passed"]]
             typer.echo(f"{c['id']:<14} {c['verdict']:<18} {c['quantity']}: {num}"
                        f"studies {len(c['studies'])}{diag}")

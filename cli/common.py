@@ -104,3 +104,22 @@ SchedulerOpt = Annotated[str | None, typer.Option(
     help="Address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (no local cluster).")]
 CellCacheOpt = Annotated[Path | None, typer.Option(
     "--cache", help="Folder for finished results (a rerun skips them) and posteriors.")]
+
+
+def claim_numbers(c: dict) -> str:
+    """One line of a claim's numbers: median, interval, P(region) prior -> posterior, BF.
+
+    A censored value (an event never reached within the time grid) prints as "> 672".
+    """
+    if c["probability"] is None:
+        return ""
+
+    def v(key: str) -> str:
+        if key in c.get("censored_above", []):
+            return "> 672"
+        return "–" if c.get(key) is None else f"{c[key]:.3g}"
+
+    prior = "" if c.get("p_prior") is None else (
+        f" (prior {c['p_prior']:.2f}, Bayes factor {c['bayes_factor']:.3g})")
+    return (f"median {v('median')} (95% CrI {v('ci_low')} to {v('ci_high')}), "
+            f"P(region) {c['probability']:.2f}{prior}; ")

@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from .common import ChainsOpt, DrawsOpt, FileArg, SamplerOpt, SeedOpt, TuneOpt, handle_errors
+from .common import (
+    ChainsOpt,
+    DrawsOpt,
+    FileArg,
+    SamplerOpt,
+    SeedOpt,
+    TuneOpt,
+    claim_numbers,
+    handle_errors,
+)
 
 
 @handle_errors
@@ -80,10 +89,7 @@ def report(
                            robustness=read_robustness(sweep, calibration, records, claims_file))
     if not quiet:
         for c in results["claims"]:
-            med = "" if c["median"] is None or c["probability"] is None else (
-                f" median {c['median']:.3f} [{c['ci_low']:.3f}, {c['ci_high']:.3f}],"
-                f" P(region) {c['probability']:.2f}")
-            typer.echo(f"{c['id']:<14} {c['verdict']:<18}{med}")
+            typer.echo(f"{c['id']:<14} {c['verdict']:<18} {claim_numbers(c)}".rstrip("; "))
         typer.echo(f"wrote {out}/index.html, {out}/report.md, {out}/results.json")
 
 

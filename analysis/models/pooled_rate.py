@@ -226,7 +226,10 @@ class PooledRate:
                 "design": rec["design"],
             })
         pr = estimates["pooled_rate"]
-        sentence = (f"Pooled {fit.data.outcome} rate {pr['median']:.1%} "
+        what = (f"{fit.data.outcome.capitalize()} rate at the reference level of the "
+                f"moderators ({', '.join(self.moderators)})" if self.moderators
+                else f"Pooled {fit.data.outcome} rate")
+        sentence = (f"{what} {pr['median']:.1%} "
                     f"(95% CrI {pr['ci_low']:.1%} to {pr['ci_high']:.1%}) from "
                     f"{len(t)} arm(s) of {fit.data.k_studies} stud(ies), "
                     f"{fit.data.n_total} patients.")

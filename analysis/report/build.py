@@ -68,6 +68,24 @@ def cfmt(claim: dict[str, Any], key: str) -> str:
     return qfmt(claim.get(key), claim["quantity"])
 
 
+def tfmt(value: float | None) -> str:
+    """Format an arm's time point in hours; an untimed arm reads "no time point"."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "no time point"
+    return f"{value:g}"
+
+
+def at_time(value: float | None) -> str:
+    """Say when: "at 24 h", or "with no time point" for untimed selections."""
+    text = tfmt(value)
+    return text if text == "no time point" else f"at {text} h"
+
+
+def scale_label(measure: str) -> str:
+    """Name the scale a measure is pooled on: ratio measures are on the log scale."""
+    return f"log {measure}" if measure in ("OR", "RR") else measure
+
+
 def bfmt(value: float | None) -> str:
     """Format a Bayes factor with three significant digits."""
     return "–" if value is None else f"{value:.3g}"
@@ -208,6 +226,9 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
         "qfmt": qfmt,
         "cfmt": cfmt,
         "bfmt": bfmt,
+        "tfmt": tfmt,
+        "scale_label": scale_label,
+        "at_time": at_time,
         "region": region,
         "md": md_escape,
     }
