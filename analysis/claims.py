@@ -20,15 +20,16 @@ import numpy as np
 import yaml
 
 from .decision import (
+    EVIDENCE_FIELDS,
     DecisionRule,
     Evidence,
-    censored_quantiles,
     monte_carlo_se,
     near_thresholds,
     verdict,
     weigh,
 )
 from .errors import SpecError
+from .inference import summarize_censored
 from .models import get_model_class
 from .selection import OUTCOMES, Filters, TimeWindow
 
@@ -150,14 +151,22 @@ def _fail(path: str, claim: str, fld: str, msg: str) -> SpecError:
     return SpecError(f"{path}: claim '{claim}', field '{fld}': {msg}")
 
 
-def _number(path: str, cid: str, fld: str, value: Any, lo: float | None = None,
-            hi: float | None = None) -> float:
+def _number_problem(value: Any, lo: float | None = None, hi: float | None = None) -> str | None:
+    """Say what is wrong with a value that must be a finite number in [lo, hi], if anything."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _fail(path, cid, fld, f"must be a number, got {value!r}")
+        return f"must be a number, got {value!r}"
     v = float(value)
     if not np.isfinite(v) or (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise _fail(path, cid, fld, f"{v:g} is out of range [{lo}, {hi}]")
-    return v
+        return f"{v:g} is out of range [{lo}, {hi}]"
+    return None
+
+
+def _number(path: str, cid: str, fld: str, value: Any, lo: float | None = None,
+            hi: float | None = None) -> float:
+    problem = _number_problem(value, lo, hi)
+    if problem:
+        raise _fail(path, cid, fld, problem)
+    return float(value)
 
 
 OPTION_FIELDS = {"measure", "form", "comparator", "moderators", "untimed", "threshold", "tau_prior",
@@ -220,10 +229,9 @@ def parse_rule(raw: dict[str, Any], defaults: DecisionRule, fail: Any) -> Decisi
     ``fail(field, message)`` returns the error to raise for a bad value.
     """
     def number(fld: str, value: Any, lo: float, hi: float | None = None) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) \
-                or not np.isfinite(value) or value < lo or (hi is not None and value > hi):
-            return_range = f"[{lo:g}, {hi:g}]" if hi is not None else f">= {lo:g}"
-            raise fail(fld, f"must be a number in {return_range}, got {value!r}")
+        problem = _number_problem(value, lo, hi)
+        if problem:
+            raise fail(fld, problem)
         return float(value)
 
     bf = raw.get("insufficient_bf", [defaults.bf_low, defaults.bf_high])
@@ -368,8 +376,7 @@ class ClaimResult:
     def as_dict(self) -> dict[str, Any]:
         """Return the verdict as the documented JSON record (censored values as null)."""
         c, e = self.claim, self.estimate or {}
-        ev = self.evidence.as_dict() if self.evidence else dict.fromkeys(
-            ("p_prior", "p_post", "p_below", "p_above", "bayes_factor", "spread_ratio"))
+        ev = self.evidence.as_dict() if self.evidence else dict.fromkeys(EVIDENCE_FIELDS)
         censored = [k for k in ("median", "ci_low", "ci_high")
                     if e.get(k) is not None and np.isinf(e[k])]
         return {
@@ -380,7 +387,7 @@ class ClaimResult:
             "median": _finite(e.get("median")), "ci_low": _finite(e.get("ci_low")),
             "ci_high": _finite(e.get("ci_high")), "censored_above": censored,
             "prior": None if self.prior_estimate is None else {
-                k: _finite(v) for k, v in self.prior_estimate.items()},
+                k: _finite(self.prior_estimate.get(k)) for k in ("median", "ci_low", "ci_high")},
             "probability": self.probability, "probability_mcse": self.probability_mcse,
             **ev, "draws_per_chain": self.draws,
             "verdict": self.verdict, "basis": self.basis, "studies": self.studies,
@@ -429,10 +436,7 @@ def judge(claim: Claim, draws: np.ndarray | None, studies: list[str],
     """
     k = len(studies)
     ev = None if draws is None else weigh(draws, prior, claim.region)
-    prior_est = None
-    if prior is not None:
-        lo_q, med_q, hi_q = censored_quantiles(prior, [0.025, 0.5, 0.975])
-        prior_est = {"median": float(med_q), "ci_low": float(lo_q), "ci_high": float(hi_q)}
+    prior_est = None if prior is None else summarize_censored(prior)
     base = dict(estimate=estimate, studies=studies, diagnostics_passed=diagnostics_passed,
                 evidence=ev, prior_estimate=prior_est,
                 probability=None if ev is None else ev.p_post,

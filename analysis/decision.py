@@ -57,6 +57,10 @@ class DecisionRule:
     max_draws_factor: int = 8
 
 
+#: the numbers of :class:`Evidence` that results.json carries
+EVIDENCE_FIELDS = ("p_prior", "p_post", "p_below", "p_above", "bayes_factor", "spread_ratio")
+
+
 @dataclass(frozen=True)
 class Evidence:
     """What the data did to the claim's quantity: prior and posterior side by side."""
@@ -73,9 +77,7 @@ class Evidence:
 
     def as_dict(self) -> dict[str, float | None]:
         """Return the numbers as results.json carries them."""
-        return {"p_prior": self.p_prior, "p_post": self.p_post, "p_below": self.p_below,
-                "p_above": self.p_above, "bayes_factor": self.bayes_factor,
-                "spread_ratio": self.spread_ratio}
+        return {k: getattr(self, k) for k in EVIDENCE_FIELDS}
 
 
 def sides(draws: np.ndarray, region: tuple[float, float]) -> tuple[np.ndarray, ...]:

@@ -21,14 +21,12 @@ from typing import Any
 import numpy as np
 
 from .claims import Claim, ClaimResult, ClaimsFile, judge, model_family
-from .decision import censored_quantiles, near_thresholds, spread
-from .inference import SamplerSettings, flat, summarize_draws
+from .decision import near_thresholds, spread
+from .inference import SamplerSettings, flat, summarize_censored
 from .records import Records
 
 #: draws from the prior behind P_prior (Monte Carlo SE of a probability <= 0.006)
 PRIOR_DRAWS = 8000
-#: the time grid (hours) for onset and duration; censored beyond its end
-GRID_END_H = 672.0
 TIME_QUANTITIES = ("onset_h", "time_to_peak_h", "duration_h")
 
 
@@ -212,6 +210,7 @@ def _time_course(records: Records, claim: Claim, settings: SamplerSettings) -> F
                        fraction=float(claim.option("fraction", 0.5)),
                        direction=int(claim.option("direction", 0)))
     from .contrasts import select_time_course
+    from .models.time_course import time_quantity
 
     probe = select_time_course(records, opts.outcome, opts.measure, opts.filters,
                                comparator=opts.comparator)
@@ -273,48 +272,6 @@ def _shape_parameters(fit: Any, prior: Any) -> list[tuple[str, np.ndarray, np.nd
     return []
 
 
-def time_quantity(model: Any, fit: Any, q: str, direction: int, threshold: float,  # noqa: ANN401
-                  fraction: float) -> np.ndarray:
-    """Draws of a time-course quantity; a time never reached within the grid is +inf.
-
-    Time to peak is exact: t* = ln(T_d/T_r) T_d T_r / (T_d - T_r) for the Bateman curve,
-    and the best knot for the piecewise curve (linear between knots in log time, so its
-    maximum sits on a knot). A curve with no benefit at all has no peak: +inf.
-    """
-    post = fit.idata.posterior
-    if q == "time_to_peak_h" and "t_rise" in post and "peak" in post:
-        t_star = flat(fit.idata, "time_to_peak") if "time_to_peak" in post else None
-        if t_star is None:
-            from .models.time_course import time_to_peak
-
-            t_star = time_to_peak(flat(fit.idata, "t_rise"), flat(fit.idata, "t_decay"))
-        return np.where(direction * flat(fit.idata, "peak") > 0, t_star, np.inf)
-    if q == "time_to_peak_h" and "knot_effect" in post:
-        knots = direction * flat(fit.idata, "knot_effect")
-        best = np.argmax(knots, axis=1)
-        return np.where(knots.max(axis=1) > 0, np.asarray(fit.knots)[best], np.inf)
-    if q.startswith("effect_at:"):
-        return model.effect(fit, np.array([float(q.partition(":")[2])]))[:, 0]
-    grid = np.exp(np.linspace(np.log(0.25), np.log(GRID_END_H), 600))
-    curve = direction * model.effect(fit, grid)
-    if q == "onset_h":
-        above = curve > threshold
-        return np.where(above.any(axis=1), grid[np.argmax(above, axis=1)], np.inf)
-    peak_i = np.argmax(curve, axis=1)
-    peak_v = curve[np.arange(len(curve)), peak_i]
-    if q == "time_to_peak_h":
-        return np.where(peak_v > 0, grid[peak_i], np.inf)
-    if q == "peak":
-        return direction * peak_v
-    if q == "duration_h":
-        after = (np.arange(len(grid))[None, :] > peak_i[:, None]) & (
-            curve < fraction * peak_v[:, None])
-        return np.where(after.any(axis=1), grid[np.argmax(after, axis=1)], np.inf)
-    from .errors import SpecError
-
-    raise SpecError(f"time-course has no quantity '{q}'")
-
-
 RUNNERS = {"pooled-rate": _pooled_rate, "contrast": _contrast,
            "dose-response": _dose_response, "time-course": _time_course}
 
@@ -337,38 +294,38 @@ def evaluate(records: Records, claims: ClaimsFile, settings: SamplerSettings, *,
     ``max_draws_factor`` is reached; then it is ``inconclusive``, deterministically.
     """
     ev = Evaluation(results=[])
-    factor: dict[tuple, int] = {}
+    first: dict[tuple, Claim] = {}  # the claim whose options a shared fit is run with
     for claim in claims.claims:
         key = claim.fit_key()
         ev.claims_for_run.setdefault(key, []).append(claim.id)
-        if key not in ev.runs:
-            ev.runs[key] = RUNNERS[model_family(claim.model)](records, claim, settings)
-            factor[key] = 1
-    results = {c.id: _judge(c, ev.runs[c.fit_key()], settings.draws, False)
-               for c in claims.claims}
-    while True:
-        grow = {c.fit_key() for c in claims.claims
-                if _undecided(results[c.id], c) and factor[c.fit_key()] < c.rule.max_draws_factor}
-        if not grow:
-            break
+        first.setdefault(key, claim)
+    factor = dict.fromkeys(first, 1)
+
+    def run(key: tuple) -> None:
+        more = replace(settings, draws=settings.draws * factor[key])
+        ev.runs[key] = RUNNERS[model_family(first[key].model)](records, first[key], more)
+
+    def judged(c: Claim) -> ClaimResult:
+        f = factor[c.fit_key()]
+        return _judge(c, ev.runs[c.fit_key()], settings.draws * f,
+                      at_cap=1 < f >= c.rule.max_draws_factor)  # extended, to the cap
+
+    for key in first:
+        run(key)
+    results = {c.id: judged(c) for c in claims.claims}
+    while grow := {c.fit_key() for c in claims.claims if _undecided(results[c.id], c)
+                   and factor[c.fit_key()] < c.rule.max_draws_factor}:
         for key in grow:
             factor[key] *= 2
-            claim = next(c for c in claims.claims if c.fit_key() == key)
-            more = replace(settings, draws=settings.draws * factor[key])
-            ev.runs[key] = RUNNERS[model_family(claim.model)](records, claim, more)
-        for c in claims.claims:
-            key = c.fit_key()
-            if key in grow:
-                results[c.id] = _judge(c, ev.runs[key], settings.draws * factor[key],
-                                       factor[key] >= c.rule.max_draws_factor)
+            run(key)
+        results.update({c.id: judged(c) for c in claims.claims if c.fit_key() in grow})
     ev.results = [results[c.id] for c in claims.claims]
     return ev
 
 
 def _undecided(result: ClaimResult, claim: Claim) -> bool:
     """Whether the verdict hangs on a probability within 2 MCSE of a threshold."""
-    return (result.basis == "evidence" and result.evidence is not None
-            and bool(near_thresholds(result.evidence, claim.rule)))
+    return result.basis == "evidence" and bool(near_thresholds(result.evidence, claim.rule))
 
 
 def _judge(claim: Claim, run: FamilyRun, draws_per_chain: int, at_cap: bool) -> ClaimResult:
@@ -387,24 +344,11 @@ def _judge(claim: Claim, run: FamilyRun, draws_per_chain: int, at_cap: bool) -> 
                                                                             claim),
                    prior=prior, at_cap=at_cap)
     result.draws = draws_per_chain
+    from .models.time_course import GRID_END_H
+
     censored = float(np.mean(np.isinf(draws)))
     if censored > 0:
         said = f"{100 * censored:.0f}%" if censored >= 0.005 else "fewer than 1%"
         result.reason += (f"; {said} of draws never reach the event within "
                           f"{GRID_END_H:g} h (counted as > {GRID_END_H:g} h)")
     return result
-
-
-def summarize_censored(draws: np.ndarray) -> dict[str, float] | None:
-    """Median and 95 % interval with never-reached events (+inf) kept in the quantiles.
-
-    Mean and SD are given only when no draw is censored.
-    """
-    x = np.asarray(draws, float)
-    x = x[~np.isnan(x)]
-    if x.size < 2:
-        return None
-    if np.isfinite(x).all():
-        return summarize_draws(x)
-    lo, med, hi = censored_quantiles(x, [0.025, 0.5, 0.975])
-    return {"median": float(med), "ci_low": float(lo), "ci_high": float(hi)}

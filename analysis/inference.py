@@ -296,6 +296,24 @@ def summarize_draws(draws: np.ndarray, ci_prob: float = CI_PROB) -> dict[str, fl
             "ci_low": float(lo), "ci_high": float(hi)}
 
 
+def summarize_censored(draws: np.ndarray, ci_prob: float = CI_PROB) -> dict[str, float] | None:
+    """Summarize draws that may hold +inf (an event never reached): quantiles keep them.
+
+    Median and interval come from the quantiles with +inf in place; mean and SD are given
+    only when no draw is censored. None for fewer than two draws.
+    """
+    from .decision import censored_quantiles
+
+    x = np.asarray(draws, float)
+    x = x[~np.isnan(x)]
+    if x.size < 2:
+        return None
+    if np.isfinite(x).all():
+        return summarize_draws(x, ci_prob)
+    lo, med, hi = censored_quantiles(x, [(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2])
+    return {"median": float(med), "ci_low": float(lo), "ci_high": float(hi)}
+
+
 def flat(idata: az.InferenceData, name: str) -> np.ndarray:
     """Posterior draws of a variable with chains and draws flattened into axis 0."""
     values = idata.posterior[name].values

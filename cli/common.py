@@ -113,10 +113,11 @@ def claim_numbers(c: dict) -> str:
     """
     if c["probability"] is None:
         return ""
+    from trialmeta.analysis.models.time_course import GRID_END_H
 
     def v(key: str) -> str:
         if key in c.get("censored_above", []):
-            return "> 672"
+            return f"> {GRID_END_H:g}"
         return "–" if c.get(key) is None else f"{c[key]:.3g}"
 
     prior = "" if c.get("p_prior") is None else (

@@ -141,6 +141,10 @@ def test_foreign_entries_rules(tmp_path: Path) -> None:
     assert foreign_entries(rep) == []
     (rep / "tables" / "mine.csv").write_text("x")
     assert foreign_entries(rep) == ["tables/mine.csv"]
+    (rep / "tables" / "mine.csv").unlink()
+    (rep / "outside").symlink_to(tmp_path)  # a link is never a report's own file
+    assert foreign_entries(rep) == ["outside"]
+    (rep / "outside").unlink()
     empty = tmp_path / "empty"
     empty.mkdir()
     assert foreign_entries(empty) == []

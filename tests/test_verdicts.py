@@ -10,9 +10,14 @@ import pytest
 from conftest import base_rows, write_csv
 from scipy.stats import norm
 from trialmeta.analysis.claims import load_claims
-from trialmeta.analysis.evaluate import PRIOR_DRAWS, evaluate, summarize_censored, time_quantity
-from trialmeta.analysis.inference import SamplerSettings
-from trialmeta.analysis.models.time_course import DEFAULT_KNOTS, bateman, time_to_peak
+from trialmeta.analysis.evaluate import PRIOR_DRAWS, evaluate
+from trialmeta.analysis.inference import SamplerSettings, summarize_censored
+from trialmeta.analysis.models.time_course import (
+    DEFAULT_KNOTS,
+    bateman,
+    time_quantity,
+    time_to_peak,
+)
 from trialmeta.analysis.posterior_store import draws_as_posterior
 from trialmeta.analysis.records import read_records
 from trialmeta.analysis.report.build import cfmt

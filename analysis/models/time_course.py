@@ -45,6 +45,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 FORMS = ("bateman", "piecewise")
 DEFAULT_KNOTS = (2.0, 24.0, 72.0, 168.0, 336.0, 672.0)
+#: onset, peak and duration are looked for up to this time; later events are censored
+GRID_END_H = 672.0
+TIME_GRID = np.exp(np.linspace(np.log(0.25), np.log(GRID_END_H), 600))
 
 
 @dataclass(frozen=True)
@@ -251,6 +254,51 @@ class TimeCourse:
         return self.curve_draws(fit, np.asarray(times, float))
 
 
+def grid_events(curve: np.ndarray, threshold: float,
+                fraction: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per draw of a curve on :data:`TIME_GRID` (draws x grid, benefit positive).
+
+    Returns the onset (first time above ``threshold``), the index and value of the peak,
+    and the end (first time after the peak below ``fraction`` of it); +inf for an event
+    that never happens within the grid.
+    """
+    above = curve > threshold
+    onset = np.where(above.any(axis=1), TIME_GRID[np.argmax(above, axis=1)], np.inf)
+    peak_i = np.argmax(curve, axis=1)
+    peak_v = curve[np.arange(len(curve)), peak_i]
+    after = (np.arange(len(TIME_GRID))[None, :] > peak_i[:, None]) & (
+        curve < fraction * peak_v[:, None])
+    end = np.where(after.any(axis=1), TIME_GRID[np.argmax(after, axis=1)], np.inf)
+    return onset, peak_i, peak_v, end
+
+
+def time_quantity(model: TimeCourse, fit: TimeFit, q: str, direction: int, threshold: float,
+                  fraction: float) -> np.ndarray:
+    """Draws of a named time-course quantity; a time never reached within the grid is +inf.
+
+    Time to peak is exact: t* = ln(T_d/T_r) T_d T_r / (T_d - T_r) for the Bateman curve,
+    and the best knot for the piecewise curve (linear between knots in log time, so its
+    maximum sits on a knot). A curve with no benefit at all has no peak: +inf.
+    """
+    post = fit.idata.posterior
+    if q == "time_to_peak_h" and "t_rise" in post and "peak" in post:
+        t_star = (flat(fit.idata, "time_to_peak") if "time_to_peak" in post
+                  else time_to_peak(flat(fit.idata, "t_rise"), flat(fit.idata, "t_decay")))
+        return np.where(direction * flat(fit.idata, "peak") > 0, t_star, np.inf)
+    if q == "time_to_peak_h" and "knot_effect" in post:
+        knots = direction * flat(fit.idata, "knot_effect")
+        best = np.argmax(knots, axis=1)
+        return np.where(knots.max(axis=1) > 0, np.asarray(fit.knots)[best], np.inf)
+    if q.startswith("effect_at:"):
+        return model.effect(fit, np.array([float(q.partition(":")[2])]))[:, 0]
+    if q not in ("onset_h", "time_to_peak_h", "peak", "duration_h"):
+        raise SpecError(f"time-course has no quantity '{q}'")
+    onset, peak_i, peak_v, end = grid_events(direction * model.effect(fit, TIME_GRID),
+                                             threshold, fraction)
+    return {"onset_h": onset, "duration_h": end, "peak": direction * peak_v,
+            "time_to_peak_h": np.where(peak_v > 0, TIME_GRID[peak_i], np.inf)}[q]
+
+
 def time_summary(model: TimeCourse, fit: TimeFit, *, times: tuple[float, ...] = (),
                  threshold: float = 0.0, fraction: float = 0.5,
                  direction: int = 1) -> dict[str, Any]:
@@ -262,21 +310,15 @@ def time_summary(model: TimeCourse, fit: TimeFit, *, times: tuple[float, ...] = 
     ``fraction`` of the peak. Both need the curve to reach the threshold or to fall,
     within the grid (0.25 h to 4 weeks); draws that do not are reported as such.
     """
-    grid = np.exp(np.linspace(np.log(0.25), np.log(672.0), 600))
+    grid = TIME_GRID
     curve = direction * model.effect(fit, grid)
     est: dict[str, dict[str, float]] = {}
     times = times or (2.0, 4.0, 24.0, 72.0, 168.0, 336.0)
     eff = model.effect(fit, np.array(times))
     for j, t in enumerate(times):
         est[f"effect_at_{t:g}h"] = summarize_draws(eff[:, j])
-    above = curve > threshold
-    onset = np.where(above.any(axis=1), grid[np.argmax(above, axis=1)], np.nan)
-    peak_i = np.argmax(curve, axis=1)
+    onset, peak_i, peak_v, end = grid_events(curve, threshold, fraction)
     peak_t = grid[peak_i]
-    peak_v = curve[np.arange(len(curve)), peak_i]
-    after = (np.arange(len(grid))[None, :] > peak_i[:, None]) & (
-        curve < fraction * peak_v[:, None])
-    end = np.where(after.any(axis=1), grid[np.argmax(after, axis=1)], np.nan)
     extra: dict[str, Any] = {}
 
     def put(name: str, x: np.ndarray, what: str) -> None:

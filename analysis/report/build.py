@@ -12,7 +12,6 @@ import hashlib
 import os
 import re
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass
 from importlib import resources
@@ -62,7 +61,7 @@ def qfmt(value: float | None, quantity: str) -> str:
 def cfmt(claim: dict[str, Any], key: str) -> str:
     """Format a claim's median or interval bound; a never-reached time reads "> 672 h"."""
     if key in claim.get("censored_above", []):
-        from ..evaluate import GRID_END_H
+        from ..models.time_course import GRID_END_H
 
         return f"> {GRID_END_H:g} h"
     return qfmt(claim.get(key), claim["quantity"])
@@ -339,9 +338,10 @@ def write_report(files: dict[str, str], out: Path, posteriors: dict[str, Any] | 
             written.append(f"fits/{safe}.nc")
         write_text_atomic(staging / MARKER, marker_text(written))  # last: the report is whole
         swap_in(staging, out)
+    except SpecError:
+        raise  # swap_in refused: the finished report stays in ``staging``, as it says
     except BaseException:
-        if staging.exists() and not isinstance(sys.exc_info()[1], SpecError):
-            shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
         raise
 
 

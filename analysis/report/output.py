@@ -53,15 +53,21 @@ def marker_text(files: Iterable[str]) -> str:
     return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
 
-def _tree(folder: Path) -> tuple[set[str], set[str]]:
-    """Return the relative paths of the files and of the folders below ``folder``."""
+def _tree(folder: Path) -> tuple[set[str], set[str], set[str]]:
+    """Return the relative paths of the files, folders and symbolic links below ``folder``.
+
+    A link is listed among the files or folders too, and never followed.
+    """
     files: set[str] = set()
     dirs: set[str] = set()
+    links: set[str] = set()
     for root, dirnames, filenames in os.walk(folder):
         rel = Path(root).relative_to(folder)
         dirs.update(str(rel / d) for d in dirnames)
         files.update(str(rel / f) for f in filenames)
-    return files, dirs
+        links.update(str(rel / n) for n in (*dirnames, *filenames)
+                     if os.path.islink(os.path.join(root, n)))
+    return files, dirs, links
 
 
 def _listed_files(folder: Path) -> set[str] | None:
@@ -101,7 +107,7 @@ def foreign_entries(folder: Path) -> list[str]:
         Relative paths of foreign files and folders, sorted; ``[]`` for an empty folder, a
         marked report holding only its listed files, or an unmarked report of the old layout.
     """
-    files, dirs = _tree(folder)
+    files, dirs, links = _tree(folder)
     if not files and not dirs:
         return []
     listed = _listed_files(folder)
@@ -110,8 +116,7 @@ def foreign_entries(folder: Path) -> list[str]:
             return []
         return sorted(files | {d for d in dirs if not any(f.startswith(d + "/") for f in files)})
     parents = {str(p) for f in listed for p in Path(f).parents if str(p) != "."}
-    links = [str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_symlink()]
-    return sorted((files - listed) | (dirs - parents) | set(links))
+    return sorted((files - listed) | (dirs - parents) | links)
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -166,7 +171,7 @@ def recover(out: Path) -> list[str]:
                          f"from {complete[0].name}")
     removed = 0
     for p in leftovers:
-        files, dirs = _tree(p)
+        files, dirs, _ = _tree(p)
         if not foreign_entries(p) or _only_report_files(files, dirs):
             shutil.rmtree(p, ignore_errors=True)
             removed += 1
@@ -275,8 +280,8 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(b))
 
 
-def swap_in(staging: Path, out: Path, *, exchange: Callable[[Path, Path], bool] = _exchange,
-            ) -> None:
+def swap_in(staging: Path, out: Path, *,
+            exchange: Callable[[Path, Path], bool] = _exchange) -> None:
     """Put the finished report ``staging`` at ``out``, keeping a whole report readable.
 
     ``out`` must be absent or a replaceable report (``plan_output`` checked it); it is
