@@ -82,6 +82,39 @@ def test_bad_claims_name_claim_and_field(tmp_path: Path, region: str, field: str
         load_claims(p)
 
 
+@pytest.mark.parametrize("extra,field", [
+    ("insufficient_bf: [2, 3]", "insufficient_bf"),        # must bracket 1
+    ("insufficient_bf: 3", "insufficient_bf"),             # not a pair
+    ("insufficient_bf: [0.3, high]", "insufficient_bf"),
+    ("insufficient_sd_ratio: 1.5", "insufficient_sd_ratio"),
+    ("max_draws_factor: many", "max_draws_factor"),
+    ("max_draws_factor: 0", "max_draws_factor"),
+    ("support: 0.3", "support"),                            # below one half: no direction
+    ("support: true", "support"),
+])
+def test_bad_decision_rule_fields_name_claim_and_field(tmp_path: Path, extra: str,
+                                                       field: str) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text(CLAIM.format(region="[0, 1]") + f"    {extra}\n")
+    with pytest.raises(SpecError, match=f"claim 'X1', field '{field}'"):
+        load_claims(p)
+    p.write_text("defaults:\n  " + extra + "\n" + CLAIM.format(region="[0, 1]"))
+    with pytest.raises(SpecError, match=f"defaults, field '{field}'"):
+        load_claims(p)
+
+
+def test_unknown_default_is_named_and_the_cli_exits_2(tmp_path: Path) -> None:
+    from trialmeta.cli.app import app
+    from typer.testing import CliRunner
+
+    p = tmp_path / "c.yaml"
+    p.write_text("defaults:\n  suport: 0.9\n" + CLAIM.format(region="[0, 1]"))
+    with pytest.raises(SpecError, match="defaults: unknown field 'suport'"):
+        load_claims(p)
+    r = CliRunner().invoke(app, ["claims", "--claims", str(p)])
+    assert r.exit_code == 2 and "suport" in r.output and "Traceback" not in r.output
+
+
 def test_unknown_model_or_quantity(tmp_path: Path) -> None:
     p = tmp_path / "c.yaml"
     p.write_text(CLAIM.format(region="[0, 1]").replace("pooled-rate", "crystal-ball"))
