@@ -79,8 +79,10 @@ def _format(doc: dict, title: str) -> str:
     lines = [title]
     for name, e in doc["estimates"].items():
         if e:
-            lines.append(f"  {name:<26}{e['median']:9.3f}  (95% CrI {e['ci_low']:.3f} to "
-                         f"{e['ci_high']:.3f})")
+            v = {k: f"> {e['censored_above_h']:g}" if e.get(k) is None else f"{e[k]:.3f}"
+                 for k in ("median", "ci_low", "ci_high")}
+            lines.append(f"  {name:<26}{v['median']:>9}  (95% CrI {v['ci_low']} to "
+                         f"{v['ci_high']})")
     for name, p in doc.get("probabilities", {}).items():
         if isinstance(p, float):
             lines.append(f"  {name:<40}{p:.3f}")

@@ -157,7 +157,10 @@ def test_cli_time_course_json_on_bundled_defaults() -> None:
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     for key in ("onset_h", "time_to_peak_h", "duration_h", "effect_at_24h"):
-        assert {"mean", "median", "sd", "ci_low", "ci_high"} <= set(doc["estimates"][key])
+        e = doc["estimates"][key]
+        assert {"median", "ci_low", "ci_high"} <= set(e)
+        # a mean of times some draws never reach would be wrong: censored summaries say so
+        assert {"mean", "sd"} <= set(e) or e["censored_above_h"] == 672
     assert all(t > 0 for t in doc["observed_times_h"])  # baselines never count
 
 

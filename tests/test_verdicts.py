@@ -163,3 +163,23 @@ def test_bundled_claims_give_the_same_labels_at_every_seed() -> None:
                                                        SamplerSettings(seed=s)).results}
               for s in (20190101, 1, 2, 3)]
     assert all(lab == labels[0] for lab in labels[1:]), labels
+
+
+def test_fit_document_and_claims_report_the_same_time_quantities(tmp_path: Path) -> None:
+    """`fit time-course --json` and the claims engine share one definition of each time."""
+    from trialmeta.analysis.curves import TimeOptions, fit_time
+    from trialmeta.analysis.models.time_course import time_summary
+
+    rec = read_records()
+    settings = SamplerSettings(seed=5, draws=300)
+    for form in ("bateman", "piecewise"):
+        data, model, fit = fit_time(rec, TimeOptions(form=form), settings)
+        s = time_summary(model, fit, threshold=0.405, direction=1)["estimates"]
+        for q in ("time_to_peak_h", "duration_h", "onset_h"):
+            draws = time_quantity(model, fit, q, 1, 0.405, 0.5)
+            expect = summarize_censored(draws)
+            got = s[q]
+            for k in ("median", "ci_low", "ci_high"):
+                assert got[k] == (expect[k] if np.isfinite(expect[k]) else None), (form, q, k)
+        if form == "piecewise":  # the peak sits on a knot, never between two grid points
+            assert s["time_to_peak_h"]["median"] in DEFAULT_KNOTS

@@ -34,6 +34,7 @@ from ..inference import (
     flat,
     package_versions,
     sample,
+    summarize_censored,
     summarize_draws,
 )
 
@@ -318,26 +319,28 @@ def time_summary(model: TimeCourse, fit: TimeFit, *, times: tuple[float, ...] = 
     for j, t in enumerate(times):
         est[f"effect_at_{t:g}h"] = summarize_draws(eff[:, j])
     onset, peak_i, peak_v, end = grid_events(curve, threshold, fraction)
-    peak_t = grid[peak_i]
     extra: dict[str, Any] = {}
 
     def put(name: str, x: np.ndarray, what: str) -> None:
+        """Summarize with never-reached draws (+inf) kept in the quantiles (None in JSON)."""
         ok = np.isfinite(x)
         extra[f"share_of_draws_with_{name}"] = float(ok.mean())
         if ok.sum() > 1:
-            est[name] = summarize_draws(x[ok])
+            s = summarize_censored(x)
+            est[name] = {k: (v if np.isfinite(v) else None) for k, v in s.items()}
+            if not ok.all():
+                est[name]["censored_above_h"] = GRID_END_H
         else:
             extra[f"{name}_missing"] = what
 
     put("onset_h", onset, "the effect never exceeds the threshold within 4 weeks")
     put("duration_h", end, "the effect does not fall below the fraction of its peak within "
                            "4 weeks")
-    if "time_to_peak" in fit.idata.posterior:
-        est["time_to_peak_h"] = summarize_draws(flat(fit.idata, "time_to_peak"))
-        est["peak"] = summarize_draws(flat(fit.idata, "peak"))
-    else:
-        est["time_to_peak_h"] = summarize_draws(peak_t)
-        est["peak"] = summarize_draws(direction * peak_v)
+    # exact, as the claims use it: Bateman t*, or the best knot of a piecewise curve
+    put("time_to_peak_h", time_quantity(model, fit, "time_to_peak_h", direction, threshold,
+                                        fraction), "the curve shows no benefit at any time")
+    est["peak"] = summarize_draws(flat(fit.idata, "peak") if "peak" in fit.idata.posterior
+                                  else direction * peak_v)
     prob = (curve > threshold).mean(axis=0)
     sure = np.nonzero(prob >= 0.95)[0]
     extra["onset_h_p95"] = float(grid[sure[0]]) if len(sure) else None
