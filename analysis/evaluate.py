@@ -51,22 +51,10 @@ def prior_fit(model: Any, fit: Any, settings: SamplerSettings) -> Any:  # noqa: 
     """
     from .posterior_store import draws_as_posterior
 
-    params = getattr(model, "prior_params", None)
-    if params is None or not _own_prior(model):
-        return None
+    draw = getattr(model, "prior_params", None)
     rng = np.random.default_rng([settings.seed, 0x5EED])
-    return replace(fit, idata=draws_as_posterior(params(fit, PRIOR_DRAWS, rng)))
-
-
-def _own_prior(model: Any) -> bool:  # noqa: ANN401
-    """Return whether the model draws its own priors (a plug-in curve needs its own)."""
-    from .models.time_course import TimeCourse
-
-    cls = type(model)
-    if not issubclass(cls, TimeCourse):
-        return True
-    return cls.prior_params is not TimeCourse.prior_params or (
-        cls.curve_draws is TimeCourse.curve_draws)
+    params = None if draw is None else draw(fit, PRIOR_DRAWS, rng)
+    return None if params is None else replace(fit, idata=draws_as_posterior(params))
 
 
 def _contraction(post: np.ndarray, prior: np.ndarray, name: str, limit: float) -> str | None:

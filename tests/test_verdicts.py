@@ -183,3 +183,20 @@ def test_fit_document_and_claims_report_the_same_time_quantities(tmp_path: Path)
                 assert got[k] == (expect[k] if np.isfinite(expect[k]) else None), (form, q, k)
         if form == "piecewise":  # the peak sits on a knot, never between two grid points
             assert s["time_to_peak_h"]["median"] in DEFAULT_KNOTS
+
+
+def test_a_plugin_curve_without_its_own_prior_is_not_compared_with_the_wrong_one() -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "examples" / "exponential_decay.py"
+    spec = importlib.util.spec_from_file_location("exp_decay_example", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.ExponentialDecay()
+    fit = SimpleNamespace(form="exp-decay", knots=DEFAULT_KNOTS)
+    assert model.prior_params(fit, 10, np.random.default_rng(0)) is None
+    bateman_fit = SimpleNamespace(form="bateman", knots=DEFAULT_KNOTS)
+    from trialmeta.analysis.models.time_course import TimeCourse
+
+    assert set(TimeCourse().prior_params(bateman_fit, 10, np.random.default_rng(0))) >= {
+        "peak", "t_rise", "t_decay"}

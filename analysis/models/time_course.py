@@ -191,12 +191,14 @@ class TimeCourse:
         return np.stack([np.interp(lt, lk, row) for row in allv])
 
     def prior_params(self, fit: TimeFit, n: int,
-                     rng: np.random.Generator) -> dict[str, np.ndarray]:
+                     rng: np.random.Generator) -> dict[str, np.ndarray] | None:
         """Draw the curve parameters :meth:`curve_draws` reads from their priors.
 
-        A plug-in form with its own curve overrides this (or the claims engine reports
-        that it cannot compare the claim's quantity with its prior).
+        A plug-in form with its own curve overrides this; until it does, None (the claims
+        engine then says it cannot compare the claim's quantity with its prior).
         """
+        if type(self).curve_draws is not TimeCourse.curve_draws:
+            return None
         pr = self.priors
         if fit.form == "bateman":
             t_r = np.exp(rng.normal(np.log(pr.t_rise), pr.t_sd, n))
