@@ -212,3 +212,35 @@ def test_warm_report_reuses_every_figure(tmp_path: Path) -> None:
     svg = re.compile(r"<svg.*?</svg>", re.S)
     a, b = ((tmp_path / o / "index.html").read_text() for o in ("a", "b"))
     assert svg.findall(a) == svg.findall(b) and len(svg.findall(a)) >= 1
+
+
+TIME_CLAIMS = """
+claims:
+  - id: fades
+    quote: the effect fades within two weeks
+    model: time-course
+    outcome: response
+    form: bateman
+    threshold: 0.405
+    fraction: 0.5
+    quantity: duration_h
+    region: [0, 336]
+    selection:
+      treatment: [ketamine, esketamine]
+"""
+
+
+def test_censored_time_quantities_render_in_every_format(tmp_path: Path) -> None:
+    """Durations some draws never reach read "> 672" in the claims and the curve tables."""
+    claims = tmp_path / "claims.yaml"
+    claims.write_text(TIME_CLAIMS)
+    out = tmp_path / "rep"
+    r = runner.invoke(app, ["report", "--claims", str(claims), "--out", str(out), *SMALL])
+    assert r.exit_code == 0, r.output
+    res = json.loads((out / "results.json").read_text())
+    [claim] = res["claims"]
+    assert claim["censored_above"] == ["ci_high"] and claim["ci_high"] is None
+    for name in ("index.html", "report.md"):
+        text = (out / name).read_text()
+        assert "> 672" in text or "&gt; 672" in text
+        assert "None" not in text.replace("Nonetheless", "")

@@ -85,6 +85,14 @@ def scale_label(measure: str) -> str:
     return f"log {measure}" if measure in ("OR", "RR") else measure
 
 
+def efmt(estimate: dict[str, Any], key: str, digits: int) -> str:
+    """Format one number of an estimate; a censored median or bound reads "> 672"."""
+    value = estimate.get(key)
+    if value is None and "censored_above_h" in estimate and key in ("median", "ci_high"):
+        return f"> {estimate['censored_above_h']:g}"
+    return num(value, digits)
+
+
 def bfmt(value: float | None) -> str:
     """Format a Bayes factor with three significant digits."""
     return "–" if value is None else f"{value:.3g}"
@@ -225,6 +233,7 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
         "qfmt": qfmt,
         "cfmt": cfmt,
         "bfmt": bfmt,
+        "efmt": efmt,
         "tfmt": tfmt,
         "scale_label": scale_label,
         "at_time": at_time,
