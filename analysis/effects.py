@@ -51,6 +51,21 @@ def risk_difference(ai, bi, ci, di) -> Effects:
     return Effects("RD", p1 - p2, p1 * (1 - p1) / (a + b) + p2 * (1 - p2) / (c + d))
 
 
+def control_variance(measure: str, ai, bi, ci, di, add: float = 0.5) -> np.ndarray:
+    """Return the control arm's part of a binary contrast's sampling variance.
+
+    Two contrasts against the same control share exactly this much covariance: ``1/c + 1/d``
+    (OR), ``1/c - 1/(c + d)`` (RR) and ``p(1 - p)/n`` (RD), with the cells corrected as for
+    the contrast itself.
+    """
+    if measure == "RD":
+        c, d = (np.asarray(x, dtype=float) for x in (ci, di))
+        p = c / (c + d)
+        return p * (1 - p) / (c + d)
+    _, _, c, d = _cells(ai, bi, ci, di, add)
+    return 1 / c + 1 / d if measure == "OR" else 1 / c - 1 / (c + d)
+
+
 def mean_difference(m1, sd1, n1, m2, sd2, n2) -> Effects:
     """Raw mean difference with heteroscedastic variance."""
     m1, sd1, n1, m2, sd2, n2 = (np.asarray(x, dtype=float) for x in (m1, sd1, n1, m2, sd2, n2))

@@ -6,8 +6,10 @@ The same models as :mod:`trialmeta.analysis.models.dose_response` (forms ``linea
 tests compare them with the PyMC models at random points. Layouts of ``x``:
 
 - dose-response: ``theta, log tau, z[S], beta[p], (log_ed50), alpha[S]``
-- time-course: ``log tau, z[S], u[S]`` then ``peak, log_t_rise, log_t_gap`` (bateman) or
-  ``knot_effect[K]`` (piecewise)
+- time-course: ``log tau, z[S]`` then ``peak, log_t_rise, log_t_gap`` (bateman) or
+  ``knot_effect[K]`` (piecewise); the likelihood is the joint normal of each study's
+  contrasts, factorised as ``e = W (y - mean) ~ Normal(0, sd^2)`` with ``W`` unit
+  lower-triangular (:class:`~trialmeta.analysis.models.time_course.SamplingStructure`)
 
 The Bateman curve is scaled by its value at its own peak time t*; since t* maximises the
 bracket, the derivative of the scale with respect to T_r or T_d is the bracket's partial
@@ -159,24 +161,63 @@ def _bracket(t: float, t_r: float, t_d: float) -> tuple[float, float, float]:
 
 
 @numba.njit(**_JIT)
+def _time_course_curve(x: np.ndarray, buf: np.ndarray, c: int, form: int, ic: int, t_r: float,
+                       t_d: float, norm: float) -> float:
+    """Return the curve f at contrast c's time (bateman or piecewise)."""
+    c_n = int(buf[H_C])
+    o = HEADER
+    if form == BATEMAN:
+        t = buf[o + 3 * c_n + c]
+        return x[ic] * (math.exp(-t / t_d) - math.exp(-t / t_r)) / norm
+    lo = int(buf[o + 4 * c_n + c])
+    frac = buf[o + 5 * c_n + c]
+    v_lo = 0.0 if lo == 0 else x[ic + lo - 1]
+    return v_lo + frac * (x[ic + lo] - v_lo)
+
+
+@numba.njit(**_JIT)
+def _time_course_shape(x: np.ndarray, form: int, ic: int) -> tuple[float, float, float]:
+    """T_r, T_d and the Bateman scale (zeros for piecewise)."""
+    if form != BATEMAN:
+        return 0.0, 0.0, 0.0
+    t_r = math.exp(x[ic + 1])
+    t_d = t_r + math.exp(x[ic + 2])
+    tp = math.log(t_d / t_r) * t_d * t_r / (t_d - t_r)
+    return t_r, t_d, math.exp(-tp / t_d) - math.exp(-tp / t_r)
+
+
+@numba.njit(**_JIT)
+def _time_course_residuals(x: np.ndarray, buf: np.ndarray, tau: float, form: int,
+                           r: np.ndarray, f: np.ndarray, amp: np.ndarray) -> None:
+    """Fill the curve f, the study's amplitude and the residual y - amp * f per contrast."""
+    s_n, c_n = int(buf[H_S]), int(buf[H_C])
+    o = HEADER
+    ic = 1 + s_n
+    t_r, t_d, norm = _time_course_shape(x, form, ic)
+    for c in range(c_n):
+        s = int(buf[o + c])
+        f[c] = _time_course_curve(x, buf, c, form, ic, t_r, t_d, norm)
+        amp[c] = math.exp(tau * x[1 + s] - 0.5 * tau * tau)
+        r[c] = buf[o + c_n + c] - amp[c] * f[c]
+
+
+@numba.njit(**_JIT)
 def time_course_logp(x: np.ndarray, buf: np.ndarray, grad: np.ndarray) -> float:
-    """Log density and gradient of time-course (contrast level, normal likelihood)."""
+    """Log density and gradient of time-course (contrast level, joint normal likelihood)."""
     s_n, c_n, k_n = int(buf[H_S]), int(buf[H_C]), int(buf[H_K])
     form = int(buf[H_FORM])
     peak_sd = buf[H_PRIOR_SD]
     o = HEADER
-    sidx, y, sd_own, sd_sh = buf[o:o + c_n], buf[o + c_n:o + 2 * c_n], \
-        buf[o + 2 * c_n:o + 3 * c_n], buf[o + 3 * c_n:o + 4 * c_n]
-    t, pos, frac = buf[o + 4 * c_n:o + 5 * c_n], buf[o + 5 * c_n:o + 6 * c_n], \
-        buf[o + 6 * c_n:o + 7 * c_n]
-    iz, iu, ic = 1, 1 + s_n, 1 + 2 * s_n
+    sidx, sd, t = buf[o:o + c_n], buf[o + 2 * c_n:o + 3 * c_n], buf[o + 3 * c_n:o + 4 * c_n]
+    pos, frac = buf[o + 4 * c_n:o + 5 * c_n], buf[o + 5 * c_n:o + 6 * c_n]
+    start, w = buf[o + 6 * c_n:o + 7 * c_n], buf[o + 7 * c_n:]
+    iz, ic = 1, 1 + s_n
     tau, dtau, lp, dt = tau_prior(x[0], HALF_NORMAL, buf[H_TAU_SCALE], 0.0)
     for i in range(s_n):
-        lp += _normal(x[iz + i], 0.0, 1.0) + _normal(x[iu + i], 0.0, 1.0)
+        lp += _normal(x[iz + i], 0.0, 1.0)
         grad[iz + i] = -x[iz + i]
-        grad[iu + i] = -x[iu + i]
-    t_r = t_d = norm = dn_r = dn_d = 0.0
-    g_peak = g_r = g_d = 0.0  # d logL / d(peak, T_r, T_d) through the curve
+    t_r, t_d, norm = _time_course_shape(x, form, ic)
+    dn_r = dn_d = 0.0
     if form == BATEMAN:
         peak, a, b = x[ic], x[ic + 1], x[ic + 2]
         lp += _normal(peak, 0.0, peak_sd) + _normal(a, buf[H_A], buf[H_C2]) \
@@ -184,38 +225,40 @@ def time_course_logp(x: np.ndarray, buf: np.ndarray, grad: np.ndarray) -> float:
         grad[ic] = -peak / (peak_sd * peak_sd)
         grad[ic + 1] = -(a - buf[H_A]) / (buf[H_C2] * buf[H_C2])
         grad[ic + 2] = -(b - buf[H_B]) / (buf[H_C2] * buf[H_C2])
-        t_r = math.exp(a)
-        t_d = t_r + math.exp(b)
         tp = math.log(t_d / t_r) * t_d * t_r / (t_d - t_r)
-        norm, dn_r, dn_d = _bracket(tp, t_r, t_d)
+        _, dn_r, dn_d = _bracket(tp, t_r, t_d)
     else:
         for j in range(k_n):
             lp += _normal(x[ic + j], 0.0, peak_sd)
             grad[ic + j] = -x[ic + j] / (peak_sd * peak_sd)
+    r, f, amp = np.empty(c_n), np.empty(c_n), np.empty(c_n)
+    _time_course_residuals(x, buf, tau, form, r, f, amp)
+    dmean = np.zeros(c_n)  # d logL / d (amp * f) per contrast
+    k = 0
+    for c in range(c_n):
+        lo = int(start[c])
+        e = 0.0
+        for j in range(lo, c + 1):
+            e += w[k + j - lo] * r[j]
+        lp += _normal(e, 0.0, sd[c])
+        g = e / (sd[c] * sd[c])
+        for j in range(lo, c + 1):
+            dmean[j] += g * w[k + j - lo]
+        k += c + 1 - lo
+    g_peak = g_r = g_d = 0.0  # d logL / d(peak, T_r, T_d) through the curve
     dtau_sum = 0.0
     for c in range(c_n):
         s = int(sidx[c])
+        grad[iz + s] += dmean[c] * f[c] * amp[c] * tau
+        dtau_sum += dmean[c] * f[c] * amp[c] * (x[iz + s] - tau)
+        rf = dmean[c] * amp[c]  # d logL / d f
         if form == BATEMAN:
             br, dbr, dbd = _bracket(t[c], t_r, t_d)
-            f = x[ic] * br / norm
-        else:
-            lo = int(pos[c])
-            v_lo = 0.0 if lo == 0 else x[ic + lo - 1]
-            v_hi = x[ic + lo]
-            f = v_lo + frac[c] * (v_hi - v_lo)
-        amp = 1.0 + tau * x[iz + s]
-        mean = amp * f + sd_sh[c] * x[iu + s]
-        lp += _normal(y[c], mean, sd_own[c])
-        r = (y[c] - mean) / (sd_own[c] * sd_own[c])
-        grad[iu + s] += r * sd_sh[c]
-        grad[iz + s] += r * tau * f
-        dtau_sum += r * x[iz + s] * f
-        rf = r * amp  # d logL / d f
-        if form == BATEMAN:
             g_peak += rf * br / norm
             g_r += rf * x[ic] * (dbr * norm - br * dn_r) / (norm * norm)
             g_d += rf * x[ic] * (dbd * norm - br * dn_d) / (norm * norm)
         else:
+            lo = int(pos[c])
             if lo > 0:
                 grad[ic + lo - 1] += rf * (1.0 - frac[c])
             grad[ic + lo] += rf * frac[c]
@@ -229,44 +272,39 @@ def time_course_logp(x: np.ndarray, buf: np.ndarray, grad: np.ndarray) -> float:
 
 @numba.njit(**_JIT)
 def time_course_expand(x: np.ndarray, buf: np.ndarray, out: np.ndarray) -> None:
-    """Write the stored draws: tau, z, u, curve parameters (and T_r, T_d, t*), log-lik."""
+    """Write the stored draws: tau, z, curve parameters (and T_r, T_d, t*), log-lik."""
     s_n, c_n, k_n = int(buf[H_S]), int(buf[H_C]), int(buf[H_K])
     form = int(buf[H_FORM])
     o = HEADER
-    sidx, y, sd_own, sd_sh = buf[o:o + c_n], buf[o + c_n:o + 2 * c_n], \
-        buf[o + 2 * c_n:o + 3 * c_n], buf[o + 3 * c_n:o + 4 * c_n]
-    t, pos, frac = buf[o + 4 * c_n:o + 5 * c_n], buf[o + 5 * c_n:o + 6 * c_n], \
-        buf[o + 6 * c_n:o + 7 * c_n]
-    iz, iu, ic = 1, 1 + s_n, 1 + 2 * s_n
+    sd, start, w = buf[o + 2 * c_n:o + 3 * c_n], buf[o + 6 * c_n:o + 7 * c_n], \
+        buf[o + 7 * c_n:]
+    ic = 1 + s_n
     tau = math.exp(x[0])
     out[0] = tau
-    for i in range(2 * s_n):
+    for i in range(s_n):
         out[1 + i] = x[1 + i]
-    q = 1 + 2 * s_n
-    t_r = t_d = norm = 0.0
+    q = 1 + s_n
+    t_r, t_d, norm = _time_course_shape(x, form, ic)
     if form == BATEMAN:
-        t_r = math.exp(x[ic + 1])
-        t_d = t_r + math.exp(x[ic + 2])
-        tp = math.log(t_d / t_r) * t_d * t_r / (t_d - t_r)
-        norm = math.exp(-tp / t_d) - math.exp(-tp / t_r)
         for j in range(3):
             out[q + j] = x[ic + j]
-        out[q + 3], out[q + 4], out[q + 5] = t_r, t_d, tp
+        out[q + 3], out[q + 4] = t_r, t_d
+        out[q + 5] = math.log(t_d / t_r) * t_d * t_r / (t_d - t_r)
         q += 6
     else:
         for j in range(k_n):
             out[q + j] = x[ic + j]
         q += k_n
+    r, f, amp = np.empty(c_n), np.empty(c_n), np.empty(c_n)
+    _time_course_residuals(x, buf, tau, form, r, f, amp)
+    k = 0
     for c in range(c_n):
-        s = int(sidx[c])
-        if form == BATEMAN:
-            f = x[ic] * (math.exp(-t[c] / t_d) - math.exp(-t[c] / t_r)) / norm
-        else:
-            lo = int(pos[c])
-            v_lo = 0.0 if lo == 0 else x[ic + lo - 1]
-            f = v_lo + frac[c] * (x[ic + lo] - v_lo)
-        mean = (1.0 + tau * x[iz + s]) * f + sd_sh[c] * x[iu + s]
-        out[q + c] = _normal(y[c], mean, sd_own[c])
+        lo = int(start[c])
+        e = 0.0
+        for j in range(lo, c + 1):
+            e += w[k + j - lo] * r[j]
+        out[q + c] = _normal(e, 0.0, sd[c])
+        k += c + 1 - lo
 
 
 @numba.cfunc(_LOGP_SIG, cache=True, nogil=True)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _TAU_KINDS = {"half-normal": 0, "half-cauchy": 1, "turner2015": 2, "rhodes2015": 3}
 #: part of the cache token of a precompiled fit: bump when a kernel changes its draws
-ENGINE = "numba-kernels-1"
+ENGINE = "numba-kernels-2"
 _STATS = ("depth", "maxdepth_reached", "index_in_trajectory", "logp", "energy", "energy_error",
           "step_size", "step_size_bar", "mean_tree_accept", "mean_tree_accept_sym", "n_steps",
           "diverging")
@@ -196,38 +196,40 @@ def dose_response(*, binary: bool, form: str, study_index: np.ndarray, studies: 
                             {obs: (("arm",), y.astype("int64") if binary else y)}, init)
 
 
-def time_course(*, form: str, study_index: np.ndarray, studies: list[str], y: np.ndarray,
-                v: np.ndarray, t: np.ndarray, rho: float, knots: tuple[float, ...],
-                peak_sd: float, t_rise: float, t_decay: float, t_sd: float,
-                tau_scale: float) -> PrecompiledModel:
-    """Time-course (bateman or piecewise in log(1 + t)) on contrasts ``y`` with variances ``v``."""
+def time_course(*, form: str, study_index: np.ndarray, studies: list[str], lik: Any,
+                t: np.ndarray, knots: tuple[float, ...], peak_sd: float, t_rise: float,
+                t_decay: float, t_sd: float, tau_scale: float) -> PrecompiledModel:
+    """Time-course (bateman or piecewise in log(1 + t)) on the factorised contrasts ``lik``.
+
+    ``lik`` is a :class:`~trialmeta.analysis.models.time_course.SamplingStructure`.
+    """
     from .kernels_curves import BATEMAN, PIECEWISE
 
-    s_n, c_n, k_n = len(studies), len(y), len(knots)
-    t, v = np.asarray(t, float), np.asarray(v, float)
+    s_n, c_n, k_n = len(studies), len(lik.y), len(knots)
+    t = np.asarray(t, float)
     lk, lt = np.log1p(np.array((0.0, *knots))), np.log1p(t)
     pos = np.clip(np.searchsorted(lk, lt, side="right") - 1, 0, len(lk) - 2)
     frac = np.clip((lt - lk[pos]) / (lk[pos + 1] - lk[pos]), 0.0, 1.0)
     buf = _finish(_header(5.0, s=s_n, c=c_n, k=k_n,
-                          form=BATEMAN if form == "bateman" else PIECEWISE, rho=rho,
+                          form=BATEMAN if form == "bateman" else PIECEWISE,
                           prior_sd=peak_sd, tau_scale=tau_scale, a=math.log(t_rise),
                           b=math.log(t_decay), c2=t_sd),
-                  np.asarray(study_index, float), np.asarray(y, float),
-                  np.sqrt((1 - rho) * v), np.sqrt(rho * v), t, pos.astype(float), frac)
+                  np.asarray(study_index, float), lik.y, lik.sd, t, pos.astype(float), frac,
+                  lik.start.astype(float), np.concatenate(lik.w))
     coords: dict[str, list[Any]] = {"study": list(studies), "y_dim_0": list(range(c_n))}
-    variables = [Variable("tau", ()), Variable("z", ("study",)), Variable("u", ("study",))]
+    variables = [Variable("tau", ()), Variable("z", ("study",))]
     if form == "bateman":
         variables += [Variable(n, ()) for n in ("peak", "log_t_rise", "log_t_gap", "t_rise",
                                                 "t_decay", "time_to_peak")]
-        init = np.zeros(1 + 2 * s_n + 3)
+        init = np.zeros(1 + s_n + 3)
         init[-2:] = math.log(t_rise), math.log(t_decay)
     else:
         coords["knot_effect_dim_0"] = list(range(k_n))
         variables.append(Variable("knot_effect", ("knot_effect_dim_0",)))
-        init = np.zeros(1 + 2 * s_n + k_n)
+        init = np.zeros(1 + s_n + k_n)
     variables.append(Variable("y", ("y_dim_0",), loglik=True))
     return PrecompiledModel("time-course", buf, init.size, variables, coords,
-                            {"y": (("y_dim_0",), np.asarray(y, float))}, init)
+                            {"y": (("y_dim_0",), lik.dense() @ lik.y)}, init)
 
 
 def _load_lib():  # noqa: ANN202

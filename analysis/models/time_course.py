@@ -2,14 +2,15 @@
 
 Contrast-level model on every post-dose time point of every study::
 
-    y_it ~ Normal(delta_it + sqrt(rho * v_it) * u_i, sqrt((1 - rho) * v_it)),  u_i ~ N(0, 1)
-    delta_it = (1 + tau * z_i) * f(t),   z_i ~ Normal(0, 1)
+    y_i ~ MultivariateNormal(delta_i, S_i)
+    delta_it = exp(tau * z_i - tau^2 / 2) * f(t),   z_i ~ Normal(0, 1)
 
-``y_it`` is the contrast at time t of study i (log OR from the 2x2 table, or MD/SMD)
-with sampling variance ``v_it``. The shared ``u_i`` gives contrasts of the same
-patients at different times a compound-symmetric correlation ``rho`` (set by the
-user, default 0.5); ``tau`` is the between-study sd of a multiplicative random
-amplitude. Forms of ``f``:
+``y_i`` holds the contrasts of study i at all its times (log OR from each 2x2 table, or
+MD/SMD). ``S_i`` is their sampling covariance (:func:`sampling_covariance`): each contrast's
+full variance on the diagonal; contrasts at the same time share their control's variance;
+the same patients at two times correlate ``rho`` (set by the user, default 0.5). No control
+is split. ``tau`` is the between-study sd of a log-normal amplitude multiplier (mean 1, so
+``f`` is the average curve and a study's curve never changes sign). Forms of ``f``:
 
 - ``bateman`` (rise and decay): f(t) = A * (exp(-t/T_d) - exp(-t/T_r)) / c, where c makes
   the peak of the bracket 1, so A is the peak effect; T_r < T_d.
@@ -48,6 +49,8 @@ FORMS = ("bateman", "piecewise")
 DEFAULT_KNOTS = (2.0, 24.0, 72.0, 168.0, 336.0, 672.0)
 #: onset, peak and duration are looked for up to this time; later events are censored
 GRID_END_H = 672.0
+#: part of a fit's cache token: bump when the likelihood changes
+LIKELIHOOD = "joint-normal-2"
 TIME_GRID = np.exp(np.linspace(np.log(0.25), np.log(GRID_END_H), 600))
 
 
@@ -73,11 +76,90 @@ class TimePriors:
 
 
 def contrast_effects_by_time(data: ContrastData) -> tuple[np.ndarray, np.ndarray]:
-    """Contrast estimates and variances (a control shared by arms is split, as elsewhere)."""
-    from ..comparative import contrast_effects
+    """Each contrast's estimate and its full sampling variance (no control is split)."""
+    lik = sampling_structure(data, 0.0)
+    return lik.y, lik.v
 
-    eff = contrast_effects(data)
-    return np.asarray(eff.yi, float), np.asarray(eff.vi, float)
+
+@dataclass(frozen=True)
+class SamplingStructure:
+    """The contrasts' joint normal likelihood, factorised one contrast at a time.
+
+    Within a study, ``y`` has covariance ``S`` (:func:`sampling_structure`). With the
+    Cholesky factor ``S = L L'``, the rows of ``W = diag(L) L^-1`` (unit lower-triangular)
+    give ``e = W (y - mean) ~ Normal(0, diag(L)^2)``: ``e_c / L_cc`` is the standardised
+    residual of contrast c given the study's earlier contrasts, so the pointwise terms sum to
+    the joint log density. ``start[c]`` is the first contrast of c's study; ``w[c]`` holds
+    row c of ``W`` from ``start[c]`` to c.
+    """
+
+    y: np.ndarray
+    v: np.ndarray
+    sd: np.ndarray
+    start: np.ndarray
+    w: tuple[np.ndarray, ...]
+
+    def dense(self) -> np.ndarray:
+        """``W`` as a dense matrix (block lower-triangular)."""
+        out = np.zeros((self.y.size, self.y.size))
+        for c, row in enumerate(self.w):
+            out[c, self.start[c]:c + 1] = row
+        return out
+
+
+def sampling_covariance(data: ContrastData, rho: float) -> tuple[np.ndarray, ...]:
+    """Estimates, variances and the covariance matrix of a study's contrasts over time.
+
+    A contrast is an active arm minus its control at time t; its variance splits into the
+    active arm's part ``va`` and the control's part ``vc``. Contrasts at the same time share
+    their control: covariance ``vc``. The same patients measured at two times correlate
+    ``rho``: covariance ``rho * sqrt(vc vc')`` through the control at any two times, plus
+    ``rho * sqrt(va va')`` when the active arm is the same. Different studies are independent.
+    """
+    from ..comparative import BINARY_FN, contrast_effects
+    from ..effects import control_variance
+
+    c = data.contrasts
+    contrast_effects(data)  # its checks (no events, nothing to contrast) apply here too
+    if data.binary:
+        eff = BINARY_FN[data.measure](c["a"], c["b"], c["c"], c["d"])
+        y, v = np.asarray(eff.yi, float), np.asarray(eff.vi, float)
+        vc = control_variance(data.measure, c["a"], c["b"], c["c"], c["d"])
+    else:
+        y, v = c["yi"].to_numpy(float), c["vi"].to_numpy(float)
+        vc = c["shared_var"].to_numpy(float)
+    vc = np.clip(vc, 0.0, v)
+    sc, sa = np.sqrt(vc), np.sqrt(v - vc)
+    study, arm = c["study"].to_numpy(), c["arm"].to_numpy()
+    t = c["time_h"].to_numpy(float)
+    same_study = study[:, None] == study[None, :]
+    over_time = np.where(t[:, None] == t[None, :], 1.0, rho)
+    cov = (np.outer(sc, sc) * same_study
+           + np.outer(sa, sa) * (same_study & (arm[:, None] == arm[None, :]))) * over_time
+    return y, v, cov
+
+
+def sampling_structure(data: ContrastData, rho: float) -> SamplingStructure:
+    """Factorise :func:`sampling_covariance` study by study (contrasts grouped by study)."""
+    y, v, cov = sampling_covariance(data, rho)
+    study = data.contrasts["study"].to_numpy()
+    first = {s: i for i, s in reversed(list(enumerate(study)))}
+    start = np.array([first[s] for s in study], dtype=int)
+    blocks = np.flatnonzero(np.r_[True, study[1:] != study[:-1]])
+    if len(blocks) != len(first):
+        raise SpecError("internal: time-course contrasts must be grouped by study")
+    sd = np.empty(y.size)
+    w: list[np.ndarray] = []
+    for lo, hi in zip(blocks, [*blocks[1:], y.size], strict=True):
+        try:
+            chol = np.linalg.cholesky(cov[lo:hi, lo:hi])
+        except np.linalg.LinAlgError:
+            raise SpecError(f"study {study[lo]}: the contrasts' covariance is not positive "
+                            "definite (a zero variance?)") from None
+        rows = np.diag(np.diag(chol)) @ np.linalg.inv(chol)
+        sd[lo:hi] = np.diag(chol)
+        w.extend(rows[j, :j + 1].copy() for j in range(hi - lo))
+    return SamplingStructure(y, v, sd, start, tuple(w))
 
 
 @dataclass
@@ -131,10 +213,12 @@ class TimeCourse:
     def build(self, data: ContrastData) -> pm.Model:
         """Build the PyMC model (no sampling)."""
         import pymc as pm
+        import pytensor.tensor as pt
 
         if len(data.contrasts) == 0:
             raise SpecError("no contrasts: no study has active and control arms after one dose")
-        y, v = contrast_effects_by_time(data)
+        lik = sampling_structure(data, self.rho)
+        w = lik.dense()
         c = data.contrasts
         t = c["time_h"].to_numpy(float)
         studies = data.studies
@@ -143,11 +227,10 @@ class TimeCourse:
         with pm.Model(coords={"study": studies}) as model:
             tau = pm.HalfNormal("tau", pr.tau_scale)
             z = pm.Normal("z", 0.0, 1.0, dims="study")
-            u = pm.Normal("u", 0.0, 1.0, dims="study")
             f = self.curve_tensor(t)
-            delta = (1.0 + tau * z[s_idx]) * f
-            pm.Normal("y", mu=delta + np.sqrt(self.rho * v) * u[s_idx],
-                      sigma=np.sqrt((1 - self.rho) * v), observed=y)
+            delta = pt.exp(tau * z - 0.5 * tau**2)[s_idx] * f
+            # decorrelated contrasts W y (see SamplingStructure): one term per contrast
+            pm.Normal("y", mu=pt.dot(w, delta), sigma=lik.sd, observed=w @ lik.y)
         return model
 
     #: parameters the convergence gate checks, per form (a plug-in sets its own)
@@ -221,15 +304,14 @@ class TimeCourse:
 
         if len(data.contrasts) == 0:
             raise SpecError("no contrasts: no study has active and control arms after one dose")
-        y, v = contrast_effects_by_time(data)
         c = data.contrasts
         pr = self.priors
         return time_course(
             form=self.form,
             study_index=c["study"].map({s: i for i, s in enumerate(data.studies)}).to_numpy(),
-            studies=list(data.studies), y=y, v=v, t=c["time_h"].to_numpy(float),
-            rho=self.rho, knots=self.knots, peak_sd=pr.peak_sd, t_rise=pr.t_rise,
-            t_decay=pr.t_decay, t_sd=pr.t_sd, tau_scale=pr.tau_scale)
+            studies=list(data.studies), lik=sampling_structure(data, self.rho),
+            t=c["time_h"].to_numpy(float), knots=self.knots, peak_sd=pr.peak_sd,
+            t_rise=pr.t_rise, t_decay=pr.t_decay, t_sd=pr.t_sd, tau_scale=pr.tau_scale)
 
     def fit(self, data: ContrastData, settings: SamplerSettings | None = None, *,
             data_sha256: str = "", progress: bool = False) -> TimeFit:
@@ -237,7 +319,8 @@ class TimeCourse:
         settings = settings or SamplerSettings()
         model = LazyModel(lambda: self.build(data),
                           (lambda: self.precompiled(data)) if self._precompilable() else None)
-        token = "|".join([self.name, type(self).__qualname__, self.form, repr(self.rho),
+        token = "|".join([self.name, LIKELIHOOD, type(self).__qualname__, self.form,
+                          repr(self.rho),
                           repr(self.knots), repr(self.priors.as_dict()), data.measure,
                           data.contrasts.to_csv(index=False)])
         idata = sample(model, settings, progress=progress, token=token)
