@@ -46,7 +46,8 @@ class Claim:
     """One testable claim.
 
     ``options`` holds the model-specific settings as sorted (name, value) pairs: measure,
-    form, comparator, moderators, untimed, threshold, fraction, hill, direction, tau_prior.
+    form, comparator, moderators, untimed, threshold, fraction, hill, direction, tau_prior,
+    rho (time-course) and priors (sorted (setting, value) pairs, see ``PRIOR_FIELDS``).
     """
 
     id: str
@@ -170,7 +171,15 @@ def _number(path: str, cid: str, fld: str, value: Any, lo: float | None = None,
 
 
 OPTION_FIELDS = {"measure", "form", "comparator", "moderators", "untimed", "threshold", "tau_prior",
-                 "fraction", "hill", "direction"}
+                 "fraction", "hill", "direction", "rho", "priors"}
+#: prior settings a claim's ``priors`` mapping may change, per family (``mu_mean`` may be
+#: any number; the others are scales and must be positive)
+PRIOR_FIELDS = {
+    "pooled-rate": ("mu_mean", "mu_sd", "tau_scale"),
+    "contrast": ("effect_sd", "baseline_sd"),
+    "dose-response": ("amplitude_sd", "tau_scale", "ed50_sd", "hill_sd", "baseline_sd"),
+    "time-course": ("peak_sd", "t_rise", "t_decay", "t_sd", "tau_scale"),
+}
 QUANTITIES = {
     "pooled-rate": ("pooled_rate", "predictive_rate", "tau", "mu_logit"),
     "contrast": ("effect", "predictive_effect", "tau", "or", "rr", "rd", "control_rate"),
@@ -221,6 +230,26 @@ def _region_bound(path: str, cid: str, value: Any) -> float:
     if isinstance(value, float) and np.isinf(value):
         return value
     return _number(path, cid, "region", value)
+
+
+def parse_priors(raw: Any, family: str, fail: Any) -> tuple[tuple[str, float], ...]:
+    """Validate a ``priors`` mapping for ``family``; return sorted (setting, value) pairs.
+
+    ``fail(message)`` returns the error to raise.
+    """
+    if not isinstance(raw, dict):
+        raise fail(f"must be a mapping of prior setting to number; {family} takes "
+                   f"{', '.join(PRIOR_FIELDS[family])}")
+    out = []
+    for key, value in raw.items():
+        if key not in PRIOR_FIELDS[family]:
+            raise fail(f"unknown setting '{key}' for {family}; known: "
+                       f"{', '.join(PRIOR_FIELDS[family])}")
+        problem = _number_problem(value, None if key == "mu_mean" else 1e-9)
+        if problem:
+            raise fail(f"{key} {problem}")
+        out.append((str(key), float(value)))
+    return tuple(sorted(out))
 
 
 def parse_rule(raw: dict[str, Any], defaults: DecisionRule, fail: Any) -> DecisionRule:
@@ -282,6 +311,13 @@ def parse_claim(raw: Any, path: str, defaults: DecisionRule) -> Claim:
     message = _check_quantity(family, str(raw["quantity"]), options)
     if message:
         raise _fail(path, cid, "quantity", message)
+    if "rho" in options:
+        if family != "time-course":
+            raise _fail(path, cid, "rho", "only time-course claims take a correlation rho")
+        options["rho"] = _number(path, cid, "rho", options["rho"], 0.0, 0.99)
+    if "priors" in options:
+        options["priors"] = parse_priors(options["priors"], family,
+                                         lambda msg: _fail(path, cid, "priors", msg))
     region = raw["region"]
     if not isinstance(region, list) or len(region) != 2:
         raise _fail(path, cid, "region", "must be a list of two numbers [low, high]")

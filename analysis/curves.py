@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .contrasts import select_time_course
@@ -11,7 +11,7 @@ from .errors import SpecError
 from .inference import SamplerSettings, command_line, loo
 from .models import get_model_class
 from .models.dose_response import DoseResponse, dose_summary
-from .models.time_course import TimeCourse, time_summary
+from .models.time_course import TimeCourse, TimePriors, time_summary
 from .records import Records
 from .results import rounded
 from .selection import Filters, TimeWindow
@@ -35,6 +35,7 @@ class DoseOptions:
     threshold: float | None = None
     direction: int = 0  # 0: +1 for counts, -1 for means (lower scores are better)
     moderators: tuple[str, ...] = ()
+    priors: tuple[tuple[str, float], ...] = ()  # (setting, value) pairs over the defaults
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class TimeOptions:
     model: str = "time-course"
     form: str = "bateman"
     rho: float = 0.5
+    priors: tuple[tuple[str, float], ...] = ()  # (setting, value) pairs over the defaults
     filters: Filters = field(default_factory=Filters)
     comparator: tuple[str, ...] = ()
     times: tuple[float, ...] = ()
@@ -78,12 +80,22 @@ def options_from_mapping(kind: str, raw: dict[str, Any]) -> DoseOptions | TimeOp
                 raw["doses"] = tuple(float(x) for x in raw["doses"])
             if "compare" in raw:
                 raw["compare"] = tuple(float(x) for x in raw["compare"])
+            if "priors" in raw:
+                raw["priors"] = _priors_option(kind, raw["priors"])
             return DoseOptions(filters=filters, **raw)
         if "times" in raw:
             raw["times"] = tuple(float(x) for x in raw["times"])
+        if "priors" in raw:
+            raw["priors"] = _priors_option(kind, raw["priors"])
         return TimeOptions(filters=filters, **raw)
     except TypeError as exc:
         raise SpecError(f"analyses/{kind}: {exc}") from None
+
+
+def _priors_option(kind: str, raw: Any) -> tuple[tuple[str, float], ...]:  # noqa: ANN401
+    from .claims import parse_priors
+
+    return parse_priors(raw, kind, lambda msg: SpecError(f"analyses/{kind}: priors: {msg}"))
 
 
 def _finish(doc: dict[str, Any], records: Records, settings: SamplerSettings,
@@ -106,7 +118,8 @@ def fit_dose(records: Records, opts: DoseOptions, settings: SamplerSettings):  #
     data = select_dose_arms(records, opts.outcome, TimeWindow.around(opts.time_h, opts.window_h),
                             opts.filters, comparator=opts.comparator,
                             standardize=opts.standardize)
-    model = DoseResponse(opts.form, hill=opts.hill, moderators=opts.moderators)
+    model = DoseResponse(opts.form, hill=opts.hill, moderators=opts.moderators,
+                         prior_overrides=opts.priors)
     return data, model, model.fit(data, settings, data_sha256=records.sha256)
 
 
@@ -138,7 +151,8 @@ def fit_time(records: Records, opts: TimeOptions, settings: SamplerSettings):  #
     if not (isinstance(cls, type) and issubclass(cls, TimeCourse)):
         raise SpecError(f"model '{opts.model}' is not a time-course model")
     form = opts.form if opts.form in cls.gate else next(iter(cls.gate))
-    model = cls(form, rho=opts.rho)
+    priors = replace(TimePriors(), **dict(opts.priors)) if opts.priors else None
+    model = cls(form, rho=opts.rho, priors=priors)
     return data, model, model.fit(data, settings, data_sha256=records.sha256)
 
 
@@ -165,8 +179,6 @@ def compare_forms(records: Records, kind: str, opts: DoseOptions | TimeOptions,
                   settings: SamplerSettings, forms: tuple[str, ...],
                   done: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Fit each form (except those in ``done``: form -> document) and rank by PSIS-LOO."""
-    from dataclasses import replace
-
     rows = []
     for form in forms:
         doc = (done or {}).get(form)

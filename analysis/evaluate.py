@@ -76,7 +76,7 @@ def _pooled_rate(records: Records, claim: Claim, settings: SamplerSettings) -> F
     studies = sorted(set(data.table["study"]))
     if len(studies) < claim.rule.min_studies:
         return FamilyRun("pooled-rate", None, studies)
-    model = PooledRate(_pooled_rate_priors(claim.option("tau_prior")),
+    model = PooledRate(_pooled_rate_priors(claim.option("tau_prior"), claim.option("priors", ())),
                        moderators=claim.option("moderators", ()))
     fit = model.fit(data, settings, data_sha256=records.sha256)
     run = PooledRateRun(claim.outcome, claim.window, claim.filters, fit, model.summary(fit))
@@ -88,18 +88,19 @@ def _pooled_rate(records: Records, claim: Claim, settings: SamplerSettings) -> F
                      prior_draws=lambda q, c: model.draws(prior, q))
 
 
-def _pooled_rate_priors(spec: str | None):  # noqa: ANN202
+def _pooled_rate_priors(spec: str | None, overrides: tuple = ()):  # noqa: ANN202
     """Default priors, with tau's half-normal scale from a ``half-normal:S`` option."""
     from .errors import SpecError
     from .models.pooled_rate import PooledRatePriors
     from .priors import heterogeneity_prior
 
+    priors = replace(PooledRatePriors(), **dict(overrides))
     if spec is None:
-        return PooledRatePriors()
+        return priors
     prior = heterogeneity_prior(spec)
     if prior.kind != "half-normal":
         raise SpecError(f"pooled-rate takes a half-normal prior on tau, not '{spec}'")
-    return PooledRatePriors(tau_scale=prior.scale)
+    return replace(priors, tau_scale=prior.scale)
 
 
 def _contrast(records: Records, claim: Claim, settings: SamplerSettings) -> FamilyRun:
@@ -115,7 +116,11 @@ def _contrast(records: Records, claim: Claim, settings: SamplerSettings) -> Fami
         return FamilyRun("contrast", None, data.studies)
     moderators = claim.option("moderators", ())
     tau_prior = claim.option("tau_prior")
-    priors = default_priors(measure, heterogeneity_prior(tau_prior)) if tau_prior else None
+    overrides = dict(claim.option("priors", ()))
+    priors = None
+    if tau_prior or overrides:
+        tau = heterogeneity_prior(tau_prior) if tau_prior else None
+        priors = replace(default_priors(measure, tau), **overrides)
     run = run_contrast(data, settings, priors, data_sha256=records.sha256,
                        moderators=moderators)
     model = Contrast(priors, 0.0, moderators)
@@ -137,7 +142,8 @@ def _dose_response(records: Records, claim: Claim, settings: SamplerSettings) ->
                        filters=claim.filters, comparator=claim.option("comparator", ()),
                        standardize=claim.outcome == "change",
                        threshold=claim.option("threshold"),
-                       moderators=claim.option("moderators", ()))
+                       moderators=claim.option("moderators", ()),
+                       priors=claim.option("priors", ()))
     try:
         fitted = fit_dose(records, opts, settings)
     except SpecError as exc:
@@ -193,6 +199,7 @@ def _time_course(records: Records, claim: Claim, settings: SamplerSettings) -> F
     measure = claim.option("measure", "MD" if claim.outcome == "change" else "OR")
     opts = TimeOptions(outcome=claim.outcome, measure=measure, model=claim.model,
                        form=claim.option("form", "bateman"), filters=claim.filters,
+                       rho=float(claim.option("rho", 0.5)), priors=claim.option("priors", ()),
                        comparator=claim.option("comparator", ()),
                        threshold=float(claim.option("threshold", 0.405)),
                        fraction=float(claim.option("fraction", 0.5)),

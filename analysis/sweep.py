@@ -3,6 +3,10 @@
 The grid changes one choice at a time from the claims file as written (the baseline):
 
 - ``prior``: the half-normal scale of tau (pooled-rate and contrast claims);
+- ``priors``: each family's other priors, one setting at a time divided and multiplied by a
+  factor (pooled-rate mu; contrast effect and baseline; dose-response ED50, amplitude and
+  tau; time-course T_r, T_d - T_r, peak and tau);
+- ``rho``: the within-patient correlation between time points (time-course claims);
 - ``form``: the dose-response or time-course curve;
 - ``evidence``: primary evidence only;
 - ``crossover``: crossover trials left out;
@@ -37,6 +41,14 @@ PRIOR_SCALES = (0.25, 0.5, 1.0)
 WINDOW_SHARES = {"narrow": 0.25, "wide": 1.0}
 REGION_SHARE = 0.25
 THRESHOLDS = (0.75, 0.9)
+#: (setting, factor) per family: a cell divides, another multiplies the claim's value by it
+PRIOR_CELLS = {
+    "pooled-rate": (("mu_sd", 2.0),),
+    "contrast": (("effect_sd", 2.0), ("baseline_sd", 2.0)),
+    "dose-response": (("ed50_sd", 2.0), ("amplitude_sd", 2.0), ("tau_scale", 2.0)),
+    "time-course": (("t_rise", 3.0), ("t_decay", 3.0), ("peak_sd", 2.0), ("tau_scale", 2.0)),
+}
+RHOS = (0.2, 0.8)
 RESULT_FIELDS = ("verdict", "basis", "median", "ci_low", "ci_high", "probability", "studies")
 
 
@@ -57,8 +69,14 @@ class Variation:
         """What the cell changed, in words."""
         if self.kind == "threshold":
             return f"thresholds {self.value}/{1 - float(self.value):.2g}"
+        if self.kind == "priors":
+            family, _, change = self.value.partition(":")
+            setting, op, factor = change.partition("*") if "*" in change \
+                else change.partition("/")
+            return f"{family} prior {setting} {'x' if op == '*' else '/'}{factor}"
         return {"baseline": "as in the claims file",
                 "prior": f"tau ~ {self.value}",
+                "rho": f"correlation between time points {self.value}",
                 "form": f"{self.value} curve",
                 "evidence": "primary evidence only",
                 "crossover": "crossover trials left out",
@@ -88,6 +106,21 @@ def vary(claim: Claim, v: Variation, records: Records) -> Claim | None:
         if family not in ("pooled-rate", "contrast") or options.get("tau_prior"):
             return None
         options["tau_prior"] = v.value
+    elif v.kind == "priors":
+        target, _, change = v.value.partition(":")
+        if target != family:
+            return None
+        op = "*" if "*" in change else "/"
+        setting, _, factor = change.partition(op)
+        current = dict(options.get("priors", ()))
+        value = current.get(setting, _default_prior(claim, family, setting))
+        value = value * float(factor) if op == "*" else value / float(factor)
+        current[setting] = round(value, 10)
+        options["priors"] = tuple(sorted(current.items()))
+    elif v.kind == "rho":
+        if family != "time-course" or float(v.value) == float(options.get("rho", 0.5)):
+            return None
+        options["rho"] = float(v.value)
     elif v.kind == "form":
         current = options.get("form", "emax" if family == "dose-response" else "bateman")
         if v.value not in _forms(family) or v.value == current:
@@ -119,6 +152,22 @@ def vary(claim: Claim, v: Variation, records: Records) -> Claim | None:
     else:
         raise ValueError(f"unknown variation {v.kind}")
     return replace(claim, options=tuple(sorted(options.items())))
+
+
+def _default_prior(claim: Claim, family: str, setting: str) -> float:
+    """Return the value a claim's fit uses for a prior setting it does not set itself."""
+    if family == "pooled-rate":
+        from .models.pooled_rate import PooledRatePriors as Priors
+    elif family == "contrast":
+        from .models.contrast import default_priors
+
+        measure = claim.option("measure", "SMD" if claim.outcome == "change" else "OR")
+        return float(getattr(default_priors(measure), setting))
+    elif family == "dose-response":  # claims fit counts or SMDs: the unscaled defaults
+        from .models.dose_response import DosePriors as Priors
+    else:
+        from .models.time_course import TimePriors as Priors
+    return float(getattr(Priors(), setting))
 
 
 def _resized(region: tuple[float, float], sign: int) -> tuple[float, float] | None:
@@ -163,6 +212,12 @@ def fixed_cells(claims: ClaimsFile) -> list[Variation]:
     cells = [Variation("prior", f"half-normal:{s}") for s in PRIOR_SCALES]
     forms = sorted({f for c in claims.claims for f in _forms(model_family(c.model))})
     cells += [Variation("form", f) for f in forms]
+    families = sorted({model_family(c.model) for c in claims.claims})
+    for family in families:
+        for setting, factor in PRIOR_CELLS[family]:
+            cells += [Variation("priors", f"{family}:{setting}{op}{factor:g}") for op in "/*"]
+    if "time-course" in families:
+        cells += [Variation("rho", f"{r:g}") for r in RHOS]
     cells += [Variation("evidence", "primary"), Variation("crossover", "exclude")]
     cells += [Variation("window", w) for w in WINDOW_SHARES]
     cells += [Variation("region", r) for r in ("narrow", "wide")]

@@ -103,6 +103,29 @@ def test_bad_decision_rule_fields_name_claim_and_field(tmp_path: Path, extra: st
         load_claims(p)
 
 
+@pytest.mark.parametrize("extra,problem", [
+    ("priors: {t_rise: 3}", "unknown setting 't_rise' for pooled-rate"),
+    ("priors: {mu_sd: -1}", "mu_sd"),
+    ("priors: {mu_sd: wide}", "must be a number"),
+    ("priors: [mu_sd, 1]", "must be a mapping"),
+    ("rho: 0.5", "only time-course claims"),
+])
+def test_bad_priors_and_rho_name_claim_and_field(tmp_path: Path, extra: str,
+                                                 problem: str) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text(CLAIM.format(region="[0, 1]") + f"    {extra}\n")
+    field = extra.partition(":")[0]
+    with pytest.raises(SpecError, match=f"claim 'X1', field '{field}'.*{problem}"):
+        load_claims(p)
+
+
+def test_priors_option_is_parsed_per_family(tmp_path: Path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text(CLAIM.format(region="[0, 1]") + "    priors: {mu_sd: 3, mu_mean: -0.5}\n")
+    [claim] = load_claims(p).claims
+    assert claim.option("priors") == (("mu_mean", -0.5), ("mu_sd", 3.0))
+
+
 def test_unknown_default_is_named_and_the_cli_exits_2(tmp_path: Path) -> None:
     from trialmeta.cli.app import app
     from typer.testing import CliRunner

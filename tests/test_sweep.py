@@ -86,3 +86,38 @@ def test_region_and_threshold_cells() -> None:
     half_open = next(c for c in CLAIMS.claims if c.region[1] == float("inf"))
     moved = vary(half_open, Variation("region", "wide"), RECORDS)
     assert moved is None or moved.region != half_open.region
+
+
+def test_each_family_prior_and_rho_are_varied() -> None:
+    """Every family's priors move one setting at a time; rho only for time-course claims."""
+    ids = {v.id for v in grid(CLAIMS, {"claims": {}}, loo=False)}
+    for want in ("priors:time-course:t_rise*3", "priors:time-course:t_rise/3",
+                 "priors:time-course:t_decay*3", "priors:time-course:peak_sd/2",
+                 "priors:time-course:tau_scale*2", "priors:dose-response:ed50_sd*2",
+                 "priors:pooled-rate:mu_sd/2", "priors:contrast:baseline_sd*2",
+                 "rho:0.2", "rho:0.8"):
+        assert want in ids, want
+    c5, c2 = BY_ID["C5"], BY_ID["C2"]
+    slow = vary(c5, Variation("priors", "time-course:t_rise*3"), RECORDS)
+    assert dict(slow.option("priors")) == {"t_rise": 12.0}  # default median 4 h, x3
+    assert slow.fit_key() != c5.fit_key()
+    assert vary(c2, Variation("priors", "time-course:t_rise*3"), RECORDS) is None
+    assert dict(vary(c2, Variation("priors", "pooled-rate:mu_sd/2"), RECORDS)
+                .option("priors")) == {"mu_sd": 0.75}
+    assert vary(c5, Variation("rho", "0.8"), RECORDS).option("rho") == 0.8
+    assert vary(c2, Variation("rho", "0.8"), RECORDS) is None
+
+
+def test_claim_priors_reach_the_model() -> None:
+    """A claim's priors mapping sets the prior the fit (and its prior draws) use."""
+    from dataclasses import replace
+
+    from trialmeta.analysis.curves import TimeOptions
+    from trialmeta.analysis.models.time_course import TimeCourse, TimePriors
+
+    claim = vary(BY_ID["C5"], Variation("priors", "time-course:t_decay/3"), RECORDS)
+    opts = TimeOptions(priors=claim.option("priors"))
+    priors = replace(TimePriors(), **dict(opts.priors))
+    assert priors.t_decay == pytest.approx(50.0)
+    model = TimeCourse(priors=priors)
+    assert model.priors.t_decay == pytest.approx(50.0)

@@ -100,11 +100,19 @@ class DoseResponse:
     quantities = ("effect_at", "ed50", "theta", "tau")
 
     def __init__(self, form: str = "emax", *, hill: bool = False,
-                 priors: DosePriors | None = None, moderators: tuple[str, ...] = ()):
+                 priors: DosePriors | None = None, moderators: tuple[str, ...] = (),
+                 prior_overrides: tuple[tuple[str, float], ...] = ()):
         if form not in FORMS:
             raise SpecError(f"unknown dose-response form '{form}'; use one of {', '.join(FORMS)}")
         self.form, self.hill, self.priors = form, hill, priors
         self.moderators = tuple(moderators)
+        self.prior_overrides = tuple(prior_overrides)
+
+    def priors_for(self, data: DoseData) -> DosePriors:
+        """Return the priors used on ``data``: given, or the data's defaults, with any overrides."""
+        from dataclasses import replace
+
+        return replace(self.priors or default_dose_priors(data), **dict(self.prior_overrides))
 
     def study_design(self, data: DoseData):  # noqa: ANN201
         """Moderators of the amplitude, one row per study (taken from its active arms)."""
@@ -148,7 +156,7 @@ class DoseResponse:
         import pymc as pm
         import pytensor.tensor as pt
 
-        priors = self.priors or default_dose_priors(data)
+        priors = self.priors_for(data)
         ref = self._reference(data)
         arms = data.arms
         studies = data.studies
@@ -203,7 +211,7 @@ class DoseResponse:
         """Return the same model for the precompiled (numba) sampler."""
         from ..precompiled import dose_response
 
-        priors = self.priors or default_dose_priors(data)
+        priors = self.priors_for(data)
         ref = self._reference(data)
         arms = data.arms
         dose = arms["dose"].to_numpy(float)
@@ -231,14 +239,14 @@ class DoseResponse:
         token = "|".join([self.name, self.form, str(self.hill), repr(self.moderators),
                           data.outcome,
                           str(data.standardized),
-                          repr((self.priors or default_dose_priors(data)).as_dict()),
+                          repr(self.priors_for(data).as_dict()),
                           data.arms.to_csv(index=False)])
         idata = sample(model, settings, progress=progress, token=token)
         names = ["theta", "tau"] + (["ed50"] if self.form == "emax" else []) + (
             ["hill"] if self.form == "emax" and self.hill else [])
         diag = diagnose(idata, names)
         versions = package_versions()
-        priors = self.priors or default_dose_priors(data)
+        priors = self.priors_for(data)
         idata.attrs.update({"trialmeta_model": self.name, "form": self.form,
                             "data_sha256": data_sha256, "priors": repr(priors.as_dict()),
                             "sampler": repr(settings.as_dict()), "seed": settings.seed,
