@@ -30,7 +30,7 @@ from .selection import COUNT_COLUMN, Filters, TimeWindow
 BINARY_MEASURES = ("OR", "RR", "RD")
 CONTINUOUS_MEASURES = ("MD", "SMD")
 OUTCOMES = ("response", "remission", "change")
-STUDY_LEVEL = ("population", "design", "scale", "evidence", "exclude_studies")
+STUDY_LEVEL = ("population", "design", "scale", "evidence", "exclude_studies", "domain")
 
 
 @dataclass

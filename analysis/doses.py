@@ -18,7 +18,7 @@ from .errors import SpecError
 from .records import Records
 from .selection import COUNT_COLUMN, Filters, TimeWindow
 
-STUDY_LEVEL = ("population", "design", "scale", "evidence", "exclude_studies")
+STUDY_LEVEL = ("population", "design", "scale", "evidence", "exclude_studies", "domain")
 
 
 @dataclass

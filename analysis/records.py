@@ -47,6 +47,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("n", "int", False, "patients contributing at this time point, > 0"),
     Column("n_binary", "int", False, "denominator of the counts when it differs from n"),
     Column("scale", "str", False, "rating scale: HDRS17, MADRS, SSI, ..."),
+    Column("domain", "str", False, "construct the outcome measures: depression (default), "
+                                   "suicidal_ideation, dissociation, ..."),
     Column("mean", "float", False, "continuous outcome (see mean_type)"),
     Column("sd", "float", False, "standard deviation of the outcome, > 0"),
     Column("se", "float", False, "standard error of the mean, > 0"),
@@ -76,6 +78,12 @@ ROUTES = frozenset({"iv", "intranasal", "oral", "im", "sc", "sublingual"})
 DESIGNS = frozenset({"parallel", "crossover", "single_arm"})
 MEAN_TYPES = frozenset({"change", "endpoint"})
 EVIDENCE = frozenset({"primary", "secondary", "derived"})
+#: an empty ``domain`` is read from the scale: these scales measure suicidal ideation or
+#: dissociation, every other scale depression (say the domain when it is something else)
+DEFAULT_DOMAIN = "depression"
+DOMAIN_BY_SCALE = {"SSI": "suicidal_ideation", "BSS": "suicidal_ideation",
+                   "CSSRS": "suicidal_ideation", "CSSRS_ISS": "suicidal_ideation",
+                   "MSSI": "suicidal_ideation", "CADSS": "dissociation"}
 TRUE_WORDS = frozenset({"true", "yes", "1", "y", "t"})
 FALSE_WORDS = frozenset({"false", "no", "0", "n", "f"})
 MISSING_WORDS = frozenset({"", "na", "nan", "none", "null"})
@@ -309,6 +317,8 @@ def validate(raw: pd.DataFrame, name: str, sha256: str = "") -> Records:
     problems += _check_structure(table, name)
     if problems:
         raise DataError(sorted(problems, key=lambda p: (p.row or 0, p.column or "")))
+    table["domain"] = [d if d is not None else DOMAIN_BY_SCALE.get(sc, DEFAULT_DOMAIN)
+                       for d, sc in zip(table["domain"], table["scale"], strict=True)]
     for col in COLUMNS:
         if col.kind == "int":
             table[col.name] = pd.array(table[col.name], dtype="Int64")
@@ -368,6 +378,10 @@ def _check_values(t: pd.DataFrame, name: str) -> list[Problem]:
                           "outcomes: use 0 for baseline")
         if rec["doses_given"] is not None and rec["doses_given"] < 0:
             bad("doses_given", f"doses_given = {rec['doses_given']}; must be >= 0")
+        implied = DOMAIN_BY_SCALE.get(rec["scale"])
+        if rec["domain"] is not None and implied and rec["domain"] != implied:
+            bad("domain", f"domain '{rec['domain']}' but scale {rec['scale']} measures "
+                          f"{implied}")
         vocab = [("dose_unit", DOSE_UNITS), ("route", ROUTES), ("design", DESIGNS),
                  ("mean_type", MEAN_TYPES), ("evidence", EVIDENCE)]
         for col, allowed in vocab:

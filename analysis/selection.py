@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import SpecError
-from .records import Records
+from .records import DEFAULT_DOMAIN, Records
 
 OUTCOMES = ("response", "remission")
 COUNT_COLUMN = {"response": "responders", "remission": "remitters"}
@@ -25,7 +25,9 @@ DEFINITION_COLUMN = {"response": "response_def", "remission": "remission_def"}
 class Filters:
     """Record filters shared by every command and by claims files.
 
-    Empty tuples and ``None`` mean "no restriction".
+    Empty tuples and ``None`` mean "no restriction", except ``domain``: when empty, only
+    depression outcomes are kept (suicidal ideation or dissociation are never pooled with
+    depression unless asked for by name).
     """
 
     treatment: tuple[str, ...] = ()
@@ -38,6 +40,7 @@ class Filters:
     scale: tuple[str, ...] = ()
     evidence: tuple[str, ...] = ()
     exclude_studies: tuple[str, ...] = ()
+    domain: tuple[str, ...] = ()
 
     @classmethod
     def from_mapping(cls, data: dict | None) -> Filters:
@@ -60,13 +63,17 @@ class Filters:
         return cls(**kwargs)
 
     def as_dict(self) -> dict[str, object]:
-        """Return the non-empty filters as a JSON-ready dict."""
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()
-                if v not in ((), None)}
+        """Return the non-empty filters (and the outcome domain) as a JSON-ready dict."""
+        out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()
+               if v not in ((), None)}
+        out["domain"] = list(self.domain or (DEFAULT_DOMAIN,))
+        return out
 
     def apply(self, table: pd.DataFrame) -> pd.DataFrame:
         """Return the rows that pass every filter."""
         keep = pd.Series(True, index=table.index)
+        if "domain" in table:
+            keep &= table["domain"].isin(self.domain or (DEFAULT_DOMAIN,))
         for col in ("treatment", "route", "population", "design", "scale", "evidence",
                     "dose_unit"):
             allowed = getattr(self, col)

@@ -31,6 +31,9 @@ PopulationOpt = Annotated[list[str] | None, typer.Option(
     "--population", help="Keep this population (repeatable).")]
 ScaleOpt = Annotated[list[str] | None, typer.Option(
     "--scale", help="Keep rows on this rating scale (repeatable).")]
+DomainOpt = Annotated[list[str] | None, typer.Option(
+    "--domain", help="Keep outcomes of this construct (repeatable): depression (the default), "
+                     "suicidal_ideation, dissociation, ...")]
 EvidenceOpt = Annotated[list[str] | None, typer.Option(
     "--evidence", help="Keep rows of this evidence tier (repeatable).")]
 DosesOpt = Annotated[int | None, typer.Option(
@@ -64,13 +67,14 @@ def handle_errors(func: F) -> F:
 def filters_from_options(treatment: list[str] | None, route: list[str] | None,
                          population: list[str] | None, scale: list[str] | None,
                          evidence: list[str] | None, doses_given: int | None,
-                         dose: float | None) -> Any:
+                         dose: float | None, domain: list[str] | None = None) -> Any:
     """Build record filters from the shared command-line options."""
     from trialmeta.analysis.selection import Filters
 
     return Filters(treatment=tuple(treatment or ()), route=tuple(route or ()),
                    population=tuple(population or ()), scale=tuple(scale or ()),
-                   evidence=tuple(evidence or ()), doses_given=doses_given, dose=dose)
+                   evidence=tuple(evidence or ()), doses_given=doses_given, dose=dose,
+                   domain=tuple(domain or ()))
 
 
 

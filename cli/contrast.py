@@ -10,6 +10,7 @@ from .common import (
     ChainsOpt,
     ComparatorOpt,
     CrossoverOpt,
+    DomainOpt,
     DoseOpt,
     DosesOpt,
     DrawsOpt,
@@ -40,14 +41,15 @@ WindowOpt = Annotated[float | None, typer.Option(
 
 
 def _select(file, outcome, measure, time, window, treatment, route, population, scale, evidence,
-            doses_given, dose, comparator, crossover, rho, mean_type):  # noqa: ANN001, ANN202
+            doses_given, dose, comparator, crossover, rho, mean_type,
+            domain=None):  # noqa: ANN001, ANN202
     from trialmeta.analysis.contrasts import select_contrasts
     from trialmeta.analysis.records import read_records
     from trialmeta.analysis.selection import TimeWindow
 
     records = read_records(file)
     filters = filters_from_options(treatment, route, population, scale, evidence, doses_given,
-                                   dose)
+                                   dose, domain)
     tw = None if time is None else TimeWindow.around(time, window)
     data = select_contrasts(records, outcome, measure.upper(), tw, filters,
                             comparator=tuple(comparator or ()), crossover=crossover, rho=rho,
@@ -67,6 +69,7 @@ def contrast(
     route: RouteOpt = None,
     population: PopulationOpt = None,
     scale: ScaleOpt = None,
+    domain: DomainOpt = None,
     evidence: EvidenceOpt = None,
     doses_given: DosesOpt = None,
     dose: DoseOpt = None,
@@ -102,7 +105,7 @@ def contrast(
 
     records, data = _select(file, outcome, measure, time, window, treatment, route, population,
                             scale, evidence, doses_given, dose, comparator, crossover, rho,
-                            mean_type)
+                            mean_type, domain)
     tau = None if tau_prior == "half-normal" else heterogeneity_prior(tau_prior)
     priors = default_priors(data.measure, tau)
     if engine == "exact":
@@ -188,6 +191,7 @@ def frequentist(
     route: RouteOpt = None,
     population: PopulationOpt = None,
     scale: ScaleOpt = None,
+    domain: DomainOpt = None,
     evidence: EvidenceOpt = None,
     doses_given: DosesOpt = None,
     dose: DoseOpt = None,
@@ -203,7 +207,7 @@ def frequentist(
 
     records, data = _select(file, outcome, measure, time, window, treatment, route, population,
                             scale, evidence, doses_given, dose, comparator, crossover, rho,
-                            mean_type)
+                            mean_type, domain)
     run = run_frequentist(data, method.upper(), hksj=hksj)
     doc = frequentist_document(run, records)
     typer.echo(dumps_json(doc) if json else format_frequentist(doc), nl=not json)

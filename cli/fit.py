@@ -8,6 +8,7 @@ import typer
 
 from .common import (
     ChainsOpt,
+    DomainOpt,
     DoseOpt,
     DosesOpt,
     DrawsOpt,
@@ -44,6 +45,7 @@ def pooled_rate(
     route: RouteOpt = None,
     population: PopulationOpt = None,
     scale: ScaleOpt = None,
+    domain: DomainOpt = None,
     evidence: EvidenceOpt = None,
     doses_given: DosesOpt = None,
     dose: DoseOpt = None,
@@ -72,7 +74,7 @@ def pooled_rate(
 
     records = read_records(file)
     filters = filters_from_options(treatment, route, population, scale, evidence, doses_given,
-                                   dose)
+                                   dose, domain)
     tw = TimeWindow.around(time, window)
     data = select_binary_arms(records, outcome, tw, filters, active_only=not include_controls,
                               untimed=include_untimed)

@@ -31,10 +31,13 @@ FILES = {
 }
 COLUMNS = [
     "study", "arm", "treatment", "control", "dose", "dose_unit", "route", "doses_given",
-    "population", "design", "time_h", "n", "n_binary", "scale", "mean", "sd", "se",
+    "population", "design", "time_h", "n", "n_binary", "scale", "domain", "mean", "sd", "se",
     "mean_type", "responders", "response_def", "remitters", "remission_def",
     "evidence", "source", "notes",
 ]
+#: the construct a rating scale measures; every other bundled scale measures depression
+DOMAIN_BY_SCALE = {"SSI": "suicidal_ideation", "BSS": "suicidal_ideation",
+                   "CSSRS_ISS": "suicidal_ideation"}
 NUMERIC = ["n", "n_binary", "mean", "sd", "se", "responders", "remitters"]
 TIER_ORDER = {"primary": 0, "secondary": 1, "derived": 2}
 
@@ -552,6 +555,7 @@ def build(folder: Path) -> list[dict[str, str]]:
         out.update(spec["attrs"])
         out.update(fill_numbers(spec, tables))
         out.update(spec["fields"])
+        out["domain"] = DOMAIN_BY_SCALE.get(out["scale"], "depression")
         if out["mean"] and not out["mean_type"]:
             problems.append(f"{spec['study']}/{spec['arm']}: mean without mean_type")
         refs = [(k, get_ref(tables, (k, i))) for k, i in spec["refs"]]

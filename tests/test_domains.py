@@ -1,0 +1,69 @@
+"""Outcome domains: suicidal ideation is never pooled with depression unless asked for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import HEADER, base_rows, write_csv
+from trialmeta.analysis.claims import load_claims
+from trialmeta.analysis.contrasts import select_contrasts
+from trialmeta.analysis.errors import DataError
+from trialmeta.analysis.records import read_records
+from trialmeta.analysis.selection import Filters, TimeWindow, select_binary_arms
+from trialmeta.cli.app import app
+from typer.testing import CliRunner
+
+SI_SCALES = {"SSI", "BSS", "CSSRS_ISS"}
+
+
+def test_bundled_remission_pools_depression_only_unless_asked() -> None:
+    """`fit pooled-rate --outcome remission` used to mix MADRS with BSS/C-SSRS remission."""
+    records = read_records()
+    window = TimeWindow.around(24.0)
+    depression = select_binary_arms(records, "remission", window, Filters())
+    assert not set(depression.table["scale"]) & SI_SCALES
+    ideation = select_binary_arms(records, "remission", window,
+                                  Filters(domain=("suicidal_ideation",)))
+    assert set(ideation.table["scale"]) <= SI_SCALES and len(ideation.table)
+    assert Filters().as_dict()["domain"] == ["depression"]
+
+
+def test_the_cli_says_which_domain_it_pooled() -> None:
+    args = ["fit", "pooled-rate", "--outcome", "remission", "--draws", "200", "--tune", "200",
+            "--chains", "2", "--allow-unconverged", "--json"]
+    import json
+
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["selection"]["domain"] == ["depression"]
+    assert not set(doc["scales"]) & SI_SCALES
+    r = CliRunner().invoke(app, [*args, "--domain", "suicidal_ideation"])
+    doc = json.loads(r.stdout)
+    assert set(doc["scales"]) <= SI_SCALES
+
+
+def test_c9_names_its_domain_and_its_contrasts_are_suicidal_ideation() -> None:
+    c9 = next(c for c in load_claims().claims if c.id == "C9")
+    assert c9.filters.domain == ("suicidal_ideation",)
+    data = select_contrasts(read_records(), c9.outcome, "OR", c9.window, c9.filters)
+    rows = read_records().table
+    used = rows[rows["study"].isin(data.studies) & rows["remitters"].notna()
+                & (rows["time_h"] == 24)]
+    assert data.k_studies >= 2 and set(used["domain"]) >= {"suicidal_ideation"}
+
+
+def test_domain_is_read_from_the_scale_and_contradictions_are_named(tmp_path: Path) -> None:
+    rows = base_rows()
+    rows[0]["scale"] = rows[1]["scale"] = "BSS"
+    path = write_csv(tmp_path / "si.csv", rows)
+    table = read_records(path).table
+    assert table["domain"].tolist()[:2] == ["suicidal_ideation"] * 2
+    assert set(table["domain"].tolist()[2:]) == {"depression"}
+    rows[0]["domain"] = "depression"
+    with pytest.raises(DataError) as exc:
+        read_records(write_csv(tmp_path / "bad.csv", rows, [*HEADER, "domain"]))
+    [problem] = exc.value.problems
+    assert problem.column == "domain" and problem.row == 2
+    assert "BSS measures suicidal_ideation" in str(problem)
