@@ -65,6 +65,8 @@ class Diagnostics:
     divergences: int
     passed: bool
     messages: list[str] = field(default_factory=list)
+    #: the parameters the gate checked (every parameter a claim can be judged on)
+    checked: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """Return the diagnostics as a JSON-ready dict."""
@@ -74,7 +76,7 @@ class Diagnostics:
         return {"r_hat_max": finite(self.r_hat_max, 4),
                 "ess_bulk_min": finite(self.ess_bulk_min, 1),
                 "divergences": self.divergences, "passed": self.passed,
-                "messages": list(self.messages)}
+                "messages": list(self.messages), "checked": list(self.checked)}
 
 
 def cache_key(token: str, settings: SamplerSettings) -> str:
@@ -285,7 +287,7 @@ def diagnose(idata: az.InferenceData, var_names: list[str]) -> Diagnostics:
     passed = not msgs
     if "refit_note" in idata.attrs:
         msgs.append(str(idata.attrs["refit_note"]))
-    return Diagnostics(r_hat_max, ess_min, div, passed, msgs)
+    return Diagnostics(r_hat_max, ess_min, div, passed, msgs, list(var_names))
 
 
 def summarize_draws(draws: np.ndarray, ci_prob: float = CI_PROB) -> dict[str, float]:

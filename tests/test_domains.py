@@ -67,3 +67,18 @@ def test_domain_is_read_from_the_scale_and_contradictions_are_named(tmp_path: Pa
     [problem] = exc.value.problems
     assert problem.column == "domain" and problem.row == 2
     assert "BSS measures suicidal_ideation" in str(problem)
+
+
+def test_the_convergence_gate_checks_moderator_coefficients() -> None:
+    """C3 is judged on a meta-regression coefficient: the gate must look at it too."""
+    from trialmeta.analysis.inference import SamplerSettings
+    from trialmeta.analysis.models.pooled_rate import PooledRate
+
+    records = read_records()
+    data = select_binary_arms(records, "response", TimeWindow.around(24.0), Filters(),
+                              untimed=True)
+    model = PooledRate(moderators=("doses_given>1",))
+    fit = model.fit(model.prepare(data), SamplerSettings(draws=200, tune=200, chains=2,
+                                                         seed=3))
+    assert "beta" in fit.diagnostics.checked
+    assert fit.diagnostics.as_dict()["checked"] == ["mu", "tau", "beta"]

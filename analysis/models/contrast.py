@@ -226,7 +226,7 @@ class Contrast:
                           repr(self._priors(data).as_dict()), repr(self.moderators),
                           data.contrasts.to_csv(index=False)])
         idata = sample(model, settings, progress=progress, token=token)
-        diag = diagnose(idata, ["d", "tau"])
+        diag = diagnose(idata, ["d", "tau"] + (["beta"] if self.moderators else []))
         versions = package_versions()
         idata.attrs.update({"trialmeta_model": self.name, "measure": data.measure,
                             "outcome": data.outcome, "data_sha256": data_sha256,

@@ -243,7 +243,8 @@ class DoseResponse:
                           data.arms.to_csv(index=False)])
         idata = sample(model, settings, progress=progress, token=token)
         names = ["theta", "tau"] + (["ed50"] if self.form == "emax" else []) + (
-            ["hill"] if self.form == "emax" and self.hill else [])
+            ["hill"] if self.form == "emax" and self.hill else []) + (
+            ["beta"] if self.moderators else [])
         diag = diagnose(idata, names)
         versions = package_versions()
         priors = self.priors_for(data)

@@ -158,7 +158,7 @@ class PooledRate:
         token = "|".join([self.name, repr(self.priors.as_dict()), repr(self.moderators),
                           data.table.to_csv(index=False)])
         idata = sample(model, settings, progress=progress, token=token)
-        diag = diagnose(idata, self.var_names)
+        diag = diagnose(idata, self.var_names + (["beta"] if self.moderators else []))
         provenance = {"data_sha256": data_sha256, "seed": settings.seed,
                       "versions": package_versions()}
         idata.attrs.update({
