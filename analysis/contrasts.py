@@ -30,7 +30,8 @@ from .selection import COUNT_COLUMN, Filters, TimeWindow
 BINARY_MEASURES = ("OR", "RR", "RD")
 CONTINUOUS_MEASURES = ("MD", "SMD")
 OUTCOMES = ("response", "remission", "change")
-STUDY_LEVEL = ("population", "design", "scale", "evidence", "exclude_studies", "domain")
+STUDY_LEVEL = ("population", "design", "scale", "evidence", "exclude_studies", "domain",
+               "endpoint")
 
 
 @dataclass

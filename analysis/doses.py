@@ -18,7 +18,8 @@ from .errors import SpecError
 from .records import Records
 from .selection import COUNT_COLUMN, Filters, TimeWindow
 
-STUDY_LEVEL = ("population", "design", "scale", "evidence", "exclude_studies", "domain")
+STUDY_LEVEL = ("population", "design", "scale", "evidence", "exclude_studies", "domain",
+               "endpoint")
 
 
 @dataclass

@@ -44,6 +44,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("population", "str", False, "e.g. unipolar_trd, bipolar, suicidal_ideation"),
     Column("design", "str", False, "parallel, crossover or single_arm"),
     Column("time_h", "float", False, "hours since the last administration; 0 = baseline"),
+    Column("endpoint", "str", False, "fixed (assessed at time_h, the default), cumulative (at "
+                                     "any point up to time_h) or series_end (after a course)"),
     Column("n", "int", False, "patients contributing at this time point, > 0"),
     Column("n_binary", "int", False, "denominator of the counts when it differs from n"),
     Column("scale", "str", False, "rating scale: HDRS17, MADRS, SSI, ..."),
@@ -81,6 +83,7 @@ EVIDENCE = frozenset({"primary", "secondary", "derived"})
 #: an empty ``domain`` is read from the scale: these scales measure suicidal ideation or
 #: dissociation, every other scale depression (say the domain when it is something else)
 DEFAULT_DOMAIN = "depression"
+ENDPOINTS = frozenset({"fixed", "cumulative", "series_end"})
 DOMAIN_BY_SCALE = {"SSI": "suicidal_ideation", "BSS": "suicidal_ideation",
                    "CSSRS": "suicidal_ideation", "CSSRS_ISS": "suicidal_ideation",
                    "MSSI": "suicidal_ideation", "CADSS": "dissociation"}
@@ -317,6 +320,9 @@ def validate(raw: pd.DataFrame, name: str, sha256: str = "") -> Records:
     problems += _check_structure(table, name)
     if problems:
         raise DataError(sorted(problems, key=lambda p: (p.row or 0, p.column or "")))
+    table["endpoint"] = [e if e is not None else _default_endpoint(t, g)
+                         for e, t, g in zip(table["endpoint"], table["time_h"],
+                                            table["doses_given"], strict=True)]
     table["domain"] = [d if d is not None else DOMAIN_BY_SCALE.get(sc, DEFAULT_DOMAIN)
                        for d, sc in zip(table["domain"], table["scale"], strict=True)]
     for col in COLUMNS:
@@ -327,6 +333,11 @@ def validate(raw: pd.DataFrame, name: str, sha256: str = "") -> Records:
         elif col.kind == "bool":
             table[col.name] = pd.array(table[col.name], dtype="boolean")
     return Records(table=table, path=name, sha256=sha256)
+
+
+def _default_endpoint(time_h: float | None, doses_given: int | None) -> str:
+    """Return the endpoint of a row that gives none (series_end: untimed after a course)."""
+    return "series_end" if time_h is None and (doses_given or 0) > 1 else "fixed"
 
 
 def _check_values(t: pd.DataFrame, name: str) -> list[Problem]:
@@ -382,7 +393,10 @@ def _check_values(t: pd.DataFrame, name: str) -> list[Problem]:
         if rec["domain"] is not None and implied and rec["domain"] != implied:
             bad("domain", f"domain '{rec['domain']}' but scale {rec['scale']} measures "
                           f"{implied}")
-        vocab = [("dose_unit", DOSE_UNITS), ("route", ROUTES), ("design", DESIGNS),
+        if rec["endpoint"] == "cumulative" and rec["time_h"] is None:
+            bad("time_h", "a cumulative endpoint needs time_h: the end of its window")
+        vocab = [("endpoint", ENDPOINTS),
+                 ("dose_unit", DOSE_UNITS), ("route", ROUTES), ("design", DESIGNS),
                  ("mean_type", MEAN_TYPES), ("evidence", EVIDENCE)]
         for col, allowed in vocab:
             v = rec[col]

@@ -17,6 +17,8 @@ from .errors import SpecError
 from .records import DEFAULT_DOMAIN, Records
 
 OUTCOMES = ("response", "remission")
+#: endpoints kept unless a selection names others: never "cumulative"
+DEFAULT_ENDPOINTS = ("fixed", "series_end")
 COUNT_COLUMN = {"response": "responders", "remission": "remitters"}
 DEFINITION_COLUMN = {"response": "response_def", "remission": "remission_def"}
 
@@ -27,7 +29,8 @@ class Filters:
 
     Empty tuples and ``None`` mean "no restriction", except ``domain``: when empty, only
     depression outcomes are kept (suicidal ideation or dissociation are never pooled with
-    depression unless asked for by name).
+    depression unless asked for by name); and ``endpoint``: when empty, cumulative endpoints
+    ("at any point up to time_h") are left out, since they exceed a rate at a fixed time.
     """
 
     treatment: tuple[str, ...] = ()
@@ -41,6 +44,7 @@ class Filters:
     evidence: tuple[str, ...] = ()
     exclude_studies: tuple[str, ...] = ()
     domain: tuple[str, ...] = ()
+    endpoint: tuple[str, ...] = ()
 
     @classmethod
     def from_mapping(cls, data: dict | None) -> Filters:
@@ -67,6 +71,7 @@ class Filters:
         out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()
                if v not in ((), None)}
         out["domain"] = list(self.domain or (DEFAULT_DOMAIN,))
+        out["endpoint"] = list(self.endpoint or DEFAULT_ENDPOINTS)
         return out
 
     def apply(self, table: pd.DataFrame) -> pd.DataFrame:
@@ -74,6 +79,8 @@ class Filters:
         keep = pd.Series(True, index=table.index)
         if "domain" in table:
             keep &= table["domain"].isin(self.domain or (DEFAULT_DOMAIN,))
+        if "endpoint" in table:
+            keep &= table["endpoint"].isin(self.endpoint or DEFAULT_ENDPOINTS)
         for col in ("treatment", "route", "population", "design", "scale", "evidence",
                     "dose_unit"):
             allowed = getattr(self, col)

@@ -34,6 +34,9 @@ ScaleOpt = Annotated[list[str] | None, typer.Option(
 DomainOpt = Annotated[list[str] | None, typer.Option(
     "--domain", help="Keep outcomes of this construct (repeatable): depression (the default), "
                      "suicidal_ideation, dissociation, ...")]
+EndpointOpt = Annotated[list[str] | None, typer.Option(
+    "--endpoint", help="Keep outcomes with this endpoint type (repeatable): fixed, series_end "
+                       "(the default: both) or cumulative.")]
 EvidenceOpt = Annotated[list[str] | None, typer.Option(
     "--evidence", help="Keep rows of this evidence tier (repeatable).")]
 DosesOpt = Annotated[int | None, typer.Option(
@@ -67,14 +70,15 @@ def handle_errors(func: F) -> F:
 def filters_from_options(treatment: list[str] | None, route: list[str] | None,
                          population: list[str] | None, scale: list[str] | None,
                          evidence: list[str] | None, doses_given: int | None,
-                         dose: float | None, domain: list[str] | None = None) -> Any:
+                         dose: float | None, domain: list[str] | None = None,
+                         endpoint: list[str] | None = None) -> Any:
     """Build record filters from the shared command-line options."""
     from trialmeta.analysis.selection import Filters
 
     return Filters(treatment=tuple(treatment or ()), route=tuple(route or ()),
                    population=tuple(population or ()), scale=tuple(scale or ()),
                    evidence=tuple(evidence or ()), doses_given=doses_given, dose=dose,
-                   domain=tuple(domain or ()))
+                   domain=tuple(domain or ()), endpoint=tuple(endpoint or ()))
 
 
 

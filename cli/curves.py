@@ -11,6 +11,7 @@ from .common import (
     ComparatorOpt,
     DomainOpt,
     DrawsOpt,
+    EndpointOpt,
     EvidenceOpt,
     FileArg,
     JsonOpt,
@@ -50,7 +51,7 @@ def _override(opts, **given):  # noqa: ANN001, ANN202
     from trialmeta.analysis.selection import Filters
 
     filt = {k: given.pop(k) for k in ("treatment", "route", "population", "scale", "evidence",
-                                      "dose_unit", "domain") if k in given}
+                                      "dose_unit", "domain", "endpoint") if k in given}
     new = {k: v for k, v in given.items() if v is not None}
     fd = dict(opts.filters.__dict__)
     for k, v in filt.items():
@@ -115,6 +116,7 @@ def dose_response(
     population: PopulationOpt = None,
     scale: ScaleOpt = None,
     domain: DomainOpt = None,
+    endpoint: EndpointOpt = None,
     evidence: EvidenceOpt = None,
     dose_unit: Annotated[list[str] | None, typer.Option("--dose-unit")] = None,
     comparator: ComparatorOpt = None,
@@ -145,7 +147,7 @@ def dose_response(
                      moderators=tuple(moderator) if moderator else None,
                      comparator=tuple(comparator) if comparator else None, treatment=treatment,
                      route=route, population=population, scale=scale, evidence=evidence,
-                     dose_unit=dose_unit, domain=domain)
+                     dose_unit=dose_unit, domain=domain, endpoint=endpoint)
     records = read_records(file)
     doc = dose_document(records, opts, _settings(seed, draws, tune, chains, sampler))
     title = (f"dose-response ({doc['form']}): {doc['treatment']} ({doc['dose_unit']}), "
@@ -171,6 +173,7 @@ def time_course(
     population: PopulationOpt = None,
     scale: ScaleOpt = None,
     domain: DomainOpt = None,
+    endpoint: EndpointOpt = None,
     evidence: EvidenceOpt = None,
     comparator: ComparatorOpt = None,
     at: Annotated[list[float] | None, typer.Option(help="Report effects at these hours.")] = None,
@@ -196,7 +199,7 @@ def time_course(
                      times=tuple(at) if at else None, threshold=threshold, fraction=fraction,
                      comparator=tuple(comparator) if comparator else None, treatment=treatment,
                      route=route, population=population, scale=scale, evidence=evidence,
-                     domain=domain)
+                     domain=domain, endpoint=endpoint)
     records = read_records(file)
     doc = time_document(records, opts, _settings(seed, draws, tune, chains, sampler))
     title = (f"time-course ({doc['form']}): {doc['measure']} on {doc['outcome']}, "

@@ -12,6 +12,7 @@ from .common import (
     DoseOpt,
     DosesOpt,
     DrawsOpt,
+    EndpointOpt,
     EvidenceOpt,
     FileArg,
     JsonOpt,
@@ -46,6 +47,7 @@ def pooled_rate(
     population: PopulationOpt = None,
     scale: ScaleOpt = None,
     domain: DomainOpt = None,
+    endpoint: EndpointOpt = None,
     evidence: EvidenceOpt = None,
     doses_given: DosesOpt = None,
     dose: DoseOpt = None,
@@ -74,7 +76,7 @@ def pooled_rate(
 
     records = read_records(file)
     filters = filters_from_options(treatment, route, population, scale, evidence, doses_given,
-                                   dose, domain)
+                                   dose, domain, endpoint)
     tw = TimeWindow.around(time, window)
     data = select_binary_arms(records, outcome, tw, filters, active_only=not include_controls,
                               untimed=include_untimed)

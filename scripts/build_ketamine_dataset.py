@@ -31,7 +31,8 @@ FILES = {
 }
 COLUMNS = [
     "study", "arm", "treatment", "control", "dose", "dose_unit", "route", "doses_given",
-    "population", "design", "time_h", "n", "n_binary", "scale", "domain", "mean", "sd", "se",
+    "population", "design", "time_h", "endpoint", "n", "n_binary", "scale", "domain", "mean",
+    "sd", "se",
     "mean_type", "responders", "response_def", "remitters", "remission_def",
     "evidence", "source", "notes",
 ]
@@ -298,10 +299,11 @@ for arm, attrs, base, resp, rem0 in [("ketamine_0.5", KET_IV, 1, 7, 9),
                                      ("midazolam", MIDAZ, 2, 8, 10)]:
     row("Su2023", arm, attrs, [("I", base)], time_h="0", doses_given="0", scale="MADRS",
         mean_type="endpoint", notes="all patients with prominent suicidal ideation")
-    row("Su2023", arm, attrs, [("I", resp)], time_h="24", doses_given="1", scale="MADRS",
+    row("Su2023", arm, attrs, [("I", resp)], time_h="48", doses_given="1", scale="MADRS",
+        endpoint="cumulative",
         response_def=">=50% MADRS reduction at least once on day 2 or day 3",
-        notes="response counted at 24 or 48 h (at least once), so it may exceed a fixed-time "
-              "rate; day n read as (n-1)x24 h")
+        notes="response counted at 24 or 48 h (at least once): a cumulative endpoint up to "
+              "48 h, which may exceed a fixed-time rate; day n read as (n-1)x24 h")
     row("Su2023", arm, attrs, [("I", base + 4)], time_h="0", doses_given="0", scale="CSSRS_ISS",
         mean_type="endpoint")
     for k, t in enumerate(["4", "24", "48", "96", "144", "312"]):
@@ -556,6 +558,9 @@ def build(folder: Path) -> list[dict[str, str]]:
         out.update(fill_numbers(spec, tables))
         out.update(spec["fields"])
         out["domain"] = DOMAIN_BY_SCALE.get(out["scale"], "depression")
+        if not out["endpoint"]:  # untimed counts after a course are read at its end
+            series = not out["time_h"] and int(out["doses_given"] or 0) > 1
+            out["endpoint"] = "series_end" if series else "fixed"
         if out["mean"] and not out["mean_type"]:
             problems.append(f"{spec['study']}/{spec['arm']}: mean without mean_type")
         refs = [(k, get_ref(tables, (k, i))) for k, i in spec["refs"]]

@@ -82,3 +82,34 @@ def test_the_convergence_gate_checks_moderator_coefficients() -> None:
                                                          seed=3))
     assert "beta" in fit.diagnostics.checked
     assert fit.diagnostics.as_dict()["checked"] == ["mu", "tau", "beta"]
+
+
+def test_cumulative_endpoints_are_left_out_of_fixed_time_selections() -> None:
+    """Su 2023 counts response 'at least once on day 2 or 3': not a rate at a fixed time."""
+    records = read_records()
+    su = records.table[(records.table["study"] == "Su2023")
+                       & records.table["responders"].notna()]
+    assert set(su["endpoint"]) == {"cumulative"} and set(su["time_h"]) == {48.0}
+    window = TimeWindow.around(48.0)
+    kept = select_binary_arms(records, "response", window, Filters(treatment=("ketamine",)))
+    assert "Su2023" not in set(kept.table["study"])
+    asked = select_binary_arms(records, "response", window,
+                               Filters(treatment=("ketamine",),
+                                       endpoint=("fixed", "cumulative")))
+    assert "Su2023" in set(asked.table["study"])
+    series = records.table[records.table["endpoint"] == "series_end"]
+    assert series["time_h"].isna().all() and (series["doses_given"] > 1).all()
+
+
+def test_endpoint_defaults_and_bad_values_are_named(tmp_path: Path) -> None:
+    rows = base_rows()
+    rows[0]["time_h"] = ""
+    rows[0]["doses_given"] = "6"
+    table = read_records(write_csv(tmp_path / "ok.csv", rows)).table
+    assert table["endpoint"].tolist() == ["series_end", "fixed", "fixed", "fixed"]
+    rows[1]["endpoint"] = "sometimes"
+    rows[0]["endpoint"] = "cumulative"
+    with pytest.raises(DataError) as exc:
+        read_records(write_csv(tmp_path / "bad.csv", rows, [*HEADER, "endpoint"]))
+    found = {(p.row, p.column) for p in exc.value.problems}
+    assert found == {(2, "time_h"), (3, "endpoint")}
