@@ -61,7 +61,7 @@ class FrequentistRun:
 
     data: ContrastData
     method: str
-    hksj: bool
+    hksj: bool | str
     effects: Effects
     result: MetaResult
     mantel_haenszel: MantelHaenszel | None
@@ -69,11 +69,11 @@ class FrequentistRun:
     egger: dict[str, Any] | None
 
 
-def run_frequentist(data: ContrastData, method: str = "REML", *,
-                    hksj: bool = False) -> FrequentistRun:
+def run_frequentist(data: ContrastData, method: str = "REML", *, hksj: bool | str = False,
+                    pi_type: str = "default") -> FrequentistRun:
     """Pool the contrasts; add Mantel–Haenszel, leave-one-out and Egger's test."""
     eff = contrast_effects(data)
-    res = meta_analysis(eff.yi, eff.vi, method, hksj=hksj)
+    res = meta_analysis(eff.yi, eff.vi, method, hksj=hksj, pi_type=pi_type)
     mh = None
     if data.binary and data.measure in RATIO:
         c = data.contrasts
@@ -105,7 +105,8 @@ def frequentist_document(run: FrequentistRun, records: Records) -> dict[str, Any
     r = run.result
     doc: dict[str, Any] = {
         "engine": "frequentist", "outcome": run.data.outcome, "measure": run.data.measure,
-        "method": r.method, "hksj": r.hksj,
+        "method": r.method, "hksj": r.hksj, "test": r.test, "pi_type": r.pi_type,
+        "warnings": list(r.warnings),
         "time_h": None if run.data.window is None else run.data.window.target_h,
         "scale": "log" if run.data.measure in RATIO else "identity",
         "k": r.k, "estimate": r.estimate, "se": r.se, "ci_low": r.ci_low, "ci_high": r.ci_high,

@@ -47,10 +47,17 @@ class MetaResult:
     H2: float  # noqa: N815
     Q: float  # noqa: N815
     Q_p: float  # noqa: N815
+    #: metafor's ``test``: "z" (Wald), "knha" (Hartung-Knapp) or "adhoc" (max(1, q))
+    test: str = "z"
+    #: "default" (the CI's distribution) or "higgins2009" (t with k - 2 df)
+    pi_type: str = "default"
+    warnings: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, object]:
         """Return the result as a JSON-ready dict."""
-        return asdict(self)
+        d = asdict(self)
+        d["warnings"] = list(self.warnings)
+        return d
 
 
 def _pooled(yi: np.ndarray, vi: np.ndarray, tau2: float) -> tuple[float, float, np.ndarray]:
@@ -183,8 +190,12 @@ def tau2_pm(yi: np.ndarray, vi: np.ndarray) -> float:
     return float(zeroin(excess, 0.0, upper, PM_TOL))
 
 
-def meta_analysis(yi, vi, method: str = "REML", *, hksj: bool = False,
-                  level: float = 0.95) -> MetaResult:
+HKSJ = {False: "z", "off": "z", True: "knha", "plain": "knha", "adhoc": "adhoc"}
+PI_TYPES = ("default", "higgins2009")
+
+
+def meta_analysis(yi, vi, method: str = "REML", *, hksj: bool | str = False,
+                  level: float = 0.95, pi_type: str = "default") -> MetaResult:
     """Pool effects ``yi`` with sampling variances ``vi``.
 
     Parameters
@@ -193,10 +204,16 @@ def meta_analysis(yi, vi, method: str = "REML", *, hksj: bool = False,
         Effect estimates and their variances (ratio measures on the log scale).
     method : {"FE", "DL", "REML", "ML", "PM"}
         Estimator of tau².
-    hksj : bool
-        Hartung–Knapp–Sidik–Jonkman standard error and t-based intervals.
+    hksj : bool or {"off", "plain", "adhoc"}
+        Hartung–Knapp–Sidik–Jonkman standard error and t(k - 1) intervals (True or
+        "plain", metafor ``test="knha"``); "adhoc" never lets the HKSJ standard error fall
+        below the Wald one (the scaling factor q is replaced by max(1, q), metafor
+        ``test="adhoc"``). Plain HKSJ narrower than the Wald interval gives a warning.
     level : float
         Confidence level of the intervals.
+    pi_type : {"default", "higgins2009"}
+        Prediction interval: the CI's distribution (metafor's default), or t with k - 2
+        degrees of freedom (Higgins, Thompson & Spiegelhalter 2009).
     """
     y, v = np.asarray(yi, dtype=float), np.asarray(vi, dtype=float)
     if method not in METHODS:
@@ -216,13 +233,25 @@ def meta_analysis(yi, vi, method: str = "REML", *, hksj: bool = False,
         tau2 = tau2_pm(y, v)
     else:
         tau2 = tau2_likelihood(y, v, reml=method == "REML")
+    if hksj not in HKSJ:
+        raise SpecError(f"unknown HKSJ variant {hksj!r}; use off, plain or adhoc")
+    if pi_type not in PI_TYPES:
+        raise SpecError(f"unknown prediction interval '{pi_type}'; use {', '.join(PI_TYPES)}")
+    test = HKSJ[hksj]
     mu, se, w = _pooled(y, v, tau2)
     alpha = 1 - level
-    if hksj:
+    warnings: list[str] = []
+    if test != "z":
         if k < 2:
             raise SpecError("HKSJ needs at least 2 studies")
-        se = float(np.sqrt(np.sum(w * (y - mu) ** 2) / ((k - 1) * np.sum(w))))
+        q_kh = float(np.sum(w * (y - mu) ** 2) / (k - 1))
+        wald_se, wald_crit = se, float(stats.norm.ppf(1 - alpha / 2))
+        se = float(np.sqrt((max(1.0, q_kh) if test == "adhoc" else q_kh) / np.sum(w)))
         crit = float(stats.t.ppf(1 - alpha / 2, k - 1))
+        if test == "knha" and crit * se < wald_crit * wald_se:
+            warnings.append("the HKSJ interval is narrower than the Wald interval (q = "
+                            f"{q_kh:.3g} < 1); the ad hoc variant (--hksj adhoc) keeps it at "
+                            "least as wide")
     else:
         crit = float(stats.norm.ppf(1 - alpha / 2))
     q = _q(y, v) if k > 1 else 0.0
@@ -234,13 +263,19 @@ def meta_analysis(yi, vi, method: str = "REML", *, hksj: bool = False,
         s2 = (k - 1) * np.sum(w0) / (np.sum(w0) ** 2 - np.sum(w0**2))
         i2 = float(100.0 * tau2 / (tau2 + s2))
         h2 = float((tau2 + s2) / s2)
-    half_pi = crit * np.sqrt(se**2 + tau2)
+    pi_crit = crit
+    if pi_type == "higgins2009":
+        if k < 3:
+            raise SpecError("the t(k - 2) prediction interval needs at least 3 studies")
+        pi_crit = float(stats.t.ppf(1 - alpha / 2, k - 2))
+    half_pi = pi_crit * np.sqrt(se**2 + tau2)
     return MetaResult(
-        method=method, hksj=hksj, k=k, estimate=mu, se=se,
+        method=method, hksj=test != "z", k=k, estimate=mu, se=se,
         ci_low=mu - crit * se, ci_high=mu + crit * se,
         pi_low=float(mu - half_pi), pi_high=float(mu + half_pi),
         tau2=tau2, I2=i2, H2=h2, Q=q,
         Q_p=float(stats.chi2.sf(q, k - 1)) if k > 1 else 1.0,
+        test=test, pi_type=pi_type, warnings=tuple(warnings),
     )
 
 
@@ -288,7 +323,8 @@ def mantel_haenszel(ai, bi, ci, di, measure: str = "OR", level: float = 0.95) ->
     return MantelHaenszel(measure, len(a), est, se, est - z * se, est + z * se)
 
 
-def leave_one_out(yi, vi, method: str = "REML", *, hksj: bool = False) -> list[MetaResult]:
+def leave_one_out(yi, vi, method: str = "REML", *,
+                  hksj: bool | str = False) -> list[MetaResult]:
     """Refit without each study in turn (metafor ``leave1out``)."""
     y, v = np.asarray(yi, dtype=float), np.asarray(vi, dtype=float)
     keep = np.ones(len(y), dtype=bool)

@@ -14,6 +14,7 @@ from .common import (
     DoseOpt,
     DosesOpt,
     DrawsOpt,
+    EndpointOpt,
     EvidenceOpt,
     FileArg,
     JsonOpt,
@@ -42,14 +43,14 @@ WindowOpt = Annotated[float | None, typer.Option(
 
 def _select(file, outcome, measure, time, window, treatment, route, population, scale, evidence,
             doses_given, dose, comparator, crossover, rho, mean_type,
-            domain=None):  # noqa: ANN001, ANN202
+            domain=None, endpoint=None):  # noqa: ANN001, ANN202
     from trialmeta.analysis.contrasts import select_contrasts
     from trialmeta.analysis.records import read_records
     from trialmeta.analysis.selection import TimeWindow
 
     records = read_records(file)
     filters = filters_from_options(treatment, route, population, scale, evidence, doses_given,
-                                   dose, domain)
+                                   dose, domain, endpoint)
     tw = None if time is None else TimeWindow.around(time, window)
     data = select_contrasts(records, outcome, measure.upper(), tw, filters,
                             comparator=tuple(comparator or ()), crossover=crossover, rho=rho,
@@ -70,6 +71,7 @@ def contrast(
     population: PopulationOpt = None,
     scale: ScaleOpt = None,
     domain: DomainOpt = None,
+    endpoint: EndpointOpt = None,
     evidence: EvidenceOpt = None,
     doses_given: DosesOpt = None,
     dose: DoseOpt = None,
@@ -105,7 +107,7 @@ def contrast(
 
     records, data = _select(file, outcome, measure, time, window, treatment, route, population,
                             scale, evidence, doses_given, dose, comparator, crossover, rho,
-                            mean_type, domain)
+                            mean_type, domain, endpoint)
     tau = None if tau_prior == "half-normal" else heterogeneity_prior(tau_prior)
     priors = default_priors(data.measure, tau)
     if engine == "exact":
@@ -181,8 +183,14 @@ def frequentist(
     outcome: OutcomeOpt = "response",
     measure: MeasureOpt = "OR",
     method: Annotated[str, typer.Option(help="FE, DL, REML, ML or PM.")] = "REML",
-    hksj: Annotated[bool, typer.Option(
-        "--hksj", help="Hartung-Knapp-Sidik-Jonkman standard error and t intervals.")] = False,
+    hksj: Annotated[str, typer.Option(
+        "--hksj", help="Hartung-Knapp-Sidik-Jonkman standard error and t(k-1) intervals: "
+                       "off, plain (metafor test='knha') or adhoc (never narrower than the "
+                       "Wald interval; metafor test='adhoc').")] = "off",
+    prediction_interval: Annotated[str, typer.Option(
+        "--prediction-interval", help="default (the CI's distribution, as metafor) or "
+                                      "higgins2009 (t with k-2 degrees of freedom).")] =
+        "default",
     time: Annotated[float | None, typer.Option(
         "--time", help="Target hours after the dose (omit for records without time "
                        "points).")] = None,
@@ -192,6 +200,7 @@ def frequentist(
     population: PopulationOpt = None,
     scale: ScaleOpt = None,
     domain: DomainOpt = None,
+    endpoint: EndpointOpt = None,
     evidence: EvidenceOpt = None,
     doses_given: DosesOpt = None,
     dose: DoseOpt = None,
@@ -207,8 +216,8 @@ def frequentist(
 
     records, data = _select(file, outcome, measure, time, window, treatment, route, population,
                             scale, evidence, doses_given, dose, comparator, crossover, rho,
-                            mean_type, domain)
-    run = run_frequentist(data, method.upper(), hksj=hksj)
+                            mean_type, domain, endpoint)
+    run = run_frequentist(data, method.upper(), hksj=hksj, pi_type=prediction_interval)
     doc = frequentist_document(run, records)
     typer.echo(dumps_json(doc) if json else format_frequentist(doc), nl=not json)
 
@@ -217,8 +226,8 @@ def format_frequentist(doc: dict) -> str:
     """Readable summary of a frequentist document."""
     log = doc["scale"] == "log"
     name = f"{'log ' if log else ''}{doc['measure']}"
-    lines = [f"{doc['method']}{' + HKSJ' if doc['hksj'] else ''}: {name} on {doc['outcome']}, "
-             f"k = {doc['k']}",
+    test = {"knha": " + HKSJ", "adhoc": " + HKSJ (ad hoc)"}.get(doc.get("test", "z"), "")
+    lines = [f"{doc['method']}{test}: {name} on {doc['outcome']}, k = {doc['k']}",
              f"  estimate {doc['estimate']:.4f} (SE {doc['se']:.4f}), 95% CI "
              f"{doc['ci_low']:.4f} to {doc['ci_high']:.4f}"]
     if log:
@@ -244,4 +253,5 @@ def format_frequentist(doc: dict) -> str:
     lines += dropped_lines(doc["dropped"])
     for n in doc["notes"]:
         lines.append(f"  note: {n}")
+    lines += [f"  warning: {w}" for w in doc.get("warnings", [])]
     return "\n".join(lines)

@@ -21,7 +21,7 @@ SMALL = ["--draws", "300", "--tune", "300", "--chains", "2", "--seed", "3"]
 def test_frequentist_cli_matches_metafor_on_bcg_records(method: str, hksj: bool) -> None:
     """The bcg data in the record format (one row per arm, events in `responders`)."""
     args = ["frequentist", str(DATA), "--outcome", "response", "--measure", "RR",
-            "--method", method, "--json"] + (["--hksj"] if hksj else [])
+            "--method", method, "--json"] + (["--hksj", "plain"] if hksj else [])
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
@@ -84,3 +84,17 @@ def test_multi_arm_and_zero_events(tmp_path: Path) -> None:
 def test_models_lists_both_families() -> None:
     r = runner.invoke(app, ["models"])
     assert "pooled-rate" in r.output and "contrast" in r.output
+
+
+def test_frequentist_cli_hksj_variants_and_prediction_interval() -> None:
+    base = ["frequentist", str(DATA), "--outcome", "response", "--measure", "RR", "--json"]
+    plain = json.loads(runner.invoke(app, [*base, "--hksj", "plain"]).stdout)
+    adhoc = json.loads(runner.invoke(app, [*base, "--hksj", "adhoc"]).stdout)
+    assert (plain["test"], adhoc["test"]) == ("knha", "adhoc")
+    assert adhoc["se"] >= plain["se"]
+    pi = json.loads(runner.invoke(app, [*base, "--prediction-interval", "higgins2009"]).stdout)
+    wald = json.loads(runner.invoke(app, base).stdout)
+    assert pi["pi_type"] == "higgins2009"
+    assert pi["pi_high"] - pi["pi_low"] > wald["pi_high"] - wald["pi_low"]
+    bad = runner.invoke(app, [*base, "--hksj", "maybe"])
+    assert bad.exit_code == 2 and "unknown HKSJ variant" in bad.output

@@ -143,3 +143,38 @@ def test_q_p_value(bcg) -> None:
     eff, _ = bcg
     res = meta_analysis(eff.yi, eff.vi, "DL")
     assert res.Q_p == pytest.approx(stats.chi2.sf(res.Q, 12))
+
+
+ADHOC = json.loads((Path(__file__).parent / "reference" / "metafor-adhoc.json").read_text())
+
+
+@pytest.mark.parametrize("dataset", ["hine1989_RD", "bcg_RR"])
+@pytest.mark.parametrize("variant,test", [(False, "z"), ("plain", "knha"), ("adhoc", "adhoc")])
+def test_hksj_variants_match_metafor(dataset: str, variant: bool | str, test: str) -> None:
+    """metafor's test = 'z', 'knha' and 'adhoc' (max(1, q)) to 1e-9."""
+    ref = ADHOC[dataset]
+    res = meta_analysis(ref["yi"], ref["vi"], "REML", hksj=variant)
+    want = ref["fits"][test]
+    for ours, theirs in [("estimate", "estimate"), ("se", "se"), ("ci_low", "ci_lb"),
+                         ("ci_high", "ci_ub"), ("tau2", "tau2")]:
+        assert getattr(res, ours) == pytest.approx(want[theirs], rel=1e-9, abs=1e-11), ours
+    assert res.test == test
+
+
+def test_plain_hksj_narrower_than_wald_warns_and_adhoc_does_not() -> None:
+    ref = ADHOC["hine1989_RD"]
+    plain = meta_analysis(ref["yi"], ref["vi"], "REML", hksj="plain")
+    adhoc = meta_analysis(ref["yi"], ref["vi"], "REML", hksj="adhoc")
+    assert any("narrower than the Wald" in w for w in plain.warnings)
+    assert not adhoc.warnings
+    bcg = ADHOC["bcg_RR"]
+    assert not meta_analysis(bcg["yi"], bcg["vi"], "REML", hksj="plain").warnings
+
+
+@pytest.mark.parametrize("dataset", ["hine1989_RD", "bcg_RR"])
+def test_higgins_prediction_interval(dataset: str) -> None:
+    ref = ADHOC[dataset]
+    res = meta_analysis(ref["yi"], ref["vi"], "REML", pi_type="higgins2009")
+    want = ref["fits"]["higgins2009"]
+    assert res.pi_low == pytest.approx(want["pi_lb"], rel=1e-9)
+    assert res.pi_high == pytest.approx(want["pi_ub"], rel=1e-9)
