@@ -95,12 +95,17 @@ def tau_prior(t: float, kind: int, scale: float, loc: float) -> tuple[float, flo
 
 @numba.njit(**_JIT)
 def pooled_rate_logp(x: np.ndarray, buf: np.ndarray, grad: np.ndarray) -> float:
-    """Log density and gradient (into ``grad``) of pooled-rate."""
-    k, p = int(buf[H_K]), int(buf[H_P])
+    """Log density and gradient (into ``grad``) of pooled-rate.
+
+    ``x`` = mu, log tau, z[k], beta[p], then (when S > 0 studies share arms) log sigma, v[S]:
+    theta_i = mu + x_i beta + sigma v_s(i) + tau z_i.
+    """
+    k, p, s_n = int(buf[H_K]), int(buf[H_P]), int(buf[H_S])
     m, sd = buf[H_PRIOR_M], buf[H_PRIOR_SD]
     y, n, lc = buf[HEADER:HEADER + k], buf[HEADER + k:HEADER + 2 * k], \
         buf[HEADER + 2 * k:HEADER + 3 * k]
     xm = buf[HEADER + 3 * k:HEADER + 3 * k + k * p]
+    sidx = buf[HEADER + 3 * k + k * p:HEADER + 4 * k + k * p]
     mu = x[0]
     tau, dtau, lp, dt = tau_prior(x[1], HALF_NORMAL, buf[H_TAU_SCALE], 0.0)
     lp += _normal(mu, m, sd)
@@ -109,10 +114,20 @@ def pooled_rate_logp(x: np.ndarray, buf: np.ndarray, grad: np.ndarray) -> float:
         b = x[2 + k + j]
         lp += _normal(b, 0.0, sd)
         grad[2 + k + j] = -b / (sd * sd)
-    rz = 0.0
+    iv = 3 + k + p
+    sigma = dsigma = ds = 0.0
+    if s_n > 0:
+        sigma, dsigma, lps, ds = tau_prior(x[2 + k + p], HALF_NORMAL, buf[H_BASE_SD], 0.0)
+        lp += lps
+        for i in range(s_n):
+            lp += _normal(x[iv + i], 0.0, 1.0)
+            grad[iv + i] = -x[iv + i]
+    rz = rv = 0.0
     for i in range(k):
         z = x[2 + i]
         theta = mu + tau * z
+        if s_n > 0:
+            theta += sigma * x[iv + int(sidx[i])]
         for j in range(p):
             theta += xm[i * p + j] * x[2 + k + j]
         lp += _binomial_logit(y[i], n[i], lc[i], theta) - 0.5 * z * z - _HALF_LOG_2PI
@@ -120,27 +135,44 @@ def pooled_rate_logp(x: np.ndarray, buf: np.ndarray, grad: np.ndarray) -> float:
         grad[0] += r
         rz += r * z
         grad[2 + i] = tau * r - z
+        if s_n > 0:
+            v = x[iv + int(sidx[i])]
+            rv += r * v
+            grad[iv + int(sidx[i])] += sigma * r
         for j in range(p):
             grad[2 + k + j] += r * xm[i * p + j]
     grad[1] = dtau * rz + dt
+    if s_n > 0:
+        grad[2 + k + p] = dsigma * rv + ds
     return lp
 
 
 @numba.njit(**_JIT)
 def pooled_rate_expand(x: np.ndarray, buf: np.ndarray, out: np.ndarray) -> None:
-    """Write the stored draws: mu, tau, z, beta, theta, rate, pooled_rate, log-lik per arm."""
-    k, p = int(buf[H_K]), int(buf[H_P])
+    """Write the stored draws: mu, tau, z, beta, (sigma, v), theta, rate, pooled_rate, log-lik."""
+    k, p, s_n = int(buf[H_K]), int(buf[H_P]), int(buf[H_S])
     y, n, lc = buf[HEADER:HEADER + k], buf[HEADER + k:HEADER + 2 * k], \
         buf[HEADER + 2 * k:HEADER + 3 * k]
     xm = buf[HEADER + 3 * k:HEADER + 3 * k + k * p]
+    sidx = buf[HEADER + 3 * k + k * p:HEADER + 4 * k + k * p]
     mu, tau = x[0], math.exp(x[1])
     out[0], out[1] = mu, tau
     o = 2
     for i in range(k + p):
         out[o + i] = x[2 + i]
     o += k + p
+    iv = 3 + k + p
+    sigma = 0.0
+    if s_n > 0:
+        sigma = math.exp(x[2 + k + p])
+        out[o] = sigma
+        for i in range(s_n):
+            out[o + 1 + i] = x[iv + i]
+        o += 1 + s_n
     for i in range(k):
         theta = mu + tau * x[2 + i]
+        if s_n > 0:
+            theta += sigma * x[iv + int(sidx[i])]
         for j in range(p):
             theta += xm[i * p + j] * x[2 + k + j]
         out[o + i] = theta

@@ -88,24 +88,36 @@ def _finish(header: np.ndarray, *parts: np.ndarray) -> np.ndarray:
 
 
 def pooled_rate(y: np.ndarray, n: np.ndarray, labels: list[str], *, mu_mean: float,
-                mu_sd: float, tau_scale: float, design: np.ndarray | None) -> PrecompiledModel:
-    """pooled-rate (binomial-logit, non-centred) on arms ``y`` of ``n``, optional moderators."""
+                mu_sd: float, tau_scale: float, design: np.ndarray | None,
+                study_index: np.ndarray | None = None, studies: list[str] | None = None,
+                study_scale: float = 1.0) -> PrecompiledModel:
+    """pooled-rate (binomial-logit, non-centred) on arms ``y`` of ``n``, optional moderators.
+
+    With ``studies`` (some study has several arms), arms nest in studies: a study effect
+    ``sigma * v[s]`` is added to each arm's logit.
+    """
     y, n = np.asarray(y, float), np.asarray(n, float)
     k = y.size
     x = np.zeros((k, 0)) if design is None else np.asarray(design, float).reshape(k, -1)
     p = x.shape[1]
-    buf = _finish(_header(0.0, k=k, p=p, prior_m=mu_mean, prior_sd=mu_sd, tau_scale=tau_scale),
-                  y, n, _log_choose(n, y), x)
+    s_n = 0 if studies is None else len(studies)
+    sidx = np.zeros(k) if study_index is None else np.asarray(study_index, float)
+    buf = _finish(_header(0.0, k=k, p=p, s=s_n, prior_m=mu_mean, prior_sd=mu_sd,
+                          tau_scale=tau_scale, base_sd=study_scale),
+                  y, n, _log_choose(n, y), x, sidx)
     coords: dict[str, list[Any]] = {"arm": list(labels)}
     variables = [Variable("mu", ()), Variable("tau", ()), Variable("z", ("arm",))]
     if p:
         coords["beta_dim_0"] = list(range(p))
         variables.append(Variable("beta", ("beta_dim_0",)))
+    if s_n:
+        coords["study"] = list(studies or [])
+        variables += [Variable("sigma_study", ()), Variable("v", ("study",))]
     variables += [Variable("theta", ("arm",)), Variable("rate", ("arm",)),
                   Variable("pooled_rate", ()), Variable("events", ("arm",), loglik=True)]
-    init = np.zeros(2 + k + p)
+    init = np.zeros(2 + k + p + (1 + s_n if s_n else 0))
     init[0] = mu_mean
-    return PrecompiledModel("pooled-rate", buf, 2 + k + p, variables, coords,
+    return PrecompiledModel("pooled-rate", buf, init.size, variables, coords,
                             {"events": (("arm",), y.astype("int64"))}, init)
 
 

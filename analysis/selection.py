@@ -138,8 +138,15 @@ class BinaryArms:
 
     @property
     def n_total(self) -> int:
-        """Patients summed over arms."""
-        return int(self.table["n"].sum())
+        """Patients, each counted once.
+
+        Arms of a parallel study are different patients (summed); the arms of a single-arm
+        series or a crossover are the same patients (the largest arm counts).
+        """
+        t = self.table
+        same = t["design"].isin(("single_arm", "crossover"))
+        shared = t[same].groupby("study")["n"].max().sum() if same.any() else 0
+        return int(t.loc[~same, "n"].sum() + shared)
 
 
 def select_binary_arms(records: Records, outcome: str, window: TimeWindow,

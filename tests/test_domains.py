@@ -81,7 +81,7 @@ def test_the_convergence_gate_checks_moderator_coefficients() -> None:
     fit = model.fit(model.prepare(data), SamplerSettings(draws=200, tune=200, chains=2,
                                                          seed=3))
     assert "beta" in fit.diagnostics.checked
-    assert fit.diagnostics.as_dict()["checked"] == ["mu", "tau", "beta"]
+    assert fit.diagnostics.as_dict()["checked"] == ["mu", "tau", "beta", "sigma_study"]
 
 
 def test_cumulative_endpoints_are_left_out_of_fixed_time_selections() -> None:

@@ -3,13 +3,15 @@
 Model (non-centred)::
 
     y_i ~ Binomial(n_i, logit^-1(theta_i))
-    theta_i = mu + tau * z_i,   z_i ~ Normal(0, 1)
-    mu ~ Normal(mu_mean, mu_sd),   tau ~ HalfNormal(tau_scale)
+    theta_i = mu + sigma * v_s(i) + tau * z_i,   v_s, z_i ~ Normal(0, 1)
+    mu ~ Normal(mu_mean, mu_sd),   tau ~ HalfNormal(tau_scale),   sigma ~ HalfNormal(study_scale)
 
-The unit ``i`` is an arm: a study with several treated arms (for example three
-doses) contributes one unit per arm. Reported: the pooled rate logit^-1(mu), the
-rate of a new arm/study logit^-1(mu + tau * e) with e ~ Normal(0, 1), tau, and
-the shrunken rate of each arm.
+The unit ``i`` is an arm, and arms nest in studies: arms of one study (several doses, or
+the same patients after one and after several infusions) share the study effect
+``sigma * v_s``. With one arm per study the study term is left out (it would be confounded
+with the arm term). Reported: the pooled rate logit^-1(mu), the rate of an arm of a new
+study logit^-1(mu + sigma * e1 + tau * e2), tau (and sigma), and the shrunken rate of each
+arm.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ class PooledRatePriors:
     mu_mean: float = 0.0
     mu_sd: float = 1.5
     tau_scale: float = 1.0
+    #: half-normal scale of the between-study sd when arms nest in studies
+    study_scale: float = 1.0
 
     def as_dict(self) -> dict[str, float]:
         """Return the priors as a JSON-ready dict."""
@@ -98,6 +102,25 @@ class PooledRate:
 
         return design_matrix(data.table, self.moderators)
 
+    @staticmethod
+    def nesting(data: BinaryArms) -> tuple[list[str], np.ndarray] | None:
+        """Studies and each arm's study index when some study has several arms, else None.
+
+        Arms of one study (two doses, or the same patients after one and after several
+        infusions) share a study effect; with one arm per study it would be confounded with
+        the arm effect, so the model leaves it out.
+        """
+        study = data.table["study"]
+        if not study.duplicated().any():
+            return None
+        studies = list(dict.fromkeys(study))
+        return studies, study.map({s: i for i, s in enumerate(studies)}).to_numpy()
+
+    def gate_names(self, data: BinaryArms) -> list[str]:
+        """Parameters the convergence gate checks."""
+        return (self.var_names + (["beta"] if self.moderators else [])
+                + (["sigma_study"] if self.nesting(data) else []))
+
     def prepare(self, data: BinaryArms) -> BinaryArms:
         """Drop arms that lack a moderator value, recording why."""
         if not self.moderators:
@@ -124,13 +147,19 @@ class PooledRate:
             mu = pm.Normal("mu", self.priors.mu_mean, self.priors.mu_sd)
             tau = pm.HalfNormal("tau", self.priors.tau_scale)
             z = pm.Normal("z", 0.0, 1.0, dims="arm")
+            eta = mu + tau * z
             if self.moderators:
                 design = self._design(data)
                 beta = pm.Normal("beta", 0.0, self.priors.mu_sd, shape=len(design.names))
-                theta = pm.Deterministic("theta", mu + pm.math.dot(design.x, beta) + tau * z,
-                                         dims="arm")
-            else:
-                theta = pm.Deterministic("theta", mu + tau * z, dims="arm")
+                eta = mu + pm.math.dot(design.x, beta) + tau * z
+            nested = self.nesting(data)
+            if nested:
+                studies, s_idx = nested
+                model.add_coord("study", studies)
+                sigma = pm.HalfNormal("sigma_study", self.priors.study_scale)
+                v = pm.Normal("v", 0.0, 1.0, dims="study")
+                eta = eta + sigma * v[s_idx]
+            theta = pm.Deterministic("theta", eta, dims="arm")
             pm.Deterministic("rate", pm.math.invlogit(theta), dims="arm")
             pm.Deterministic("pooled_rate", pm.math.invlogit(mu))
             pm.Binomial("events", n=n, logit_p=theta, observed=y, dims="arm")
@@ -144,10 +173,14 @@ class PooledRate:
         if t.empty:
             raise SpecError("no arms to pool: the selection left no arm with counts at this "
                             "time point")
+        nested = self.nesting(data)
         return pooled_rate(t["events"].to_numpy(), t["n"].to_numpy(), t["label"].tolist(),
                            mu_mean=self.priors.mu_mean, mu_sd=self.priors.mu_sd,
                            tau_scale=self.priors.tau_scale,
-                           design=self._design(data).x if self.moderators else None)
+                           design=self._design(data).x if self.moderators else None,
+                           study_index=nested[1] if nested else None,
+                           studies=nested[0] if nested else None,
+                           study_scale=self.priors.study_scale)
 
     def fit(self, data: BinaryArms, settings: SamplerSettings | None = None, *,
             data_sha256: str = "", progress: bool = False) -> FitResult:
@@ -158,7 +191,7 @@ class PooledRate:
         token = "|".join([self.name, repr(self.priors.as_dict()), repr(self.moderators),
                           data.table.to_csv(index=False)])
         idata = sample(model, settings, progress=progress, token=token)
-        diag = diagnose(idata, self.var_names + (["beta"] if self.moderators else []))
+        diag = diagnose(idata, self.gate_names(data))
         provenance = {"data_sha256": data_sha256, "seed": settings.seed,
                       "versions": package_versions()}
         idata.attrs.update({
@@ -181,6 +214,8 @@ class PooledRate:
                "tau": np.abs(rng.normal(0.0, pr.tau_scale, n))}
         if self.moderators:
             out["beta"] = rng.normal(0.0, pr.mu_sd, (n, len(self._design(fit.data).names)))
+        if self.nesting(fit.data):
+            out["sigma_study"] = np.abs(rng.normal(0.0, pr.study_scale, n))
         return out
 
     def draws(self, fit: FitResult, quantity: str) -> np.ndarray:
@@ -188,9 +223,11 @@ class PooledRate:
         mu, tau = flat(fit.idata, "mu"), flat(fit.idata, "tau")
         if quantity == "pooled_rate":
             return 1.0 / (1.0 + np.exp(-mu))
-        if quantity == "predictive_rate":
+        if quantity == "predictive_rate":  # an arm of a new study
             rng = np.random.default_rng(fit.settings.seed)
             theta_new = mu + tau * rng.standard_normal(mu.shape[0])
+            if "sigma_study" in fit.idata.posterior:
+                theta_new += flat(fit.idata, "sigma_study") * rng.standard_normal(mu.shape[0])
             return 1.0 / (1.0 + np.exp(-theta_new))
         if quantity == "tau":
             return tau
