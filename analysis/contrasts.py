@@ -119,9 +119,10 @@ def _candidates(records: Records, outcome: str, filters: Filters, comparator: tu
     control = t[is_ctl]
     if comparator:
         control = control[control["treatment"].isin(comparator)]
-    if mean_type and outcome == "change":
-        active = active[active["mean_type"] == mean_type]
-        control = control[control["mean_type"] == mean_type]
+    types = (mean_type,) if mean_type else filters.mean_type
+    if types and outcome == "change":
+        active = active[active["mean_type"].isin(types)]
+        control = control[control["mean_type"].isin(types)]
     return t, _has_outcome(active, outcome, timed), _has_outcome(control, outcome, timed)
 
 
@@ -152,7 +153,8 @@ def _per_study(t: pd.DataFrame, active: pd.DataFrame, control: pd.DataFrame):  #
 
 def select_time_course(records: Records, outcome: str, measure: str, filters: Filters, *,
                        comparator: tuple[str, ...] = (), crossover: str = "keep",
-                       rho: float = 0.5, mean_type: str | None = None) -> ContrastData:
+                       rho: float = 0.5, mean_type: str | None = None,
+                       allow_mixed_mean_types: bool = False) -> ContrastData:
     """Contrasts at every post-dose time point of every study (for time-course models).
 
     Only rows after a single administration (``doses_given == 1``) are used unless the
@@ -186,14 +188,15 @@ def select_time_course(records: Records, outcome: str, measure: str, filters: Fi
                         pd.DataFrame(out["contrasts"]), dropped,
                         list(dict.fromkeys(out["notes"])))
     if outcome == "change" and len(data.contrasts):
-        _continuous_effects(data, rho)
+        _continuous_effects(data, rho, allow_mixed_mean_types)
     return data
 
 
 def select_contrasts(records: Records, outcome: str, measure: str, window: TimeWindow | None,
                      filters: Filters, *, comparator: tuple[str, ...] = (),
                      crossover: str = "keep", rho: float = 0.5,
-                     mean_type: str | None = None) -> ContrastData:
+                     mean_type: str | None = None,
+                     allow_mixed_mean_types: bool = False) -> ContrastData:
     """Build the contrasts a contrast model or the frequentist engine uses.
 
     Parameters
@@ -216,7 +219,10 @@ def select_contrasts(records: Records, outcome: str, measure: str, window: TimeW
     rho : float
         Within-patient correlation for crossover means.
     mean_type : {"change", "endpoint"}, optional
-        Use only means of this type.
+        Use only means of this type (else ``filters.mean_type``). Without one, a study
+        reporting both uses its change scores, and contrasts of both types are refused.
+    allow_mixed_mean_types : bool
+        Allow both types across studies (when the mean type is a moderator).
     """
     _check_options(outcome, measure, crossover, rho)
     binary = outcome != "change"
@@ -263,7 +269,7 @@ def select_contrasts(records: Records, outcome: str, measure: str, window: TimeW
     data = ContrastData(outcome, measure, window, arms, contrasts, dropped,
                         list(dict.fromkeys(out["notes"])))
     if not binary and len(contrasts):
-        _continuous_effects(data, rho)
+        _continuous_effects(data, rho, allow_mixed_mean_types)
     return data
 
 
@@ -308,7 +314,12 @@ def _contrasts_at(study: str, a: pd.DataFrame, c: pd.DataFrame, time_h: float | 
             return f"arms on different scales ({', '.join(sorted(scales))})"
         types = set(a["mean_type"]) | set(c["mean_type"])
         if len(types) > 1:
-            return "change and endpoint means mixed within the study"
+            both = ((a["mean_type"] == "change").any() and (c["mean_type"] == "change").any())
+            if not both:
+                return "change and endpoint means mixed within the study"
+            a, c = a[a["mean_type"] == "change"], c[c["mean_type"] == "change"]
+            types = {"change"}
+            notes.append(f"{study}: change scores used (endpoint scores also reported)")
 
         def sds(rows: pd.DataFrame) -> pd.DataFrame:
             s = rows["sd"].astype(float)
@@ -333,16 +344,26 @@ def _contrasts_at(study: str, a: pd.DataFrame, c: pd.DataFrame, time_h: float | 
     return None
 
 
-def _continuous_effects(data: ContrastData, rho: float) -> None:
+def _continuous_effects(data: ContrastData, rho: float, allow_mixed: bool = False) -> None:
     """Add yi, vi and the shared-control covariance to continuous contrasts."""
     t = data.contrasts
     if data.measure == "MD" and t["scale"].nunique() > 1:
         raise SpecError("mean differences need one rating scale, but the contrasts use "
                         f"{', '.join(sorted(t['scale'].unique()))}; use --measure SMD or "
                         "select one --scale")
-    if data.measure == "SMD" and t["mean_type"].nunique() > 1:
-        data.notes.append("SMD mixes change-score and endpoint studies (Cochrane advises "
-                          "against this; select one with --mean-type)")
+    if t["mean_type"].nunique() > 1:
+        by_type = {k: sorted(set(g["study"])) for k, g in t.groupby("mean_type")}
+        listed = "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(by_type.items()))
+        if not allow_mixed:
+            raise SpecError(
+                "the contrasts mix change-score and endpoint means (" + listed + "), which "
+                "measure different things; choose one with --mean-type change|endpoint "
+                "(mean_type: in a claims file's selection), or fit the mean type as a "
+                "moderator (--moderator mean_type:categorical)")
+        data.notes.append("change-score and endpoint means pooled with the mean type as a "
+                          "moderator (" + listed + ")")
+    else:
+        data.notes.append(f"means: {t['mean_type'].iloc[0]} scores")
     m1, s1, n1 = t["m1"].to_numpy(float), t["sd1"].to_numpy(float), t["n1"].to_numpy(float)
     m2, s2, n2 = t["m2"].to_numpy(float), t["sd2"].to_numpy(float), t["n2"].to_numpy(float)
     cross = (t["design"] == "crossover").to_numpy()

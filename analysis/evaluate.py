@@ -110,11 +110,13 @@ def _contrast(records: Records, claim: Claim, settings: SamplerSettings) -> Fami
     from .priors import heterogeneity_prior
 
     measure = claim.option("measure", "SMD" if claim.outcome == "change" else "OR")
+    moderators = claim.option("moderators", ())
     data = select_contrasts(records, claim.outcome, measure, claim.window, claim.filters,
-                            comparator=claim.option("comparator", ()))
+                            comparator=claim.option("comparator", ()),
+                            allow_mixed_mean_types=any(m.startswith("mean_type")
+                                                       for m in moderators))
     if data.k_studies < claim.rule.min_studies:
         return FamilyRun("contrast", None, data.studies)
-    moderators = claim.option("moderators", ())
     tau_prior = claim.option("tau_prior")
     overrides = dict(claim.option("priors", ()))
     priors = None

@@ -45,6 +45,9 @@ class Filters:
     exclude_studies: tuple[str, ...] = ()
     domain: tuple[str, ...] = ()
     endpoint: tuple[str, ...] = ()
+    #: change or endpoint means: read by the contrast selections (not by :meth:`apply`,
+    #: which must keep a row's counts whatever its mean's type)
+    mean_type: tuple[str, ...] = ()
 
     @classmethod
     def from_mapping(cls, data: dict | None) -> Filters:
@@ -64,6 +67,10 @@ class Filters:
             else:
                 values = value if isinstance(value, list | tuple) else [value]
                 kwargs[key] = tuple(str(v) for v in values)
+        bad = set(kwargs.get("mean_type", ())) - {"change", "endpoint"}
+        if bad:
+            raise SpecError(f"unknown mean_type {', '.join(sorted(bad))}; use change or "
+                            "endpoint")
         return cls(**kwargs)
 
     def as_dict(self) -> dict[str, object]:

@@ -43,7 +43,7 @@ WindowOpt = Annotated[float | None, typer.Option(
 
 def _select(file, outcome, measure, time, window, treatment, route, population, scale, evidence,
             doses_given, dose, comparator, crossover, rho, mean_type,
-            domain=None, endpoint=None):  # noqa: ANN001, ANN202
+            domain=None, endpoint=None, moderator=None):  # noqa: ANN001, ANN202
     from trialmeta.analysis.contrasts import select_contrasts
     from trialmeta.analysis.records import read_records
     from trialmeta.analysis.selection import TimeWindow
@@ -54,7 +54,9 @@ def _select(file, outcome, measure, time, window, treatment, route, population, 
     tw = None if time is None else TimeWindow.around(time, window)
     data = select_contrasts(records, outcome, measure.upper(), tw, filters,
                             comparator=tuple(comparator or ()), crossover=crossover, rho=rho,
-                            mean_type=mean_type)
+                            mean_type=mean_type,
+                            allow_mixed_mean_types=any(m.startswith("mean_type")
+                                                       for m in moderator or ()))
     return records, data
 
 
@@ -107,7 +109,7 @@ def contrast(
 
     records, data = _select(file, outcome, measure, time, window, treatment, route, population,
                             scale, evidence, doses_given, dose, comparator, crossover, rho,
-                            mean_type, domain, endpoint)
+                            mean_type, domain, endpoint, moderator)
     tau = None if tau_prior == "half-normal" else heterogeneity_prior(tau_prior)
     priors = default_priors(data.measure, tau)
     if engine == "exact":

@@ -51,7 +51,7 @@ def _override(opts, **given):  # noqa: ANN001, ANN202
     from trialmeta.analysis.selection import Filters
 
     filt = {k: given.pop(k) for k in ("treatment", "route", "population", "scale", "evidence",
-                                      "dose_unit", "domain", "endpoint") if k in given}
+                                      "dose_unit", "domain", "endpoint", "mean_type") if k in given}
     new = {k: v for k, v in given.items() if v is not None}
     fd = dict(opts.filters.__dict__)
     for k, v in filt.items():
@@ -174,6 +174,9 @@ def time_course(
     scale: ScaleOpt = None,
     domain: DomainOpt = None,
     endpoint: EndpointOpt = None,
+    mean_type: Annotated[str | None, typer.Option(
+        "--mean-type", help="change or endpoint means only (outcome change); a study "
+                             "reporting both uses its change scores.")] = None,
     evidence: EvidenceOpt = None,
     comparator: ComparatorOpt = None,
     at: Annotated[list[float] | None, typer.Option(help="Report effects at these hours.")] = None,
@@ -199,7 +202,8 @@ def time_course(
                      times=tuple(at) if at else None, threshold=threshold, fraction=fraction,
                      comparator=tuple(comparator) if comparator else None, treatment=treatment,
                      route=route, population=population, scale=scale, evidence=evidence,
-                     domain=domain, endpoint=endpoint)
+                     domain=domain, endpoint=endpoint,
+                     mean_type=[mean_type] if mean_type else None)
     records = read_records(file)
     doc = time_document(records, opts, _settings(seed, draws, tune, chains, sampler))
     title = (f"time-course ({doc['form']}): {doc['measure']} on {doc['outcome']}, "

@@ -110,7 +110,7 @@ def test_contrast_binary_kernel_is_the_pymc_model(records, prior: str) -> None: 
 @pytest.mark.parametrize("measure", ["MD", "SMD"])
 def test_contrast_normal_kernel_is_the_pymc_model(records, measure: str) -> None:  # noqa: ANN001
     data = select_contrasts(records, "change", measure, TimeWindow.around(24.0),
-                            Filters(scale=("MADRS",)))
+                            Filters(scale=("MADRS",), mean_type=("change",)))
     assert data.contrasts.groupby("study").size().max() > 1  # shared controls are in
     _check_against_pymc(Contrast(), data)
     _check_against_pymc(Contrast(default_priors(measure, heterogeneity_prior("rhodes2015"))),
@@ -152,7 +152,7 @@ def test_time_course_kernel_is_the_pymc_model(records, form: str, outcome: str, 
                                              measure: str) -> None:
     data = select_time_course(records, outcome, measure,
                               Filters(treatment=("ketamine", "esketamine"),
-                                      scale=DEPRESSION_SCALES))
+                                      scale=DEPRESSION_SCALES, mean_type=("endpoint",)))
     assert data.contrasts["time_h"].nunique() > 3
     _check_against_pymc(TimeCourse(form), data)
 
@@ -191,7 +191,8 @@ def _data(records, case: str):  # noqa: ANN001, ANN202
     if case in ("OR", "MD"):
         return select_contrasts(records, "response" if case == "OR" else "change", case,
                                 TimeWindow.around(24.0),
-                                Filters(scale=("MADRS",) if case == "MD" else ()))
+                                Filters(scale=("MADRS",) if case == "MD" else (),
+                                        mean_type=("change",) if case == "MD" else ()))
     return select_time_course(records, "response", "OR",
                               Filters(treatment=("ketamine", "esketamine"),
                                       scale=DEPRESSION_SCALES))
