@@ -36,6 +36,7 @@ validate: install ## validate the bundled dataset
 
 CACHE ?= .trialmeta-cache
 SIMS  ?= 400
+RULE_SIMS ?= 200
 
 report: sweep ## analyse the bundled data; write the report (with the sweep and calibration/) to $(OUT)/
 	$(BIN)/trialmeta report --out $(OUT) --seed $(SEED) --cache $(CACHE) \
@@ -44,9 +45,11 @@ report: sweep ## analyse the bundled data; write the report (with the sweep and 
 sweep: install ## refit every claim under one-at-a-time changes of prior, form, data, window (Dask)
 	$(BIN)/trialmeta sweep --out $(CACHE)/sweep --seed $(SEED) --cache $(CACHE) --quiet
 
-calibrate: install ## simulation-based calibration of pooled-rate and contrast ($(SIMS) simulations each) into calibration/
-	$(BIN)/trialmeta calibrate pooled-rate --sims $(SIMS) --seed $(SEED) --cache $(CACHE) --out calibration
-	$(BIN)/trialmeta calibrate contrast --sims $(SIMS) --seed $(SEED) --cache $(CACHE) --out calibration
+calibrate: install ## simulation-based calibration of all four families ($(SIMS) each) and the decision rule's operating characteristics ($(RULE_SIMS) per world), report settings, into calibration/
+	for m in pooled-rate contrast dose-response time-course; do \
+		$(BIN)/trialmeta calibrate $$m --sims $(SIMS) --seed $(SEED) --cache $(CACHE) --out calibration --quiet || exit 1; \
+	done
+	$(BIN)/trialmeta calibrate decision-rule --sims $(RULE_SIMS) --seed $(SEED) --cache $(CACHE) --out calibration --quiet
 
 report-check: install ## run the report twice from empty caches (reduced draws) and fail on any text difference
 	rm -rf .check && mkdir -p .check

@@ -1,22 +1,30 @@
 """Simulation-based calibration (Talts et al. 2018) and parameter recovery.
 
-For simulation ``s``: draw every parameter from the model's prior, simulate the observed
-counts or effects for the same studies, arms and sample sizes as the selected records,
-fit the model to the simulated data, and record for each quantity (a) the rank of the
-true value among ``L = 99`` thinned posterior draws and (b) whether the central 50, 80
-and 95 % intervals contain it. If the sampler and model are right, the ranks are uniform
-on 0..99 and the coverages match their nominal levels up to binomial error.
+For simulation ``s``: draw every parameter from the model's prior and simulate the observed
+counts or effects for the same studies, arms and sample sizes as the selected records, with
+the family's PyMC model (written independently of the kernels); put the simulated data into
+the family's data object and fit it exactly as the report does (``Family.fit``: the
+precompiled numba kernels sampled by nutpie, at the report's settings, with its convergence
+gate and divergence refit). For each quantity record (a) the rank of the true value among
+``L = 99`` thinned posterior draws and (b) whether the central 50, 80 and 95 % intervals
+contain it. If the sampler and model are right, the ranks are uniform on 0..99 and the
+coverages match their nominal levels up to binomial error. Fits that fail the report's
+convergence gate are counted and reported.
+
+Families: pooled-rate, contrast (binary), dose-response (Emax, binary) and time-course
+(Bateman, on continuous contrasts, whose sampling covariance is kept fixed).
 
 Parameter recovery fixes some parameters at planted values (``pm.do``) and simulates the
 rest, so bias and coverage are measured at a chosen truth, not averaged over the prior.
 
 Each simulation is one engine task with its own seed (``SeedSequence([seed, s])``), so the
 result does not depend on how simulations are split among workers. A worker keeps the
-built model and its compiled functions between tasks and only swaps the data.
+selected data and the compiled simulator between tasks.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -42,7 +50,13 @@ QUANTITIES = {
                     ("pooled_rate", "pooled_rate", None), ("theta[first arm]", "theta", 0)],
     "contrast": [("d", "d", None), ("tau", "tau", None),
                  ("delta[first contrast]", "delta", 0)],
+    "dose-response": [("theta", "theta", None), ("tau", "tau", None), ("ed50", "ed50", None)],
+    "time-course": [("peak", "peak", None), ("t_rise", "t_rise", None),
+                    ("t_decay", "t_decay", None), ("tau", "tau", None)],
 }
+#: depression scales of the bundled data (dose-response and time-course selections)
+DEPRESSION_SCALES = ("MADRS", "HDRS", "HDRS17", "HDRS21", "HDRS24", "HDRS25", "HDRS28",
+                     "HAMD6", "QIDS_SR16")
 #: planted values for parameter recovery (close to the bundled data's posterior)
 PLANTED = {"pooled-rate": {"mu": -0.4, "tau": 0.5}, "contrast": {"d": 1.0, "tau": 0.3}}
 
@@ -56,9 +70,9 @@ class CalibrationSpec:
     measure: str = "OR"
     time_h: float = 24.0
     treatments: tuple[str, ...] = ("ketamine", "esketamine")
-    draws: int = 500
-    tune: int = 300
-    chains: int = 2
+    draws: int = 1000
+    tune: int = 500
+    chains: int = 4
     seed: int = 20190101
     sampler: str = "nutpie"
     planted: tuple[tuple[str, float], ...] = ()
@@ -74,39 +88,58 @@ def _seeds(seed: int, sim: int) -> np.ndarray:
 
 
 def build(spec: CalibrationSpec, records: Records):  # noqa: ANN201
-    """Select the records and build the (unfitted) PyMC model whose shape is simulated."""
+    """Select the records; return (the family's model object, its data, number of studies)."""
     from .selection import Filters, TimeWindow
 
     window = TimeWindow.around(spec.time_h)
-    filters = Filters(treatment=spec.treatments)
     if spec.family == "pooled-rate":
         from .models.pooled_rate import PooledRate
         from .selection import select_binary_arms
 
-        data = select_binary_arms(records, spec.outcome, window, filters)
-        return PooledRate().build(data), len(data.table)
+        family = PooledRate()
+        data = family.prepare(select_binary_arms(records, spec.outcome, window,
+                                                 Filters(treatment=spec.treatments)))
+        return family, data, data.k_studies
     if spec.family == "contrast":
         from .contrasts import select_contrasts
         from .models.contrast import Contrast
 
-        data = select_contrasts(records, spec.outcome, spec.measure, window, filters)
-        return Contrast().build(data), data.k_studies
-    raise SpecError(f"calibrate supports pooled-rate and contrast, not '{spec.family}'")
+        data = select_contrasts(records, spec.outcome, spec.measure, window,
+                                Filters(treatment=spec.treatments))
+        return Contrast(), data, data.k_studies
+    if spec.family == "dose-response":
+        from .doses import select_dose_arms
+        from .models.dose_response import DoseResponse
+
+        data = select_dose_arms(records, spec.outcome, window,
+                                Filters(treatment=spec.treatments[:1], route=("iv",),
+                                        scale=DEPRESSION_SCALES))
+        return DoseResponse("emax"), data, len(data.studies)
+    if spec.family == "time-course":
+        from .contrasts import select_time_course
+        from .models.time_course import TimeCourse
+
+        data = select_time_course(records, "change", "SMD",
+                                  Filters(treatment=spec.treatments, scale=DEPRESSION_SCALES,
+                                          mean_type=("change",)))
+        return TimeCourse("bateman"), data, data.k_studies
+    raise SpecError(f"calibrate supports {', '.join(QUANTITIES)}, not '{spec.family}'")
 
 
 @dataclass
 class _Context:
-    model: Any
+    family: Any
+    data: Any
     forward: Any  # compiled prior simulation: () -> [quantities..., observed...]
     rngs: list
-    observed: list
+    observed: list[str]
 
 
 _CONTEXTS: dict[str, _Context] = {}
 
 
 def _context(spec: CalibrationSpec, records: Records) -> _Context:
-    """Return the model and its prior simulator, built once per worker process and spec."""
+    """Return the data and the prior simulator, built once per worker process and spec."""
     key = task_key(asdict(spec), records.sha256)
     if key in _CONTEXTS:
         return _CONTEXTS[key]
@@ -114,36 +147,52 @@ def _context(spec: CalibrationSpec, records: Records) -> _Context:
     from pymc.pytensorf import compile as compile_pymc
     from pytensor.tensor.random.type import RandomGeneratorType
 
-    model, _ = build(spec, records)
+    family, data, _ = build(spec, records)
+    model = family.build(data)
     source = pm.do(model, dict(spec.planted)) if spec.planted else model
-    outputs = [source[name] if name not in dict(spec.planted) else None
-               for _, name, _ in QUANTITIES[spec.family]]
-    outputs = [o for o in outputs if o is not None]
+    outputs = [source[name] for _, name, _ in QUANTITIES[spec.family]
+               if name not in dict(spec.planted)]
     with source:
         forward = compile_pymc([], outputs + list(source.observed_RVs), random_seed=0)
     rngs = [v for v in forward.get_shared() if isinstance(v.type, RandomGeneratorType)]
-    ctx = _Context(model, forward, rngs, [_data_of(model, rv) for rv in model.observed_RVs])
+    ctx = _Context(family, data, forward, rngs, [rv.name for rv in model.observed_RVs])
     _CONTEXTS[key] = ctx
     return ctx
 
 
-def _data_of(model: Any, rv: Any) -> Any:
-    """Return the ``pm.Data`` variable holding an observed variable's values."""
-    from pytensor.compile.sharedvalue import SharedVariable
-    from pytensor.graph.traversal import ancestors
+def with_simulated(family_name: str, data: Any, simulated: dict[str, np.ndarray],
+                   rho: float = 0.5) -> Any:  # noqa: ANN401
+    """Return a copy of ``data`` carrying the simulated observations of the PyMC model."""
+    from dataclasses import replace as copy_with
 
-    shared = [v for v in ancestors([model.rvs_to_values[rv]]) if isinstance(v, SharedVariable)]
-    if len(shared) != 1:
-        raise SpecError(f"observed variable {rv.name!r} is not a pm.Data container: "
-                        "calibration swaps the data of one built model")
-    return shared[0]
+    if family_name == "pooled-rate":
+        from .selection import BinaryArms
+
+        t = data.table.assign(events=np.asarray(simulated["events"], int))
+        return BinaryArms(data.outcome, t, list(data.dropped))
+    if family_name == "contrast":
+        c = data.contrasts
+        s_idx = c["study"].map({s: i for i, s in enumerate(data.studies)}).to_numpy()
+        y_c = np.asarray(simulated["events_control"], int)[s_idx]
+        a = np.asarray(simulated["events_active"], int)
+        c = c.assign(a=a, b=(c["a"] + c["b"]).to_numpy() - a, c=y_c,
+                     d=(c["c"] + c["d"]).to_numpy() - y_c)
+        return copy_with(data, contrasts=c)
+    if family_name == "dose-response":
+        return copy_with(data, arms=data.arms.assign(
+            events=np.asarray(simulated["events"], int)))
+    from scipy.linalg import solve_triangular
+
+    from .models.time_course import sampling_structure
+
+    w = sampling_structure(data, rho).dense()  # the model observes W y
+    y = solve_triangular(w, np.asarray(simulated["y"], float), lower=True, unit_diagonal=True)
+    return copy_with(data, contrasts=data.contrasts.assign(yi=y))
 
 
 def simulate_and_fit(spec: CalibrationSpec, records: Records, sim: int) -> dict[str, Any]:
     """One simulation: prior draw (or planted values), simulated data, fit, ranks, coverage."""
     from pymc.pytensorf import reseed_rngs
-
-    from .inference import diagnose, sample
 
     ctx = _context(spec, records)
     reseed_rngs(ctx.rngs, int(_seeds(spec.seed, sim)[0]))
@@ -158,13 +207,14 @@ def simulate_and_fit(spec: CalibrationSpec, records: Records, sim: int) -> dict[
         v = np.asarray(values[k])
         k += 1
         truth[label] = float(v.ravel()[index] if index is not None else v)
-    for target, simulated in zip(ctx.observed, values[k:], strict=True):
-        target.set_value(np.asarray(simulated).astype(target.type.dtype))
-    idata = sample(ctx.model, spec.settings(sim))
+    simulated = dict(zip(ctx.observed, values[k:], strict=True))
+    data = with_simulated(spec.family, ctx.data, simulated,
+                          getattr(ctx.family, "rho", 0.5))
+    fit = ctx.family.fit(data, spec.settings(sim))
     out: dict[str, Any] = {"sim": sim, "quantities": {}}
-    post = idata.posterior
+    post = fit.idata.posterior
     for label, name, index in QUANTITIES[spec.family]:
-        x = post[name].values
+        x = np.asarray(post[name].values)
         x = x.reshape(x.shape[0] * x.shape[1], -1)
         draws = x[:, index] if index is not None else x[:, 0]
         thinned = draws[np.linspace(0, len(draws) - 1, N_RANK_DRAWS).round().astype(int)]
@@ -175,15 +225,26 @@ def simulate_and_fit(spec: CalibrationSpec, records: Records, sim: int) -> dict[
             covered[str(level)] = bool(lo <= t <= hi)
         out["quantities"][label] = {"truth": t, "rank": int(np.sum(thinned < t)),
                                     "mean": float(draws.mean()), "covered": covered}
-    diag = diagnose(idata, [n for n in ("mu", "tau", "d") if n in post])
+    diag = fit.diagnostics
     out["diagnostics"] = {"divergences": diag.divergences, "r_hat_max": diag.r_hat_max,
                           "passed": diag.passed}
     return out
 
 
+def _selected_digest(data: Any) -> str:  # noqa: ANN401
+    """Identify the selected data (a change of selection must not reuse cached results)."""
+    table = getattr(data, "table", None)
+    for name in ("contrasts", "arms"):
+        if table is None:
+            table = getattr(data, name, None)
+    return hashlib.sha256(table.to_csv(index=False).encode()).hexdigest()
+
+
 def tasks(spec: CalibrationSpec, records: Records, sims: int) -> list[Task]:
     """One engine task per simulation, keyed by everything that decides its result."""
-    base = task_key("calibrate", asdict(spec), records.sha256, package_versions())
+    _, data, _ = build(spec, records)
+    base = task_key("calibrate", asdict(spec), records.sha256, _selected_digest(data),
+                    package_versions())
     return [Task(task_key(base, s), simulate_and_fit, (spec, records, s)) for s in range(sims)]
 
 

@@ -307,6 +307,8 @@ def _contrasts_at(study: str, a: pd.DataFrame, c: pd.DataFrame, time_h: float | 
                                       comparator="+".join(sorted(set(c["treatment"]))),
                                       time_h=time_h, design=design, a=e1, b=n1 - e1,
                                       c=ce, d=cn_sum - ce, evidence=r["evidence"],
+                                      line=r["line"],
+                                      control_lines=" ".join(str(x) for x in c["line"]),
                                       **_moderator_columns(r)))
     else:
         scales = set(a["scale"]) | set(c["scale"])

@@ -23,13 +23,16 @@ from .common import (
 
 @handle_errors
 def calibrate(
-    model: Annotated[str, typer.Argument(help="Model family: pooled-rate or contrast.")],
+    model: Annotated[str, typer.Argument(
+        help="Model family: pooled-rate, contrast, dose-response or time-course; or "
+             "decision-rule (operating characteristics of the claims' verdicts).")],
     file: FileArg = None,
     sims: Annotated[int, typer.Option(min=1, help="Number of simulated datasets.")] = 200,
     seed: SeedOpt = 20190101,
-    draws: Annotated[int, typer.Option(min=10, help="Posterior draws per chain.")] = 500,
-    tune: Annotated[int, typer.Option(min=10, help="Warm-up draws per chain.")] = 300,
-    chains: ChainsOpt = 2,
+    draws: Annotated[int, typer.Option(
+        min=10, help="Posterior draws per chain (default: the report's).")] = 1000,
+    tune: Annotated[int, typer.Option(min=10, help="Warm-up draws per chain.")] = 500,
+    chains: ChainsOpt = 4,
     sampler: SamplerOpt = "nutpie",
     outcome: Annotated[str, typer.Option(help="Outcome whose data shape is simulated.")] =
         "response",
@@ -46,17 +49,37 @@ def calibrate(
     cache: CellCacheOpt = Path(".trialmeta-cache"),
     as_json: JsonOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    claims_file: Annotated[str | None, typer.Option(
+        "--claims", help="Claims file for decision-rule (the bundled claims if omitted).")] =
+        None,
 ) -> None:
-    """Simulate data from the prior, refit, and check ranks and interval coverage."""
-    from trialmeta.analysis.calibration import PLANTED, CalibrationSpec, build, summarize, tasks
+    """Simulate data from the prior, refit, and check ranks and interval coverage.
+
+    ``decision-rule`` instead simulates worlds where each claim is true or false at the
+    bundled designs and counts the verdicts (see trialmeta.analysis.operating).
+    """
+    if model == "decision-rule":
+        _decision_rule(file, claims_file, sims, seed, draws, tune, chains, out, workers,
+                       scheduler, cache, as_json, quiet)
+        return
+    from trialmeta.analysis.calibration import (
+        PLANTED,
+        QUANTITIES,
+        CalibrationSpec,
+        build,
+        summarize,
+        tasks,
+    )
     from trialmeta.analysis.engine import run_tasks
     from trialmeta.analysis.inference import command_line, package_versions
     from trialmeta.analysis.io import dumps_json, write_text_atomic
     from trialmeta.analysis.records import read_records
 
-    if model not in PLANTED:
-        raise fail(f"error: calibrate supports {', '.join(PLANTED)}, not '{model}'")
+    if model not in QUANTITIES:
+        raise fail(f"error: calibrate supports {', '.join(QUANTITIES)}, not '{model}'")
     planted: dict[str, float] = {}
+    if recover and model not in PLANTED:
+        raise fail(f"error: --recover supports {', '.join(PLANTED)}, not '{model}'")
     if recover:
         planted = dict(PLANTED[model])
         for item in plant or []:
@@ -70,8 +93,11 @@ def calibrate(
     elif plant:
         raise fail("error: --plant needs --recover")
     records = read_records(file)
-    spec = CalibrationSpec(model, outcome=outcome, time_h=time, draws=draws, tune=tune,
-                           chains=chains, seed=seed, sampler=sampler,
+    if model == "time-course":  # simulated on continuous contrasts (see the module docstring)
+        outcome = "change"
+    spec = CalibrationSpec(model, outcome=outcome,
+                           measure="SMD" if outcome == "change" else "OR", time_h=time,
+                           draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
                            planted=tuple(sorted(planted.items())))
     build(spec, records)  # fail here, before any worker starts, if the selection is empty
     results = run_tasks(tasks(spec, records, sims), workers=workers, scheduler=scheduler,
@@ -103,6 +129,44 @@ def calibrate(
         typer.echo(f"{label}: {verdict} (rank chi-square p = {p_text}; "
                    f"bias {rec['bias']:+.3f}, rmse {rec['rmse']:.3f})")
     d = summary["diagnostics"]
-    typer.echo(f"fits with divergences: {d['with_divergences']}/{d['fits']}; below the "
-               f"report's convergence gate (short runs, informational): "
-               f"{d['failed_gate']}/{d['fits']}")
+    typer.echo(f"fits with divergences: {d['with_divergences']}/{d['fits']}; failing the "
+               f"report's convergence gate at these settings: {d['failed_gate']}/{d['fits']}")
+
+
+def _decision_rule(file, claims_file, sims, seed, draws, tune, chains, out, workers,  # noqa: ANN001, PLR0913
+                   scheduler, cache, as_json, quiet) -> None:  # noqa: ANN001
+    """Operating characteristics of the decision rule: verdict frequencies by world."""
+    from trialmeta.analysis.claims import load_claims
+    from trialmeta.analysis.engine import run_tasks
+    from trialmeta.analysis.inference import command_line, package_versions
+    from trialmeta.analysis.io import dumps_json, write_text_atomic
+    from trialmeta.analysis.operating import specs_for, summarize, tasks
+    from trialmeta.analysis.records import read_records
+
+    records = read_records(file)
+    claims = load_claims(claims_file)
+    specs = specs_for(claims, records, draws=draws, tune=tune, chains=chains, seed=seed)
+    if not specs:
+        raise fail("error: no claim in the claims file has a type the decision-rule "
+                   "simulation covers (pooled_rate in a finite region; effect > 0)")
+    results = run_tasks(tasks(specs, records, claims, sims), workers=workers,
+                        scheduler=scheduler, cache_dir=cache, label="decision rule",
+                        progress=False if quiet or as_json else None)
+    doc = {"rows": summarize(specs, results, sims), "sims": sims,
+           "settings": {"draws": draws, "tune": tune, "chains": chains},
+           "provenance": {"data_sha256": records.sha256, "claims_sha256": claims.sha256,
+                          "seed": seed, "versions": package_versions(),
+                          "command": command_line()}}
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out / "operating-characteristics.json", dumps_json(doc))
+    if as_json:
+        typer.echo(dumps_json(doc))
+        return
+    typer.echo(f"{'claim':<14}{'world':<34}{'supported':>10}{'contradicted':>13}"
+               f"{'inconclusive':>13}{'insufficient':>13}")
+    for r in doc["rows"]:
+        typer.echo(f"{r['claim']:<14}{r['world']:<34}" + "".join(
+            f"{r[v]['p']:>{w}.0%}" for v, w in (("supported", 10), ("contradicted", 13),
+                                              ("inconclusive", 13),
+                                              ("insufficient data", 13))))

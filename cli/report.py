@@ -116,6 +116,16 @@ def read_robustness(sweep: Path | None, calibration: list[Path] | None, records,
     files = []
     for path in calibration or []:
         files += sorted(path.glob("calibration-*.json")) if path.is_dir() else [path]
+        rule = path / "operating-characteristics.json"
+        if path.is_dir() and rule.exists():
+            doc = load(rule)
+            prov = doc.get("provenance", {})
+            doc["stale"] = (prov.get("data_sha256"), prov.get("claims_sha256")) != (
+                records.sha256, claims_file.sha256)
+            if doc["stale"]:
+                typer.echo(f"warning: {rule} was made for other records or claims; rerun "
+                           "make calibrate", err=True)
+            out["operating"] = doc
     for path in files:
         doc = load(path)
         if "coverage" not in doc or "spec" not in doc:

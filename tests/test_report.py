@@ -244,3 +244,37 @@ def test_censored_time_quantities_render_in_every_format(tmp_path: Path) -> None
         text = (out / name).read_text()
         assert "> 672" in text or "&gt; 672" in text
         assert "None" not in text.replace("Nonetheless", "")
+
+
+def test_report_prints_priors_scales_and_the_decision_rule(tmp_path: Path) -> None:
+    """Issue 13 point 7: every fit's priors, log-OR headings, Egger's power, the rule's OC."""
+    data, claims = make_inputs(tmp_path)
+    claims.write_text(CLAIMS + CONTRASTS)
+    cal = tmp_path / "cal"
+    cal.mkdir()
+    from trialmeta.analysis.claims import load_claims
+    from trialmeta.analysis.records import read_records
+
+    rows = [{"claim": "T1", "world": "rate 50% (inside the region)", "claim_true": True,
+             "sims": 10, "planted": {"mu": 0.0}, "counts": {},
+             **{v: {"p": p, "ci_low": 0.0, "ci_high": 1.0} for v, p in
+                (("supported", 0.7), ("contradicted", 0.0), ("inconclusive", 0.3),
+                 ("insufficient data", 0.0))}}]
+    prov = {"data_sha256": read_records(data).sha256,
+            "claims_sha256": load_claims(claims).sha256}
+    (cal / "operating-characteristics.json").write_text(json.dumps(
+        {"rows": rows, "sims": 10, "provenance": prov}))
+    out = tmp_path / "rep"
+    r = runner.invoke(app, ["report", str(data), "--claims", str(claims), "--out", str(out),
+                            "--calibration", str(cal), *SMALL])
+    assert r.exit_code == 0, r.output
+    md = (out / "report.md").read_text()
+    html = (out / "index.html").read_text()
+    for text in (md, html):
+        assert "Bayesian median, log OR" in text
+        assert "Priors" in text and "μ ~ N(0, 1.5) on the logit scale" in text.replace(
+            "\\(", "(").replace("\\)", ")").replace("\\~", "~")
+        assert "Operating characteristics of the decision rule" in text
+        assert "rate 50% " in text.replace("\\(", "(")
+    res = json.loads((out / "results.json").read_text())
+    assert res["robustness"]["operating"]["rows"][0]["claim"] == "T1"

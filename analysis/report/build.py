@@ -85,6 +85,29 @@ def scale_label(measure: str) -> str:
     return f"log {measure}" if measure in ("OR", "RR") else measure
 
 
+def prior_text(model: str, priors: dict[str, Any], measure: str = "OR") -> str:
+    """Write a fit's priors out as distributions (the report prints every family's)."""
+    g = {k: (f"{v:g}" if isinstance(v, float | int) else v) for k, v in priors.items()}
+    if model == "pooled-rate":
+        return (f"μ ~ N({g['mu_mean']}, {g['mu_sd']}) on the logit scale; τ ~ HalfNormal("
+                f"{g['tau_scale']}); σ (study, when a study has several arms) ~ HalfNormal("
+                f"{g.get('study_scale', '1')}); moderator coefficients ~ N(0, {g['mu_sd']})")
+    if model == "contrast":
+        tau = priors.get("tau") or {}
+        base = (f"study baselines (control log odds) ~ N(0, {g['baseline_sd']}); "
+                if measure in ("OR", "RR", "RD") else "")
+        return f"d ~ N(0, {g['effect_sd']}) ({measure}); {base}τ: {tau.get('label', tau)}"
+    if model == "dose-response":
+        return (f"amplitude ~ N(0, {g['amplitude_sd']}); τ ~ HalfNormal({g['tau_scale']}); "
+                f"log ED50 ~ N(log mid-dose, {g['ed50_sd']}); log Hill ~ N(0, {g['hill_sd']}); "
+                f"study baselines ~ N(0, {g['baseline_sd']})")
+    if model == "time-course" or {"t_rise", "t_decay"} <= set(priors):
+        return (f"peak A ~ N(0, {g['peak_sd']}); log T_r ~ N(log {g['t_rise']} h, {g['t_sd']}); "
+                f"log(T_d − T_r) ~ N(log {g['t_decay']} h, {g['t_sd']}); τ (log-normal "
+                f"amplitude) ~ HalfNormal({g['tau_scale']})")
+    return "; ".join(f"{k} = {v}" for k, v in g.items())
+
+
 def efmt(estimate: dict[str, Any], key: str, digits: int) -> str:
     """Format one number of an estimate; a censored median or bound reads "> 672"."""
     value = estimate.get(key)
@@ -173,13 +196,22 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
             if "_idata" in g:
                 posteriors[f"contrast-{c['id']}-{g['group'].replace(' ', '_')}"] = g["_idata"]
     diagnostics_rows = [{"id": fid, **doc["diagnostics"]} for fid, doc in fit_docs.items()]
+    prior_rows = [{"id": fid, "text": prior_text(doc.get("model", ""), doc.get("priors") or {},
+                                                 doc.get("measure", "OR"))}
+                  for fid, doc in fit_docs.items() if doc.get("priors")]
+    for c in contrasts or []:
+        for g in c["groups"]:
+            if g.get("bayesian"):
+                prior_rows.append({"id": f"contrast-{c['id']}-{g['group']}",
+                                   "text": prior_text("contrast", g["bayesian"]["priors"],
+                                                      g["bayesian"]["measure"])})
     for c in contrasts:
         for g in c["groups"]:
             if g.get("bayesian"):
                 diagnostics_rows.append({"id": f"contrast-{c['id']}-{g['group']}",
                                          **g["bayesian"]["diagnostics"]})
     published = published_comparison(load_published(claims, claims.published), claim_rows,
-                                      contrasts)
+                                      contrasts, records)
     sens = sensitivity(records, claims)
     limits = limitations(records, claim_rows, curves, diagnostics_rows)
     results = rounded({
@@ -217,12 +249,14 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
         "fits": fits,
         "curves": curves,
         "diagnostics_rows": rounded(diagnostics_rows),
+        "prior_rows": prior_rows,
         "loo_tables": loo_tables or [],
         "published": results["published_comparison"],
         "sensitivity": results["sensitivity"],
         "sweep": results["robustness"]["sweep"],
         "calibration": [dict(c, svg=svg(calibration_plot, summary=c))
                         for c in results["robustness"]["calibration"]],
+        "operating": results["robustness"].get("operating"),
         "limitations": limits,
         "contrasts": contrasts,
         "overview": results["data"],
@@ -397,6 +431,7 @@ def _robustness_results(robustness: dict[str, Any] | None) -> dict[str, Any]:
                                                "rank_uniformity_p", "recovery", "verdicts",
                                                "diagnostics", "stale", "provenance")}
                         for c in robustness.get("calibration", [])],
+        "operating": robustness.get("operating"),
     }
 
 

@@ -58,12 +58,59 @@ def _ours(key: str, claims_rows: list[dict], contrasts: list[dict]) -> dict[str,
     return None
 
 
+def _scope(records: Records, arms: list[tuple[str, str]], controls: list[str]) -> str:
+    """Say what our estimate pooled: drugs and routes, populations, controls, studies."""
+    t = records.table
+    keys = set(arms)
+    used = t[[(s, a) in keys for s, a in zip(t["study"], t["arm"], strict=True)]]
+
+    def listed(col: str) -> str:
+        return ", ".join(sorted({str(x) for x in used[col].dropna()})) or "?"
+
+    studies = sorted({s for s, _ in arms})
+    text = (f"{listed('treatment')} ({listed('route')}); {listed('population')}; "
+            f"{len(studies)} studies")
+    return text + (f"; vs {', '.join(sorted(set(controls)))}" if controls else "")
+
+
+def _ours_scope(records: Records, key: str, claims_rows: list[dict],
+                contrasts: list[dict]) -> str | None:
+    """Return the scope of the estimate ``key`` names (see :func:`_ours`)."""
+    from ..selection import Filters
+
+    kind, _, rest = key.partition("/")
+    if kind == "claim":
+        row = next((c for c in claims_rows if c["id"] == rest), None)
+        if row is None or not row.get("studies"):
+            return None
+        t = Filters.from_mapping({k: v for k, v in (row.get("selection") or {}).items()}
+                                 ).apply(records.table)
+        t = t[t["study"].isin(row["studies"]) & ~t["control"].fillna(False).astype(bool)]
+        return _scope(records, list(zip(t["study"], t["arm"], strict=True)), [])
+    cid, group, _ = rest.split("/")
+    for c in contrasts:
+        for g in c["groups"]:
+            if c["id"] == cid and g["group"] == group and g.get("bayesian"):
+                rows = g["bayesian"]["per_study"]
+                return _scope(records, [(r["study"], r["arm"]) for r in rows],
+                              [r["comparator"] for r in rows])
+    return None
+
+
 def published_comparison(rows: list[dict[str, str]], claims_rows: list[dict],
-                         contrasts: list[dict]) -> list[dict[str, Any]]:
-    """Put published pooled results side by side with ours (where we estimate the same)."""
+                         contrasts: list[dict],
+                         records: Records | None = None) -> list[dict[str, Any]]:
+    """Put published pooled results side by side with ours (where we estimate the same).
+
+    With ``records``, each row also says what our estimate pooled (``ours_scope``: drugs,
+    routes, populations, controls, studies), so the reader sees how the two comparisons
+    differ.
+    """
     out = []
     for r in rows:
         ours = _ours(r["ours"], claims_rows, contrasts) if r.get("ours") else None
+        if ours is not None and records is not None:
+            ours["scope"] = _ours_scope(records, r["ours"], claims_rows, contrasts)
 
         def num(x: str) -> float | None:
             return float(x) if x not in ("", None) else None
