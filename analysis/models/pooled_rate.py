@@ -244,6 +244,8 @@ class PooledRate:
     def summary(self, fit: FitResult) -> PooledRateSummary:
         """Pooled and predictive rates, tau and the per-arm table."""
         estimates = {q: summarize_draws(self.draws(fit, q)) for q in self.quantities}
+        if "sigma_study" in fit.idata.posterior:
+            estimates["sigma_study"] = summarize_draws(flat(fit.idata, "sigma_study"))
         if self.moderators:
             for name in self._design(fit.data).names:
                 d = self.draws(fit, f"beta:{name}")

@@ -108,6 +108,23 @@ def prior_text(model: str, priors: dict[str, Any], measure: str = "OR") -> str:
     return "; ".join(f"{k} = {v}" for k, v in g.items())
 
 
+def rate_rows(estimates: dict[str, Any]) -> list[tuple[str, str]]:
+    """Return (key, label) of a pooled-rate fit's table rows.
+
+    With moderators, logit^-1(mu) is the rate at the moderators' reference level, not a
+    pooled rate, and the coefficients (what a claim may be judged on) are listed too.
+    """
+    moderated = any(k.startswith("beta:") for k in estimates)
+    labels = {"pooled_rate": "rate at the reference level" if moderated else "pooled rate",
+              "predictive_rate": "new-study rate at the reference level" if moderated
+              else "new-study rate", "tau": "tau (arm, logit)",
+              "sigma_study": "sigma (study, logit)"}
+    rows = [(k, labels[k]) for k in ("pooled_rate", "predictive_rate", "tau", "sigma_study")
+            if k in estimates]
+    return rows + [(k, f"coefficient {k.removeprefix('beta:')} (log odds)")
+                   for k in estimates if k.startswith("beta:")]
+
+
 def efmt(estimate: dict[str, Any], key: str, digits: int) -> str:
     """Format one number of an estimate; a censored median or bound reads "> 672"."""
     value = estimate.get(key)
@@ -270,6 +287,7 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
         "efmt": efmt,
         "tfmt": tfmt,
         "scale_label": scale_label,
+        "rate_rows": rate_rows,
         "at_time": at_time,
         "region": region,
         "md": md_escape,
