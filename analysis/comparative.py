@@ -42,16 +42,24 @@ def contrast_effects(data: ContrastData) -> Effects:
     if not len(c):
         raise SpecError("no contrasts to analyse: no study has both an active and a control "
                         "arm with this outcome (single-arm studies cannot be compared)")
-    if data.binary and data.measure in RATIO:
+    if data.binary and data.measure in RATIO and "a" in c and c["a"].notna().any():
         if int((c["a"] + c["c"]).sum()) == 0:
             raise SpecError(f"no events in any arm: the {data.measure} is not estimable")
         if int((c["b"] + c["d"]).sum()) == 0:
             raise SpecError(f"every patient in every arm had the event: the {data.measure} is "
                             "not estimable")
-    m = c.groupby("study", sort=False)["arm"].transform("count").to_numpy(float)
+    arm = (c["level"] == "arm").to_numpy() if "level" in c else np.ones(len(c), bool)
+    counts = c[arm].groupby("study", sort=False)["arm"].transform("count")
+    m = np.ones(len(c))
+    m[arm] = counts.to_numpy(float)
     if data.binary:
-        return BINARY_FN[data.measure](c["a"], c["b"], c["c"] / m, c["d"] / m)
-    vi = c["vi"].to_numpy(float) + (m - 1) * c["shared_var"].to_numpy(float)
+        eff = BINARY_FN[data.measure](c["a"].fillna(0), c["b"].fillna(0), c["c"].fillna(0) / m,
+                                      c["d"].fillna(0) / m)
+        if arm.all():
+            return eff
+        return Effects(data.measure, np.where(arm, eff.yi, c["yi"].to_numpy(float)),
+                       np.where(arm, eff.vi, c["vi"].to_numpy(float)))
+    vi = c["vi"].to_numpy(float) + np.where(arm, (m - 1) * c["shared_var"].to_numpy(float), 0.0)
     return Effects(data.measure, c["yi"].to_numpy(float), vi)
 
 
@@ -75,7 +83,8 @@ def run_frequentist(data: ContrastData, method: str = "REML", *, hksj: bool | st
     eff = contrast_effects(data)
     res = meta_analysis(eff.yi, eff.vi, method, hksj=hksj, pi_type=pi_type)
     mh = None
-    if data.binary and data.measure in RATIO:
+    arm_only = "level" not in data.contrasts or (data.contrasts["level"] == "arm").all()
+    if data.binary and data.measure in RATIO and arm_only:
         c = data.contrasts
         m = c.groupby("study", sort=False)["arm"].transform("count").to_numpy(float)
         try:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .contrast_rows import contrast_level_rows
 from .effects import hedges_correction, sd_from_se
 from .errors import SpecError
 from .records import Records
@@ -230,12 +231,20 @@ def select_contrasts(records: Records, outcome: str, measure: str, window: TimeW
                                      timed=window is not None)
     dropped: list[dict[str, object]] = []
     out: dict[str, list] = {"arms": [], "contrasts": [], "notes": []}
+    reported, reported_dropped, reported_notes = contrast_level_rows(
+        t, filters, outcome, measure, window, comparator,
+        (mean_type,) if mean_type else filters.mean_type)
+    if crossover == "exclude":
+        reported = [r for r in reported if r["design"] != "crossover"]
+    with_reported = {r["study"] for r in reported}
     for study, a, c in _per_study(t, active, control):
         design = (a["design"].dropna().tolist() + c["design"].dropna().tolist() or [""])[0]
         if design == "crossover" and crossover == "exclude":
             dropped.append(dict(study=study, arm="*", reason="crossover trial excluded"))
             continue
         if a.empty or c.empty:
+            if study in with_reported:
+                continue  # the study reports its contrast (below)
             what = " or ".join(w for w, x in (("active", a), ("control", c)) if x.empty)
             dropped.append(dict(study=study, arm="*",
                                 reason=f"no {what} arm with {outcome} data passing the filters"))
@@ -265,9 +274,9 @@ def select_contrasts(records: Records, outcome: str, measure: str, window: TimeW
         if reason:
             dropped.append(dict(study=study, arm="*", reason=reason))
     arms = pd.DataFrame(out["arms"])
-    contrasts = pd.DataFrame(out["contrasts"])
-    data = ContrastData(outcome, measure, window, arms, contrasts, dropped,
-                        list(dict.fromkeys(out["notes"])))
+    contrasts = pd.DataFrame(out["contrasts"] + reported)
+    data = ContrastData(outcome, measure, window, arms, contrasts, dropped + reported_dropped,
+                        list(dict.fromkeys(out["notes"] + reported_notes)))
     if not binary and len(contrasts):
         _continuous_effects(data, rho, allow_mixed_mean_types)
     return data
@@ -307,7 +316,7 @@ def _contrasts_at(study: str, a: pd.DataFrame, c: pd.DataFrame, time_h: float | 
                                       comparator="+".join(sorted(set(c["treatment"]))),
                                       time_h=time_h, design=design, a=e1, b=n1 - e1,
                                       c=ce, d=cn_sum - ce, evidence=r["evidence"],
-                                      line=r["line"],
+                                      line=r["line"], level="arm",
                                       control_lines=" ".join(str(x) for x in c["line"]),
                                       **_moderator_columns(r)))
     else:
@@ -342,7 +351,7 @@ def _contrasts_at(study: str, a: pd.DataFrame, c: pd.DataFrame, time_h: float | 
                 comparator="+".join(sorted(set(c["treatment"]))), time_h=time_h,
                 design=design, scale=next(iter(scales)), mean_type=next(iter(types)),
                 m1=float(r["m"]), sd1=float(r["s"]), n1=int(r["n"]), m2=m2, sd2=s2, n2=n2,
-                evidence=r["evidence"], **_moderator_columns(r)))
+                evidence=r["evidence"], level="arm", line=r["line"], **_moderator_columns(r)))
     return None
 
 
@@ -366,6 +375,7 @@ def _continuous_effects(data: ContrastData, rho: float, allow_mixed: bool = Fals
                           "moderator (" + listed + ")")
     else:
         data.notes.append(f"means: {t['mean_type'].iloc[0]} scores")
+    arm = (t["level"] == "arm").to_numpy() if "level" in t else np.ones(len(t), bool)
     m1, s1, n1 = t["m1"].to_numpy(float), t["sd1"].to_numpy(float), t["n1"].to_numpy(float)
     m2, s2, n2 = t["m2"].to_numpy(float), t["sd2"].to_numpy(float), t["n2"].to_numpy(float)
     cross = (t["design"] == "crossover").to_numpy()
@@ -383,4 +393,8 @@ def _continuous_effects(data: ContrastData, rho: float, allow_mixed: bool = Fals
         shared = 1 / n2
     vi = np.where(cross, vi_cross, vi)
     shared = np.where(cross, 0.0, shared)
+    if not arm.all():  # contrast-level rows keep their reported estimate and variance
+        yi = np.where(arm, yi, t["yi"].to_numpy(float))
+        vi = np.where(arm, vi, t["vi"].to_numpy(float))
+        shared = np.where(arm, shared, t["shared_var"].to_numpy(float))
     data.contrasts = t.assign(yi=yi, vi=vi, shared_var=shared)

@@ -59,6 +59,13 @@ COLUMNS: tuple[Column, ...] = (
     Column("response_def", "str", False, "definition of response"),
     Column("remitters", "int", False, "remitters, 0..n"),
     Column("remission_def", "str", False, "definition of remission"),
+    Column("vs", "str", False, "contrast-level rows: the arm label of the comparator"),
+    Column("effect_outcome", "str", False, "contrast-level rows: response, remission or change"),
+    Column("effect_measure", "str", False, "contrast-level rows: MD, SMD, logOR, logRR or RD"),
+    Column("effect", "float", False, "contrast-level rows: this arm minus the comparator"),
+    Column("effect_se", "float", False, "contrast-level rows: standard error of effect, > 0"),
+    Column("effect_ci_low", "float", False, "contrast-level rows: 95 % CI lower bound"),
+    Column("effect_ci_high", "float", False, "contrast-level rows: 95 % CI upper bound"),
     Column("source", "str", True, "where each number was read (DOI/PMID/registry + table)"),
     Column("evidence", "str", False, "primary, secondary or derived"),
 )
@@ -84,6 +91,11 @@ EVIDENCE = frozenset({"primary", "secondary", "derived"})
 #: dissociation, every other scale depression (say the domain when it is something else)
 DEFAULT_DOMAIN = "depression"
 ENDPOINTS = frozenset({"fixed", "cumulative", "series_end"})
+#: the measures a contrast-level row may give, per outcome
+EFFECT_MEASURES = {"change": ("MD", "SMD"), "response": ("logOR", "logRR", "RD"),
+                   "remission": ("logOR", "logRR", "RD")}
+EFFECT_COLUMNS = ("vs", "effect_outcome", "effect_measure", "effect", "effect_se",
+                  "effect_ci_low", "effect_ci_high")
 DOMAIN_BY_SCALE = {"SSI": "suicidal_ideation", "BSS": "suicidal_ideation",
                    "CSSRS": "suicidal_ideation", "CSSRS_ISS": "suicidal_ideation",
                    "MSSI": "suicidal_ideation", "CADSS": "dissociation"}
@@ -335,6 +347,40 @@ def validate(raw: pd.DataFrame, name: str, sha256: str = "") -> Records:
     return Records(table=table, path=name, sha256=sha256)
 
 
+def _effect_problems(rec: dict) -> list[tuple[str, str]]:
+    """Return (column, message) for every problem of a row's contrast-level numbers."""
+    given = [c for c in EFFECT_COLUMNS if rec[c] is not None]
+    if not given:
+        return []
+    out = []
+    for col in ("vs", "effect_outcome", "effect_measure", "effect"):
+        if rec[col] is None:
+            out.append((col, f"a contrast-level row needs {col} (it gives {', '.join(given)})"))
+    outcome, measure = rec["effect_outcome"], rec["effect_measure"]
+    if outcome is not None and outcome not in EFFECT_MEASURES:
+        out.append(("effect_outcome", f"unknown effect_outcome '{outcome}'; use response, "
+                                      "remission or change"))
+    elif measure is not None and outcome is not None and \
+            measure not in EFFECT_MEASURES[outcome]:
+        out.append(("effect_measure", f"effect_measure '{measure}' does not fit {outcome}; use "
+                                      f"{' or '.join(EFFECT_MEASURES[outcome])}"))
+    se, lo, hi, eff = rec["effect_se"], rec["effect_ci_low"], rec["effect_ci_high"], rec["effect"]
+    if se is not None and se <= 0:
+        out.append(("effect_se", f"effect_se = {se:g}; must be > 0"))
+    if (lo is None) != (hi is None):
+        out.append(("effect_ci_low" if lo is None else "effect_ci_high",
+                    "give both bounds of the 95 % CI"))
+    if se is None and (lo is None or hi is None):
+        out.append(("effect_se", "a contrast-level row needs effect_se or a 95 % CI "
+                                 "(effect_ci_low and effect_ci_high)"))
+    if lo is not None and hi is not None and eff is not None and not lo < eff < hi:
+        out.append(("effect_ci_low", f"the CI {lo:g} to {hi:g} does not contain the effect "
+                                     f"{eff:g}"))
+    if rec["vs"] is not None and rec["vs"] == rec["arm"]:
+        out.append(("vs", "an arm cannot be compared with itself"))
+    return out
+
+
 def _default_endpoint(time_h: float | None, doses_given: int | None) -> str:
     """Return the endpoint of a row that gives none (series_end: untimed after a course)."""
     return "series_end" if time_h is None and (doses_given or 0) > 1 else "fixed"
@@ -389,6 +435,7 @@ def _check_values(t: pd.DataFrame, name: str) -> list[Problem]:
                           "outcomes: use 0 for baseline")
         if rec["doses_given"] is not None and rec["doses_given"] < 0:
             bad("doses_given", f"doses_given = {rec['doses_given']}; must be >= 0")
+        out.extend(Problem(name, line, col, msg) for col, msg in _effect_problems(rec))
         implied = DOMAIN_BY_SCALE.get(rec["scale"])
         if rec["domain"] is not None and implied and rec["domain"] != implied:
             bad("domain", f"domain '{rec['domain']}' but scale {rec['scale']} measures "
@@ -418,6 +465,7 @@ def _check_structure(t: pd.DataFrame, name: str) -> list[Problem]:
         else:
             seen[key] = rec["line"]
     for study, rows in t.groupby("study", sort=False):
+        out += _contrast_row_problems(study, rows, name)
         arms = rows["arm"].nunique()
         designs = set(rows["design"].dropna())
         first = int(rows["line"].iloc[0])
@@ -438,6 +486,36 @@ def _check_structure(t: pd.DataFrame, name: str) -> list[Problem]:
                                        f"arm {study}/{arm} has different {col} values "
                                        f"({', '.join(map(str, sorted(values, key=str)))}); "
                                        "an arm has one value"))
+    return out
+
+
+#: the arm-level column that carries each outcome
+ARM_LEVEL = {"response": "responders", "remission": "remitters", "change": "mean"}
+
+
+def _contrast_row_problems(study: str, rows: pd.DataFrame, name: str) -> list[Problem]:
+    """``vs`` must name an arm of the study; a contrast is given in one form, not both."""
+    out = []
+    arms = set(rows["arm"])
+    for rec in rows[rows["effect"].notna()].to_dict("records"):
+        if rec["vs"] is None:
+            continue
+        if rec["vs"] not in arms:
+            out.append(Problem(name, rec["line"], "vs",
+                               f"vs '{rec['vs']}' names no arm of study {study} (arms: "
+                               f"{', '.join(sorted(arms))})"))
+            continue
+        col = ARM_LEVEL.get(rec["effect_outcome"])
+        if col is None:
+            continue
+        same_time = rows["time_h"].isna() if rec["time_h"] is None else \
+            rows["time_h"] == rec["time_h"]
+        has = rows[same_time & rows[col].notna()]
+        if {rec["arm"], rec["vs"]} <= set(has["arm"]):
+            out.append(Problem(name, rec["line"], "effect",
+                               f"study {study} gives {rec['arm']} vs {rec['vs']} "
+                               f"({rec['effect_outcome']}) both as arm-level numbers and as a "
+                               "contrast; keep one form"))
     return out
 
 

@@ -136,6 +136,10 @@ class Contrast:
             raise SpecError("no contrasts: no study has both an active and a control arm with "
                             "this outcome in the time window")
         c = data.contrasts
+        if data.binary and "level" in c and (c["level"] == "contrast").any():
+            raise SpecError("reported log OR, log RR or RD rows (contrast level) enter the "
+                            "frequentist and exact engines (--engine exact); the arm-based "
+                            "binomial model needs arm-level counts")
         s_idx = c["study"].map({s: i for i, s in enumerate(data.studies)}).to_numpy()
         multi = self._multi_arm(c)
         out = {"s_idx": s_idx, "w_shared": np.where(multi, np.sqrt(0.5), 0.0),

@@ -1,0 +1,171 @@
+"""Contrast-level rows: validation, and the same trial as arm-level or contrast-level numbers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import HEADER
+from conftest import write_csv as _write
+from trialmeta.analysis.comparative import contrast_effects, exact_document, run_frequentist
+from trialmeta.analysis.contrasts import select_contrasts
+from trialmeta.analysis.errors import DataError
+from trialmeta.analysis.inference import SamplerSettings, flat
+from trialmeta.analysis.models.contrast import Contrast, default_priors
+from trialmeta.analysis.records import read_records
+from trialmeta.analysis.selection import Filters, TimeWindow
+from trialmeta.cli.app import app
+from typer.testing import CliRunner
+
+COLUMNS = [*HEADER, "vs", "effect_outcome", "effect_measure", "effect", "effect_se",
+           "effect_ci_low", "effect_ci_high"]
+#: study -> (ketamine mean, sd, n, saline mean, sd, n), MADRS change at 24 h
+MEANS = {"A2001": (-14.0, 8.0, 20, -6.0, 9.0, 21), "B2002": (-11.5, 7.5, 30, -7.0, 8.0, 28),
+         "C2003": (-16.0, 10.0, 15, -5.5, 9.5, 16)}
+
+
+def _row(study: str, arm: str, **fields: str) -> dict[str, str]:
+    ctl = arm == "pbo"
+    base = dict(study=study, arm=arm, treatment="saline" if ctl else "ketamine",
+                control="true" if ctl else "false", dose="0" if ctl else "0.5",
+                dose_unit="mg/kg", route="iv", doses_given="1", population="unipolar_trd",
+                design="parallel", time_h="24", scale="MADRS", source=f"doi:10.0/{study}",
+                evidence="primary")
+    return base | fields
+
+
+def arm_level(study: str) -> list[dict[str, str]]:
+    m1, s1, n1, m2, s2, n2 = MEANS[study]
+    return [_row(study, "ket", n=str(n1), mean=str(m1), sd=str(s1), mean_type="change"),
+            _row(study, "pbo", n=str(n2), mean=str(m2), sd=str(s2), mean_type="change")]
+
+
+def contrast_level(study: str, ci: bool = False) -> list[dict[str, str]]:
+    m1, s1, n1, m2, s2, n2 = MEANS[study]
+    md, se = m1 - m2, np.sqrt(s1**2 / n1 + s2**2 / n2)
+    effect = dict(vs="pbo", effect_outcome="change", effect_measure="MD", effect=repr(md),
+                  mean_type="change")
+    effect |= (dict(effect_ci_low=repr(float(md - 1.959963984540054 * se)),
+                    effect_ci_high=repr(float(md + 1.959963984540054 * se))) if ci
+               else dict(effect_se=repr(float(se))))
+    return [_row(study, "ket", n=str(n1), **effect), _row(study, "pbo", n=str(n2))]
+
+
+def write(path: Path, rows: list[dict[str, str]]) -> Path:
+    return _write(path, rows, COLUMNS)
+
+
+def _data(path: Path):  # noqa: ANN202
+    return select_contrasts(read_records(path), "change", "MD", TimeWindow.around(24.0),
+                            Filters())
+
+
+@pytest.mark.parametrize("ci", [False, True])
+def test_md_with_its_se_equals_the_arm_level_trial(tmp_path: Path, ci: bool) -> None:
+    """Issue 15: exact engine to 1e-6, frequentist to 1e-9, MCMC the same model."""
+    arms = write(tmp_path / "arms.csv", [r for s in MEANS for r in arm_level(s)])
+    mixed = write(tmp_path / "mixed.csv", arm_level("A2001") + arm_level("B2002")
+                  + contrast_level("C2003", ci=ci))
+    a, b = _data(arms), _data(mixed)
+    assert list(b.contrasts["level"]) == ["arm", "arm", "contrast"]
+    assert b.k_studies == 3 and not any("C2003" in str(d) for d in b.dropped)
+    ea, eb = contrast_effects(a), contrast_effects(b)
+    np.testing.assert_allclose(eb.yi, ea.yi, rtol=1e-12)
+    np.testing.assert_allclose(eb.vi, ea.vi, rtol=1e-9)
+    ra, rb = (run_frequentist(d, "REML").result for d in (a, b))
+    assert rb.estimate == pytest.approx(ra.estimate, rel=1e-9)
+    assert rb.ci_low == pytest.approx(ra.ci_low, rel=1e-9)
+    priors = default_priors("MD")
+    xa, xb = (exact_document(d, priors, read_records(p))["estimates"]["effect"]
+              for d, p in ((a, arms), (b, mixed)))
+    for key in ("mean", "median", "ci_low", "ci_high"):
+        assert xb[key] == pytest.approx(xa[key], abs=1e-6)
+    if ci:
+        assert any("SE derived from the 95% CI" in n for n in b.notes)
+        return
+    settings = SamplerSettings(draws=300, tune=300, chains=2, seed=4)
+    da, db = (flat(Contrast().fit(d, settings).idata, "d") for d in (a, b))
+    np.testing.assert_allclose(db, da, rtol=1e-9)  # the same likelihood: the same draws
+
+
+def test_reported_log_or_equals_the_two_by_two_table(tmp_path: Path) -> None:
+    """A log OR with Woolf's SE, in the frequentist engine, is the 2x2 table's."""
+    rows = []
+    for study, (e1, n1, e2, n2) in {"A2001": (10, 20, 3, 20), "B2002": (15, 30, 6, 29),
+                                    "C2003": (9, 16, 2, 15)}.items():
+        rows += [_row(study, "ket", n=str(n1), responders=str(e1)),
+                 _row(study, "pbo", n=str(n2), responders=str(e2))]
+    arms = write(tmp_path / "arms.csv", rows)
+    lor = np.log(9 * 13 / (7 * 2))
+    se = np.sqrt(1 / 9 + 1 / 7 + 1 / 2 + 1 / 13)
+    rows[-2:] = [_row("C2003", "ket", n="16", vs="pbo", effect_outcome="response",
+                      effect_measure="logOR", effect=repr(float(lor)), effect_se=repr(float(se))),
+                 _row("C2003", "pbo", n="15")]
+    mixed = write(tmp_path / "mixed.csv", rows)
+    window = TimeWindow.around(24.0)
+    a, b = (select_contrasts(read_records(p), "response", "OR", window, Filters())
+            for p in (arms, mixed))
+    ra, rb = (run_frequentist(d, "REML").result for d in (a, b))
+    assert rb.estimate == pytest.approx(ra.estimate, rel=1e-9)
+    assert rb.tau2 == pytest.approx(ra.tau2, rel=1e-7, abs=1e-12)
+    with pytest.raises(Exception, match="arm-level counts"):
+        Contrast().build(b)
+
+
+def test_multi_arm_contrast_rows_share_their_comparator(tmp_path: Path) -> None:
+    rows = arm_level("A2001") + arm_level("B2002")
+    for arm, md in (("k1", -8.0), ("k2", -10.0)):
+        rows.append(_row("C2003", arm, n="15", vs="pbo", effect_outcome="change",
+                         effect_measure="MD", effect=str(md), effect_se="3.0",
+                         mean_type="change"))
+    rows.append(_row("C2003", "pbo", n="16", mean="-6", sd="9.5", mean_type="change"))
+    path = write(tmp_path / "multi.csv", rows)
+    c = _data(path).contrasts
+    shared = c.loc[c["study"] == "C2003", "shared_var"].to_numpy()
+    np.testing.assert_allclose(shared, 9.5**2 / 16)  # the comparator's own variance
+    rows[-1] = _row("C2003", "pbo", n="16")  # no SD: the stated approximation
+    data = _data(write(tmp_path / "multi2.csv", rows))
+    c = data.contrasts
+    np.testing.assert_allclose(c.loc[c["study"] == "C2003", "shared_var"], 9.0 / 2)
+    assert any("half the smallest contrast variance" in n for n in data.notes)
+
+
+def test_bad_contrast_rows_are_all_named(tmp_path: Path) -> None:
+    rows = arm_level("A2001")
+    rows += [_row("B2002", "ket", n="30", vs="pbo", effect_outcome="change",
+                  effect_measure="logOR", effect="-4", effect_se="2"),          # line 4
+             _row("B2002", "pbo", n="28"),
+             _row("C2003", "ket", n="15", vs="placebo", effect_outcome="change",
+                  effect_measure="MD", effect="-4", effect_se="0"),             # line 6
+             _row("C2003", "pbo", n="16"),
+             _row("D2004", "ket", n="15", vs="pbo", effect_outcome="change",
+                  effect_measure="MD", effect="-4", effect_ci_low="-3",
+                  effect_ci_high="2"),                                           # line 8
+             _row("D2004", "pbo", n="16"),
+             _row("E2005", "ket", n="20", mean="-9", sd="8", mean_type="change", vs="pbo",
+                  effect_outcome="change", effect_measure="MD", effect="-3",
+                  effect_se="2"),                                                # line 10
+             _row("E2005", "pbo", n="20", mean="-6", sd="8", mean_type="change"),
+             _row("F2006", "ket", n="20", effect="-3", effect_se="2")]            # line 12
+    path = write(tmp_path / "bad.csv", rows)
+    with pytest.raises(DataError) as exc:
+        read_records(path)
+    found = {(p.row, p.column) for p in exc.value.problems}
+    assert {(4, "effect_measure"), (6, "effect_se"), (6, "vs"), (8, "effect_ci_low"),
+            (10, "effect"), (12, "vs"), (12, "effect_outcome"),
+            (12, "effect_measure")} <= found
+    r = CliRunner().invoke(app, ["validate", str(path)])
+    assert r.exit_code == 2 and "Traceback" not in r.output and "bad.csv" in r.output
+
+
+def test_cli_frequentist_takes_contrast_rows(tmp_path: Path) -> None:
+    path = write(tmp_path / "mixed.csv", arm_level("A2001") + arm_level("B2002")
+                 + contrast_level("C2003"))
+    r = CliRunner().invoke(app, ["frequentist", str(path), "--outcome", "change",
+                                 "--measure", "MD", "--time", "24", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["k"] == 3
+    assert any("contrast level" in n for n in doc["notes"])
