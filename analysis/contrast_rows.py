@@ -8,7 +8,7 @@ TSD2's shared-parameter approach; multinma). Effects are on the analysis scale: 
 RR, RD, MD or SMD (Hedges' g).
 
 Contrasts of one study that share a comparator are correlated: their shared variance is the
-comparator's own sampling variance when its row gives it (MD: sd^2 / n; SMD: 1 / n; log OR:
+comparator's own sampling variance when its row gives it (MD: se^2 or sd^2 / n; SMD: 1 / n; log OR:
 1/events + 1/non-events), otherwise half the smallest of the study's contrast variances (the
 value for equal arms), and the output says so.
 """
@@ -34,6 +34,8 @@ def _comparator_variance(rows: pd.DataFrame, outcome: str, measure: str) -> floa
     r = rows.iloc[0]
     if outcome == "change":
         n = r["n"]
+        if measure == "MD" and pd.notna(r["se"]):
+            return float(r["se"]) ** 2  # the comparator's mean (an LS mean) and its SE
         if n is None or pd.isna(n):
             return None
         if measure == "SMD":

@@ -19,6 +19,7 @@ cochrane-2021-derived-and-characteristics.csv.
 from __future__ import annotations
 
 import csv
+import math
 import re
 import sys
 from pathlib import Path
@@ -28,11 +29,14 @@ FILES = {
     "I": "extractions-more-iv.csv",
     "R": "extractions-more-routes.csv",
     "C": "cochrane-2021-derived-and-characteristics.csv",
+    "D2": "extractions-dose-2.csv",
+    "R2": "extractions-response-2.csv",
+    "T2": "extractions-timecourse-2.csv",
 }
 COLUMNS = [
     "study", "arm", "treatment", "control", "dose", "dose_unit", "route", "doses_given",
     "population", "design", "time_h", "endpoint", "n", "n_binary", "scale", "domain", "mean",
-    "sd", "se",
+    "sd", "se", "vs", "effect_outcome", "effect_measure", "effect", "effect_se",
     "mean_type", "responders", "response_def", "remitters", "remission_def",
     "evidence", "source", "notes",
 ]
@@ -68,6 +72,8 @@ STUDIES: dict[str, dict[str, str]] = {
     "Abbar2022": dict(population="suicidal_ideation", design="parallel"),
     "Anand2023": dict(population="unipolar_trd", design="parallel"),
     "Canuso2018": dict(population="suicidal_ideation", design="parallel"),
+    "Fu2020": dict(population="suicidal_ideation", design="parallel"),
+    "Singh2016b": dict(population="unipolar_trd", design="parallel"),
     "Reif2023": dict(population="unipolar_trd", design="parallel"),
     "Domany2019": dict(population="unipolar_trd", design="parallel"),
     "Arabzadeh2018": dict(population="unipolar_mdd", design="parallel"),
@@ -107,9 +113,43 @@ HAM_RESP = ">=50% reduction in HAM-D"
 ROWS: list[dict] = []
 
 
-def row(study: str, arm: str, attrs: dict, refs: list[tuple[str, int]], **fields: str) -> None:
-    """Add one output row (fields as strings; blanks omitted)."""
-    ROWS.append(dict(study=study, arm=arm, attrs=attrs, refs=refs, fields=fields))
+def row(study: str, arm: str, attrs: dict, refs: list[tuple[str, int]],
+        contrast: dict | None = None, cite: list[tuple[str, int]] | None = None,
+        **fields: str) -> None:
+    """Add one output row (fields as strings; blanks omitted).
+
+    ``contrast`` makes it (also) a contrast-level row: ``refs`` of the reported effect and SE
+    (or, with ``derive``, of this arm's and the comparator's LS means with SEs), ``vs``,
+    ``outcome`` and ``measure``. ``cite`` names extraction rows that are cited but give the
+    row no number (the comparator of a reported difference).
+    """
+    ROWS.append(dict(study=study, arm=arm, attrs=attrs, refs=refs, fields=fields,
+                     contrast=contrast, cite=cite or []))
+
+
+def contrast_numbers(spec: dict, tables: dict) -> tuple[dict[str, str], list[str]]:
+    """Return the effect columns of a contrast-level row and any problem with them.
+
+    A reported effect is the referenced row's value with its SE; a derived one is the
+    difference of two LS means, SE sqrt(se1^2 + se2^2) (independent arms assumed).
+    """
+    recs = [get_ref(tables, r) for r in spec["refs"]]
+    problems = [f"contrast ref {r} gives {rec['dispersion_type']!r}, not an SE"
+                for r, rec in zip(spec["refs"], recs, strict=True)
+                if rec["dispersion_type"].strip().upper() != "SE"]
+    out = {"vs": spec["vs"], "effect_outcome": spec["outcome"],
+           "effect_measure": spec["measure"]}
+    values = [float(rec["value"].replace("\u2212", "-")) for rec in recs]
+    ses = [float(rec["dispersion"]) for rec in recs]
+    if spec.get("derive"):
+        out["effect"] = f"{values[0] - values[1]:.6g}"
+        out["effect_se"] = f"{math.sqrt(ses[0] ** 2 + ses[1] ** 2):.6g}"
+    else:
+        out["effect"], out["effect_se"] = recs[0]["value"], recs[0]["dispersion"]
+        found = numbers_in(recs[0])
+        problems += [f"{col}={out[col]} not in {spec['refs'][0]}" for col in
+                     ("effect", "effect_se") if round(float(out[col]), 6) not in found]
+    return out, problems
 
 
 # --- Lii 2023: IV ketamine 0.5 mg/kg vs saline under anaesthesia (PMC10769130 ED Table 1)
@@ -347,12 +387,47 @@ for arm, attrs, resp, rem in [
               "derived from percentages of the treated patients (remission from integer %, +/-1)")
 
 # --- Canuso 2018: intranasal esketamine 84 mg vs placebo, imminent suicide risk, day 2
+# MADRS change at ~24 h and 4 h: the AJP paper's LS mean differences (contrast level)
+CANUSO_MD = dict(vs="placebo", outcome="change", measure="MD")
 for arm, attrs, resp, rem in [("esketamine_84", esk_in("84"), 50, 52),
                               ("placebo", PLAC_IN, 51, 53)]:
+    extra = dict(contrast=dict(CANUSO_MD, refs=[("T2", 22)]), mean_type="change") \
+        if arm == "esketamine_84" else {}
     row("Canuso2018", arm, attrs, [("R", resp), ("R", rem)], time_h="24", doses_given="1",
         scale="MADRS", response_def="MADRS response (definition not in congress abstract)",
         remission_def="MADRS remission (definition not in congress abstract)",
-        notes="congress abstract; placebo denominator 31 inferred from two percentages")
+        notes="congress abstract; placebo denominator 31 inferred from two percentages"
+              + ("; MADRS change: LS mean difference vs placebo (AJP 2018)" if extra else ""),
+        **extra)
+row("Canuso2018", "esketamine_84", esk_in("84"), [], time_h="4", doses_given="1",
+    scale="MADRS", mean_type="change", contrast=dict(CANUSO_MD, refs=[("T2", 21)]),
+    notes="MADRS change at 4 h: LS mean difference vs placebo (AJP 2018)")
+row("Canuso2018", "placebo", PLAC_IN, [], cite=[("T2", 21)], time_h="4", doses_given="1",
+    scale="MADRS", notes="comparator of the 4-h LS mean difference (no arm-level numbers)")
+
+# --- Fu 2020 (ASPIRE I): intranasal esketamine 84 mg vs placebo, suicidal ideation with intent
+row("Fu2020", "esketamine_84", esk_in("84"), [], time_h="24", doses_given="1", scale="MADRS",
+    mean_type="change", contrast=dict(vs="placebo", outcome="change", measure="MD",
+                                      refs=[("T2", 30)]),
+    notes="MADRS change to 24 h: LS mean difference vs placebo (contrast level); 226 "
+          "randomised, arm sizes not in the extraction")
+row("Fu2020", "placebo", PLAC_IN, [], cite=[("T2", 30)], time_h="24", doses_given="1",
+    scale="MADRS", notes="comparator of the LS mean difference (no arm-level numbers)")
+
+# --- Singh 2016 (Biol Psychiatry): IV esketamine 0.2 / 0.4 mg/kg vs saline, day-1
+# randomisation. Arm sizes are not reported (9/11/10 is implied only by percentages), so the
+# LS mean changes enter as differences from placebo (derived; LS means treated as independent)
+ESK_IV = dict(treatment="esketamine", control="false", dose_unit="mg/kg", route="iv")
+for arm, dose, ref in [("esketamine_0.2", "0.2", 16), ("esketamine_0.4", "0.4", 17)]:
+    row("Singh2016b", arm, dict(ESK_IV, dose=dose), [], time_h="24", doses_given="1",
+        scale="MADRS", mean_type="change",
+        contrast=dict(vs="saline", outcome="change", measure="MD", derive=True,
+                      refs=[("D2", ref), ("D2", 18)]),
+        notes="MADRS change to day 2 (~24 h): LS mean change minus saline's, SE "
+              "sqrt(se1^2 + se2^2); arm n not reported")
+row("Singh2016b", "saline", SALINE_IV, [("D2", 18)], time_h="24", doses_given="1",
+    scale="MADRS", mean_type="change",
+    notes="LS mean change (SE); arm n not reported, so no arm-level contrast")
 
 # --- ESCAPE-TRD (Reif 2023): esketamine vs quetiapine XR, week 8
 row("Reif2023", "esketamine_flex", esk_in(""), [("R", 107)], scale="MADRS",
@@ -457,7 +532,7 @@ def get_ref(tables: dict, ref: tuple[str, int]) -> dict[str, str]:
 
 def tier(key: str, rec: dict[str, str]) -> str:
     """Evidence tier of one extraction row."""
-    if key in ("I", "R"):
+    if key in ("I", "R", "D2", "R2", "T2"):
         return rec["evidence"].strip()
     if key == "C":
         return "derived" if rec["quote"].startswith("DERIVED") else "secondary"
@@ -556,6 +631,11 @@ def build(folder: Path) -> list[dict[str, str]]:
         out.update(STUDIES[spec["study"]])
         out.update(spec["attrs"])
         out.update(fill_numbers(spec, tables))
+        contrast = spec.get("contrast")
+        if contrast:
+            numbers, said = contrast_numbers(contrast, tables)
+            out.update(numbers)
+            problems += [f"{spec['study']}/{spec['arm']}: {x}" for x in said]
         out.update(spec["fields"])
         out["domain"] = DOMAIN_BY_SCALE.get(out["scale"], "depression")
         if not out["endpoint"]:  # untimed counts after a course are read at its end
@@ -569,10 +649,14 @@ def build(folder: Path) -> list[dict[str, str]]:
             if out[col] and round(float(out[col]), 6) not in found:
                 problems.append(f"{spec['study']}/{spec['arm']} t={out['time_h']}: {col}="
                                 f"{out[col]} not in its references {spec['refs']}")
-        tiers = [tier(k, r) for k, r in refs]
+        extra_refs = (contrast["refs"] if contrast else []) + spec["cite"]
+        refs += [(k, get_ref(tables, (k, i))) for k, i in extra_refs]
+        tiers = [tier(k, r) for k, r in refs] + (["derived"] if contrast and
+                                                 contrast.get("derive") else [])
         out["evidence"] = max(tiers, key=lambda t: TIER_ORDER[t])
         cites = []
-        for (k, i), (_, r) in zip(spec["refs"], refs, strict=True):
+        all_refs = spec["refs"] + extra_refs
+        for (k, i), (_, r) in zip(all_refs, refs, strict=True):
             c = citation(k, r)
             tag = f"{FILES[k]} {'row_id' if k == 'E' else 'row'} {i}"
             cites.append((c, tag))

@@ -169,3 +169,23 @@ def test_cli_frequentist_takes_contrast_rows(tmp_path: Path) -> None:
     doc = json.loads(r.stdout)
     assert doc["k"] == 3
     assert any("contrast level" in n for n in doc["notes"])
+
+
+def test_the_second_extraction_enters_the_madrs_comparison() -> None:
+    """Canuso 2018, Fu 2020 and Singh 2016b (IV esketamine) reported differences, bundled."""
+    records = read_records()
+    t = records.table
+    reported = t[t["effect"].notna()]
+    assert set(reported["study"]) == {"Canuso2018", "Fu2020", "Singh2016b"}
+    assert reported["source"].str.contains("extractions-").all()
+    assert set(reported.loc[reported["study"] == "Singh2016b", "evidence"]) == {"derived"}
+    data = select_contrasts(records, "change", "MD", TimeWindow.around(24.0),
+                            Filters(treatment=("ketamine", "esketamine"), scale=("MADRS",),
+                                    mean_type=("change",)))
+    c = data.contrasts
+    got = c[c["level"] == "contrast"]
+    assert set(got["study"]) == {"Canuso2018", "Fu2020", "Singh2016b"}
+    singh = got[got["study"] == "Singh2016b"]
+    np.testing.assert_allclose(singh["shared_var"], 2.97**2)  # saline's LS-mean SE
+    np.testing.assert_allclose(singh["yi"], [-13.0, -13.1])
+    assert {"Daly2018", "Chen2023"} <= set(c.loc[c["level"] == "arm", "study"])
