@@ -202,6 +202,19 @@ def _time_course_residuals(x: np.ndarray, buf: np.ndarray, tau: float, form: int
 
 
 @numba.njit(**_JIT)
+def _decorrelated(r: np.ndarray, start: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Return e = W r: row c of W, stored from its study's first contrast to c."""
+    e = np.zeros(r.size)
+    k = 0
+    for c in range(r.size):
+        lo = int(start[c])
+        for j in range(lo, c + 1):
+            e[c] += w[k + j - lo] * r[j]
+        k += c + 1 - lo
+    return e
+
+
+@numba.njit(**_JIT)
 def time_course_logp(x: np.ndarray, buf: np.ndarray, grad: np.ndarray) -> float:
     """Log density and gradient of time-course (contrast level, joint normal likelihood)."""
     s_n, c_n, k_n = int(buf[H_S]), int(buf[H_C]), int(buf[H_K])
@@ -233,15 +246,13 @@ def time_course_logp(x: np.ndarray, buf: np.ndarray, grad: np.ndarray) -> float:
             grad[ic + j] = -x[ic + j] / (peak_sd * peak_sd)
     r, f, amp = np.empty(c_n), np.empty(c_n), np.empty(c_n)
     _time_course_residuals(x, buf, tau, form, r, f, amp)
+    e = _decorrelated(r, start, w)
     dmean = np.zeros(c_n)  # d logL / d (amp * f) per contrast
     k = 0
     for c in range(c_n):
         lo = int(start[c])
-        e = 0.0
-        for j in range(lo, c + 1):
-            e += w[k + j - lo] * r[j]
-        lp += _normal(e, 0.0, sd[c])
-        g = e / (sd[c] * sd[c])
+        lp += _normal(e[c], 0.0, sd[c])
+        g = e[c] / (sd[c] * sd[c])
         for j in range(lo, c + 1):
             dmean[j] += g * w[k + j - lo]
         k += c + 1 - lo
@@ -297,14 +308,9 @@ def time_course_expand(x: np.ndarray, buf: np.ndarray, out: np.ndarray) -> None:
         q += k_n
     r, f, amp = np.empty(c_n), np.empty(c_n), np.empty(c_n)
     _time_course_residuals(x, buf, tau, form, r, f, amp)
-    k = 0
+    e = _decorrelated(r, start, w)
     for c in range(c_n):
-        lo = int(start[c])
-        e = 0.0
-        for j in range(lo, c + 1):
-            e += w[k + j - lo] * r[j]
-        out[q + c] = _normal(e, 0.0, sd[c])
-        k += c + 1 - lo
+        out[q + c] = _normal(e[c], 0.0, sd[c])
 
 
 @numba.cfunc(_LOGP_SIG, cache=True, nogil=True)
