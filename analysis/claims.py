@@ -171,7 +171,7 @@ def _number(path: str, cid: str, fld: str, value: Any, lo: float | None = None,
 
 
 OPTION_FIELDS = {"measure", "form", "comparator", "moderators", "untimed", "threshold", "tau_prior",
-                 "fraction", "hill", "direction", "rho", "priors"}
+                 "fraction", "hill", "direction", "rho", "priors", "timing", "timing_group"}
 #: prior settings a claim's ``priors`` mapping may change, per family (``mu_mean`` may be
 #: any number; the others are scales and must be positive)
 PRIOR_FIELDS = {
@@ -315,6 +315,11 @@ def parse_claim(raw: Any, path: str, defaults: DecisionRule) -> Claim:
         if family != "time-course":
             raise _fail(path, cid, "rho", "only time-course claims take a correlation rho")
         options["rho"] = _number(path, cid, "rho", options["rho"], 0.0, 0.99)
+    for key in ("timing", "timing_group"):
+        if key in options and family != "time-course":
+            raise _fail(path, cid, key, "only time-course claims take a timing")
+    if options.get("timing", "shared") not in ("shared", "by-route", "by-treatment"):
+        raise _fail(path, cid, "timing", "use shared, by-route or by-treatment")
     if "priors" in options:
         options["priors"] = parse_priors(options["priors"], family,
                                          lambda msg: _fail(path, cid, "priors", msg))

@@ -48,6 +48,7 @@ class TimeOptions:
     form: str = "bateman"
     rho: float = 0.5
     priors: tuple[tuple[str, float], ...] = ()  # (setting, value) pairs over the defaults
+    timing: str = "shared"  # or by-route, by-treatment: Bateman T_r, T_d per group
     filters: Filters = field(default_factory=Filters)
     comparator: tuple[str, ...] = ()
     times: tuple[float, ...] = ()
@@ -152,7 +153,8 @@ def fit_time(records: Records, opts: TimeOptions, settings: SamplerSettings):  #
         raise SpecError(f"model '{opts.model}' is not a time-course model")
     form = opts.form if opts.form in cls.gate else next(iter(cls.gate))
     priors = replace(TimePriors(), **dict(opts.priors)) if opts.priors else None
-    model = cls(form, rho=opts.rho, priors=priors)
+    extra = {"timing": opts.timing} if opts.timing != "shared" else {}
+    model = cls(form, rho=opts.rho, priors=priors, **extra)
     return data, model, model.fit(data, settings, data_sha256=records.sha256)
 
 
@@ -166,7 +168,8 @@ def time_document(records: Records, opts: TimeOptions, settings: SamplerSettings
                      fraction=opts.fraction, direction=direction)
     doc = {
         "model": opts.model, "form": form, "outcome": opts.outcome,
-        "measure": opts.measure, "rho": opts.rho, "threshold": opts.threshold,
+        "measure": opts.measure, "rho": opts.rho, "timing": opts.timing,
+        "threshold": opts.threshold,
         "fraction": opts.fraction,
         "direction": "higher is better" if direction > 0 else "lower is better",
         "k": len(data.studies), "contrasts": len(data.contrasts), **s,

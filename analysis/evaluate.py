@@ -202,6 +202,7 @@ def _time_course(records: Records, claim: Claim, settings: SamplerSettings) -> F
     opts = TimeOptions(outcome=claim.outcome, measure=measure, model=claim.model,
                        form=claim.option("form", "bateman"), filters=claim.filters,
                        rho=float(claim.option("rho", 0.5)), priors=claim.option("priors", ()),
+                       timing=str(claim.option("timing", "shared")),
                        comparator=claim.option("comparator", ()),
                        threshold=float(claim.option("threshold", 0.405)),
                        fraction=float(claim.option("fraction", 0.5)),
@@ -220,10 +221,13 @@ def _time_course(records: Records, claim: Claim, settings: SamplerSettings) -> F
     observed = sorted({float(t) for t in data.contrasts["time_h"] if float(t) > 0})
     prior = prior_fit(model, fit, settings)
 
+    group = _timing_group(fit, claim)
+
     def draws_for(f: Any) -> Callable[[str, Claim], np.ndarray]:  # noqa: ANN401
         return lambda q, c: time_quantity(model, f, q, direction,
                                           float(c.option("threshold", opts.threshold)),
-                                          float(c.option("fraction", opts.fraction)))
+                                          float(c.option("fraction", opts.fraction)),
+                                          _timing_group(fit, c))
 
     def unidentified(q: str, c: Claim) -> str | None:
         if q.startswith("effect_at:"):
@@ -241,7 +245,7 @@ def _time_course(records: Records, claim: Claim, settings: SamplerSettings) -> F
                         f"{q} lies below or above it is not informed by data")
         if prior is None:
             return None
-        for name, post_x, prior_x in _shape_parameters(fit, prior):
+        for name, post_x, prior_x in _shape_parameters(fit, prior, group):
             said = _contraction(post_x, prior_x, name, c.rule.sd_ratio)
             if said:
                 return said
@@ -252,12 +256,29 @@ def _time_course(records: Records, claim: Claim, settings: SamplerSettings) -> F
                      prior_draws=None if prior is None else draws_for(prior))
 
 
-def _shape_parameters(fit: Any, prior: Any) -> list[tuple[str, np.ndarray, np.ndarray]]:  # noqa: ANN401
+def _timing_group(fit: Any, claim: Claim) -> int:  # noqa: ANN401
+    """Return the index of the timing group a claim names (the first when it names none)."""
+    from .errors import SpecError
+
+    name = claim.option("timing_group")
+    groups = getattr(fit, "timing_groups", ())
+    if name is None or not groups:
+        return 0
+    if name not in groups:
+        raise SpecError(f"claim '{claim.id}': timing_group '{name}' is not one of "
+                        f"{', '.join(groups)}")
+    return groups.index(name)
+
+
+def _shape_parameters(fit: Any, prior: Any,  # noqa: ANN401
+                      group: int = 0) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """Return the parameters setting a time curve's shape: name, posterior, prior draws."""
+    from .models.time_course import _group
+
     post_p, prior_p = fit.idata.posterior, prior.idata.posterior
     if "t_rise" in post_p and "t_rise" in prior_p:
         def logs(f: Any) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN401
-            t_r, t_d = flat(f.idata, "t_rise"), flat(f.idata, "t_decay")
+            t_r, t_d = _group(f, "t_rise", group), _group(f, "t_decay", group)
             return np.log(t_r), np.log(t_d - t_r)
 
         (a, b), (pa, pb) = logs(fit), logs(prior)

@@ -6,7 +6,8 @@ The same models as :mod:`trialmeta.analysis.models.dose_response` (forms ``linea
 tests compare them with the PyMC models at random points. Layouts of ``x``:
 
 - dose-response: ``theta, log tau, z[S], beta[p], (log_ed50), alpha[S]``
-- time-course: ``log tau, z[S]`` then ``peak, log_t_rise, log_t_gap`` (bateman) or
+- time-course: ``log tau, z[S]`` then ``peak, log_t_rise[G], log_t_gap[G]`` (bateman; G
+  timing groups, 1 when timing is shared) or
   ``knot_effect[K]`` (piecewise); the likelihood is the joint normal of each study's
   contrasts, factorised as ``e = W (y - mean) ~ Normal(0, sd^2)`` with ``W`` unit
   lower-triangular (:class:`~trialmeta.analysis.models.time_course.SamplingStructure`)
@@ -33,6 +34,7 @@ from .kernels import (
     H_BASE_SD,
     H_C,
     H_C2,
+    H_D,
     H_FORM,
     H_K,
     H_P,
@@ -161,29 +163,24 @@ def _bracket(t: float, t_r: float, t_d: float) -> tuple[float, float, float]:
 
 
 @numba.njit(**_JIT)
-def _time_course_curve(x: np.ndarray, buf: np.ndarray, c: int, form: int, ic: int, t_r: float,
-                       t_d: float, norm: float) -> float:
-    """Return the curve f at contrast c's time (bateman or piecewise)."""
-    c_n = int(buf[H_C])
-    o = HEADER
-    if form == BATEMAN:
-        t = buf[o + 3 * c_n + c]
-        return x[ic] * (math.exp(-t / t_d) - math.exp(-t / t_r)) / norm
-    lo = int(buf[o + 4 * c_n + c])
-    frac = buf[o + 5 * c_n + c]
-    v_lo = 0.0 if lo == 0 else x[ic + lo - 1]
-    return v_lo + frac * (x[ic + lo] - v_lo)
+def _groups(buf: np.ndarray) -> int:
+    """Return the number of timing groups (Bateman T_r, T_d per group; 1: shared)."""
+    return max(1, int(buf[H_D]))
 
 
 @numba.njit(**_JIT)
-def _time_course_shape(x: np.ndarray, form: int, ic: int) -> tuple[float, float, float]:
-    """T_r, T_d and the Bateman scale (zeros for piecewise)."""
+def _shapes(x: np.ndarray, form: int, ic: int, g_n: int
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """T_r, T_d and the Bateman scale of each timing group (zeros for piecewise)."""
+    t_r, t_d, norm = np.zeros(g_n), np.zeros(g_n), np.zeros(g_n)
     if form != BATEMAN:
-        return 0.0, 0.0, 0.0
-    t_r = math.exp(x[ic + 1])
-    t_d = t_r + math.exp(x[ic + 2])
-    tp = math.log(t_d / t_r) * t_d * t_r / (t_d - t_r)
-    return t_r, t_d, math.exp(-tp / t_d) - math.exp(-tp / t_r)
+        return t_r, t_d, norm
+    for g in range(g_n):
+        t_r[g] = math.exp(x[ic + 1 + g])
+        t_d[g] = t_r[g] + math.exp(x[ic + 1 + g_n + g])
+        tp = math.log(t_d[g] / t_r[g]) * t_d[g] * t_r[g] / (t_d[g] - t_r[g])
+        norm[g] = math.exp(-tp / t_d[g]) - math.exp(-tp / t_r[g])
+    return t_r, t_d, norm
 
 
 @numba.njit(**_JIT)
@@ -193,10 +190,17 @@ def _time_course_residuals(x: np.ndarray, buf: np.ndarray, tau: float, form: int
     s_n, c_n = int(buf[H_S]), int(buf[H_C])
     o = HEADER
     ic = 1 + s_n
-    t_r, t_d, norm = _time_course_shape(x, form, ic)
+    t_r, t_d, norm = _shapes(x, form, ic, _groups(buf))
     for c in range(c_n):
         s = int(buf[o + c])
-        f[c] = _time_course_curve(x, buf, c, form, ic, t_r, t_d, norm)
+        if form == BATEMAN:
+            g = int(buf[o + 7 * c_n + c])
+            t = buf[o + 3 * c_n + c]
+            f[c] = x[ic] * (math.exp(-t / t_d[g]) - math.exp(-t / t_r[g])) / norm[g]
+        else:
+            lo = int(buf[o + 4 * c_n + c])
+            v_lo = 0.0 if lo == 0 else x[ic + lo - 1]
+            f[c] = v_lo + buf[o + 5 * c_n + c] * (x[ic + lo] - v_lo)
         amp[c] = math.exp(tau * x[1 + s] - 0.5 * tau * tau)
         r[c] = buf[o + c_n + c] - amp[c] * f[c]
 
@@ -218,28 +222,32 @@ def _decorrelated(r: np.ndarray, start: np.ndarray, w: np.ndarray) -> np.ndarray
 def time_course_logp(x: np.ndarray, buf: np.ndarray, grad: np.ndarray) -> float:
     """Log density and gradient of time-course (contrast level, joint normal likelihood)."""
     s_n, c_n, k_n = int(buf[H_S]), int(buf[H_C]), int(buf[H_K])
+    g_n = _groups(buf)
     form = int(buf[H_FORM])
     peak_sd = buf[H_PRIOR_SD]
     o = HEADER
     sidx, sd, t = buf[o:o + c_n], buf[o + 2 * c_n:o + 3 * c_n], buf[o + 3 * c_n:o + 4 * c_n]
     pos, frac = buf[o + 4 * c_n:o + 5 * c_n], buf[o + 5 * c_n:o + 6 * c_n]
-    start, w = buf[o + 6 * c_n:o + 7 * c_n], buf[o + 7 * c_n:]
+    start, gidx, w = buf[o + 6 * c_n:o + 7 * c_n], buf[o + 7 * c_n:o + 8 * c_n], \
+        buf[o + 8 * c_n:]
     iz, ic = 1, 1 + s_n
     tau, dtau, lp, dt = tau_prior(x[0], HALF_NORMAL, buf[H_TAU_SCALE], 0.0)
     for i in range(s_n):
         lp += _normal(x[iz + i], 0.0, 1.0)
         grad[iz + i] = -x[iz + i]
-    t_r, t_d, norm = _time_course_shape(x, form, ic)
-    dn_r = dn_d = 0.0
+    t_r, t_d, norm = _shapes(x, form, ic, g_n)
+    dn_r, dn_d = np.zeros(g_n), np.zeros(g_n)
     if form == BATEMAN:
-        peak, a, b = x[ic], x[ic + 1], x[ic + 2]
-        lp += _normal(peak, 0.0, peak_sd) + _normal(a, buf[H_A], buf[H_C2]) \
-            + _normal(b, buf[H_B], buf[H_C2])
+        peak, tsd = x[ic], buf[H_C2]
+        lp += _normal(peak, 0.0, peak_sd)
         grad[ic] = -peak / (peak_sd * peak_sd)
-        grad[ic + 1] = -(a - buf[H_A]) / (buf[H_C2] * buf[H_C2])
-        grad[ic + 2] = -(b - buf[H_B]) / (buf[H_C2] * buf[H_C2])
-        tp = math.log(t_d / t_r) * t_d * t_r / (t_d - t_r)
-        _, dn_r, dn_d = _bracket(tp, t_r, t_d)
+        for g in range(g_n):
+            a, b = x[ic + 1 + g], x[ic + 1 + g_n + g]
+            lp += _normal(a, buf[H_A], tsd) + _normal(b, buf[H_B], tsd)
+            grad[ic + 1 + g] = -(a - buf[H_A]) / (tsd * tsd)
+            grad[ic + 1 + g_n + g] = -(b - buf[H_B]) / (tsd * tsd)
+            tp = math.log(t_d[g] / t_r[g]) * t_d[g] * t_r[g] / (t_d[g] - t_r[g])
+            _, dn_r[g], dn_d[g] = _bracket(tp, t_r[g], t_d[g])
     else:
         for j in range(k_n):
             lp += _normal(x[ic + j], 0.0, peak_sd)
@@ -256,7 +264,8 @@ def time_course_logp(x: np.ndarray, buf: np.ndarray, grad: np.ndarray) -> float:
         for j in range(lo, c + 1):
             dmean[j] += g * w[k + j - lo]
         k += c + 1 - lo
-    g_peak = g_r = g_d = 0.0  # d logL / d(peak, T_r, T_d) through the curve
+    g_peak = 0.0  # d logL / d peak, and d logL / d(T_r, T_d) of each group, via the curve
+    g_r, g_d = np.zeros(g_n), np.zeros(g_n)
     dtau_sum = 0.0
     for c in range(c_n):
         s = int(sidx[c])
@@ -264,44 +273,50 @@ def time_course_logp(x: np.ndarray, buf: np.ndarray, grad: np.ndarray) -> float:
         dtau_sum += dmean[c] * f[c] * amp[c] * (x[iz + s] - tau)
         rf = dmean[c] * amp[c]  # d logL / d f
         if form == BATEMAN:
-            br, dbr, dbd = _bracket(t[c], t_r, t_d)
-            g_peak += rf * br / norm
-            g_r += rf * x[ic] * (dbr * norm - br * dn_r) / (norm * norm)
-            g_d += rf * x[ic] * (dbd * norm - br * dn_d) / (norm * norm)
+            g = int(gidx[c])
+            br, dbr, dbd = _bracket(t[c], t_r[g], t_d[g])
+            g_peak += rf * br / norm[g]
+            g_r[g] += rf * x[ic] * (dbr * norm[g] - br * dn_r[g]) / (norm[g] * norm[g])
+            g_d[g] += rf * x[ic] * (dbd * norm[g] - br * dn_d[g]) / (norm[g] * norm[g])
         else:
             lo = int(pos[c])
             if lo > 0:
                 grad[ic + lo - 1] += rf * (1.0 - frac[c])
             grad[ic + lo] += rf * frac[c]
     grad[0] = dtau * dtau_sum + dt
-    if form == BATEMAN:  # T_r = e^a, T_d = e^a + e^b
+    if form == BATEMAN:  # T_r = e^a, T_d = e^a + e^b, per group
         grad[ic] += g_peak
-        grad[ic + 1] += t_r * (g_r + g_d)
-        grad[ic + 2] += (t_d - t_r) * g_d
+        for g in range(g_n):
+            grad[ic + 1 + g] += t_r[g] * (g_r[g] + g_d[g])
+            grad[ic + 1 + g_n + g] += (t_d[g] - t_r[g]) * g_d[g]
     return lp
 
 
 @numba.njit(**_JIT)
 def time_course_expand(x: np.ndarray, buf: np.ndarray, out: np.ndarray) -> None:
-    """Write the stored draws: tau, z, curve parameters (and T_r, T_d, t*), log-lik."""
+    """Write the stored draws: tau, z, curve parameters (and T_r, T_d, t* per group), log-lik."""
     s_n, c_n, k_n = int(buf[H_S]), int(buf[H_C]), int(buf[H_K])
+    g_n = _groups(buf)
     form = int(buf[H_FORM])
     o = HEADER
     sd, start, w = buf[o + 2 * c_n:o + 3 * c_n], buf[o + 6 * c_n:o + 7 * c_n], \
-        buf[o + 7 * c_n:]
+        buf[o + 8 * c_n:]
     ic = 1 + s_n
     tau = math.exp(x[0])
     out[0] = tau
     for i in range(s_n):
         out[1 + i] = x[1 + i]
     q = 1 + s_n
-    t_r, t_d, norm = _time_course_shape(x, form, ic)
+    t_r, t_d, _ = _shapes(x, form, ic, g_n)
     if form == BATEMAN:
-        for j in range(3):
+        for j in range(1 + 2 * g_n):  # peak, log_t_rise[G], log_t_gap[G]
             out[q + j] = x[ic + j]
-        out[q + 3], out[q + 4] = t_r, t_d
-        out[q + 5] = math.log(t_d / t_r) * t_d * t_r / (t_d - t_r)
-        q += 6
+        q += 1 + 2 * g_n
+        for g in range(g_n):
+            out[q + g], out[q + g_n + g] = t_r[g], t_d[g]
+            out[q + 2 * g_n + g] = math.log(t_d[g] / t_r[g]) * t_d[g] * t_r[g] / (
+                t_d[g] - t_r[g])
+        q += 3 * g_n
     else:
         for j in range(k_n):
             out[q + j] = x[ic + j]

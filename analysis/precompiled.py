@@ -210,14 +210,19 @@ def dose_response(*, binary: bool, form: str, study_index: np.ndarray, studies: 
 
 def time_course(*, form: str, study_index: np.ndarray, studies: list[str], lik: Any,
                 t: np.ndarray, knots: tuple[float, ...], peak_sd: float, t_rise: float,
-                t_decay: float, t_sd: float, tau_scale: float) -> PrecompiledModel:
+                t_decay: float, t_sd: float, tau_scale: float,
+                group_index: np.ndarray | None = None,
+                groups: list[str] | None = None) -> PrecompiledModel:
     """Time-course (bateman or piecewise in log(1 + t)) on the factorised contrasts ``lik``.
 
-    ``lik`` is a :class:`~trialmeta.analysis.models.time_course.SamplingStructure`.
+    ``lik`` is a :class:`~trialmeta.analysis.models.time_course.SamplingStructure`. With
+    ``groups`` (Bateman only), T_r and T_d are estimated per timing group.
     """
     from .kernels_curves import BATEMAN, PIECEWISE
 
     s_n, c_n, k_n = len(studies), len(lik.y), len(knots)
+    g_n = len(groups) if groups else 1
+    gidx = np.zeros(c_n) if group_index is None else np.asarray(group_index, float)
     t = np.asarray(t, float)
     lk, lt = np.log1p(np.array((0.0, *knots))), np.log1p(t)
     pos = np.clip(np.searchsorted(lk, lt, side="right") - 1, 0, len(lk) - 2)
@@ -225,16 +230,22 @@ def time_course(*, form: str, study_index: np.ndarray, studies: list[str], lik: 
     buf = _finish(_header(5.0, s=s_n, c=c_n, k=k_n,
                           form=BATEMAN if form == "bateman" else PIECEWISE,
                           prior_sd=peak_sd, tau_scale=tau_scale, a=math.log(t_rise),
-                          b=math.log(t_decay), c2=t_sd),
+                          b=math.log(t_decay), c2=t_sd, d=g_n),
                   np.asarray(study_index, float), lik.y, lik.sd, t, pos.astype(float), frac,
-                  lik.start.astype(float), np.concatenate(lik.w))
+                  lik.start.astype(float), gidx, np.concatenate(lik.w))
     coords: dict[str, list[Any]] = {"study": list(studies), "y_dim_0": list(range(c_n))}
     variables = [Variable("tau", ()), Variable("z", ("study",))]
     if form == "bateman":
-        variables += [Variable(n, ()) for n in ("peak", "log_t_rise", "log_t_gap", "t_rise",
-                                                "t_decay", "time_to_peak")]
-        init = np.zeros(1 + s_n + 3)
-        init[-2:] = math.log(t_rise), math.log(t_decay)
+        dims: tuple[str, ...] = ()
+        if groups:
+            coords["timing_group"] = list(groups)
+            dims = ("timing_group",)
+        variables += [Variable("peak", ())] + [
+            Variable(n, dims) for n in ("log_t_rise", "log_t_gap", "t_rise", "t_decay",
+                                        "time_to_peak")]
+        init = np.zeros(1 + s_n + 1 + 2 * g_n)
+        init[-2 * g_n:-g_n] = math.log(t_rise)
+        init[-g_n:] = math.log(t_decay)
     else:
         coords["knot_effect_dim_0"] = list(range(k_n))
         variables.append(Variable("knot_effect", ("knot_effect_dim_0",)))

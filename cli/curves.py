@@ -168,6 +168,9 @@ def time_course(
         help="A registered time-course model (a plug-in's name); default time-course.")] = None,
     rho: Annotated[float | None, typer.Option(
         help="Correlation between time points of the same patients (0-1).")] = None,
+    timing: Annotated[str | None, typer.Option(
+        help="shared (one rise and decay time), by-route or by-treatment (bateman: T_r and "
+             "T_d per route or drug; summaries per group under by_group).")] = None,
     treatment: TreatmentOpt = None,
     route: RouteOpt = None,
     population: PopulationOpt = None,
@@ -198,6 +201,7 @@ def time_course(
 
     opts = _override(_defaults(file, "time-course"), outcome=outcome,
                      measure=measure.upper() if measure else None, form=form, rho=rho,
+                     timing=timing,
                      model=model,
                      times=tuple(at) if at else None, threshold=threshold, fraction=fraction,
                      comparator=tuple(comparator) if comparator else None, treatment=treatment,

@@ -99,3 +99,45 @@ def test_independent_contrasts_reduce_to_one_normal_term_each() -> None:
     kernels_curves.time_course_expand(x, pre.buffer, out)
     np.testing.assert_allclose(out[-len(t):], stats.norm(0, np.sqrt(eff.vi)).logpdf(eff.yi),
                                rtol=1e-12)
+
+
+def test_timing_by_route_is_the_pymc_model_and_summarised_per_group() -> None:
+    """--timing by-route: T_r and T_d per route, in the kernel and the PyMC model alike."""
+    from tests.test_precompiled import DEPRESSION_SCALES, _check_against_pymc
+
+    data = select_time_course(read_records(None), "response", "OR",
+                              Filters(treatment=("ketamine", "esketamine"),
+                                      scale=DEPRESSION_SCALES))
+    model = TimeCourse("bateman", timing="by-route")
+    groups, index = model.timing_groups(data)
+    assert groups == ["intranasal", "iv"] and set(index) == {0, 1}
+    _check_against_pymc(model, data, points=3)
+    assert TimeCourse("bateman", timing="shared").timing_groups(data) is None
+
+
+def test_timing_groups_need_the_bateman_form() -> None:
+    import pytest
+    from trialmeta.analysis.errors import SpecError
+
+    with pytest.raises(SpecError, match="needs the bateman form"):
+        TimeCourse("piecewise", timing="by-treatment")
+    with pytest.raises(SpecError, match="unknown timing"):
+        TimeCourse("bateman", timing="by-dose")
+
+
+def test_fit_time_course_by_route_reports_each_route() -> None:
+    import json
+
+    from trialmeta.cli.app import app
+    from typer.testing import CliRunner
+
+    r = CliRunner().invoke(app, [
+        "fit", "time-course", "--timing", "by-route", "--treatment", "ketamine",
+        "--treatment", "esketamine", "--route", "iv", "--route", "intranasal",
+        "--draws", "200", "--tune", "200", "--chains", "2", "--allow-unconverged", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["timing"] == "by-route" and set(doc["by_group"]) == {"intranasal", "iv"}
+    for g in doc["by_group"].values():
+        assert "time_to_peak_h" in g["estimates"] or "time_to_peak_h_missing" in \
+            g["probabilities"]

@@ -51,6 +51,8 @@ DEFAULT_KNOTS = (2.0, 24.0, 72.0, 168.0, 336.0, 672.0)
 GRID_END_H = 672.0
 #: part of a fit's cache token: bump when the likelihood changes
 LIKELIHOOD = "joint-normal-2"
+#: --timing: which column of the active arm gives T_r and T_d their own values
+TIMINGS = {"shared": None, "by-route": "route", "by-treatment": "treatment"}
 TIME_GRID = np.exp(np.linspace(np.log(0.25), np.log(GRID_END_H), 600))
 
 
@@ -177,6 +179,8 @@ class TimeFit:
     knots: tuple[float, ...] = DEFAULT_KNOTS
     pymc_model: pm.Model | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    #: timing groups (Bateman T_r, T_d per route or treatment); empty when shared
+    timing_groups: tuple[str, ...] = ()
 
 
 def bateman(t: np.ndarray, a: np.ndarray, t_r: np.ndarray, t_d: np.ndarray) -> np.ndarray:
@@ -201,14 +205,32 @@ class TimeCourse:
     quantities = ("effect_at", "onset_h", "time_to_peak_h", "duration_h", "peak")
 
     def __init__(self, form: str = "bateman", *, rho: float = 0.5,
-                 priors: TimePriors | None = None, knots: tuple[float, ...] = DEFAULT_KNOTS):
+                 priors: TimePriors | None = None, knots: tuple[float, ...] = DEFAULT_KNOTS,
+                 timing: str = "shared"):
         if form not in self.gate:
             raise SpecError(f"unknown time-course form '{form}'; use one of "
                             f"{', '.join(self.gate)}")
         if not 0 <= rho < 1:
             raise SpecError("the within-study correlation rho must lie in [0, 1)")
+        if timing not in TIMINGS:
+            raise SpecError(f"unknown timing '{timing}'; use {', '.join(TIMINGS)}")
+        if timing != "shared" and form != "bateman":
+            raise SpecError(f"--timing {timing} needs the bateman form (rise and decay times "
+                            "per group)")
         self.form, self.rho, self.knots = form, rho, tuple(sorted(knots))
         self.priors = priors or TimePriors()
+        self.timing = timing
+
+    def timing_groups(self, data: ContrastData) -> tuple[list[str], np.ndarray] | None:
+        """Return the timing groups (route or treatment) and each contrast's; None if shared."""
+        if self.timing == "shared":
+            return None
+        column = TIMINGS[self.timing]
+        values = data.contrasts[column].astype(str)
+        groups = sorted(set(values))
+        if len(groups) < 2:
+            return None  # one group: the same model as shared timing
+        return groups, values.map({g: i for i, g in enumerate(groups)}).to_numpy()
 
     def build(self, data: ContrastData) -> pm.Model:
         """Build the PyMC model (no sampling)."""
@@ -224,7 +246,13 @@ class TimeCourse:
         studies = data.studies
         s_idx = c["study"].map({s: i for i, s in enumerate(studies)}).to_numpy()
         pr = self.priors
-        with pm.Model(coords={"study": studies}) as model:
+        grouped = self.timing_groups(data)
+        coords: dict[str, Any] = {"study": studies}
+        self._group_index = None
+        if grouped:
+            coords["timing_group"] = grouped[0]
+            self._group_index = grouped[1]
+        with pm.Model(coords=coords) as model:
             tau = pm.HalfNormal("tau", pr.tau_scale)
             z = pm.Normal("z", 0.0, 1.0, dims="study")
             f = self.curve_tensor(t)
@@ -246,13 +274,18 @@ class TimeCourse:
 
         pr = self.priors
         if self.form == "bateman":
+            index = getattr(self, "_group_index", None)
+            dims = "timing_group" if index is not None else None
             a = pm.Normal("peak", 0.0, pr.peak_sd)
             t_r = pm.Deterministic("t_rise", pt.exp(pm.Normal("log_t_rise", np.log(pr.t_rise),
-                                                              pr.t_sd)))
-            gap = pt.exp(pm.Normal("log_t_gap", np.log(pr.t_decay), pr.t_sd))
-            t_d = pm.Deterministic("t_decay", t_r + gap)
-            tp = pm.Deterministic("time_to_peak", pt.log(t_d / t_r) * t_d * t_r / (t_d - t_r))
+                                                              pr.t_sd, dims=dims)), dims=dims)
+            gap = pt.exp(pm.Normal("log_t_gap", np.log(pr.t_decay), pr.t_sd, dims=dims))
+            t_d = pm.Deterministic("t_decay", t_r + gap, dims=dims)
+            tp = pm.Deterministic("time_to_peak", pt.log(t_d / t_r) * t_d * t_r / (t_d - t_r),
+                                  dims=dims)
             norm = pt.exp(-tp / t_d) - pt.exp(-tp / t_r)
+            if index is not None:
+                t_r, t_d, norm = t_r[index], t_d[index], norm[index]
             return a * (pt.exp(-t / t_d) - pt.exp(-t / t_r)) / norm
         knots = np.array((0.0, *self.knots))
         vals = pm.Normal("knot_effect", 0.0, pr.peak_sd, shape=len(self.knots))
@@ -262,11 +295,11 @@ class TimeCourse:
         frac = np.clip((lt - lk[pos]) / (lk[pos + 1] - lk[pos]), 0.0, 1.0)
         return allv[pos] + frac * (allv[pos + 1] - allv[pos])
 
-    def curve_draws(self, fit: TimeFit, times: np.ndarray) -> np.ndarray:
-        """Posterior draws of f(t) at ``times`` (draws x times)."""
+    def curve_draws(self, fit: TimeFit, times: np.ndarray, group: int = 0) -> np.ndarray:
+        """Posterior draws of f(t) at ``times`` (draws x times); ``group``: a timing group."""
         if fit.form == "bateman":
-            return bateman(times, flat(fit.idata, "peak"), flat(fit.idata, "t_rise"),
-                           flat(fit.idata, "t_decay"))
+            return bateman(times, flat(fit.idata, "peak"), _group(fit, "t_rise", group),
+                           _group(fit, "t_decay", group))
         vals = flat(fit.idata, "knot_effect")
         lk = np.log1p(np.array((0.0, *fit.knots)))
         allv = np.concatenate([np.zeros((vals.shape[0], 1)), vals], axis=1)
@@ -284,8 +317,10 @@ class TimeCourse:
             return None
         pr = self.priors
         if fit.form == "bateman":
-            t_r = np.exp(rng.normal(np.log(pr.t_rise), pr.t_sd, n))
-            t_d = t_r + np.exp(rng.normal(np.log(pr.t_decay), pr.t_sd, n))
+            groups = getattr(fit, "timing_groups", ())
+            shape = (n, len(groups)) if groups else n
+            t_r = np.exp(rng.normal(np.log(pr.t_rise), pr.t_sd, shape))
+            t_d = t_r + np.exp(rng.normal(np.log(pr.t_decay), pr.t_sd, shape))
             return {"peak": rng.normal(0.0, pr.peak_sd, n), "t_rise": t_r, "t_decay": t_d,
                     "time_to_peak": time_to_peak(t_r, t_d),
                     "tau": np.abs(rng.normal(0.0, pr.tau_scale, n))}
@@ -306,12 +341,15 @@ class TimeCourse:
             raise SpecError("no contrasts: no study has active and control arms after one dose")
         c = data.contrasts
         pr = self.priors
+        grouped = self.timing_groups(data)
         return time_course(
             form=self.form,
             study_index=c["study"].map({s: i for i, s in enumerate(data.studies)}).to_numpy(),
             studies=list(data.studies), lik=sampling_structure(data, self.rho),
             t=c["time_h"].to_numpy(float), knots=self.knots, peak_sd=pr.peak_sd,
-            t_rise=pr.t_rise, t_decay=pr.t_decay, t_sd=pr.t_sd, tau_scale=pr.tau_scale)
+            t_rise=pr.t_rise, t_decay=pr.t_decay, t_sd=pr.t_sd, tau_scale=pr.tau_scale,
+            group_index=grouped[1] if grouped else None,
+            groups=grouped[0] if grouped else None)
 
     def fit(self, data: ContrastData, settings: SamplerSettings | None = None, *,
             data_sha256: str = "", progress: bool = False) -> TimeFit:
@@ -320,7 +358,7 @@ class TimeCourse:
         model = LazyModel(lambda: self.build(data),
                           (lambda: self.precompiled(data)) if self._precompilable() else None)
         token = "|".join([self.name, LIKELIHOOD, type(self).__qualname__, self.form,
-                          repr(self.rho),
+                          repr(self.rho), self.timing,
                           repr(self.knots), repr(self.priors.as_dict()), data.measure,
                           data.contrasts.to_csv(index=False)])
         idata = sample(model, settings, progress=progress, token=token)
@@ -331,13 +369,23 @@ class TimeCourse:
                             "data_sha256": data_sha256, "priors": repr(self.priors.as_dict()),
                             "sampler": repr(settings.as_dict()), "seed": settings.seed,
                             "versions": repr(versions)})
+        grouped = self.timing_groups(data)
         return TimeFit(self.name, self.form, self.rho, idata, data, self.priors, settings,
                        diag, self.knots, model.built,
-                       {"data_sha256": data_sha256, "seed": settings.seed, "versions": versions})
+                       {"data_sha256": data_sha256, "seed": settings.seed, "versions": versions},
+                       tuple(grouped[0]) if grouped else ())
 
-    def effect(self, fit: TimeFit, times: np.ndarray) -> np.ndarray:
-        """Draws of the mean effect at each time (draws x times)."""
+    def effect(self, fit: TimeFit, times: np.ndarray, group: int = 0) -> np.ndarray:
+        """Draws of the mean effect at each time (draws x times), for one timing group."""
+        if group:
+            return self.curve_draws(fit, np.asarray(times, float), group)
         return self.curve_draws(fit, np.asarray(times, float))
+
+
+def _group(fit: TimeFit, name: str, group: int) -> np.ndarray:
+    """Draws of a per-group parameter for one timing group (the whole vector if shared)."""
+    x = flat(fit.idata, name)
+    return x[:, group] if x.ndim == 2 else x
 
 
 def grid_events(curve: np.ndarray, threshold: float,
@@ -359,7 +407,7 @@ def grid_events(curve: np.ndarray, threshold: float,
 
 
 def time_quantity(model: TimeCourse, fit: TimeFit, q: str, direction: int, threshold: float,
-                  fraction: float) -> np.ndarray:
+                  fraction: float, group: int = 0) -> np.ndarray:
     """Draws of a named time-course quantity; a time never reached within the grid is +inf.
 
     Time to peak is exact: t* = ln(T_d/T_r) T_d T_r / (T_d - T_r) for the Bateman curve,
@@ -368,18 +416,19 @@ def time_quantity(model: TimeCourse, fit: TimeFit, q: str, direction: int, thres
     """
     post = fit.idata.posterior
     if q == "time_to_peak_h" and "t_rise" in post and "peak" in post:
-        t_star = (flat(fit.idata, "time_to_peak") if "time_to_peak" in post
-                  else time_to_peak(flat(fit.idata, "t_rise"), flat(fit.idata, "t_decay")))
+        t_star = (_group(fit, "time_to_peak", group) if "time_to_peak" in post
+                  else time_to_peak(_group(fit, "t_rise", group),
+                                    _group(fit, "t_decay", group)))
         return np.where(direction * flat(fit.idata, "peak") > 0, t_star, np.inf)
     if q == "time_to_peak_h" and "knot_effect" in post:
         knots = direction * flat(fit.idata, "knot_effect")
         best = np.argmax(knots, axis=1)
         return np.where(knots.max(axis=1) > 0, np.asarray(fit.knots)[best], np.inf)
     if q.startswith("effect_at:"):
-        return model.effect(fit, np.array([float(q.partition(":")[2])]))[:, 0]
+        return model.effect(fit, np.array([float(q.partition(":")[2])]), group)[:, 0]
     if q not in ("onset_h", "time_to_peak_h", "peak", "duration_h"):
         raise SpecError(f"time-course has no quantity '{q}'")
-    onset, peak_i, peak_v, end = grid_events(direction * model.effect(fit, TIME_GRID),
+    onset, peak_i, peak_v, end = grid_events(direction * model.effect(fit, TIME_GRID, group),
                                              threshold, fraction)
     return {"onset_h": onset, "duration_h": end, "peak": direction * peak_v,
             "time_to_peak_h": np.where(peak_v > 0, TIME_GRID[peak_i], np.inf)}[q]
@@ -387,7 +436,8 @@ def time_quantity(model: TimeCourse, fit: TimeFit, q: str, direction: int, thres
 
 def time_summary(model: TimeCourse, fit: TimeFit, *, times: tuple[float, ...] = (),
                  threshold: float = 0.0, fraction: float = 0.5,
-                 direction: int = 1) -> dict[str, Any]:
+                 direction: int = 1, group: int = 0,
+                 by_group: bool = True) -> dict[str, Any]:
     """Effects at chosen times, onset, time to peak and duration, with warnings.
 
     Onset: per draw, the first time on a fine grid where direction * effect > threshold;
@@ -397,10 +447,10 @@ def time_summary(model: TimeCourse, fit: TimeFit, *, times: tuple[float, ...] = 
     within the grid (0.25 h to 4 weeks); draws that do not are reported as such.
     """
     grid = TIME_GRID
-    curve = direction * model.effect(fit, grid)
+    curve = direction * model.effect(fit, grid, group)
     est: dict[str, dict[str, float]] = {}
     times = times or (2.0, 4.0, 24.0, 72.0, 168.0, 336.0)
-    eff = model.effect(fit, np.array(times))
+    eff = model.effect(fit, np.array(times), group)
     for j, t in enumerate(times):
         est[f"effect_at_{t:g}h"] = summarize_draws(eff[:, j])
     onset, peak_i, peak_v, end = grid_events(curve, threshold, fraction)
@@ -423,7 +473,7 @@ def time_summary(model: TimeCourse, fit: TimeFit, *, times: tuple[float, ...] = 
                            "4 weeks")
     # exact, as the claims use it: Bateman t*, or the best knot of a piecewise curve
     put("time_to_peak_h", time_quantity(model, fit, "time_to_peak_h", direction, threshold,
-                                        fraction), "the curve shows no benefit at any time")
+                                        fraction, group), "the curve shows no benefit at any time")
     est["peak"] = summarize_draws(flat(fit.idata, "peak") if "peak" in fit.idata.posterior
                                   else direction * peak_v)
     prob = (curve > threshold).mean(axis=0)
@@ -443,12 +493,21 @@ def time_summary(model: TimeCourse, fit: TimeFit, *, times: tuple[float, ...] = 
                         + ", ".join(f"{t:g} h" for t in early + late))
     if "t_rise" in fit.idata.posterior:
         for name, prior_sd in (("t_rise", fit.priors.t_sd),):
-            post_sd = float(np.std(np.log(flat(fit.idata, name))))
+            post_sd = float(np.std(np.log(_group(fit, name, group))))
             if post_sd > 0.7 * prior_sd:
                 warnings.append(f"{name} is weakly identified (posterior sd of its log "
                                 f"{post_sd:.2f} vs prior {prior_sd:.2f})")
     band = np.quantile(direction * curve, [0.025, 0.5, 0.975], axis=0)
-    return {"estimates": est, "probabilities": extra, "warnings": warnings,
-            "observed_times_h": observed,
-            "curve": {"time_h": grid.tolist(), "median": band[1].tolist(),
-                      "ci_low": band[0].tolist(), "ci_high": band[2].tolist()}}
+    out = {"estimates": est, "probabilities": extra, "warnings": warnings,
+           "observed_times_h": observed,
+           "curve": {"time_h": grid.tolist(), "median": band[1].tolist(),
+                     "ci_low": band[0].tolist(), "ci_high": band[2].tolist()}}
+    if getattr(fit, "timing_groups", ()) and by_group:
+        out["timing_group"] = fit.timing_groups[group]
+        out["by_group"] = {
+            name: {k: v for k, v in time_summary(
+                model, fit, times=times, threshold=threshold, fraction=fraction,
+                direction=direction, group=j, by_group=False).items()
+                if k in ("estimates", "probabilities")}
+            for j, name in enumerate(fit.timing_groups)}
+    return out
