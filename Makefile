@@ -7,7 +7,7 @@ OUT    ?= reports
 SEED   ?= 20190101
 
 .DEFAULT_GOAL := help
-CHECK_ARGS ?= --draws 300 --tune 300 --chains 2
+CHECK_ARGS ?= --draws 300 --tune 300 --chains 2 --allow-unconverged
 .PHONY: help install test test-slow lint report sweep calibrate report-check bench load validate clean
 
 help: ## list the targets

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from .decision import (
     EVIDENCE_FIELDS,
@@ -32,6 +31,7 @@ from .errors import SpecError
 from .inference import summarize_censored
 from .models import get_model_class
 from .selection import OUTCOMES, Filters, TimeWindow
+from .yaml_input import load_yaml
 
 VERDICTS = ("supported", "contradicted", "inconclusive", "insufficient data")
 RULE_FIELDS = {"support", "contradict", "min_studies", "insufficient_bf",
@@ -284,6 +284,66 @@ def parse_rule(raw: dict[str, Any], defaults: DecisionRule, fail: Any) -> Decisi
     return rule
 
 
+def parse_selection(raw: Any, fail: Any) -> Filters:  # noqa: ANN401
+    """Build the record filters of a ``selection`` mapping; ``fail(message)`` on bad input."""
+    if raw is not None and not isinstance(raw, dict):
+        raise fail(f"must be a mapping of column to allowed values, got {type(raw).__name__}")
+    for key, value in (raw or {}).items():
+        values = value if isinstance(value, list) else [value]
+        if not all(isinstance(v, str | int | float) and not isinstance(v, bool)
+                   for v in values):
+            raise fail(f"{key}: every value must be a name or a number")
+    try:
+        return Filters.from_mapping(raw)
+    except SpecError as exc:
+        raise fail(str(exc)) from None
+    except (TypeError, ValueError) as exc:
+        raise fail(f"a value has the wrong type ({exc})") from None
+
+
+def _check_option_types(options: dict[str, Any], family: str, model: str,
+                        fail: Any) -> None:  # noqa: ANN401
+    """Check each model option's type and range; ``fail(field, message)`` makes the error."""
+    from .models import get_model_class
+
+    for key in ("untimed", "hill"):
+        if key in options and not isinstance(options[key], bool):
+            raise fail(key, f"must be true or false, got {options[key]!r}")
+    for key, lo, hi in (("threshold", None, None), ("fraction", 0.0, 1.0)):
+        if key in options:
+            problem = _number_problem(options[key], lo, hi)
+            if problem:
+                raise fail(key, problem)
+    if "direction" in options and options["direction"] not in (-1, 0, 1):
+        raise fail("direction", f"must be 1 (higher is better), -1 or 0, got "
+                                f"{options['direction']!r}")
+    for key in ("measure", "form", "tau_prior", "timing", "timing_group"):
+        if key in options and not isinstance(options[key], str):
+            raise fail(key, f"must be text, got {options[key]!r}")
+    for key in ("comparator", "moderators"):
+        v = options.get(key, [])
+        if not all(isinstance(x, str) for x in (v if isinstance(v, list) else [v])):
+            raise fail(key, "must be a name or a list of names")
+    if "form" in options:
+        if family == "dose-response":
+            from .models.dose_response import FORMS
+            known = tuple(FORMS)
+        elif family == "time-course":
+            known = tuple(get_model_class(model).gate)  # a plug-in names its own forms
+        else:
+            raise fail("form", f"{family} claims have no curve form")
+        if options["form"] not in known:
+            raise fail("form", f"unknown form '{options['form']}'; use one of "
+                               f"{', '.join(known)}")
+    if "tau_prior" in options:
+        from .priors import heterogeneity_prior
+
+        try:
+            heterogeneity_prior(options["tau_prior"])
+        except SpecError as exc:
+            raise fail("tau_prior", str(exc)) from None
+
+
 def parse_claim(raw: Any, path: str, defaults: DecisionRule) -> Claim:
     """Validate one claim mapping; raise SpecError naming the claim and field."""
     if not isinstance(raw, dict):
@@ -304,6 +364,8 @@ def parse_claim(raw: Any, path: str, defaults: DecisionRule) -> Claim:
     if raw["outcome"] not in outcomes:
         raise _fail(path, cid, "outcome", f"'{raw['outcome']}' is not one of {', '.join(outcomes)}")
     options = {k: raw[k] for k in OPTION_FIELDS if k in raw}
+    _check_option_types(options, family, str(raw["model"]),
+                        lambda fld, msg: _fail(path, cid, fld, msg))
     for key in ("comparator", "moderators"):
         if key in options:
             v = options[key]
@@ -340,10 +402,8 @@ def parse_claim(raw: Any, path: str, defaults: DecisionRule) -> Claim:
                                        else _number(path, cid, "window_h", half, 0.0))
         except SpecError as exc:
             raise _fail(path, cid, "time_h", str(exc)) from None
-    try:
-        filters = Filters.from_mapping(raw.get("selection"))
-    except SpecError as exc:
-        raise _fail(path, cid, "selection", str(exc)) from None
+    filters = parse_selection(raw.get("selection"), lambda msg: _fail(path, cid, "selection",
+                                                                        msg))
     rule = parse_rule(raw, defaults, lambda fld, msg: _fail(path, cid, fld, msg))
     return Claim(cid, str(raw.get("title", cid)), str(raw["quote"]), str(raw.get("source", "")),
                  str(raw["model"]), str(raw["outcome"]), window, str(raw["quantity"]), filters,
@@ -357,11 +417,10 @@ def load_claims(path: str | Path | None = None) -> ClaimsFile:
     name = str(path) if path is not None else "bundled:claims/ketamine.yaml"
     if not p.exists():
         raise SpecError(f"{name}: claims file not found")
+    if not p.is_file():
+        raise SpecError(f"{name}: not a regular file")
     data = p.read_bytes()
-    try:
-        doc = yaml.safe_load(data.decode("utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{name}: not valid UTF-8 YAML: {exc}") from None
+    doc = load_yaml(data, name)
     if not isinstance(doc, dict) or not isinstance(doc.get("claims"), list) or not doc["claims"]:
         raise SpecError(f"{name}: expected a mapping with a non-empty list under 'claims'")
     d = doc.get("defaults") or {}
@@ -388,6 +447,13 @@ def load_claims(path: str | Path | None = None) -> ClaimsFile:
     published = doc.get("published")
     if published is not None and not isinstance(published, str):
         raise SpecError(f"{name}: 'published' must be a path (relative to the claims file)")
+    if published is not None:
+        folder = p.resolve().parent
+        target = (folder / published).resolve()
+        if not target.is_relative_to(folder):
+            raise SpecError(f"{name}: 'published' ({published}) points outside the claims "
+                            f"file's folder {folder}; a claims file may only name files "
+                            "beside it")
     return ClaimsFile(name, hashlib.sha256(data).hexdigest(), claims, contrasts, analyses,
                       published)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -90,6 +91,10 @@ EVIDENCE = frozenset({"primary", "secondary", "derived"})
 #: an empty ``domain`` is read from the scale: these scales measure suicidal ideation or
 #: dissociation, every other scale depression (say the domain when it is something else)
 DEFAULT_DOMAIN = "depression"
+#: columns that name things (studies, arms, scales ...): printable text only, NFC-normalised
+NAME_COLUMNS = frozenset({"study", "arm", "treatment", "population", "scale", "domain", "vs",
+                          "route", "design", "dose_unit", "mean_type", "endpoint",
+                          "effect_outcome", "effect_measure", "evidence"})
 ENDPOINTS = frozenset({"fixed", "cumulative", "series_end"})
 #: the measures a contrast-level row may give, per outcome
 EFFECT_MEASURES = {"change": ("MD", "SMD"), "response": ("logOR", "logRR", "RD"),
@@ -229,6 +234,12 @@ def _parse_cell(col: Column, text: str) -> tuple[object, str | None]:
     """Parse one cell of a contract column; return (value or None, problem or None)."""
     t = text.strip()
     if col.kind == "str":
+        t = unicodedata.normalize("NFC", t)  # one spelling per name (stated in the README)
+        if col.name in NAME_COLUMNS:
+            hidden = [c for c in t if unicodedata.category(c) in ("Cc", "Cf")]
+            if hidden:
+                return None, (f"contains a control or invisible character "
+                              f"(U+{ord(hidden[0]):04X}); names must be printable text")
         return (t or None), None
     if t.lower() in MISSING_WORDS:
         return None, None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -27,7 +28,8 @@ def calibrate(
         help="Model family: pooled-rate, contrast, dose-response or time-course; or "
              "decision-rule (operating characteristics of the claims' verdicts).")],
     file: FileArg = None,
-    sims: Annotated[int, typer.Option(min=1, help="Number of simulated datasets.")] = 200,
+    sims: Annotated[int, typer.Option(min=1, max=100_000,
+                                      help="Number of simulated datasets.")] = 200,
     seed: SeedOpt = 20190101,
     draws: Annotated[int, typer.Option(
         min=10, help="Posterior draws per chain (default: the report's).")] = 1000,
@@ -90,6 +92,9 @@ def calibrate(
                 planted[name] = float(value)
             except ValueError:
                 raise fail(f"error: --plant {item}: VALUE must be a number") from None
+            if not math.isfinite(planted[name]) or (name == "tau" and planted[name] <= 0):
+                raise fail(f"error: --plant {item}: VALUE must be a finite number"
+                           + (" > 0" if name == "tau" else ""))
     elif plant:
         raise fail("error: --plant needs --recover")
     records = read_records(file)

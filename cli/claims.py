@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from .common import (
+    AllowUnconvergedOpt,
     ChainsOpt,
     DrawsOpt,
     FileArg,
@@ -15,6 +16,7 @@ from .common import (
     SeedOpt,
     TuneOpt,
     claim_numbers,
+    exit_if_no_fit_converged,
     handle_errors,
 )
 
@@ -36,6 +38,7 @@ def claims(
     chains: ChainsOpt = 4,
     sampler: SamplerOpt = "nutpie",
     json: JsonOpt = False,
+    allow_unconverged: AllowUnconvergedOpt = False,
 ) -> None:
     """Test every claim against the records and print the verdicts."""
     from trialmeta.analysis.claims import load_claims
@@ -68,5 +71,6 @@ def claims(
                        f"studies {len(c['studies'])}{diag}")
             typer.echo(f"{'':<15}\"{c['quote']}\"")
             typer.echo(f"{'':<15}{c['reason']}")
+    exit_if_no_fit_converged(rows, allow_unconverged)
     if fail_on and any(c["verdict"] in FAIL_ON[fail_on] for c in rows):
         raise typer.Exit(1)

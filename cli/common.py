@@ -107,7 +107,7 @@ def dropped_lines(dropped: list[dict]) -> list[str]:
 
 
 WorkersOpt = Annotated[int | None, typer.Option(
-    min=1, help="Worker processes of the local Dask cluster (default: number of cores).")]
+    min=1, max=256, help="Worker processes of the local Dask cluster (default: number of cores).")]
 SchedulerOpt = Annotated[str | None, typer.Option(
     help="Address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (no local cluster).")]
 CellCacheOpt = Annotated[Path | None, typer.Option(
@@ -132,3 +132,18 @@ def claim_numbers(c: dict) -> str:
         f" (prior {c['p_prior']:.2f}, Bayes factor {c['bayes_factor']:.3g})")
     return (f"median {v('median')} (95% CrI {v('ci_low')} to {v('ci_high')}), "
             f"P(region) {c['probability']:.2f}{prior}; ")
+
+
+AllowUnconvergedOpt = Annotated[bool, typer.Option(
+    "--allow-unconverged", help="Exit 0 even when every fit fails its convergence "
+                                "diagnostics (short test runs).")]
+
+
+def exit_if_no_fit_converged(claim_rows: list[dict], allowed: bool = False) -> None:
+    """Exit 1 when every claim that was fitted sits on a fit that failed its gate (as fit)."""
+    if allowed:
+        return
+    fitted = [c for c in claim_rows if c.get("diagnostics_passed") is not None]
+    if fitted and not any(c["diagnostics_passed"] for c in fitted):
+        raise fail("error: every fit failed its convergence diagnostics, so no claim has a "
+                   "verdict from converged draws; raise --draws or --tune", 1)

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from .common import (
+    AllowUnconvergedOpt,
     ChainsOpt,
     DrawsOpt,
     FileArg,
@@ -15,6 +16,7 @@ from .common import (
     SeedOpt,
     TuneOpt,
     claim_numbers,
+    exit_if_no_fit_converged,
     handle_errors,
 )
 
@@ -31,6 +33,7 @@ def report(
     chains: ChainsOpt = 4,
     sampler: SamplerOpt = "nutpie",
     quiet: Annotated[bool, typer.Option("--quiet", help="Print only errors.")] = False,
+    allow_unconverged: AllowUnconvergedOpt = False,
     cache: Annotated[Path | None, typer.Option(
         help="Folder of cached posteriors: an unchanged fit is read back, not resampled.")
     ] = Path(".trialmeta-cache"),
@@ -91,6 +94,7 @@ def report(
         for c in results["claims"]:
             typer.echo(f"{c['id']:<14} {c['verdict']:<18} {claim_numbers(c)}".rstrip("; "))
         typer.echo(f"wrote {out}/index.html, {out}/report.md, {out}/results.json")
+    exit_if_no_fit_converged(results["claims"], allow_unconverged)
 
 
 def read_robustness(sweep: Path | None, calibration: list[Path] | None, records, claims_file):  # noqa: ANN001, ANN201

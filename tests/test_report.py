@@ -11,7 +11,8 @@ from trialmeta.cli.app import app
 from typer.testing import CliRunner
 
 runner = CliRunner()
-SMALL = ["--draws", "150", "--tune", "150", "--chains", "2", "--seed", "9", "--quiet"]
+SMALL = ["--draws", "150", "--tune", "150", "--chains", "2", "--seed", "9", "--quiet",
+         "--allow-unconverged"]
 CLAIMS = """
 claims:
   - id: T1
@@ -159,7 +160,7 @@ def test_claims_fail_on_contradicted(tmp_path: Path) -> None:
     bad = tmp_path / "contradicted.yaml"
     bad.write_text(CLAIMS.replace("[0.4, 0.6]", "[0.95, 0.99]", 1))
     args = ["claims", str(data), "--claims", str(bad), "--draws", "200", "--tune", "200",
-            "--chains", "2", "--seed", "1"]
+            "--chains", "2", "--seed", "1", "--allow-unconverged"]
     r = runner.invoke(app, [*args, "--json"])
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)

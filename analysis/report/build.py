@@ -85,6 +85,19 @@ def scale_label(measure: str) -> str:
     return f"log {measure}" if measure in ("OR", "RR") else measure
 
 
+#: longest file-name stem written: a slug of the id plus a hash stays far below NAME_MAX
+MAX_STEM = 80
+
+
+def file_stem(name: str) -> str:
+    """Return a safe, bounded file name for an id: its slug, plus a short hash when cut."""
+    slug = re.sub(r"[^A-Za-z0-9._=+-]", "_", name).lstrip(".") or "fit"
+    if len(slug) <= MAX_STEM:
+        return slug
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{slug[:MAX_STEM - 13]}-{digest}"
+
+
 def prior_text(model: str, priors: dict[str, Any], measure: str = "OR") -> str:
     """Write a fit's priors out as distributions (the report prints every family's)."""
     g = {k: (f"{v:g}" if isinstance(v, float | int) else v) for k, v in priors.items()}
@@ -388,7 +401,7 @@ def write_report(files: dict[str, str], out: Path, posteriors: dict[str, Any] | 
             write_text_atomic(staging / name, text)
             written.append(name)
         for fid, idata in (posteriors or {}).items():
-            safe = re.sub(r"[^A-Za-z0-9._=+-]", "_", fid)
+            safe = file_stem(fid)
             target = staging / "fits" / f"{safe}.nc"
             target.parent.mkdir(exist_ok=True)
             source = cached_file(idata, settings) if settings else None

@@ -58,6 +58,11 @@ def _ours(key: str, claims_rows: list[dict], contrasts: list[dict]) -> dict[str,
     return None
 
 
+def _web_link(url: str | None) -> bool:
+    """Whether a URL may become a link in the report: http or https only."""
+    return bool(url) and str(url).strip().lower().startswith(("http://", "https://"))
+
+
 def _scope(records: Records, arms: list[tuple[str, str]], controls: list[str]) -> str:
     """Say what our estimate pooled: drugs and routes, populations, controls, studies."""
     t = records.table
@@ -119,7 +124,8 @@ def published_comparison(rows: list[dict[str, str]], claims_rows: list[dict],
                     "outcome": r["outcome"], "time": r["time"], "measure": r["measure"],
                     "estimate": num(r["estimate"]), "ci_low": num(r.get("ci_low", "")),
                     "ci_high": num(r.get("ci_high", "")), "studies": r.get("studies", ""),
-                    "url": r["url"], "quote": r.get("quote", ""), "ours": ours})
+                    "url": r["url"] if _web_link(r["url"]) else "",
+                    "quote": r.get("quote", ""), "ours": ours})
     return out
 
 
@@ -214,11 +220,28 @@ def limitations(records: Records, claims_rows: list[dict], curves: list[dict],
     return list(dict.fromkeys(out))
 
 
+#: a text cell starting with one of these is a formula to a spreadsheet (OWASP CSV injection)
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:  # noqa: ANN401
+    """Return a CSV cell: text a spreadsheet would run as a formula gets a leading quote."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def to_csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    """Render rows as CSV text with a fixed column order (LF line endings)."""
+    """Render rows as CSV text with a fixed column order (LF line endings).
+
+    Text from the records or claims that starts like a formula (``=``, ``+``, ``-``, ``@``)
+    is written with a leading apostrophe, so a spreadsheet shows it instead of running it.
+    """
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
+        w.writerow({k: _cell(r.get(k)) for k in columns})
     return buf.getvalue()

@@ -92,11 +92,9 @@ def clopper_pearson(events: np.ndarray, n: np.ndarray, prob: float = 0.95) -> tu
 
 def forest_plot(*, arms: pd.DataFrame, estimates: dict, outcome: str, title: str) -> Figure:
     """Per-arm observed and shrunken rates with the pooled and predictive intervals."""
-    from matplotlib.figure import Figure
-
     est = estimates
     k = len(arms)
-    fig = Figure(figsize=(7.5, 1.2 + 0.42 * (k + 2)))
+    fig = _figure(figsize=(7.5, 1.2 + 0.42 * (k + 2)))
     ax = fig.add_subplot()
     y = np.arange(k, 0, -1) + 1.0
     ev, n = arms["events"].to_numpy(int), arms["n"].to_numpy(int)
@@ -127,6 +125,15 @@ def forest_plot(*, arms: pd.DataFrame, estimates: dict, outcome: str, title: str
     return fig
 
 
+def _figure(**kwargs: Any) -> Figure:
+    """Return a new figure whose text is plain: a "$" in a study name is not TeX."""
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    matplotlib.rcParams["text.parse_math"] = False
+    return Figure(**kwargs)
+
+
 def to_svg(fig: Figure) -> str:
     """Render a figure to an SVG string with no date and fixed element ids."""
     import matplotlib
@@ -142,11 +149,9 @@ def to_svg(fig: Figure) -> str:
 
 def contrast_forest(*, bayes: dict, freq: dict, title: str) -> Figure:
     """Observed and shrunken contrasts, pooled Bayesian and frequentist estimates, prediction."""
-    from matplotlib.figure import Figure
-
     studies = freq["studies"]
     k = len(studies)
-    fig = Figure(figsize=(7.5, 1.6 + 0.4 * (k + 3)))
+    fig = _figure(figsize=(7.5, 1.6 + 0.4 * (k + 3)))
     ax = fig.add_subplot()
     y = np.arange(k, 0, -1) + 2.0
     yi = np.array([s["yi"] for s in studies])
@@ -184,11 +189,9 @@ def contrast_forest(*, bayes: dict, freq: dict, title: str) -> Figure:
 
 def funnel_plot(*, freq: dict, title: str) -> Figure:
     """Effects against their standard errors with the pooled estimate's 95% funnel."""
-    from matplotlib.figure import Figure
-
     yi = np.array([s["yi"] for s in freq["studies"]])
     se = np.sqrt([s["vi"] for s in freq["studies"]])
-    fig = Figure(figsize=(5.0, 3.6))
+    fig = _figure(figsize=(5.0, 3.6))
     ax = fig.add_subplot()
     top = float(se.max()) * 1.1
     grid = np.linspace(0, top, 50)
@@ -208,9 +211,7 @@ def funnel_plot(*, freq: dict, title: str) -> Figure:
 
 def dose_plot(*, doc: dict, title: str) -> Figure:
     """Dose-response curve with its 95% band over the arms' observed contrasts."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.0, 3.8))
+    fig = _figure(figsize=(6.0, 3.8))
     ax = fig.add_subplot()
     c = doc["curve"]
     d = np.asarray(c["dose"])
@@ -247,9 +248,7 @@ def dose_plot(*, doc: dict, title: str) -> Figure:
 
 def time_plot(*, doc: dict, title: str) -> Figure:
     """Time-course curve with its 95% band over the per-study contrasts (log time)."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.0, 3.8))
+    fig = _figure(figsize=(6.0, 3.8))
     ax = fig.add_subplot()
     c = doc["curve"]
     t = np.asarray(c["time_h"])
@@ -272,13 +271,11 @@ def time_plot(*, doc: dict, title: str) -> Figure:
 
 def calibration_plot(summary: dict) -> Figure:
     """SBC rank histograms (with the 99 % band of a uniform histogram) and coverage."""
-    from matplotlib.figure import Figure
-
     from ..calibration import N_RANK_DRAWS, RANK_BINS
 
     labels = list(summary["ranks"])
     n = summary["sims"]
-    fig = Figure(figsize=(2.4 * (len(labels) + 1), 2.6))
+    fig = _figure(figsize=(2.4 * (len(labels) + 1), 2.6))
     expected = n / RANK_BINS
     lo, hi = stats.binom.ppf([0.005, 0.995], n, 1 / RANK_BINS)
     for i, label in enumerate(labels):

@@ -169,7 +169,7 @@ def main() -> None:
     case("claims_unknown_model.yaml",
          claims_ok.format(region="[0, 1]").replace("pooled-rate", "oracle"),
          ["claim 'X1', field 'model'", "unknown model 'oracle'"], command=["claims", "--claims"])
-    case("claims_not_yaml.yaml", "claims: [unclosed\n", ["not valid UTF-8 YAML"],
+    case("claims_not_yaml.yaml", "claims: [unclosed\n", ["not valid YAML"],
          command=["claims", "--claims"])
     (HERE / "expected.json").write_text(json.dumps(CASES, indent=2) + "\n")
     print(f"wrote {len(CASES)} cases")

@@ -1,0 +1,165 @@
+"""Hostile input (issue 20): named errors and exit 2, never a traceback; safe outputs."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from conftest import base_rows, write_csv
+from trialmeta.analysis.claims import load_claims
+from trialmeta.analysis.errors import DataError, SpecError
+from trialmeta.analysis.records import read_records
+from trialmeta.cli.app import app
+from typer.testing import CliRunner
+
+from tests.test_report import CLAIMS, CONTRASTS, SMALL, make_inputs
+
+runner = CliRunner()
+
+CLAIM = """
+claims:
+  - id: X1
+    quote: q
+    model: pooled-rate
+    outcome: response
+    time_h: 24
+    quantity: pooled_rate
+    region: [0, 1]
+"""
+
+
+def _claims(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "claims.yaml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize("extra,field,problem", [
+    ("    threshold: big\n", "threshold", "must be a number"),
+    ("    hill: yes please\n", "hill", "must be true or false"),
+    ("    untimed: 1\n", "untimed", "must be true or false"),
+    ("    selection: [ketamine]\n", "selection", "must be a mapping"),
+    ("    selection: {doses_given: one}\n", "selection", "wrong type"),
+    ("    selection: {treatment: [[a]]}\n", "selection", "must be a name or a number"),
+    ("    form: emax\n", "form", "pooled-rate claims have no curve form"),
+    ("    tau_prior: gamma\n", "tau_prior", ""),
+    ("    direction: up\n", "direction", "must be 1"),
+])
+def test_claims_fields_of_the_wrong_type_are_named(tmp_path: Path, extra: str, field: str,
+                                                   problem: str) -> None:
+    p = _claims(tmp_path, CLAIM + extra)
+    with pytest.raises(SpecError, match=f"claim 'X1', field '{field}'.*{problem}"):
+        load_claims(p)
+    r = runner.invoke(app, ["claims", "--claims", str(p)])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+def test_unknown_curve_form_is_an_error_not_insufficient_data(tmp_path: Path) -> None:
+    text = CLAIM.replace("model: pooled-rate", "model: time-course").replace(
+        "    time_h: 24\n", "").replace("quantity: pooled_rate", "quantity: onset_h")
+    with pytest.raises(SpecError, match="unknown form 'sigmoid'"):
+        load_claims(_claims(tmp_path, text + "    form: sigmoid\n"))
+
+
+@pytest.mark.parametrize("text,problem", [
+    ("claims: " + "[" * 10_000 + "]" * 10_000, "nested"),
+    ("a: &a [1, 2]\nb: [*a, *a]\n" + CLAIM, "aliases"),
+    (CLAIM + "    region: [0.9, 1]\n", "given twice"),
+    ("\x00\xff", "not"),
+])
+def test_yaml_bombs_duplicates_and_garbage_are_refused(tmp_path: Path, text: str,
+                                                       problem: str) -> None:
+    p = tmp_path / "claims.yaml"
+    p.write_bytes(text.encode("utf-8", "surrogateescape") if "\xff" not in text
+                  else b"\x00\xff\xfe")
+    with pytest.raises(SpecError, match=problem):
+        load_claims(p)
+    r = runner.invoke(app, ["claims", "--claims", str(p)])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+def test_a_claims_file_cannot_publish_a_file_outside_its_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "pr"
+    folder.mkdir()
+    p = folder / "claims.yaml"
+    p.write_text("published: ../../../../etc/passwd\n" + CLAIM)
+    with pytest.raises(SpecError, match="points outside the claims file's folder"):
+        load_claims(p)
+
+
+@pytest.mark.parametrize("name", ["A\x00B", "A\u200bB", "A\x1bB"])
+def test_control_and_invisible_characters_in_names_are_refused(tmp_path: Path,
+                                                               name: str) -> None:
+    rows = base_rows()
+    rows[0]["study"] = rows[1]["study"] = name
+    with pytest.raises(DataError) as exc:
+        read_records(write_csv(tmp_path / "r.csv", rows))
+    assert {(p.row, p.column) for p in exc.value.problems} == {(2, "study"), (3, "study")}
+
+
+def test_names_are_normalised_so_one_trial_is_not_two(tmp_path: Path) -> None:
+    rows = base_rows()
+    rows[0]["study"] = "Mu\u0308ller2001"   # decomposed
+    rows[1]["study"] = "M\u00fcller2001"    # composed
+    t = read_records(write_csv(tmp_path / "r.csv", rows)).table
+    assert t.loc[:1, "study"].nunique() == 1
+
+
+def test_tex_in_names_and_long_ids_do_not_break_the_report(tmp_path: Path) -> None:
+    """Figure labels are plain text; fit file names are bounded whatever the claim ids."""
+    data, claims = make_inputs(tmp_path, study_name=r"A$_$B $\frac{1}{$ \undefinedcommand")
+    long_id = "T" + "x" * 300
+    claims.write_text(CLAIMS.replace("id: T1", f"id: {long_id}") + CONTRASTS)
+    out = tmp_path / "rep"
+    r = runner.invoke(app, ["report", str(data), "--claims", str(claims), "--out", str(out),
+                            *SMALL])
+    assert r.exit_code == 0, r.output
+    assert all(len(p.name) <= 100 for p in (out / "fits").iterdir())
+    assert r"A$_$B" in (out / "index.html").read_text()
+
+
+def test_formula_cells_and_script_links_are_defused(tmp_path: Path) -> None:
+    data, claims = make_inputs(tmp_path, study_name="=cmd|' /C calc'!A0")
+    published = tmp_path / "published.csv"
+    published.write_text("source,comparison,outcome,time,measure,estimate,ours,url\n"
+                         "Evil 2020,x,response,24 h,OR,2.0,claim/T1,javascript:alert(1)\n")
+    claims.write_text("published: published.csv\n" + CLAIMS)
+    out = tmp_path / "rep"
+    r = runner.invoke(app, ["report", str(data), "--claims", str(claims), "--out", str(out),
+                            *SMALL])
+    assert r.exit_code == 0, r.output
+    studies = list(csv.DictReader(io.StringIO((out / "tables" / "studies.csv").read_text())))
+    assert any(s["study"] == "'=cmd|' /C calc'!A0" for s in studies)
+    assert all(not s["study"].startswith("=") for s in studies)
+    assert "javascript:" not in (out / "index.html").read_text()
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_planted_values_must_be_finite(tmp_path: Path, value: str) -> None:
+    r = runner.invoke(app, ["calibrate", "pooled-rate", "--recover", "--plant",
+                            f"tau={value}", "--sims", "2", "--cache", str(tmp_path)])
+    assert r.exit_code == 2 and "finite" in r.output and "Traceback" not in r.output
+
+
+def test_a_fifo_is_not_read_as_a_claims_file(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "claims.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(SpecError, match="not a regular file"):
+        load_claims(fifo)
+
+
+def test_report_exits_1_when_every_fit_failed_its_gate(tmp_path: Path) -> None:
+    """As `fit` does: a report whose verdicts all stand on unconverged draws is a failure."""
+    data, claims = make_inputs(tmp_path)
+    args = ["report", str(data), "--claims", str(claims), "--out", str(tmp_path / "rep"),
+            *[a for a in SMALL if a != "--allow-unconverged"]]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 1 and "every fit failed" in r.output
+    assert (tmp_path / "rep" / "index.html").exists()  # written, marked FAILED inside
+    r = runner.invoke(app, ["claims", str(data), "--claims", str(claims), "--draws", "150",
+                            "--tune", "150", "--chains", "2"])
+    assert r.exit_code == 1 and "every fit failed" in r.output
