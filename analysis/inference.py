@@ -170,10 +170,21 @@ def cached_file(idata: Any, settings: SamplerSettings) -> Path | None:  # noqa: 
     if not key or not settings.cache_dir:
         return None
     folder = Path(settings.cache_dir)
-    path = folder / f"{key}.nc"
+    path, stamp = folder / f"{key}.nc", folder / f"{key}.nc.sha256"
+    if path.exists() and not (stamp.exists() and stamp.read_text().strip() == _digest(path)):
+        path.unlink()  # truncated or edited: never copied into a report
     if not path.exists() and (folder / f"{key}.npz").exists():
         _write_atomic(folder, key, ".nc", idata.to_netcdf)
+        _write_atomic(folder, key, ".nc.sha256",
+                      lambda p: Path(p).write_text(_digest(folder / f"{key}.nc")))
     return path if path.exists() else None
+
+
+def _digest(path: Path) -> str:
+    """SHA-256 of a file's bytes."""
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _write_atomic(folder: Path, key: str, suffix: str, write: Callable[[str], Any]) -> None:
@@ -225,7 +236,9 @@ def _memoized(idata: Any, kind: str, name: str,  # noqa: ANN401
     """Return ``compute()``, kept next to a cached posterior (``<key>.derived.json``).
 
     Diagnostics and PSIS-LOO are functions of the draws alone, and the cache key fixes
-    the draws (and the ArviZ version): a warm run then needs no ArviZ at all.
+    the draws (and the ArviZ version): a warm run then needs no ArviZ at all. The side file
+    carries the SHA-256 of the draws' file and a check over its numbers; a file that does
+    not match (a restored or edited cache) is ignored and the numbers are computed again.
     """
     import json
 
@@ -233,19 +246,33 @@ def _memoized(idata: Any, kind: str, name: str,  # noqa: ANN401
 
     key = idata.attrs.get("cache_key")
     folder = _CACHE_FOLDERS.get(key) if key else None
-    if folder is None:
+    if folder is None or not (folder / f"{key}.npz").exists():
         return compute()
     path = folder / f"{key}.derived.json"
+    draws = _digest(folder / f"{key}.npz")
     try:
         memo = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        memo = {}
-    if name in memo.get(kind, {}):
-        return memo[kind][name]
+        entries = memo["entries"]
+        if memo["draws_sha256"] != draws or memo["check"] != _memo_check(draws, entries):
+            raise ValueError("the side file does not describe these draws")
+    except (OSError, ValueError, KeyError, TypeError):
+        entries = {}  # missing, stale or edited: computed again from the draws
+    if name in entries.get(kind, {}):
+        return entries[kind][name]
     value = compute()
-    memo.setdefault(kind, {})[name] = value
-    write_text_atomic(path, json.dumps(memo, sort_keys=True))
+    entries.setdefault(kind, {})[name] = value
+    write_text_atomic(path, json.dumps({"draws_sha256": draws, "entries": entries,
+                                        "check": _memo_check(draws, entries)},
+                                       sort_keys=True))
     return value
+
+
+def _memo_check(draws: str, entries: dict[str, Any]) -> str:
+    """Bind a side file's numbers to the draws they were computed from."""
+    import hashlib
+    import json
+
+    return hashlib.sha256((draws + json.dumps(entries, sort_keys=True)).encode()).hexdigest()
 
 
 def _convergence(idata: Any, var_names: list[str]) -> dict[str, Any]:  # noqa: ANN401

@@ -95,8 +95,9 @@ def heterogeneity_prior(spec: str) -> HeterogeneityPrior:
             scale = float(arg) if arg else 0.5
         except ValueError:
             raise SpecError(f"{name} scale must be a number, got '{arg}'") from None
-        if not scale > 0:
-            raise SpecError(f"{name} scale must be > 0")
+        if not 1e-6 <= scale <= 1e6:
+            raise SpecError(f"{name} scale must lie between 1e-6 and 1e6 (got {arg}); a "
+                            "scale outside that range leaves no chain a point to start from")
         label = "half-normal" if name == "half-normal" else "half-Cauchy"
         return HeterogeneityPrior(name, scale, 0.0, f"{label}({scale:g}) on tau")
     if name == "turner2015":

@@ -91,6 +91,10 @@ EVIDENCE = frozenset({"primary", "secondary", "derived"})
 #: an empty ``domain`` is read from the scale: these scales measure suicidal ideation or
 #: dissociation, every other scale depression (say the domain when it is something else)
 DEFAULT_DOMAIN = "depression"
+#: an SD or SE outside this range has a square that underflows or overflows a float
+SPREAD_RANGE = (1e-100, 1e100)
+#: no outcome, effect or dose is this large in any unit a trial reports
+MAX_MAGNITUDE = 1e100
 #: columns that name things (studies, arms, scales ...): printable text only, NFC-normalised
 NAME_COLUMNS = frozenset({"study", "arm", "treatment", "population", "scale", "domain", "vs",
                           "route", "design", "dose_unit", "mean_type", "endpoint",
@@ -429,10 +433,19 @@ def _check_values(t: pd.DataFrame, name: str) -> list[Problem]:
             elif k > denom:
                 which = "n_binary" if nb is not None else "n"
                 bad(col, f"{col} = {k} is more than {which} = {denom}")
-        for col in ("sd", "se"):
+        for col in ("sd", "se", "effect_se"):
             v = rec[col]
             if v is not None and v <= 0:
                 bad(col, f"{col} = {v:g}; must be > 0 (leave it empty if unknown)")
+            elif v is not None and not SPREAD_RANGE[0] <= v <= SPREAD_RANGE[1]:
+                bad(col, f"{col} = {v:g} is outside {SPREAD_RANGE[0]:g} to "
+                         f"{SPREAD_RANGE[1]:g}; its square would underflow or overflow "
+                         "(check the unit)")
+        for col in ("mean", "effect", "effect_ci_low", "effect_ci_high", "dose"):
+            v = rec[col]
+            if v is not None and abs(v) > MAX_MAGNITUDE:
+                bad(col, f"{col} = {v:g} is larger than {MAX_MAGNITUDE:g} in size; check the "
+                         "value")
         if rec["mean"] is not None and rec["mean_type"] is None:
             bad("mean_type", "mean given without mean_type; say 'change' or 'endpoint'")
         if (rec["sd"] is not None or rec["se"] is not None) and rec["mean"] is None:

@@ -100,6 +100,15 @@ def test_warm_fit_needs_no_arviz_and_gives_the_same_diagnostics(tmp_path: Path) 
         memo.write_text("{not json")
     again = run()
     assert again["arviz"] and again["diagnostics"] == cold["diagnostics"]
+    # an edited one too (issue 20: "passed" written into a failed fit's side file)
+    for memo in tmp_path.glob("*.derived.json"):
+        doc = json.loads(memo.read_text())
+        for entry in doc["entries"]["diagnose"].values():
+            entry["r_hat_max"] = 1.0
+            entry["divergences"] = 0
+        memo.write_text(json.dumps(doc))
+    edited = run()
+    assert edited["arviz"] and edited["diagnostics"] == cold["diagnostics"]
 
 
 def test_stored_posterior_reads_like_arviz(tmp_path: Path) -> None:
@@ -124,3 +133,17 @@ def test_stored_posterior_reads_like_arviz(tmp_path: Path) -> None:
     fresh = diagnose(back, ["mu", "tau"])
     assert (fresh.r_hat_max, fresh.ess_bulk_min) == (again.diagnostics.r_hat_max,
                                                      again.diagnostics.ess_bulk_min)
+
+
+def test_a_truncated_cached_netcdf_is_never_copied(tmp_path: Path) -> None:
+    """Issue 20: the report's fits/*.nc come from a verified file, else a fresh one."""
+    from trialmeta.analysis.inference import cached_file
+
+    settings = SamplerSettings(draws=100, tune=100, chains=2, seed=4, cache_dir=str(tmp_path))
+    PooledRate().fit(data(), settings)
+    fit = PooledRate().fit(data(), settings)  # read back from the cache
+    path = cached_file(fit.idata, settings)
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    again = cached_file(fit.idata, settings)
+    assert again.read_bytes() == whole

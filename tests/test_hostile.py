@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,40 @@ def test_report_exits_1_when_every_fit_failed_its_gate(tmp_path: Path) -> None:
     r = runner.invoke(app, ["claims", str(data), "--claims", str(claims), "--draws", "150",
                             "--tune", "150", "--chains", "2"])
     assert r.exit_code == 1 and "every fit failed" in r.output
+
+
+@pytest.mark.parametrize("column,value", [("sd", "1e-300"), ("sd", "1e300"),
+                                          ("mean", "1e300")])
+def test_degenerate_numbers_are_refused_at_validation(tmp_path: Path, column: str,
+                                                      value: str) -> None:
+    """They used to crash the samplers' threads or the exact engine (a native abort)."""
+    rows = base_rows()
+    for r in rows:
+        r.update(mean="-5", sd="4", mean_type="change")
+    rows[0][column] = value
+    with pytest.raises(DataError) as exc:
+        read_records(write_csv(tmp_path / "r.csv", rows))
+    assert {(p.row, p.column) for p in exc.value.problems} == {(2, column)}
+
+
+def test_a_tau_prior_scale_no_chain_can_start_from_is_refused(tmp_path: Path) -> None:
+    data, _ = make_inputs(tmp_path)
+    r = runner.invoke(app, ["fit", "contrast", str(data), "--tau-prior", "half-normal:1e-300",
+                            "--draws", "100", "--tune", "100", "--chains", "2"])
+    assert r.exit_code == 2 and "between 1e-6 and 1e6" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_a_truncated_cached_figure_is_drawn_again(tmp_path: Path) -> None:
+    from trialmeta.analysis.report import plots
+
+    plots.use_svg_cache(tmp_path)
+    try:
+        summary = json.loads((Path(__file__).parents[1] / "calibration" /
+                              "calibration-pooled-rate.json").read_text())
+        first = plots.svg(plots.calibration_plot, summary=summary)
+        [cached] = (tmp_path / "svg").glob("*.svg")
+        cached.write_text(first[: len(first) // 2])
+        assert plots.svg(plots.calibration_plot, summary=summary) == first
+    finally:
+        plots.use_svg_cache(None)

@@ -71,13 +71,17 @@ def svg(plot: Callable[..., Figure], **inputs: Any) -> str:
     key = _svg_key(plot, inputs) if folder is not None else None
     path = folder / "svg" / f"{key}.svg" if key else None
     if path is not None and path.exists():
-        return path.read_text(encoding="utf-8")
+        cached = path.read_text(encoding="utf-8", errors="replace")
+        body, _, stamp = cached.rpartition("\n<!-- sha256 ")
+        if stamp.strip().removesuffix("-->").strip() == hashlib.sha256(
+                body.encode()).hexdigest():
+            return body  # whole, as written; a truncated or edited file is drawn again
     text = to_svg(plot(**inputs))
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".svg-")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+            fh.write(f"{text}\n<!-- sha256 {hashlib.sha256(text.encode()).hexdigest()} -->")
         os.replace(tmp, path)
     return text
 
