@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import SpecError
 from .io import dumps_json, write_text_atomic
 
 
@@ -143,6 +144,56 @@ def run_tasks(tasks: Sequence[Task], *, workers: int | None = None, scheduler: s
     return in_order(tasks)
 
 
+#: seconds to wait for a scheduler to answer (a silent server must not hang a run)
+CONNECT_TIMEOUT_S = 10
+
+
+def scheduler_address(address: str) -> str:
+    """Return ``tcp://HOST:PORT`` for a scheduler address, or raise SpecError saying why."""
+    import re
+
+    text = address.strip()
+    m = re.fullmatch(r"(?:tcp://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})", text)
+    if m is None or not 0 < int(m.group(2)) < 65536:
+        raise SpecError(f"--scheduler {address!r} is not a Dask scheduler address; use "
+                        "tcp://HOST:PORT, e.g. tcp://10.0.0.5:8786")
+    return f"tcp://{m.group(1)}:{m.group(2)}"
+
+
+def _connect(client_class: Any, address: str) -> Any:  # noqa: ANN401
+    """Connect to a scheduler within CONNECT_TIMEOUT_S; any failure is one clear error."""
+    import socket
+
+    url = scheduler_address(address)
+    host, port = url.removeprefix("tcp://").rsplit(":", 1)
+    try:  # a quick TCP check first: refused ports and unknown hosts fail in milliseconds
+        probe = socket.create_connection((host.strip("[]"), int(port)),
+                                         timeout=CONNECT_TIMEOUT_S)
+    except OSError as exc:
+        raise SpecError(f"--scheduler {url}: cannot connect ({exc.strerror or exc}); is the "
+                        "scheduler running and reachable?") from None
+    try:  # a Dask server speaks first: a frame count (8 bytes, little-endian, small)
+        head = b""
+        while len(head) < 8:
+            chunk = probe.recv(8 - len(head))
+            if not chunk:
+                break
+            head += chunk
+    except OSError:
+        head = b""
+    finally:
+        probe.close()
+    if len(head) < 8 or not 0 < int.from_bytes(head, "little") < 1024:
+        raise SpecError(f"--scheduler {url}: no Dask scheduler answered within "
+                        f"{CONNECT_TIMEOUT_S} s (something is listening there, but it does "
+                        "not speak Dask's protocol)")
+    try:
+        return client_class(url, timeout=f"{CONNECT_TIMEOUT_S}s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise SpecError(f"--scheduler {url}: no Dask scheduler answered within "
+                        f"{CONNECT_TIMEOUT_S} s ({type(exc).__name__})") from None
+
+
 def _submit(first: list[Task], workers: int | None, scheduler: str | None, grows: bool,
             adopt: Callable[[Task, dict[str, Any]], list[Task]]):  # noqa: ANN202
     """Yield (task, result) as tasks finish; follow-up tasks are submitted as they appear."""
@@ -152,7 +203,7 @@ def _submit(first: list[Task], workers: int | None, scheduler: str | None, grows
 
     logging.getLogger("distributed").setLevel(logging.ERROR)
     if scheduler:
-        client, cluster = Client(scheduler, timeout="30s"), None
+        client, cluster = _connect(Client, scheduler), None
     else:
         n = workers or os.cpu_count() or 1
         cluster = LocalCluster(n_workers=n if grows else min(n, len(first)),

@@ -201,3 +201,43 @@ def test_a_truncated_cached_figure_is_drawn_again(tmp_path: Path) -> None:
         assert plots.svg(plots.calibration_plot, summary=summary) == first
     finally:
         plots.use_svg_cache(None)
+
+
+@pytest.mark.parametrize("address,problem", [
+    ("not an address", "not a Dask scheduler address"),
+    ("http://127.0.0.1:8786", "not a Dask scheduler address"),
+    ("tcp://127.0.0.1:1", "cannot connect"),
+    ("tcp://no-such-host.invalid:8786", "cannot connect"),
+])
+def test_bad_scheduler_addresses_fail_fast_with_one_line(tmp_path: Path, address: str,
+                                                         problem: str) -> None:
+    import time
+
+    start = time.monotonic()
+    r = runner.invoke(app, ["calibrate", "pooled-rate", "--sims", "2", "--scheduler", address,
+                            "--cache", str(tmp_path)])
+    assert r.exit_code == 2 and problem in r.output and "Traceback" not in r.output
+    assert time.monotonic() - start < 30
+
+
+def test_a_silent_server_does_not_hang_the_client(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    from trialmeta.analysis import engine
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    old = engine.CONNECT_TIMEOUT_S
+    engine.CONNECT_TIMEOUT_S = 2
+    try:
+        start = time.monotonic()
+        with pytest.raises(SpecError, match="no Dask scheduler answered"):
+            engine.run_tasks([engine.Task("k", print, ())], scheduler=f"tcp://127.0.0.1:{port}",
+                             progress=False)
+        assert time.monotonic() - start < 20
+    finally:
+        engine.CONNECT_TIMEOUT_S = old
+        server.close()
