@@ -304,10 +304,20 @@ def validate(raw: pd.DataFrame, name: str, sha256: str = "") -> Records:
         problems.append(Problem(name, HEADER_LINE, c, "column appears more than once; keep one"))
     if dupes:
         raise DataError(problems)
-    renames = {}
+    renames: dict[str, str] = {}
     for alias, target in ALIASES.items():
-        if alias in raw.columns and target not in raw.columns:
-            renames[alias] = target
+        if alias not in raw.columns:
+            continue
+        if target in raw.columns or target in renames.values():
+            other = target if target in raw.columns else next(
+                a for a, t in renames.items() if t == target)
+            problems.append(Problem(name, HEADER_LINE, alias,
+                                    f"'{alias}' and '{other}' both name the column "
+                                    f"'{target}'; keep one"))
+            continue
+        renames[alias] = target
+    if problems:
+        raise DataError(problems)
     raw = raw.rename(columns=renames)
     if len(raw.columns) == 1 and raw.columns[0].count(";") >= 2:
         raise DataError([Problem(name, HEADER_LINE, None,

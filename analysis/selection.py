@@ -99,6 +99,12 @@ class Filters:
             keep &= np.isclose(table["dose"].astype(float).fillna(-1.0), self.dose)
         if self.exclude_studies:
             keep &= ~table["study"].isin(self.exclude_studies)
+        if self.dose is not None and not self.dose_unit and "dose_unit" in table:
+            units = sorted(set(table.loc[keep & table["dose"].notna(), "dose_unit"].dropna()))
+            if len(units) > 1:
+                raise SpecError(f"dose {self.dose:g} matches arms in several units "
+                                f"({', '.join(units)}); say which with --dose-unit "
+                                "(dose_unit: in a selection)")
         return table[keep]
 
 

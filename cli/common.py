@@ -42,6 +42,8 @@ EvidenceOpt = Annotated[list[str] | None, typer.Option(
 DosesOpt = Annotated[int | None, typer.Option(
     "--doses-given", help="Keep rows after exactly this many administrations.")]
 DoseOpt = Annotated[float | None, typer.Option("--dose", help="Keep arms at this dose.")]
+DoseUnitOpt = Annotated[list[str] | None, typer.Option(
+    "--dose-unit", help="Keep arms dosed in this unit (mg/kg, mg, mg/day, ug/kg; repeatable).")]
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -71,14 +73,16 @@ def filters_from_options(treatment: list[str] | None, route: list[str] | None,
                          population: list[str] | None, scale: list[str] | None,
                          evidence: list[str] | None, doses_given: int | None,
                          dose: float | None, domain: list[str] | None = None,
-                         endpoint: list[str] | None = None) -> Any:
+                         endpoint: list[str] | None = None,
+                         dose_unit: list[str] | None = None) -> Any:
     """Build record filters from the shared command-line options."""
     from trialmeta.analysis.selection import Filters
 
     return Filters(treatment=tuple(treatment or ()), route=tuple(route or ()),
                    population=tuple(population or ()), scale=tuple(scale or ()),
                    evidence=tuple(evidence or ()), doses_given=doses_given, dose=dose,
-                   domain=tuple(domain or ()), endpoint=tuple(endpoint or ()))
+                   domain=tuple(domain or ()), endpoint=tuple(endpoint or ()),
+                   dose_unit=tuple(dose_unit or ()))
 
 
 

@@ -13,6 +13,7 @@ from .common import (
     DomainOpt,
     DoseOpt,
     DosesOpt,
+    DoseUnitOpt,
     DrawsOpt,
     EndpointOpt,
     EvidenceOpt,
@@ -43,14 +44,15 @@ WindowOpt = Annotated[float | None, typer.Option(
 
 def _select(file, outcome, measure, time, window, treatment, route, population, scale, evidence,
             doses_given, dose, comparator, crossover, rho, mean_type,
-            domain=None, endpoint=None, moderator=None):  # noqa: ANN001, ANN202
+            domain=None, endpoint=None, moderator=None,
+            dose_unit=None):  # noqa: ANN001, ANN202
     from trialmeta.analysis.contrasts import select_contrasts
     from trialmeta.analysis.records import read_records
     from trialmeta.analysis.selection import TimeWindow
 
     records = read_records(file)
     filters = filters_from_options(treatment, route, population, scale, evidence, doses_given,
-                                   dose, domain, endpoint)
+                                   dose, domain, endpoint, dose_unit)
     tw = None if time is None else TimeWindow.around(time, window)
     data = select_contrasts(records, outcome, measure.upper(), tw, filters,
                             comparator=tuple(comparator or ()), crossover=crossover, rho=rho,
@@ -77,6 +79,7 @@ def contrast(
     evidence: EvidenceOpt = None,
     doses_given: DosesOpt = None,
     dose: DoseOpt = None,
+    dose_unit: DoseUnitOpt = None,
     comparator: ComparatorOpt = None,
     crossover: CrossoverOpt = "keep",
     rho: RhoOpt = 0.5,
@@ -109,7 +112,7 @@ def contrast(
 
     records, data = _select(file, outcome, measure, time, window, treatment, route, population,
                             scale, evidence, doses_given, dose, comparator, crossover, rho,
-                            mean_type, domain, endpoint, moderator)
+                            mean_type, domain, endpoint, moderator, dose_unit)
     tau = None if tau_prior == "half-normal" else heterogeneity_prior(tau_prior)
     priors = default_priors(data.measure, tau)
     if engine == "exact":
@@ -206,6 +209,7 @@ def frequentist(
     evidence: EvidenceOpt = None,
     doses_given: DosesOpt = None,
     dose: DoseOpt = None,
+    dose_unit: DoseUnitOpt = None,
     comparator: ComparatorOpt = None,
     crossover: CrossoverOpt = "keep",
     rho: RhoOpt = 0.5,
@@ -218,7 +222,7 @@ def frequentist(
 
     records, data = _select(file, outcome, measure, time, window, treatment, route, population,
                             scale, evidence, doses_given, dose, comparator, crossover, rho,
-                            mean_type, domain, endpoint)
+                            mean_type, domain, endpoint, dose_unit=dose_unit)
     run = run_frequentist(data, method.upper(), hksj=hksj, pi_type=prediction_interval)
     doc = frequentist_document(run, records)
     typer.echo(dumps_json(doc) if json else format_frequentist(doc), nl=not json)

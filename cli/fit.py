@@ -11,6 +11,7 @@ from .common import (
     DomainOpt,
     DoseOpt,
     DosesOpt,
+    DoseUnitOpt,
     DrawsOpt,
     EndpointOpt,
     EvidenceOpt,
@@ -51,6 +52,7 @@ def pooled_rate(
     evidence: EvidenceOpt = None,
     doses_given: DosesOpt = None,
     dose: DoseOpt = None,
+    dose_unit: DoseUnitOpt = None,
     include_controls: Annotated[bool, typer.Option(
         help="Also pool control arms (normally only treated arms).")] = False,
     include_untimed: Annotated[bool, typer.Option(
@@ -76,7 +78,7 @@ def pooled_rate(
 
     records = read_records(file)
     filters = filters_from_options(treatment, route, population, scale, evidence, doses_given,
-                                   dose, domain, endpoint)
+                                   dose, domain, endpoint, dose_unit)
     tw = TimeWindow.around(time, window)
     data = select_binary_arms(records, outcome, tw, filters, active_only=not include_controls,
                               untimed=include_untimed)

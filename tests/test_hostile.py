@@ -241,3 +241,27 @@ def test_a_silent_server_does_not_hang_the_client(tmp_path: Path) -> None:
     finally:
         engine.CONNECT_TIMEOUT_S = old
         server.close()
+
+
+def test_a_dose_in_several_units_must_say_which(tmp_path: Path) -> None:
+    from trialmeta.analysis.selection import Filters, TimeWindow, select_binary_arms
+
+    rows = base_rows()
+    rows[2]["dose_unit"] = "mg"  # B2002's ketamine arm: 0.5 mg, not 0.5 mg/kg
+    records = read_records(write_csv(tmp_path / "r.csv", rows))
+    with pytest.raises(SpecError, match="several units.*--dose-unit"):
+        select_binary_arms(records, "response", TimeWindow.around(24.0), Filters(dose=0.5))
+    one = select_binary_arms(records, "response", TimeWindow.around(24.0),
+                             Filters(dose=0.5, dose_unit=("mg/kg",)))
+    assert list(one.table["study"]) == ["A2001"]
+    r = runner.invoke(app, ["fit", "pooled-rate", str(tmp_path / "r.csv"), "--dose", "0.5"])
+    assert r.exit_code == 2 and "--dose-unit" in r.output
+
+
+def test_two_columns_naming_the_same_field_are_an_error(tmp_path: Path) -> None:
+    rows = base_rows()
+    for r in rows:
+        r["study_id"] = r["trial"] = r.pop("study")
+    header = ["study_id", "trial", *[c for c in rows[0] if c not in ("study_id", "trial")]]
+    with pytest.raises(DataError, match="both name the column 'study'"):
+        read_records(write_csv(tmp_path / "r.csv", rows, header))
