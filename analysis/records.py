@@ -151,8 +151,16 @@ def bundled_path() -> Path:
     return Path(str(resources.files("trialmeta.data").joinpath("ketamine_trials.csv")))
 
 
-def _read_raw(path: Path) -> pd.DataFrame:
-    """Read a file into a DataFrame of strings (no type guessing)."""
+#: the largest records file read (bytes); a bigger one is refused before it is read
+MAX_BYTES = 500_000_000
+
+
+def _read_raw(path: Path) -> tuple[pd.DataFrame, str]:
+    """Read a file once into a DataFrame of strings (no type guessing) and its SHA-256.
+
+    The hash is of the bytes parsed, so provenance describes exactly what was analysed. A
+    FIFO, a device or any other non-regular file is refused (it would block or never end).
+    """
     kind = SUFFIXES.get(path.suffix.lower())
     name = str(path)
     if kind is None:
@@ -161,9 +169,17 @@ def _read_raw(path: Path) -> pd.DataFrame:
                                  "or .parquet")])
     if not path.exists():
         raise DataError([Problem(name, None, None, "file not found")])
+    if not path.resolve().is_file():
+        raise DataError([Problem(name, None, None, "not a regular file (a FIFO or device "
+                                                   "cannot hold records)")])
+    if path.stat().st_size > MAX_BYTES:
+        raise DataError([Problem(name, None, None, f"{path.stat().st_size:,} bytes is larger "
+                                                   f"than the limit of {MAX_BYTES:,}")])
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
     try:
         if kind in ("csv", "tsv"):
-            raw = path.read_bytes()
+            raw = data
             if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
                 raise DataError([Problem(name, None, None,
                                          "file is UTF-16 encoded; save it as UTF-8")])
@@ -188,8 +204,10 @@ def _read_raw(path: Path) -> pd.DataFrame:
             df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
                              na_filter=False)
         elif kind == "excel":
-            sheets = pd.read_excel(path, sheet_name=None, dtype=str, keep_default_na=False,
-                                   na_filter=False)
+            import io
+
+            sheets = pd.read_excel(io.BytesIO(data), sheet_name=None, dtype=str,
+                                   keep_default_na=False, na_filter=False)
             if len(sheets) != 1:
                 raise DataError([Problem(name, None, None,
                                          f"workbook has {len(sheets)} sheets "
@@ -197,14 +215,16 @@ def _read_raw(path: Path) -> pd.DataFrame:
                                          "sheet")])
             df = next(iter(sheets.values()))
         else:
-            df = pd.read_parquet(path)
+            import io
+
+            df = pd.read_parquet(io.BytesIO(data))
             df = df.astype(object).where(df.notna(), "")
             df = df.map(lambda v: v if isinstance(v, str) else _format_scalar(v))
     except DataError:
         raise
     except Exception as exc:  # parsers raise many types; report them as data problems
         raise DataError([Problem(name, None, None, f"cannot be read: {exc}")]) from None
-    return df
+    return df, digest
 
 
 def _format_scalar(value: object) -> str:
@@ -285,13 +305,13 @@ def read_records(path: str | Path | None = None, *, max_rows: int = MAX_ROWS) ->
         With every problem found (file, row, column, what to do).
     """
     p = Path(path) if path is not None else bundled_path()
-    raw = _read_raw(p)
+    raw, digest = _read_raw(p)
     name = str(path) if path is not None else "bundled:ketamine_trials.csv"
     if len(raw) > max_rows:
         raise DataError([Problem(name, None, None,
                                  f"{len(raw):,} rows is more than the limit of {max_rows:,}; "
                                  "split the file or raise the limit (--max-rows)")])
-    return validate(raw, name, hashlib.sha256(p.read_bytes()).hexdigest())
+    return validate(raw, name, digest)
 
 
 def validate(raw: pd.DataFrame, name: str, sha256: str = "") -> Records:

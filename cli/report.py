@@ -61,7 +61,7 @@ def report(
     from trialmeta.analysis.inference import SamplerSettings
     from trialmeta.analysis.records import bundled_path, read_records
     from trialmeta.analysis.report.build import build_report
-    from trialmeta.analysis.report.output import plan_output
+    from trialmeta.analysis.report.output import plan_output, writer_lock
 
     records = read_records(file)
     claims_file = load_claims(claims)
@@ -86,10 +86,12 @@ def report(
         if chatty:
             typer.echo(f"trialmeta report: {msg}", err=True)
 
-    results = build_report(records, claims_file, settings, out, progress=chatty,
-                           jobs=jobs if cache_dir else 1, records_path=file,
-                           claims_path=claims, say=say,
-                           robustness=read_robustness(sweep, calibration, records, claims_file))
+    with writer_lock(out, say=lambda m: typer.echo(f"trialmeta report: {m}", err=True)):
+        results = build_report(records, claims_file, settings, out, progress=chatty,
+                               jobs=jobs if cache_dir else 1, records_path=file,
+                               claims_path=claims, say=say,
+                               robustness=read_robustness(sweep, calibration, records,
+                                                          claims_file))
     if not quiet:
         for c in results["claims"]:
             typer.echo(f"{c['id']:<14} {c['verdict']:<18} {claim_numbers(c)}".rstrip("; "))

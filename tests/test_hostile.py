@@ -265,3 +265,36 @@ def test_two_columns_naming_the_same_field_are_an_error(tmp_path: Path) -> None:
     header = ["study_id", "trial", *[c for c in rows[0] if c not in ("study_id", "trial")]]
     with pytest.raises(DataError, match="both name the column 'study'"):
         read_records(write_csv(tmp_path / "r.csv", rows, header))
+
+
+def test_a_fifo_or_device_is_not_read_as_records(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "records.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(DataError, match="not a regular file"):
+        read_records(fifo)
+    link = tmp_path / "zero.csv"
+    link.symlink_to("/dev/zero")
+    with pytest.raises(DataError, match="not a regular file"):
+        read_records(link)
+
+
+def test_the_records_hash_is_of_the_bytes_analysed(tmp_path: Path) -> None:
+    import hashlib
+
+    path = write_csv(tmp_path / "r.csv", base_rows())
+    assert read_records(path).sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_second_report_into_the_same_folder_waits_then_gives_up(tmp_path: Path) -> None:
+    from trialmeta.analysis.report.output import writer_lock
+
+    out = tmp_path / "rep"
+    said = []
+    with writer_lock(out), pytest.raises(SpecError, match="still writing"):
+        with writer_lock(out, wait_s=0.5, say=said.append):
+            pass
+    assert said and "waiting" in said[0]
+    with writer_lock(out, wait_s=0.5):  # free again once the first is done
+        pass

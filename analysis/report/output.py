@@ -11,13 +11,14 @@ by the next run, which says so.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -304,3 +305,43 @@ def swap_in(staging: Path, out: Path, *,
     out.rename(backup)
     staging.rename(out)  # a kill before this line is finished by recover() on the next run
     shutil.rmtree(backup, ignore_errors=True)
+
+
+#: how long a second report into the same --out waits for the first to finish (seconds)
+LOCK_WAIT_S = 600.0
+
+
+@contextlib.contextmanager
+def writer_lock(out: Path, wait_s: float | None = None,
+                say: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold the lock of ``out``'s parent folder while a report runs into ``out``.
+
+    The lock is ``flock`` on the parent folder itself, so nothing is written outside
+    ``out``; a second report into the same folder (or a sibling) waits for the first (and
+    says so), up to ``wait_s``, then gives up with SpecError.
+    """
+    import fcntl
+    import time
+
+    wait_s = LOCK_WAIT_S if wait_s is None else wait_s
+    out = Path(os.path.abspath(out))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        deadline = time.monotonic() + wait_s
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise SpecError(f"another trialmeta report is still writing {out} after "
+                                    f"{wait_s:g} s; try again when it has finished") from None
+                if not told and say is not None:
+                    say(f"another trialmeta report is writing {out}; waiting for it")
+                    told = True
+                time.sleep(0.2)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
