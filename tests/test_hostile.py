@@ -16,19 +16,11 @@ from trialmeta.cli.app import app
 from typer.testing import CliRunner
 
 from tests.test_report import CLAIMS, CONTRASTS, SMALL, make_inputs
+from tests.test_selection_claims import CLAIM as CLAIM_TEMPLATE
 
 runner = CliRunner()
 
-CLAIM = """
-claims:
-  - id: X1
-    quote: q
-    model: pooled-rate
-    outcome: response
-    time_h: 24
-    quantity: pooled_rate
-    region: [0, 1]
-"""
+CLAIM = CLAIM_TEMPLATE.format(region="[0, 1]")
 
 
 def _claims(tmp_path: Path, text: str) -> Path:
