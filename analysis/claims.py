@@ -11,6 +11,7 @@ is "insufficient data".
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -432,11 +433,26 @@ def load_claims(path: str | Path | None = None) -> ClaimsFile:
                         f"{', '.join(sorted(RULE_FIELDS))}")
     defaults = parse_rule(d, DecisionRule(),
                           lambda fld, msg: SpecError(f"{name}: defaults, field '{fld}': {msg}"))
-    claims = [parse_claim(raw, name, defaults) for raw in doc["claims"]]
+    problems: list[str] = []
+
+    def each(parse: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+        out = []
+        for raw in items:
+            try:
+                out.append(parse(raw))
+            except SpecError as exc:
+                problems.append(str(exc))
+        return out
+
+    claims = each(lambda raw: parse_claim(raw, name, defaults), doc["claims"])
     raw_contrasts = doc.get("contrasts") or []
     if not isinstance(raw_contrasts, list):
-        raise SpecError(f"{name}: 'contrasts' must be a list")
-    contrasts = [parse_contrast(raw, name) for raw in raw_contrasts]
+        problems.append(f"{name}: 'contrasts' must be a list")
+        raw_contrasts = []
+    contrasts = each(lambda raw: parse_contrast(raw, name), raw_contrasts)
+    if problems:  # every claim's and contrast's first problem, all at once
+        raise SpecError(problems[0] if len(problems) == 1 else
+                        f"{len(problems)} problems:\n  - " + "\n  - ".join(problems))
     ids = [c.id for c in claims]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:

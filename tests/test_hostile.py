@@ -290,3 +290,12 @@ def test_a_second_report_into_the_same_folder_waits_then_gives_up(tmp_path: Path
     assert said and "waiting" in said[0]
     with writer_lock(out, wait_s=0.5):  # free again once the first is done
         pass
+
+
+def test_every_bad_claim_is_named_at_once(tmp_path: Path) -> None:
+    two = CLAIM + CLAIM.split("claims:\n", 1)[1].replace("X1", "X2")
+    p = _claims(tmp_path, two.replace("region: [0, 1]", "region: [1, 0]"))
+    with pytest.raises(SpecError) as exc:
+        load_claims(p)
+    assert "2 problems" in str(exc.value)
+    assert "claim 'X1'" in str(exc.value) and "claim 'X2'" in str(exc.value)
