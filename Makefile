@@ -8,7 +8,7 @@ SEED   ?= 20190101
 
 .DEFAULT_GOAL := help
 CHECK_ARGS ?= --draws 300 --tune 300 --chains 2 --allow-unconverged
-.PHONY: help install test test-slow lint report sweep calibrate report-check bench load validate clean
+.PHONY: help install test test-slow fuzz lint report sweep calibrate report-check bench load validate clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -23,10 +23,13 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 test: install ## run the test suite (fast tests plus a few small real-sampling tests)
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m "not slow and not fuzz" -q
 
 test-slow: install ## run every test, including the long sampling tests
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -m "not fuzz" -q
+
+fuzz: install ## Hypothesis fuzzing of record tables, claims documents and option values (a few minutes)
+	$(BIN)/python -m pytest -m fuzz -q -p no:cacheprovider
 
 lint: install ## ruff
 	$(BIN)/ruff check .
