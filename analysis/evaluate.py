@@ -221,8 +221,6 @@ def _time_course(records: Records, claim: Claim, settings: SamplerSettings) -> F
     observed = sorted({float(t) for t in data.contrasts["time_h"] if float(t) > 0})
     prior = prior_fit(model, fit, settings)
 
-    group = _timing_group(fit, claim)
-
     def draws_for(f: Any) -> Callable[[str, Claim], np.ndarray]:  # noqa: ANN401
         return lambda q, c: time_quantity(model, f, q, direction,
                                           float(c.option("threshold", opts.threshold)),
@@ -245,7 +243,8 @@ def _time_course(records: Records, claim: Claim, settings: SamplerSettings) -> F
                         f"{q} lies below or above it is not informed by data")
         if prior is None:
             return None
-        for name, post_x, prior_x in _shape_parameters(fit, prior, group):
+        for name, post_x, prior_x in _shape_parameters(fit, prior,
+                                                       _timing_group(fit, c)):
             said = _contraction(post_x, prior_x, name, c.rule.sd_ratio)
             if said:
                 return said
