@@ -32,12 +32,8 @@ RATIO = ("OR", "RR")
 BINARY_FN = {"OR": log_odds_ratio, "RR": log_risk_ratio, "RD": risk_difference}
 
 
-def contrast_effects(data: ContrastData) -> Effects:
-    """Per-contrast effects and variances for the frequentist engine.
-
-    A control shared by m active arms is split evenly (n/m patients, events/m)
-    so that it is not counted m times (Cochrane Handbook 23.3.4).
-    """
+def check_estimable(data: ContrastData) -> None:
+    """Raise SpecError when there is nothing to contrast or the ratio cannot be estimated."""
     c = data.contrasts
     if not len(c):
         raise SpecError("no contrasts to analyse: no study has both an active and a control "
@@ -48,6 +44,16 @@ def contrast_effects(data: ContrastData) -> Effects:
         if int((c["b"] + c["d"]).sum()) == 0:
             raise SpecError(f"every patient in every arm had the event: the {data.measure} is "
                             "not estimable")
+
+
+def contrast_effects(data: ContrastData) -> Effects:
+    """Per-contrast effects and variances for the frequentist engine.
+
+    A control shared by m active arms is split evenly (n/m patients, events/m)
+    so that it is not counted m times (Cochrane Handbook 23.3.4).
+    """
+    check_estimable(data)
+    c = data.contrasts
     arm = (c["level"] == "arm").to_numpy() if "level" in c else np.ones(len(c), bool)
     counts = c[arm].groupby("study", sort=False)["arm"].transform("count")
     m = np.ones(len(c))

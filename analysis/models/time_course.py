@@ -79,8 +79,8 @@ class TimePriors:
 
 def contrast_effects_by_time(data: ContrastData) -> tuple[np.ndarray, np.ndarray]:
     """Each contrast's estimate and its full sampling variance (no control is split)."""
-    lik = sampling_structure(data, 0.0)
-    return lik.y, lik.v
+    y, v, _ = _estimates(data)
+    return y, v
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,23 @@ class SamplingStructure:
         return out
 
 
+def _estimates(data: ContrastData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each contrast's estimate, its whole variance and its control's part of it."""
+    from ..comparative import BINARY_FN, check_estimable
+    from ..effects import control_variance
+
+    check_estimable(data)
+    c = data.contrasts
+    if data.binary:
+        eff = BINARY_FN[data.measure](c["a"], c["b"], c["c"], c["d"])
+        y, v = np.asarray(eff.yi, float), np.asarray(eff.vi, float)
+        vc = control_variance(data.measure, c["a"], c["b"], c["c"], c["d"])
+    else:
+        y, v = c["yi"].to_numpy(float), c["vi"].to_numpy(float)
+        vc = c["shared_var"].to_numpy(float)
+    return y, v, np.clip(vc, 0.0, v)
+
+
 def sampling_covariance(data: ContrastData, rho: float) -> tuple[np.ndarray, ...]:
     """Estimates, variances and the covariance matrix of a study's contrasts over time.
 
@@ -118,19 +135,8 @@ def sampling_covariance(data: ContrastData, rho: float) -> tuple[np.ndarray, ...
     ``rho``: covariance ``rho * sqrt(vc vc')`` through the control at any two times, plus
     ``rho * sqrt(va va')`` when the active arm is the same. Different studies are independent.
     """
-    from ..comparative import BINARY_FN, contrast_effects
-    from ..effects import control_variance
-
+    y, v, vc = _estimates(data)
     c = data.contrasts
-    contrast_effects(data)  # its checks (no events, nothing to contrast) apply here too
-    if data.binary:
-        eff = BINARY_FN[data.measure](c["a"], c["b"], c["c"], c["d"])
-        y, v = np.asarray(eff.yi, float), np.asarray(eff.vi, float)
-        vc = control_variance(data.measure, c["a"], c["b"], c["c"], c["d"])
-    else:
-        y, v = c["yi"].to_numpy(float), c["vi"].to_numpy(float)
-        vc = c["shared_var"].to_numpy(float)
-    vc = np.clip(vc, 0.0, v)
     sc, sa = np.sqrt(vc), np.sqrt(v - vc)
     study, arm = c["study"].to_numpy(), c["arm"].to_numpy()
     t = c["time_h"].to_numpy(float)
