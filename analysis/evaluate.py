@@ -66,18 +66,25 @@ def _contraction(post: np.ndarray, prior: np.ndarray, name: str, limit: float) -
     return None
 
 
-def _pooled_rate(records: Records, claim: Claim, settings: SamplerSettings) -> FamilyRun:
+def pooled_rate_setup(records: Records, claim: Claim) -> tuple[Any, Any]:  # noqa: ANN401
+    """Return the pooled-rate model a claim asks for and the arms it selects."""
     from .models.pooled_rate import PooledRate
-    from .results import PooledRateRun, pooled_rate_document
     from .selection import select_binary_arms
 
     data = select_binary_arms(records, claim.outcome, claim.window, claim.filters,
                               untimed=bool(claim.option("untimed", False)))
+    model = PooledRate(_pooled_rate_priors(claim.option("tau_prior"), claim.option("priors", ())),
+                       moderators=claim.option("moderators", ()))
+    return model, data
+
+
+def _pooled_rate(records: Records, claim: Claim, settings: SamplerSettings) -> FamilyRun:
+    from .results import PooledRateRun, pooled_rate_document
+
+    model, data = pooled_rate_setup(records, claim)
     studies = sorted(set(data.table["study"]))
     if len(studies) < claim.rule.min_studies:
         return FamilyRun("pooled-rate", None, studies)
-    model = PooledRate(_pooled_rate_priors(claim.option("tau_prior"), claim.option("priors", ())),
-                       moderators=claim.option("moderators", ()))
     fit = model.fit(data, settings, data_sha256=records.sha256)
     run = PooledRateRun(claim.outcome, claim.window, claim.filters, fit, model.summary(fit))
     prior = prior_fit(model, fit, settings)
@@ -103,8 +110,8 @@ def _pooled_rate_priors(spec: str | None, overrides: tuple = ()):  # noqa: ANN20
     return replace(priors, tau_scale=prior.scale)
 
 
-def _contrast(records: Records, claim: Claim, settings: SamplerSettings) -> FamilyRun:
-    from .comparative import contrast_document, run_contrast
+def contrast_setup(records: Records, claim: Claim) -> tuple[Any, Any]:  # noqa: ANN401
+    """Return the contrast model a claim asks for and the contrasts it selects."""
     from .contrasts import select_contrasts
     from .models.contrast import Contrast, default_priors
     from .priors import heterogeneity_prior
@@ -115,22 +122,28 @@ def _contrast(records: Records, claim: Claim, settings: SamplerSettings) -> Fami
                             comparator=claim.option("comparator", ()),
                             allow_mixed_mean_types=any(m.startswith("mean_type")
                                                        for m in moderators))
-    if data.k_studies < claim.rule.min_studies:
-        return FamilyRun("contrast", None, data.studies)
     tau_prior = claim.option("tau_prior")
     overrides = dict(claim.option("priors", ()))
     priors = None
     if tau_prior or overrides:
         tau = heterogeneity_prior(tau_prior) if tau_prior else None
         priors = replace(default_priors(measure, tau), **overrides)
-    run = run_contrast(data, settings, priors, data_sha256=records.sha256,
-                       moderators=moderators)
-    model = Contrast(priors, 0.0, moderators)
-    prior = prior_fit(model, run.fit, settings)
+    return Contrast(priors, 0.0, moderators), data
+
+
+def _contrast(records: Records, claim: Claim, settings: SamplerSettings) -> FamilyRun:
+    from .comparative import ContrastRun, contrast_document
+
+    model, data = contrast_setup(records, claim)
+    if data.k_studies < claim.rule.min_studies:
+        return FamilyRun("contrast", None, data.studies)
+    fit = model.fit(data, settings, data_sha256=records.sha256)
+    run = ContrastRun(fit, model.summary(fit))
+    prior = prior_fit(model, fit, settings)
     return FamilyRun("contrast", contrast_document(run, records), sorted(data.studies),
-                     lambda q, c: model.draws(run.fit, q),
-                     diagnostics_passed=run.fit.diagnostics.passed,
-                     extra={"idata": run.fit.idata},
+                     lambda q, c: model.draws(fit, q),
+                     diagnostics_passed=fit.diagnostics.passed,
+                     extra={"idata": fit.idata},
                      prior_draws=lambda q, c: model.draws(prior, q))
 
 

@@ -80,24 +80,12 @@ def worlds(claim: Claim) -> list[World]:
 
 def _selected(records: Records, claim: Claim) -> tuple[Any, Any]:
     """Return the claim's model and the data its fit uses (as the claims engine selects)."""
-    family = model_family(claim.model)
-    if family == "pooled-rate":
-        from .evaluate import _pooled_rate_priors
-        from .models.pooled_rate import PooledRate
-        from .selection import select_binary_arms
+    from .evaluate import contrast_setup, pooled_rate_setup
 
-        model = PooledRate(_pooled_rate_priors(claim.option("tau_prior"),
-                                               claim.option("priors", ())))
-        data = select_binary_arms(records, claim.outcome, claim.window, claim.filters,
-                                  untimed=bool(claim.option("untimed", False)))
+    if model_family(claim.model) == "pooled-rate":
+        model, data = pooled_rate_setup(records, claim)
         return model, model.prepare(data)
-    from .contrasts import select_contrasts
-    from .models.contrast import Contrast
-
-    data = select_contrasts(records, claim.outcome, claim.option("measure", "OR"),
-                            claim.window, claim.filters,
-                            comparator=claim.option("comparator", ()))
-    return Contrast(), data
+    return contrast_setup(records, claim)
 
 
 def simulated_records(records: Records, claim: Claim, world: World, seed: int) -> Records:
