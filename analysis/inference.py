@@ -180,11 +180,18 @@ def cached_file(idata: Any, settings: SamplerSettings) -> Path | None:  # noqa: 
     return path if path.exists() else None
 
 
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
 def _digest(path: Path) -> str:
-    """SHA-256 of a file's bytes."""
+    """Return the SHA-256 of a file's bytes (read once per version of the file)."""
     import hashlib
 
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    st = path.stat()
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return _DIGESTS[key]
 
 
 def _write_atomic(folder: Path, key: str, suffix: str, write: Callable[[str], Any]) -> None:
