@@ -35,14 +35,26 @@ def load_published(claims: ClaimsFile, published: str | None) -> list[dict[str, 
     return rows
 
 
-def _ours(key: str, claims_rows: list[dict], contrasts: list[dict]) -> dict[str, Any] | None:
+def _claim_scope(records: Records, row: dict) -> str:
+    """Return what a claim's estimate pooled: its selection's active arms in its studies."""
+    from ..selection import Filters
+
+    t = Filters.from_mapping(row.get("selection") or {}).apply(records.table)
+    t = t[t["study"].isin(row["studies"]) & ~t["control"].fillna(False).astype(bool)]
+    return _scope(records, list(zip(t["study"], t["arm"], strict=True)), [])
+
+
+def _ours(key: str, claims_rows: list[dict], contrasts: list[dict],
+          records: Records | None = None) -> dict[str, Any] | None:
+    """Our estimate a published result is compared with; with ``records``, its scope too."""
     kind, _, rest = key.partition("/")
     if kind == "claim":
         row = next((c for c in claims_rows if c["id"] == rest), None)
         if row is None or row["median"] is None:
             return None
         return {"median": row["median"], "ci_low": row["ci_low"], "ci_high": row["ci_high"],
-                "k": len(row["studies"]), "label": f"claim {rest}: {row['quantity']}"}
+                "k": len(row["studies"]), "label": f"claim {rest}: {row['quantity']}",
+                "scope": _claim_scope(records, row) if records is not None else None}
     if kind == "contrast":
         cid, group, quantity = rest.split("/")
         for c in contrasts:
@@ -52,9 +64,14 @@ def _ours(key: str, claims_rows: list[dict], contrasts: list[dict]) -> dict[str,
                 if g["group"] == group and g.get("bayesian"):
                     e = g["bayesian"]["estimates"].get(quantity)
                     if e:
+                        rows = g["bayesian"]["per_study"]
+                        scope = None if records is None else _scope(
+                            records, [(r["study"], r["arm"]) for r in rows],
+                            [r["comparator"] for r in rows])
                         return {"median": e["median"], "ci_low": e["ci_low"],
                                 "ci_high": e["ci_high"], "k": g["k"],
-                                "label": f"{c['title']}: {group} ({quantity})"}
+                                "label": f"{c['title']}: {group} ({quantity})",
+                                "scope": scope}
     return None
 
 
@@ -78,30 +95,6 @@ def _scope(records: Records, arms: list[tuple[str, str]], controls: list[str]) -
     return text + (f"; vs {', '.join(sorted(set(controls)))}" if controls else "")
 
 
-def _ours_scope(records: Records, key: str, claims_rows: list[dict],
-                contrasts: list[dict]) -> str | None:
-    """Return the scope of the estimate ``key`` names (see :func:`_ours`)."""
-    from ..selection import Filters
-
-    kind, _, rest = key.partition("/")
-    if kind == "claim":
-        row = next((c for c in claims_rows if c["id"] == rest), None)
-        if row is None or not row.get("studies"):
-            return None
-        t = Filters.from_mapping({k: v for k, v in (row.get("selection") or {}).items()}
-                                 ).apply(records.table)
-        t = t[t["study"].isin(row["studies"]) & ~t["control"].fillna(False).astype(bool)]
-        return _scope(records, list(zip(t["study"], t["arm"], strict=True)), [])
-    cid, group, _ = rest.split("/")
-    for c in contrasts:
-        for g in c["groups"]:
-            if c["id"] == cid and g["group"] == group and g.get("bayesian"):
-                rows = g["bayesian"]["per_study"]
-                return _scope(records, [(r["study"], r["arm"]) for r in rows],
-                              [r["comparator"] for r in rows])
-    return None
-
-
 def published_comparison(rows: list[dict[str, str]], claims_rows: list[dict],
                          contrasts: list[dict],
                          records: Records | None = None) -> list[dict[str, Any]]:
@@ -113,9 +106,7 @@ def published_comparison(rows: list[dict[str, str]], claims_rows: list[dict],
     """
     out = []
     for r in rows:
-        ours = _ours(r["ours"], claims_rows, contrasts) if r.get("ours") else None
-        if ours is not None and records is not None:
-            ours["scope"] = _ours_scope(records, r["ours"], claims_rows, contrasts)
+        ours = _ours(r["ours"], claims_rows, contrasts, records) if r.get("ours") else None
 
         def num(x: str) -> float | None:
             return float(x) if x not in ("", None) else None
