@@ -233,10 +233,11 @@ def simulate_and_fit(spec: CalibrationSpec, records: Records, sim: int) -> dict[
 
 def _selected_digest(data: Any) -> str:  # noqa: ANN401
     """Identify the selected data (a change of selection must not reuse cached results)."""
-    table = getattr(data, "table", None)
-    for name in ("contrasts", "arms"):
-        if table is None:
-            table = getattr(data, name, None)
+    from .doses import DoseData
+    from .selection import BinaryArms
+
+    table = (data.table if isinstance(data, BinaryArms) else
+             data.arms if isinstance(data, DoseData) else data.contrasts)
     return hashlib.sha256(table.to_csv(index=False).encode()).hexdigest()
 
 
