@@ -172,7 +172,8 @@ def _number(path: str, cid: str, fld: str, value: Any, lo: float | None = None,
 
 
 OPTION_FIELDS = {"measure", "form", "comparator", "moderators", "untimed", "threshold", "tau_prior",
-                 "fraction", "hill", "direction", "rho", "priors", "timing", "timing_group"}
+                 "fraction", "hill", "direction", "rho", "priors", "timing", "timing_group",
+                 "likelihood"}
 #: prior settings a claim's ``priors`` mapping may change, per family (``mu_mean`` may be
 #: any number; the others are scales and must be positive)
 PRIOR_FIELDS = {
@@ -318,7 +319,7 @@ def _check_option_types(options: dict[str, Any], family: str, model: str,
     if "direction" in options and options["direction"] not in (-1, 0, 1):
         raise fail("direction", f"must be 1 (higher is better), -1 or 0, got "
                                 f"{options['direction']!r}")
-    for key in ("measure", "form", "tau_prior", "timing", "timing_group"):
+    for key in ("measure", "form", "tau_prior", "timing", "timing_group", "likelihood"):
         if key in options and not isinstance(options[key], str):
             raise fail(key, f"must be text, got {options[key]!r}")
     for key in ("comparator", "moderators"):
@@ -378,9 +379,11 @@ def parse_claim(raw: Any, path: str, defaults: DecisionRule) -> Claim:
         if family != "time-course":
             raise _fail(path, cid, "rho", "only time-course claims take a correlation rho")
         options["rho"] = _number(path, cid, "rho", options["rho"], 0.0, 0.99)
-    for key in ("timing", "timing_group"):
+    for key in ("timing", "timing_group", "likelihood"):
         if key in options and family != "time-course":
-            raise _fail(path, cid, key, "only time-course claims take a timing")
+            raise _fail(path, cid, key, f"only time-course claims take a {key}")
+    if options.get("likelihood", "normal") not in ("normal", "binomial"):
+        raise _fail(path, cid, "likelihood", "use normal or binomial")
     if options.get("timing", "shared") not in ("shared", "by-route", "by-treatment"):
         raise _fail(path, cid, "timing", "use shared, by-route or by-treatment")
     if "priors" in options:

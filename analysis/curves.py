@@ -49,6 +49,7 @@ class TimeOptions:
     rho: float = 0.5
     priors: tuple[tuple[str, float], ...] = ()  # (setting, value) pairs over the defaults
     timing: str = "shared"  # or by-route, by-treatment: Bateman T_r, T_d per group
+    likelihood: str = "normal"  # or binomial (counts on the log-odds scale)
     filters: Filters = field(default_factory=Filters)
     comparator: tuple[str, ...] = ()
     times: tuple[float, ...] = ()
@@ -153,7 +154,9 @@ def fit_time(records: Records, opts: TimeOptions, settings: SamplerSettings):  #
         raise SpecError(f"model '{opts.model}' is not a time-course model")
     form = opts.form if opts.form in cls.gate else next(iter(cls.gate))
     priors = replace(TimePriors(), **dict(opts.priors)) if opts.priors else None
-    extra = {"timing": opts.timing} if opts.timing != "shared" else {}
+    extra: dict[str, str] = {"timing": opts.timing} if opts.timing != "shared" else {}
+    if opts.likelihood != "normal":
+        extra["likelihood"] = opts.likelihood
     model = cls(form, rho=opts.rho, priors=priors, **extra)
     return data, model, model.fit(data, settings, data_sha256=records.sha256)
 
@@ -169,6 +172,7 @@ def time_document(records: Records, opts: TimeOptions, settings: SamplerSettings
     doc = {
         "model": opts.model, "form": form, "outcome": opts.outcome,
         "measure": opts.measure, "rho": opts.rho, "timing": opts.timing,
+        "likelihood": opts.likelihood,
         "threshold": opts.threshold,
         "fraction": opts.fraction,
         "direction": "higher is better" if direction > 0 else "lower is better",

@@ -216,6 +216,7 @@ def _time_course(records: Records, claim: Claim, settings: SamplerSettings) -> F
                        form=claim.option("form", "bateman"), filters=claim.filters,
                        rho=float(claim.option("rho", 0.5)), priors=claim.option("priors", ()),
                        timing=str(claim.option("timing", "shared")),
+                       likelihood=str(claim.option("likelihood", "normal")),
                        comparator=claim.option("comparator", ()),
                        threshold=float(claim.option("threshold", 0.405)),
                        fraction=float(claim.option("fraction", 0.5)),

@@ -28,6 +28,8 @@ H_SIZE, H_FAMILY, H_K, H_S, H_C, H_P, H_TAU_KIND = 0, 1, 2, 3, 4, 5, 6
 H_TAU_SCALE, H_TAU_LOC, H_PRIOR_M, H_PRIOR_SD, H_BASE_SD = 7, 8, 9, 10, 11
 # slots of the curve families (kernels_curves): form, rho, and four prior constants
 H_FORM, H_RHO, H_A, H_B, H_C2, H_D = 12, 13, 14, 15, 16, 17
+# time-course: likelihood (0 joint normal, 1 binomial) and number of baseline blocks
+H_LIK, H_BLOCKS = 18, 19
 # families
 POOLED_RATE, CONTRAST_BINARY, CONTRAST_NORMAL = 0.0, 1.0, 2.0
 DOSE_BINARY, DOSE_NORMAL, TIME_COURSE = 3.0, 4.0, 5.0

@@ -10,7 +10,10 @@ tests compare them with the PyMC models at random points. Layouts of ``x``:
   timing groups, 1 when timing is shared) or
   ``knot_effect[K]`` (piecewise); the likelihood is the joint normal of each study's
   contrasts, factorised as ``e = W (y - mean) ~ Normal(0, sd^2)`` with ``W`` unit
-  lower-triangular (:class:`~trialmeta.analysis.models.time_course.SamplingStructure`)
+  lower-triangular (:class:`~trialmeta.analysis.models.time_course.SamplingStructure`),
+  or (binomial) weighted binomial terms of the active arms and their controls, with one
+  baseline ``alpha[B]`` per study, time and control appended to ``x``
+  (:class:`~trialmeta.analysis.models.time_course.BinomialStructure`)
 
 The Bateman curve is scaled by its value at its own peak time t*; since t* maximises the
 bracket, the derivative of the scale with respect to T_r or T_d is the bracket's partial
@@ -32,11 +35,13 @@ from .kernels import (
     H_A,
     H_B,
     H_BASE_SD,
+    H_BLOCKS,
     H_C,
     H_C2,
     H_D,
     H_FORM,
     H_K,
+    H_LIK,
     H_P,
     H_PRIOR_SD,
     H_S,
@@ -219,6 +224,41 @@ def _decorrelated(r: np.ndarray, start: np.ndarray, w: np.ndarray) -> np.ndarray
 
 
 @numba.njit(**_JIT)
+def _binomial_terms(x: np.ndarray, buf: np.ndarray, amp: np.ndarray, f: np.ndarray,
+                    dmean: np.ndarray, grad: np.ndarray, terms: np.ndarray | None) -> float:
+    """Weighted binomial terms of the time-course (baselines last in ``x``).
+
+    Adds d logL / d (amp * f) per contrast to ``dmean`` and the baselines' prior and
+    likelihood gradient to ``grad``; writes each term's log density to ``terms`` if given.
+    """
+    c_n, b_n = int(buf[H_C]), int(buf[H_BLOCKS])
+    o = HEADER + 8 * c_n
+    bidx = buf[o:o + c_n]
+    m = c_n + b_n
+    p = o + c_n
+    y, n, lc, wt = buf[p:p + m], buf[p + m:p + 2 * m], buf[p + 2 * m:p + 3 * m], \
+        buf[p + 3 * m:p + 4 * m]
+    ia, bsd = x.size - b_n, buf[H_BASE_SD]
+    lp = 0.0
+    for b in range(b_n):
+        a = x[ia + b]
+        lp += _normal(a, 0.0, bsd)
+        grad[ia + b] = -a / (bsd * bsd)
+    for j in range(m):
+        b = int(bidx[j]) if j < c_n else j - c_n
+        eta = x[ia + b] + (amp[j] * f[j] if j < c_n else 0.0)
+        term = wt[j] * _binomial_logit(y[j], n[j], lc[j], eta)
+        lp += term
+        if terms is not None:
+            terms[j] = term
+        g = wt[j] * (y[j] - n[j] * _expit(eta))
+        grad[ia + b] += g
+        if j < c_n:
+            dmean[j] += g
+    return lp
+
+
+@numba.njit(**_JIT)
 def time_course_logp(x: np.ndarray, buf: np.ndarray, grad: np.ndarray) -> float:
     """Log density and gradient of time-course (contrast level, joint normal likelihood)."""
     s_n, c_n, k_n = int(buf[H_S]), int(buf[H_C]), int(buf[H_K])
@@ -254,16 +294,19 @@ def time_course_logp(x: np.ndarray, buf: np.ndarray, grad: np.ndarray) -> float:
             grad[ic + j] = -x[ic + j] / (peak_sd * peak_sd)
     r, f, amp = np.empty(c_n), np.empty(c_n), np.empty(c_n)
     _time_course_residuals(x, buf, tau, form, r, f, amp)
-    e = _decorrelated(r, start, w)
     dmean = np.zeros(c_n)  # d logL / d (amp * f) per contrast
-    k = 0
-    for c in range(c_n):
-        lo = int(start[c])
-        lp += _normal(e[c], 0.0, sd[c])
-        g = e[c] / (sd[c] * sd[c])
-        for j in range(lo, c + 1):
-            dmean[j] += g * w[k + j - lo]
-        k += c + 1 - lo
+    if buf[H_LIK] == 1.0:
+        lp += _binomial_terms(x, buf, amp, f, dmean, grad, None)
+    else:
+        e = _decorrelated(r, start, w)
+        k = 0
+        for c in range(c_n):
+            lo = int(start[c])
+            lp += _normal(e[c], 0.0, sd[c])
+            g = e[c] / (sd[c] * sd[c])
+            for j in range(lo, c + 1):
+                dmean[j] += g * w[k + j - lo]
+            k += c + 1 - lo
     g_peak = 0.0  # d logL / d peak, and d logL / d(T_r, T_d) of each group, via the curve
     g_r, g_d = np.zeros(g_n), np.zeros(g_n)
     dtau_sum = 0.0
@@ -323,6 +366,13 @@ def time_course_expand(x: np.ndarray, buf: np.ndarray, out: np.ndarray) -> None:
         q += k_n
     r, f, amp = np.empty(c_n), np.empty(c_n), np.empty(c_n)
     _time_course_residuals(x, buf, tau, form, r, f, amp)
+    if buf[H_LIK] == 1.0:
+        b_n = int(buf[H_BLOCKS])
+        ia = x.size - b_n
+        for b in range(b_n):
+            out[q + b] = x[ia + b]
+        _binomial_terms(x, buf, amp, f, np.zeros(c_n), np.zeros(x.size), out[q + b_n:])
+        return
     e = _decorrelated(r, start, w)
     for c in range(c_n):
         out[q + c] = _normal(e[c], 0.0, sd[c])

@@ -212,12 +212,16 @@ def time_course(*, form: str, study_index: np.ndarray, studies: list[str], lik: 
                 t: np.ndarray, knots: tuple[float, ...], peak_sd: float, t_rise: float,
                 t_decay: float, t_sd: float, tau_scale: float,
                 group_index: np.ndarray | None = None,
-                groups: list[str] | None = None) -> PrecompiledModel:
+                groups: list[str] | None = None, binomial: Any = None) -> PrecompiledModel:
     """Time-course (bateman or piecewise in log(1 + t)) on the factorised contrasts ``lik``.
 
     ``lik`` is a :class:`~trialmeta.analysis.models.time_course.SamplingStructure`. With
-    ``groups`` (Bateman only), T_r and T_d are estimated per timing group.
+    ``groups`` (Bateman only), T_r and T_d are estimated per timing group. With
+    ``binomial`` (a :class:`~trialmeta.analysis.models.time_course.BinomialStructure`), the
+    likelihood is its weighted binomial terms instead, with one baseline per block.
     """
+    from . import kernels as kr
+    from .kernels import H_BLOCKS, H_LIK
     from .kernels_curves import BATEMAN, PIECEWISE
 
     s_n, c_n, k_n = len(studies), len(lik.y), len(knots)
@@ -227,13 +231,25 @@ def time_course(*, form: str, study_index: np.ndarray, studies: list[str], lik: 
     lk, lt = np.log1p(np.array((0.0, *knots))), np.log1p(t)
     pos = np.clip(np.searchsorted(lk, lt, side="right") - 1, 0, len(lk) - 2)
     frac = np.clip((lt - lk[pos]) / (lk[pos + 1] - lk[pos]), 0.0, 1.0)
-    buf = _finish(_header(5.0, s=s_n, c=c_n, k=k_n,
-                          form=BATEMAN if form == "bateman" else PIECEWISE,
-                          prior_sd=peak_sd, tau_scale=tau_scale, a=math.log(t_rise),
-                          b=math.log(t_decay), c2=t_sd, d=g_n),
-                  np.asarray(study_index, float), lik.y, lik.sd, t, pos.astype(float), frac,
-                  lik.start.astype(float), gidx, np.concatenate(lik.w))
-    coords: dict[str, list[Any]] = {"study": list(studies), "y_dim_0": list(range(c_n))}
+    header = _header(5.0, s=s_n, c=c_n, k=k_n,
+                     form=BATEMAN if form == "bateman" else PIECEWISE,
+                     prior_sd=peak_sd, tau_scale=tau_scale, a=math.log(t_rise),
+                     b=math.log(t_decay), c2=t_sd, d=g_n)
+    if binomial is None:
+        tail = [np.concatenate(lik.w)]
+        observed = lik.dense() @ lik.y
+    else:
+        from .models.time_course import BASELINE_SD
+
+        header[H_LIK], header[H_BLOCKS] = 1.0, len(binomial.blocks)
+        header[kr.H_BASE_SD] = BASELINE_SD
+        tail = [binomial.block.astype(float), binomial.y, binomial.n,
+                _log_choose(binomial.n, binomial.y), binomial.weight]
+        observed = binomial.y.astype("int64")
+    buf = _finish(header, np.asarray(study_index, float), lik.y, lik.sd, t,
+                  pos.astype(float), frac, lik.start.astype(float), gidx, *tail)
+    coords: dict[str, list[Any]] = {"study": list(studies),
+                                    "y_dim_0": list(range(observed.size))}
     variables = [Variable("tau", ()), Variable("z", ("study",))]
     if form == "bateman":
         dims: tuple[str, ...] = ()
@@ -250,9 +266,13 @@ def time_course(*, form: str, study_index: np.ndarray, studies: list[str], lik: 
         coords["knot_effect_dim_0"] = list(range(k_n))
         variables.append(Variable("knot_effect", ("knot_effect_dim_0",)))
         init = np.zeros(1 + s_n + k_n)
+    if binomial is not None:
+        coords["block"] = list(binomial.blocks)
+        variables.append(Variable("alpha", ("block",)))
+        init = np.r_[init, np.zeros(len(binomial.blocks))]
     variables.append(Variable("y", ("y_dim_0",), loglik=True))
     return PrecompiledModel("time-course", buf, init.size, variables, coords,
-                            {"y": (("y_dim_0",), lik.dense() @ lik.y)}, init)
+                            {"y": (("y_dim_0",), observed)}, init)
 
 
 def _load_lib():  # noqa: ANN202

@@ -77,6 +77,7 @@ class Variation:
         return {"baseline": "as in the claims file",
                 "prior": f"tau ~ {self.value}",
                 "rho": f"correlation between time points {self.value}",
+                "likelihood": f"{self.value} likelihood",
                 "form": f"{self.value} curve",
                 "evidence": "primary evidence only",
                 "crossover": "crossover trials left out",
@@ -121,6 +122,12 @@ def vary(claim: Claim, v: Variation, records: Records) -> Claim | None:
         if family != "time-course" or float(v.value) == float(options.get("rho", 0.5)):
             return None
         options["rho"] = float(v.value)
+    elif v.kind == "likelihood":
+        if (family != "time-course" or claim.outcome == "change"
+                or options.get("measure", "OR") != "OR"
+                or v.value == options.get("likelihood", "normal")):
+            return None
+        options["likelihood"] = v.value
     elif v.kind == "form":
         current = options.get("form", "emax" if family == "dose-response" else "bateman")
         if v.value not in _forms(family) or v.value == current:
@@ -218,6 +225,7 @@ def fixed_cells(claims: ClaimsFile) -> list[Variation]:
             cells += [Variation("priors", f"{family}:{setting}{op}{factor:g}") for op in "/*"]
     if "time-course" in families:
         cells += [Variation("rho", f"{r:g}") for r in RHOS]
+        cells += [Variation("likelihood", x) for x in ("normal", "binomial")]
     cells += [Variation("evidence", "primary"), Variation("crossover", "exclude")]
     cells += [Variation("window", w) for w in WINDOW_SHARES]
     cells += [Variation("region", r) for r in ("narrow", "wide")]

@@ -171,6 +171,10 @@ def time_course(
     timing: Annotated[str | None, typer.Option(
         help="shared (one rise and decay time), by-route or by-treatment (bateman: T_r and "
              "T_d per route or drug; summaries per group under by_group).")] = None,
+    likelihood: Annotated[str | None, typer.Option(
+        help="normal (joint normal of the contrasts, default) or binomial (counts: "
+             "arm-level binomial terms with a baseline per study and time, weighted for "
+             "repeated measurement at rho).")] = None,
     treatment: TreatmentOpt = None,
     route: RouteOpt = None,
     population: PopulationOpt = None,
@@ -201,7 +205,7 @@ def time_course(
 
     opts = _override(_defaults(file, "time-course"), outcome=outcome,
                      measure=measure.upper() if measure else None, form=form, rho=rho,
-                     timing=timing,
+                     timing=timing, likelihood=likelihood,
                      model=model,
                      times=tuple(at) if at else None, threshold=threshold, fraction=fraction,
                      comparator=tuple(comparator) if comparator else None, treatment=treatment,
@@ -213,6 +217,7 @@ def time_course(
     title = (f"time-course ({doc['form']}): {doc['measure']} on {doc['outcome']}, "
              f"{doc['contrasts']} contrasts in {doc['k']} studies at "
              f"{', '.join(f'{t:g}' for t in doc['observed_times_h'])} h; rho {doc['rho']:g}; "
+             f"{doc['likelihood']} likelihood; "
              f"{doc['direction']}")
     _emit(doc, json, allow_unconverged, _format(doc, title))
 

@@ -157,6 +157,18 @@ def test_time_course_kernel_is_the_pymc_model(records, form: str, outcome: str, 
     _check_against_pymc(TimeCourse(form), data)
 
 
+@pytest.mark.parametrize("form,timing", [("bateman", "shared"), ("piecewise", "shared"),
+                                         ("bateman", "by-route")])
+def test_binomial_time_course_kernel_is_the_pymc_model(records, form: str,  # noqa: ANN001
+                                                      timing: str) -> None:
+    data = select_time_course(records, "response", "OR",
+                              Filters(treatment=("ketamine", "esketamine"),
+                                      scale=DEPRESSION_SCALES))
+    family = TimeCourse(form, likelihood="binomial", timing=timing)
+    assert family.precompiled(data).n_dim > family.precompiled(data).buffer[kernels.H_BLOCKS]
+    _check_against_pymc(family, data)
+
+
 def test_c_entry_point_reads_the_buffer_and_flags_non_finite_values() -> None:
     """The C function nutpie calls: same value as the kernel; status 4 on overflow."""
     pre = PooledRate().precompiled(arms([3, 5], [10, 12]))

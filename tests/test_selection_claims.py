@@ -110,6 +110,7 @@ def test_bad_decision_rule_fields_name_claim_and_field(tmp_path: Path, extra: st
     ("priors: [mu_sd, 1]", "must be a mapping"),
     ("rho: 0.5", "only time-course claims"),
     ("timing: by-route", "only time-course claims take a timing"),
+    ("likelihood: binomial", "only time-course claims take a likelihood"),
 ])
 def test_bad_priors_and_rho_name_claim_and_field(tmp_path: Path, extra: str,
                                                  problem: str) -> None:

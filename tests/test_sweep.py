@@ -106,6 +106,11 @@ def test_each_family_prior_and_rho_are_varied() -> None:
                 .option("priors")) == {"mu_sd": 0.75}
     assert vary(c5, Variation("rho", "0.8"), RECORDS).option("rho") == 0.8
     assert vary(c2, Variation("rho", "0.8"), RECORDS) is None
+    assert "likelihood:binomial" in ids
+    binomial = vary(c5, Variation("likelihood", "binomial"), RECORDS)
+    assert binomial.option("likelihood") == "binomial" and binomial.fit_key() != c5.fit_key()
+    assert vary(c5, Variation("likelihood", "normal"), RECORDS) is None  # already normal
+    assert vary(c2, Variation("likelihood", "binomial"), RECORDS) is None
 
 
 def test_claim_priors_reach_the_model() -> None:

@@ -1,6 +1,7 @@
 """time-course: the effect relative to control over time after one administration.
 
-Contrast-level model on every post-dose time point of every study::
+Two likelihoods, chosen with ``likelihood`` (``--likelihood``). The default, ``normal``,
+is a contrast-level model on every post-dose time point of every study::
 
     y_i ~ MultivariateNormal(delta_i, S_i)
     delta_it = exp(tau * z_i - tau^2 / 2) * f(t),   z_i ~ Normal(0, 1)
@@ -16,6 +17,16 @@ is split. ``tau`` is the between-study sd of a log-normal amplitude multiplier (
   the peak of the bracket 1, so A is the peak effect; T_r < T_d.
 - ``piecewise``: linear in log(1 + t) between knots (2, 24, 72, 168, 336, 672 h by
   default), zero at t = 0, with a free value at each knot.
+
+``binomial`` (counts, log OR only) is arm-based, as the contrast model is: each study and
+time point b has a baseline ``alpha_b ~ Normal(0, 2.5)`` on the log-odds scale; its control
+arm has logit ``alpha_b`` and each active arm ``alpha_b + exp(tau z_i - tau^2/2) f(t)``.
+The same patients counted at several times are not independent binomial units, and their
+joint distribution needs patient-level concordance no trial reports. So the binomial terms
+form a composite (independence) likelihood whose terms in study i are weighted by
+``w_i = (1' S_i(rho)^-1 1) / (1' S_i(0)^-1 1)`` (:func:`composite_weights`): the study
+then carries the information about a common shift of its contrasts that the joint normal at
+``rho`` gives it (1 for a study with one time point, or when rho is 0).
 """
 
 from __future__ import annotations
@@ -49,8 +60,11 @@ FORMS = ("bateman", "piecewise")
 DEFAULT_KNOTS = (2.0, 24.0, 72.0, 168.0, 336.0, 672.0)
 #: onset, peak and duration are looked for up to this time; later events are censored
 GRID_END_H = 672.0
-#: part of a fit's cache token: bump when the likelihood changes
-LIKELIHOOD = "joint-normal-2"
+#: part of a fit's cache token: bump when a likelihood changes
+LIKELIHOOD = "joint-normal-2|binomial-1"
+LIKELIHOODS = ("normal", "binomial")
+#: sd of the binomial likelihood's baselines on the log-odds scale (as fit contrast)
+BASELINE_SD = 2.5
 #: --timing: which column of the active arm gives T_r and T_d their own values
 TIMINGS = {"shared": None, "by-route": "route", "by-treatment": "treatment"}
 TIME_GRID = np.exp(np.linspace(np.log(0.25), np.log(GRID_END_H), 600))
@@ -170,6 +184,65 @@ def sampling_structure(data: ContrastData, rho: float) -> SamplingStructure:
     return SamplingStructure(y, v, sd, start, tuple(w))
 
 
+def composite_weights(data: ContrastData, rho: float) -> np.ndarray:
+    """Each contrast's study weight for the binomial composite likelihood.
+
+    ``w = (1' S(rho)^-1 1) / (1' S(0)^-1 1)`` per study, where ``S(rho)`` is the contrasts'
+    sampling covariance of :func:`sampling_covariance`: the share of the independence
+    likelihood's information about a common shift that the correlated measurements carry.
+    """
+    _, _, cov = sampling_covariance(data, rho)
+    _, _, cov0 = sampling_covariance(data, 0.0)
+    study = data.contrasts["study"].to_numpy()
+    out = np.ones(study.size)
+    for s in dict.fromkeys(study):
+        i = np.flatnonzero(study == s)
+        ones = np.ones(i.size)
+        out[i] = (ones @ np.linalg.solve(cov[np.ix_(i, i)], ones)
+                  / (ones @ np.linalg.solve(cov0[np.ix_(i, i)], ones)))
+    return out
+
+
+@dataclass(frozen=True)
+class BinomialStructure:
+    """The arm-level binomial terms: active arms (one per contrast), then controls.
+
+    ``block[c]`` is contrast c's (study, time, control) block, which holds one baseline;
+    ``weight`` is the composite-likelihood weight of each term (:func:`composite_weights`).
+    """
+
+    block: np.ndarray
+    blocks: list[str]
+    y: np.ndarray
+    n: np.ndarray
+    weight: np.ndarray
+
+    @property
+    def terms(self) -> int:
+        """Number of binomial terms (active arms, then one control per block)."""
+        return self.y.size
+
+
+def binomial_structure(data: ContrastData, rho: float) -> BinomialStructure:
+    """Arm-level counts of the contrasts, their baseline blocks and weights."""
+    if not data.binary or data.measure != "OR":
+        raise SpecError("the binomial time-course likelihood needs response or remission "
+                        "counts on the log-odds scale (--measure OR)")
+    c = data.contrasts
+    if "level" in c and (c["level"] != "arm").any():
+        raise SpecError("the binomial time-course likelihood needs arm-level counts")
+    keys = [f"{s}|{t:g} h|{ctl}" for s, t, ctl in
+            zip(c["study"], c["time_h"].astype(float), c["control"], strict=True)]
+    blocks = list(dict.fromkeys(keys))
+    block = np.array([blocks.index(k) for k in keys], dtype=int)
+    first = [keys.index(b) for b in blocks]
+    w = composite_weights(data, rho)
+    a, b = c["a"].to_numpy(float), c["b"].to_numpy(float)
+    ce, cd = c["c"].to_numpy(float)[first], c["d"].to_numpy(float)[first]
+    return BinomialStructure(block, blocks, np.r_[a, ce], np.r_[a + b, ce + cd],
+                             np.r_[w, w[first]])
+
+
 @dataclass
 class TimeFit:
     """A fitted time-course model."""
@@ -187,6 +260,7 @@ class TimeFit:
     provenance: dict[str, Any] = field(default_factory=dict)
     #: timing groups (Bateman T_r, T_d per route or treatment); empty when shared
     timing_groups: tuple[str, ...] = ()
+    likelihood: str = "normal"
 
 
 def bateman(t: np.ndarray, a: np.ndarray, t_r: np.ndarray, t_d: np.ndarray) -> np.ndarray:
@@ -212,7 +286,7 @@ class TimeCourse:
 
     def __init__(self, form: str = "bateman", *, rho: float = 0.5,
                  priors: TimePriors | None = None, knots: tuple[float, ...] = DEFAULT_KNOTS,
-                 timing: str = "shared"):
+                 timing: str = "shared", likelihood: str = "normal"):
         if form not in self.gate:
             raise SpecError(f"unknown time-course form '{form}'; use one of "
                             f"{', '.join(self.gate)}")
@@ -223,9 +297,13 @@ class TimeCourse:
         if timing != "shared" and form != "bateman":
             raise SpecError(f"--timing {timing} needs the bateman form (rise and decay times "
                             "per group)")
+        if likelihood not in LIKELIHOODS:
+            raise SpecError(f"unknown time-course likelihood '{likelihood}'; use "
+                            f"{' or '.join(LIKELIHOODS)}")
         self.form, self.rho, self.knots = form, rho, tuple(sorted(knots))
         self.priors = priors or TimePriors()
         self.timing = timing
+        self.likelihood = likelihood
 
     def timing_groups(self, data: ContrastData) -> tuple[list[str], np.ndarray] | None:
         """Return the timing groups (route or treatment) and each contrast's; None if shared."""
@@ -245,8 +323,6 @@ class TimeCourse:
 
         if len(data.contrasts) == 0:
             raise SpecError("no contrasts: no study has active and control arms after one dose")
-        lik = sampling_structure(data, self.rho)
-        w = lik.dense()
         c = data.contrasts
         t = c["time_h"].to_numpy(float)
         studies = data.studies
@@ -258,13 +334,22 @@ class TimeCourse:
         if grouped:
             coords["timing_group"] = grouped[0]
             self._group_index = grouped[1]
+        binomial = (binomial_structure(data, self.rho) if self.likelihood == "binomial"
+                    else None)
+        if binomial:
+            coords["block"] = binomial.blocks
         with pm.Model(coords=coords) as model:
             tau = pm.HalfNormal("tau", pr.tau_scale)
             z = pm.Normal("z", 0.0, 1.0, dims="study")
             f = self.curve_tensor(t)
             delta = pt.exp(tau * z - 0.5 * tau**2)[s_idx] * f
-            # decorrelated contrasts W y (see SamplingStructure): one term per contrast
-            pm.Normal("y", mu=pt.dot(w, delta), sigma=lik.sd, observed=w @ lik.y)
+            if binomial:
+                _binomial_terms(binomial, delta)
+            else:
+                # decorrelated contrasts W y (see SamplingStructure): one term per contrast
+                lik = sampling_structure(data, self.rho)
+                w = lik.dense()
+                pm.Normal("y", mu=pt.dot(w, delta), sigma=lik.sd, observed=w @ lik.y)
         return model
 
     #: parameters the convergence gate checks, per form (a plug-in sets its own)
@@ -352,6 +437,8 @@ class TimeCourse:
             form=self.form,
             study_index=c["study"].map({s: i for i, s in enumerate(data.studies)}).to_numpy(),
             studies=list(data.studies), lik=sampling_structure(data, self.rho),
+            binomial=(binomial_structure(data, self.rho) if self.likelihood == "binomial"
+                      else None),
             t=c["time_h"].to_numpy(float), knots=self.knots, peak_sd=pr.peak_sd,
             t_rise=pr.t_rise, t_decay=pr.t_decay, t_sd=pr.t_sd, tau_scale=pr.tau_scale,
             group_index=grouped[1] if grouped else None,
@@ -364,7 +451,7 @@ class TimeCourse:
         model = LazyModel(lambda: self.build(data),
                           (lambda: self.precompiled(data)) if self._precompilable() else None)
         token = "|".join([self.name, LIKELIHOOD, type(self).__qualname__, self.form,
-                          repr(self.rho), self.timing,
+                          repr(self.rho), self.timing, self.likelihood,
                           repr(self.knots), repr(self.priors.as_dict()), data.measure,
                           data.contrasts.to_csv(index=False)])
         idata = sample(model, settings, progress=progress, token=token)
@@ -372,6 +459,7 @@ class TimeCourse:
         diag = diagnose(idata, names)
         versions = package_versions()
         idata.attrs.update({"trialmeta_model": self.name, "form": self.form, "rho": self.rho,
+                            "likelihood": self.likelihood,
                             "data_sha256": data_sha256, "priors": repr(self.priors.as_dict()),
                             "sampler": repr(settings.as_dict()), "seed": settings.seed,
                             "versions": repr(versions)})
@@ -379,13 +467,27 @@ class TimeCourse:
         return TimeFit(self.name, self.form, self.rho, idata, data, self.priors, settings,
                        diag, self.knots, model.built,
                        {"data_sha256": data_sha256, "seed": settings.seed, "versions": versions},
-                       tuple(grouped[0]) if grouped else ())
+                       tuple(grouped[0]) if grouped else (), self.likelihood)
 
     def effect(self, fit: TimeFit, times: np.ndarray, group: int = 0) -> np.ndarray:
         """Draws of the mean effect at each time (draws x times), for one timing group."""
         if group:
             return self.curve_draws(fit, np.asarray(times, float), group)
         return self.curve_draws(fit, np.asarray(times, float))
+
+
+def _binomial_terms(lik: BinomialStructure, delta) -> None:  # noqa: ANN001 (PyTensor)
+    """Add the weighted binomial terms (active arms, then controls) as the observed ``y``."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    alpha = pm.Normal("alpha", 0.0, BASELINE_SD, dims="block")
+    eta = pt.concatenate([alpha[lik.block] + delta, alpha])
+
+    def logp(value, n, eta, weight):  # noqa: ANN001, ANN202
+        return weight * pm.logp(pm.Binomial.dist(n=n, logit_p=eta), value)
+
+    pm.CustomDist("y", lik.n, eta, lik.weight, logp=logp, observed=lik.y)
 
 
 def _group(fit: TimeFit, name: str, group: int) -> np.ndarray:
