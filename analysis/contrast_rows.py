@@ -55,12 +55,13 @@ def _comparator_variance(rows: pd.DataFrame, outcome: str, measure: str) -> floa
 
 def contrast_level_rows(t: pd.DataFrame, filters: Filters, outcome: str, measure: str,
                         window: TimeWindow | None, comparator: tuple[str, ...],
-                        mean_types: tuple[str, ...] = ()
+                        mean_types: tuple[str, ...] = (), *, every_time: bool = False
                         ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
     """Return the contrasts that contrast-level rows give, the rows left out, and notes.
 
     ``t`` holds the rows that passed the study-level filters; ``filters`` select the active
     arms as for arm-level rows; ``mean_types`` (change outcomes) keeps rows of those types.
+    With ``every_time`` (time-course), each row after the dose is a contrast at its time.
     """
     rows = t[t["effect"].notna() & (t["effect_outcome"] == outcome)]
     rows = filters.apply(rows[~rows["control"].fillna(False).astype(bool)])
@@ -69,7 +70,15 @@ def contrast_level_rows(t: pd.DataFrame, filters: Filters, outcome: str, measure
     contrasts: list[dict[str, Any]] = []
     dropped: list[dict[str, Any]] = []
     notes: list[str] = []
+    picked: list[pd.Series] = []
     for (study, arm), group in rows.groupby(["study", "arm"], sort=False):
+        if every_time:
+            timed = group[group["time_h"].astype(float) > 0]
+            if timed.empty:
+                dropped.append(dict(study=study, arm=arm, reason=f"contrast-level {outcome} "
+                                    "has no time after the dose"))
+            picked += [r for _, r in timed.iterrows()]
+            continue
         if window is not None:
             timed = group[group["time_h"].notna()]
             inside = timed[(timed["time_h"] >= window.low_h) & (timed["time_h"] <= window.high_h)]
@@ -85,6 +94,9 @@ def contrast_level_rows(t: pd.DataFrame, filters: Filters, outcome: str, measure
                                     reason="several time points; choose one with --time"))
                 continue
             r = group.iloc[0]
+        picked.append(r)
+    for r in picked:
+        study, arm = r["study"], r["arm"]
         if r["effect_measure"] != ROW_MEASURE[measure]:
             dropped.append(dict(study=study, arm=arm, reason=f"reported as "
                                 f"{r['effect_measure']}; the analysis uses {measure}"))

@@ -159,7 +159,8 @@ def select_time_course(records: Records, outcome: str, measure: str, filters: Fi
     """Contrasts at every post-dose time point of every study (for time-course models).
 
     Only rows after a single administration (``doses_given == 1``) are used unless the
-    filters say otherwise; baselines never count as outcomes.
+    filters say otherwise; baselines never count as outcomes. Contrast-level rows enter
+    at each of their times, beside the arm-level contrasts.
     """
     _check_options(outcome, measure, crossover, rho)
     if filters.doses_given is None:
@@ -168,12 +169,20 @@ def select_time_course(records: Records, outcome: str, measure: str, filters: Fi
                                      timed=True)
     dropped: list[dict[str, object]] = []
     out: dict[str, list] = {"arms": [], "contrasts": [], "notes": []}
+    reported, reported_dropped, reported_notes = contrast_level_rows(
+        t, filters, outcome, measure, None, comparator,
+        (mean_type,) if mean_type else filters.mean_type, every_time=True)
+    if crossover == "exclude":
+        reported = [r for r in reported if r["design"] != "crossover"]
+    with_reported = {r["study"] for r in reported}
     for study, a, c in _per_study(t, active, control):
         design = (a["design"].dropna().tolist() + c["design"].dropna().tolist() or [""])[0]
         if design == "crossover" and crossover == "exclude":
             dropped.append(dict(study=study, arm="*", reason="crossover trial excluded"))
             continue
         times = sorted(set(a["time_h"].astype(float)) & set(c["time_h"].astype(float)))
+        if not times and study in with_reported:
+            continue  # the study reports its contrasts (below)
         if not times:
             dropped.append(dict(study=study, arm="*",
                                 reason=f"no time point with both an active and a control "
@@ -185,9 +194,14 @@ def select_time_course(records: Records, outcome: str, measure: str, filters: Fi
                                    outcome, out)
             if reason:
                 dropped.append(dict(study=study, arm="*", reason=f"{time_h:g} h: {reason}"))
-    data = ContrastData(outcome, measure, None, pd.DataFrame(out["arms"]),
-                        pd.DataFrame(out["contrasts"]), dropped,
-                        list(dict.fromkeys(out["notes"])))
+    contrasts = pd.DataFrame(out["contrasts"] + reported)
+    if len(contrasts):  # a study's contrasts together (the likelihood factorises by study)
+        order = {s: i for i, s in enumerate(dict.fromkeys(contrasts["study"]))}
+        contrasts = contrasts.sort_values("study", key=lambda s: s.map(order),
+                                          kind="stable").reset_index(drop=True)
+    data = ContrastData(outcome, measure, None, pd.DataFrame(out["arms"]), contrasts,
+                        dropped + reported_dropped,
+                        list(dict.fromkeys(out["notes"] + reported_notes)))
     if outcome == "change" and len(data.contrasts):
         _continuous_effects(data, rho, allow_mixed_mean_types)
     return data
@@ -280,6 +294,10 @@ def select_contrasts(records: Records, outcome: str, measure: str, window: TimeW
     if not binary and len(contrasts):
         _continuous_effects(data, rho, allow_mixed_mean_types)
     return data
+
+
+#: the arm-level means of a continuous contrast (absent when every contrast is reported)
+ARM_MEANS = ("m1", "sd1", "n1", "m2", "sd2", "n2")
 
 
 def _moderator_columns(row: dict) -> dict[str, object]:
@@ -376,6 +394,7 @@ def _continuous_effects(data: ContrastData, rho: float, allow_mixed: bool = Fals
     else:
         data.notes.append(f"means: {t['mean_type'].iloc[0]} scores")
     arm = (t["level"] == "arm").to_numpy() if "level" in t else np.ones(len(t), bool)
+    t = t.reindex(columns=[*t.columns, *(c for c in ARM_MEANS if c not in t)])
     m1, s1, n1 = t["m1"].to_numpy(float), t["sd1"].to_numpy(float), t["n1"].to_numpy(float)
     m2, s2, n2 = t["m2"].to_numpy(float), t["sd2"].to_numpy(float), t["n2"].to_numpy(float)
     cross = (t["design"] == "crossover").to_numpy()

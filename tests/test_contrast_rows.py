@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import HEADER
 from conftest import write_csv as _write
+from scipy import stats
 from trialmeta.analysis.comparative import contrast_effects, exact_document, run_frequentist
 from trialmeta.analysis.contrasts import select_contrasts
 from trialmeta.analysis.errors import DataError
@@ -110,8 +112,54 @@ def test_reported_log_or_equals_the_two_by_two_table(tmp_path: Path) -> None:
     ra, rb = (run_frequentist(d, "REML").result for d in (a, b))
     assert rb.estimate == pytest.approx(ra.estimate, rel=1e-9)
     assert rb.tau2 == pytest.approx(ra.tau2, rel=1e-7, abs=1e-12)
-    with pytest.raises(Exception, match="arm-level counts"):
-        Contrast().build(b)
+    model = Contrast().build(b)  # shared-parameter model: binomial arms, normal log OR
+    assert {v.name for v in model.observed_RVs} == {"events_control", "events_active",
+                                                    "y_reported"}
+    point = model.initial_point()
+    point = {k: v + 0.3 for k, v in point.items()}
+    terms = model.compile_fn(model.logp(vars=model.observed_RVs, sum=False),
+                             inputs=model.value_vars, point_fn=True,
+                             on_unused_input="ignore")(point)
+    delta = point["d"] + np.exp(point["tau_log__"]) * point["e"]  # no multi-arm study
+    assert terms[2] == pytest.approx(stats.norm(delta[2], se).logpdf(lor), rel=1e-12)
+    alpha = point["alpha"]
+    want_control = stats.binom.logpmf([3, 6], [20, 29], 1 / (1 + np.exp(-alpha[:2])))
+    np.testing.assert_allclose(terms[0], want_control, rtol=1e-10)
+    with pytest.raises(Exception, match="takes reported log ORs only"):
+        Contrast().build(replace(b, measure="RR"))
+
+
+@pytest.mark.slow
+def test_reported_log_or_in_mcmc_is_the_arm_level_trial_when_counts_are_large(
+        tmp_path: Path) -> None:
+    """With 1,000 patients per arm, Woolf's normal log OR is the binomial likelihood's
+    (error O(1/n)); the pooled effect agrees within four combined Monte Carlo SEs."""
+    import arviz as az
+
+    counts = {"A2001": (300, 1000, 200, 1000), "B2002": (450, 1000, 250, 1000),
+              "C2003": (400, 1000, 260, 1000), "E2005": (330, 1000, 300, 1000),
+              "F2006": (500, 1000, 250, 1000), "D2004": (320, 1000, 280, 1000)}
+    rows = []
+    for study, (e1, n1, e2, n2) in counts.items():
+        rows += [_row(study, "ket", n=str(n1), responders=str(e1)),
+                 _row(study, "pbo", n=str(n2), responders=str(e2))]
+    arms = write(tmp_path / "arms.csv", rows)
+    e1, n1, e2, n2 = counts["D2004"]
+    lor = np.log(e1 * (n2 - e2) / ((n1 - e1) * e2))
+    se = np.sqrt(1 / e1 + 1 / (n1 - e1) + 1 / e2 + 1 / (n2 - e2))
+    rows[-2:] = [_row("D2004", "ket", n=str(n1), vs="pbo", effect_outcome="response",
+                      effect_measure="logOR", effect=repr(float(lor)), effect_se=repr(float(se))),
+                 _row("D2004", "pbo", n=str(n2))]
+    mixed = write(tmp_path / "mixed.csv", rows)
+    window = TimeWindow.around(24.0)
+    settings = SamplerSettings(draws=2000, tune=1000, chains=4, seed=8)
+    fits = [Contrast().fit(select_contrasts(read_records(p), "response", "OR", window,
+                                            Filters()), settings) for p in (arms, mixed)]
+    means = [float(flat(f.idata, "d").mean()) for f in fits]
+    mcse = [float(az.mcse(f.idata.posterior["d"], method="mean").to_array().item())
+            for f in fits]
+    assert all(f.diagnostics.passed for f in fits), [f.diagnostics.messages for f in fits]
+    assert abs(means[0] - means[1]) < 4 * np.hypot(*mcse)
 
 
 def test_multi_arm_contrast_rows_share_their_comparator(tmp_path: Path) -> None:
@@ -189,3 +237,33 @@ def test_the_second_extraction_enters_the_madrs_comparison() -> None:
     np.testing.assert_allclose(singh["shared_var"], 2.97**2)  # saline's LS-mean SE
     np.testing.assert_allclose(singh["yi"], [-13.0, -13.1])
     assert {"Daly2018", "Chen2023"} <= set(c.loc[c["level"] == "arm", "study"])
+
+
+def test_time_course_takes_reported_mds_at_each_time(tmp_path: Path) -> None:
+    """A trial's MD with its SE at 2, 24 and 72 h gives the time-course likelihood of its
+    arm-level means (same estimates, variances and covariance over time)."""
+    from trialmeta.analysis.contrasts import select_time_course
+    from trialmeta.analysis.models.time_course import sampling_covariance
+
+    times = {"2": (-9.0, -3.0), "24": (-14.0, -6.0), "72": (-10.0, -6.5)}
+    arm_rows, mixed_rows = [], []
+    for time_h, (m1, m2) in times.items():
+        ket = dict(n="20", mean=str(m1), sd="8.0", mean_type="change", time_h=time_h)
+        pbo = dict(n="21", mean=str(m2), sd="9.0", mean_type="change", time_h=time_h)
+        arm_rows += [_row("A2001", "ket", **ket), _row("A2001", "pbo", **pbo)]
+        md, se = m1 - m2, np.sqrt(8.0**2 / 20 + 9.0**2 / 21)
+        mixed_rows += [_row("A2001", "ket", n="20", time_h=time_h, vs="pbo",
+                            effect_outcome="change", effect_measure="MD", effect=repr(md),
+                            effect_se=repr(float(se)), mean_type="change"),
+                       _row("A2001", "pbo", n="21", time_h=time_h)]
+    other = arm_level("B2002")
+    arms = write(tmp_path / "arms.csv", other + arm_rows)
+    mixed = write(tmp_path / "mixed.csv", other + mixed_rows)
+    a, b = (select_time_course(read_records(p), "change", "MD", Filters())
+            for p in (arms, mixed))
+    assert list(b.contrasts["level"]) == ["arm"] + ["contrast"] * 3
+    assert b.contrasts["time_h"].tolist() == [24.0, 2.0, 24.0, 72.0]
+    for rho in (0.0, 0.5):
+        for got, want in zip(sampling_covariance(b, rho), sampling_covariance(a, rho),
+                             strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-12)

@@ -104,6 +104,64 @@ class ContrastSummary:
     sentence: str
 
 
+def _reported(contrasts: pd.DataFrame) -> np.ndarray:
+    """Which contrasts come from contrast-level rows (a reported estimate and its SE)."""
+    if "level" not in contrasts:
+        return np.zeros(len(contrasts), bool)
+    return (contrasts["level"] == "contrast").to_numpy()
+
+
+def _mixed_arrays(c: pd.DataFrame, reported: np.ndarray, s_idx: np.ndarray,
+                  multi: np.ndarray) -> dict[str, Any]:
+    """Arrays of the shared-parameter binary model: counts of arm rows, reported log ORs.
+
+    Arm-level contrasts keep the arm-based binomial terms (a baseline for every study; a
+    study with no arm-level counts leaves its baseline to the prior, and no quantity reads
+    it); reported log ORs enter as ``y ~ Normal(delta + shared_sd z, own_sd)``,
+    the comparator's variance shared by a study's reported contrasts, as in the normal model.
+    """
+    arm = ~reported
+    arm_c = c[arm]
+    first = arm_c.drop_duplicates("study")
+    arm_studies = list(first["study"])
+    shared = np.where(multi & reported, c["shared_var"].fillna(0.0).to_numpy(float), 0.0)
+    return {
+        "reported": np.flatnonzero(reported), "arm": np.flatnonzero(arm),
+        "arm_study": arm_studies,
+        "control_s_idx": np.array([list(dict.fromkeys(c["study"])).index(s)
+                                   for s in arm_studies], dtype=int),
+        "arm_s_idx": s_idx[arm],
+        "y_control": first["c"].to_numpy(dtype="int64"),
+        "n_control": (first["c"] + first["d"]).to_numpy(dtype="int64"),
+        "y_active": arm_c["a"].to_numpy(dtype="int64"),
+        "n_active": (arm_c["a"] + arm_c["b"]).to_numpy(dtype="int64"),
+        "yi": c["yi"].to_numpy(float)[reported],
+        "own_sd": np.sqrt(c["vi"].to_numpy(float) - shared)[reported],
+        "shared_sd": np.sqrt(shared)[reported], "rep_s_idx": s_idx[reported]}
+
+
+def _mixed_coords(a: dict[str, Any]) -> dict[str, list[str]]:
+    """Dimensions of the shared-parameter model's three observed terms."""
+    return {"arm_study": a["arm_study"],
+            "arm_contrast": [a["labels"][i] for i in a["arm"]],
+            "reported_contrast": [a["labels"][i] for i in a["reported"]]}
+
+
+def _mixed_likelihood(a: dict[str, Any], delta, baseline_sd: float) -> None:  # noqa: ANN001
+    """Binomial terms for arm-level contrasts, normal terms for reported log ORs."""
+    import pymc as pm
+
+    alpha = pm.Normal("alpha", 0.0, baseline_sd, dims="study")
+    pm.Binomial("events_control", n=a["n_control"], logit_p=alpha[a["control_s_idx"]],
+                observed=a["y_control"], dims="arm_study")
+    pm.Binomial("events_active", n=a["n_active"],
+                logit_p=alpha[a["arm_s_idx"]] + delta[a["arm"]], observed=a["y_active"],
+                dims="arm_contrast")
+    z_c = pm.Normal("z_control", 0.0, 1.0, dims="study")
+    pm.Normal("y_reported", mu=delta[a["reported"]] + a["shared_sd"] * z_c[a["rep_s_idx"]],
+              sigma=a["own_sd"], observed=a["yi"], dims="reported_contrast")
+
+
 class Contrast:
     """Random-effects contrast of active vs control (arm-based binomial or normal)."""
 
@@ -136,10 +194,12 @@ class Contrast:
             raise SpecError("no contrasts: no study has both an active and a control arm with "
                             "this outcome in the time window")
         c = data.contrasts
-        if data.binary and "level" in c and (c["level"] == "contrast").any():
-            raise SpecError("reported log OR, log RR or RD rows (contrast level) enter the "
+        reported = _reported(c)
+        if data.binary and reported.any() and data.measure != "OR":
+            raise SpecError(f"reported {data.measure} rows (contrast level) enter the "
                             "frequentist and exact engines (--engine exact); the arm-based "
-                            "binomial model needs arm-level counts")
+                            "binomial model is on the log-odds scale and takes reported log "
+                            "ORs only (--measure OR)")
         s_idx = c["study"].map({s: i for i, s in enumerate(data.studies)}).to_numpy()
         multi = self._multi_arm(c)
         out = {"s_idx": s_idx, "w_shared": np.where(multi, np.sqrt(0.5), 0.0),
@@ -152,7 +212,9 @@ class Contrast:
                 raise SpecError("a moderator value is missing for some contrasts: "
                                 "select them out or fill the column")
             out["design"] = design.x
-        if data.binary:
+        if data.binary and reported.any():
+            out.update(_mixed_arrays(c, reported, s_idx, multi))
+        elif data.binary:
             first = c.drop_duplicates("study")
             out.update(y_control=first["c"].to_numpy(dtype="int64"),
                        n_control=(first["c"] + first["d"]).to_numpy(dtype="int64"),
@@ -175,6 +237,8 @@ class Contrast:
         priors = self._priors(data)
         s_idx = a["s_idx"]
         coords = {"study": data.studies, "contrast": a["labels"]}
+        if "reported" in a:
+            coords |= _mixed_coords(a)
         with pm.Model(coords=coords) as model:
             d = pm.Normal("d", 0.0, priors.effect_sd)
             tau = priors.tau.build("tau")
@@ -187,7 +251,9 @@ class Contrast:
             delta = pm.Deterministic(
                 "delta", mean + tau * (a["w_shared"] * u[s_idx] + a["w_own"] * e),
                 dims="contrast")
-            if data.binary:
+            if data.binary and "reported" in a:
+                _mixed_likelihood(a, delta, priors.baseline_sd)
+            elif data.binary:
                 alpha = pm.Normal("alpha", 0.0, priors.baseline_sd, dims="study")
                 # observed counts as pm.Data: a refit on new counts reuses the compiled model
                 y_control = pm.Data("y_control", a["y_control"], dims="study")
@@ -225,7 +291,9 @@ class Contrast:
             data_sha256: str = "", progress: bool = False) -> ContrastFit:
         """Sample the posterior and run the convergence gate."""
         settings = settings or SamplerSettings()
-        model = LazyModel(lambda: self.build(data), lambda: self.precompiled(data))
+        mixed = data.binary and _reported(data.contrasts).any()
+        model = LazyModel(lambda: self.build(data),
+                          None if mixed else (lambda: self.precompiled(data)))
         token = "|".join([self.name, data.outcome, data.measure,
                           repr(self._priors(data).as_dict()), repr(self.moderators),
                           data.contrasts.to_csv(index=False)])
@@ -256,7 +324,12 @@ class Contrast:
         return out
 
     def _control_rate_logit(self, fit: ContrastFit) -> np.ndarray:
-        return flat(fit.idata, "alpha").mean(axis=1)
+        """Mean baseline over the studies with arm-level counts (the others have none)."""
+        alpha = flat(fit.idata, "alpha")
+        c = fit.data.contrasts
+        counted = set(c.loc[~_reported(c), "study"])
+        keep = [i for i, s in enumerate(fit.data.studies) if s in counted]
+        return alpha[:, keep].mean(axis=1)
 
     def _on_measure(self, fit: ContrastFit, delta: np.ndarray, base: np.ndarray) -> np.ndarray:
         """Express log-OR draws on the fit's measure at control logits ``base``."""
@@ -315,9 +388,10 @@ class Contrast:
         if fit.data.binary:
             alpha = flat(fit.idata, "alpha")
             s_idx = c["study"].map({s: i for i, s in enumerate(fit.data.studies)}).to_numpy()
+        reported = _reported(c)
         for j, rec in enumerate(c.to_dict("records")):
             dj = delta[:, j]
-            if fit.data.binary:
+            if fit.data.binary and not reported[j]:
                 dj = self._on_measure(fit, dj, alpha[:, s_idx[j]])
                 observed = _observed_binary(rec, fit.data.measure)
             else:
@@ -356,22 +430,26 @@ def posterior_predictive_check(fit: ContrastFit) -> pd.DataFrame:
     c = fit.data.contrasts
     delta = flat(fit.idata, "delta")
     rows = []
+    reported = _reported(c)
     if fit.data.binary:
         alpha = flat(fit.idata, "alpha")
         studies = fit.data.studies
-        first = c.drop_duplicates("study")
-        for i, rec in enumerate(first.to_dict("records")):
-            n = rec["c"] + rec["d"]
-            rep = rng.binomial(n, _expit(alpha[:, i]))
-            rows.append(_ppc_row(rec["study"], rec["control"], rec["c"], rep))
         s_idx = c["study"].map({s: i for i, s in enumerate(studies)}).to_numpy()
+        first = c[~reported].drop_duplicates("study")
+        for rec in first.to_dict("records"):
+            n = rec["c"] + rec["d"]
+            rep = rng.binomial(n, _expit(alpha[:, studies.index(rec["study"])]))
+            rows.append(_ppc_row(rec["study"], rec["control"], rec["c"], rep))
         for j, rec in enumerate(c.to_dict("records")):
+            if reported[j]:
+                continue
             rep = rng.binomial(rec["a"] + rec["b"], _expit(alpha[:, s_idx[j]] + delta[:, j]))
             rows.append(_ppc_row(rec["study"], rec["arm"], rec["a"], rep))
-    else:
-        for j, rec in enumerate(c.to_dict("records")):
-            rep = delta[:, j] + rng.standard_normal(delta.shape[0]) * np.sqrt(rec["vi"])
-            rows.append(_ppc_row(rec["study"], rec["arm"], rec["yi"], rep))
+    for j, rec in enumerate(c.to_dict("records")):
+        if fit.data.binary and not reported[j]:
+            continue
+        rep = delta[:, j] + rng.standard_normal(delta.shape[0]) * np.sqrt(rec["vi"])
+        rows.append(_ppc_row(rec["study"], rec["arm"], rec["yi"], rep))
     return pd.DataFrame(rows)
 
 

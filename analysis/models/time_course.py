@@ -131,9 +131,16 @@ def _estimates(data: ContrastData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     check_estimable(data)
     c = data.contrasts
     if data.binary:
-        eff = BINARY_FN[data.measure](c["a"], c["b"], c["c"], c["d"])
-        y, v = np.asarray(eff.yi, float), np.asarray(eff.vi, float)
-        vc = control_variance(data.measure, c["a"], c["b"], c["c"], c["d"])
+        arm = (c["level"] != "contrast").to_numpy() if "level" in c else np.ones(len(c), bool)
+        y, v, vc = (np.full(len(c), np.nan) for _ in range(3))
+        if arm.any():
+            a = c[arm]
+            eff = BINARY_FN[data.measure](a["a"], a["b"], a["c"], a["d"])
+            y[arm], v[arm] = np.asarray(eff.yi, float), np.asarray(eff.vi, float)
+            vc[arm] = control_variance(data.measure, a["a"], a["b"], a["c"], a["d"])
+        if not arm.all():  # reported estimates, their variances and shared parts
+            y[~arm], v[~arm] = c["yi"].to_numpy(float)[~arm], c["vi"].to_numpy(float)[~arm]
+            vc[~arm] = c["shared_var"].to_numpy(float)[~arm]
     else:
         y, v = c["yi"].to_numpy(float), c["vi"].to_numpy(float)
         vc = c["shared_var"].to_numpy(float)
