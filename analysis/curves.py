@@ -139,9 +139,12 @@ def dose_document(records: Records, opts: DoseOptions, settings: SamplerSettings
         "scale": "log odds" if data.binary else ("SMD" if data.standardized else "outcome"),
         "direction": "higher is better" if direction > 0 else "lower is better",
         "time_h": opts.time_h, "k": len(data.studies), "arms": len(data.arms),
-        "n_total": int(data.arms["n"].sum()), "doses_observed": [float(x) for x in data.doses],
+        "n_total": int(data.arms["n"].sum()) if len(data.arms) else 0,
+        "doses_observed": [float(x) for x in data.doses],
         **s, "data": arms, "dropped": data.dropped, "notes": data.notes,
     }
+    if len(data.contrasts):
+        doc["reported_contrasts"] = data.contrasts.to_dict("records")
     return _finish(doc, records, settings, fit, with_loo)
 
 

@@ -5,6 +5,10 @@ Control arms enter at dose 0. For each study the time point nearest the target
 are arm means with standard errors (SD / sqrt(n), or the reported SE); with
 ``standardize=True`` each study's arm means and SEs are divided by the study's
 pooled SD so that studies on different scales share one (SMD-like) scale.
+
+Contrast-level rows of the selected drug (a reported log OR, MD or, with ``standardize``,
+SMD against the study's control or another dose) enter as contrasts between two doses,
+nearest the target time, for studies whose arms do not qualify on their own.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ class DoseData:
     ----------
     arms : pandas.DataFrame
         study, arm, treatment, role, dose, time_h, n, and events (binary) or y, se.
+    contrasts : pandas.DataFrame
+        Reported contrasts: study, arm, vs, dose, vs_dose, time_h, yi, vi, shared_var.
     """
 
     outcome: str
@@ -40,6 +46,7 @@ class DoseData:
     standardized: bool = False
     dropped: list[dict[str, object]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    contrasts: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def binary(self) -> bool:
@@ -48,13 +55,18 @@ class DoseData:
 
     @property
     def studies(self) -> list[str]:
-        """Study keys in order."""
-        return list(dict.fromkeys(self.arms["study"])) if len(self.arms) else []
+        """Study keys in order (arm-level studies, then those with reported contrasts)."""
+        keys = list(self.arms["study"]) if len(self.arms) else []
+        keys += list(self.contrasts["study"]) if len(self.contrasts) else []
+        return list(dict.fromkeys(keys))
 
     @property
     def doses(self) -> np.ndarray:
-        """Distinct positive doses observed."""
-        d = self.arms["dose"].to_numpy(float)
+        """Distinct positive doses observed (arms and reported contrasts)."""
+        d = self.arms["dose"].to_numpy(float) if len(self.arms) else np.zeros(0)
+        if len(self.contrasts):
+            d = np.r_[d, self.contrasts["dose"].to_numpy(float),
+                      self.contrasts["vs_dose"].to_numpy(float)]
         return np.unique(d[d > 0])
 
 
@@ -95,6 +107,8 @@ def select_dose_arms(records: Records, outcome: str, window: TimeWindow, filters
     notes: list[str] = []
     out = []
     with_drug = set(active["study"])
+    reported = _reported_contrasts(t, active, filters, outcome, window, comparator,
+                                   standardize, dropped, notes)
     for study in dict.fromkeys(t["study"]):
         if study not in with_drug:
             dropped.append(dict(study=study, arm="*",
@@ -104,6 +118,12 @@ def select_dose_arms(records: Records, outcome: str, window: TimeWindow, filters
         by_time = {x: g for x, g in r.groupby(r["time_h"].astype(float))}
         ok = [x for x, g in by_time.items() if g["dose"].astype(float).nunique() >= 2
               and window.low_h <= x <= window.high_h]
+        if ok and study in set(reported["study"]):
+            reported = reported[reported["study"] != study]
+            dropped.append(dict(study=study, arm="*", reason="reported contrasts not used: "
+                                "the study's arm-level numbers are"))
+        if not ok and study in set(reported["study"]):
+            continue  # the study enters through its reported contrasts
         if not ok:
             dropped.append(dict(study=study, arm="*",
                                 reason="fewer than two doses (control = 0) with this outcome "
@@ -134,7 +154,7 @@ def select_dose_arms(records: Records, outcome: str, window: TimeWindow, filters
         if (g["design"] == "crossover").any():
             notes.append(f"{study}: crossover arms analysed as independent groups")
     arms = pd.DataFrame(out)
-    if arms.empty:
+    if arms.empty and reported.empty:
         raise SpecError("no study has two or more doses (counting control as 0) with this "
                         "outcome in the time window")
     if outcome == "change" and standardize:
@@ -143,9 +163,42 @@ def select_dose_arms(records: Records, outcome: str, window: TimeWindow, filters
         s = arms["study"].map(pooled)
         arms = arms.assign(y=arms["y"] / s, se=arms["se"] / s)
         notes.append("arm means standardized by each study's pooled SD (SMD scale)")
-    elif outcome == "change" and arms["scale"].nunique() > 1:
-        raise SpecError("arms are on different rating scales "
-                        f"({', '.join(sorted(arms['scale'].unique()))}); use --standardize "
-                        "or select one --scale")
+    elif outcome == "change":
+        scales = set(arms["scale"]) if len(arms) else set()
+        scales |= set(reported["scale"]) if len(reported) else set()
+        if len(scales) > 1:
+            raise SpecError(f"arms are on different rating scales ({', '.join(sorted(scales))}"
+                            "); use --standardize or select one --scale")
     return DoseData(outcome, units[0] if units else "", treatments[0], window, arms,
-                    standardize, dropped, notes)
+                    standardize, dropped, notes,
+                    reported.drop(columns=["scale"]).reset_index(drop=True))
+
+
+def _reported_contrasts(t: pd.DataFrame, active: pd.DataFrame, filters: Filters,
+                        outcome: str, window: TimeWindow, comparator: tuple[str, ...],
+                        standardize: bool, dropped: list, notes: list) -> pd.DataFrame:
+    """Return the reported contrasts of the drug as pairs of doses (comparator: its dose or 0)."""
+    from .contrast_rows import contrast_level_rows
+
+    measure = "OR" if outcome in COUNT_COLUMN else ("SMD" if standardize else "MD")
+    rows, left_out, said = contrast_level_rows(
+        t, Filters(**{**filters.__dict__, "dose": None}), outcome, measure, window, comparator)
+    dropped += left_out
+    columns = ["study", "arm", "vs", "dose", "vs_dose", "time_h", "yi", "vi", "shared_var",
+               "scale"]
+    out = []
+    for r in rows:
+        if r["arm"] not in set(active.loc[active["study"] == r["study"], "arm"]):
+            continue  # another drug, route or unit
+        vs = t[(t["study"] == r["study"]) & (t["arm"] == r["control"])]
+        is_ctl = vs["control"].fillna(False).astype(bool)
+        if vs.empty or not (is_ctl.all() or vs["dose"].notna().all()):
+            dropped.append(dict(study=r["study"], arm=r["arm"],
+                                reason=f"the comparator {r['control']} has no dose"))
+            continue
+        vs_dose = 0.0 if is_ctl.all() else float(vs["dose"].iloc[0])
+        out.append(dict(study=r["study"], arm=r["arm"], vs=r["control"], dose=float(r["dose"]),
+                        vs_dose=vs_dose, time_h=r["time_h"], yi=r["yi"], vi=r["vi"],
+                        shared_var=r["shared_var"], scale=r["scale"]))
+    notes += [n for n in said if any(n.startswith(f"{c['study']}:") for c in out)]
+    return pd.DataFrame(out, columns=columns)

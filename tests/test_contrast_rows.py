@@ -267,3 +267,68 @@ def test_time_course_takes_reported_mds_at_each_time(tmp_path: Path) -> None:
         for got, want in zip(sampling_covariance(b, rho), sampling_covariance(a, rho),
                              strict=True):
             np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+#: study -> (saline mean, sd, n), then (dose, mean, sd, n) per ketamine arm: change at 24 h
+DOSES = {"A2001": ((-5.0, 9.0, 20), [(0.1, -8.0, 8.5, 20), (0.5, -13.0, 8.0, 21)]),
+         "B2002": ((-6.0, 8.0, 25), [(0.2, -10.5, 9.0, 24), (0.5, -12.0, 8.5, 25)]),
+         "C2003": ((-4.5, 9.5, 18), [(0.5, -14.0, 10.0, 17), (1.0, -15.0, 9.0, 18)]),
+         "D2004": ((-5.5, 8.5, 30), [(0.2, -9.0, 9.0, 29), (0.5, -12.5, 8.0, 30)])}
+
+
+def _dose_rows(study: str, reported: bool) -> list[dict[str, str]]:
+    (m0, s0, n0), active = DOSES[study]
+    rows = [_row(study, "pbo", n=str(n0), mean=str(m0), sd=str(s0), mean_type="change")]
+    for dose, m, s, n in active:
+        arm = f"ket_{dose:g}"
+        if not reported:
+            rows.append(_row(study, arm, dose=str(dose), n=str(n), mean=str(m), sd=str(s),
+                             mean_type="change"))
+            continue
+        se = np.sqrt(s**2 / n + s0**2 / n0)
+        rows.append(_row(study, arm, dose=str(dose), n=str(n), vs="pbo",
+                         effect_outcome="change", effect_measure="MD", effect=repr(m - m0),
+                         effect_se=repr(float(se)), mean_type="change"))
+    return rows  # the comparator's row gives its variance, shared by both MDs
+
+
+def _dose_data(tmp_path: Path, reported_study: str | None):  # noqa: ANN202
+    from trialmeta.analysis.doses import select_dose_arms
+
+    rows = [r for s in DOSES for r in _dose_rows(s, s == reported_study)]
+    path = write(tmp_path / f"dose-{reported_study}.csv", rows)
+    return select_dose_arms(read_records(path), "change", TimeWindow.around(24.0), Filters())
+
+
+def test_dose_response_takes_reported_mds_as_dose_pairs(tmp_path: Path) -> None:
+    """D2004's two MDs vs saline enter as contrasts 0.2 vs 0 and 0.5 vs 0, sharing saline's
+    variance; its arms are gone; the PyMC model gains their normal terms."""
+    from trialmeta.analysis.models.dose_response import DoseResponse
+
+    data = _dose_data(tmp_path, "D2004")
+    c = data.contrasts
+    assert "D2004" not in set(data.arms["study"]) and data.studies[-1] == "D2004"
+    assert c[["dose", "vs_dose"]].to_numpy().tolist() == [[0.2, 0.0], [0.5, 0.0]]
+    np.testing.assert_allclose(c["shared_var"], 8.5**2 / 30, rtol=1e-12)
+    np.testing.assert_allclose(c["yi"], [-3.5, -7.0], rtol=1e-12)
+    model = DoseResponse("emax").build(data)
+    assert {v.name for v in model.observed_RVs} == {"y", "y_reported"}
+    assert not DoseResponse("emax")._precompilable(data)
+
+
+@pytest.mark.slow
+def test_dose_response_reported_mds_equal_the_arm_level_trial(tmp_path: Path) -> None:
+    """With a flat baseline (sd 1000), arm means and the MDs with their shared comparator
+    variance are the same likelihood: theta and ED50 agree within four combined MCSEs."""
+    import arviz as az
+    from trialmeta.analysis.models.dose_response import DoseResponse
+
+    model = DoseResponse("emax", prior_overrides=(("baseline_sd", 1000.0),))
+    settings = SamplerSettings(draws=2000, tune=1000, chains=4, seed=6)
+    fits = [model.fit(_dose_data(tmp_path, s), settings) for s in (None, "D2004")]
+    assert all(f.diagnostics.passed for f in fits), [f.diagnostics.messages for f in fits]
+    for name in ("theta", "ed50"):
+        means = [float(flat(f.idata, name).mean()) for f in fits]
+        mcse = [float(az.mcse(f.idata.posterior[name], method="mean").to_array().item())
+                for f in fits]
+        assert abs(means[0] - means[1]) < 4 * np.hypot(*mcse), (name, means, mcse)

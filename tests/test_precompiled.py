@@ -9,12 +9,14 @@ Monte Carlo error.
 from __future__ import annotations
 
 import ctypes
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from trialmeta.analysis import kernels, kernels_curves
 from trialmeta.analysis.contrasts import select_contrasts, select_time_course
 from trialmeta.analysis.doses import select_dose_arms
+from trialmeta.analysis.errors import SpecError
 from trialmeta.analysis.inference import SamplerSettings, flat
 from trialmeta.analysis.models.contrast import Contrast, default_priors
 from trialmeta.analysis.models.dose_response import DoseResponse
@@ -134,7 +136,11 @@ def test_dose_response_kernel_is_the_pymc_model(records, form: str) -> None:  # 
     change = select_dose_arms(records, "change", TimeWindow.around(24.0),
                               Filters(treatment=("esketamine",), route=("intranasal",),
                                       scale=("MADRS",)))
-    _check_against_pymc(DoseResponse(form), change, points=3)
+    assert set(change.contrasts["study"]) == {"Canuso2018", "Fu2020"}  # reported MDs
+    with pytest.raises(SpecError, match="arm-level data only"):
+        DoseResponse(form).precompiled(change)
+    arm_level = replace(change, contrasts=change.contrasts.iloc[0:0])
+    _check_against_pymc(DoseResponse(form), arm_level, points=3)
 
 
 def test_dose_response_kernel_with_a_moderator(records) -> None:  # noqa: ANN001

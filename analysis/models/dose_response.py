@@ -47,6 +47,22 @@ if TYPE_CHECKING:  # pragma: no cover
 FORMS = ("emax", "loglinear", "linear", "piecewise")
 
 
+def _reported_terms(c, s_idx: np.ndarray, amp, g) -> None:  # noqa: ANN001
+    """Add reported contrasts: ``y ~ Normal(amp_i (g(d) - g(d_vs)) + shared_sd u_i, own_sd)``.
+
+    Contrasts of one study sharing a comparator share its variance (``shared_var``) through
+    ``u_i ~ Normal(0, 1)``, as in the contrast model.
+    """
+    import pymc as pm
+
+    shared = c["shared_var"].to_numpy(float)
+    u = pm.Normal("z_control", 0.0, 1.0, dims="study")
+    mean = amp[s_idx] * (g(c["dose"].to_numpy(float)) - g(c["vs_dose"].to_numpy(float)))
+    pm.Normal("y_reported", mu=mean + np.sqrt(shared) * u[s_idx],
+              sigma=np.sqrt(c["vi"].to_numpy(float) - shared),
+              observed=c["yi"].to_numpy(float), dims="reported_contrast")
+
+
 @dataclass(frozen=True)
 class DosePriors:
     """Default priors (scaled to the data where a scale is needed).
@@ -154,63 +170,85 @@ class DoseResponse:
     def build(self, data: DoseData) -> pm.Model:
         """Build the PyMC model (no sampling)."""
         import pymc as pm
-        import pytensor.tensor as pt
 
         priors = self.priors_for(data)
         ref = self._reference(data)
         arms = data.arms
         studies = data.studies
-        s_idx = arms["study"].map({s: i for i, s in enumerate(studies)}).to_numpy()
-        dose = arms["dose"].to_numpy(float)
-        coords = {"study": studies, "arm": [f"{s} {a}" for s, a in zip(arms["study"],
-                                                                      arms["arm"], strict=True)]}
+        index = {s: i for i, s in enumerate(studies)}
+        coords = {"study": studies}
+        if len(arms):
+            coords["arm"] = [f"{s} {a}" for s, a in zip(arms["study"], arms["arm"], strict=True)]
+        c = data.contrasts
+        if len(c):
+            coords["reported_contrast"] = [f"{s} {a} vs {v}" for s, a, v in
+                                           zip(c["study"], c["arm"], c["vs"], strict=True)]
         with pm.Model(coords=coords) as model:
             theta = pm.Normal("theta", 0.0, priors.amplitude_sd)
             tau = pm.HalfNormal("tau", priors.tau_scale)
             z = pm.Normal("z", 0.0, 1.0, dims="study")
-            amp = theta + tau * z[s_idx]
+            amp = theta + tau * z
             if self.moderators:
                 design = self.study_design(data)
                 beta = pm.Normal("beta", 0.0, priors.amplitude_sd, shape=len(design.names))
-                amp = amp + pm.math.dot(design.x, beta)[s_idx]
-            if self.form == "linear":
-                g = dose / ref["d_max"]
-            elif self.form == "loglinear":
-                g = np.log1p(dose) / np.log1p(ref["d_max"])
-            elif self.form == "emax":
-                log_ed50 = pm.Normal("log_ed50", np.log(ref["d_mid"]), priors.ed50_sd)
-                ed50 = pm.Deterministic("ed50", pt.exp(log_ed50))
-                h = pm.Deterministic("hill", pt.exp(pm.Normal("log_hill", 0.0, priors.hill_sd))
-                                     ) if self.hill else 1.0
-                dh = pt.power(dose, h)
-                g = dh / (pt.power(ed50, h) + dh)
-            else:
-                k = len(ref["knots"]) - 1
-                w = pm.Dirichlet("w", a=np.ones(k))
-                cum = pt.concatenate([pt.zeros(1), pt.cumsum(w)])
-                knots = np.asarray(ref["knots"])
-                pos = np.clip(np.searchsorted(knots, dose, side="right") - 1, 0, k - 1)
-                frac = (dose - knots[pos]) / (knots[pos + 1] - knots[pos])
-                g = cum[pos] + frac * (cum[pos + 1] - cum[pos])
+                amp = amp + pm.math.dot(design.x, beta)
+            g = self._curve_tensor(ref, priors)
             alpha = pm.Normal("alpha", 0.0, priors.baseline_sd, dims="study")
-            eta = alpha[s_idx] + amp * g
-            if data.binary:
-                pm.Binomial("events", n=arms["n"].to_numpy(), logit_p=eta,
-                            observed=arms["events"].to_numpy(), dims="arm")
-            else:
-                pm.Normal("y", mu=eta, sigma=arms["se"].to_numpy(float),
-                          observed=arms["y"].to_numpy(float), dims="arm")
+            if len(arms):
+                s_idx = arms["study"].map(index).to_numpy()
+                eta = alpha[s_idx] + amp[s_idx] * g(arms["dose"].to_numpy(float))
+                if data.binary:
+                    pm.Binomial("events", n=arms["n"].to_numpy(), logit_p=eta,
+                                observed=arms["events"].to_numpy(), dims="arm")
+                else:
+                    pm.Normal("y", mu=eta, sigma=arms["se"].to_numpy(float),
+                              observed=arms["y"].to_numpy(float), dims="arm")
+            if len(c):
+                _reported_terms(c, c["study"].map(index).to_numpy(), amp, g)
         return model
 
-    def _precompilable(self) -> bool:
-        """Forms linear, loglinear, emax without Hill, of this class (not a plug-in's)."""
+    def _curve_tensor(self, ref: dict, priors: DosePriors):  # noqa: ANN202
+        """Create the curve's parameters in the current model; return g as a function of dose."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        if self.form == "linear":
+            return lambda dose: dose / ref["d_max"]
+        if self.form == "loglinear":
+            return lambda dose: np.log1p(dose) / np.log1p(ref["d_max"])
+        if self.form == "emax":
+            log_ed50 = pm.Normal("log_ed50", np.log(ref["d_mid"]), priors.ed50_sd)
+            ed50 = pm.Deterministic("ed50", pt.exp(log_ed50))
+            h = pm.Deterministic("hill", pt.exp(pm.Normal("log_hill", 0.0, priors.hill_sd))
+                                 ) if self.hill else 1.0
+
+            def emax(dose: np.ndarray):  # noqa: ANN202
+                dh = pt.power(dose, h)
+                return dh / (pt.power(ed50, h) + dh)
+            return emax
+        k = len(ref["knots"]) - 1
+        w = pm.Dirichlet("w", a=np.ones(k))
+        cum = pt.concatenate([pt.zeros(1), pt.cumsum(w)])
+        knots = np.asarray(ref["knots"])
+
+        def piecewise(dose: np.ndarray):  # noqa: ANN202
+            pos = np.clip(np.searchsorted(knots, dose, side="right") - 1, 0, k - 1)
+            frac = (dose - knots[pos]) / (knots[pos + 1] - knots[pos])
+            return cum[pos] + frac * (cum[pos + 1] - cum[pos])
+        return piecewise
+
+    def _precompilable(self, data: DoseData) -> bool:
+        """Arm-level data; forms linear, loglinear, emax without Hill, of this class."""
         return (self.form in ("linear", "loglinear", "emax") and not self.hill
-                and type(self).build is DoseResponse.build)
+                and type(self).build is DoseResponse.build and data.contrasts.empty)
 
     def precompiled(self, data: DoseData) -> PrecompiledModel:
         """Return the same model for the precompiled (numba) sampler."""
         from ..precompiled import dose_response
 
+        if not data.contrasts.empty:
+            raise SpecError("internal: the precompiled dose-response model takes arm-level "
+                            "data only (reported contrasts go through the PyMC model)")
         priors = self.priors_for(data)
         ref = self._reference(data)
         arms = data.arms
@@ -235,12 +273,13 @@ class DoseResponse:
         """Sample the posterior and run the convergence gate."""
         settings = settings or SamplerSettings()
         model = LazyModel(lambda: self.build(data),
-                          (lambda: self.precompiled(data)) if self._precompilable() else None)
+                          (lambda: self.precompiled(data)) if self._precompilable(data)
+                          else None)
         token = "|".join([self.name, self.form, str(self.hill), repr(self.moderators),
                           data.outcome,
                           str(data.standardized),
                           repr(self.priors_for(data).as_dict()),
-                          data.arms.to_csv(index=False)])
+                          data.arms.to_csv(index=False), data.contrasts.to_csv(index=False)])
         idata = sample(model, settings, progress=progress, token=token)
         names = ["theta", "tau"] + (["ed50"] if self.form == "emax" else []) + (
             ["hill"] if self.form == "emax" and self.hill else []) + (
