@@ -43,7 +43,9 @@ RULE_SIMS ?= 200
 
 report: sweep ## analyse the bundled data; write the report (with the sweep and calibration/) to $(OUT)/
 	$(BIN)/trialmeta report --out $(OUT) --seed $(SEED) --cache $(CACHE) \
-		--sweep $(CACHE)/sweep/sweep.json --calibration calibration
+		--sweep $(CACHE)/sweep/sweep.json --calibration calibration \
+		--baseline-data data/snapshots/ketamine_trials-first-extraction.csv \
+		--baseline-label "the first extraction (before the second)"
 
 sweep: install ## refit every claim under one-at-a-time changes of prior, form, data, window (Dask)
 	$(BIN)/trialmeta sweep --out $(CACHE)/sweep --seed $(SEED) --cache $(CACHE) --quiet

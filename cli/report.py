@@ -51,6 +51,13 @@ def report(
     force: Annotated[bool, typer.Option(
         "--force", help="If --out holds files a report did not write, write the report into "
                         "a new subfolder of it (foreign files are never deleted).")] = False,
+    baseline_data: Annotated[Path | None, typer.Option(
+        "--baseline-data", help="An earlier version of the records (a CSV): the claims and "
+                                "comparisons are also evaluated on it, and the section 'What "
+                                "the new evidence changed' compares the two.")] = None,
+    baseline_label: Annotated[str | None, typer.Option(
+        "--baseline-label", help="How the report names --baseline-data (default: its file "
+                                 "name).")] = None,
 ) -> None:
     """Write index.html, report.md and results.json for the records and claims.
 
@@ -65,12 +72,14 @@ def report(
 
     records = read_records(file)
     claims_file = load_claims(claims)
+    baseline = None if baseline_data is None else (
+        read_records(str(baseline_data)), baseline_label or baseline_data.name)
     import sys
 
     cache_dir = None if no_cache or cache is None else str(cache)
     protected = {"records file": Path(file) if file else bundled_path(),
                  "claims file": Path(claims) if claims else bundled_claims_path(),
-                 "sweep file": sweep,
+                 "sweep file": sweep, "baseline data": baseline_data,
                  **{f"calibration file {i + 1}": p for i, p in enumerate(calibration or [])}}
     plan = plan_output(out, force=force, protected=protected,
                        cache=Path(cache_dir) if cache_dir else None)
@@ -91,7 +100,8 @@ def report(
                                jobs=jobs if cache_dir else 1, records_path=file,
                                claims_path=claims, say=say,
                                robustness=read_robustness(sweep, calibration, records,
-                                                          claims_file))
+                                                          claims_file),
+                               baseline=baseline)
     if not quiet:
         for c in results["claims"]:
             typer.echo(f"{c['id']:<14} {c['verdict']:<18} {claim_numbers(c)}".rstrip("; "))

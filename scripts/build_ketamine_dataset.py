@@ -621,11 +621,36 @@ def fill_numbers(spec: dict, tables: dict) -> dict[str, str]:
     return out
 
 
-def build(folder: Path) -> list[dict[str, str]]:
-    """Assemble and check every output row."""
+def without_tables(specs: list[dict], excluded: set[str]) -> list[dict]:
+    """Return the rows as they stand without the extraction tables ``excluded``.
+
+    A contrast drawn from an excluded table is removed; so is a row left with no numbers
+    from the other tables and no contrast (a comparator cited only for that contrast), and
+    so are the fields such a contrast brought (``mean_type`` of a contrast-only row).
+    """
+    out = []
+    for spec in specs:
+        refs = [r for r in spec["refs"] if r[0] not in excluded]
+        contrast = spec.get("contrast")
+        if contrast and any(k in excluded for k, _ in contrast["refs"]):
+            contrast = None
+        if not refs and not contrast:
+            continue
+        fields = dict(spec["fields"])
+        if spec.get("contrast") and not contrast and not any(
+                k in ("mean", "sd", "se") for k in fields) and "mean" not in str(refs):
+            fields.pop("mean_type", None)
+        out.append(dict(spec, refs=refs, contrast=contrast,
+                        cite=[r for r in spec["cite"] if r[0] not in excluded],
+                        fields=fields))
+    return out
+
+
+def build(folder: Path, excluded: set[str] | None = None) -> list[dict[str, str]]:
+    """Assemble and check every output row (without the tables ``excluded``, if given)."""
     tables = load(folder)
     rows, problems = [], []
-    for spec in ROWS:
+    for spec in without_tables(ROWS, excluded) if excluded else ROWS:
         out = {c: "" for c in COLUMNS}
         out.update(study=spec["study"], arm=spec["arm"])
         out.update(STUDIES[spec["study"]])
@@ -674,10 +699,24 @@ def build(folder: Path) -> list[dict[str, str]]:
 
 
 def main() -> None:
-    """Build and write the dataset."""
-    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/ketamine-extractions")
-    out_path = Path(sys.argv[2] if len(sys.argv) > 2 else "data/ketamine_trials.csv")
-    rows = build(folder)
+    """Build and write the dataset.
+
+    Arguments: the extractions folder, the output file, and optionally ``--without
+    D2,R2,T2`` to write the dataset as it stood before those extraction tables (the
+    baseline of the report's "What the new evidence changed").
+    """
+    args = list(sys.argv[1:])
+    excluded: set[str] = set()
+    if "--without" in args:
+        i = args.index("--without")
+        excluded = set(args[i + 1].split(","))
+        del args[i:i + 2]
+        unknown = excluded - set(FILES)
+        if unknown:
+            raise SystemExit(f"unknown extraction tables {sorted(unknown)}; use {sorted(FILES)}")
+    folder = Path(args[0] if args else "../shared/data/ketamine-extractions")
+    out_path = Path(args[1] if len(args) > 1 else "data/ketamine_trials.csv")
+    rows = build(folder, excluded)
     tmp = out_path.with_suffix(".tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")

@@ -304,6 +304,7 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
         "at_time": at_time,
         "region": region,
         "md": md_escape,
+        "changes": None,  # set by add_changes when the report has a baseline
     }
     tables = {
         "tables/claims.csv": to_csv(
@@ -422,11 +423,14 @@ def write_report(files: dict[str, str], out: Path, posteriors: dict[str, Any] | 
 def build_report(records: Records, claims: ClaimsFile, settings: SamplerSettings, out: Path,
                  *, progress: bool = False, jobs: int = 1, records_path: str | None = None,
                  claims_path: str | None = None, say=None,  # noqa: ANN001
-                 robustness: dict[str, Any] | None = None) -> dict[str, Any]:
+                 robustness: dict[str, Any] | None = None,
+                 baseline: tuple[Records, str] | None = None) -> dict[str, Any]:
     """Run the analysis and write the report; return results.json's content.
 
     With ``jobs > 1`` and a cache folder in ``settings``, independent fits first run in
     worker processes (they fill the cache); the report is then assembled from the cache.
+    With ``baseline`` (earlier records and a label), the claims and comparisons are also
+    evaluated on them and the report says what the new evidence changed.
     """
     say = say or (lambda msg: None)
     use_svg_cache(Path(settings.cache_dir) if settings.cache_dir else None)
@@ -444,10 +448,36 @@ def build_report(records: Records, claims: ClaimsFile, settings: SamplerSettings
     loo_tables = form_comparisons(records, evaluation, settings)
     say("writing ...")
     report = assemble(records, claims, settings, evaluation, contrasts, loo_tables, robustness)
+    if baseline is not None:
+        say(f"the same claims on {baseline[1]} ...")
+        add_changes(report, records, claims, settings, *baseline)
     write_report(render(report), out, report.posteriors, settings)
     if marker:
         marker.touch()
     return report.results
+
+
+def add_changes(report: Report, records: Records, claims: ClaimsFile,
+                settings: SamplerSettings, before: Records, label: str) -> None:
+    """Evaluate the claims and comparisons on ``before``; add "What the new evidence changed"."""
+    from ..changes import compare, data_changes
+
+    ev = evaluate(before, claims, settings)
+    old = {"claims": [r.as_dict() for r in ev.results],
+           "contrasts": strip_figures(run_contrast_section(before, claims.contrasts, settings))}
+    changes = rounded(compare(old, report.results, label, data_changes(before, records)))
+    report.results["changes"] = changes
+    report.context["changes"] = changes
+    report.tables["tables/changes.csv"] = to_csv(
+        [{"id": c["id"], "status": c["status"],
+          **{f"{side}_{k}": (c[side] or {}).get(k) for side in ("before", "after")
+             for k in ("verdict", "probability", "median", "ci_low", "ci_high")},
+          "studies_added": ";".join(c["studies_added"]),
+          "studies_removed": ";".join(c["studies_removed"])} for c in changes["claims"]],
+        ["id", "status", "before_verdict", "after_verdict", "before_probability",
+         "after_probability", "before_median", "after_median", "before_ci_low",
+         "before_ci_high", "after_ci_low", "after_ci_high", "studies_added",
+         "studies_removed"])
 
 
 def _robustness_results(robustness: dict[str, Any] | None) -> dict[str, Any]:

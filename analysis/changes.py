@@ -1,0 +1,141 @@
+"""What changed between two analyses: claims' verdicts and pooled estimates, before and after.
+
+Both sides are documents shaped like ``results.json`` (``claims`` and, optionally,
+``contrasts`` and ``data``). A claim's P(region) has moved when the change exceeds
+``Z_MOVED`` combined Monte Carlo standard errors, sqrt(mcse_before^2 + mcse_after^2); a
+verdict change is always reported. Studies added or removed are those the claim's fit (or
+the comparison's pooled estimate) used on one side only.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+#: |P_after - P_before| above this many combined Monte Carlo SEs counts as a move
+Z_MOVED = 2.0
+CLAIM_FIELDS = ("verdict", "probability", "probability_mcse", "median", "ci_low", "ci_high",
+                "bayes_factor", "reason")
+
+
+def _side(claim: dict[str, Any] | None) -> dict[str, Any] | None:
+    if claim is None:
+        return None
+    return {**{k: claim.get(k) for k in CLAIM_FIELDS}, "quantity": claim.get("quantity", ""),
+            "censored_above": list(claim.get("censored_above") or []),
+            "studies": list(claim.get("studies") or [])}
+
+
+def _moved(before: dict[str, Any], after: dict[str, Any]) -> bool | None:
+    """Whether P(region) moved beyond Monte Carlo error (None when either side has no P)."""
+    pb, pa = before.get("probability"), after.get("probability")
+    if pb is None or pa is None:
+        return None
+    error = math.hypot(before.get("probability_mcse") or 0.0,
+                       after.get("probability_mcse") or 0.0)
+    return abs(pa - pb) > Z_MOVED * error
+
+
+def compare_claims(before: list[dict[str, Any]],
+                   after: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Compare each claim's two sides (in the order of ``after``, then ``before``-only ones).
+
+    Each row says whether the verdict changed, whether P moved beyond Monte Carlo error, and
+    which studies were added and removed.
+    """
+    old = {c["id"]: c for c in before}
+    new = {c["id"]: c for c in after}
+    out = []
+    for cid in [*new, *(k for k in old if k not in new)]:
+        b, a = _side(old.get(cid)), _side(new.get(cid))
+        row: dict[str, Any] = {"id": cid, "title": (new.get(cid) or old.get(cid) or {})
+                               .get("title", ""), "before": b, "after": a}
+        if b is None or a is None:
+            row.update(status="added" if b is None else "removed", changed=True,
+                       moved=None, studies_added=[], studies_removed=[])
+            out.append(row)
+            continue
+        added = sorted(set(a["studies"]) - set(b["studies"]))
+        removed = sorted(set(b["studies"]) - set(a["studies"]))
+        changed = a["verdict"] != b["verdict"]
+        moved = _moved(b, a)
+        status = ("verdict changed" if changed else "moved" if moved
+                  else "same studies" if not added and not removed else "within error")
+        row.update(status=status, changed=changed, moved=moved, studies_added=added,
+                   studies_removed=removed)
+        out.append(row)
+    return out
+
+
+def _pooled(section: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Each comparison group's Bayesian and frequentist pooled effect and its studies."""
+    out = {}
+    for c in section:
+        for g in c.get("groups", []):
+            bayes = (g.get("bayesian") or {}).get("estimates", {}).get("effect") or {}
+            freq = g.get("frequentist") or {}
+            labels = {f"{r['study']} {r['arm']}"
+                      for r in (g.get("bayesian") or {}).get("per_study", [])}
+            labels |= {r["contrast"] for r in freq.get("studies", [])
+                       if isinstance(r, dict) and "contrast" in r}
+            studies = sorted({x.split(" ")[0] for x in labels})
+            out[(c["id"], g["group"])] = {
+                "title": c.get("title", c["id"]), "k": g.get("k"), "studies": studies,
+                "contrasts": sorted(labels),
+                "bayes_median": bayes.get("median"), "bayes_ci_low": bayes.get("ci_low"),
+                "bayes_ci_high": bayes.get("ci_high"), "bayes_sd": bayes.get("sd"),
+                "freq_estimate": freq.get("estimate"), "freq_ci_low": freq.get("ci_low"),
+                "freq_ci_high": freq.get("ci_high")}
+    return out
+
+
+def compare_pooled(before: list[dict[str, Any]],
+                   after: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per comparison group of the contrast section: k, studies and pooled effects, both sides.
+
+    Only groups whose studies or k differ are listed: the others had the same data.
+    """
+    old, new = _pooled(before), _pooled(after)
+    rows = []
+    for key in [*new, *(k for k in old if k not in new)]:
+        b, a = old.get(key), new.get(key)
+        if b is not None and a is not None and b["contrasts"] == a["contrasts"] \
+                and b["k"] == a["k"] and b["bayes_median"] == a["bayes_median"]:
+            continue
+        rows.append({"comparison": key[0], "group": key[1],
+                     "title": (a or b or {}).get("title", key[0]), "before": b, "after": a,
+                     "studies_added": sorted(set((a or {}).get("studies", []))
+                                             - set((b or {}).get("studies", []))),
+                     "studies_removed": sorted(set((b or {}).get("studies", []))
+                                               - set((a or {}).get("studies", [])))})
+    return rows
+
+
+def data_changes(before: Any, after: Any) -> dict[str, Any]:  # noqa: ANN401 (Records)
+    """Studies added, removed, or with rows added, removed or changed (all columns compared)."""
+    def rows(records: Any) -> dict[str, set[tuple]]:  # noqa: ANN401
+        t = records.table.drop(columns=[c for c in ("line",) if c in records.table])
+        t = t.astype(str)
+        return {s: {tuple(r) for r in g.itertuples(index=False)}
+                for s, g in t.groupby("study", sort=True)}
+
+    b, a = rows(before), rows(after)
+    return {"before": {"sha256": before.sha256, "rows": len(before.table), "studies": len(b)},
+            "after": {"sha256": after.sha256, "rows": len(after.table), "studies": len(a)},
+            "studies_added": sorted(set(a) - set(b)),
+            "studies_removed": sorted(set(b) - set(a)),
+            "studies_with_new_rows": sorted(s for s in set(a) & set(b) if a[s] != b[s])}
+
+
+def compare(before: dict[str, Any], after: dict[str, Any], label: str,
+            data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Return the "what changed" document: claims, pooled comparisons and ``data`` changes."""
+    claims = compare_claims(before.get("claims", []), after.get("claims", []))
+    return {
+        "baseline": label,
+        "data": data or {},
+        "claims": claims,
+        "verdicts_changed": [c["id"] for c in claims if c["changed"]],
+        "pooled": compare_pooled(before.get("contrasts", []), after.get("contrasts", [])),
+        "z_moved": Z_MOVED,
+    }
