@@ -83,7 +83,7 @@ def test_recovers_planted_parameters(mu_true: float, tau_true: float, seed: int)
     n = rng.integers(40, 200, k)
     theta = mu_true + tau_true * rng.standard_normal(k)
     y = rng.binomial(n, special.expit(theta))
-    fit = PooledRate().fit(arms(list(y), list(n)), SamplerSettings(seed=seed))
+    fit = PooledRate().fit(arms(list(y), list(n)), SamplerSettings(draws=2000, seed=seed))
     assert fit.diagnostics.passed
     for name, truth in [("mu", mu_true), ("tau", tau_true)]:
         d = flat(fit.idata, name)
