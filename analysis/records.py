@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 from .errors import DataError, Problem
@@ -155,11 +156,13 @@ def bundled_path() -> Path:
 MAX_BYTES = 500_000_000
 
 
-def _read_raw(path: Path) -> tuple[pd.DataFrame, str]:
+def _read_raw(path: Path, max_rows: int = MAX_ROWS) -> tuple[pd.DataFrame, str]:
     """Read a file once into a DataFrame of strings (no type guessing) and its SHA-256.
 
     The hash is of the bytes parsed, so provenance describes exactly what was analysed. A
     FIFO, a device or any other non-regular file is refused (it would block or never end).
+    A CSV or TSV is parsed from its bytes, at most ``max_rows + 1`` rows (the limit is
+    checked while reading, not after).
     """
     kind = SUFFIXES.get(path.suffix.lower())
     name = str(path)
@@ -184,25 +187,27 @@ def _read_raw(path: Path) -> tuple[pd.DataFrame, str]:
                 raise DataError([Problem(name, None, None,
                                          "file is UTF-16 encoded; save it as UTF-8")])
             try:
-                text = raw.decode("utf-8-sig")
+                raw.decode("utf-8-sig")  # validity only: the text itself is not kept
             except UnicodeDecodeError as exc:
                 raise DataError([Problem(name, None, None,
                                          f"not valid UTF-8 (byte {exc.start}); save the file "
                                          "as UTF-8")]) from None
-            if not text.strip():
+            if not raw.strip():
                 raise DataError([Problem(name, None, None, "file is empty")])
             import csv
             import io
 
             sep = "," if kind == "csv" else "\t"
-            header = [h.strip() for h in next(csv.reader(io.StringIO(text), delimiter=sep))]
+            first = raw[:raw.find(b"\n") if b"\n" in raw else len(raw)]
+            header = [h.strip() for h in next(csv.reader(
+                io.StringIO(first.decode("utf-8-sig")), delimiter=sep))]
             dupes = sorted({h for h in header if header.count(h) > 1})
             if dupes:
                 raise DataError([Problem(name, HEADER_LINE, h,
                                          "column appears more than once; keep one")
                                  for h in dupes])
-            df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
-                             na_filter=False)
+            df = pd.read_csv(io.BytesIO(raw), sep=sep, dtype=str, keep_default_na=False,
+                             na_filter=False, encoding="utf-8-sig", nrows=max_rows + 1)
         elif kind == "excel":
             import io
 
@@ -283,6 +288,28 @@ def _parse_cell(col: Column, text: str) -> tuple[object, str | None]:
     return value, None
 
 
+def _parse_column(col: Column, raw: pd.DataFrame, name: str,
+                  problems: list[Problem]) -> list[object]:
+    """Parse one contract column; each distinct text is parsed once (10^6 rows in seconds).
+
+    Problems are appended with the file, row and column of every cell that has one.
+    """
+    if col.name in raw:
+        texts = ["" if v is None or v != v else str(v) for v in raw[col.name].tolist()]
+    else:
+        texts = [""] * len(raw)
+    parsed = {t: _parse_cell(col, t) for t in dict.fromkeys(texts)}
+    bad = {t for t, (value, problem) in parsed.items()
+           if problem or (value is None and col.required)}
+    if bad:
+        for i, t in enumerate(texts):
+            if t in bad:
+                value, problem = parsed[t]
+                problems.append(Problem(name, i + HEADER_LINE + 1, col.name,
+                                        problem or "required value is empty"))
+    return [parsed[t][0] for t in texts]
+
+
 def read_records(path: str | Path | None = None, *, max_rows: int = MAX_ROWS) -> Records:
     """Load and validate trial records.
 
@@ -305,12 +332,12 @@ def read_records(path: str | Path | None = None, *, max_rows: int = MAX_ROWS) ->
         With every problem found (file, row, column, what to do).
     """
     p = Path(path) if path is not None else bundled_path()
-    raw, digest = _read_raw(p)
+    raw, digest = _read_raw(p, max_rows)
     name = str(path) if path is not None else "bundled:ketamine_trials.csv"
     if len(raw) > max_rows:
         raise DataError([Problem(name, None, None,
-                                 f"{len(raw):,} rows is more than the limit of {max_rows:,}; "
-                                 "split the file or raise the limit (--max-rows)")])
+                                 f"more than {max_rows:,} rows (the limit); split the file or "
+                                 "raise the limit (--max-rows)")])
     return validate(raw, name, digest)
 
 
@@ -356,18 +383,9 @@ def validate(raw: pd.DataFrame, name: str, sha256: str = "") -> Records:
     if raw.empty:
         raise DataError([Problem(name, None, None, "the file has a header but no rows")])
 
-    typed: dict[str, list[object]] = {c.name: [] for c in COLUMNS}
-    for i, rec in enumerate(raw.to_dict("records")):
-        line = i + HEADER_LINE + 1
-        for col in COLUMNS:
-            text = rec.get(col.name, "")
-            text = "" if text is None else str(text)
-            value, problem = _parse_cell(col, text)
-            if problem:
-                problems.append(Problem(name, line, col.name, problem))
-            elif value is None and col.required:
-                problems.append(Problem(name, line, col.name, "required value is empty"))
-            typed[col.name].append(value)
+    typed: dict[str, list[object]] = {}
+    for col in COLUMNS:
+        typed[col.name] = _parse_column(col, raw, name, problems)
     table = pd.DataFrame(typed, dtype=object)
     for extra in raw.columns:
         if extra not in COLUMN_BY_NAME:
@@ -507,39 +525,52 @@ def _check_values(t: pd.DataFrame, name: str) -> list[Problem]:
 
 
 def _check_structure(t: pd.DataFrame, name: str) -> list[Problem]:
-    """Duplicate rows, designs and arm attributes that must agree within a study."""
+    """Duplicate rows, designs and arm attributes that must agree within a study.
+
+    Vectorised over the table (groupby and duplicated), so 10^6 rows take seconds; a
+    problem's message is built only for the rows that have it.
+    """
     out: list[Problem] = []
-    seen: dict[tuple, int] = {}
-    for rec in t.to_dict("records"):
-        key = tuple(rec[c] for c in ROW_KEY)
-        if key in seen:
-            out.append(Problem(name, rec["line"], None,
+    key = t[list(ROW_KEY)].astype(object).where(t[list(ROW_KEY)].notna(), None)
+    dup = key.duplicated(keep="first").to_numpy()
+    if dup.any():
+        first_line = t.groupby([key[c].astype(str) for c in ROW_KEY], sort=False)["line"] \
+            .transform("first")
+        for i in np.flatnonzero(dup):
+            k = tuple(key.iloc[i])
+            out.append(Problem(name, int(t["line"].iloc[i]), None,
                                f"duplicate row: same study, arm, time_h, scale and doses_given "
-                               f"as row {seen[key]} ({key[0]}/{key[1]}, time_h={key[2]})"))
-        else:
-            seen[key] = rec["line"]
-    for study, rows in t.groupby("study", sort=False):
-        out += _contrast_row_problems(study, rows, name)
-        arms = rows["arm"].nunique()
-        designs = set(rows["design"].dropna())
-        first = int(rows["line"].iloc[0])
-        if len(designs) > 1:
-            out.append(Problem(name, first, "design",
-                               f"study {study} has several designs ({', '.join(sorted(designs))});"
-                               " one design per study"))
-        if arms > 1 and rows["design"].isna().any():
-            line = int(rows.loc[rows["design"].isna(), "line"].iloc[0])
-            out.append(Problem(name, line, "design",
-                               f"study {study} has {arms} arms but no design; say 'parallel' or "
-                               "'crossover' (crossover arms share patients)"))
-        for arm, arm_rows in rows.groupby("arm", sort=False):
-            for col in ARM_ATTRIBUTES:
-                values = {v for v in arm_rows[col] if v is not None and v == v}
-                if len(values) > 1:
-                    out.append(Problem(name, int(arm_rows["line"].iloc[0]), col,
-                                       f"arm {study}/{arm} has different {col} values "
-                                       f"({', '.join(map(str, sorted(values, key=str)))}); "
-                                       "an arm has one value"))
+                               f"as row {int(first_line.iloc[i])} ({k[0]}/{k[1]}, "
+                               f"time_h={k[2]})"))
+    out += _contrast_row_problems(t, name)
+    by_study = t.groupby("study", sort=False)
+    designs = by_study["design"].nunique()
+    first = by_study["line"].first()
+    for study in designs.index[designs > 1]:
+        values = sorted(set(t.loc[t["study"] == study, "design"].dropna()))
+        out.append(Problem(name, int(first[study]), "design",
+                           f"study {study} has several designs ({', '.join(values)});"
+                           " one design per study"))
+    arms = by_study["arm"].nunique()
+    no_design = t[t["design"].isna()].groupby("study", sort=False)["line"].first()
+    for study, line in no_design.items():
+        if arms[study] > 1:
+            out.append(Problem(name, int(line), "design",
+                               f"study {study} has {arms[study]} arms but no design; say "
+                               "'parallel' or 'crossover' (crossover arms share patients)"))
+    by_arm = t.groupby(["study", "arm"], sort=False)
+    arm_first = by_arm["line"].first()
+    for col in ARM_ATTRIBUTES:
+        if col not in t:
+            continue
+        counts = by_arm[col].nunique()
+        for study, arm in counts.index[counts > 1]:
+            rows = t.loc[(t["study"] == study) & (t["arm"] == arm), col]
+            values = {v for v in rows if v is not None and v == v}
+            out.append(Problem(name, int(arm_first[(study, arm)]), col,
+                               f"arm {study}/{arm} has different {col} values "
+                               f"({', '.join(map(str, sorted(values, key=str)))}); "
+                               "an arm has one value"))
     return out
 
 
@@ -547,25 +578,36 @@ def _check_structure(t: pd.DataFrame, name: str) -> list[Problem]:
 ARM_LEVEL = {"response": "responders", "remission": "remitters", "change": "mean"}
 
 
-def _contrast_row_problems(study: str, rows: pd.DataFrame, name: str) -> list[Problem]:
-    """``vs`` must name an arm of the study; a contrast is given in one form, not both."""
-    out = []
-    arms = set(rows["arm"])
-    for rec in rows[rows["effect"].notna()].to_dict("records"):
-        if rec["vs"] is None:
-            continue
-        if rec["vs"] not in arms:
+def _contrast_row_problems(t: pd.DataFrame, name: str) -> list[Problem]:
+    """``vs`` must name an arm of the study; a contrast is given in one form, not both.
+
+    Looks only at rows that carry an effect, against sets of (study, arm[, time]) keys.
+    """
+    out: list[Problem] = []
+    eff = t[t["effect"].notna() & t["vs"].notna()]
+    if eff.empty:
+        return out
+    arms = set(zip(t["study"], t["arm"], strict=True))
+    times = [None if x is None or x != x else float(x) for x in t["time_h"]]
+    with_numbers = {col: {(s, a, x) for s, a, x, v in zip(t["study"], t["arm"], times, t[col],
+                                                          strict=True)
+                          if v is not None and v == v}
+                    for col in ARM_LEVEL.values()}
+    for rec in eff.to_dict("records"):
+        study = rec["study"]
+        if (study, rec["vs"]) not in arms:
+            names = sorted(a for s, a in arms if s == study)
             out.append(Problem(name, rec["line"], "vs",
                                f"vs '{rec['vs']}' names no arm of study {study} (arms: "
-                               f"{', '.join(sorted(arms))})"))
+                               f"{', '.join(names)})"))
             continue
         col = ARM_LEVEL.get(rec["effect_outcome"])
         if col is None:
             continue
-        same_time = rows["time_h"].isna() if rec["time_h"] is None else \
-            rows["time_h"] == rec["time_h"]
-        has = rows[same_time & rows[col].notna()]
-        if {rec["arm"], rec["vs"]} <= set(has["arm"]):
+        x = rec["time_h"]
+        x = None if x is None or x != x else float(x)
+        have = with_numbers[col]
+        if (study, rec["arm"], x) in have and (study, rec["vs"], x) in have:
             out.append(Problem(name, rec["line"], "effect",
                                f"study {study} gives {rec['arm']} vs {rec['vs']} "
                                f"({rec['effect_outcome']}) both as arm-level numbers and as a "

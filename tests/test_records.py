@@ -147,3 +147,19 @@ def test_summary_counts(valid_csv: Path) -> None:
     assert s["studies"] == 2 and s["arms"] == 4
     assert s["rows_per_outcome"]["responders"] == 4
     assert s["evidence"] == {"primary": 4}
+
+
+def test_the_row_limit_is_checked_while_reading(tmp_path) -> None:  # noqa: ANN001
+    """Only max_rows + 1 rows are parsed; the message names the limit."""
+    import pytest
+    from trialmeta.analysis import records as rec
+    from trialmeta.analysis.errors import DataError
+
+    lines = ["study,arm,treatment,control,n,responders,time_h,source"]
+    lines += [f"S{i},a,ketamine,false,10,5,24,x" for i in range(50)]
+    path = tmp_path / "r.csv"
+    path.write_text("\n".join(lines) + "\n")
+    raw, _ = rec._read_raw(path, max_rows=9)
+    assert len(raw) == 10
+    with pytest.raises(DataError, match="more than 9 rows"):
+        rec.read_records(path, max_rows=9)
