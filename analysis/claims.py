@@ -346,26 +346,77 @@ def _check_option_types(options: dict[str, Any], family: str, model: str,
             raise fail("tau_prior", str(exc)) from None
 
 
+class ClaimProblemsError(SpecError):
+    """Every problem of one claim (each names the claim and field)."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n  - ".join(problems))
+        self.problems = problems
+
+
 def parse_claim(raw: Any, path: str, defaults: DecisionRule) -> Claim:
-    """Validate one claim mapping; raise SpecError naming the claim and field."""
+    """Validate one claim mapping; raise ClaimProblemsError naming every bad field at once.
+
+    Checks that do not depend on each other all run; a field that others depend on (the
+    model) stops only those others.
+    """
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: every claim must be a mapping, got {type(raw).__name__}")
     cid = str(raw.get("id", "?"))
-    unknown = sorted(set(raw) - CLAIM_FIELDS - OPTION_FIELDS)
-    if unknown:
-        known = ", ".join(sorted(CLAIM_FIELDS | OPTION_FIELDS))
-        raise _fail(path, cid, unknown[0], f"unknown field; known: {known}")
-    for req in ("id", "quote", "model", "outcome", "quantity", "region"):
-        if req not in raw:
-            raise _fail(path, cid, req, "required field is missing")
+    problems: list[str] = []
+
+    def check(fn: Callable[[], Any]) -> Any:  # noqa: ANN401
+        try:
+            return fn()
+        except ClaimProblemsError as exc:
+            problems.extend(exc.problems)
+        except SpecError as exc:
+            problems.append(str(exc))
+        return None
+
+    known = ", ".join(sorted(CLAIM_FIELDS | OPTION_FIELDS))
+    problems += [str(_fail(path, cid, f, f"unknown field; known: {known}"))
+                 for f in sorted(set(raw) - CLAIM_FIELDS - OPTION_FIELDS)]
+    problems += [str(_fail(path, cid, req, "required field is missing"))
+                 for req in ("id", "quote", "model", "outcome", "quantity", "region")
+                 if req not in raw]
+    if problems:
+        raise ClaimProblemsError(problems)
+    family = check(lambda: _family(path, cid, raw))
+    options = {k: raw[k] for k in OPTION_FIELDS if k in raw}
+    if family is not None:
+        check(lambda: _check_outcome(path, cid, raw, family))
+        check(lambda: _check_options(path, cid, raw, family, options))
+    region = check(lambda: _region(path, cid, raw["region"]))
+    window = check(lambda: _window(path, cid, raw)) if family not in (None, "time-course") \
+        else None
+    filters = check(lambda: parse_selection(raw.get("selection"),
+                                            lambda msg: _fail(path, cid, "selection", msg)))
+    rule = check(lambda: parse_rule(raw, defaults, lambda fld, msg: _fail(path, cid, fld, msg)))
+    if problems:
+        raise ClaimProblemsError(problems)
+    return Claim(cid, str(raw.get("title", cid)), str(raw["quote"]), str(raw.get("source", "")),
+                 str(raw["model"]), str(raw["outcome"]), window, str(raw["quantity"]), filters,
+                 region, rule, tuple(sorted(options.items())),
+                 str(raw.get("needs", "")), str(raw.get("caveat", "")))
+
+
+def _family(path: str, cid: str, raw: dict[str, Any]) -> str:
     try:
-        family = model_family(str(raw["model"]))
+        return model_family(str(raw["model"]))
     except SpecError as exc:
         raise _fail(path, cid, "model", str(exc)) from None
+
+
+def _check_outcome(path: str, cid: str, raw: dict[str, Any], family: str) -> None:
     outcomes = OUTCOMES if family == "pooled-rate" else (*OUTCOMES, "change")
     if raw["outcome"] not in outcomes:
         raise _fail(path, cid, "outcome", f"'{raw['outcome']}' is not one of {', '.join(outcomes)}")
-    options = {k: raw[k] for k in OPTION_FIELDS if k in raw}
+
+
+def _check_options(path: str, cid: str, raw: dict[str, Any], family: str,
+                   options: dict[str, Any]) -> None:
+    """Check a claim's options for its family and normalise them in place."""
     _check_option_types(options, family, str(raw["model"]),
                         lambda fld, msg: _fail(path, cid, fld, msg))
     for key in ("comparator", "moderators"):
@@ -389,30 +440,27 @@ def parse_claim(raw: Any, path: str, defaults: DecisionRule) -> Claim:
     if "priors" in options:
         options["priors"] = parse_priors(options["priors"], family,
                                          lambda msg: _fail(path, cid, "priors", msg))
-    region = raw["region"]
+
+
+def _region(path: str, cid: str, region: Any) -> tuple[float, float]:  # noqa: ANN401
     if not isinstance(region, list) or len(region) != 2:
         raise _fail(path, cid, "region", "must be a list of two numbers [low, high]")
     lo, hi = (_region_bound(path, cid, x) for x in region)
     if not lo < hi:
         raise _fail(path, cid, "region", f"low ({lo:g}) must be below high ({hi:g})")
-    window = None
-    if family != "time-course":
-        if "time_h" not in raw:
-            raise _fail(path, cid, "time_h", "required field is missing")
-        time_h = _number(path, cid, "time_h", raw["time_h"], 0.0)
-        half = raw.get("window_h")
-        try:
-            window = TimeWindow.around(time_h, None if half is None
-                                       else _number(path, cid, "window_h", half, 0.0))
-        except SpecError as exc:
-            raise _fail(path, cid, "time_h", str(exc)) from None
-    filters = parse_selection(raw.get("selection"), lambda msg: _fail(path, cid, "selection",
-                                                                        msg))
-    rule = parse_rule(raw, defaults, lambda fld, msg: _fail(path, cid, fld, msg))
-    return Claim(cid, str(raw.get("title", cid)), str(raw["quote"]), str(raw.get("source", "")),
-                 str(raw["model"]), str(raw["outcome"]), window, str(raw["quantity"]), filters,
-                 (lo, hi), rule, tuple(sorted(options.items())),
-                 str(raw.get("needs", "")), str(raw.get("caveat", "")))
+    return lo, hi
+
+
+def _window(path: str, cid: str, raw: dict[str, Any]) -> TimeWindow:
+    if "time_h" not in raw:
+        raise _fail(path, cid, "time_h", "required field is missing")
+    time_h = _number(path, cid, "time_h", raw["time_h"], 0.0)
+    half = raw.get("window_h")
+    try:
+        return TimeWindow.around(time_h, None if half is None
+                                 else _number(path, cid, "window_h", half, 0.0))
+    except SpecError as exc:
+        raise _fail(path, cid, "time_h", str(exc)) from None
 
 
 def load_claims(path: str | Path | None = None) -> ClaimsFile:
@@ -443,6 +491,8 @@ def load_claims(path: str | Path | None = None) -> ClaimsFile:
         for raw in items:
             try:
                 out.append(parse(raw))
+            except ClaimProblemsError as exc:
+                problems.extend(exc.problems)
             except SpecError as exc:
                 problems.append(str(exc))
         return out
@@ -453,7 +503,7 @@ def load_claims(path: str | Path | None = None) -> ClaimsFile:
         problems.append(f"{name}: 'contrasts' must be a list")
         raw_contrasts = []
     contrasts = each(lambda raw: parse_contrast(raw, name), raw_contrasts)
-    if problems:  # every claim's and contrast's first problem, all at once
+    if problems:  # every claim's problems and every contrast's first, all at once
         raise SpecError(problems[0] if len(problems) == 1 else
                         f"{len(problems)} problems:\n  - " + "\n  - ".join(problems))
     ids = [c.id for c in claims]

@@ -169,9 +169,12 @@ def cached_file(idata: Any, settings: SamplerSettings) -> Path | None:  # noqa: 
     key = idata.attrs.get("cache_key")
     if not key or not settings.cache_dir:
         return None
+    from .io import regular_file
+
     folder = Path(settings.cache_dir)
     path, stamp = folder / f"{key}.nc", folder / f"{key}.nc.sha256"
-    if path.exists() and not (stamp.exists() and stamp.read_text().strip() == _digest(path)):
+    stamped = regular_file(stamp)  # (anything but a file in its place is cleared)
+    if regular_file(path) and not (stamped and stamp.read_text().strip() == _digest(path)):
         path.unlink()  # truncated or edited: never copied into a report
     if not path.exists() and (folder / f"{key}.npz").exists():
         _write_atomic(folder, key, ".nc", idata.to_netcdf)
@@ -194,17 +197,35 @@ def _digest(path: Path) -> str:
     return _DIGESTS[key]
 
 
+#: cache folders a write already failed in (warned once each)
+_UNWRITABLE: set[str] = set()
+
+
 def _write_atomic(folder: Path, key: str, suffix: str, write: Callable[[str], Any]) -> None:
+    """Write a cache entry atomically; on a full or read-only disk, warn once and go on.
+
+    The cache only saves time: a fit whose entry cannot be written is still used, and the
+    next run refits it.
+    """
     import os
+    import sys
     import tempfile
 
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{key}.", suffix=suffix)
-    os.close(fd)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{key}.", suffix=suffix)
+        os.close(fd)
         write(tmp)
         os.replace(tmp, folder / f"{key}{suffix}")
+    except OSError as exc:
+        if str(folder) not in _UNWRITABLE:
+            _UNWRITABLE.add(str(folder))
+            print(f"trialmeta: warning: cache not written in {folder}: "
+                  f"{exc.strerror or exc}; continuing without caching (free space or "
+                  "choose another --cache)", file=sys.stderr)
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 #: cache folder of every posterior read from or written to a cache in this process
@@ -212,10 +233,11 @@ _CACHE_FOLDERS: dict[str, Path] = {}
 
 
 def _cache_read(folder: Path, key: str) -> StoredPosterior | None:
+    from .io import regular_file
     from .posterior_store import read_npz
 
     path = folder / f"{key}.npz"
-    if not path.exists():
+    if not regular_file(path):
         return None
     try:
         idata = read_npz(path)
@@ -249,15 +271,17 @@ def _memoized(idata: Any, kind: str, name: str,  # noqa: ANN401
     """
     import json
 
-    from .io import write_text_atomic
+    from .io import regular_file, write_text_atomic
 
     key = idata.attrs.get("cache_key")
     folder = _CACHE_FOLDERS.get(key) if key else None
-    if folder is None or not (folder / f"{key}.npz").exists():
+    if folder is None or not regular_file(folder / f"{key}.npz"):
         return compute()
     path = folder / f"{key}.derived.json"
     draws = _digest(folder / f"{key}.npz")
     try:
+        if not regular_file(path):
+            raise ValueError("no side file")
         memo = json.loads(path.read_text(encoding="utf-8"))
         entries = memo["entries"]
         if memo["draws_sha256"] != draws or memo["check"] != _memo_check(draws, entries):
@@ -268,9 +292,12 @@ def _memoized(idata: Any, kind: str, name: str,  # noqa: ANN401
         return entries[kind][name]
     value = compute()
     entries.setdefault(kind, {})[name] = value
-    write_text_atomic(path, json.dumps({"draws_sha256": draws, "entries": entries,
-                                        "check": _memo_check(draws, entries)},
-                                       sort_keys=True))
+    try:
+        write_text_atomic(path, json.dumps({"draws_sha256": draws, "entries": entries,
+                                            "check": _memo_check(draws, entries)},
+                                           sort_keys=True))
+    except OSError:
+        pass  # a side file only saves time; the numbers are recomputed next time
     return value
 
 

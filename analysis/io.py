@@ -35,3 +35,26 @@ def write_text_atomic(path: Path, text: str) -> None:
 def dumps_json(obj: Any) -> str:
     """Serialise to stable JSON: sorted keys, two-space indent, trailing newline."""
     return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def regular_file(path: Path) -> bool:
+    """Whether ``path`` is a regular file; anything else in its place is removed.
+
+    For cache entries only: a directory, symlink, FIFO or device where a cache file belongs
+    (a damaged or tampered cache) is cleared away, so the entry is refitted and rewritten.
+    """
+    import shutil
+
+    if not os.path.lexists(path):
+        return False
+    if path.is_symlink() or not path.is_file():
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except OSError:
+            pass
+        return False
+    return True
+

@@ -310,6 +310,7 @@ def run(model: PrecompiledModel, settings: SamplerSettings, *,
         rng = np.random.default_rng(seed)
         return model.init_mean + rng.uniform(-1.0, 1.0, model.n_dim)
 
+    check_start(model, initial_point, settings.seed)
     nuts = lib.PyNutsSettings.Diag(settings.seed)
     nuts.num_tune, nuts.num_draws, nuts.num_chains = settings.tune, settings.draws, settings.chains
     nuts.target_accept = settings.target_accept
@@ -332,6 +333,38 @@ def run(model: PrecompiledModel, settings: SamplerSettings, *,
         raise
     draws, stats = sampler.take_results().get_arrow_trace()
     return _inference_data(model, settings, draws, stats)
+
+
+#: starting points tried before sampling; nutpie's own threads are never started without one
+START_TRIES = 20
+
+
+def check_start(model: PrecompiledModel, initial_point: Any, seed: int) -> None:  # noqa: ANN401
+    """Raise ConvergenceError unless some starting point has a finite density and gradient.
+
+    nutpie draws its chains' starting points the same way; when none is finite its threads
+    fail together (once seen to end in a segmentation fault), so the check runs first, in
+    this process, on the kernel itself.
+    """
+    import importlib
+
+    from .errors import ConvergenceError
+
+    module = importlib.import_module(
+        ".kernels" if model.family in ("pooled-rate", "contrast") else ".kernels_curves",
+        __package__)
+    logp = getattr(module, f"{model.family.replace('-', '_')}_logp")
+    grad = np.zeros(model.n_dim)
+    for i in range(START_TRIES):
+        x = initial_point(seed + i)
+        with np.errstate(all="ignore"):
+            value = logp(np.ascontiguousarray(x, dtype=np.float64), model.buffer, grad)
+        if np.isfinite(value) and np.isfinite(grad).all():
+            return
+    raise ConvergenceError(
+        f"{model.family}: no chain can start: the log density or its gradient is not finite at "
+        f"any of {START_TRIES} starting points; look for extreme values in the data (a huge "
+        "mean, a tiny SD) or a prior scale far from the data's")
 
 
 def _column(batch: Any, name: str, skip: int, shape: tuple[int, ...]) -> np.ndarray:

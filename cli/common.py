@@ -52,19 +52,38 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def os_error_text(exc: OSError) -> str:
+    """One line for an operating-system error: the path, what happened, what to do."""
+    import errno
+
+    hints = {errno.ENOSPC: "free some space or write elsewhere",
+             errno.EDQUOT: "free some space or write elsewhere",
+             errno.EROFS: "choose a writable folder (--out, --cache)",
+             errno.EACCES: "choose a folder you may write (--out, --cache)",
+             errno.EPERM: "choose a folder you may write (--out, --cache)"}
+    where = f"{exc.filename}: " if exc.filename else ""
+    what = exc.strerror or str(exc)
+    hint = hints.get(exc.errno or 0, "check the path")
+    return f"{where}{what}; {hint}; nothing was written"
+
+
 def handle_errors(func: F) -> F:
     """Turn library errors into a clear message and exit status 2 (no traceback)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from trialmeta.analysis.errors import TrialmetaError
+        from trialmeta.analysis.errors import ConvergenceError, TrialmetaError
 
         try:
             return func(*args, **kwargs)
+        except ConvergenceError as exc:  # the input was valid; the fit could not run
+            raise fail(f"error: {exc}", 1) from None
         except TrialmetaError as exc:
             raise fail(f"error: {exc}") from None
         except KeyboardInterrupt:
             raise fail("interrupted; nothing was written", 130) from None
+        except OSError as exc:  # a full disk, a read-only or vanished folder, ...
+            raise fail(f"error: {os_error_text(exc)}") from None
 
     return wrapper  # type: ignore[return-value]
 

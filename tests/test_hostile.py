@@ -299,3 +299,129 @@ def test_every_bad_claim_is_named_at_once(tmp_path: Path) -> None:
         load_claims(p)
     assert "2 problems" in str(exc.value)
     assert "claim 'X1'" in str(exc.value) and "claim 'X2'" in str(exc.value)
+
+
+def test_every_problem_of_one_claim_is_named_at_once(tmp_path: Path) -> None:
+    """A claim with a bad region, a bad time and a bad decision rule: three problems."""
+    text = CLAIM.replace("region: [0, 1]", "region: [1, 0]").replace("time_h: 24",
+                                                                     "time_h: -1")
+    p = _claims(tmp_path, text + "    support: high\n    colour: red\n")
+    with pytest.raises(SpecError) as exc:
+        load_claims(p)
+    message = str(exc.value)
+    assert "colour" in message and "unknown field" in message  # stops the other checks
+    p = _claims(tmp_path, text + "    support: high\n")
+    with pytest.raises(SpecError) as exc:
+        load_claims(p)
+    message = str(exc.value)
+    assert "3 problems" in message
+    for fld in ("region", "time_h", "support"):
+        assert f"claim 'X1', field '{fld}'" in message, fld
+
+
+def _enospc(path: object) -> OSError:
+    import errno
+
+    return OSError(errno.ENOSPC, "No space left on device", str(path))
+
+
+def test_a_full_disk_for_out_is_one_line_and_the_previous_report_stays(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Class 4: ENOSPC while writing the report: exit 2, one line naming the path, the old
+    report intact and no staging folder left."""
+    from trialmeta.analysis.report import build
+
+    data, claims = make_inputs(tmp_path)
+    out = tmp_path / "rep"
+    args = ["report", str(data), "--claims", str(claims), "--out", str(out),
+            "--cache", str(tmp_path / "cache"), *SMALL]
+    assert runner.invoke(app, args).exit_code == 0
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    real = build.write_text_atomic
+    calls = []
+
+    def full(path: Path, text: str) -> None:
+        calls.append(path)
+        if len(calls) > 1:
+            raise _enospc(path)
+        real(path, text)
+
+    monkeypatch.setattr(build, "write_text_atomic", full)
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    [line] = [x for x in r.output.splitlines() if x.startswith("error")]
+    assert "No space left on device" in line and "free some space" in line
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".rep.new-")]
+
+
+def test_a_full_cache_warns_once_and_the_report_is_still_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from trialmeta.analysis import inference
+
+    data, claims = make_inputs(tmp_path)
+    monkeypatch.setattr(inference, "_UNWRITABLE", set())
+
+    def full(path: str) -> None:
+        raise _enospc(path)
+
+    real = inference._write_atomic
+    monkeypatch.setattr(inference, "_write_atomic",
+                        lambda folder, key, suffix, write: real(folder, key, suffix, full))
+    out = tmp_path / "rep"
+    r = runner.invoke(app, ["report", str(data), "--claims", str(claims), "--out", str(out),
+                            "--cache", str(tmp_path / "cache"), *SMALL])
+    assert r.exit_code == 0, r.output
+    assert r.output.count("cache not written") == 1 and "No space left" in r.output
+    assert (out / "results.json").is_file()
+    assert not list((tmp_path / "cache").rglob(".*.npz"))  # no half-written entry
+
+
+def test_a_model_no_chain_can_start_is_a_clean_exit_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Class 10: when no starting point is finite, nutpie is never started; the command says
+    why and exits 1 (a valid input whose fit cannot run), whatever the number of chains."""
+    import numpy as np
+    from trialmeta.analysis import precompiled
+    from trialmeta.analysis.errors import ConvergenceError
+    from trialmeta.analysis.models.pooled_rate import PooledRate
+
+    from tests.test_pooled_rate import arms
+
+    model = PooledRate().precompiled(arms([3, 5], [10, 12]))
+    bad = precompiled.PrecompiledModel(model.family, model.buffer, model.n_dim,
+                                       model.variables, model.coords, model.observed,
+                                       np.full(model.n_dim, 1e6))  # exp(1e6) overflows tau
+    with pytest.raises(ConvergenceError, match="no chain can start"):
+        precompiled.check_start(bad, lambda seed: bad.init_mean, 1)
+    precompiled.check_start(model, lambda seed: model.init_mean, 1)  # a finite start passes
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise ConvergenceError("pooled-rate: no chain can start: test")
+
+    monkeypatch.setattr(precompiled, "check_start", never)
+    r = runner.invoke(app, ["fit", "pooled-rate", "--outcome", "response", "--chains", "4"])
+    assert r.exit_code == 1 and "no chain can start" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_cache_entries_replaced_by_folders_are_refitted(tmp_path: Path) -> None:
+    """Class 4: a directory where a cache file belongs (posterior, side file, netCDF, its
+    stamp, a figure) is cleared, refitted and rewritten; the report is unaffected."""
+    data, claims = make_inputs(tmp_path)
+    cache = tmp_path / "cache"
+    args = ["report", str(data), "--claims", str(claims), "--cache", str(cache), *SMALL]
+    first = runner.invoke(app, [*args, "--out", str(tmp_path / "a")])
+    assert first.exit_code == 0, first.output
+    replaced = []
+    for pattern in ("*.npz", "*.derived.json", "*.nc", "*.nc.sha256", "svg/*.svg"):
+        victim = sorted(cache.glob(pattern))[0]
+        victim.unlink()
+        victim.mkdir()
+        replaced.append(victim)
+    second = runner.invoke(app, [*args, "--out", str(tmp_path / "b")])
+    assert second.exit_code == 0, second.output
+    assert all(p.is_file() for p in replaced)
+    assert (tmp_path / "a" / "results.json").read_text() != ""
+    claims_a = json.loads((tmp_path / "a" / "results.json").read_text())["claims"]
+    claims_b = json.loads((tmp_path / "b" / "results.json").read_text())["claims"]
+    assert [c["verdict"] for c in claims_a] == [c["verdict"] for c in claims_b]

@@ -106,3 +106,42 @@ def test_interrupted_precompiled_fit_stops_promptly() -> None:
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert time.monotonic() - start < 30
+
+
+def _session_processes(sid: int) -> list[str]:
+    """Command lines of the live processes in session ``sid`` (Linux /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            if int(fields[3]) == sid and fields[0] != "Z":
+                out.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def test_a_killed_sweep_leaves_no_worker_processes(tmp_path: Path) -> None:
+    """Issue 20, class 7: SIGKILL of a sweep with Dask workers leaves nothing running and no
+    shared-memory semaphores."""
+    code = "from trialmeta.cli.app import main; main()"
+    shm_before = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "sweep", "--out", str(tmp_path / "sw"), "--cache",
+         str(tmp_path / "cache"), "--workers", "2", "--quiet", "--draws", "3000"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(_session_processes(proc.pid)) < 3:
+        time.sleep(0.5)  # the workers have started
+    assert len(_session_processes(proc.pid)) >= 3, "the sweep never started its workers"
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _session_processes(proc.pid):
+        time.sleep(0.5)
+    assert _session_processes(proc.pid) == []
+    shm_after = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+    assert not {n for n in shm_after - shm_before if n.startswith(("sem.", "psm_"))}

@@ -70,7 +70,9 @@ def svg(plot: Callable[..., Figure], **inputs: Any) -> str:
     folder = _SVG_CACHE[0]
     key = _svg_key(plot, inputs) if folder is not None else None
     path = folder / "svg" / f"{key}.svg" if key else None
-    if path is not None and path.exists():
+    from ..io import regular_file
+
+    if path is not None and regular_file(path):
         cached = path.read_text(encoding="utf-8", errors="replace")
         body, _, stamp = cached.rpartition("\n<!-- sha256 ")
         if stamp.strip().removesuffix("-->").strip() == hashlib.sha256(
@@ -78,11 +80,14 @@ def svg(plot: Callable[..., Figure], **inputs: Any) -> str:
             return body  # whole, as written; a truncated or edited file is drawn again
     text = to_svg(plot(**inputs))
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".svg-")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(f"{text}\n<!-- sha256 {hashlib.sha256(text.encode()).hexdigest()} -->")
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".svg-")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(f"{text}\n<!-- sha256 {hashlib.sha256(text.encode()).hexdigest()} -->")
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a figure cache only saves time (a full or read-only cache: drawn again)
     return text
 
 

@@ -145,7 +145,7 @@ def main() -> None:
     bad_types.to_parquet(HERE / "wrong_types.parquet")
     CASES.append({"file": "wrong_types.parquet", "command": ["validate"],
                   "expect": ["not a whole number", "'ten' is not a number"], "where": None})
-    case("too_many_rows.csv", good, ["more than the limit of 3"],
+    case("too_many_rows.csv", good, ["more than 3 rows (the limit)"],
          command=["validate", "--max-rows", "3"])
     # valid tables that a particular analysis cannot use
     case("single_arm_only.csv", csv_text([r for r in rows() if r["arm"] == "ket"]),
