@@ -310,17 +310,20 @@ def _memo_check(draws: str, entries: dict[str, Any]) -> str:
 
 
 def _convergence(idata: Any, var_names: list[str]) -> dict[str, Any]:  # noqa: ANN401
-    import arviz as az
+    """Largest rank-normalised R-hat, smallest bulk ESS (every element of every variable)."""
+    from .mcmc_diagnostics import ess_bulk, rhat_rank
 
-    from .posterior_store import as_arviz
-
-    idata = as_arviz(idata)
-    post = idata.posterior[var_names]
-    rhat = az.rhat(post)
-    ess = az.ess(post, method="bulk")
-    r_values = np.concatenate([np.ravel(rhat[v].values) for v in var_names])
-    r_hat_max = None if np.isnan(r_values).all() else float(np.nanmax(r_values))
-    ess_min = float(min(np.nanmin(ess[v].values) for v in var_names))
+    r_values, e_values = [], []
+    for name in var_names:
+        values = np.asarray(idata.posterior[name].values, dtype=float)
+        chains = values.reshape(values.shape[0], values.shape[1], -1)
+        for j in range(chains.shape[2]):
+            r_values.append(rhat_rank(chains[:, :, j]))
+            e_values.append(ess_bulk(chains[:, :, j]))
+    r = np.asarray(r_values, dtype=float)
+    r_hat_max = None if r.size == 0 or np.isnan(r).all() else float(np.nanmax(r))
+    ess_min = float(np.nanmin(e_values)) if e_values and not np.isnan(e_values).all() \
+        else float("nan")
     div = int(idata.sample_stats["diverging"].values.sum()) if "sample_stats" in idata else 0
     return {"r_hat_max": r_hat_max, "ess_bulk_min": ess_min if np.isfinite(ess_min) else None,
             "divergences": div}
@@ -421,30 +424,23 @@ def loo(idata: az.InferenceData, model: pm.Model | None) -> dict[str, Any]:
 
 
 def _psis_loo(idata: az.InferenceData, model: pm.Model | None) -> dict[str, Any]:
-    import warnings
+    """PSIS-LOO (:func:`~trialmeta.analysis.psis.psis_loo`, ArviZ's estimator without ArviZ)."""
+    from .psis import psis_loo
 
-    import arviz as az
+    if "log_likelihood" in idata:
+        ll = idata.log_likelihood
+    else:
+        import pymc as pm
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        if "log_likelihood" in idata:
-            ll = idata.log_likelihood
-        else:
-            import pymc as pm
-
-            ll = pm.compute_log_likelihood(idata, model=model, extend_inferencedata=False,
-                                           progressbar=False)
-        # one pointwise log-likelihood over every observed variable
-        stacked = np.concatenate([ll[v].values.reshape(ll[v].values.shape[:2] + (-1,))
-                                  for v in ll.data_vars], axis=2)
-        dummy = np.zeros(stacked.shape[:2])
-        res = az.loo(az.from_dict(posterior={"_": dummy}, log_likelihood={"obs": stacked}),
-                     pointwise=True)
-    k = np.asarray(res.pareto_k)
-    msgs = [str(w.message).splitlines()[0] for w in caught
-            if issubclass(w.category, UserWarning)]
+        ll = pm.compute_log_likelihood(idata, model=model, extend_inferencedata=False,
+                                       progressbar=False)
+    # one pointwise log-likelihood over every observed variable
+    arrays = [np.asarray(ll[v].values) for v in ll.data_vars]
+    res = psis_loo(np.concatenate([a.reshape(a.shape[:2] + (-1,)) for a in arrays], axis=2))
+    k = np.asarray(res["pareto_k"])
+    msgs = list(res["warnings"])
     if np.any(k > 0.7):
         msgs.append(f"{int(np.sum(k > 0.7))} observation(s) with Pareto k > 0.7: PSIS-LOO is "
                     "unreliable for them (influential data points)")
-    return {"elpd_loo": float(res.elpd_loo), "se": float(res.se), "p_loo": float(res.p_loo),
+    return {"elpd_loo": res["elpd_loo"], "se": res["se"], "p_loo": res["p_loo"],
             "pareto_k_max": float(k.max()), "warnings": sorted(set(msgs))}

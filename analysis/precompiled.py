@@ -17,14 +17,14 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
-    import arviz as az
-
     from .inference import SamplerSettings
+    from .posterior_store import StoredPosterior
 
 _TAU_KINDS = {"half-normal": 0, "half-cauchy": 1, "turner2015": 2, "rhodes2015": 3}
 #: part of the cache token of a precompiled fit: bump when a kernel changes its draws
@@ -276,10 +276,37 @@ def time_course(*, form: str, study_index: np.ndarray, studies: list[str], lik: 
 
 
 def _load_lib():  # noqa: ANN202
-    """Return nutpie's compiled core."""
-    from nutpie import _lib
+    """Return nutpie's compiled core, without running nutpie's package ``__init__``.
 
-    return _lib
+    ``import nutpie`` imports its PyMC and Stan front ends and, through them, ArviZ,
+    xarray, matplotlib and SciPy (about a second); the precompiled path needs only the
+    extension module ``nutpie._lib`` (milliseconds). It is registered as ``nutpie._lib``,
+    so a later ``import nutpie`` (``--sampler nutpie-pytensor``) reuses the same module.
+    """
+    import importlib.machinery
+    import importlib.util
+    import sys
+
+    if "nutpie._lib" in sys.modules:
+        return sys.modules["nutpie._lib"]
+    spec = importlib.util.find_spec("nutpie")
+    folder = Path(next(iter(spec.submodule_search_locations or [])))
+    found = [folder / f"_lib{suffix}" for suffix in importlib.machinery.EXTENSION_SUFFIXES
+             if (folder / f"_lib{suffix}").is_file()]
+    if not found:  # an unusual install: the ordinary import
+        from nutpie import _lib
+
+        return _lib
+    loader = importlib.machinery.ExtensionFileLoader("nutpie._lib", str(found[0]))
+    lib_spec = importlib.util.spec_from_file_location("nutpie._lib", found[0], loader=loader)
+    module = importlib.util.module_from_spec(lib_spec)
+    sys.modules["nutpie._lib"] = module
+    try:
+        loader.exec_module(module)
+    except BaseException:
+        del sys.modules["nutpie._lib"]
+        raise
+    return module
 
 
 def _entry_points(family: str) -> tuple[Any, Any]:
@@ -293,7 +320,7 @@ def _entry_points(family: str) -> tuple[Any, Any]:
 
 
 def run(model: PrecompiledModel, settings: SamplerSettings, *,
-        progress: bool) -> az.InferenceData:
+        progress: bool) -> StoredPosterior:
     """Sample ``model`` with nutpie (diagonal mass matrix, as ``nutpie.sample``)."""
     lib = _load_lib()
     logp_c, expand_c = _entry_points(model.family)
@@ -374,11 +401,16 @@ def _column(batch: Any, name: str, skip: int, shape: tuple[int, ...]) -> np.ndar
 
 
 def _inference_data(model: PrecompiledModel, settings: SamplerSettings, draw_batches: list,
-                    stat_batches: list) -> az.InferenceData:
-    """Posterior, log-likelihood, sample statistics and observed data, as PyMC stores them."""
-    import arviz as az
+                    stat_batches: list) -> StoredPosterior:
+    """Posterior, log-likelihood, sample statistics and observed data, as PyMC stores them.
+
+    Held as plain arrays (:class:`~trialmeta.analysis.posterior_store.StoredPosterior`, the
+    part of ``InferenceData`` trialmeta reads), so a precompiled fit imports neither ArviZ
+    nor xarray; ``to_arviz()`` gives the ``InferenceData``.
+    """
     import pyarrow as pa
-    import xarray as xr
+
+    from .posterior_store import StoredGroup, StoredPosterior, StoredVar
 
     draw_batches = [pa.record_batch(b) for b in draw_batches]
     stat_batches = [pa.record_batch(b) for b in stat_batches]
@@ -402,11 +434,16 @@ def _inference_data(model: PrecompiledModel, settings: SamplerSettings, draw_bat
     stats["diverging"] = (("chain", "draw"), stats["diverging"][1].astype(bool))
     base = {"chain": np.arange(settings.chains), "draw": np.arange(settings.draws)}
 
-    def dataset(data: dict, with_draws: bool = True) -> xr.Dataset:
+    def dataset(data: dict, with_draws: bool = True) -> StoredGroup:
         used = {d for dims, _ in data.values() for d in dims}
-        c = {k: v for k, v in {**(base if with_draws else {}), **coords}.items() if k in used}
-        return xr.Dataset(data, coords=c)
+        c = {k: StoredVar(np.asarray(v), (k,), {})
+             for k, v in {**(base if with_draws else {}), **coords}.items() if k in used}
+        variables = {name: StoredVar(np.asarray(values), tuple(dims),
+                                     {d: c[d] for d in dims if d in c})
+                     for name, (dims, values) in data.items()}
+        return StoredGroup(variables, c, {})
 
-    return az.InferenceData(posterior=dataset(post), log_likelihood=dataset(loglik),
-                            sample_stats=dataset(stats),
-                            observed_data=dataset(model.observed, with_draws=False))
+    return StoredPosterior({"posterior": dataset(post), "log_likelihood": dataset(loglik),
+                            "sample_stats": dataset(stats),
+                            "observed_data": dataset(model.observed, with_draws=False)},
+                           {}, Path("precompiled"))

@@ -16,6 +16,7 @@ from trialmeta.analysis.contrasts import select_contrasts
 from trialmeta.analysis.errors import DataError
 from trialmeta.analysis.inference import SamplerSettings, flat
 from trialmeta.analysis.models.contrast import Contrast, default_priors
+from trialmeta.analysis.posterior_store import as_arviz
 from trialmeta.analysis.records import read_records
 from trialmeta.analysis.selection import Filters, TimeWindow
 from trialmeta.cli.app import app
@@ -156,7 +157,7 @@ def test_reported_log_or_in_mcmc_is_the_arm_level_trial_when_counts_are_large(
     fits = [Contrast().fit(select_contrasts(read_records(p), "response", "OR", window,
                                             Filters()), settings) for p in (arms, mixed)]
     means = [float(flat(f.idata, "d").mean()) for f in fits]
-    mcse = [float(az.mcse(f.idata.posterior["d"], method="mean").to_array().item())
+    mcse = [float(az.mcse(as_arviz(f.idata).posterior["d"], method="mean").to_array().item())
             for f in fits]
     assert all(f.diagnostics.passed for f in fits), [f.diagnostics.messages for f in fits]
     assert abs(means[0] - means[1]) < 4 * np.hypot(*mcse)
@@ -329,6 +330,6 @@ def test_dose_response_reported_mds_equal_the_arm_level_trial(tmp_path: Path) ->
     assert all(f.diagnostics.passed for f in fits), [f.diagnostics.messages for f in fits]
     for name in ("theta", "ed50"):
         means = [float(flat(f.idata, name).mean()) for f in fits]
-        mcse = [float(az.mcse(f.idata.posterior[name], method="mean").to_array().item())
+        mcse = [float(az.mcse(as_arviz(f.idata).posterior[name], method="mean").to_array().item())
                 for f in fits]
         assert abs(means[0] - means[1]) < 4 * np.hypot(*mcse), (name, means, mcse)

@@ -9,6 +9,7 @@ from trialmeta.analysis.contrasts import ContrastData
 from trialmeta.analysis.exact import exact_normal_normal
 from trialmeta.analysis.inference import SamplerSettings, flat
 from trialmeta.analysis.models.contrast import Contrast
+from trialmeta.analysis.posterior_store import as_arviz
 from trialmeta.analysis.priors import heterogeneity_prior
 
 # Rubin (1981) eight schools, as in bayesmeta's Rubin1981 data set.
@@ -78,7 +79,7 @@ def test_contrast_mcmc_agrees_with_exact_posterior() -> None:
     fit = model.fit(data, SamplerSettings(draws=1000, tune=1000, chains=4, seed=4))
     priors = fit.priors
     exact = exact_normal_normal(y, v, tau_prior=priors.tau, mu_prior=(0.0, priors.effect_sd))
-    mcse = az.mcse(fit.idata.posterior[["d", "tau"]], method="mean")
+    mcse = az.mcse(as_arviz(fit.idata).posterior[["d", "tau"]], method="mean")
     assert abs(flat(fit.idata, "d").mean() - exact.mu["mean"]) < 4 * float(mcse["d"])
     assert abs(flat(fit.idata, "tau").mean() - exact.tau["mean"]) < 4 * float(mcse["tau"])
 

@@ -22,6 +22,7 @@ from trialmeta.analysis.models.contrast import Contrast, default_priors
 from trialmeta.analysis.models.dose_response import DoseResponse
 from trialmeta.analysis.models.pooled_rate import PooledRate
 from trialmeta.analysis.models.time_course import TimeCourse
+from trialmeta.analysis.posterior_store import as_arviz
 from trialmeta.analysis.priors import heterogeneity_prior
 from trialmeta.analysis.records import read_records
 from trialmeta.analysis.selection import Filters, TimeWindow, select_binary_arms
@@ -201,7 +202,7 @@ def test_c_entry_point_reads_the_buffer_and_flags_non_finite_values() -> None:
 def _summary(fit, names: list[str]) -> dict[str, tuple[float, float]]:  # noqa: ANN001
     import arviz as az
 
-    mcse = az.mcse(fit.idata.posterior[names], method="mean")
+    mcse = az.mcse(as_arviz(fit.idata).posterior[names], method="mean")
     return {n: (float(flat(fit.idata, n).mean()), float(mcse[n])) for n in names}
 
 
@@ -231,7 +232,7 @@ def test_precompiled_and_pytensor_posteriors_agree(records, case: str,  # noqa: 
         (m1, e1), (m2, e2) = fast[name], slow[name]
         assert abs(m1 - m2) < 4 * np.hypot(e1, e2), (name, fast, slow)
     # the same variables, dimensions and coordinates as the PyMC model stores
-    a, b = (f.idata for f in fits)
+    a, b = (as_arviz(f.idata) for f in fits)  # the precompiled one, converted
     for group in ("posterior", "log_likelihood", "observed_data"):
         assert set(a[group].data_vars) == set(b[group].data_vars), group
         for v in a[group].data_vars:

@@ -462,9 +462,7 @@ def add_changes(report: Report, records: Records, claims: ClaimsFile,
     """Evaluate the claims and comparisons on ``before``; add "What the new evidence changed"."""
     from ..changes import compare, data_changes
 
-    ev = evaluate(before, claims, settings)
-    old = {"claims": [r.as_dict() for r in ev.results],
-           "contrasts": strip_figures(run_contrast_section(before, claims.contrasts, settings))}
+    old = _baseline_results(before, claims, settings)
     changes = rounded(compare(old, report.results, label, data_changes(before, records)))
     report.results["changes"] = changes
     report.context["changes"] = changes
@@ -478,6 +476,38 @@ def add_changes(report: Report, records: Records, claims: ClaimsFile,
          "after_probability", "before_median", "after_median", "before_ci_low",
          "before_ci_high", "after_ci_low", "after_ci_high", "studies_added",
          "studies_removed"])
+
+
+def _baseline_results(before: Records, claims: ClaimsFile,
+                      settings: SamplerSettings) -> dict[str, Any]:
+    """Evaluate the claims and comparisons on the baseline records (kept in the cache).
+
+    The document is a function of the records, claims, settings and versions, which key
+    it; a warm report reads it back instead of evaluating the baseline again.
+    """
+    import json
+
+    key = hashlib.sha256(json.dumps([before.sha256, claims.sha256, settings.as_dict(),
+                                     package_versions()], sort_keys=True, default=str)
+                         .encode()).hexdigest()
+    path = Path(settings.cache_dir) / f"baseline-{key}.json" if settings.cache_dir else None
+    if path is not None and path.is_file() and not path.is_symlink():
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            if doc.get("key") == key:
+                return doc["results"]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # unreadable or edited: evaluated again
+    ev = evaluate(before, claims, settings)
+    results = rounded({"claims": [r.as_dict() for r in ev.results],
+                       "contrasts": strip_figures(run_contrast_section(before, claims.contrasts,
+                                                                       settings))})
+    if path is not None:
+        try:
+            write_text_atomic(path, dumps_json({"key": key, "results": results}))
+        except OSError:
+            pass  # the cache only saves time
+    return results
 
 
 def _robustness_results(robustness: dict[str, Any] | None) -> dict[str, Any]:
