@@ -15,7 +15,10 @@ Sections:
 - the exact normal-normal engine for 100 studies;
 - scaling of pooled-rate and contrast in the number of studies, with peak memory (each
   size in a fresh process, so memory is that run's own);
-- ``trialmeta report`` on the bundled data, cold (empty cache) and warm.
+- ``trialmeta report`` on the bundled data, cold (empty cache) and warm;
+- a start-up breakdown per command (``bench/startup.py``): interpreter, imports by group,
+  kernel load, sampling, diagnostics, PSIS-LOO, writing, the whole process, and rstanarm's
+  whole process on the same 20-study pooled-rate model when R has it.
 """
 
 from __future__ import annotations
@@ -220,6 +223,10 @@ def main() -> None:
     results["report"] = {"cold_s": cold, "warm_s": warm}
     print(f"report: cold {cold:.1f}s, warm {warm:.1f}s; trialmeta --help "
           f"{results['help_s']:.2f}s", flush=True)
+    from startup import show, startup
+
+    results["startup"] = startup()
+    show(results["startup"])
     results["bench_peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     (HERE / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     print(f"wrote {HERE / 'results.json'}")
