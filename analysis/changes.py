@@ -10,6 +10,7 @@ the comparison's pooled estimate) used on one side only.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 #: |P_after - P_before| above this many combined Monte Carlo SEs counts as a move
@@ -139,3 +140,63 @@ def compare(before: dict[str, Any], after: dict[str, Any], label: str,
         "pooled": compare_pooled(before.get("contrasts", []), after.get("contrasts", [])),
         "z_moved": Z_MOVED,
     }
+
+
+def read_results(path: Path) -> dict[str, Any]:
+    """Read a report's ``results.json`` (a report folder or the file); SpecError if unusable."""
+    import json
+
+    from .errors import SpecError
+
+    file = path / "results.json" if path.is_dir() else path
+    try:
+        doc = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(f"{file}: not found (give a report folder or its results.json)") \
+            from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise SpecError(f"{file}: not a readable results.json ({exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("claims"), list) or not all(
+            isinstance(c, dict) and "id" in c and "verdict" in c for c in doc["claims"]):
+        raise SpecError(f"{file}: not a trialmeta results.json (no list of claims with ids "
+                        "and verdicts)")
+    return doc
+
+
+def _reason(row: dict[str, Any]) -> str:
+    b, a = row["before"], row["after"]
+    if b is None or a is None:
+        return f"claim {row['status']}"
+    parts = []
+    if row["changed"]:
+        parts.append(f"verdict {b['verdict']} -> {a['verdict']}")
+    if b.get("probability") is not None and a.get("probability") is not None:
+        moved = " (beyond Monte Carlo error)" if row["moved"] else ""
+        parts.append(f"P {b['probability']:.2f} -> {a['probability']:.2f}{moved}")
+    if row["studies_added"]:
+        parts.append(f"studies added: {', '.join(row['studies_added'])}")
+    if row["studies_removed"]:
+        parts.append(f"studies removed: {', '.join(row['studies_removed'])}")
+    return "; ".join(parts) or "no change"
+
+
+def _studies(doc: dict[str, Any]) -> set[str]:
+    """Every study a report used: the data's list when it has one, else its claims'."""
+    listed = (doc.get("data") or {}).get("study_list")
+    if listed is not None:
+        return set(listed)
+    return {s for c in doc["claims"] for s in c.get("studies") or []}
+
+
+def diff_reports(before: dict[str, Any], after: dict[str, Any], label: str) -> dict[str, Any]:
+    """Compare two ``results.json`` documents (``trialmeta diff`` and ``report --previous``)."""
+    data_b, data_a = before.get("data") or {}, after.get("data") or {}
+    doc = compare(before, after, label, {
+        "before": {k: data_b.get(k) for k in ("sha256", "rows", "studies")},
+        "after": {k: data_a.get(k) for k in ("sha256", "rows", "studies")}})
+    for row in doc["claims"]:
+        row["reason"] = _reason(row)
+    doc["verdicts_changed"] = [c["id"] for c in doc["claims"] if c["changed"]]
+    doc["studies_added"] = sorted(_studies(after) - _studies(before))
+    doc["studies_removed"] = sorted(_studies(before) - _studies(after))
+    return doc

@@ -637,4 +637,5 @@ def summarize(records: Records) -> dict[str, object]:
         "designs": {k: int(v) for k, v in t.drop_duplicates("study")["design"]
                     .fillna("unstated").value_counts().sort_index().items()},
         "treatments": sorted(t["treatment"].unique().tolist()),
+        "study_list": sorted(t["study"].unique().tolist()),
     }

@@ -12,6 +12,7 @@ from .calibrate import calibrate
 from .claims import claims
 from .contrast import frequentist
 from .curves import compare_forms
+from .diff import diff
 from .fit import fit_app
 from .report import report
 from .sweep import sweep
@@ -52,6 +53,7 @@ app.command("calibrate")(calibrate)
 app.command("sweep")(sweep)
 app.command("frequentist")(frequentist)
 app.command("compare-forms")(compare_forms)
+app.command("diff")(diff)
 
 
 @app.command("models")

@@ -55,6 +55,10 @@ def report(
         "--baseline-data", help="An earlier version of the records (a CSV): the claims and "
                                 "comparisons are also evaluated on it, and the section 'What "
                                 "the new evidence changed' compares the two.")] = None,
+    previous: Annotated[Path | None, typer.Option(
+        "--previous", help="An earlier report folder (or its results.json): the report "
+                           "opens with 'Since the previous report' (verdicts changed, "
+                           "estimates that moved, studies added).")] = None,
     baseline_label: Annotated[str | None, typer.Option(
         "--baseline-label", help="How the report names --baseline-data (default: its file "
                                  "name).")] = None,
@@ -74,6 +78,9 @@ def report(
     claims_file = load_claims(claims)
     baseline = None if baseline_data is None else (
         read_records(str(baseline_data)), baseline_label or baseline_data.name)
+    from trialmeta.analysis.changes import read_results
+
+    earlier = None if previous is None else (read_results(previous), str(previous))
     import sys
 
     cache_dir = None if no_cache or cache is None else str(cache)
@@ -101,7 +108,7 @@ def report(
                                claims_path=claims, say=say,
                                robustness=read_robustness(sweep, calibration, records,
                                                           claims_file),
-                               baseline=baseline)
+                               baseline=baseline, previous=earlier)
     if not quiet:
         for c in results["claims"]:
             typer.echo(f"{c['id']:<14} {c['verdict']:<18} {claim_numbers(c)}".rstrip("; "))

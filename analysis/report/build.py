@@ -305,6 +305,7 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
         "region": region,
         "md": md_escape,
         "changes": None,  # set by add_changes when the report has a baseline
+        "since_previous": None,  # set by build_report with --previous
     }
     tables = {
         "tables/claims.csv": to_csv(
@@ -424,13 +425,16 @@ def build_report(records: Records, claims: ClaimsFile, settings: SamplerSettings
                  *, progress: bool = False, jobs: int = 1, records_path: str | None = None,
                  claims_path: str | None = None, say=None,  # noqa: ANN001
                  robustness: dict[str, Any] | None = None,
-                 baseline: tuple[Records, str] | None = None) -> dict[str, Any]:
+                 baseline: tuple[Records, str] | None = None,
+                 previous: tuple[dict[str, Any], str] | None = None) -> dict[str, Any]:
     """Run the analysis and write the report; return results.json's content.
 
     With ``jobs > 1`` and a cache folder in ``settings``, independent fits first run in
     worker processes (they fill the cache); the report is then assembled from the cache.
     With ``baseline`` (earlier records and a label), the claims and comparisons are also
-    evaluated on them and the report says what the new evidence changed.
+    evaluated on them and the report says what the new evidence changed. With
+    ``previous`` (an earlier report's results.json and a label), it opens with what changed
+    since that report.
     """
     say = say or (lambda msg: None)
     use_svg_cache(Path(settings.cache_dir) if settings.cache_dir else None)
@@ -451,6 +455,12 @@ def build_report(records: Records, claims: ClaimsFile, settings: SamplerSettings
     if baseline is not None:
         say(f"the same claims on {baseline[1]} ...")
         add_changes(report, records, claims, settings, *baseline)
+    if previous is not None:
+        from ..changes import diff_reports
+
+        since = rounded(diff_reports(previous[0], report.results, previous[1]))
+        report.results["since_previous"] = since
+        report.context["since_previous"] = since
     write_report(render(report), out, report.posteriors, settings)
     if marker:
         marker.touch()

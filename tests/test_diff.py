@@ -1,0 +1,97 @@
+"""``trialmeta diff OLD NEW``: exit 0 when no verdict changed, 1 when one did, 2 on bad input."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+from trialmeta.cli.app import app
+from typer.testing import CliRunner
+
+runner = CliRunner()
+
+
+def _claim(cid: str, verdict: str, p: float, studies: list[str]) -> dict:
+    return {"id": cid, "title": cid, "verdict": verdict, "probability": p,
+            "probability_mcse": 0.005, "median": 0.5, "ci_low": 0.2, "ci_high": 0.8,
+            "quantity": "pooled_rate", "studies": studies}
+
+
+BEFORE = {"claims": [_claim("C1", "inconclusive", 0.70, ["A", "B"]),
+                     _claim("C2", "supported", 0.95, ["A"])],
+          "contrasts": [],
+          "data": {"sha256": "a" * 64, "rows": 10, "studies": 2, "study_list": ["A", "B"]}}
+
+
+def _write(folder: Path, doc: dict) -> Path:
+    folder.mkdir()
+    (folder / "results.json").write_text(json.dumps(doc))
+    return folder
+
+
+def test_same_reports_exit_0(tmp_path: Path) -> None:
+    old, new = _write(tmp_path / "old", BEFORE), _write(tmp_path / "new", BEFORE)
+    r = runner.invoke(app, ["diff", str(old), str(new), "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["verdicts_changed"] == [] and doc["studies_added"] == []
+    assert [c["changed"] for c in doc["claims"]] == [False, False]
+
+
+def test_a_changed_verdict_exits_1_and_says_why(tmp_path: Path) -> None:
+    after = copy.deepcopy(BEFORE)
+    after["claims"][0] = _claim("C1", "supported", 0.85, ["A", "B", "C"])
+    after["claims"].append(_claim("C3", "inconclusive", 0.5, ["C"]))
+    after["data"] = {"sha256": "b" * 64, "rows": 12, "studies": 3,
+                     "study_list": ["A", "B", "C"]}
+    old = _write(tmp_path / "old", BEFORE)
+    new = _write(tmp_path / "new", after)
+    r = runner.invoke(app, ["diff", str(old), str(new / "results.json"), "--json"])
+    assert r.exit_code == 1, r.output
+    doc = json.loads(r.stdout)
+    rows = {c["id"]: c for c in doc["claims"]}
+    assert doc["verdicts_changed"] == ["C1", "C3"]
+    assert rows["C1"]["before"]["verdict"] == "inconclusive"
+    assert rows["C1"]["after"]["verdict"] == "supported"
+    assert "verdict inconclusive -> supported" in rows["C1"]["reason"]
+    assert "beyond Monte Carlo error" in rows["C1"]["reason"]
+    assert rows["C3"]["status"] == "added" and doc["studies_added"] == ["C"]
+    text = runner.invoke(app, ["diff", str(old), str(new)])
+    assert text.exit_code == 1 and "C1" in text.stdout and "studies added: C" in text.stdout
+
+
+def test_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
+    old = _write(tmp_path / "old", BEFORE)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    for other in (bad, tmp_path / "missing", _write(tmp_path / "empty", {"x": 1})):
+        r = runner.invoke(app, ["diff", str(old), str(other)])
+        assert r.exit_code == 2 and "Traceback" not in r.output
+        assert r.output.startswith("error:"), r.output
+
+
+def test_report_previous_opens_with_what_changed(tmp_path: Path) -> None:
+    """--previous may name the folder being replaced: it is read before anything is written."""
+    from test_report import SMALL, make_inputs
+
+    data, claims = make_inputs(tmp_path)
+    out = tmp_path / "rep"
+    args = ["report", str(data), "--claims", str(claims), "--out", str(out), *SMALL]
+    assert runner.invoke(app, args).exit_code == 0
+    first = json.loads((out / "results.json").read_text())
+    edited = copy.deepcopy(first)
+    edited["claims"][0]["verdict"] = "supported"  # as if the last report had said so
+    (tmp_path / "last.json").write_text(json.dumps(edited))
+    r = runner.invoke(app, [*args, "--previous", str(tmp_path / "last.json")])
+    assert r.exit_code == 0, r.output
+    doc = json.loads((out / "results.json").read_text())
+    cid = first["claims"][0]["id"]
+    assert doc["since_previous"]["verdicts_changed"] == [cid]
+    md = (out / "report.md").read_text()
+    assert md.index("## Since the previous report") < md.index("## Claims")
+    assert "Since the previous report" in (out / "index.html").read_text()
+    r = runner.invoke(app, [*args, "--previous", str(out)])  # the folder it replaces
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "results.json").read_text())["since_previous"][
+        "verdicts_changed"] == []
