@@ -59,6 +59,10 @@ def report(
         "--previous", help="An earlier report folder (or its results.json): the report "
                            "opens with 'Since the previous report' (verdicts changed, "
                            "estimates that moved, studies added).")] = None,
+    history: Annotated[Path | None, typer.Option(
+        "--history", help="A folder: append this run's claims (date, data hash, verdicts, "
+                          "P) to its history.csv and draw each claim's P(region) over the "
+                          "runs in the report.")] = None,
     baseline_label: Annotated[str | None, typer.Option(
         "--baseline-label", help="How the report names --baseline-data (default: its file "
                                  "name).")] = None,
@@ -81,12 +85,15 @@ def report(
     from trialmeta.analysis.changes import read_results
 
     earlier = None if previous is None else (read_results(previous), str(previous))
+    if history is not None:
+        history.mkdir(parents=True, exist_ok=True)
     import sys
 
     cache_dir = None if no_cache or cache is None else str(cache)
     protected = {"records file": Path(file) if file else bundled_path(),
                  "claims file": Path(claims) if claims else bundled_claims_path(),
                  "sweep file": sweep, "baseline data": baseline_data,
+                 "history folder": history,
                  **{f"calibration file {i + 1}": p for i, p in enumerate(calibration or [])}}
     plan = plan_output(out, force=force, protected=protected,
                        cache=Path(cache_dir) if cache_dir else None)
@@ -108,7 +115,7 @@ def report(
                                claims_path=claims, say=say,
                                robustness=read_robustness(sweep, calibration, records,
                                                           claims_file),
-                               baseline=baseline, previous=earlier)
+                               baseline=baseline, previous=earlier, history=history)
     if not quiet:
         for c in results["claims"]:
             typer.echo(f"{c['id']:<14} {c['verdict']:<18} {claim_numbers(c)}".rstrip("; "))

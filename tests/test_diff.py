@@ -95,3 +95,27 @@ def test_report_previous_opens_with_what_changed(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     assert json.loads((out / "results.json").read_text())["since_previous"][
         "verdicts_changed"] == []
+
+
+def test_history_appends_each_run_and_is_drawn(tmp_path: Path,
+                                               monkeypatch: object) -> None:
+    import csv
+
+    from test_report import SMALL, make_inputs
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1764547200")  # 2025-12-01
+    data, claims = make_inputs(tmp_path)
+    out, hist = tmp_path / "rep", tmp_path / "hist"
+    args = ["report", str(data), "--claims", str(claims), "--out", str(out), "--history",
+            str(hist), *SMALL]
+    for _ in range(2):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader((hist / "history.csv").open()))
+    n_claims = len(json.loads((out / "results.json").read_text())["claims"])
+    assert len(rows) == 2 * n_claims and {r["run"] for r in rows} == {"1", "2"}
+    assert {r["date_utc"] for r in rows} == {"2025-12-01T00:00:00Z"}
+    assert "## History of the claims" in (out / "report.md").read_text()
+    assert "<svg" in (out / "index.html").read_text().split('id="history"')[1][:20000]
+    r = runner.invoke(app, [*args[:-len(SMALL)], "--history", str(out), *SMALL])
+    assert r.exit_code == 2  # a history inside the report folder would be deleted with it

@@ -306,6 +306,7 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
         "md": md_escape,
         "changes": None,  # set by add_changes when the report has a baseline
         "since_previous": None,  # set by build_report with --previous
+        "history": None,  # set by build_report with --history
     }
     tables = {
         "tables/claims.csv": to_csv(
@@ -426,7 +427,8 @@ def build_report(records: Records, claims: ClaimsFile, settings: SamplerSettings
                  claims_path: str | None = None, say=None,  # noqa: ANN001
                  robustness: dict[str, Any] | None = None,
                  baseline: tuple[Records, str] | None = None,
-                 previous: tuple[dict[str, Any], str] | None = None) -> dict[str, Any]:
+                 previous: tuple[dict[str, Any], str] | None = None,
+                 history: Path | None = None) -> dict[str, Any]:
     """Run the analysis and write the report; return results.json's content.
 
     With ``jobs > 1`` and a cache folder in ``settings``, independent fits first run in
@@ -434,7 +436,8 @@ def build_report(records: Records, claims: ClaimsFile, settings: SamplerSettings
     With ``baseline`` (earlier records and a label), the claims and comparisons are also
     evaluated on them and the report says what the new evidence changed. With
     ``previous`` (an earlier report's results.json and a label), it opens with what changed
-    since that report.
+    since that report. With ``history`` (a folder), the run is appended to its
+    ``history.csv`` once the report is written, and the report draws P(region) over runs.
     """
     say = say or (lambda msg: None)
     use_svg_cache(Path(settings.cache_dir) if settings.cache_dir else None)
@@ -461,7 +464,20 @@ def build_report(records: Records, claims: ClaimsFile, settings: SamplerSettings
         since = rounded(diff_reports(previous[0], report.results, previous[1]))
         report.results["since_previous"] = since
         report.context["since_previous"] = since
+    history_rows = None
+    if history is not None:
+        from .history import history_plot, read_history, run_rows
+
+        history_rows = read_history(history)
+        history_rows += run_rows(report.results, history_rows)
+        report.context["history"] = {
+            "folder": str(history), "runs": len({r["run"] for r in history_rows}),
+            "svg": svg(history_plot, rows=history_rows)}
     write_report(render(report), out, report.posteriors, settings)
+    if history_rows is not None:
+        from .history import history_text
+
+        write_text_atomic(history / "history.csv", history_text(history_rows))
     if marker:
         marker.touch()
     return report.results
