@@ -8,7 +8,7 @@ SEED   ?= 20190101
 
 .DEFAULT_GOAL := help
 CHECK_ARGS ?= --draws 300 --tune 300 --chains 2 --allow-unconverged
-.PHONY: help install test test-slow fuzz lint report sweep calibrate report-check bench load validate clean
+.PHONY: help install test test-slow slow fuzz lint report sweep calibrate report-check bench load validate clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ test: install ## run the test suite (fast tests plus a few small real-sampling t
 
 test-slow: install ## run every test, including the long sampling tests
 	$(BIN)/python -m pytest -m "not fuzz" -q
+
+slow: install ## run only the long sampling tests (what make test leaves out; .ci/run runs both)
+	$(BIN)/python -m pytest -m "slow" -q
 
 fuzz: install ## Hypothesis fuzzing of record tables, claims documents and option values (a few minutes)
 	$(BIN)/python -m pytest -m fuzz -q -p no:cacheprovider
