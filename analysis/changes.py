@@ -197,6 +197,35 @@ def diff_reports(before: dict[str, Any], after: dict[str, Any], label: str) -> d
     for row in doc["claims"]:
         row["reason"] = _reason(row)
     doc["verdicts_changed"] = [c["id"] for c in doc["claims"] if c["changed"]]
+    doc["estimates"] = compare_fits(before.get("fits") or {}, after.get("fits") or {})
     doc["studies_added"] = sorted(_studies(after) - _studies(before))
     doc["studies_removed"] = sorted(_studies(before) - _studies(after))
     return doc
+
+
+ESTIMATE_KEYS = ("median", "ci_low", "ci_high")
+
+
+def _estimate(e: Any) -> dict[str, Any] | None:  # noqa: ANN401
+    return {k: e.get(k) for k in (*ESTIMATE_KEYS, "sd")} if isinstance(e, dict) else None
+
+
+def compare_fits(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every pooled estimate of every fit (``results.json``'s ``fits``), before and after.
+
+    Listed when a fit or quantity is on one side only or its median or interval changed.
+    """
+    rows = []
+    for fid in [*after, *(f for f in before if f not in after)]:
+        b = (before.get(fid) or {}).get("estimates") or {}
+        a = (after.get(fid) or {}).get("estimates") or {}
+        for q in [*a, *(x for x in b if x not in a)]:
+            eb, ea = b.get(q), a.get(q)
+            if not isinstance(eb, dict) and not isinstance(ea, dict):
+                continue
+            if isinstance(eb, dict) and isinstance(ea, dict) and \
+                    all(eb.get(k) == ea.get(k) for k in ESTIMATE_KEYS):
+                continue
+            rows.append({"fit": fid, "quantity": q, "before": _estimate(eb),
+                         "after": _estimate(ea)})
+    return rows

@@ -43,4 +43,8 @@ def format_diff(doc: dict) -> str:
     for p in doc["pooled"]:
         b, a = p["before"] or {}, p["after"] or {}
         lines.append(f"{p['comparison']} ({p['group']}): k {b.get('k', 0)} -> {a.get('k', 0)}")
+    for e in doc["estimates"]:
+        b, a = e["before"] or {}, e["after"] or {}
+        lines.append(f"{e['fit']} {e['quantity']}: median {b.get('median')} -> "
+                     f"{a.get('median')}")
     return "\n".join(lines)

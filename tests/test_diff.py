@@ -21,6 +21,8 @@ def _claim(cid: str, verdict: str, p: float, studies: list[str]) -> dict:
 BEFORE = {"claims": [_claim("C1", "inconclusive", 0.70, ["A", "B"]),
                      _claim("C2", "supported", 0.95, ["A"])],
           "contrasts": [],
+          "fits": {"pooled-rate-response": {"estimates": {
+              "pooled_rate": {"median": 0.5, "ci_low": 0.3, "ci_high": 0.7, "sd": 0.1}}}},
           "data": {"sha256": "a" * 64, "rows": 10, "studies": 2, "study_list": ["A", "B"]}}
 
 
@@ -36,6 +38,7 @@ def test_same_reports_exit_0(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert doc["verdicts_changed"] == [] and doc["studies_added"] == []
+    assert doc["estimates"] == []
     assert [c["changed"] for c in doc["claims"]] == [False, False]
 
 
@@ -43,6 +46,7 @@ def test_a_changed_verdict_exits_1_and_says_why(tmp_path: Path) -> None:
     after = copy.deepcopy(BEFORE)
     after["claims"][0] = _claim("C1", "supported", 0.85, ["A", "B", "C"])
     after["claims"].append(_claim("C3", "inconclusive", 0.5, ["C"]))
+    after["fits"]["pooled-rate-response"]["estimates"]["pooled_rate"]["median"] = 0.55
     after["data"] = {"sha256": "b" * 64, "rows": 12, "studies": 3,
                      "study_list": ["A", "B", "C"]}
     old = _write(tmp_path / "old", BEFORE)
@@ -57,6 +61,8 @@ def test_a_changed_verdict_exits_1_and_says_why(tmp_path: Path) -> None:
     assert "verdict inconclusive -> supported" in rows["C1"]["reason"]
     assert "beyond Monte Carlo error" in rows["C1"]["reason"]
     assert rows["C3"]["status"] == "added" and doc["studies_added"] == ["C"]
+    [moved] = doc["estimates"]
+    assert moved["quantity"] == "pooled_rate" and moved["after"]["median"] == 0.55
     text = runner.invoke(app, ["diff", str(old), str(new)])
     assert text.exit_code == 1 and "C1" in text.stdout and "studies added: C" in text.stdout
 
