@@ -8,6 +8,7 @@ import typer
 
 from . import contrast as _contrast  # noqa: F401 (registers `fit contrast`)
 from . import curves as _curves  # noqa: F401 (registers `fit dose-response`, `fit time-course`)
+from . import network as _network  # noqa: F401 (registers `fit network`)
 from .calibrate import calibrate
 from .claims import claims
 from .contrast import frequentist

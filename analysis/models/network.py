@@ -1,0 +1,348 @@
+"""network: arm-based random-effects network meta-analysis (NICE DSU TSD2, consistency model).
+
+Nodes are treatments (or treatment and dose, or treatment, route and dose); the ``control``
+column plays no part. In study i with baseline arm b (the reference if the study has it,
+else its first node in network order)::
+
+    binary:      events_ik ~ Bin(n_ik, logit^-1(mu_i + delta_ik))
+    continuous:  y_ik ~ Normal(mu_i + delta_ik, se_ik)
+    delta_ib = 0;  delta_ik = d[t_ik] - d[t_ib] + tau (w_s u_i + w_o e_ik)
+
+with ``w_s = w_o = sqrt(1/2)`` in multi-arm studies (the random effects of a study's
+contrasts correlate 0.5) and ``w_s = 0, w_o = 1`` in two-arm ones; ``d[reference] = 0``.
+Priors as ``fit contrast``: d ~ Normal(0, 2.5) and mu ~ Normal(0, 2.5) on the log-odds
+scale (MD: d ~ Normal(0, 10), mu ~ Normal(0, 50) in scale points); tau as ``--tau-prior``.
+This first version runs through PyMC (no precompiled kernel) and reports the consistency
+model only: node-splitting and the unrelated-mean-effects model are not yet built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import SpecError
+from ..inference import (
+    Diagnostics,
+    LazyModel,
+    SamplerSettings,
+    diagnose,
+    flat,
+    package_versions,
+    sample,
+    summarize_draws,
+)
+from ..priors import HeterogeneityPrior
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..records import Records
+    from ..selection import Filters, TimeWindow
+
+NODES = ("treatment", "treatment+dose", "treatment+route+dose")
+COUNT = {"response": "responders", "remission": "remitters"}
+
+
+@dataclass
+class NetworkData:
+    """Arms of a connected network: study, node, and events and n, or y and se."""
+
+    outcome: str
+    measure: str
+    reference: str
+    nodes: list[str]
+    arms: pd.DataFrame
+    dropped: list[dict[str, object]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def binary(self) -> bool:
+        """True for response or remission counts."""
+        return self.outcome in COUNT
+
+    @property
+    def studies(self) -> list[str]:
+        """Study keys in order."""
+        return list(dict.fromkeys(self.arms["study"]))
+
+    def edges(self) -> list[dict[str, Any]]:
+        """Each pair of nodes compared within a study: trials and patients."""
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        for _, g in self.arms.groupby("study", sort=False):
+            present = list(g["node"])
+            for i, a in enumerate(present):
+                for b in present[i + 1:]:
+                    key = tuple(sorted((a, b), key=self.nodes.index))
+                    e = out.setdefault(key, {"from": key[0], "to": key[1], "trials": 0,
+                                             "patients": 0})
+                    e["trials"] += 1
+                    e["patients"] += int(g.loc[g["node"].isin(key), "n"].sum())
+        return list(out.values())
+
+
+def _node(row: pd.Series, kind: str) -> str:
+    if kind == "treatment":
+        return str(row["treatment"])
+    dose = "" if pd.isna(row["dose"]) else f" {row['dose']:g}{row['dose_unit'] or ''}"
+    if kind == "treatment+dose":
+        return f"{row['treatment']}{dose}"
+    return f"{row['treatment']} {row['route'] or ''}{dose}".strip()
+
+
+def select_network(records: Records, outcome: str, measure: str, window: TimeWindow,
+                   filters: Filters, *, reference: str, node: str = "treatment"
+                   ) -> NetworkData:
+    """Select each study's arms at one time near the target, as nodes of a network.
+
+    A study enters at the time in the window nearest the target that has at least two
+    distinct nodes with the outcome; arms of one study with the same node are combined
+    (counts summed; means refused). Studies outside the reference's connected component are
+    left out, with the reason.
+    """
+    if node not in NODES:
+        raise SpecError(f"unknown --node '{node}'; use {', '.join(NODES)}")
+    if outcome in COUNT:
+        if measure != "OR":
+            raise SpecError("the network model is on the log-odds scale for counts: "
+                            "--measure OR")
+        col = COUNT[outcome]
+    elif outcome == "change":
+        if measure != "MD":
+            raise SpecError("continuous networks use --measure MD (one rating scale)")
+        col = "mean"
+    else:
+        raise SpecError(f"unknown outcome '{outcome}'; use response, remission or change")
+    t = filters.apply(records.table)
+    t = t[t[col].notna() & t["n"].notna() & t["time_h"].notna()]
+    t = t[(t["time_h"].astype(float) > 0) & (t["doses_given"].fillna(1) != 0)]
+    if outcome == "change":
+        t = t[t["sd"].notna() | t["se"].notna()]
+    t = t.assign(node=[_node(r, node) for _, r in t.iterrows()])
+    dropped: list[dict[str, object]] = []
+    notes: list[str] = []
+    rows = []
+    for study, g in t.groupby("study", sort=False):
+        times = [x for x, h in g.groupby(g["time_h"].astype(float))
+                 if h["node"].nunique() >= 2 and window.low_h <= x <= window.high_h]
+        if not times:
+            dropped.append({"study": study, "reason": "fewer than two treatments with "
+                            f"{outcome} at one time in {window.low_h:g}-{window.high_h:g} h"})
+            continue
+        time_h = min(times, key=lambda x: (abs(x - window.target_h), x))
+        h = g[g["time_h"].astype(float) == time_h]
+        if outcome == "change" and (h["scale"].nunique() > 1 or h["mean_type"].nunique() > 1):
+            dropped.append({"study": study, "reason": "arms on different scales or mean types"})
+            continue
+        for name, arms in h.groupby("node", sort=False):
+            n = arms["n_binary"].fillna(arms["n"]) if outcome in COUNT else arms["n"]
+            if outcome in COUNT:
+                rows.append({"study": study, "node": name, "time_h": time_h,
+                             "events": int(arms[col].sum()), "n": int(n.sum()),
+                             "design": arms["design"].iloc[0]})
+                if len(arms) > 1:
+                    notes.append(f"{study}: {len(arms)} arms of {name} combined")
+            elif len(arms) > 1:
+                dropped.append({"study": study, "reason": f"{len(arms)} arms of {name} with "
+                                "means (combine them before analysis)"})
+                rows = [r for r in rows if r["study"] != study]
+                break
+            else:
+                r = arms.iloc[0]
+                se = float(r["sd"]) / np.sqrt(float(r["n"])) if pd.notna(r["sd"]) \
+                    else float(r["se"])
+                rows.append({"study": study, "node": name, "time_h": time_h,
+                             "y": float(r["mean"]), "se": se, "n": int(r["n"]),
+                             "design": r["design"], "scale": r["scale"]})
+    arms = pd.DataFrame(rows)
+    if arms.empty:
+        raise SpecError("no study compares two treatments with this outcome in the window")
+    if outcome == "change" and arms["scale"].nunique() > 1:
+        raise SpecError("mean differences need one rating scale; select one with --scale "
+                        f"(found {', '.join(sorted(arms['scale'].unique()))})")
+    if reference not in set(arms["node"]):
+        raise SpecError(f"the reference '{reference}' is not a node of the network (nodes: "
+                        f"{', '.join(sorted(set(arms['node'])))})")
+    keep = _component(arms, reference)
+    for study in sorted(set(arms["study"]) - keep):
+        dropped.append({"study": study, "reason": f"not connected to {reference}"})
+    arms = arms[arms["study"].isin(keep)].reset_index(drop=True)
+    others = sorted(set(arms["node"]) - {reference})
+    nodes = [reference, *others]
+    study_order = {x: i for i, x in enumerate(dict.fromkeys(arms["study"]))}
+    arms = arms.assign(_s=arms["study"].map(study_order),
+                       _n=arms["node"].map({n: i for i, n in enumerate(nodes)}))
+    arms = arms.sort_values(["_s", "_n"], kind="stable").drop(columns=["_s", "_n"])
+    arms = arms.reset_index(drop=True)
+    if (arms["design"] == "crossover").any():
+        notes.append("crossover trials kept: their arms are analysed as independent groups")
+    return NetworkData(outcome, measure, reference, nodes, arms, dropped, notes)
+
+
+def _component(arms: pd.DataFrame, start: str) -> set[str]:
+    """Studies connected to node ``start`` through shared nodes."""
+    by_study = {s: set(g["node"]) for s, g in arms.groupby("study")}
+    seen_nodes, seen_studies, frontier = {start}, set(), [start]
+    while frontier:
+        current = frontier.pop()
+        for study, present in by_study.items():
+            if current in present and study not in seen_studies:
+                seen_studies.add(study)
+                for other in present - seen_nodes:
+                    seen_nodes.add(other)
+                    frontier.append(other)
+    return seen_studies
+
+
+@dataclass(frozen=True)
+class NetworkPriors:
+    """Priors: relative effects d, study baselines mu, and the heterogeneity tau."""
+
+    effect_sd: float
+    baseline_sd: float
+    tau: HeterogeneityPrior
+
+    def as_dict(self) -> dict[str, object]:
+        """Return the priors as a JSON-ready dict."""
+        return {"effect_sd": self.effect_sd, "baseline_sd": self.baseline_sd,
+                "tau": self.tau.as_dict()}
+
+
+def default_network_priors(measure: str, tau: HeterogeneityPrior | None = None
+                           ) -> NetworkPriors:
+    """As ``fit contrast``: 2.5 on the log-odds scale; 10 (effects) and 50 (baselines) for MD."""
+    if measure == "MD":
+        return NetworkPriors(10.0, 50.0, tau or HeterogeneityPrior(
+            "half-normal", 5.0, 0.0, "half-normal(5) on tau"))
+    return NetworkPriors(2.5, 2.5, tau or HeterogeneityPrior())
+
+
+@dataclass
+class NetworkFit:
+    """A fitted network: the posterior and what it was fitted on."""
+
+    idata: Any
+    data: NetworkData
+    priors: NetworkPriors
+    settings: SamplerSettings
+    diagnostics: Diagnostics
+    provenance: dict[str, Any]
+
+
+class Network:
+    """Arm-based random-effects consistency model over a network of treatments."""
+
+    name = "network"
+
+    def __init__(self, priors: NetworkPriors | None = None):
+        self.priors = priors
+
+    def _priors(self, data: NetworkData) -> NetworkPriors:
+        return self.priors or default_network_priors(data.measure)
+
+    @staticmethod
+    def _structure(data: NetworkData) -> dict[str, Any]:
+        """Index arrays: each arm's study and node, its study's baseline node, arm weights."""
+        a = data.arms
+        studies = data.studies
+        s_idx = a["study"].map({s: i for i, s in enumerate(studies)}).to_numpy()
+        t_idx = a["node"].map({n: i for i, n in enumerate(data.nodes)}).to_numpy()
+        first = ~a["study"].duplicated().to_numpy()  # rows are sorted: the baseline arm
+        base_node = np.array([t_idx[np.flatnonzero(first & (s_idx == s))[0]]
+                              for s in range(len(studies))])
+        size = a.groupby("study", sort=False)["node"].transform("count").to_numpy()
+        multi = size > 2
+        return {"s_idx": s_idx, "t_idx": t_idx, "base": first, "base_node": base_node,
+                "w_shared": np.where(multi, np.sqrt(0.5), 0.0),
+                "w_own": np.where(multi, np.sqrt(0.5), 1.0)}
+
+    def build(self, data: NetworkData):  # noqa: ANN201 (a PyMC model)
+        """Build the PyMC model (no sampling)."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        st = self._structure(data)
+        pr = self._priors(data)
+        arms = data.arms
+        others = data.nodes[1:]
+        labels = [f"{s} {n}" for s, n in zip(arms["study"], arms["node"], strict=True)]
+        coords = {"study": data.studies, "node": data.nodes, "effect_node": others,
+                  "arm": labels}
+        with pm.Model(coords=coords) as model:
+            d_free = pm.Normal("d_free", 0.0, pr.effect_sd, dims="effect_node")
+            d = pm.Deterministic("d", pt.concatenate([pt.zeros(1), d_free]), dims="node")
+            tau = pr.tau.build("tau")
+            mu = pm.Normal("mu", 0.0, pr.baseline_sd, dims="study")
+            u = pm.Normal("u", 0.0, 1.0, dims="study")
+            e = pm.Normal("e", 0.0, 1.0, dims="arm")
+            s_idx, t_idx = st["s_idx"], st["t_idx"]
+            random = tau * (st["w_shared"] * u[s_idx] + st["w_own"] * e)
+            delta = pt.where(st["base"], 0.0,
+                             d[t_idx] - d[st["base_node"][s_idx]] + random)
+            eta = mu[s_idx] + delta
+            if data.binary:
+                pm.Binomial("events", n=arms["n"].to_numpy(), logit_p=eta,
+                            observed=arms["events"].to_numpy(), dims="arm")
+            else:
+                pm.Normal("y", mu=eta, sigma=arms["se"].to_numpy(float),
+                          observed=arms["y"].to_numpy(float), dims="arm")
+        return model
+
+    def fit(self, data: NetworkData, settings: SamplerSettings | None = None, *,
+            data_sha256: str = "") -> NetworkFit:
+        """Sample the posterior and run the convergence gate on d and tau."""
+        settings = settings or SamplerSettings()
+        pr = self._priors(data)
+        model = LazyModel(lambda: self.build(data), None)
+        token = "|".join([self.name, data.outcome, data.measure, repr(pr.as_dict()),
+                          repr(data.nodes), data.arms.to_csv(index=False)])
+        idata = sample(model, settings, token=token)
+        names = (["d_free"] if len(data.nodes) > 1 else []) + ["tau"]
+        diag = diagnose(idata, names)
+        versions = package_versions()
+        return NetworkFit(idata, data, pr, settings, diag,
+                          {"data_sha256": data_sha256, "seed": settings.seed,
+                           "versions": versions})
+
+
+def rank_summary(d: np.ndarray, higher_is_better: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Rank probabilities (node x rank, rank 1 best) and SUCRA of each node.
+
+    ``d`` holds draws x nodes. SUCRA is the mean over ranks 1..K-1 of the cumulative
+    probability of being at least that good (Salanti, Ades & Ioannidis 2011).
+    """
+    k = d.shape[1]
+    score = d if higher_is_better else -d
+    order = np.argsort(-score, axis=1, kind="stable")
+    ranks = np.empty_like(order)
+    ranks[np.arange(d.shape[0])[:, None], order] = np.arange(1, k + 1)
+    probs = np.stack([(ranks == r).mean(axis=0) for r in range(1, k + 1)], axis=1)
+    cumulative = np.cumsum(probs, axis=1)
+    sucra = cumulative[:, :-1].sum(axis=1) / (k - 1) if k > 1 else np.ones(k)
+    return probs, sucra
+
+
+def network_document(fit: NetworkFit, higher_is_better: bool) -> dict[str, Any]:
+    """Effects vs the reference, tau, league table, ranks and SUCRA, edges, diagnostics."""
+    data = fit.data
+    d = flat(fit.idata, "d")
+    effects = {n: summarize_draws(d[:, j]) for j, n in enumerate(data.nodes) if j > 0}
+    league = [{"treatment": a, "vs": b, **summarize_draws(d[:, i] - d[:, j])}
+              for i, a in enumerate(data.nodes) for j, b in enumerate(data.nodes) if i != j]
+    probs, sucra = rank_summary(d, higher_is_better)
+    return {
+        "model": "network", "outcome": data.outcome, "measure": data.measure,
+        "scale": "log odds ratio" if data.binary else "mean difference",
+        "reference": data.reference, "nodes": data.nodes,
+        "direction": "higher is better" if higher_is_better else "lower is better",
+        "effects": effects, "estimates": {"tau": summarize_draws(flat(fit.idata, "tau"))},
+        "league": league,
+        "ranks": {n: {"probabilities": probs[j].tolist(), "sucra": float(sucra[j])}
+                  for j, n in enumerate(data.nodes)},
+        "edges": data.edges(), "k": len(data.studies), "arms": len(data.arms),
+        "priors": fit.priors.as_dict(), "diagnostics": fit.diagnostics.as_dict(),
+        "dropped": data.dropped, "notes": data.notes,
+        "not_yet": "inconsistency (node-splitting, unrelated mean effects) is not built yet",
+        "provenance": fit.provenance,
+    }

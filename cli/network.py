@@ -1,0 +1,109 @@
+"""``trialmeta fit network``: random-effects network meta-analysis of treatments."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .common import (
+    ChainsOpt,
+    DomainOpt,
+    DrawsOpt,
+    EndpointOpt,
+    EvidenceOpt,
+    FileArg,
+    JsonOpt,
+    PopulationOpt,
+    RouteOpt,
+    SamplerOpt,
+    ScaleOpt,
+    SeedOpt,
+    TreatmentOpt,
+    TuneOpt,
+    fail,
+    filters_from_options,
+    handle_errors,
+)
+from .fit import fit_app
+
+
+@fit_app.command("network")
+@handle_errors
+def network(
+    file: FileArg = None,
+    outcome: Annotated[str, typer.Option(help="response, remission or change.")] = "response",
+    measure: Annotated[str, typer.Option(help="OR (counts) or MD (change).")] = "OR",
+    reference: Annotated[str, typer.Option(
+        help="The node every effect is against (e.g. saline, placebo).")] = "placebo",
+    node: Annotated[str, typer.Option(
+        help="What a node is: treatment, treatment+dose or treatment+route+dose.")
+    ] = "treatment",
+    time: Annotated[float, typer.Option("--time", help="Target hours after the dose.")] = 24.0,
+    window: Annotated[float | None, typer.Option(
+        help="Half-width of the accepted time window in hours.")] = None,
+    tau_prior: Annotated[str, typer.Option(
+        help="half-normal[:SCALE], half-cauchy[:SCALE], turner2015 or rhodes2015.")
+    ] = "half-normal",
+    treatment: TreatmentOpt = None,
+    route: RouteOpt = None,
+    population: PopulationOpt = None,
+    scale: ScaleOpt = None,
+    domain: DomainOpt = None,
+    endpoint: EndpointOpt = None,
+    evidence: EvidenceOpt = None,
+    seed: SeedOpt = 20190101,
+    draws: DrawsOpt = 1000,
+    tune: TuneOpt = 500,
+    chains: ChainsOpt = 4,
+    sampler: SamplerOpt = "nutpie",
+    allow_unconverged: Annotated[bool, typer.Option(
+        help="Exit 0 even when the fit fails its convergence diagnostics.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Every treatment against a reference, the league table and rankings (consistency model)."""
+    from trialmeta.analysis.inference import SamplerSettings
+    from trialmeta.analysis.io import dumps_json
+    from trialmeta.analysis.models.network import (
+        Network,
+        default_network_priors,
+        network_document,
+        select_network,
+    )
+    from trialmeta.analysis.priors import heterogeneity_prior
+    from trialmeta.analysis.records import read_records
+    from trialmeta.analysis.selection import TimeWindow
+
+    records = read_records(file)
+    filters = filters_from_options(treatment, route, population, scale, evidence, None, None,
+                                   domain, endpoint)
+    data = select_network(records, outcome, measure.upper(), TimeWindow.around(time, window),
+                          filters, reference=reference, node=node)
+    tau = None if tau_prior == "half-normal" else heterogeneity_prior(tau_prior)
+    model = Network(default_network_priors(data.measure, tau))
+    fit = model.fit(data, SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
+                                          sampler=sampler), data_sha256=records.sha256)
+    doc = network_document(fit, higher_is_better=outcome != "change")
+    if json:
+        typer.echo(dumps_json(doc), nl=False)
+    else:
+        typer.echo(format_network(doc))
+    if not fit.diagnostics.passed and not allow_unconverged:
+        raise fail("error: the fit failed its convergence diagnostics: "
+                   + "; ".join(fit.diagnostics.messages)
+                   + " (use --allow-unconverged to accept it)", 1)
+
+
+def format_network(doc: dict) -> str:
+    """Effects against the reference with SUCRA, then the edges."""
+    lines = [f"network: {doc['measure']} on {doc['outcome']}, {doc['k']} studies, "
+             f"{len(doc['nodes'])} nodes, reference {doc['reference']}; {doc['direction']}",
+             f"{'node':<28}{'median':>9}{'95% CrI':>22}{'SUCRA':>8}"]
+    for name, e in doc["effects"].items():
+        lines.append(f"{name:<28}{e['median']:9.3f}   ({e['ci_low']:7.3f} to "
+                     f"{e['ci_high']:7.3f}){doc['ranks'][name]['sucra']:8.2f}")
+    t = doc["estimates"]["tau"]
+    lines.append(f"tau {t['median']:.3f} ({t['ci_low']:.3f} to {t['ci_high']:.3f})")
+    lines += [f"  {e['from']} - {e['to']}: {e['trials']} trial(s), {e['patients']} patients"
+              for e in doc["edges"]]
+    return "\n".join(lines)

@@ -1,0 +1,158 @@
+"""Network meta-analysis (consistency model): against the contrast model, closed-form GLS,
+and the ranking arithmetic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import HEADER, write_csv
+from trialmeta.analysis.errors import SpecError
+from trialmeta.analysis.inference import SamplerSettings, flat
+from trialmeta.analysis.models.network import (
+    Network,
+    NetworkPriors,
+    default_network_priors,
+    rank_summary,
+    select_network,
+)
+from trialmeta.analysis.priors import HeterogeneityPrior
+from trialmeta.analysis.records import read_records
+from trialmeta.analysis.selection import Filters, TimeWindow
+
+
+def _row(study: str, treatment: str, events: int, n: int, ctl: bool = False) -> dict:
+    return dict(study=study, arm=treatment, treatment=treatment,
+                control="true" if ctl else "false", design="parallel", time_h="24",
+                doses_given="1", n=str(n), responders=str(events), scale="MADRS",
+                source=f"doi:10.0/{study}", evidence="primary")
+
+
+def _network(tmp_path: Path, trials: dict[str, list[tuple[str, int, int]]]):  # noqa: ANN202
+    rows = [_row(s, t, e, n, ctl=t == "A") for s, arms in trials.items() for t, e, n in arms]
+    path = write_csv(tmp_path / "net.csv", rows, HEADER)
+    return select_network(read_records(path), "response", "OR", TimeWindow.around(24.0),
+                          Filters(), reference="A")
+
+
+def test_ranks_and_sucra_by_hand() -> None:
+    d = np.array([[0.0, 1.0, 2.0], [0.0, 2.0, 1.0], [0.0, 3.0, 2.5], [0.0, -1.0, 1.0]])
+    probs, sucra = rank_summary(d, higher_is_better=True)
+    # node C is best in draws 1 and 4, B in draws 2 and 3; A is last in 3 of 4
+    np.testing.assert_allclose(probs[2], [0.5, 0.5, 0.0])
+    np.testing.assert_allclose(probs[0], [0.0, 0.25, 0.75])
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    np.testing.assert_allclose(sucra, [(0 + 0.25) / 2, (0.5 + 0.75) / 2, (0.5 + 1.0) / 2])
+    _, low = rank_summary(d, higher_is_better=False)
+    np.testing.assert_allclose(low, 1 - sucra)
+
+
+def test_selection_keeps_the_reference_component_and_orders_arms(tmp_path: Path) -> None:
+    data = _network(tmp_path, {"S1": [("B", 10, 40), ("A", 5, 40)],
+                               "S2": [("A", 6, 40), ("C", 12, 40), ("B", 11, 40)],
+                               "S3": [("D", 9, 30), ("E", 7, 30)]})
+    assert data.nodes == ["A", "B", "C"] and data.studies == ["S1", "S2"]
+    assert list(data.arms["node"]) == ["A", "B", "A", "B", "C"]  # baseline first
+    assert data.dropped == [{"study": "S3", "reason": "not connected to A"}]
+    edges = {(e["from"], e["to"]): e["trials"] for e in data.edges()}
+    assert edges == {("A", "B"): 2, ("A", "C"): 1, ("B", "C"): 1}
+    with pytest.raises(SpecError, match="not a node"):
+        select_network(data_records(tmp_path), "response", "OR", TimeWindow.around(24.0),
+                       Filters(), reference="Z")
+
+
+def data_records(tmp_path: Path):  # noqa: ANN201
+    return read_records(tmp_path / "net.csv")
+
+
+def _gls(trials: dict[str, list[tuple[str, int, int]]], nodes: list[str]) -> np.ndarray:
+    """Fixed-effect NMA by generalised least squares on each study's log ORs vs its first
+    arm (Woolf variances, the first arm's variance shared): the closed-form reference."""
+    rows, ys, blocks = [], [], []
+    for arms in trials.values():
+        (t0, e0, n0), rest = arms[0], arms[1:]
+        v0 = 1 / e0 + 1 / (n0 - e0)
+        block = np.full((len(rest), len(rest)), v0)
+        for j, (t, e, n) in enumerate(rest):
+            ys.append(np.log(e / (n - e)) - np.log(e0 / (n0 - e0)))
+            x = np.zeros(len(nodes) - 1)
+            if nodes.index(t):
+                x[nodes.index(t) - 1] += 1
+            if nodes.index(t0):
+                x[nodes.index(t0) - 1] -= 1
+            rows.append(x)
+            block[j, j] += 1 / e + 1 / (n - e)
+        blocks.append(block)
+    x, y = np.array(rows), np.array(ys)
+    cov = np.zeros((len(y), len(y)))
+    i = 0
+    for b in blocks:
+        cov[i:i + len(b), i:i + len(b)] = b
+        i += len(b)
+    w = np.linalg.inv(cov)
+    return np.linalg.solve(x.T @ w @ x, x.T @ w @ y)
+
+
+@pytest.mark.slow
+def test_large_trials_with_no_heterogeneity_give_the_gls_estimates(tmp_path: Path) -> None:
+    """A loop A-B-C with a three-arm trial and 1,000 patients per arm, tau held near 0:
+    posterior means equal the fixed-effect GLS estimates within Monte Carlo error plus the
+    normal approximation's O(1/events) (events >= 250 per arm: 0.01 is ample)."""
+    import arviz as az
+    from trialmeta.analysis.posterior_store import as_arviz
+
+    trials = {"S1": [("A", 250, 1000), ("B", 400, 1000)],
+              "S2": [("A", 300, 1000), ("C", 520, 1000)],
+              "S3": [("B", 380, 1000), ("C", 450, 1000)],
+              "S4": [("A", 270, 1000), ("B", 420, 1000), ("C", 500, 1000)]}
+    data = _network(tmp_path, trials)
+    priors = NetworkPriors(10.0, 10.0, HeterogeneityPrior("half-normal", 0.001, 0.0, "tiny"))
+    fit = Network(priors).fit(data, SamplerSettings(draws=2000, tune=1000, chains=4, seed=2))
+    assert fit.diagnostics.passed, fit.diagnostics.messages
+    want = _gls(trials, data.nodes)
+    post = flat(fit.idata, "d_free")
+    mcse = az.mcse(as_arviz(fit.idata).posterior["d_free"], method="mean").to_array().values
+    for j in range(2):
+        assert abs(post[:, j].mean() - want[j]) < 4 * float(np.ravel(mcse)[j]) + 0.01, j
+
+
+@pytest.mark.slow
+def test_two_nodes_are_the_contrast_model(tmp_path: Path) -> None:
+    """With two nodes the network model is fit contrast's model: d within 4 MCSEs."""
+    import arviz as az
+    from trialmeta.analysis.contrasts import select_contrasts
+    from trialmeta.analysis.models.contrast import Contrast
+    from trialmeta.analysis.posterior_store import as_arviz
+
+    trials = {f"S{i}": [("A", e0, 40), ("B", e1, 40)]
+              for i, (e0, e1) in enumerate([(8, 15), (5, 14), (10, 12), (7, 20), (9, 16)])}
+    data = _network(tmp_path, trials)
+    settings = SamplerSettings(draws=2000, tune=1000, chains=4, seed=3)
+    net = Network(default_network_priors("OR")).fit(data, settings)
+    contrast_data = select_contrasts(data_records(tmp_path), "response", "OR",
+                                     TimeWindow.around(24.0), Filters())
+    con = Contrast().fit(contrast_data, settings)
+    a, b = flat(net.idata, "d_free")[:, 0], flat(con.idata, "d")
+    ea = float(az.mcse(as_arviz(net.idata).posterior["d_free"], method="mean")
+               .to_array().values.ravel()[0])
+    eb = float(az.mcse(as_arviz(con.idata).posterior["d"], method="mean").to_array().item())
+    assert abs(a.mean() - b.mean()) < 4 * np.hypot(ea, eb)
+
+
+def test_fit_network_command_on_the_bundled_data() -> None:
+    import json
+
+    from trialmeta.cli.app import app
+    from typer.testing import CliRunner
+
+    r = CliRunner().invoke(app, ["fit", "network", "--reference", "saline", "--draws", "300",
+                                 "--tune", "300", "--chains", "2", "--allow-unconverged",
+                                 "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["reference"] == "saline" and "ketamine" in doc["effects"]
+    n = len(doc["nodes"])
+    assert len(doc["league"]) == n * (n - 1)
+    assert abs(sum(x["sucra"] for x in doc["ranks"].values()) - n / 2) < 1e-9
+    assert all(e["trials"] >= 1 for e in doc["edges"])
