@@ -52,6 +52,18 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def emit_fit(doc: dict, json: bool, allow_unconverged: bool, text: str) -> None:
+    """Print a fit's document (JSON) or its text; exit 1 if it failed its convergence gate."""
+    from trialmeta.analysis.io import dumps_json
+
+    typer.echo(dumps_json(doc) if json else text, nl=not json)
+    diag = doc["diagnostics"]
+    if not diag["passed"] and not allow_unconverged:
+        raise fail("error: the fit failed its convergence diagnostics: "
+                   + "; ".join(diag["messages"])
+                   + " (use --allow-unconverged to accept it)", 1)
+
+
 def os_error_text(exc: OSError) -> str:
     """One line for an operating-system error: the path, what happened, what to do."""
     import errno

@@ -30,6 +30,7 @@ from .common import (
     TreatmentOpt,
     TuneOpt,
     dropped_lines,
+    emit_fit,
     fail,
     filters_from_options,
     handle_errors,
@@ -128,11 +129,7 @@ def contrast(
     run = run_contrast(data, settings, priors, threshold=threshold, data_sha256=records.sha256,
                        moderators=tuple(moderator or ()))
     doc = contrast_document(run, records)
-    typer.echo(dumps_json(doc) if json else format_contrast(doc), nl=not json)
-    if not run.fit.diagnostics.passed and not allow_unconverged:
-        raise fail("error: the fit failed its convergence diagnostics: "
-                   + "; ".join(run.fit.diagnostics.messages)
-                   + " (use --allow-unconverged to accept it)", 1)
+    emit_fit(doc, json, allow_unconverged, format_contrast(doc))
 
 
 def format_contrast(doc: dict) -> str:

@@ -24,6 +24,7 @@ from .common import (
     TreatmentOpt,
     TuneOpt,
     dropped_lines,
+    emit_fit,
     fail,
     handle_errors,
 )
@@ -65,16 +66,6 @@ def _settings(seed: int, draws: int, tune: int, chains: int, sampler: str):  # n
 
     return SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
                                sampler=sampler)
-
-
-def _emit(doc: dict, json: bool, allow_unconverged: bool, text: str) -> None:
-    from trialmeta.analysis.io import dumps_json
-
-    typer.echo(dumps_json(doc) if json else text, nl=not json)
-    if not doc["diagnostics"]["passed"] and not allow_unconverged:
-        raise fail("error: the fit failed its convergence diagnostics: "
-                   + "; ".join(doc["diagnostics"]["messages"])
-                   + " (use --allow-unconverged to accept it)", 1)
 
 
 def _format(doc: dict, title: str) -> str:
@@ -154,7 +145,7 @@ def dose_response(
              f"{doc['outcome']} at {doc['time_h']:g} h; {doc['arms']} arms in {doc['k']} "
              f"studies; doses observed {doc['doses_observed']}; effects on the "
              f"{doc['scale']} scale, {doc['direction']}")
-    _emit(doc, json, allow_unconverged, _format(doc, title))
+    emit_fit(doc, json, allow_unconverged, _format(doc, title))
 
 
 @fit_app.command("time-course")
@@ -219,7 +210,7 @@ def time_course(
              f"{', '.join(f'{t:g}' for t in doc['observed_times_h'])} h; rho {doc['rho']:g}; "
              f"{doc['likelihood']} likelihood; "
              f"{doc['direction']}")
-    _emit(doc, json, allow_unconverged, _format(doc, title))
+    emit_fit(doc, json, allow_unconverged, _format(doc, title))
 
 
 @handle_errors

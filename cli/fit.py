@@ -26,7 +26,7 @@ from .common import (
     TreatmentOpt,
     TuneOpt,
     dropped_lines,
-    fail,
+    emit_fit,
     filters_from_options,
     handle_errors,
 )
@@ -70,7 +70,6 @@ def pooled_rate(
 ) -> None:
     """Pooled response or remission rate of treated arms (random effects, logit scale)."""
     from trialmeta.analysis.inference import SamplerSettings
-    from trialmeta.analysis.io import dumps_json
     from trialmeta.analysis.models.pooled_rate import PooledRate
     from trialmeta.analysis.records import read_records
     from trialmeta.analysis.results import PooledRateRun, pooled_rate_document
@@ -88,14 +87,7 @@ def pooled_rate(
     fit = model.fit(data, settings, data_sha256=records.sha256)
     run = PooledRateRun(outcome, tw, filters, fit, model.summary(fit))
     doc = pooled_rate_document(run, records)
-    if json:
-        typer.echo(dumps_json(doc), nl=False)
-    else:
-        typer.echo(format_pooled_rate(doc))
-    if not fit.diagnostics.passed and not allow_unconverged:
-        raise fail("error: the fit failed its convergence diagnostics: "
-                   + "; ".join(fit.diagnostics.messages)
-                   + " (use --allow-unconverged to accept it)", 1)
+    emit_fit(doc, json, allow_unconverged, format_pooled_rate(doc))
 
 
 def format_pooled_rate(doc: dict) -> str:

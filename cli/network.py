@@ -21,7 +21,7 @@ from .common import (
     SeedOpt,
     TreatmentOpt,
     TuneOpt,
-    fail,
+    emit_fit,
     filters_from_options,
     handle_errors,
 )
@@ -63,7 +63,6 @@ def network(
 ) -> None:
     """Every treatment against a reference, the league table and rankings (consistency model)."""
     from trialmeta.analysis.inference import SamplerSettings
-    from trialmeta.analysis.io import dumps_json
     from trialmeta.analysis.models.network import (
         Network,
         default_network_priors,
@@ -84,14 +83,7 @@ def network(
     fit = model.fit(data, SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
                                           sampler=sampler), data_sha256=records.sha256)
     doc = network_document(fit, higher_is_better=outcome != "change")
-    if json:
-        typer.echo(dumps_json(doc), nl=False)
-    else:
-        typer.echo(format_network(doc))
-    if not fit.diagnostics.passed and not allow_unconverged:
-        raise fail("error: the fit failed its convergence diagnostics: "
-                   + "; ".join(fit.diagnostics.messages)
-                   + " (use --allow-unconverged to accept it)", 1)
+    emit_fit(doc, json, allow_unconverged, format_network(doc))
 
 
 def format_network(doc: dict) -> str:
