@@ -110,4 +110,5 @@ def psis_loo(loglik: np.ndarray) -> dict[str, object]:
             "and LOO posterior are very different. This is more likely to happen with a "
             "non-robust model and highly influential observations.")
     return {"elpd_loo": elpd, "se": float((n_obs * np.var(loo_i)) ** 0.5),
-            "p_loo": float(lppd - elpd), "pareto_k": ks, "warnings": warnings}
+            "p_loo": float(lppd - elpd), "pareto_k": ks, "loo_i": loo_i,
+            "warnings": warnings}

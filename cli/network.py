@@ -42,6 +42,9 @@ def network(
     time: Annotated[float, typer.Option("--time", help="Target hours after the dose.")] = 24.0,
     window: Annotated[float | None, typer.Option(
         help="Half-width of the accepted time window in hours.")] = None,
+    check_inconsistency: Annotated[bool, typer.Option(
+        help="Also fit the unrelated-mean-effects model and compare it by PSIS-LOO (when "
+             "the network has more compared pairs than treatments to estimate).")] = True,
     tau_prior: Annotated[str, typer.Option(
         help="half-normal[:SCALE], half-cauchy[:SCALE], turner2015 or rhodes2015.")
     ] = "half-normal",
@@ -66,6 +69,7 @@ def network(
     from trialmeta.analysis.models.network import (
         Network,
         default_network_priors,
+        has_loops,
         network_document,
         select_network,
     )
@@ -79,10 +83,17 @@ def network(
     data = select_network(records, outcome, measure.upper(), TimeWindow.around(time, window),
                           filters, reference=reference, node=node)
     tau = None if tau_prior == "half-normal" else heterogeneity_prior(tau_prior)
-    model = Network(default_network_priors(data.measure, tau))
-    fit = model.fit(data, SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
-                                          sampler=sampler), data_sha256=records.sha256)
-    doc = network_document(fit, higher_is_better=outcome != "change")
+    priors = default_network_priors(data.measure, tau)
+    settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
+                               sampler=sampler)
+    fit = Network(priors).fit(data, settings, data_sha256=records.sha256)
+    ume = None
+    if check_inconsistency and has_loops(data):
+        ume = Network(priors, ume=True).fit(data, settings, data_sha256=records.sha256)
+    doc = network_document(fit, higher_is_better=outcome != "change", ume=ume)
+    if check_inconsistency and ume is None:
+        doc["inconsistency"] = {"skipped": "no loop of independent evidence: the "
+                                           "unrelated-mean-effects model is this model"}
     emit_fit(doc, json, allow_unconverged, format_network(doc))
 
 

@@ -14,6 +14,7 @@ from trialmeta.analysis.models.network import (
     Network,
     NetworkPriors,
     default_network_priors,
+    has_loops,
     rank_summary,
     select_network,
 )
@@ -57,6 +58,11 @@ def test_selection_keeps_the_reference_component_and_orders_arms(tmp_path: Path)
     assert data.dropped == [{"study": "S3", "reason": "not connected to A"}]
     edges = {(e["from"], e["to"]): e["trials"] for e in data.edges()}
     assert edges == {("A", "B"): 2, ("A", "C"): 1, ("B", "C"): 1}
+    assert not has_loops(data)  # B-C only inside the three-arm trial: nothing to check
+    loop = _network(tmp_path, {"S1": [("A", 5, 40), ("B", 10, 40)],
+                               "S2": [("A", 6, 40), ("C", 12, 40)],
+                               "S3": [("B", 11, 40), ("C", 13, 40)]})
+    assert has_loops(loop)
     with pytest.raises(SpecError, match="not a node"):
         select_network(data_records(tmp_path), "response", "OR", TimeWindow.around(24.0),
                        Filters(), reference="Z")
@@ -156,3 +162,32 @@ def test_fit_network_command_on_the_bundled_data() -> None:
     assert len(doc["league"]) == n * (n - 1)
     assert abs(sum(x["sucra"] for x in doc["ranks"].values()) - n / 2) < 1e-9
     assert all(e["trials"] >= 1 for e in doc["edges"])
+
+
+@pytest.mark.slow
+def test_ume_flags_an_inconsistent_loop_and_not_a_consistent_one(tmp_path: Path) -> None:
+    """A-B and A-C trials say B and C differ by 1.2 on the log-odds scale; in the
+    inconsistent network the B-C trials say C is 1.2 *below* B. UME fits those much better
+    (difference in elpd > 2 SE); with B-C trials that agree, it does not."""
+    from trialmeta.analysis.models.network import inconsistency
+
+    def trials(bc_sign: int) -> dict[str, list[tuple[str, int, int]]]:
+        out = {}
+        for i in range(3):
+            out[f"AB{i}"] = [("A", 100, 400), ("B", 175, 400)]   # log OR about +0.5
+            out[f"AC{i}"] = [("A", 100, 400), ("C", 295, 400)]   # about +1.7
+            c = 295 if bc_sign > 0 else 60
+            out[f"BC{i}"] = [("B", 175, 400), ("C", c, 400)]
+        return out
+
+    settings = SamplerSettings(draws=1000, tune=1000, chains=4, seed=5)
+    priors = default_network_priors("OR")
+    results = {}
+    for sign in (+1, -1):
+        folder = tmp_path / f"s{sign}"
+        folder.mkdir()
+        data = _network(folder, trials(sign))
+        fits = [Network(priors, ume=u).fit(data, settings) for u in (False, True)]
+        results[sign] = inconsistency(*fits)
+    assert results[-1]["inconsistency_flagged"]
+    assert not results[+1]["inconsistency_flagged"]

@@ -10,10 +10,14 @@ else its first node in network order)::
 
 with ``w_s = w_o = sqrt(1/2)`` in multi-arm studies (the random effects of a study's
 contrasts correlate 0.5) and ``w_s = 0, w_o = 1`` in two-arm ones; ``d[reference] = 0``.
+The unrelated-mean-effects model (``ume=True``) replaces ``d[t_ik] - d[t_ib]`` by a free
+effect for each pair of nodes compared against a study's baseline, with the same priors
+and random effects; comparing the two by PSIS-LOO checks consistency (Dias et al. 2013,
+NICE DSU TSD4).
 Priors as ``fit contrast``: d ~ Normal(0, 2.5) and mu ~ Normal(0, 2.5) on the log-odds
 scale (MD: d ~ Normal(0, 10), mu ~ Normal(0, 50) in scale points); tau as ``--tau-prior``.
 This first version runs through PyMC (no precompiled kernel) and reports the consistency
-model only: node-splitting and the unrelated-mean-effects model are not yet built.
+model and its UME check: node-splitting is not yet built.
 """
 
 from __future__ import annotations
@@ -235,8 +239,9 @@ class Network:
 
     name = "network"
 
-    def __init__(self, priors: NetworkPriors | None = None):
+    def __init__(self, priors: NetworkPriors | None = None, *, ume: bool = False):
         self.priors = priors
+        self.ume = ume
 
     def _priors(self, data: NetworkData) -> NetworkPriors:
         return self.priors or default_network_priors(data.measure)
@@ -253,9 +258,15 @@ class Network:
                               for s in range(len(studies))])
         size = a.groupby("study", sort=False)["node"].transform("count").to_numpy()
         multi = size > 2
+        pairs = [(data.nodes[base_node[s]], data.nodes[t])
+                 for s, t, b in zip(s_idx, t_idx, first, strict=True) if not b]
+        pair_names = list(dict.fromkeys(f"{x} vs {y}" for y, x in pairs))
+        pair_idx = np.zeros(len(a), dtype=int)
+        pair_idx[~first] = [pair_names.index(f"{x} vs {y}") for y, x in pairs]
         return {"s_idx": s_idx, "t_idx": t_idx, "base": first, "base_node": base_node,
                 "w_shared": np.where(multi, np.sqrt(0.5), 0.0),
-                "w_own": np.where(multi, np.sqrt(0.5), 1.0)}
+                "w_own": np.where(multi, np.sqrt(0.5), 1.0),
+                "pairs": pair_names, "pair_idx": pair_idx}
 
     def build(self, data: NetworkData):  # noqa: ANN201 (a PyMC model)
         """Build the PyMC model (no sampling)."""
@@ -268,18 +279,23 @@ class Network:
         others = data.nodes[1:]
         labels = [f"{s} {n}" for s, n in zip(arms["study"], arms["node"], strict=True)]
         coords = {"study": data.studies, "node": data.nodes, "effect_node": others,
-                  "arm": labels}
+                  "arm": labels, "pair": st["pairs"]}
         with pm.Model(coords=coords) as model:
-            d_free = pm.Normal("d_free", 0.0, pr.effect_sd, dims="effect_node")
-            d = pm.Deterministic("d", pt.concatenate([pt.zeros(1), d_free]), dims="node")
+            if self.ume:
+                d_pair = pm.Normal("d_pair", 0.0, pr.effect_sd, dims="pair")
+                mean = pt.concatenate([pt.zeros(1), d_pair])[
+                    np.where(st["base"], 0, st["pair_idx"] + 1)]
+            else:
+                d_free = pm.Normal("d_free", 0.0, pr.effect_sd, dims="effect_node")
+                d = pm.Deterministic("d", pt.concatenate([pt.zeros(1), d_free]), dims="node")
+                mean = d[st["t_idx"]] - d[st["base_node"][st["s_idx"]]]
             tau = pr.tau.build("tau")
             mu = pm.Normal("mu", 0.0, pr.baseline_sd, dims="study")
             u = pm.Normal("u", 0.0, 1.0, dims="study")
             e = pm.Normal("e", 0.0, 1.0, dims="arm")
-            s_idx, t_idx = st["s_idx"], st["t_idx"]
+            s_idx = st["s_idx"]
             random = tau * (st["w_shared"] * u[s_idx] + st["w_own"] * e)
-            delta = pt.where(st["base"], 0.0,
-                             d[t_idx] - d[st["base_node"][s_idx]] + random)
+            delta = pt.where(st["base"], 0.0, mean + random)
             eta = mu[s_idx] + delta
             if data.binary:
                 pm.Binomial("events", n=arms["n"].to_numpy(), logit_p=eta,
@@ -295,15 +311,25 @@ class Network:
         settings = settings or SamplerSettings()
         pr = self._priors(data)
         model = LazyModel(lambda: self.build(data), None)
-        token = "|".join([self.name, data.outcome, data.measure, repr(pr.as_dict()),
-                          repr(data.nodes), data.arms.to_csv(index=False)])
+        token = "|".join([self.name, "ume" if self.ume else "consistency", data.outcome,
+                          data.measure, repr(pr.as_dict()), repr(data.nodes),
+                          data.arms.to_csv(index=False)])
         idata = sample(model, settings, token=token)
-        names = (["d_free"] if len(data.nodes) > 1 else []) + ["tau"]
+        names = ["d_pair" if self.ume else "d_free", "tau"]
         diag = diagnose(idata, names)
         versions = package_versions()
         return NetworkFit(idata, data, pr, settings, diag,
                           {"data_sha256": data_sha256, "seed": settings.seed,
                            "versions": versions})
+
+
+def has_loops(data: NetworkData) -> bool:
+    """Tell whether the unrelated-mean-effects model differs from the consistency model.
+
+    It does when more pairs are compared against a study's baseline than there are
+    treatments to estimate.
+    """
+    return len(Network._structure(data)["pairs"]) > len(data.nodes) - 1
 
 
 def rank_summary(d: np.ndarray, higher_is_better: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -323,7 +349,35 @@ def rank_summary(d: np.ndarray, higher_is_better: bool) -> tuple[np.ndarray, np.
     return probs, sucra
 
 
-def network_document(fit: NetworkFit, higher_is_better: bool) -> dict[str, Any]:
+def inconsistency(consistency: NetworkFit, ume: NetworkFit) -> dict[str, Any]:
+    """Compare the consistency and UME models by PSIS-LOO (same likelihood terms).
+
+    A UME fit clearly better (difference in elpd above twice its SE) signals inconsistency
+    somewhere in the network's loops; with no loop the two models are the same.
+    """
+    from ..psis import psis_loo
+
+    def pointwise(fit: NetworkFit) -> dict[str, Any]:
+        ll = fit.idata.log_likelihood
+        values = np.concatenate([np.asarray(ll[v].values).reshape(
+            np.asarray(ll[v].values).shape[:2] + (-1,)) for v in ll.data_vars], axis=2)
+        return psis_loo(values)
+
+    c, u = pointwise(consistency), pointwise(ume)
+    diff = u["loo_i"] - c["loo_i"]
+    d_elpd = float(diff.sum())
+    se = float((len(diff) * np.var(diff)) ** 0.5)
+    return {"method": "unrelated mean effects vs consistency, PSIS-LOO (TSD4)",
+            "elpd_consistency": c["elpd_loo"], "elpd_ume": u["elpd_loo"],
+            "p_loo_consistency": c["p_loo"], "p_loo_ume": u["p_loo"],
+            "elpd_difference_ume_minus_consistency": d_elpd, "se_difference": se,
+            "pareto_k_max": float(max(np.max(c["pareto_k"]), np.max(u["pareto_k"]))),
+            "inconsistency_flagged": bool(d_elpd > 2 * se),
+            "ume_diagnostics": ume.diagnostics.as_dict()}
+
+
+def network_document(fit: NetworkFit, higher_is_better: bool,
+                     ume: NetworkFit | None = None) -> dict[str, Any]:
     """Effects vs the reference, tau, league table, ranks and SUCRA, edges, diagnostics."""
     data = fit.data
     d = flat(fit.idata, "d")
@@ -343,6 +397,7 @@ def network_document(fit: NetworkFit, higher_is_better: bool) -> dict[str, Any]:
         "edges": data.edges(), "k": len(data.studies), "arms": len(data.arms),
         "priors": fit.priors.as_dict(), "diagnostics": fit.diagnostics.as_dict(),
         "dropped": data.dropped, "notes": data.notes,
-        "not_yet": "inconsistency (node-splitting, unrelated mean effects) is not built yet",
+        "inconsistency": None if ume is None else inconsistency(fit, ume),
+        "not_yet": "node-splitting is not built yet",
         "provenance": fit.provenance,
     }
