@@ -71,7 +71,10 @@ def network(
         default_network_priors,
         has_loops,
         network_document,
+        node_split,
         select_network,
+        split_data,
+        splittable,
     )
     from trialmeta.analysis.priors import heterogeneity_prior
     from trialmeta.analysis.records import read_records
@@ -91,6 +94,12 @@ def network(
     if check_inconsistency and has_loops(data):
         ume = Network(priors, ume=True).fit(data, settings, data_sha256=records.sha256)
     doc = network_document(fit, higher_is_better=outcome != "change", ume=ume)
+    splits = []
+    if check_inconsistency:
+        splits = [Network(priors, split=pair).fit(split_data(data, pair), settings,
+                                                  data_sha256=records.sha256)
+                  for pair in splittable(data)]
+        doc["node_splits"] = [node_split(f) for f in splits]
     if check_inconsistency and ume is None:
         doc["inconsistency"] = {"skipped": "no loop of independent evidence: the "
                                            "unrelated-mean-effects model is this model"}

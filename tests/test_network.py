@@ -191,3 +191,45 @@ def test_ume_flags_an_inconsistent_loop_and_not_a_consistent_one(tmp_path: Path)
         results[sign] = inconsistency(*fits)
     assert results[-1]["inconsistency_flagged"]
     assert not results[+1]["inconsistency_flagged"]
+
+
+def test_splittable_pairs_need_indirect_evidence(tmp_path: Path) -> None:
+    from trialmeta.analysis.models.network import split_data, splittable
+
+    star = _network(tmp_path, {"S1": [("A", 5, 40), ("B", 10, 40)],
+                               "S2": [("A", 6, 40), ("C", 12, 40)]})
+    assert splittable(star) == []
+    (tmp_path / "loop").mkdir()
+    loop = _network(tmp_path / "loop", {"S1": [("A", 5, 40), ("B", 10, 40)],
+                                        "S2": [("A", 6, 40), ("C", 12, 40)],
+                                        "S3": [("B", 11, 40), ("C", 13, 40)],
+                                        "S4": [("A", 6, 40), ("B", 9, 40), ("C", 12, 40)]})
+    assert splittable(loop) == [("A", "B"), ("A", "C"), ("B", "C")]
+    moved = split_data(loop, ("B", "C")).arms
+    assert list(moved.loc[moved["study"] == "S4", "node"]) == ["B", "A", "C"]
+    assert list(moved.loc[moved["study"] == "S1", "node"]) == ["A", "B"]
+
+
+@pytest.mark.slow
+def test_node_split_finds_the_inconsistent_comparison(tmp_path: Path) -> None:
+    """The loop of the UME test: splitting B-C gives direct and indirect estimates that
+    disagree (p < 0.01) when the B-C trials contradict the rest, and agree when they don't."""
+    from trialmeta.analysis.models.network import node_split, split_data
+
+    settings = SamplerSettings(draws=1000, tune=1000, chains=4, seed=6)
+    priors = default_network_priors("OR")
+    p = {}
+    for sign, c in ((+1, 295), (-1, 60)):
+        folder = tmp_path / f"s{sign}"
+        folder.mkdir()
+        trials = {}
+        for i in range(3):
+            trials[f"AB{i}"] = [("A", 100, 400), ("B", 175, 400)]
+            trials[f"AC{i}"] = [("A", 100, 400), ("C", 295, 400)]
+            trials[f"BC{i}"] = [("B", 175, 400), ("C", c, 400)]
+        data = _network(folder, trials)
+        fit = Network(priors, split=("B", "C")).fit(split_data(data, ("B", "C")), settings)
+        result = node_split(fit)
+        assert result["comparison"] == "C vs B"
+        p[sign] = result["p_value"]
+    assert p[-1] < 0.01 < p[+1]

@@ -17,7 +17,9 @@ NICE DSU TSD4).
 Priors as ``fit contrast``: d ~ Normal(0, 2.5) and mu ~ Normal(0, 2.5) on the log-odds
 scale (MD: d ~ Normal(0, 10), mu ~ Normal(0, 50) in scale points); tau as ``--tau-prior``.
 This first version runs through PyMC (no precompiled kernel) and reports the consistency
-model and its UME check: node-splitting is not yet built.
+model and its inconsistency checks: UME and node-splitting (``split=(X, Y)``: in studies
+comparing X and Y, X is the baseline and the Y arm gets its own direct effect; the
+indirect estimate is ``d[Y] - d[X]`` from the rest).
 """
 
 from __future__ import annotations
@@ -239,9 +241,11 @@ class Network:
 
     name = "network"
 
-    def __init__(self, priors: NetworkPriors | None = None, *, ume: bool = False):
+    def __init__(self, priors: NetworkPriors | None = None, *, ume: bool = False,
+                 split: tuple[str, str] | None = None):
         self.priors = priors
         self.ume = ume
+        self.split = split
 
     def _priors(self, data: NetworkData) -> NetworkPriors:
         return self.priors or default_network_priors(data.measure)
@@ -289,6 +293,11 @@ class Network:
                 d_free = pm.Normal("d_free", 0.0, pr.effect_sd, dims="effect_node")
                 d = pm.Deterministic("d", pt.concatenate([pt.zeros(1), d_free]), dims="node")
                 mean = d[st["t_idx"]] - d[st["base_node"][st["s_idx"]]]
+                if self.split is not None:  # the split pair's direct evidence: its own effect
+                    direct = pm.Normal("d_direct", 0.0, pr.effect_sd)
+                    x, y = (data.nodes.index(n) for n in self.split)
+                    own = (st["base_node"][st["s_idx"]] == x) & (st["t_idx"] == y)
+                    mean = pt.where(own, direct, mean)
             tau = pr.tau.build("tau")
             mu = pm.Normal("mu", 0.0, pr.baseline_sd, dims="study")
             u = pm.Normal("u", 0.0, 1.0, dims="study")
@@ -311,16 +320,63 @@ class Network:
         settings = settings or SamplerSettings()
         pr = self._priors(data)
         model = LazyModel(lambda: self.build(data), None)
-        token = "|".join([self.name, "ume" if self.ume else "consistency", data.outcome,
+        token = "|".join([self.name, "ume" if self.ume else "consistency", repr(self.split),
+                          data.outcome,
                           data.measure, repr(pr.as_dict()), repr(data.nodes),
                           data.arms.to_csv(index=False)])
         idata = sample(model, settings, token=token)
-        names = ["d_pair" if self.ume else "d_free", "tau"]
+        names = ["d_pair" if self.ume else "d_free", "tau"] + (
+            ["d_direct"] if self.split else [])
         diag = diagnose(idata, names)
         versions = package_versions()
         return NetworkFit(idata, data, pr, settings, diag,
                           {"data_sha256": data_sha256, "seed": settings.seed,
-                           "versions": versions})
+                           "versions": versions, "split": self.split})
+
+
+def splittable(data: NetworkData) -> list[tuple[str, str]]:
+    """Pairs with direct evidence that stay connected without the studies comparing them."""
+    out = []
+    for e in data.edges():
+        x, y = e["from"], e["to"]
+        with_both = {s for s, g in data.arms.groupby("study") if {x, y} <= set(g["node"])}
+        rest = data.arms[~data.arms["study"].isin(with_both)]
+        if not rest.empty and x in set(rest["node"]) and y in set(rest["node"]):
+            component = _component(rest, x)
+            if y in set(rest.loc[rest["study"].isin(component), "node"]):
+                out.append((x, y))
+    return out
+
+
+def split_data(data: NetworkData, pair: tuple[str, str]) -> NetworkData:
+    """Return the arms with ``pair[0]`` as the baseline of each study comparing the pair."""
+    from dataclasses import replace
+
+    x, y = pair
+    a = data.arms
+    both = {s for s, g in a.groupby("study") if {x, y} <= set(g["node"])}
+    first = a["study"].isin(both) & (a["node"] == x)
+    order = {s: i for i, s in enumerate(dict.fromkeys(a["study"]))}
+    a = a.assign(_s=a["study"].map(order), _f=(~first).astype(int), _r=range(len(a)))
+    a = a.sort_values(["_s", "_f", "_r"]).drop(columns=["_s", "_f", "_r"])
+    return replace(data, arms=a.reset_index(drop=True))
+
+
+def node_split(fit: NetworkFit) -> dict[str, Any]:
+    """Direct vs indirect estimates of one split pair, their difference and a p-value.
+
+    The p-value is two-sided, 2 min(P(diff > 0), P(diff < 0)) (Dias et al. 2010).
+    """
+    x, y = fit.provenance["split"]
+    d = flat(fit.idata, "d")
+    nodes = fit.data.nodes
+    indirect = d[:, nodes.index(y)] - d[:, nodes.index(x)]
+    direct = flat(fit.idata, "d_direct")
+    diff = direct - indirect
+    p = 2 * min(float(np.mean(diff > 0)), float(np.mean(diff < 0)))
+    return {"comparison": f"{y} vs {x}", "direct": summarize_draws(direct),
+            "indirect": summarize_draws(indirect), "difference": summarize_draws(diff),
+            "p_value": p, "diagnostics": fit.diagnostics.as_dict()}
 
 
 def has_loops(data: NetworkData) -> bool:
@@ -377,7 +433,8 @@ def inconsistency(consistency: NetworkFit, ume: NetworkFit) -> dict[str, Any]:
 
 
 def network_document(fit: NetworkFit, higher_is_better: bool,
-                     ume: NetworkFit | None = None) -> dict[str, Any]:
+                     ume: NetworkFit | None = None,
+                     splits: list[NetworkFit] | None = None) -> dict[str, Any]:
     """Effects vs the reference, tau, league table, ranks and SUCRA, edges, diagnostics."""
     data = fit.data
     d = flat(fit.idata, "d")
@@ -398,6 +455,6 @@ def network_document(fit: NetworkFit, higher_is_better: bool,
         "priors": fit.priors.as_dict(), "diagnostics": fit.diagnostics.as_dict(),
         "dropped": data.dropped, "notes": data.notes,
         "inconsistency": None if ume is None else inconsistency(fit, ume),
-        "not_yet": "node-splitting is not built yet",
+        "node_splits": [node_split(f) for f in splits or []],
         "provenance": fit.provenance,
     }
