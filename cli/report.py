@@ -85,8 +85,6 @@ def report(
     from trialmeta.analysis.changes import read_results
 
     earlier = None if previous is None else (read_results(previous), str(previous))
-    if history is not None:
-        history.mkdir(parents=True, exist_ok=True)
     import sys
 
     cache_dir = None if no_cache or cache is None else str(cache)

@@ -125,3 +125,17 @@ def test_history_appends_each_run_and_is_drawn(tmp_path: Path,
     assert "<svg" in (out / "index.html").read_text().split('id="history"')[1][:20000]
     r = runner.invoke(app, [*args[:-len(SMALL)], "--history", str(out), *SMALL])
     assert r.exit_code == 2  # a history inside the report folder would be deleted with it
+
+
+def test_a_refused_history_folder_is_not_created(tmp_path: Path) -> None:
+    """Nothing is written when --history lies inside --out (refused before any work)."""
+    from test_report import SMALL, make_inputs
+
+    data, claims = make_inputs(tmp_path)
+    out = tmp_path / "rep"
+    args = ["report", str(data), "--claims", str(claims), "--out", str(out), *SMALL]
+    assert runner.invoke(app, args).exit_code == 0
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    r = runner.invoke(app, [*args, "--history", str(out / "hist")])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
