@@ -196,7 +196,6 @@ def diff_reports(before: dict[str, Any], after: dict[str, Any], label: str) -> d
         "after": {k: data_a.get(k) for k in ("sha256", "rows", "studies")}})
     for row in doc["claims"]:
         row["reason"] = _reason(row)
-    doc["verdicts_changed"] = [c["id"] for c in doc["claims"] if c["changed"]]
     doc["estimates"] = compare_fits(before.get("fits") or {}, after.get("fits") or {})
     doc["studies_added"] = sorted(_studies(after) - _studies(before))
     doc["studies_removed"] = sorted(_studies(before) - _studies(after))

@@ -423,6 +423,12 @@ def loo(idata: az.InferenceData, model: pm.Model | None) -> dict[str, Any]:
     return _memoized(idata, "loo", "pointwise", lambda: _psis_loo(idata, model))
 
 
+def stacked_loglik(group: Any) -> np.ndarray:  # noqa: ANN401 (a log_likelihood group)
+    """Every observed variable's pointwise log-likelihood as one chains x draws x terms array."""
+    arrays = [np.asarray(group[v].values) for v in group.data_vars]
+    return np.concatenate([a.reshape(a.shape[:2] + (-1,)) for a in arrays], axis=2)
+
+
 def _psis_loo(idata: az.InferenceData, model: pm.Model | None) -> dict[str, Any]:
     """PSIS-LOO (:func:`~trialmeta.analysis.psis.psis_loo`, ArviZ's estimator without ArviZ)."""
     from .psis import psis_loo
@@ -434,9 +440,7 @@ def _psis_loo(idata: az.InferenceData, model: pm.Model | None) -> dict[str, Any]
 
         ll = pm.compute_log_likelihood(idata, model=model, extend_inferencedata=False,
                                        progressbar=False)
-    # one pointwise log-likelihood over every observed variable
-    arrays = [np.asarray(ll[v].values) for v in ll.data_vars]
-    res = psis_loo(np.concatenate([a.reshape(a.shape[:2] + (-1,)) for a in arrays], axis=2))
+    res = psis_loo(stacked_loglik(ll))
     k = np.asarray(res["pareto_k"])
     msgs = list(res["warnings"])
     if np.any(k > 0.7):

@@ -309,14 +309,18 @@ def _load_lib():  # noqa: ANN202
     return module
 
 
-def _entry_points(family: str) -> tuple[Any, Any]:
-    """Return the C functions (log density, expansion); curve kernels load only when used."""
+def _kernel(family: str, suffix: str) -> Any:  # noqa: ANN401
+    """Return a family's kernel function ``<family>_<suffix>``; curve kernels load when used."""
     if family in ("pooled-rate", "contrast"):
         from . import kernels as k
     else:
         from . import kernels_curves as k
-    name = family.replace("-", "_")
-    return getattr(k, f"{name}_logp_c"), getattr(k, f"{name}_expand_c")
+    return getattr(k, f"{family.replace('-', '_')}_{suffix}")
+
+
+def _entry_points(family: str) -> tuple[Any, Any]:
+    """Return the C functions (log density, expansion)."""
+    return _kernel(family, "logp_c"), _kernel(family, "expand_c")
 
 
 def run(model: PrecompiledModel, settings: SamplerSettings, *,
@@ -373,14 +377,9 @@ def check_start(model: PrecompiledModel, initial_point: Any, seed: int) -> None:
     fail together (once seen to end in a segmentation fault), so the check runs first, in
     this process, on the kernel itself.
     """
-    import importlib
-
     from .errors import ConvergenceError
 
-    module = importlib.import_module(
-        ".kernels" if model.family in ("pooled-rate", "contrast") else ".kernels_curves",
-        __package__)
-    logp = getattr(module, f"{model.family.replace('-', '_')}_logp")
+    logp = _kernel(model.family, "logp")
     grad = np.zeros(model.n_dim)
     for i in range(START_TRIES):
         x = initial_point(seed + i)

@@ -411,15 +411,10 @@ def inconsistency(consistency: NetworkFit, ume: NetworkFit) -> dict[str, Any]:
     A UME fit clearly better (difference in elpd above twice its SE) signals inconsistency
     somewhere in the network's loops; with no loop the two models are the same.
     """
+    from ..inference import stacked_loglik
     from ..psis import psis_loo
 
-    def pointwise(fit: NetworkFit) -> dict[str, Any]:
-        ll = fit.idata.log_likelihood
-        values = np.concatenate([np.asarray(ll[v].values).reshape(
-            np.asarray(ll[v].values).shape[:2] + (-1,)) for v in ll.data_vars], axis=2)
-        return psis_loo(values)
-
-    c, u = pointwise(consistency), pointwise(ume)
+    c, u = (psis_loo(stacked_loglik(f.idata.log_likelihood)) for f in (consistency, ume))
     diff = u["loo_i"] - c["loo_i"]
     d_elpd = float(diff.sum())
     se = float((len(diff) * np.var(diff)) ** 0.5)
