@@ -139,3 +139,23 @@ def test_a_refused_history_folder_is_not_created(tmp_path: Path) -> None:
     r = runner.invoke(app, [*args, "--history", str(out / "hist")])
     assert r.exit_code == 2 and "Traceback" not in r.output
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+
+
+def test_history_defuses_formula_ids_and_names_a_bad_row(tmp_path: Path) -> None:
+    from trialmeta.analysis.errors import SpecError
+    from trialmeta.analysis.report.history import history_text, read_history, run_rows
+
+    results = {"provenance": {"data_sha256": "a", "claims_sha256": "b"},
+               "claims": [{"id": "=cmd|x", "verdict": "supported", "probability": 0.9,
+                           "median": -0.25, "ci_low": -0.5, "ci_high": None}]}
+    rows = run_rows(results, [])
+    (tmp_path / "history.csv").write_text(history_text(rows))
+    back = read_history(tmp_path)
+    assert back[0]["claim"] == "'=cmd|x" and back[0]["median"] == -0.25
+    assert back[0]["ci_high"] is None and run_rows(results, back)[0]["run"] == 2
+    (tmp_path / "history.csv").write_text(
+        history_text(back).replace(",0.9,", ",high,"))
+    import pytest
+
+    with pytest.raises(SpecError, match=r"history.csv, row 2"):
+        read_history(tmp_path)

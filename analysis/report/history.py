@@ -18,10 +18,14 @@ from ..errors import SpecError
 
 FIELDS = ["run", "date_utc", "data_sha256", "claims_sha256", "claim", "verdict", "probability",
           "median", "ci_low", "ci_high"]
+NUMBERS = ("probability", "median", "ci_low", "ci_high")
 
 
-def read_history(folder: Path) -> list[dict[str, str]]:
-    """Rows of ``folder/history.csv`` (none if it does not exist); SpecError if malformed."""
+def read_history(folder: Path) -> list[dict[str, Any]]:
+    """Rows of ``folder/history.csv`` (none if it does not exist), numbers typed.
+
+    Raises SpecError naming the file and row when it is not a trialmeta history.
+    """
     path = folder / "history.csv"
     if not path.exists():
         return []
@@ -31,37 +35,38 @@ def read_history(folder: Path) -> list[dict[str, str]]:
         raise SpecError(f"{path}: cannot be read ({exc})") from None
     if rows and set(FIELDS) - set(rows[0]):
         raise SpecError(f"{path}: not a trialmeta history (columns {', '.join(FIELDS)})")
+    for i, r in enumerate(rows, start=2):
+        try:
+            r["run"] = int(r["run"])
+            for k in NUMBERS:
+                r[k] = float(r[k]) if r[k] else None
+        except (TypeError, ValueError):
+            raise SpecError(f"{path}, row {i}: run must be a whole number and "
+                            f"{', '.join(NUMBERS)} numbers or empty") from None
     return rows
 
 
-def run_rows(results: dict[str, Any], previous: list[dict[str, str]]) -> list[dict[str, str]]:
+def run_rows(results: dict[str, Any], previous: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Return this run's rows: the next run number, date, hashes and each claim's numbers."""
-    run = 1 + max((int(r["run"]) for r in previous if r["run"].isdigit()), default=0)
+    run = 1 + max((r["run"] for r in previous), default=0)
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     stamp = time.gmtime(int(epoch) if epoch and epoch.isdigit() else None)
     date = time.strftime("%Y-%m-%dT%H:%M:%SZ", stamp)
     prov = results["provenance"]
-
-    def text(x: Any) -> str:  # noqa: ANN401
-        return "" if x is None else (f"{x:.6g}" if isinstance(x, float) else str(x))
-
-    return [{"run": str(run), "date_utc": date, "data_sha256": prov["data_sha256"],
+    return [{"run": run, "date_utc": date, "data_sha256": prov["data_sha256"],
              "claims_sha256": prov["claims_sha256"], "claim": c["id"],
-             "verdict": c["verdict"], "probability": text(c.get("probability")),
-             "median": text(c.get("median")), "ci_low": text(c.get("ci_low")),
-             "ci_high": text(c.get("ci_high"))} for c in results["claims"]]
+             "verdict": c["verdict"], **{k: c.get(k) for k in NUMBERS}}
+            for c in results["claims"]]
 
 
-def history_text(rows: list[dict[str, str]]) -> str:
-    """Return the whole history as CSV text."""
-    out = io.StringIO()
-    w = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    return out.getvalue()
+def history_text(rows: list[dict[str, Any]]) -> str:
+    """Return the whole history as CSV text (formula-like claim ids defused, as every table)."""
+    from .extras import to_csv
+
+    return to_csv(rows, FIELDS)
 
 
-def history_plot(rows: list[dict[str, str]]):  # noqa: ANN201 (a matplotlib Figure)
+def history_plot(rows: list[dict[str, Any]]):  # noqa: ANN201 (a matplotlib Figure)
     """P(region) of every claim over the runs (claims without a P are left out)."""
     from .plots import _figure
 
@@ -69,8 +74,8 @@ def history_plot(rows: list[dict[str, str]]):  # noqa: ANN201 (a matplotlib Figu
     ax = fig.add_subplot(1, 1, 1)
     claims = list(dict.fromkeys(r["claim"] for r in rows))
     for cid in claims:
-        points = [(int(r["run"]), float(r["probability"])) for r in rows
-                  if r["claim"] == cid and r["probability"]]
+        points = [(r["run"], r["probability"]) for r in rows
+                  if r["claim"] == cid and r["probability"] is not None]
         if points:
             x, y = zip(*points, strict=True)
             ax.plot(x, y, marker="o", ms=3, lw=1, label=cid)
@@ -78,7 +83,7 @@ def history_plot(rows: list[dict[str, str]]):  # noqa: ANN201 (a matplotlib Figu
     ax.set_xlabel("run", fontsize=8)
     ax.set_ylabel("P(region)", fontsize=8)
     ax.tick_params(labelsize=7)
-    runs = sorted({int(r["run"]) for r in rows})
+    runs = sorted({r["run"] for r in rows})
     ax.set_xticks(runs)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=6, ncol=2, loc="center left", bbox_to_anchor=(1.0, 0.5))
