@@ -109,6 +109,7 @@ def select_dose_arms(records: Records, outcome: str, window: TimeWindow, filters
     with_drug = set(active["study"])
     reported = _reported_contrasts(t, active, filters, outcome, window, comparator,
                                    standardize, dropped, notes)
+    with_reported = set(reported["study"])
     for study in dict.fromkeys(t["study"]):
         if study not in with_drug:
             dropped.append(dict(study=study, arm="*",
@@ -118,12 +119,12 @@ def select_dose_arms(records: Records, outcome: str, window: TimeWindow, filters
         by_time = {x: g for x, g in r.groupby(r["time_h"].astype(float))}
         ok = [x for x, g in by_time.items() if g["dose"].astype(float).nunique() >= 2
               and window.low_h <= x <= window.high_h]
-        if ok and study in set(reported["study"]):
+        if study in with_reported:
+            if not ok:
+                continue  # the study enters through its reported contrasts
             reported = reported[reported["study"] != study]
             dropped.append(dict(study=study, arm="*", reason="reported contrasts not used: "
                                 "the study's arm-level numbers are"))
-        if not ok and study in set(reported["study"]):
-            continue  # the study enters through its reported contrasts
         if not ok:
             dropped.append(dict(study=study, arm="*",
                                 reason="fewer than two doses (control = 0) with this outcome "
@@ -157,7 +158,7 @@ def select_dose_arms(records: Records, outcome: str, window: TimeWindow, filters
     if arms.empty and reported.empty:
         raise SpecError("no study has two or more doses (counting control as 0) with this "
                         "outcome in the time window")
-    if outcome == "change" and standardize:
+    if outcome == "change" and standardize and len(arms):
         pooled = arms.groupby("study")[["sd", "n"]].apply(
             lambda g: np.sqrt(((g["n"] - 1) * g["sd"] ** 2).sum() / (g["n"] - 1).sum()))
         s = arms["study"].map(pooled)

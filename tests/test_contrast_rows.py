@@ -333,3 +333,17 @@ def test_dose_response_reported_mds_equal_the_arm_level_trial(tmp_path: Path) ->
         mcse = [float(az.mcse(as_arviz(f.idata).posterior[name], method="mean").to_array().item())
                 for f in fits]
         assert abs(means[0] - means[1]) < 4 * np.hypot(*mcse), (name, means, mcse)
+
+
+def test_dose_response_on_reported_smds_alone(tmp_path: Path) -> None:
+    """--standardize with only contrast-level SMD rows: no arm means to standardize."""
+    from trialmeta.analysis.doses import select_dose_arms
+
+    rows = [_row("E2005", "pbo", n="20")]
+    for dose, g in ((0.2, -0.4), (0.5, -0.8)):
+        rows.append(_row("E2005", f"ket_{dose:g}", dose=str(dose), n="20", vs="pbo",
+                         effect_outcome="change", effect_measure="SMD", effect=repr(g),
+                         effect_se="0.33", mean_type="change"))
+    data = select_dose_arms(read_records(write(tmp_path / "smd.csv", rows)), "change",
+                            TimeWindow.around(24.0), Filters(), standardize=True)
+    assert data.arms.empty and list(data.contrasts["dose"]) == [0.2, 0.5]
