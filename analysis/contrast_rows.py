@@ -55,15 +55,19 @@ def _comparator_variance(rows: pd.DataFrame, outcome: str, measure: str) -> floa
 
 def contrast_level_rows(t: pd.DataFrame, filters: Filters, outcome: str, measure: str,
                         window: TimeWindow | None, comparator: tuple[str, ...],
-                        mean_types: tuple[str, ...] = (), *, every_time: bool = False
+                        mean_types: tuple[str, ...] = (), *, every_time: bool = False,
+                        crossover: str = "keep"
                         ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
     """Return the contrasts that contrast-level rows give, the rows left out, and notes.
 
     ``t`` holds the rows that passed the study-level filters; ``filters`` select the active
     arms as for arm-level rows; ``mean_types`` (change outcomes) keeps rows of those types.
-    With ``every_time`` (time-course), each row after the dose is a contrast at its time.
+    With ``every_time`` (time-course), each row after the dose is a contrast at its time;
+    ``crossover="exclude"`` leaves out crossover trials.
     """
     rows = t[t["effect"].notna() & (t["effect_outcome"] == outcome)]
+    if crossover == "exclude":
+        rows = rows[rows["design"] != "crossover"]
     rows = filters.apply(rows[~rows["control"].fillna(False).astype(bool)])
     if mean_types and outcome == "change":
         rows = rows[rows["mean_type"].isin(mean_types)]

@@ -171,9 +171,8 @@ def select_time_course(records: Records, outcome: str, measure: str, filters: Fi
     out: dict[str, list] = {"arms": [], "contrasts": [], "notes": []}
     reported, reported_dropped, reported_notes = contrast_level_rows(
         t, filters, outcome, measure, None, comparator,
-        (mean_type,) if mean_type else filters.mean_type, every_time=True)
-    if crossover == "exclude":
-        reported = [r for r in reported if r["design"] != "crossover"]
+        (mean_type,) if mean_type else filters.mean_type, every_time=True,
+        crossover=crossover)
     with_reported = {r["study"] for r in reported}
     for study, a, c in _per_study(t, active, control):
         design = (a["design"].dropna().tolist() + c["design"].dropna().tolist() or [""])[0]
@@ -247,9 +246,7 @@ def select_contrasts(records: Records, outcome: str, measure: str, window: TimeW
     out: dict[str, list] = {"arms": [], "contrasts": [], "notes": []}
     reported, reported_dropped, reported_notes = contrast_level_rows(
         t, filters, outcome, measure, window, comparator,
-        (mean_type,) if mean_type else filters.mean_type)
-    if crossover == "exclude":
-        reported = [r for r in reported if r["design"] != "crossover"]
+        (mean_type,) if mean_type else filters.mean_type, crossover=crossover)
     with_reported = {r["study"] for r in reported}
     for study, a, c in _per_study(t, active, control):
         design = (a["design"].dropna().tolist() + c["design"].dropna().tolist() or [""])[0]
