@@ -59,7 +59,8 @@ class Progress:
             sys.stderr.flush()
 
 
-def _cached(folder: Path | None, key: str) -> dict[str, Any] | None:
+def read_result(folder: Path | None, key: str) -> dict[str, Any] | None:
+    """Return the result stored under ``key`` in ``folder`` (None if absent or not it)."""
     if folder is None:
         return None
     path = folder / f"{key}.json"
@@ -67,7 +68,13 @@ def _cached(folder: Path | None, key: str) -> dict[str, Any] | None:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return doc.get("result") if doc.get("key") == key else None
+    ok = isinstance(doc, dict) and doc.get("key") == key
+    return doc.get("result") if ok else None
+
+
+def store_result(folder: Path, key: str, result: dict[str, Any]) -> None:
+    """Store a JSON-ready result under ``key`` (atomically; :func:`read_result` reads it)."""
+    write_text_atomic(folder / f"{key}.json", dumps_json({"key": key, "result": result}))
 
 
 def run_tasks(tasks: Sequence[Task], *, workers: int | None = None, scheduler: str | None = None,
@@ -112,7 +119,7 @@ def run_tasks(tasks: Sequence[Task], *, workers: int | None = None, scheduler: s
             if t.key in results:
                 bar.advance()
                 continue
-            hit = _cached(folder, t.key)
+            hit = read_result(folder, t.key)
             if hit is None:
                 todo[t.key] = t
                 runnable.append(t)
@@ -132,9 +139,7 @@ def run_tasks(tasks: Sequence[Task], *, workers: int | None = None, scheduler: s
     if first:
         for task, result in _submit(first, workers, scheduler, follow_up is not None, adopt):
             if folder is not None:
-                folder.mkdir(parents=True, exist_ok=True)
-                write_text_atomic(folder / f"{task.key}.json",
-                                  dumps_json({"key": task.key, "result": result}))
+                store_result(folder, task.key, result)
             results[task.key] = result
             bar.advance()
 

@@ -511,26 +511,21 @@ def _baseline_results(before: Records, claims: ClaimsFile,
     The document is a function of the records, claims, settings and versions, which key
     it; a warm report reads it back instead of evaluating the baseline again.
     """
-    import json
+    from ..engine import read_result, store_result, task_key
 
-    key = hashlib.sha256(json.dumps([before.sha256, claims.sha256, settings.as_dict(),
-                                     package_versions()], sort_keys=True, default=str)
-                         .encode()).hexdigest()
-    path = Path(settings.cache_dir) / f"baseline-{key}.json" if settings.cache_dir else None
-    if path is not None and path.is_file() and not path.is_symlink():
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-            if doc.get("key") == key:
-                return doc["results"]
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # unreadable or edited: evaluated again
+    key = task_key("baseline", before.sha256, claims.sha256, settings.as_dict(),
+                   package_versions())
+    folder = Path(settings.cache_dir) / "cells" if settings.cache_dir else None
+    found = read_result(folder, key)
+    if found is not None:
+        return found
     ev = evaluate(before, claims, settings)
     results = rounded({"claims": [r.as_dict() for r in ev.results],
                        "contrasts": strip_figures(run_contrast_section(before, claims.contrasts,
                                                                        settings))})
-    if path is not None:
+    if folder is not None:
         try:
-            write_text_atomic(path, dumps_json({"key": key, "results": results}))
+            store_result(folder, key, results)
         except OSError:
             pass  # the cache only saves time
     return results
