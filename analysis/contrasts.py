@@ -25,6 +25,7 @@ import pandas as pd
 from .contrast_rows import contrast_level_rows
 from .effects import hedges_correction, sd_from_se
 from .errors import SpecError
+from .memo import per_records
 from .records import Records
 from .selection import COUNT_COLUMN, Filters, TimeWindow
 
@@ -152,6 +153,7 @@ def _per_study(t: pd.DataFrame, active: pd.DataFrame, control: pd.DataFrame):  #
                by_control.get(study, control.iloc[0:0]))
 
 
+@per_records
 def select_time_course(records: Records, outcome: str, measure: str, filters: Filters, *,
                        comparator: tuple[str, ...] = (), crossover: str = "keep",
                        rho: float = 0.5, mean_type: str | None = None,
@@ -206,6 +208,7 @@ def select_time_course(records: Records, outcome: str, measure: str, filters: Fi
     return data
 
 
+@per_records
 def select_contrasts(records: Records, outcome: str, measure: str, window: TimeWindow | None,
                      filters: Filters, *, comparator: tuple[str, ...] = (),
                      crossover: str = "keep", rho: float = 0.5,

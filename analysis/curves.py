@@ -68,7 +68,8 @@ def time_points_table(data) -> list[dict[str, Any]]:  # noqa: ANN001 (ContrastDa
             for s, a, t, yy, vv in zip(c["study"], c["arm"], c["time_h"], y, v, strict=True)]
 
 
-def _direction(outcome: str, direction: int) -> int:
+def trial_direction(outcome: str, direction: int) -> int:
+    """Return +1 when higher is better (counts of responders), -1 when lower is (scores)."""
     return direction or (1 if outcome in ("response", "remission") else -1)
 
 
@@ -129,7 +130,7 @@ def dose_document(records: Records, opts: DoseOptions, settings: SamplerSettings
                   *, with_loo: bool = True, fitted=None) -> dict[str, Any]:  # noqa: ANN001
     """Fit one dose-response form (unless ``fitted``) and describe it (``--json``)."""
     data, model, fit = fitted or fit_dose(records, opts, settings)
-    direction = _direction(opts.outcome, opts.direction)
+    direction = trial_direction(opts.outcome, opts.direction)
     s = dose_summary(model, fit, doses=opts.doses, compare=opts.compare, delta=opts.delta,
                      threshold=opts.threshold, direction=direction)
     arms = data.arms.astype(object).where(data.arms.notna(), None).to_dict("records")
@@ -148,10 +149,14 @@ def dose_document(records: Records, opts: DoseOptions, settings: SamplerSettings
     return _finish(doc, records, settings, fit, with_loo)
 
 
-def fit_time(records: Records, opts: TimeOptions, settings: SamplerSettings):  # noqa: ANN201
-    """Select the contrasts and fit one time-course form; return (data, model, fit)."""
-    data = select_time_course(records, opts.outcome, opts.measure, opts.filters,
-                              comparator=opts.comparator)
+def fit_time(records: Records, opts: TimeOptions, settings: SamplerSettings,
+             selected=None):  # noqa: ANN001, ANN201
+    """Select the contrasts (unless ``selected``) and fit one time-course form.
+
+    Returns (data, model, fit).
+    """
+    data = selected if selected is not None else select_time_course(
+        records, opts.outcome, opts.measure, opts.filters, comparator=opts.comparator)
     cls = get_model_class(opts.model)
     if not (isinstance(cls, type) and issubclass(cls, TimeCourse)):
         raise SpecError(f"model '{opts.model}' is not a time-course model")
@@ -169,7 +174,7 @@ def time_document(records: Records, opts: TimeOptions, settings: SamplerSettings
     """Fit one time-course form (unless ``fitted``) and describe it (``--json``)."""
     data, model, fit = fitted or fit_time(records, opts, settings)
     form = fit.form
-    direction = _direction(opts.outcome, opts.direction)
+    direction = trial_direction(opts.outcome, opts.direction)
     s = time_summary(model, fit, times=opts.times, threshold=opts.threshold,
                      fraction=opts.fraction, direction=direction)
     doc = {

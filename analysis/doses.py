@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import SpecError
+from .memo import per_records
 from .records import Records
 from .selection import COUNT_COLUMN, Filters, TimeWindow
 
@@ -70,6 +71,7 @@ class DoseData:
         return np.unique(d[d > 0])
 
 
+@per_records
 def select_dose_arms(records: Records, outcome: str, window: TimeWindow, filters: Filters, *,
                      comparator: tuple[str, ...] = (), standardize: bool = False) -> DoseData:
     """Select arms for a dose-response fit (see the module docstring)."""

@@ -78,7 +78,8 @@ def pooled_rate_setup(records: Records, claim: Claim) -> tuple[Any, Any]:  # noq
     return model, data
 
 
-def _pooled_rate(records: Records, claim: Claim, settings: SamplerSettings) -> FamilyRun:
+def _pooled_rate(records: Records, claim: Claim, settings: SamplerSettings, *,
+                 documents: bool = True) -> FamilyRun:
     from .results import PooledRateRun, pooled_rate_document
 
     model, data = pooled_rate_setup(records, claim)
@@ -86,12 +87,15 @@ def _pooled_rate(records: Records, claim: Claim, settings: SamplerSettings) -> F
     if len(studies) < claim.rule.min_studies:
         return FamilyRun("pooled-rate", None, studies)
     fit = model.fit(data, settings, data_sha256=records.sha256)
-    run = PooledRateRun(claim.outcome, claim.window, claim.filters, fit, model.summary(fit))
+    doc = None
+    if documents:
+        run = PooledRateRun(claim.outcome, claim.window, claim.filters, fit, model.summary(fit))
+        doc = pooled_rate_document(run, records)
     prior = prior_fit(model, fit, settings)
-    return FamilyRun("pooled-rate", pooled_rate_document(run, records),
+    return FamilyRun("pooled-rate", doc,
                      sorted(set(fit.data.table["study"])),
                      lambda q, c: model.draws(fit, q), diagnostics_passed=fit.diagnostics.passed,
-                     extra={"run": run, "idata": fit.idata},
+                     extra={"run": run, "idata": fit.idata} if documents else {},
                      prior_draws=lambda q, c: model.draws(prior, q))
 
 
@@ -131,23 +135,25 @@ def contrast_setup(records: Records, claim: Claim) -> tuple[Any, Any]:  # noqa: 
     return Contrast(priors, 0.0, moderators), data
 
 
-def _contrast(records: Records, claim: Claim, settings: SamplerSettings) -> FamilyRun:
+def _contrast(records: Records, claim: Claim, settings: SamplerSettings, *,
+              documents: bool = True) -> FamilyRun:
     from .comparative import ContrastRun, contrast_document
 
     model, data = contrast_setup(records, claim)
     if data.k_studies < claim.rule.min_studies:
         return FamilyRun("contrast", None, data.studies)
     fit = model.fit(data, settings, data_sha256=records.sha256)
-    run = ContrastRun(fit, model.summary(fit))
+    doc = contrast_document(ContrastRun(fit, model.summary(fit)), records) if documents else None
     prior = prior_fit(model, fit, settings)
-    return FamilyRun("contrast", contrast_document(run, records), sorted(data.studies),
+    return FamilyRun("contrast", doc, sorted(data.studies),
                      lambda q, c: model.draws(fit, q),
                      diagnostics_passed=fit.diagnostics.passed,
                      extra={"idata": fit.idata},
                      prior_draws=lambda q, c: model.draws(prior, q))
 
 
-def _dose_response(records: Records, claim: Claim, settings: SamplerSettings) -> FamilyRun:
+def _dose_response(records: Records, claim: Claim, settings: SamplerSettings, *,
+                   documents: bool = True) -> FamilyRun:
     from .curves import DoseOptions, dose_document, fit_dose
     from .errors import SpecError
 
@@ -201,15 +207,18 @@ def _dose_response(records: Records, claim: Claim, settings: SamplerSettings) ->
                 f"the assumed {opts.form} curve, not from data. Trials with arms at those doses "
                 "(with outcomes) would settle it.")
 
-    doc = dose_document(records, replace(opts, doses=tuple(sorted(observed - {0.0}))),
-                        settings, fitted=fitted)
+    doc = None
+    if documents:
+        doc = dose_document(records, replace(opts, doses=tuple(sorted(observed - {0.0}))),
+                            settings, fitted=fitted)
     return FamilyRun("dose-response", doc, studies, lambda q, c: quantity(fit, q), unidentified,
                      fit.diagnostics.passed, extra={"opts": opts, "idata": fit.idata},
                      prior_draws=None if prior is None else lambda q, c: quantity(prior, q))
 
 
-def _time_course(records: Records, claim: Claim, settings: SamplerSettings) -> FamilyRun:
-    from .curves import TimeOptions, fit_time, time_document
+def _time_course(records: Records, claim: Claim, settings: SamplerSettings, *,
+                 documents: bool = True) -> FamilyRun:
+    from .curves import TimeOptions, fit_time, time_document, trial_direction
 
     measure = claim.option("measure", "MD" if claim.outcome == "change" else "OR")
     opts = TimeOptions(outcome=claim.outcome, measure=measure, model=claim.model,
@@ -222,24 +231,31 @@ def _time_course(records: Records, claim: Claim, settings: SamplerSettings) -> F
                        fraction=float(claim.option("fraction", 0.5)),
                        direction=int(claim.option("direction", 0)))
     from .contrasts import select_time_course
-    from .models.time_course import time_quantity
+    from .models.time_course import TIME_GRID, time_quantity
 
     probe = select_time_course(records, opts.outcome, opts.measure, opts.filters,
                                comparator=opts.comparator)
     if probe.k_studies < claim.rule.min_studies:
         return FamilyRun("time-course", None, probe.studies)
-    fitted = fit_time(records, opts, settings)
+    fitted = fit_time(records, opts, settings, selected=probe)
     data, model, fit = fitted
-    doc = time_document(records, opts, settings, fitted=fitted)
-    direction = 1 if doc["direction"] == "higher is better" else -1
+    doc = time_document(records, opts, settings, fitted=fitted) if documents else None
+    direction = trial_direction(opts.outcome, opts.direction)
     observed = sorted({float(t) for t in data.contrasts["time_h"] if float(t) > 0})
     prior = prior_fit(model, fit, settings)
 
     def draws_for(f: Any) -> Callable[[str, Claim], np.ndarray]:  # noqa: ANN401
+        curves: dict[int, np.ndarray] = {}  # the curve on TIME_GRID, per timing group
+
+        def grid(group: int) -> np.ndarray:
+            if group not in curves:
+                curves[group] = model.effect(f, TIME_GRID, group)
+            return curves[group]
+
         return lambda q, c: time_quantity(model, f, q, direction,
                                           float(c.option("threshold", opts.threshold)),
                                           float(c.option("fraction", opts.fraction)),
-                                          _timing_group(fit, c))
+                                          _timing_group(fit, c), grid)
 
     def unidentified(q: str, c: Claim) -> str | None:
         if q.startswith("effect_at:"):
@@ -317,8 +333,11 @@ class Evaluation:
 
 
 def evaluate(records: Records, claims: ClaimsFile, settings: SamplerSettings, *,
-             progress: bool = False) -> Evaluation:
+             progress: bool = False, documents: bool = True) -> Evaluation:
     """Fit every model the claims need (no model twice) and give each claim its verdict.
+
+    ``documents=False`` skips each fit's JSON document (summaries, curves, PSIS-LOO): the
+    verdicts are the same, and a sweep, which keeps only them, runs faster.
 
     A claim whose probability lies within two Monte Carlo standard errors of a threshold
     has its fit rerun with twice the draws (same seed), until it clears or the claim's
@@ -334,7 +353,8 @@ def evaluate(records: Records, claims: ClaimsFile, settings: SamplerSettings, *,
 
     def run(key: tuple) -> None:
         more = replace(settings, draws=settings.draws * factor[key])
-        ev.runs[key] = RUNNERS[model_family(first[key].model)](records, first[key], more)
+        runner = RUNNERS[model_family(first[key].model)]
+        ev.runs[key] = runner(records, first[key], more, documents=documents)
 
     def judged(c: Claim) -> ClaimResult:
         f = factor[c.fit_key()]

@@ -1,11 +1,13 @@
 """Log densities and gradients of dose-response and time-course, written by hand for numba.
 
 The same models as :mod:`trialmeta.analysis.models.dose_response` (forms ``linear``,
-``loglinear``, ``emax`` without a Hill exponent) and
+``loglinear``, ``emax`` without a Hill exponent, ``piecewise``) and
 :mod:`trialmeta.analysis.models.time_course` (forms ``bateman`` and ``piecewise``); the
 tests compare them with the PyMC models at random points. Layouts of ``x``:
 
-- dose-response: ``theta, log tau, z[S], beta[p], (log_ed50), alpha[S]``
+- dose-response: ``theta, log tau, z[S], beta[p], (log_ed50 | u[K-1]), alpha[S]``; the
+  piecewise weights ``w[K]`` ~ Dirichlet(1) are PyMC's simplex transform of ``u``:
+  ``w = softmax(u, -sum(u))``, log density ``lgamma(K) + log K + sum(log w)``
 - time-course: ``log tau, z[S]`` then ``peak, log_t_rise[G], log_t_gap[G]`` (bateman; G
   timing groups, 1 when timing is shared) or
   ``knot_effect[K]`` (piecewise); the likelihood is the joint normal of each study's
@@ -57,25 +59,67 @@ from .kernels import (
 )
 
 # dose-response forms
-LINEAR, LOGLINEAR, EMAX = 0, 1, 2
+LINEAR, LOGLINEAR, EMAX, DOSE_PIECEWISE = 0, 1, 2, 3
 # time-course forms
 BATEMAN, PIECEWISE = 0, 1
 
 
 @numba.njit(**_JIT)
+def _simplex(x: np.ndarray, start: int, k_n: int, w: np.ndarray) -> float:
+    """Fill ``w`` with the weights of ``u = x[start:start + k_n - 1]``; return sum(log w)."""
+    total = 0.0
+    for m in range(k_n - 1):
+        total += x[start + m]
+    top = -total
+    for m in range(k_n - 1):
+        top = max(top, x[start + m])
+    norm = math.exp(-total - top)
+    for m in range(k_n - 1):
+        norm += math.exp(x[start + m] - top)
+    lse = top + math.log(norm)
+    for m in range(k_n - 1):
+        w[m] = math.exp(x[start + m] - lse)
+    w[k_n - 1] = math.exp(-total - lse)
+    return -k_n * lse  # sum over m of (v_m - lse), where the v_m sum to zero
+
+
+@numba.njit(**_JIT)
+def _dose_layout(buf: np.ndarray) -> tuple[int, int, int, int, int, int, int]:
+    """Sizes and offsets of dose-response: S, arms, p, K, form, index of log_ed50/u, of alpha."""
+    s_n, a_n, p, k_n = int(buf[H_S]), int(buf[H_C]), int(buf[H_P]), int(buf[H_K])
+    form = int(buf[H_FORM])
+    ie = 2 + s_n + p
+    extra = 1 if form == EMAX else (k_n - 1 if form == DOSE_PIECEWISE else 0)
+    return s_n, a_n, p, k_n, form, ie, ie + extra
+
+
+@numba.njit(**_JIT)
+def _dose_shape(form: int, j: int, dose: np.ndarray, g0: np.ndarray, ed50: float,
+                coef: np.ndarray, w: np.ndarray, k_n: int) -> float:
+    """g(dose_j): Emax from ed50, piecewise from the weights, else the stored value."""
+    if form == EMAX:
+        return dose[j] / (ed50 + dose[j])
+    if form == DOSE_PIECEWISE:
+        g = 0.0
+        for m in range(k_n):
+            g += coef[j * k_n + m] * w[m]
+        return g
+    return g0[j]
+
+
+@numba.njit(**_JIT)
 def dose_response_logp(x: np.ndarray, buf: np.ndarray, grad: np.ndarray) -> float:
     """Log density and gradient of dose-response (arm-level, binomial or normal)."""
-    s_n, a_n, p = int(buf[H_S]), int(buf[H_C]), int(buf[H_P])
-    form, binary = int(buf[H_FORM]), buf[1] == DOSE_BINARY
+    s_n, a_n, p, k_n, form, ie, ia = _dose_layout(buf)
+    binary = buf[1] == DOSE_BINARY
     amp_sd, bsd, ed_m, ed_sd = buf[H_PRIOR_SD], buf[H_BASE_SD], buf[H_A], buf[H_B]
     o = HEADER
     sidx, y, n, lc = buf[o:o + a_n], buf[o + a_n:o + 2 * a_n], buf[o + 2 * a_n:o + 3 * a_n], \
         buf[o + 3 * a_n:o + 4 * a_n]
     dose, g0 = buf[o + 4 * a_n:o + 5 * a_n], buf[o + 5 * a_n:o + 6 * a_n]
     xm = buf[o + 6 * a_n:o + 6 * a_n + s_n * p]
+    coef = buf[o + 6 * a_n + s_n * p:o + 6 * a_n + s_n * p + a_n * k_n]
     iz, ib = 2, 2 + s_n
-    ie = ib + p
-    ia = ie + (1 if form == EMAX else 0)
     theta = x[0]
     tau, dtau, lp, dt = tau_prior(x[1], HALF_NORMAL, buf[H_TAU_SCALE], 0.0)
     lp += _normal(theta, 0.0, amp_sd)
@@ -88,6 +132,11 @@ def dose_response_logp(x: np.ndarray, buf: np.ndarray, grad: np.ndarray) -> floa
         lp += _normal(x[ie], ed_m, ed_sd)
         grad[ie] = -(x[ie] - ed_m) / (ed_sd * ed_sd)
         ed50 = math.exp(x[ie])
+    w = np.zeros(max(k_n, 1))
+    if form == DOSE_PIECEWISE:  # Dirichlet(1) and the simplex transform's log Jacobian
+        lp += math.lgamma(k_n) + math.log(k_n) + _simplex(x, ie, k_n, w)
+        for m in range(k_n - 1):
+            grad[ie + m] = k_n * (w[k_n - 1] - w[m])
     for i in range(s_n):
         z, a = x[iz + i], x[ia + i]
         lp += _normal(z, 0.0, 1.0) + _normal(a, 0.0, bsd)
@@ -99,10 +148,7 @@ def dose_response_logp(x: np.ndarray, buf: np.ndarray, grad: np.ndarray) -> floa
         amp = theta + tau * x[iz + s]
         for q in range(p):
             amp += xm[s * p + q] * x[ib + q]
-        if form == EMAX:
-            g = dose[j] / (ed50 + dose[j])
-        else:
-            g = g0[j]
+        g = _dose_shape(form, j, dose, g0, ed50, coef, w, k_n)
         eta = x[ia + s] + amp * g
         if binary:
             lp += _binomial_logit(y[j], n[j], lc[j], eta)
@@ -118,23 +164,27 @@ def dose_response_logp(x: np.ndarray, buf: np.ndarray, grad: np.ndarray) -> floa
             grad[ib + q] += r * g * xm[s * p + q]
         if form == EMAX:  # dg/dlog_ed50 = -dose * ed50 / (ed50 + dose)^2
             grad[ie] -= r * amp * dose[j] * ed50 / ((ed50 + dose[j]) ** 2)
+        elif form == DOSE_PIECEWISE:  # dg/du_m = c_m w_m - c_K w_K + g (w_K - w_m)
+            last = coef[j * k_n + k_n - 1] * w[k_n - 1]
+            for m in range(k_n - 1):
+                grad[ie + m] += r * amp * (coef[j * k_n + m] * w[m] - last
+                                           + g * (w[k_n - 1] - w[m]))
     grad[1] = dtau * dtau_sum + dt
     return lp
 
 
 @numba.njit(**_JIT)
 def dose_response_expand(x: np.ndarray, buf: np.ndarray, out: np.ndarray) -> None:
-    """Write the stored draws: theta, tau, z, beta, (log_ed50, ed50), alpha, log-lik per arm."""
-    s_n, a_n, p = int(buf[H_S]), int(buf[H_C]), int(buf[H_P])
-    form, binary = int(buf[H_FORM]), buf[1] == DOSE_BINARY
+    """Write the stored draws: theta, tau, z, beta, (log_ed50, ed50 | w), alpha, log-lik."""
+    s_n, a_n, p, k_n, form, ie, ia = _dose_layout(buf)
+    binary = buf[1] == DOSE_BINARY
     o = HEADER
     sidx, y, n, lc = buf[o:o + a_n], buf[o + a_n:o + 2 * a_n], buf[o + 2 * a_n:o + 3 * a_n], \
         buf[o + 3 * a_n:o + 4 * a_n]
     dose, g0 = buf[o + 4 * a_n:o + 5 * a_n], buf[o + 5 * a_n:o + 6 * a_n]
     xm = buf[o + 6 * a_n:o + 6 * a_n + s_n * p]
+    coef = buf[o + 6 * a_n + s_n * p:o + 6 * a_n + s_n * p + a_n * k_n]
     iz, ib = 2, 2 + s_n
-    ie = ib + p
-    ia = ie + (1 if form == EMAX else 0)
     tau = math.exp(x[1])
     out[0], out[1] = x[0], tau
     q = 2
@@ -146,6 +196,12 @@ def dose_response_expand(x: np.ndarray, buf: np.ndarray, out: np.ndarray) -> Non
         ed50 = math.exp(x[ie])
         out[q], out[q + 1] = x[ie], ed50
         q += 2
+    w = np.zeros(max(k_n, 1))
+    if form == DOSE_PIECEWISE:
+        _simplex(x, ie, k_n, w)
+        for m in range(k_n):
+            out[q + m] = w[m]
+        q += k_n
     for i in range(s_n):
         out[q + i] = x[ia + i]
     q += s_n
@@ -154,8 +210,7 @@ def dose_response_expand(x: np.ndarray, buf: np.ndarray, out: np.ndarray) -> Non
         amp = x[0] + tau * x[iz + s]
         for k in range(p):
             amp += xm[s * p + k] * x[ib + k]
-        g = dose[j] / (ed50 + dose[j]) if form == EMAX else g0[j]
-        eta = x[ia + s] + amp * g
+        eta = x[ia + s] + amp * _dose_shape(form, j, dose, g0, ed50, coef, w, k_n)
         out[q + j] = (_binomial_logit(y[j], n[j], lc[j], eta) if binary
                       else _normal(y[j], eta, n[j]))
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import SpecError
+from .memo import per_records
 from .records import DEFAULT_DOMAIN, Records
 
 OUTCOMES = ("response", "remission")
@@ -162,6 +163,50 @@ class BinaryArms:
         return int(t.loc[~same, "n"].sum() + shared)
 
 
+def _nearest_rows(t: pd.DataFrame, count_col: str, outcome: str, window: TimeWindow,
+                  untimed: bool) -> tuple[list[int], list[dict[str, object]]]:
+    """Per arm (in order of appearance), the position of the row :func:`select_binary_arms` uses.
+
+    The row with a count for ``outcome`` nearest the target time within the window (ties:
+    the earlier time, then the earlier row), or with ``untimed`` an arm's single untimed
+    row. Baseline rows (time 0 or no dose given yet) never count. Returns the positions
+    and, for each arm left out, why.
+    """
+    has_count = t[count_col].notna().to_numpy()
+    time = pd.to_numeric(t["time_h"], errors="coerce").to_numpy(dtype=float)
+    given = pd.to_numeric(t["doses_given"], errors="coerce").to_numpy(dtype=float)
+    outcome_row = has_count & ~((time == 0) | (given == 0))
+    arms = pd.MultiIndex.from_arrays([t["study"], t["arm"]])
+    codes, keys = pd.factorize(arms, sort=False)
+    chosen: list[int] = []
+    dropped: list[dict[str, object]] = []
+    for code, (study, arm) in enumerate(keys):
+        rows = np.flatnonzero(codes == code)
+        if not has_count[rows].any():
+            continue
+        rows = rows[outcome_row[rows]]
+        timed = rows[~np.isnan(time[rows])]
+        if timed.size == 0:
+            bare = rows[np.isnan(time[rows])]
+            if untimed and bare.size == 1:
+                chosen.append(int(bare[0]))
+                continue
+            dropped.append(dict(study=study, arm=arm,
+                                reason=f"{outcome} count has no time point (time_h empty)"))
+            continue
+        inside = timed[(time[timed] >= window.low_h) & (time[timed] <= window.high_h)]
+        if inside.size == 0:
+            times = ", ".join(f"{x:g}" for x in sorted(time[timed]))
+            dropped.append(dict(study=study, arm=arm,
+                                reason=f"no {outcome} count within {window.low_h:g}-"
+                                       f"{window.high_h:g} h (has {times} h)"))
+            continue
+        order = np.lexsort((time[inside], np.abs(time[inside] - window.target_h)))
+        chosen.append(int(inside[order[0]]))
+    return chosen, dropped
+
+
+@per_records
 def select_binary_arms(records: Records, outcome: str, window: TimeWindow,
                        filters: Filters, *, active_only: bool = True,
                        untimed: bool = False) -> BinaryArms:
@@ -189,39 +234,13 @@ def select_binary_arms(records: Records, outcome: str, window: TimeWindow,
     t = filters.apply(records.table)
     if active_only:
         t = t[~t["control"].fillna(False).astype(bool)]
-    dropped: list[dict[str, object]] = []
-    chosen = []
-    for (study, arm), rows in t.groupby(["study", "arm"], sort=False):
-        rows = rows[rows[count_col].notna()]
-        if rows.empty:
-            continue
-        outcome_rows = rows[~(rows["time_h"].fillna(-1).eq(0) | rows["doses_given"].fillna(-1)
-                              .eq(0))]
-        timed = outcome_rows[outcome_rows["time_h"].notna()]
-        if timed.empty:
-            bare = outcome_rows[outcome_rows["time_h"].isna()]
-            if untimed and len(bare) == 1:
-                chosen.append(bare.iloc[0])
-                continue
-            dropped.append(dict(study=study, arm=arm,
-                                reason=f"{outcome} count has no time point (time_h empty)"))
-            continue
-        inside = timed[(timed["time_h"] >= window.low_h) & (timed["time_h"] <= window.high_h)]
-        if inside.empty:
-            times = ", ".join(f"{x:g}" for x in sorted(timed["time_h"].astype(float)))
-            dropped.append(dict(study=study, arm=arm,
-                                reason=f"no {outcome} count within {window.low_h:g}-"
-                                       f"{window.high_h:g} h (has {times} h)"))
-            continue
-        dist = (inside["time_h"].astype(float) - window.target_h).abs()
-        best = inside.assign(_d=dist.to_numpy()).sort_values(["_d", "time_h"]).iloc[0]
-        chosen.append(best)
+    chosen, dropped = _nearest_rows(t, count_col, outcome, window, untimed)
     cols = ["study", "arm", "label", "treatment", "dose", "dose_unit", "route", "population",
             "design", "doses_given", "scale", "time_h", "n", "events", "evidence", "definition",
             "source", "line"]
     if not chosen:
         return BinaryArms(outcome, pd.DataFrame(columns=cols), dropped)
-    sel = pd.DataFrame(chosen)
+    sel = t.iloc[chosen]
     denom = sel["n_binary"].fillna(sel["n"]).astype(int)
     out = pd.DataFrame({
         "study": sel["study"].to_numpy(),

@@ -128,7 +128,7 @@ def test_contrast_kernel_with_a_moderator(records) -> None:  # noqa: ANN001
 DEPRESSION_SCALES = ("MADRS", "HDRS", "HDRS17", "HDRS21", "HDRS25", "HAMD6", "QIDS_SR16")
 
 
-@pytest.mark.parametrize("form", ["linear", "loglinear", "emax"])
+@pytest.mark.parametrize("form", ["linear", "loglinear", "emax", "piecewise"])
 def test_dose_response_kernel_is_the_pymc_model(records, form: str) -> None:  # noqa: ANN001
     binary = select_dose_arms(records, "response", TimeWindow.around(24.0),
                               Filters(treatment=("esketamine",), route=("intranasal",),
@@ -242,3 +242,26 @@ def test_precompiled_and_pytensor_posteriors_agree(records, case: str,  # noqa: 
                     assert list(a[group][v][d].values) == list(b[group][v][d].values)
         for v in b.observed_data.data_vars:
             np.testing.assert_array_equal(a.observed_data[v], b.observed_data[v])
+
+
+def test_piecewise_dose_response_posteriors_agree(records) -> None:  # noqa: ANN001
+    """Dirichlet weights through the simplex transform: both samplers, same posterior."""
+    import arviz as az
+
+    data = select_dose_arms(records, "response", TimeWindow.around(24.0),
+                            Filters(treatment=("esketamine",), route=("intranasal",),
+                                    scale=DEPRESSION_SCALES))
+    assert DoseResponse("piecewise")._precompilable(data)
+    fits = [DoseResponse("piecewise").fit(data, SamplerSettings(draws=500, tune=400, chains=2,
+                                                                seed=5, sampler=s))
+            for s in ("nutpie", "nutpie-pytensor")]
+    fast, slow = fits
+    assert fast.pymc_model is None and slow.pymc_model is not None  # numba vs PyTensor
+    for name in ("theta", "tau", "w"):
+        a, b = flat(fast.idata, name), flat(slow.idata, name)
+        e1, e2 = (np.ravel(az.mcse(as_arviz(f.idata).posterior[[name]], method="mean")[name])
+                  for f in fits)
+        gap = np.abs(np.ravel(a.mean(axis=0)) - np.ravel(b.mean(axis=0)))
+        assert np.all(gap < 4 * np.hypot(e1, e2)), (name, gap, e1, e2)
+    assert flat(fast.idata, "w").shape[1] == len(data.doses)
+    np.testing.assert_allclose(flat(fast.idata, "w").sum(axis=1), 1.0, rtol=1e-12)

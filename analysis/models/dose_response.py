@@ -238,8 +238,8 @@ class DoseResponse:
         return piecewise
 
     def _precompilable(self, data: DoseData) -> bool:
-        """Arm-level data; forms linear, loglinear, emax without Hill, of this class."""
-        return (self.form in ("linear", "loglinear", "emax") and not self.hill
+        """Arm-level data; forms linear, loglinear, piecewise, emax without Hill, of this class."""
+        return (self.form in FORMS and not self.hill
                 and type(self).build is DoseResponse.build and data.contrasts.empty)
 
     def precompiled(self, data: DoseData) -> PrecompiledModel:
@@ -266,7 +266,7 @@ class DoseResponse:
             design=self.study_design(data).x if self.moderators else None,
             amplitude_sd=priors.amplitude_sd, tau_scale=priors.tau_scale,
             baseline_sd=priors.baseline_sd, log_ed50_mean=float(np.log(ref["d_mid"])),
-            ed50_sd=priors.ed50_sd)
+            ed50_sd=priors.ed50_sd, knots=np.asarray(ref["knots"]))
 
     def fit(self, data: DoseData, settings: SamplerSettings | None = None, *,
             data_sha256: str = "", progress: bool = False) -> DoseFit:

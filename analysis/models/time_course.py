@@ -31,6 +31,7 @@ then carries the information about a common shift of its contrasts that the join
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -522,8 +523,12 @@ def grid_events(curve: np.ndarray, threshold: float,
 
 
 def time_quantity(model: TimeCourse, fit: TimeFit, q: str, direction: int, threshold: float,
-                  fraction: float, group: int = 0) -> np.ndarray:
+                  fraction: float, group: int = 0,
+                  grid: Callable[[int], np.ndarray] | None = None) -> np.ndarray:
     """Draws of a named time-course quantity; a time never reached within the grid is +inf.
+
+    ``grid(group)``, when given, returns the curve's draws on :data:`TIME_GRID` (so that
+    several quantities of one fit evaluate the curve once).
 
     Time to peak is exact: t* = ln(T_d/T_r) T_d T_r / (T_d - T_r) for the Bateman curve,
     and the best knot for the piecewise curve (linear between knots in log time, so its
@@ -543,8 +548,8 @@ def time_quantity(model: TimeCourse, fit: TimeFit, q: str, direction: int, thres
         return model.effect(fit, np.array([float(q.partition(":")[2])]), group)[:, 0]
     if q not in ("onset_h", "time_to_peak_h", "peak", "duration_h"):
         raise SpecError(f"time-course has no quantity '{q}'")
-    onset, peak_i, peak_v, end = grid_events(direction * model.effect(fit, TIME_GRID, group),
-                                             threshold, fraction)
+    curve = grid(group) if grid is not None else model.effect(fit, TIME_GRID, group)
+    onset, peak_i, peak_v, end = grid_events(direction * curve, threshold, fraction)
     return {"onset_h": onset, "duration_h": end, "peak": direction * peak_v,
             "time_to_peak_h": np.where(peak_v > 0, TIME_GRID[peak_i], np.inf)}[q]
 

@@ -519,10 +519,10 @@ def _baseline_results(before: Records, claims: ClaimsFile,
     found = read_result(folder, key)
     if found is not None:
         return found
-    ev = evaluate(before, claims, settings)
+    ev = evaluate(before, claims, settings, documents=False)  # only the verdicts are shown
+    section = run_contrast_section(before, claims.contrasts, settings, figures=False)
     results = rounded({"claims": [r.as_dict() for r in ev.results],
-                       "contrasts": strip_figures(run_contrast_section(before, claims.contrasts,
-                                                                       settings))})
+                       "contrasts": strip_figures(section)})
     if folder is not None:
         try:
             store_result(folder, key, results)

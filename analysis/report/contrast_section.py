@@ -20,8 +20,12 @@ POOLED = "all controls"
 
 
 def run_contrast_section(records: Records, specs: list[ContrastSpec],
-                         settings: SamplerSettings) -> list[dict[str, Any]]:
-    """Fit every comparison of the claims file's ``contrasts`` list (Bayesian and REML)."""
+                         settings: SamplerSettings, *, figures: bool = True
+                         ) -> list[dict[str, Any]]:
+    """Fit every comparison of the claims file's ``contrasts`` list (Bayesian and REML).
+
+    ``figures=False`` draws no forest or funnel plot (for numbers that are not shown).
+    """
     section = []
     for spec in specs:
         union = tuple(dict.fromkeys(t for _, ts in spec.comparators for t in ts))
@@ -47,6 +51,9 @@ def run_contrast_section(records: Records, specs: list[ContrastSpec],
             if len(data.contrasts) >= 2:
                 g["frequentist_hksj"] = frequentist_document(
                     run_frequentist(data, "REML", hksj=True), records)
+            if not figures:
+                entry["groups"].append(g)
+                continue
             g["forest_svg"] = svg(contrast_forest, bayes=bayes, freq=freq,
                                   title=f"{spec.title}: {name}")
             if name == POOLED and len(data.contrasts) >= 3:
