@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -447,17 +448,42 @@ def build_report(records: Records, claims: ClaimsFile, settings: SamplerSettings
 
         say(f"fitting in {jobs} worker processes ...")
         prefetch(records_path, claims_path, settings, claims, jobs)
-    say(f"claims: {len(claims.claims)} ...")
-    evaluation = evaluate(records, claims, settings, progress=progress)
-    say(f"contrast section: {len(claims.contrasts)} comparison(s) ...")
-    contrasts = run_contrast_section(records, claims.contrasts, settings)
-    say("functional forms (PSIS-LOO) ...")
-    loo_tables = form_comparisons(records, evaluation, settings)
-    say("writing ...")
-    report = assemble(records, claims, settings, evaluation, contrasts, loo_tables, robustness)
+    from .helper import ReportHelper
+
+    helper = ReportHelper(settings)
+    try:
+        before = None if baseline is None else _baseline_later(helper, baseline[0], claims,
+                                                               settings)
+        report = _analyse(records, claims, settings, helper, say, progress, robustness)
+        history_rows = _extend(report, records, claims, say,
+                               None if baseline is None else (before, *baseline), previous,
+                               history)
+        helper.wait()
+    finally:
+        helper.close()
+    write_report(render(report), out, report.posteriors, settings)
+    if history_rows is not None:
+        from .history import history_text
+
+        write_text_atomic(history / "history.csv", history_text(history_rows))
+    if marker:
+        marker.touch()
+    return report.results
+
+
+def _extend(report: Report, records: Records, claims: ClaimsFile, say: Any,  # noqa: ANN401
+            baseline: tuple[Callable[[], dict[str, Any]], Records, str] | None,
+            previous: tuple[dict[str, Any], str] | None,
+            history: Path | None) -> list[dict[str, Any]] | None:
+    """Add what the new evidence and the runs since changed; return the history rows.
+
+    ``baseline`` holds a function giving the claims' results on the baseline records
+    (computed alongside, see :class:`~trialmeta.analysis.report.helper.ReportHelper`),
+    those records and their label.
+    """
     if baseline is not None:
-        say(f"the same claims on {baseline[1]} ...")
-        add_changes(report, records, claims, settings, *baseline)
+        say(f"the same claims on {baseline[2]} ...")
+        add_changes(report, records, *baseline)
     if previous is not None:
         from ..changes import diff_reports
 
@@ -473,22 +499,34 @@ def build_report(records: Records, claims: ClaimsFile, settings: SamplerSettings
         report.context["history"] = {
             "folder": str(history), "runs": len({r["run"] for r in history_rows}),
             "svg": svg(history_plot, rows=history_rows)}
-    write_report(render(report), out, report.posteriors, settings)
-    if history_rows is not None:
-        from .history import history_text
-
-        write_text_atomic(history / "history.csv", history_text(history_rows))
-    if marker:
-        marker.touch()
-    return report.results
+    return history_rows
 
 
-def add_changes(report: Report, records: Records, claims: ClaimsFile,
-                settings: SamplerSettings, before: Records, label: str) -> None:
-    """Evaluate the claims and comparisons on ``before``; add "What the new evidence changed"."""
+def _analyse(records: Records, claims: ClaimsFile, settings: SamplerSettings,
+             helper: Any, say: Any, progress: bool,  # noqa: ANN401
+             robustness: dict[str, Any] | None) -> Report:
+    """Evaluate the claims and comparisons; hand each posterior to ``helper`` when known."""
+    say(f"claims: {len(claims.claims)} ...")
+    evaluation = evaluate(records, claims, settings, progress=progress)
+    for run in evaluation.runs.values():
+        if run.doc is not None:
+            helper.add_posterior(run.extra.get("idata"))
+    say(f"contrast section: {len(claims.contrasts)} comparison(s) ...")
+    contrasts = run_contrast_section(records, claims.contrasts, settings)
+    for g in (g for c in contrasts for g in c["groups"]):
+        helper.add_posterior(g.get("_idata"))
+    say("functional forms (PSIS-LOO) ...")
+    loo_tables = form_comparisons(records, evaluation, settings)
+    say("writing ...")
+    return assemble(records, claims, settings, evaluation, contrasts, loo_tables, robustness)
+
+
+def add_changes(report: Report, records: Records, results: Callable[[], dict[str, Any]],
+                before: Records, label: str) -> None:
+    """Add "What the new evidence changed": ``results()`` gives the results on ``before``."""
     from ..changes import compare, data_changes
 
-    old = _baseline_results(before, claims, settings)
+    old = results()
     changes = rounded(compare(old, report.results, label, data_changes(before, records)))
     report.results["changes"] = changes
     report.context["changes"] = changes
@@ -511,12 +549,9 @@ def _baseline_results(before: Records, claims: ClaimsFile,
     The document is a function of the records, claims, settings and versions, which key
     it; a warm report reads it back instead of evaluating the baseline again.
     """
-    from ..engine import read_result, store_result, task_key
+    from ..engine import store_result
 
-    key = task_key("baseline", before.sha256, claims.sha256, settings.as_dict(),
-                   package_versions())
-    folder = Path(settings.cache_dir) / "cells" if settings.cache_dir else None
-    found = read_result(folder, key)
+    found, folder, key = _stored_baseline(before, claims, settings)
     if found is not None:
         return found
     ev = evaluate(before, claims, settings, documents=False)  # only the verdicts are shown
@@ -529,6 +564,26 @@ def _baseline_results(before: Records, claims: ClaimsFile,
         except OSError:
             pass  # the cache only saves time
     return results
+
+
+def _stored_baseline(before: Records, claims: ClaimsFile, settings: SamplerSettings
+                     ) -> tuple[dict[str, Any] | None, Path | None, str]:
+    """Return the baseline's stored results (None if absent), their folder and key."""
+    from ..engine import read_result, task_key
+
+    key = task_key("baseline", before.sha256, claims.sha256, settings.as_dict(),
+                   package_versions())
+    folder = Path(settings.cache_dir) / "cells" if settings.cache_dir else None
+    return read_result(folder, key), folder, key
+
+
+def _baseline_later(helper: Any, before: Records, claims: ClaimsFile,  # noqa: ANN401
+                    settings: SamplerSettings) -> Callable[[], dict[str, Any]]:
+    """Return a function giving the baseline's results: stored, or computed by ``helper``."""
+    found = _stored_baseline(before, claims, settings)[0]
+    if found is not None:
+        return lambda: found
+    return helper.call(_baseline_results, before, claims, settings)
 
 
 def _robustness_results(robustness: dict[str, Any] | None) -> dict[str, Any]:
