@@ -156,3 +156,43 @@ def test_a_truncated_cached_netcdf_is_never_copied(tmp_path: Path) -> None:
     path.write_bytes(whole[: len(whole) // 2])
     again = cached_file(fit.idata, settings)
     assert again.read_bytes() == whole
+
+
+def _double(x: int) -> int:
+    return 2 * x
+
+
+def test_report_helper_writes_the_netcdf_copy_the_report_would(tmp_path: Path) -> None:
+    import arviz as az
+    from trialmeta.analysis.inference import cached_file
+    from trialmeta.analysis.report.helper import ReportHelper
+
+    settings = SamplerSettings(draws=200, tune=200, chains=2, seed=4, cache_dir=str(tmp_path))
+    idata = PooledRate().fit(data(), settings).idata
+    helper = ReportHelper(settings)
+    helper.enabled = True  # also on a one-core machine
+    try:
+        later = helper.call(_double, 21)
+        helper.add_posterior(idata)
+        helper.wait()
+        assert later() == 42
+    finally:
+        helper.close()
+    key = idata.attrs["cache_key"]
+    made = tmp_path / f"{key}.nc"
+    assert made.exists()
+    stamp = made.stat().st_mtime_ns
+    assert cached_file(idata, settings) == made and made.stat().st_mtime_ns == stamp  # used
+    np.testing.assert_array_equal(az.from_netcdf(made).posterior["mu"].values,
+                                  flat(idata, "mu").reshape(2, 200))
+
+
+def test_report_helper_without_a_cache_runs_work_in_place() -> None:
+    from trialmeta.analysis.report.helper import ReportHelper
+
+    helper = ReportHelper(SamplerSettings(cache_dir=None))
+    assert not helper.enabled
+    assert helper.call(_double, 4)() == 8
+    helper.add_posterior(None)
+    helper.wait()
+    assert helper._pool is None
