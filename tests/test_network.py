@@ -233,3 +233,51 @@ def test_node_split_finds_the_inconsistent_comparison(tmp_path: Path) -> None:
         assert result["comparison"] == "C vs B"
         p[sign] = result["p_value"]
     assert p[-1] < 0.01 < p[+1]
+
+
+#: multinma's vignette "Example: BCG vaccine for tuberculosis", RE model without covariate,
+#: priors d, mu ~ N(0, 100^2), tau ~ half-N(0, 5^2); rstan, 4 x 1,000 draws; printed output
+#: in github.com/dmphillippo/multinma vignettes/example_bcg_vaccine.html (commit
+#: 02009c29f2ca391191f9df18d05b101a80b7d49b): d[Vaccinated] mean -0.76 (se_mean 0.01),
+#: sd 0.22; tau mean 0.68 (se_mean 0.01), median 0.64, 95% 0.39-1.16.
+MULTINMA_BCG = {"d_mean": -0.76, "d_sd": 0.22, "d_mcse": 0.01, "tau_mean": 0.68,
+                "tau_median": 0.64, "tau_mcse": 0.01}
+
+
+@pytest.mark.slow
+def test_bcg_network_matches_multinma(tmp_path: Path) -> None:
+    """The same arm-based RE model and priors as multinma's BCG example.
+
+    Tolerance: 4 combined Monte Carlo standard errors (multinma's printed se_mean and
+    ours) plus half a unit of the printed rounding (0.005).
+    """
+    import csv
+
+    import arviz as az
+    from trialmeta.analysis.posterior_store import as_arviz
+
+    source = Path(__file__).parent / "data" / "bcg_records.csv"
+    with source.open() as fh:
+        rows = [dict(r, time_h="24", doses_given="1") for r in csv.DictReader(fh)]
+    # the trials' whole follow-up stands at one nominal time: the model has no time
+    path = write_csv(tmp_path / "bcg.csv", rows, list(rows[0]))
+    data = select_network(read_records(path), "response", "OR", TimeWindow.around(24.0),
+                          Filters(), reference="none")
+    assert data.nodes == ["none", "BCG"] and len(data.studies) == 13
+    priors = NetworkPriors(100.0, 100.0, HeterogeneityPrior("half-normal", 5.0, 0.0,
+                                                            "half-normal(5) on tau"))
+    fit = Network(priors).fit(data, SamplerSettings(draws=1000, tune=1000, chains=4,
+                                                    seed=20190101))
+    d, tau = flat(fit.idata, "d")[:, data.nodes.index("BCG")], flat(fit.idata, "tau")
+    post = as_arviz(fit.idata).posterior
+    mcse_d = float(az.mcse(post[["d"]], method="mean")["d"][data.nodes.index("BCG")])
+    mcse_tau = float(az.mcse(post[["tau"]], method="mean")["tau"])
+    ref = MULTINMA_BCG
+    tol_d = 4 * np.hypot(ref["d_mcse"], mcse_d) + 0.005
+    tol_tau = 4 * np.hypot(ref["tau_mcse"], mcse_tau) + 0.005
+    assert abs(d.mean() - ref["d_mean"]) < tol_d, (d.mean(), tol_d)
+    assert abs(d.std() - ref["d_sd"]) < tol_d, (d.std(), tol_d)
+    assert abs(tau.mean() - ref["tau_mean"]) < tol_tau, (tau.mean(), tol_tau)
+    assert abs(np.median(tau) - ref["tau_median"]) < tol_tau, (np.median(tau), tol_tau)
+    print(f"BCG: d {d.mean():.3f} sd {d.std():.3f} (tol {tol_d:.3f}); tau mean "
+          f"{tau.mean():.3f} median {np.median(tau):.3f} (tol {tol_tau:.3f})")
