@@ -311,15 +311,16 @@ def _memo_check(draws: str, entries: dict[str, Any]) -> str:
 
 def _convergence(idata: Any, var_names: list[str]) -> dict[str, Any]:  # noqa: ANN401
     """Largest rank-normalised R-hat, smallest bulk ESS (every element of every variable)."""
-    from .mcmc_diagnostics import ess_bulk, rhat_rank
+    from .mcmc_diagnostics import rank_diagnostics
 
     r_values, e_values = [], []
     for name in var_names:
         values = np.asarray(idata.posterior[name].values, dtype=float)
         chains = values.reshape(values.shape[0], values.shape[1], -1)
         for j in range(chains.shape[2]):
-            r_values.append(rhat_rank(chains[:, :, j]))
-            e_values.append(ess_bulk(chains[:, :, j]))
+            r_hat, ess = rank_diagnostics(chains[:, :, j])
+            r_values.append(r_hat)
+            e_values.append(ess)
     r = np.asarray(r_values, dtype=float)
     r_hat_max = None if r.size == 0 or np.isnan(r).all() else float(np.nanmax(r))
     ess_min = float(np.nanmin(e_values)) if e_values and not np.isnan(e_values).all() \

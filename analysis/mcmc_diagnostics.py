@@ -65,16 +65,6 @@ def _rhat(x: np.ndarray) -> float:
     return float(np.sqrt((between / within + n - 1) / n))
 
 
-def rhat_rank(draws: np.ndarray) -> float:
-    """Rank-normalised split R-hat of a chains x draws array: max of bulk and tail."""
-    x = np.asarray(draws, dtype=float)
-    if not _valid(x, 2):
-        return float("nan")
-    split = _split_chains(x)
-    folded = np.abs(split - np.median(split))
-    return max(_rhat(_z_scale(split)), _rhat(_z_scale(folded)))
-
-
 def _next_fast_len(target: int) -> int:
     """Smallest 5-smooth number >= target (SciPy fftpack's ``next_fast_len``)."""
     best = 1 << max(0, (target - 1).bit_length())
@@ -136,9 +126,19 @@ def _ess(x: np.ndarray) -> float:
     return float("nan") if np.isnan(rho).any() else float(ess / tau)
 
 
-def ess_bulk(draws: np.ndarray) -> float:
-    """Bulk effective sample size of a chains x draws array (rank-normalised, split)."""
+def rank_diagnostics(draws: np.ndarray) -> tuple[float, float]:
+    """Rank-normalised split R-hat (max of bulk and tail) and bulk ESS of chains x draws.
+
+    Both start from the same rank normalisation of the split chains, computed once. R-hat
+    needs two chains (NaN otherwise); either is NaN for draws with NaN or under 4 draws.
+    """
     x = np.asarray(draws, dtype=float)
     if not _valid(x, 1):
-        return float("nan")
-    return _ess(_z_scale(_split_chains(x)))
+        return float("nan"), float("nan")
+    split = _split_chains(x)
+    bulk = _z_scale(split)
+    ess = _ess(bulk)
+    if not _valid(x, 2):
+        return float("nan"), ess
+    tail = _z_scale(np.abs(split - np.median(split)))
+    return max(_rhat(bulk), _rhat(tail)), ess
