@@ -176,12 +176,12 @@ def dose_response(*, binary: bool, form: str, study_index: np.ndarray, studies: 
                   arm_labels: list[str], y: np.ndarray, n_or_se: np.ndarray, dose: np.ndarray,
                   g: np.ndarray | None, design: np.ndarray | None, amplitude_sd: float,
                   tau_scale: float, baseline_sd: float, log_ed50_mean: float,
-                  ed50_sd: float, knots: np.ndarray | None = None) -> PrecompiledModel:
+                  ed50_sd: float, segments: np.ndarray | None = None) -> PrecompiledModel:
     """Dose-response (forms linear, loglinear with ``g`` given; emax without Hill; piecewise).
 
-    The piecewise form takes its ``knots`` (0 and the observed doses): each arm's g is
-    ``sum_m c_m w_m`` with c_m = 1 below the arm's segment, its fraction of the segment
-    in it, 0 above.
+    The piecewise form takes each arm's ``segments`` (arms x segments, from
+    :func:`~trialmeta.analysis.models.dose_response.segment_weights`): its g is those
+    weights times the increments ``w``.
     """
     from .kernels_curves import DOSE_PIECEWISE, EMAX, LINEAR, LOGLINEAR
 
@@ -192,7 +192,7 @@ def dose_response(*, binary: bool, form: str, study_index: np.ndarray, studies: 
     lc = _log_choose(n_or_se, y) if binary else np.zeros(a_n)
     code = {"linear": LINEAR, "loglinear": LOGLINEAR, "emax": EMAX,
             "piecewise": DOSE_PIECEWISE}[form]
-    coef = np.zeros((a_n, 0)) if form != "piecewise" else _segment_weights(dose, knots)
+    coef = np.zeros((a_n, 0)) if segments is None else np.asarray(segments, float)
     k_n = coef.shape[1]
     buf = _finish(_header(3.0 if binary else 4.0, s=s_n, c=a_n, p=p, k=k_n, form=code,
                           prior_sd=amplitude_sd, base_sd=baseline_sd, tau_scale=tau_scale,
@@ -217,17 +217,6 @@ def dose_response(*, binary: bool, form: str, study_index: np.ndarray, studies: 
         init[2 + s_n + p] = log_ed50_mean
     return PrecompiledModel("dose-response", buf, init.size, variables, coords,
                             {obs: (("arm",), y.astype("int64") if binary else y)}, init)
-
-
-def _segment_weights(dose: np.ndarray, knots: np.ndarray | None) -> np.ndarray:
-    """Arms x segments: how much of each segment between knots lies below each dose."""
-    knots = np.asarray(knots, float)
-    k_n = knots.size - 1
-    dose = np.asarray(dose, float)
-    pos = np.clip(np.searchsorted(knots, dose, side="right") - 1, 0, k_n - 1)
-    frac = (dose - knots[pos]) / (knots[pos + 1] - knots[pos])
-    m = np.arange(k_n)[None, :]
-    return np.where(m < pos[:, None], 1.0, np.where(m == pos[:, None], frac[:, None], 0.0))
 
 
 def time_course(*, form: str, study_index: np.ndarray, studies: list[str], lik: Any,

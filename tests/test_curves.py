@@ -179,3 +179,16 @@ def test_cli_dose_response_with_a_moderator() -> None:
     doc = json.loads(r.stdout)
     betas = [k for k in doc["estimates"] if k.startswith("beta:population=")]
     assert betas and "p_positive" in doc["estimates"][betas[0]]
+
+
+def test_segment_weights_give_the_piecewise_curve_of_np_interp() -> None:
+    from trialmeta.analysis.models.dose_response import segment_weights
+
+    knots = np.array([0.0, 0.2, 0.5, 1.0])
+    w = np.random.default_rng(4).dirichlet(np.ones(3), 5)
+    doses = np.array([0.0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0])
+    weights = segment_weights(doses, knots)
+    assert weights.shape == (7, 3)
+    for row in w:
+        np.testing.assert_allclose(weights @ row, np.interp(doses, knots, np.r_[0, row.cumsum()]),
+                                   rtol=0, atol=1e-15)

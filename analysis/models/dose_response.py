@@ -226,16 +226,9 @@ class DoseResponse:
                 dh = pt.power(dose, h)
                 return dh / (pt.power(ed50, h) + dh)
             return emax
-        k = len(ref["knots"]) - 1
-        w = pm.Dirichlet("w", a=np.ones(k))
-        cum = pt.concatenate([pt.zeros(1), pt.cumsum(w)])
         knots = np.asarray(ref["knots"])
-
-        def piecewise(dose: np.ndarray):  # noqa: ANN202
-            pos = np.clip(np.searchsorted(knots, dose, side="right") - 1, 0, k - 1)
-            frac = (dose - knots[pos]) / (knots[pos + 1] - knots[pos])
-            return cum[pos] + frac * (cum[pos + 1] - cum[pos])
-        return piecewise
+        w = pm.Dirichlet("w", a=np.ones(len(knots) - 1))
+        return lambda dose: pt.dot(segment_weights(dose, knots), w)
 
     def _precompilable(self, data: DoseData) -> bool:
         """Arm-level data; forms linear, loglinear, piecewise, emax without Hill, of this class."""
@@ -266,7 +259,8 @@ class DoseResponse:
             design=self.study_design(data).x if self.moderators else None,
             amplitude_sd=priors.amplitude_sd, tau_scale=priors.tau_scale,
             baseline_sd=priors.baseline_sd, log_ed50_mean=float(np.log(ref["d_mid"])),
-            ed50_sd=priors.ed50_sd, knots=np.asarray(ref["knots"]))
+            ed50_sd=priors.ed50_sd,
+            segments=segment_weights(dose, ref["knots"]) if self.form == "piecewise" else None)
 
     def fit(self, data: DoseData, settings: SamplerSettings | None = None, *,
             data_sha256: str = "", progress: bool = False) -> DoseFit:
@@ -333,6 +327,21 @@ class DoseResponse:
         if self.form == "piecewise":
             out["w"] = rng.dirichlet(np.ones(len(ref["knots"]) - 1), n)
         return out
+
+
+def segment_weights(dose: np.ndarray, knots: np.ndarray) -> np.ndarray:
+    """Doses x segments: how much of each segment between knots lies below each dose.
+
+    The piecewise curve at a dose is these weights times the segments' increments ``w``
+    (the PyMC model and the precompiled kernel both use them); doses lie within the knots.
+    """
+    knots = np.asarray(knots, float)
+    k_n = knots.size - 1
+    dose = np.asarray(dose, float)
+    pos = np.clip(np.searchsorted(knots, dose, side="right") - 1, 0, k_n - 1)
+    frac = (dose - knots[pos]) / (knots[pos + 1] - knots[pos])
+    m = np.arange(k_n)[None, :]
+    return np.where(m < pos[:, None], 1.0, np.where(m == pos[:, None], frac[:, None], 0.0))
 
 
 def _summ(x: np.ndarray) -> dict[str, float]:
