@@ -149,14 +149,10 @@ def dose_document(records: Records, opts: DoseOptions, settings: SamplerSettings
     return _finish(doc, records, settings, fit, with_loo)
 
 
-def fit_time(records: Records, opts: TimeOptions, settings: SamplerSettings,
-             selected=None):  # noqa: ANN001, ANN201
-    """Select the contrasts (unless ``selected``) and fit one time-course form.
-
-    Returns (data, model, fit).
-    """
-    data = selected if selected is not None else select_time_course(
-        records, opts.outcome, opts.measure, opts.filters, comparator=opts.comparator)
+def fit_time(records: Records, opts: TimeOptions, settings: SamplerSettings):  # noqa: ANN201
+    """Select the contrasts and fit one time-course form; return (data, model, fit)."""
+    data = select_time_course(records, opts.outcome, opts.measure, opts.filters,
+                              comparator=opts.comparator)
     cls = get_model_class(opts.model)
     if not (isinstance(cls, type) and issubclass(cls, TimeCourse)):
         raise SpecError(f"model '{opts.model}' is not a time-course model")

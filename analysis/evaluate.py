@@ -87,15 +87,16 @@ def _pooled_rate(records: Records, claim: Claim, settings: SamplerSettings, *,
     if len(studies) < claim.rule.min_studies:
         return FamilyRun("pooled-rate", None, studies)
     fit = model.fit(data, settings, data_sha256=records.sha256)
-    doc = None
+    doc, extra = None, {"idata": fit.idata}
     if documents:
-        run = PooledRateRun(claim.outcome, claim.window, claim.filters, fit, model.summary(fit))
-        doc = pooled_rate_document(run, records)
+        extra["run"] = PooledRateRun(claim.outcome, claim.window, claim.filters, fit,
+                                     model.summary(fit))
+        doc = pooled_rate_document(extra["run"], records)
     prior = prior_fit(model, fit, settings)
     return FamilyRun("pooled-rate", doc,
                      sorted(set(fit.data.table["study"])),
                      lambda q, c: model.draws(fit, q), diagnostics_passed=fit.diagnostics.passed,
-                     extra={"run": run, "idata": fit.idata} if documents else {},
+                     extra=extra,
                      prior_draws=lambda q, c: model.draws(prior, q))
 
 
@@ -237,7 +238,7 @@ def _time_course(records: Records, claim: Claim, settings: SamplerSettings, *,
                                comparator=opts.comparator)
     if probe.k_studies < claim.rule.min_studies:
         return FamilyRun("time-course", None, probe.studies)
-    fitted = fit_time(records, opts, settings, selected=probe)
+    fitted = fit_time(records, opts, settings)  # the same selection: memoised
     data, model, fit = fitted
     doc = time_document(records, opts, settings, fitted=fitted) if documents else None
     direction = trial_direction(opts.outcome, opts.direction)

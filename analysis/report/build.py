@@ -455,9 +455,10 @@ def build_report(records: Records, claims: ClaimsFile, settings: SamplerSettings
         before = None if baseline is None else _baseline_later(helper, baseline[0], claims,
                                                                settings)
         report = _analyse(records, claims, settings, helper, say, progress, robustness)
-        history_rows = _extend(report, records, claims, say,
-                               None if baseline is None else (before, *baseline), previous,
-                               history)
+        if baseline is not None:
+            say(f"the same claims on {baseline[1]} ...")
+            add_changes(report, records, before, *baseline)
+        history_rows = _extend(report, previous, history)
         helper.wait()
     finally:
         helper.close()
@@ -471,19 +472,9 @@ def build_report(records: Records, claims: ClaimsFile, settings: SamplerSettings
     return report.results
 
 
-def _extend(report: Report, records: Records, claims: ClaimsFile, say: Any,  # noqa: ANN401
-            baseline: tuple[Callable[[], dict[str, Any]], Records, str] | None,
-            previous: tuple[dict[str, Any], str] | None,
+def _extend(report: Report, previous: tuple[dict[str, Any], str] | None,
             history: Path | None) -> list[dict[str, Any]] | None:
-    """Add what the new evidence and the runs since changed; return the history rows.
-
-    ``baseline`` holds a function giving the claims' results on the baseline records
-    (computed alongside, see :class:`~trialmeta.analysis.report.helper.ReportHelper`),
-    those records and their label.
-    """
-    if baseline is not None:
-        say(f"the same claims on {baseline[2]} ...")
-        add_changes(report, records, *baseline)
+    """Add what changed since the previous report and the run history; return its rows."""
     if previous is not None:
         from ..changes import diff_reports
 
@@ -523,7 +514,10 @@ def _analyse(records: Records, claims: ClaimsFile, settings: SamplerSettings,
 
 def add_changes(report: Report, records: Records, results: Callable[[], dict[str, Any]],
                 before: Records, label: str) -> None:
-    """Add "What the new evidence changed": ``results()`` gives the results on ``before``."""
+    """Add "What the new evidence changed": ``results()`` gives the results on ``before``.
+
+    ``results`` is :func:`_baseline_later`'s: stored, or computed alongside by the helper.
+    """
     from ..changes import compare, data_changes
 
     old = results()
