@@ -172,6 +172,9 @@ def claim_numbers(c: dict) -> str:
 AllowUnconvergedOpt = Annotated[bool, typer.Option(
     "--allow-unconverged", help="Exit 0 even when every fit fails its convergence "
                                 "diagnostics (short test runs).")]
+#: the same for a command that makes one fit
+FitAllowUnconvergedOpt = Annotated[bool, typer.Option(
+    help="Exit 0 even when the fit fails its convergence diagnostics.")]
 
 
 def exit_if_no_fit_converged(claim_rows: list[dict], allowed: bool = False) -> None:

@@ -18,6 +18,7 @@ from .common import (
     EndpointOpt,
     EvidenceOpt,
     FileArg,
+    FitAllowUnconvergedOpt,
     JsonOpt,
     MeanTypeOpt,
     ModeratorOpt,
@@ -100,8 +101,7 @@ def contrast(
     tune: TuneOpt = 500,
     chains: ChainsOpt = 4,
     sampler: SamplerOpt = "nutpie",
-    allow_unconverged: Annotated[bool, typer.Option(
-        help="Exit 0 even when the fit fails its convergence diagnostics.")] = False,
+    allow_unconverged: FitAllowUnconvergedOpt = False,
     json: JsonOpt = False,
 ) -> None:
     """Bayesian random-effects contrast: OR/RR/RD from arm counts, or MD/SMD from means."""

@@ -14,6 +14,7 @@ from .common import (
     EndpointOpt,
     EvidenceOpt,
     FileArg,
+    FitAllowUnconvergedOpt,
     JsonOpt,
     ModeratorOpt,
     PopulationOpt,
@@ -125,7 +126,7 @@ def dose_response(
     tune: TuneOpt = 500,
     chains: ChainsOpt = 4,
     sampler: SamplerOpt = "nutpie",
-    allow_unconverged: Annotated[bool, typer.Option()] = False,
+    allow_unconverged: FitAllowUnconvergedOpt = False,
     json: JsonOpt = False,
 ) -> None:
     """Effect of dose relative to control (arm-level, study baselines, random amplitude)."""
@@ -187,7 +188,7 @@ def time_course(
     tune: TuneOpt = 500,
     chains: ChainsOpt = 4,
     sampler: SamplerOpt = "nutpie",
-    allow_unconverged: Annotated[bool, typer.Option()] = False,
+    allow_unconverged: FitAllowUnconvergedOpt = False,
     json: JsonOpt = False,
 ) -> None:
     """Effect relative to control over time after one dose: onset, peak and duration."""

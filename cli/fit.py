@@ -16,6 +16,7 @@ from .common import (
     EndpointOpt,
     EvidenceOpt,
     FileArg,
+    FitAllowUnconvergedOpt,
     JsonOpt,
     ModeratorOpt,
     PopulationOpt,
@@ -64,8 +65,7 @@ def pooled_rate(
     tune: TuneOpt = 500,
     chains: ChainsOpt = 4,
     sampler: SamplerOpt = "nutpie",
-    allow_unconverged: Annotated[bool, typer.Option(
-        help="Exit 0 even when the fit fails its convergence diagnostics.")] = False,
+    allow_unconverged: FitAllowUnconvergedOpt = False,
     json: JsonOpt = False,
 ) -> None:
     """Pooled response or remission rate of treated arms (random effects, logit scale)."""

@@ -13,6 +13,7 @@ from .common import (
     EndpointOpt,
     EvidenceOpt,
     FileArg,
+    FitAllowUnconvergedOpt,
     JsonOpt,
     PopulationOpt,
     RouteOpt,
@@ -60,8 +61,7 @@ def network(
     tune: TuneOpt = 500,
     chains: ChainsOpt = 4,
     sampler: SamplerOpt = "nutpie",
-    allow_unconverged: Annotated[bool, typer.Option(
-        help="Exit 0 even when the fit fails its convergence diagnostics.")] = False,
+    allow_unconverged: FitAllowUnconvergedOpt = False,
     json: JsonOpt = False,
 ) -> None:
     """Every treatment against a reference, the league table and rankings (consistency model)."""
