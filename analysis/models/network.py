@@ -339,13 +339,17 @@ def splittable(data: NetworkData) -> list[tuple[str, str]]:
     out = []
     for e in data.edges():
         x, y = e["from"], e["to"]
-        with_both = {s for s, g in data.arms.groupby("study") if {x, y} <= set(g["node"])}
-        rest = data.arms[~data.arms["study"].isin(with_both)]
+        rest = data.arms[~data.arms["study"].isin(_comparing(data.arms, x, y))]
         if not rest.empty and x in set(rest["node"]) and y in set(rest["node"]):
             component = _component(rest, x)
             if y in set(rest.loc[rest["study"].isin(component), "node"]):
                 out.append((x, y))
     return out
+
+
+def _comparing(arms: pd.DataFrame, x: str, y: str) -> set[str]:
+    """Studies with arms at both nodes ``x`` and ``y``."""
+    return {s for s, g in arms.groupby("study") if {x, y} <= set(g["node"])}
 
 
 def split_data(data: NetworkData, pair: tuple[str, str]) -> NetworkData:
@@ -354,8 +358,7 @@ def split_data(data: NetworkData, pair: tuple[str, str]) -> NetworkData:
 
     x, y = pair
     a = data.arms
-    both = {s for s, g in a.groupby("study") if {x, y} <= set(g["node"])}
-    first = a["study"].isin(both) & (a["node"] == x)
+    first = a["study"].isin(_comparing(a, x, y)) & (a["node"] == x)
     order = {s: i for i, s in enumerate(dict.fromkeys(a["study"]))}
     a = a.assign(_s=a["study"].map(order), _f=(~first).astype(int), _r=range(len(a)))
     a = a.sort_values(["_s", "_f", "_r"]).drop(columns=["_s", "_f", "_r"])
