@@ -183,6 +183,12 @@ def cached_file(idata: Any, settings: SamplerSettings) -> Path | None:  # noqa: 
     return path if path.exists() else None
 
 
+def netcdf_copy(cache_dir: str | Path, key: str) -> Path | None:
+    """Write (if needed) and return the netCDF copy of the cached posterior ``key``."""
+    idata = _cache_read(Path(cache_dir), key)
+    return None if idata is None else cached_file(idata, SamplerSettings(cache_dir=str(cache_dir)))
+
+
 _DIGESTS: dict[tuple[str, int, int], str] = {}
 
 

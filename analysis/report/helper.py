@@ -23,16 +23,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from ..inference import SamplerSettings
-
-
-def _convert(cache_dir: str, key: str) -> bool:
-    """Write the netCDF copy of the cached posterior ``key`` (in the helper process)."""
-    from ..inference import _cache_read, cached_file
-
-    idata = _cache_read(Path(cache_dir), key)
-    return idata is not None and cached_file(idata, SamplerSettings(cache_dir=cache_dir)) \
-        is not None
+from ..inference import SamplerSettings, netcdf_copy
 
 
 class ReportHelper:
@@ -71,7 +62,7 @@ class ReportHelper:
             return
         if (self.folder / f"{key}.nc").exists() or not (self.folder / f"{key}.npz").exists():
             return
-        self._copies[key] = self._start().submit(_convert, str(self.folder), key)
+        self._copies[key] = self._start().submit(netcdf_copy, str(self.folder), key)
 
     def wait(self) -> None:
         """Wait for the netCDF copies; one that failed is left to ``cached_file``."""
