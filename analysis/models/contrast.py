@@ -157,9 +157,23 @@ def _mixed_likelihood(a: dict[str, Any], delta, baseline_sd: float) -> None:  # 
     pm.Binomial("events_active", n=a["n_active"],
                 logit_p=alpha[a["arm_s_idx"]] + delta[a["arm"]], observed=a["y_active"],
                 dims="arm_contrast")
+    reported_normal_terms(delta[a["reported"]], a["rep_s_idx"], a["shared_sd"], a["own_sd"],
+                          a["yi"])
+
+
+def reported_normal_terms(mean, s_idx: np.ndarray, shared_sd: np.ndarray,  # noqa: ANN001
+                          own_sd: np.ndarray, observed: np.ndarray) -> None:
+    """Add reported estimates as normal terms to the current PyMC model.
+
+    ``y_reported ~ Normal(mean + shared_sd z_control[study], own_sd)``, ``z_control ~
+    Normal(0, 1)`` per study: the contrasts of one study that share a comparator share
+    its variance (``shared_sd^2``), as in the contrast model's normal likelihood.
+    """
+    import pymc as pm
+
     z_c = pm.Normal("z_control", 0.0, 1.0, dims="study")
-    pm.Normal("y_reported", mu=delta[a["reported"]] + a["shared_sd"] * z_c[a["rep_s_idx"]],
-              sigma=a["own_sd"], observed=a["yi"], dims="reported_contrast")
+    pm.Normal("y_reported", mu=mean + shared_sd * z_c[s_idx], sigma=own_sd,
+              observed=observed, dims="reported_contrast")
 
 
 class Contrast:

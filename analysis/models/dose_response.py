@@ -53,14 +53,12 @@ def _reported_terms(c, s_idx: np.ndarray, amp, g) -> None:  # noqa: ANN001
     Contrasts of one study sharing a comparator share its variance (``shared_var``) through
     ``u_i ~ Normal(0, 1)``, as in the contrast model.
     """
-    import pymc as pm
+    from .contrast import reported_normal_terms
 
     shared = c["shared_var"].to_numpy(float)
-    u = pm.Normal("z_control", 0.0, 1.0, dims="study")
     mean = amp[s_idx] * (g(c["dose"].to_numpy(float)) - g(c["vs_dose"].to_numpy(float)))
-    pm.Normal("y_reported", mu=mean + np.sqrt(shared) * u[s_idx],
-              sigma=np.sqrt(c["vi"].to_numpy(float) - shared),
-              observed=c["yi"].to_numpy(float), dims="reported_contrast")
+    reported_normal_terms(mean, s_idx, np.sqrt(shared),
+                          np.sqrt(c["vi"].to_numpy(float) - shared), c["yi"].to_numpy(float))
 
 
 @dataclass(frozen=True)
