@@ -354,6 +354,17 @@ class ClaimProblemsError(SpecError):
         self.problems = problems
 
 
+def _collecting(problems: list[str], fn: Callable[[], Any]) -> Any:  # noqa: ANN401
+    """Return ``fn()``; if it raises SpecError, add its problem(s) and return None."""
+    try:
+        return fn()
+    except ClaimProblemsError as exc:
+        problems.extend(exc.problems)
+    except SpecError as exc:
+        problems.append(str(exc))
+    return None
+
+
 def parse_claim(raw: Any, path: str, defaults: DecisionRule) -> Claim:
     """Validate one claim mapping; raise ClaimProblemsError naming every bad field at once.
 
@@ -366,13 +377,7 @@ def parse_claim(raw: Any, path: str, defaults: DecisionRule) -> Claim:
     problems: list[str] = []
 
     def check(fn: Callable[[], Any]) -> Any:  # noqa: ANN401
-        try:
-            return fn()
-        except ClaimProblemsError as exc:
-            problems.extend(exc.problems)
-        except SpecError as exc:
-            problems.append(str(exc))
-        return None
+        return _collecting(problems, fn)
 
     known = ", ".join(sorted(CLAIM_FIELDS | OPTION_FIELDS))
     problems += [str(_fail(path, cid, f, f"unknown field; known: {known}"))
@@ -487,15 +492,8 @@ def load_claims(path: str | Path | None = None) -> ClaimsFile:
     problems: list[str] = []
 
     def each(parse: Callable[[Any], Any], items: list[Any]) -> list[Any]:
-        out = []
-        for raw in items:
-            try:
-                out.append(parse(raw))
-            except ClaimProblemsError as exc:
-                problems.extend(exc.problems)
-            except SpecError as exc:
-                problems.append(str(exc))
-        return out
+        parsed = [_collecting(problems, lambda raw=raw: parse(raw)) for raw in items]
+        return [x for x in parsed if x is not None]
 
     claims = each(lambda raw: parse_claim(raw, name, defaults), doc["claims"])
     raw_contrasts = doc.get("contrasts") or []
