@@ -47,7 +47,7 @@ class Variable:
 class PrecompiledModel:
     """A model ready for nutpie: kernel, data buffer, parameter count, stored variables."""
 
-    family: str  # "pooled-rate", "contrast", "dose-response" or "time-course"
+    family: str  # "pooled-rate", "contrast", "dose-response", "time-course" or "network"
     buffer: np.ndarray
     n_dim: int
     variables: list[Variable]
@@ -286,6 +286,53 @@ def time_course(*, form: str, study_index: np.ndarray, studies: list[str], lik: 
                             {"y": (("y_dim_0",), observed)}, init)
 
 
+def network(*, binary: bool, variant: str, study_index: np.ndarray, base: np.ndarray,
+            plus: np.ndarray, minus: np.ndarray, w_shared: np.ndarray, w_own: np.ndarray,
+            y: np.ndarray, n_or_se: np.ndarray, studies: list[str], arm_labels: list[str],
+            effect_names: list[str], nodes: list[str], effect_sd: float, baseline_sd: float,
+            tau_kind: str, tau_scale: float, tau_loc: float) -> PrecompiledModel:
+    """Network model (consistency, ``ume`` or ``split``): arm-based binomial or normal arms.
+
+    ``plus`` and ``minus`` index each arm's relative effect in the effect parameters
+    (``effect_names``: d_free's nodes, or the UME pairs, or d_free's nodes then the split
+    pair's direct effect); -1 reads 0.
+    """
+    from .kernels_network import CONSISTENCY, NETWORK_BINARY, NETWORK_NORMAL, SPLIT, UME
+
+    code = {"consistency": CONSISTENCY, "ume": UME, "split": SPLIT}[variant]
+    y, n_or_se = np.asarray(y, float), np.asarray(n_or_se, float)
+    lc = _log_choose(n_or_se, y) if binary else np.zeros(y.size)
+    kind = _TAU_KINDS[tau_kind]
+    s_n, a_n, e_n = len(studies), len(arm_labels), len(effect_names)
+    buf = _finish(_header(NETWORK_BINARY if binary else NETWORK_NORMAL, s=s_n, c=a_n, k=e_n,
+                          a=code, tau_kind=kind, tau_scale=tau_scale, tau_loc=tau_loc,
+                          prior_sd=effect_sd, base_sd=baseline_sd),
+                  np.asarray(study_index, float), np.asarray(base, float),
+                  np.asarray(plus, float), np.asarray(minus, float), w_shared, w_own, y,
+                  n_or_se, lc)
+    coords: dict[str, list[Any]] = {"study": list(studies), "arm": list(arm_labels)}
+    if variant == "ume":
+        coords["pair"] = list(effect_names)
+        variables = [Variable("d_pair", ("pair",))]
+    else:
+        coords["effect_node"] = list(nodes[1:])
+        coords["node"] = list(nodes)
+        variables = [Variable("d_free", ("effect_node",)), Variable("d", ("node",))]
+        if variant == "split":
+            variables.append(Variable("d_direct", ()))
+    variables.append(Variable("tau", ()))
+    if kind >= _TAU_KINDS["turner2015"]:
+        variables.append(Variable("log_tau2", ()))
+    name = "events" if binary else "y"
+    variables += [Variable("mu", ("study",)), Variable("u", ("study",)), Variable("e", ("arm",)),
+                  Variable(name, ("arm",), loglik=True)]
+    observed = {name: (("arm",), y.astype("int64") if binary else y)}
+    init = np.zeros(e_n + 1 + 2 * s_n + a_n)
+    if kind >= _TAU_KINDS["turner2015"]:
+        init[e_n] = tau_loc
+    return PrecompiledModel("network", buf, init.size, variables, coords, observed, init)
+
+
 def _load_lib():  # noqa: ANN202
     """Return nutpie's compiled core, without running nutpie's package ``__init__``.
 
@@ -324,6 +371,8 @@ def _kernel(family: str, suffix: str) -> Any:  # noqa: ANN401
     """Return a family's kernel function ``<family>_<suffix>``; curve kernels load when used."""
     if family in ("pooled-rate", "contrast"):
         from . import kernels as k
+    elif family == "network":
+        from . import kernels_network as k
     else:
         from . import kernels_curves as k
     return getattr(k, f"{family.replace('-', '_')}_{suffix}")

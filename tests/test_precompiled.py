@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from trialmeta.analysis import kernels, kernels_curves
+from trialmeta.analysis import kernels
 from trialmeta.analysis.contrasts import select_contrasts, select_time_course
 from trialmeta.analysis.doses import select_dose_arms
 from trialmeta.analysis.errors import SpecError
@@ -44,9 +44,9 @@ def _pymc_point(model, x: np.ndarray) -> dict[str, np.ndarray]:  # noqa: ANN001
 
 
 def _kernel(family: str):  # noqa: ANN202
-    module = kernels if family in ("pooled-rate", "contrast") else kernels_curves
-    name = family.replace("-", "_")
-    return getattr(module, f"{name}_logp"), getattr(module, f"{name}_expand")
+    from trialmeta.analysis.precompiled import _kernel as kernel
+
+    return kernel(family, "logp"), kernel(family, "expand")
 
 
 def _check_against_pymc(family, data, points: int = 5, seed: int = 1) -> None:  # noqa: ANN001
