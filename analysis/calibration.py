@@ -33,6 +33,7 @@ from scipy import stats
 
 from .engine import Task, task_key
 from .errors import SpecError
+from .family import get_family, registry
 from .inference import SamplerSettings, package_versions
 from .records import Records
 
@@ -44,19 +45,6 @@ RANK_BINS = 20
 VERDICT_PROB = 0.99
 #: below this many simulations a 99 % interval cannot tell 95 % coverage from 85 %
 MIN_SIMS_FOR_VERDICT = 40
-#: what each family checks: (label, posterior variable, flat index or None)
-QUANTITIES = {
-    "pooled-rate": [("mu", "mu", None), ("tau", "tau", None),
-                    ("pooled_rate", "pooled_rate", None), ("theta[first arm]", "theta", 0)],
-    "contrast": [("d", "d", None), ("tau", "tau", None),
-                 ("delta[first contrast]", "delta", 0)],
-    "dose-response": [("theta", "theta", None), ("tau", "tau", None), ("ed50", "ed50", None)],
-    "time-course": [("peak", "peak", None), ("t_rise", "t_rise", None),
-                    ("t_decay", "t_decay", None), ("tau", "tau", None)],
-}
-#: depression scales of the bundled data (dose-response and time-course selections)
-DEPRESSION_SCALES = ("MADRS", "HDRS", "HDRS17", "HDRS21", "HDRS24", "HDRS25", "HDRS28",
-                     "HAMD6", "QIDS_SR16")
 #: planted values for parameter recovery (close to the bundled data's posterior)
 PLANTED = {"pooled-rate": {"mu": -0.4, "tau": 0.5}, "contrast": {"d": 1.0, "tau": 0.3}}
 
@@ -87,43 +75,29 @@ def _seeds(seed: int, sim: int) -> np.ndarray:
     return np.random.SeedSequence([seed, sim]).generate_state(2)
 
 
+def quantities(family: str) -> tuple[tuple[str, str, int | None], ...]:
+    """Return what SBC checks for a family: (label, posterior variable, flat index)."""
+    return get_family(family).sbc_quantities
+
+
+def calibrated_families() -> list[str]:
+    """Return the registered families that offer a simulator for calibration."""
+    return [name for name in registry() if _offers_sbc(name)]
+
+
+def _offers_sbc(name: str) -> bool:
+    try:
+        return bool(get_family(name).sbc_quantities)
+    except SpecError:
+        return False
+
+
 def build(spec: CalibrationSpec, records: Records):  # noqa: ANN201
     """Select the records; return (the family's model object, its data, number of studies)."""
-    from .selection import Filters, TimeWindow
-
-    window = TimeWindow.around(spec.time_h)
-    if spec.family == "pooled-rate":
-        from .models.pooled_rate import PooledRate
-        from .selection import select_binary_arms
-
-        family = PooledRate()
-        data = family.prepare(select_binary_arms(records, spec.outcome, window,
-                                                 Filters(treatment=spec.treatments)))
-        return family, data, data.k_studies
-    if spec.family == "contrast":
-        from .contrasts import select_contrasts
-        from .models.contrast import Contrast
-
-        data = select_contrasts(records, spec.outcome, spec.measure, window,
-                                Filters(treatment=spec.treatments))
-        return Contrast(), data, data.k_studies
-    if spec.family == "dose-response":
-        from .doses import select_dose_arms
-        from .models.dose_response import DoseResponse
-
-        data = select_dose_arms(records, spec.outcome, window,
-                                Filters(treatment=spec.treatments[:1], route=("iv",),
-                                        scale=DEPRESSION_SCALES))
-        return DoseResponse("emax"), data, len(data.studies)
-    if spec.family == "time-course":
-        from .contrasts import select_time_course
-        from .models.time_course import TimeCourse
-
-        data = select_time_course(records, "change", "SMD",
-                                  Filters(treatment=spec.treatments, scale=DEPRESSION_SCALES,
-                                          mean_type=("change",)))
-        return TimeCourse("bateman"), data, data.k_studies
-    raise SpecError(f"calibrate supports {', '.join(QUANTITIES)}, not '{spec.family}'")
+    if not _offers_sbc(spec.family):
+        raise SpecError(f"calibrate supports {', '.join(calibrated_families())}, not "
+                        f"'{spec.family}'")
+    return get_family(spec.family).sbc_build(spec, records)
 
 
 @dataclass
@@ -150,7 +124,7 @@ def _context(spec: CalibrationSpec, records: Records) -> _Context:
     family, data, _ = build(spec, records)
     model = family.build(data)
     source = pm.do(model, dict(spec.planted)) if spec.planted else model
-    outputs = [source[name] for _, name, _ in QUANTITIES[spec.family]
+    outputs = [source[name] for _, name, _ in quantities(spec.family)
                if name not in dict(spec.planted)]
     with source:
         forward = compile_pymc([], outputs + list(source.observed_RVs), random_seed=0)
@@ -163,31 +137,7 @@ def _context(spec: CalibrationSpec, records: Records) -> _Context:
 def with_simulated(family_name: str, data: Any, simulated: dict[str, np.ndarray],
                    rho: float = 0.5) -> Any:  # noqa: ANN401
     """Return a copy of ``data`` carrying the simulated observations of the PyMC model."""
-    from dataclasses import replace as copy_with
-
-    if family_name == "pooled-rate":
-        from .selection import BinaryArms
-
-        t = data.table.assign(events=np.asarray(simulated["events"], int))
-        return BinaryArms(data.outcome, t, list(data.dropped))
-    if family_name == "contrast":
-        c = data.contrasts
-        s_idx = c["study"].map({s: i for i, s in enumerate(data.studies)}).to_numpy()
-        y_c = np.asarray(simulated["events_control"], int)[s_idx]
-        a = np.asarray(simulated["events_active"], int)
-        c = c.assign(a=a, b=(c["a"] + c["b"]).to_numpy() - a, c=y_c,
-                     d=(c["c"] + c["d"]).to_numpy() - y_c)
-        return copy_with(data, contrasts=c)
-    if family_name == "dose-response":
-        return copy_with(data, arms=data.arms.assign(
-            events=np.asarray(simulated["events"], int)))
-    from scipy.linalg import solve_triangular
-
-    from .models.time_course import sampling_structure
-
-    w = sampling_structure(data, rho).dense()  # the model observes W y
-    y = solve_triangular(w, np.asarray(simulated["y"], float), lower=True, unit_diagonal=True)
-    return copy_with(data, contrasts=data.contrasts.assign(yi=y))
+    return get_family(family_name).sbc_observe(data, simulated, rho)
 
 
 def simulate_and_fit(spec: CalibrationSpec, records: Records, sim: int) -> dict[str, Any]:
@@ -200,7 +150,7 @@ def simulate_and_fit(spec: CalibrationSpec, records: Records, sim: int) -> dict[
     planted = dict(spec.planted)
     truth: dict[str, float] = {}
     k = 0
-    for label, name, index in QUANTITIES[spec.family]:
+    for label, name, index in quantities(spec.family):
         if name in planted:
             truth[label] = float(planted[name])
             continue
@@ -213,7 +163,7 @@ def simulate_and_fit(spec: CalibrationSpec, records: Records, sim: int) -> dict[
     fit = ctx.family.fit(data, spec.settings(sim))
     out: dict[str, Any] = {"sim": sim, "quantities": {}}
     post = fit.idata.posterior
-    for label, name, index in QUANTITIES[spec.family]:
+    for label, name, index in quantities(spec.family):
         x = np.asarray(post[name].values)
         x = x.reshape(x.shape[0] * x.shape[1], -1)
         draws = x[:, index] if index is not None else x[:, 0]
@@ -294,8 +244,8 @@ def clopper_pearson(k: int, n: int, prob: float = 0.95) -> tuple[float, float]:
 def summarize(spec: CalibrationSpec, results: list[dict[str, Any]]) -> CalibrationSummary:
     """Coverage with Clopper-Pearson intervals, rank histograms, a verdict per quantity."""
     n = len(results)
-    labels = [label for label, _, _ in QUANTITIES[spec.family]]
-    planted = {lbl for lbl, name, _ in QUANTITIES[spec.family] if name in dict(spec.planted)}
+    labels = [label for label, _, _ in quantities(spec.family)]
+    planted = {lbl for lbl, name, _ in quantities(spec.family) if name in dict(spec.planted)}
     coverage, ranks, pvals, recovery, verdicts = [], {}, {}, {}, {}
     for label in labels:
         rows = [r["quantities"][label] for r in results]

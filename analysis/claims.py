@@ -29,9 +29,9 @@ from .decision import (
     weigh,
 )
 from .errors import SpecError
+from .family import Family, family_name, get_family
 from .inference import summarize_censored
-from .models import get_model_class
-from .selection import OUTCOMES, Filters, TimeWindow
+from .selection import Filters, TimeWindow
 from .yaml_input import load_yaml
 
 VERDICTS = ("supported", "contradicted", "inconclusive", "insufficient data")
@@ -171,58 +171,14 @@ def _number(path: str, cid: str, fld: str, value: Any, lo: float | None = None,
     return float(value)
 
 
-OPTION_FIELDS = {"measure", "form", "comparator", "moderators", "untimed", "threshold", "tau_prior",
-                 "fraction", "hill", "direction", "rho", "priors", "timing", "timing_group",
-                 "likelihood"}
-#: prior settings a claim's ``priors`` mapping may change, per family (``mu_mean`` may be
-#: any number; the others are scales and must be positive)
-PRIOR_FIELDS = {
-    "pooled-rate": ("mu_mean", "mu_sd", "tau_scale"),
-    "contrast": ("effect_sd", "baseline_sd"),
-    "dose-response": ("amplitude_sd", "tau_scale", "ed50_sd", "hill_sd", "baseline_sd"),
-    "time-course": ("peak_sd", "t_rise", "t_decay", "t_sd", "tau_scale"),
-}
-QUANTITIES = {
-    "pooled-rate": ("pooled_rate", "predictive_rate", "tau", "mu_logit"),
-    "contrast": ("effect", "predictive_effect", "tau", "or", "rr", "rd", "control_rate"),
-    "dose-response": ("ed50", "theta", "tau", "effect_at:DOSE", "difference:LOW:HIGH"),
-    "time-course": ("onset_h", "time_to_peak_h", "duration_h", "peak", "effect_at:HOURS"),
-}
+#: claim fields every family may take (a family adds its own: ``Family.options``)
+OPTION_FIELDS = {"measure", "form", "comparator", "moderators", "untimed", "threshold",
+                 "tau_prior", "fraction", "hill", "direction", "priors"}
 
 
 def model_family(model: str) -> str:
-    """Return the built-in family a (possibly plug-in) model belongs to."""
-    if model in QUANTITIES:
-        return model
-    from .models.time_course import TimeCourse
-
-    cls = get_model_class(model)
-    if isinstance(cls, type) and issubclass(cls, TimeCourse):
-        return "time-course"
-    raise SpecError(f"model '{model}' cannot be used in a claim (only the built-in families "
-                    "and time-course plug-ins can)")
-
-
-def _check_quantity(family: str, quantity: str, options: dict[str, Any]) -> str | None:
-    """Return a message if ``quantity`` is not one the family can compute."""
-    if quantity in QUANTITIES[family]:
-        return None
-    head, _, rest = quantity.partition(":")
-    try:
-        if head == "beta" and family in ("pooled-rate", "contrast", "dose-response") \
-                and options.get("moderators"):
-            return None
-        if head == "effect_at" and family in ("dose-response", "time-course"):
-            float(rest)
-            return None
-        if head == "difference" and family == "dose-response":
-            lo, hi = (float(x) for x in rest.split(":"))
-            return None if lo < hi else "difference:LOW:HIGH needs LOW < HIGH"
-    except ValueError:
-        pass
-    extra = " (beta:NAME needs moderators)" if family in ("pooled-rate", "contrast") else ""
-    return f"model {family} has no quantity '{quantity}'; known: " \
-           f"{', '.join(QUANTITIES[family])}{extra}"
+    """Return the family a (possibly plug-in) model belongs to (see :mod:`family`)."""
+    return family_name(model)
 
 
 def _region_bound(path: str, cid: str, value: Any) -> float:
@@ -234,19 +190,20 @@ def _region_bound(path: str, cid: str, value: Any) -> float:
     return _number(path, cid, "region", value)
 
 
-def parse_priors(raw: Any, family: str, fail: Any) -> tuple[tuple[str, float], ...]:
+def parse_priors(raw: Any, family: Family, fail: Any) -> tuple[tuple[str, float], ...]:
     """Validate a ``priors`` mapping for ``family``; return sorted (setting, value) pairs.
 
     ``fail(message)`` returns the error to raise.
     """
+    known = family.prior_settings
     if not isinstance(raw, dict):
-        raise fail(f"must be a mapping of prior setting to number; {family} takes "
-                   f"{', '.join(PRIOR_FIELDS[family])}")
+        raise fail(f"must be a mapping of prior setting to number; {family.name} takes "
+                   f"{', '.join(known) or 'none'}")
     out = []
     for key, value in raw.items():
-        if key not in PRIOR_FIELDS[family]:
-            raise fail(f"unknown setting '{key}' for {family}; known: "
-                       f"{', '.join(PRIOR_FIELDS[family])}")
+        if key not in known:
+            raise fail(f"unknown setting '{key}' for {family.name}; known: "
+                       f"{', '.join(known) or 'none'}")
         problem = _number_problem(value, None if key == "mu_mean" else 1e-9)
         if problem:
             raise fail(f"{key} {problem}")
@@ -303,11 +260,9 @@ def parse_selection(raw: Any, fail: Any) -> Filters:  # noqa: ANN401
         raise fail(f"a value has the wrong type ({exc})") from None
 
 
-def _check_option_types(options: dict[str, Any], family: str, model: str,
+def _check_option_types(options: dict[str, Any], family: Family, model: str,
                         fail: Any) -> None:  # noqa: ANN401
     """Check each model option's type and range; ``fail(field, message)`` makes the error."""
-    from .models import get_model_class
-
     for key in ("untimed", "hill"):
         if key in options and not isinstance(options[key], bool):
             raise fail(key, f"must be true or false, got {options[key]!r}")
@@ -319,7 +274,7 @@ def _check_option_types(options: dict[str, Any], family: str, model: str,
     if "direction" in options and options["direction"] not in (-1, 0, 1):
         raise fail("direction", f"must be 1 (higher is better), -1 or 0, got "
                                 f"{options['direction']!r}")
-    for key in ("measure", "form", "tau_prior", "timing", "timing_group", "likelihood"):
+    for key in ("measure", "form", "tau_prior"):
         if key in options and not isinstance(options[key], str):
             raise fail(key, f"must be text, got {options[key]!r}")
     for key in ("comparator", "moderators"):
@@ -327,13 +282,9 @@ def _check_option_types(options: dict[str, Any], family: str, model: str,
         if not all(isinstance(x, str) for x in (v if isinstance(v, list) else [v])):
             raise fail(key, "must be a name or a list of names")
     if "form" in options:
-        if family == "dose-response":
-            from .models.dose_response import FORMS
-            known = tuple(FORMS)
-        elif family == "time-course":
-            known = tuple(get_model_class(model).gate)  # a plug-in names its own forms
-        else:
-            raise fail("form", f"{family} claims have no curve form")
+        known = family.forms(model)
+        if not known:
+            raise fail("form", f"{family.name} claims have no curve form")
         if options["form"] not in known:
             raise fail("form", f"unknown form '{options['form']}'; use one of "
                                f"{', '.join(known)}")
@@ -379,21 +330,29 @@ def parse_claim(raw: Any, path: str, defaults: DecisionRule) -> Claim:
     def check(fn: Callable[[], Any]) -> Any:  # noqa: ANN401
         return _collecting(problems, fn)
 
-    known = ", ".join(sorted(CLAIM_FIELDS | OPTION_FIELDS))
+    from .builtin_families import claim_options
+
+    family_fields = claim_options()  # field -> the families that take it
+    all_fields = CLAIM_FIELDS | OPTION_FIELDS | set(family_fields)
+    known = ", ".join(sorted(all_fields))
     problems += [str(_fail(path, cid, f, f"unknown field; known: {known}"))
-                 for f in sorted(set(raw) - CLAIM_FIELDS - OPTION_FIELDS)]
+                 for f in sorted(set(raw) - all_fields)]
     problems += [str(_fail(path, cid, req, "required field is missing"))
                  for req in ("id", "quote", "model", "outcome", "quantity", "region")
                  if req not in raw]
     if problems:
         raise ClaimProblemsError(problems)
-    family = check(lambda: _family(path, cid, raw))
-    options = {k: raw[k] for k in OPTION_FIELDS if k in raw}
+    family = check(lambda: get_family(_family(path, cid, raw)))
+    if family is not None:
+        problems += [str(_fail(path, cid, f, f"only {' and '.join(family_fields[f])} claims "
+                                             f"take a {f}"))
+                     for f in sorted(set(raw) & set(family_fields) - family.options)]
+    options = {k: raw[k] for k in all_fields - CLAIM_FIELDS if k in raw}
     if family is not None:
         check(lambda: _check_outcome(path, cid, raw, family))
         check(lambda: _check_options(path, cid, raw, family, options))
     region = check(lambda: _region(path, cid, raw["region"]))
-    window = check(lambda: _window(path, cid, raw)) if family not in (None, "time-course") \
+    window = check(lambda: _window(path, cid, raw)) if family is not None and family.timed \
         else None
     filters = check(lambda: parse_selection(raw.get("selection"),
                                             lambda msg: _fail(path, cid, "selection", msg)))
@@ -413,38 +372,30 @@ def _family(path: str, cid: str, raw: dict[str, Any]) -> str:
         raise _fail(path, cid, "model", str(exc)) from None
 
 
-def _check_outcome(path: str, cid: str, raw: dict[str, Any], family: str) -> None:
-    outcomes = OUTCOMES if family == "pooled-rate" else (*OUTCOMES, "change")
+def _check_outcome(path: str, cid: str, raw: dict[str, Any], family: Family) -> None:
+    outcomes = family.outcomes
     if raw["outcome"] not in outcomes:
         raise _fail(path, cid, "outcome", f"'{raw['outcome']}' is not one of {', '.join(outcomes)}")
 
 
-def _check_options(path: str, cid: str, raw: dict[str, Any], family: str,
+def _check_options(path: str, cid: str, raw: dict[str, Any], family: Family,
                    options: dict[str, Any]) -> None:
     """Check a claim's options for its family and normalise them in place."""
-    _check_option_types(options, family, str(raw["model"]),
-                        lambda fld, msg: _fail(path, cid, fld, msg))
+    def fail(fld: str, msg: str) -> SpecError:
+        return _fail(path, cid, fld, msg)
+
+    _check_option_types(options, family, str(raw["model"]), fail)
     for key in ("comparator", "moderators"):
         if key in options:
             v = options[key]
             options[key] = tuple(str(x) for x in (v if isinstance(v, list) else [v]))
-    message = _check_quantity(family, str(raw["quantity"]), options)
+    message = family.check_quantity(str(raw["quantity"]), options)
     if message:
-        raise _fail(path, cid, "quantity", message)
-    if "rho" in options:
-        if family != "time-course":
-            raise _fail(path, cid, "rho", "only time-course claims take a correlation rho")
-        options["rho"] = _number(path, cid, "rho", options["rho"], 0.0, 0.99)
-    for key in ("timing", "timing_group", "likelihood"):
-        if key in options and family != "time-course":
-            raise _fail(path, cid, key, f"only time-course claims take a {key}")
-    if options.get("likelihood", "normal") not in ("normal", "binomial"):
-        raise _fail(path, cid, "likelihood", "use normal or binomial")
-    if options.get("timing", "shared") not in ("shared", "by-route", "by-treatment"):
-        raise _fail(path, cid, "timing", "use shared, by-route or by-treatment")
+        raise fail("quantity", message)
+    family.check_options(options, fail)
     if "priors" in options:
         options["priors"] = parse_priors(options["priors"], family,
-                                         lambda msg: _fail(path, cid, "priors", msg))
+                                         lambda msg: fail("priors", msg))
 
 
 def _region(path: str, cid: str, region: Any) -> tuple[float, float]:  # noqa: ANN401

@@ -218,9 +218,13 @@ def _submit(first: list[Task], workers: int | None, scheduler: str | None, grows
     try:
         tasks: dict[Any, Task] = {}
 
+        from .models import plugin_files, with_plugins
+
+        plugins = plugin_files()
+
         def submit(batch: list[Task]) -> list[Any]:
-            futures = [client.submit(t.func, *t.args, key=f"trialmeta-{t.key}", pure=False)
-                       for t in batch]
+            futures = [client.submit(with_plugins, plugins, t.func, *t.args,
+                                     key=f"trialmeta-{t.key}", pure=False) for t in batch]
             tasks.update(zip(futures, batch, strict=True))
             return futures
 

@@ -80,7 +80,7 @@ def worlds(claim: Claim) -> list[World]:
 
 def _selected(records: Records, claim: Claim) -> tuple[Any, Any]:
     """Return the claim's model and the data its fit uses (as the claims engine selects)."""
-    from .evaluate import contrast_setup, pooled_rate_setup
+    from .runners import contrast_setup, pooled_rate_setup
 
     if model_family(claim.model) == "pooled-rate":
         model, data = pooled_rate_setup(records, claim)

@@ -31,8 +31,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from .claims import Claim, ClaimsFile, model_family
+from .claims import Claim, ClaimsFile
 from .engine import Task, task_key
+from .family import family_of
 from .inference import SamplerSettings, package_versions
 from .records import Records
 from .selection import TimeWindow
@@ -41,14 +42,6 @@ PRIOR_SCALES = (0.25, 0.5, 1.0)
 WINDOW_SHARES = {"narrow": 0.25, "wide": 1.0}
 REGION_SHARE = 0.25
 THRESHOLDS = (0.75, 0.9)
-#: (setting, factor) per family: a cell divides, another multiplies the claim's value by it
-PRIOR_CELLS = {
-    "pooled-rate": (("mu_sd", 2.0),),
-    "contrast": (("effect_sd", 2.0), ("baseline_sd", 2.0)),
-    "dose-response": (("ed50_sd", 2.0), ("amplitude_sd", 2.0), ("tau_scale", 2.0)),
-    "time-course": (("t_rise", 3.0), ("t_decay", 3.0), ("peak_sd", 2.0), ("tau_scale", 2.0)),
-}
-RHOS = (0.2, 0.8)
 RESULT_FIELDS = ("verdict", "basis", "median", "ci_low", "ci_high", "probability", "studies")
 
 
@@ -84,53 +77,34 @@ class Variation:
                 "window": f"{self.value} time window",
                 "region": f"region {dict(narrow='narrowed', wide='widened').get(self.value)} "
                           f"by {REGION_SHARE:.0%} of its width",
-                "loo": f"without {self.value}"}[self.kind]
-
-
-def _forms(family: str) -> tuple[str, ...]:
-    if family == "dose-response":
-        from .models.dose_response import FORMS
-        return FORMS
-    if family == "time-course":
-        from .models.time_course import FORMS
-        return FORMS
-    return ()
+                "loo": f"without {self.value}"}.get(self.kind, f"{self.kind} {self.value}")
 
 
 def vary(claim: Claim, v: Variation, records: Records) -> Claim | None:
     """Return ``claim`` with the change applied, or None when it does not apply."""
-    family = model_family(claim.model)
+    family = family_of(claim.model)
     options = dict(claim.options)
     if v.kind == "baseline":
         return claim
     if v.kind == "prior":
-        if family not in ("pooled-rate", "contrast") or options.get("tau_prior"):
+        if not family.tau_prior or options.get("tau_prior"):
             return None
         options["tau_prior"] = v.value
     elif v.kind == "priors":
         target, _, change = v.value.partition(":")
-        if target != family:
+        if target != family.name:
             return None
         op = "*" if "*" in change else "/"
         setting, _, factor = change.partition(op)
         current = dict(options.get("priors", ()))
-        value = current.get(setting, _default_prior(claim, family, setting))
+        value = current.get(setting, family.default_prior(claim, setting))
         value = value * float(factor) if op == "*" else value / float(factor)
         current[setting] = round(value, 10)
         options["priors"] = tuple(sorted(current.items()))
-    elif v.kind == "rho":
-        if family != "time-course" or float(v.value) == float(options.get("rho", 0.5)):
-            return None
-        options["rho"] = float(v.value)
-    elif v.kind == "likelihood":
-        if (family != "time-course" or claim.outcome == "change"
-                or options.get("measure", "OR") != "OR"
-                or v.value == options.get("likelihood", "normal")):
-            return None
-        options["likelihood"] = v.value
     elif v.kind == "form":
-        current = options.get("form", "emax" if family == "dose-response" else "bateman")
-        if v.value not in _forms(family) or v.value == current:
+        forms = family.forms(claim.model)
+        current = options.get("form", forms[0] if forms else None)
+        if v.value not in forms or v.value == current:
             return None
         options["form"] = v.value
     elif v.kind == "evidence":
@@ -156,25 +130,9 @@ def vary(claim: Claim, v: Variation, records: Records) -> Claim | None:
     elif v.kind == "loo":
         excluded = (*claim.filters.exclude_studies, v.value)
         return replace(claim, filters=replace(claim.filters, exclude_studies=excluded))
-    else:
-        raise ValueError(f"unknown variation {v.kind}")
+    elif not family.vary(claim, v.kind, v.value, options):
+        return None  # another family's cell, or no change for this claim
     return replace(claim, options=tuple(sorted(options.items())))
-
-
-def _default_prior(claim: Claim, family: str, setting: str) -> float:
-    """Return the value a claim's fit uses for a prior setting it does not set itself."""
-    if family == "pooled-rate":
-        from .models.pooled_rate import PooledRatePriors as Priors
-    elif family == "contrast":
-        from .models.contrast import default_priors
-
-        measure = claim.option("measure", "SMD" if claim.outcome == "change" else "OR")
-        return float(getattr(default_priors(measure), setting))
-    elif family == "dose-response":  # claims fit counts or SMDs: the unscaled defaults
-        from .models.dose_response import DosePriors as Priors
-    else:
-        from .models.time_course import TimePriors as Priors
-    return float(getattr(Priors(), setting))
 
 
 def _resized(region: tuple[float, float], sign: int) -> tuple[float, float] | None:
@@ -217,15 +175,14 @@ def run_cell(v: Variation, records: Records, claims: ClaimsFile, settings: Sampl
 def fixed_cells(claims: ClaimsFile) -> list[Variation]:
     """Return the changes that do not depend on the baseline: prior, form, data, window."""
     cells = [Variation("prior", f"half-normal:{s}") for s in PRIOR_SCALES]
-    forms = sorted({f for c in claims.claims for f in _forms(model_family(c.model))})
+    forms = sorted({f for c in claims.claims for f in family_of(c.model).forms(c.model)})
     cells += [Variation("form", f) for f in forms]
-    families = sorted({model_family(c.model) for c in claims.claims})
-    for family in families:
-        for setting, factor in PRIOR_CELLS[family]:
-            cells += [Variation("priors", f"{family}:{setting}{op}{factor:g}") for op in "/*"]
-    if "time-course" in families:
-        cells += [Variation("rho", f"{r:g}") for r in RHOS]
-        cells += [Variation("likelihood", x) for x in ("normal", "binomial")]
+    families = {f.name: f for f in (family_of(c.model) for c in claims.claims)}
+    for name, family in sorted(families.items()):
+        for setting, factor in family.prior_cells:
+            cells += [Variation("priors", f"{name}:{setting}{op}{factor:g}") for op in "/*"]
+    for _, family in sorted(families.items()):
+        cells += [Variation(kind, value) for kind, value in family.sweep_cells()]
     cells += [Variation("evidence", "primary"), Variation("crossover", "exclude")]
     cells += [Variation("window", w) for w in WINDOW_SHARES]
     cells += [Variation("region", r) for r in ("narrow", "wide")]

@@ -30,8 +30,8 @@ app = typer.Typer(
 @app.callback()
 def main_options(
     plugin: Annotated[list[str] | None, typer.Option(
-        "--plugin", help="Python file defining TRIALMETA_MODELS (repeatable); see "
-                         "docs/extending.md.")] = None,
+        "--plugin", help="Python file defining TRIALMETA_MODELS and/or TRIALMETA_FAMILIES "
+                         "(repeatable); see docs/extending.md.")] = None,
 ) -> None:
     """Bayesian meta-analysis of clinical-trial outcomes."""
     if plugin:
@@ -59,12 +59,18 @@ app.command("diff")(diff)
 
 @app.command("models")
 def models() -> None:
-    """List the registered model families."""
+    """List the model families claims can name, then the registered model classes."""
+    from trialmeta.analysis.family import get_family
+    from trialmeta.analysis.family import registry as families
     from trialmeta.analysis.models import get_model_class, registry
 
+    typer.echo("families (claims: model: NAME)")
+    for name in sorted(families()):
+        typer.echo(f"  {name:<16} {get_family(name).description}")
+    typer.echo("models (fit commands; a TimeCourse subclass is a time-course form)")
     for name in sorted(registry()):
         cls = get_model_class(name)
-        typer.echo(f"{name:<16} {getattr(cls, 'description', '')}")
+        typer.echo(f"  {name:<16} {getattr(cls, 'description', '')}")
 
 
 def main() -> None:

@@ -66,9 +66,9 @@ def calibrate(
         return
     from trialmeta.analysis.calibration import (
         PLANTED,
-        QUANTITIES,
         CalibrationSpec,
         build,
+        calibrated_families,
         summarize,
         tasks,
     )
@@ -77,8 +77,9 @@ def calibrate(
     from trialmeta.analysis.io import dumps_json, write_text_atomic
     from trialmeta.analysis.records import read_records
 
-    if model not in QUANTITIES:
-        raise fail(f"error: calibrate supports {', '.join(QUANTITIES)}, not '{model}'")
+    if model not in calibrated_families():
+        raise fail(f"error: calibrate supports {', '.join(calibrated_families())}, not "
+                   f"'{model}'")
     planted: dict[str, float] = {}
     if recover and model not in PLANTED:
         raise fail(f"error: --recover supports {', '.join(PLANTED)}, not '{model}'")

@@ -38,8 +38,12 @@ def network(
     reference: Annotated[str, typer.Option(
         help="The node every effect is against (e.g. saline, placebo).")] = "placebo",
     node: Annotated[str, typer.Option(
-        help="What a node is: treatment, treatment+dose or treatment+route+dose.")
+        help="What a node is: treatment, treatment+route, treatment+dose or "
+             "treatment+route+dose.")
     ] = "treatment",
+    inert: Annotated[list[str] | None, typer.Option(
+        "--inert", help="Treatments taken as one inert control node, named after the first "
+                        "(repeatable), e.g. --inert placebo --inert saline.")] = None,
     time: Annotated[float, typer.Option("--time", help="Target hours after the dose.")] = 24.0,
     window: Annotated[float | None, typer.Option(
         help="Half-width of the accepted time window in hours.")] = None,
@@ -84,7 +88,7 @@ def network(
     filters = filters_from_options(treatment, route, population, scale, evidence, None, None,
                                    domain, endpoint)
     data = select_network(records, outcome, measure.upper(), TimeWindow.around(time, window),
-                          filters, reference=reference, node=node)
+                          filters, reference=reference, node=node, inert=tuple(inert or ()))
     tau = None if tau_prior == "half-normal" else heterogeneity_prior(tau_prior)
     priors = default_network_priors(data.measure, tau)
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,

@@ -133,7 +133,7 @@ def test_calibration_fits_through_the_kernels_the_report_uses(monkeypatch) -> No
     for family in ("pooled-rate", "dose-response"):
         spec = CalibrationSpec(family, draws=100, tune=100, chains=2, seed=2)
         out = calibration.simulate_and_fit(spec, records, 0)
-        assert set(out["quantities"]) == {q for q, _, _ in calibration.QUANTITIES[family]}
+        assert set(out["quantities"]) == {q for q, _, _ in calibration.quantities(family)}
     assert calls == ["pooled-rate", "dose-response"]
 
 

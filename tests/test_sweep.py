@@ -12,11 +12,13 @@ RECORDS = read_records()
 BY_ID = {c.id: c for c in CLAIMS.claims}
 
 
-def test_prior_changes_apply_to_pooled_rate_and_contrast_claims_only() -> None:
+def test_tau_prior_changes_apply_to_the_families_with_a_random_effects_tau_only() -> None:
     v = Variation("prior", "half-normal:1.0")
+    assert {c.model for c in CLAIMS.claims} >= {"pooled-rate", "contrast", "network",
+                                                 "dose-response", "time-course"}
     for claim in CLAIMS.claims:
         changed = vary(claim, v, RECORDS)
-        if claim.model in ("pooled-rate", "contrast"):
+        if claim.model in ("pooled-rate", "contrast", "network"):
             assert changed is not None and changed.option("tau_prior") == "half-normal:1.0"
         else:
             assert changed is None

@@ -23,6 +23,7 @@ BUILTIN = {
     "time-course": "trialmeta.analysis.models.time_course:TimeCourse",
 }
 _LOCAL: dict[str, type] = {}
+_PLUGIN_FILES: list[str] = []  # loaded with --plugin, in order: worker processes load them too
 
 
 def registry() -> dict[str, str]:
@@ -51,10 +52,12 @@ def get_model_class(name: str) -> type:
 
 
 def load_plugin(path: str | Path) -> list[str]:
-    """Import a local Python file and register the models in its ``TRIALMETA_MODELS``."""
+    """Import a local Python file; register its ``TRIALMETA_MODELS`` and ``TRIALMETA_FAMILIES``."""
     p = Path(path)
     if not p.is_file():
         raise SpecError(f"plug-in file not found: {p}")
+    if str(p.resolve()) in _PLUGIN_FILES:
+        return []
     name = f"trialmeta_plugin_{p.stem}"
     spec = importlib.util.spec_from_file_location(name, p)
     if spec is None or spec.loader is None:
@@ -65,11 +68,39 @@ def load_plugin(path: str | Path) -> list[str]:
         spec.loader.exec_module(module)
     except Exception as exc:  # a user's file can fail in any way; report it plainly
         raise SpecError(f"plug-in {p} failed to import: {type(exc).__name__}: {exc}") from None
-    models = getattr(module, "TRIALMETA_MODELS", None)
-    if not isinstance(models, dict) or not models:
-        raise SpecError(f"plug-in {p} must define TRIALMETA_MODELS = {{'name': ModelClass}}")
+    models = getattr(module, "TRIALMETA_MODELS", None) or {}
+    families = getattr(module, "TRIALMETA_FAMILIES", None) or {}
+    if not isinstance(models, dict) or not isinstance(families, dict) or not (models or
+                                                                              families):
+        raise SpecError(f"plug-in {p} must define TRIALMETA_MODELS = {{'name': ModelClass}} "
+                        "or TRIALMETA_FAMILIES = {'name': FamilyClass}")
     for key, cls in models.items():
         if key in BUILTIN:
             raise SpecError(f"plug-in {p}: '{key}' is a built-in model name; choose another")
         _LOCAL[str(key)] = cls
-    return list(models)
+    from ..family import register
+
+    for key, cls in families.items():
+        try:
+            register(str(key), cls)
+        except SpecError as exc:
+            raise SpecError(f"plug-in {p}: {exc}") from None
+    _PLUGIN_FILES.append(str(p.resolve()))
+    return [*models, *families]
+
+
+def plugin_files() -> tuple[str, ...]:
+    """Return the plug-in files loaded in this process (worker processes load them too)."""
+    return tuple(_PLUGIN_FILES)
+
+
+def load_plugins(files: tuple[str, ...]) -> None:
+    """Load plug-in ``files`` (each once per process): a worker process's initializer."""
+    for f in files:
+        load_plugin(f)
+
+
+def with_plugins(files: tuple[str, ...], func, *args):  # noqa: ANN001, ANN201, ANN002
+    """Load ``files`` (once per process), then return ``func(*args)``: a worker's task."""
+    load_plugins(files)
+    return func(*args)

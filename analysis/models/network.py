@@ -47,7 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..records import Records
     from ..selection import Filters, TimeWindow
 
-NODES = ("treatment", "treatment+dose", "treatment+route+dose")
+NODES = ("treatment", "treatment+route", "treatment+dose", "treatment+route+dose")
 COUNT = {"response": "responders", "remission": "remitters"}
 
 
@@ -88,9 +88,11 @@ class NetworkData:
         return list(out.values())
 
 
-def _node(row: pd.Series, kind: str) -> str:
-    if kind == "treatment":
-        return str(row["treatment"])
+def _node(row: pd.Series, kind: str, inert: tuple[str, ...] = ()) -> str:
+    if kind == "treatment" or row["treatment"] in inert:
+        return inert[0] if row["treatment"] in inert else str(row["treatment"])
+    if kind == "treatment+route":
+        return f"{row['treatment']} {row['route'] or ''}".strip()
     dose = "" if pd.isna(row["dose"]) else f" {row['dose']:g}{row['dose_unit'] or ''}"
     if kind == "treatment+dose":
         return f"{row['treatment']}{dose}"
@@ -98,14 +100,16 @@ def _node(row: pd.Series, kind: str) -> str:
 
 
 def select_network(records: Records, outcome: str, measure: str, window: TimeWindow,
-                   filters: Filters, *, reference: str, node: str = "treatment"
-                   ) -> NetworkData:
+                   filters: Filters, *, reference: str, node: str = "treatment",
+                   inert: tuple[str, ...] = ()) -> NetworkData:
     """Select each study's arms at one time near the target, as nodes of a network.
 
-    A study enters at the time in the window nearest the target that has at least two
-    distinct nodes with the outcome; arms of one study with the same node are combined
-    (counts summed; means refused). Studies outside the reference's connected component are
-    left out, with the reason.
+    ``inert`` names treatments taken as one inert control (for example saline infusions
+    and intranasal placebo): their arms form one node named after the first, whatever
+    their route or dose. A study enters at the time in the window nearest the target that
+    has at least two distinct nodes with the outcome; arms of one study with the same node
+    are combined (counts summed; means refused). Studies outside the reference's connected
+    component are left out, with the reason.
     """
     if node not in NODES:
         raise SpecError(f"unknown --node '{node}'; use {', '.join(NODES)}")
@@ -125,9 +129,13 @@ def select_network(records: Records, outcome: str, measure: str, window: TimeWin
     t = t[(t["time_h"].astype(float) > 0) & (t["doses_given"].fillna(1) != 0)]
     if outcome == "change":
         t = t[t["sd"].notna() | t["se"].notna()]
-    t = t.assign(node=[_node(r, node) for _, r in t.iterrows()])
+    t = t.assign(node=[_node(r, node, inert) for _, r in t.iterrows()])
     dropped: list[dict[str, object]] = []
     notes: list[str] = []
+    pooled = sorted(set(t.loc[t["treatment"].isin(inert[1:]), "treatment"]))
+    if pooled:
+        notes.append(f"inert controls pooled into one node '{inert[0]}': "
+                     f"{', '.join([inert[0], *pooled])} (an assumption: they are exchangeable)")
     rows = []
     for study, g in t.groupby("study", sort=False):
         times = [x for x, h in g.groupby(g["time_h"].astype(float))
@@ -314,12 +322,43 @@ class Network:
                           observed=arms["y"].to_numpy(float), dims="arm")
         return model
 
+    def precompiled(self, data: NetworkData):  # noqa: ANN201 (a PrecompiledModel)
+        """Return the same model for the precompiled (numba) sampler."""
+        from ..precompiled import network
+
+        st = self._structure(data)
+        pr = self._priors(data)
+        a = data.arms
+        k = len(data.nodes)
+        base_of_arm = st["base_node"][st["s_idx"]]
+        if self.ume:
+            variant, names = "ume", st["pairs"]
+            plus, minus = np.where(st["base"], -1, st["pair_idx"]), np.full(len(a), -1)
+        else:
+            variant, names = ("split", [*data.nodes[1:], "direct"]) if self.split \
+                else ("consistency", data.nodes[1:])
+            plus, minus = st["t_idx"] - 1, base_of_arm - 1  # d[0] = 0: index -1
+            if self.split is not None:
+                x, y = (data.nodes.index(n) for n in self.split)
+                own = (base_of_arm == x) & (st["t_idx"] == y)
+                plus, minus = np.where(own, k - 1, plus), np.where(own, -1, minus)
+        labels = [f"{s} {n}" for s, n in zip(a["study"], a["node"], strict=True)]
+        binary = data.binary
+        return network(binary=binary, variant=variant, study_index=st["s_idx"],
+                       base=st["base"].astype(float), plus=plus, minus=minus,
+                       w_shared=st["w_shared"], w_own=st["w_own"],
+                       y=a["events"].to_numpy(float) if binary else a["y"].to_numpy(float),
+                       n_or_se=a["n"].to_numpy(float) if binary else a["se"].to_numpy(float),
+                       studies=data.studies, arm_labels=labels, effect_names=list(names),
+                       nodes=data.nodes, effect_sd=pr.effect_sd, baseline_sd=pr.baseline_sd,
+                       tau_kind=pr.tau.kind, tau_scale=pr.tau.scale, tau_loc=pr.tau.location)
+
     def fit(self, data: NetworkData, settings: SamplerSettings | None = None, *,
             data_sha256: str = "") -> NetworkFit:
         """Sample the posterior and run the convergence gate on d and tau."""
         settings = settings or SamplerSettings()
         pr = self._priors(data)
-        model = LazyModel(lambda: self.build(data), None)
+        model = LazyModel(lambda: self.build(data), lambda: self.precompiled(data))
         token = "|".join([self.name, "ume" if self.ume else "consistency", repr(self.split),
                           data.outcome,
                           data.measure, repr(pr.as_dict()), repr(data.nodes),
@@ -456,3 +495,71 @@ def network_document(fit: NetworkFit, higher_is_better: bool,
         "node_splits": [node_split(f) for f in splits or []],
         "provenance": fit.provenance,
     }
+
+
+def _study_edges(arms: pd.DataFrame) -> dict[str, set[frozenset[str]]]:
+    """Each study's compared pairs of nodes."""
+    out: dict[str, set[frozenset[str]]] = {}
+    for study, g in arms.groupby("study", sort=False):
+        nodes = list(dict.fromkeys(g["node"]))
+        out[study] = {frozenset((x, y)) for i, x in enumerate(nodes) for y in nodes[i + 1:]}
+    return out
+
+
+def _connected(edges: set[frozenset[str]], a: str, b: str) -> bool:
+    seen, frontier = {a}, [a]
+    while frontier:
+        x = frontier.pop()
+        for e in edges:
+            if x in e:
+                (y,) = e - {x}
+                if y not in seen:
+                    seen.add(y)
+                    frontier.append(y)
+    return b in seen
+
+
+def informing_studies(data: NetworkData, a: str, b: str, cap: int = 20000) -> list[str]:
+    """Studies with a comparison on some path of evidence between nodes ``a`` and ``b``.
+
+    A study on a dead-end branch (say, the only trial of a third treatment) does not
+    inform ``a`` vs ``b``. Paths are enumerated up to ``cap``; past it, every study of the
+    component counts.
+    """
+    by_study = _study_edges(data.arms)
+    graph: dict[str, set[str]] = {}
+    for edges in by_study.values():
+        for e in edges:
+            x, y = tuple(e)
+            graph.setdefault(x, set()).add(y)
+            graph.setdefault(y, set()).add(x)
+    on_path: set[frozenset[str]] = set()
+    count = 0
+    stack: list[tuple[str, list[str]]] = [(a, [a])]
+    while stack:
+        x, path = stack.pop()
+        if x == b:
+            on_path |= {frozenset(p) for p in zip(path, path[1:], strict=False)}
+            count += 1
+            if count >= cap:
+                return sorted(by_study)
+            continue
+        stack += [(y, [*path, y]) for y in sorted(graph.get(x, ())) if y not in path]
+    return sorted(s for s, edges in by_study.items() if edges & on_path)
+
+
+def fragile_support(data: NetworkData, a: str, b: str, k: int) -> list[str] | None:
+    """Return fewer than ``k`` studies whose removal disconnects ``a`` from ``b``, or None.
+
+    Such a comparison rests on those trials alone, whatever the rest of the network says.
+    """
+    from itertools import combinations
+
+    by_study = _study_edges(data.arms)
+    studies = informing_studies(data, a, b)
+    for r in range(1, k):
+        for drop in combinations(studies, r):
+            kept = set().union(*(e for s, e in by_study.items() if s not in drop))
+            if not _connected(kept, a, b):
+                return list(drop)
+    return None

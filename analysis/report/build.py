@@ -22,6 +22,7 @@ from typing import Any
 from ..claims import ClaimsFile
 from ..errors import SpecError
 from ..evaluate import Evaluation, evaluate
+from ..family import get_family
 from ..inference import SamplerSettings, cached_file, command_line, package_versions
 from ..io import dumps_json, write_text_atomic
 from ..records import Records, summarize
@@ -29,7 +30,7 @@ from ..results import rounded
 from .contrast_section import run_contrast_section, strip_figures
 from .extras import limitations, load_published, published_comparison, sensitivity, to_csv
 from .output import MARKER, marker_text, swap_in
-from .plots import calibration_plot, dose_plot, forest_plot, svg, time_plot, use_svg_cache
+from .plots import calibration_plot, svg, use_svg_cache
 
 MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
 
@@ -115,6 +116,11 @@ def prior_text(model: str, priors: dict[str, Any], measure: str = "OR") -> str:
         return (f"amplitude ~ N(0, {g['amplitude_sd']}); τ ~ HalfNormal({g['tau_scale']}); "
                 f"log ED50 ~ N(log mid-dose, {g['ed50_sd']}); log Hill ~ N(0, {g['hill_sd']}); "
                 f"study baselines ~ N(0, {g['baseline_sd']})")
+    if model == "network":
+        tau = priors.get("tau") or {}
+        return (f"d (each treatment vs the reference) ~ N(0, {g['effect_sd']}); study "
+                f"baselines ~ N(0, {g['baseline_sd']}); τ: {tau.get('label', tau)}; "
+                "multi-arm random effects correlated 0.5")
     if model == "time-course" or {"t_rise", "t_decay"} <= set(priors):
         return (f"peak A ~ N(0, {g['peak_sd']}); log T_r ~ N(log {g['t_rise']} h, {g['t_sd']}); "
                 f"log(T_d − T_r) ~ N(log {g['t_decay']} h, {g['t_sd']}); τ (log-normal "
@@ -183,7 +189,7 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
     ``robustness`` holds a ``trialmeta sweep`` document (``sweep``) and ``trialmeta
     calibrate`` summaries (``calibration``), made beforehand for the same data and claims.
     """
-    fits, curves = [], []
+    fits, curves, sections = [], [], []
     fit_docs, posteriors = {}, {}
     used_contrasts = {row["study"] for c in contrasts or [] for g in c["groups"]
                       for row in g.get("bayesian", {}).get("per_study", [])}
@@ -196,19 +202,9 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
         fit_docs[fid] = run.doc
         if "idata" in run.extra:
             posteriors[fid] = run.extra["idata"]
-        label = f"claims {', '.join(ids)}"
-        if run.family == "pooled-rate":
-            r = run.extra["run"]
-            image = svg(forest_plot, arms=r.summary.arms, estimates=r.summary.estimates,
-                        outcome=r.outcome,
-                        title=f"{r.outcome} at {r.window.target_h:g} h ({label})")
-            fits.append({"id": fid, "claims": ids, "doc": run.doc, "svg": image})
-        elif run.family == "dose-response":
-            curves.append({"id": fid, "claims": ids, "kind": "dose-response", "doc": run.doc,
-                           "svg": svg(dose_plot, doc=run.doc, title=label)})
-        elif run.family == "time-course":
-            curves.append({"id": fid, "claims": ids, "kind": "time-course", "doc": run.doc,
-                           "svg": svg(time_plot, doc=run.doc, title=label)})
+        shown = get_family(run.family).report_item(run, fid, ids)
+        if shown is not None:
+            {"fits": fits, "curves": curves, "sections": sections}[shown[0]].append(shown[1])
     claim_rows = [r.as_dict() for r in evaluation.results]
     provenance = {
         "data": records.path,
@@ -226,7 +222,10 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
         for g in c["groups"]:
             if "_idata" in g:
                 posteriors[f"contrast-{c['id']}-{g['group'].replace(' ', '_')}"] = g["_idata"]
-    diagnostics_rows = [{"id": fid, **doc["diagnostics"]} for fid, doc in fit_docs.items()]
+    blank = {"r_hat_max": None, "ess_bulk_min": None, "divergences": None, "passed": None,
+             "messages": []}  # a plug-in's fit may have no sampler diagnostics
+    diagnostics_rows = [{"id": fid, **blank, **doc.get("diagnostics", {})}
+                        for fid, doc in fit_docs.items()]
     prior_rows = [{"id": fid, "text": prior_text(doc.get("model", ""), doc.get("priors") or {},
                                                  doc.get("measure", "OR"))}
                   for fid, doc in fit_docs.items() if doc.get("priors")]
@@ -279,6 +278,7 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
         "claims": results["claims"],
         "fits": fits,
         "curves": curves,
+        "sections": sections,
         "diagnostics_rows": rounded(diagnostics_rows),
         "prior_rows": prior_rows,
         "loo_tables": loo_tables or [],
@@ -348,23 +348,18 @@ def form_comparisons(records: Records, evaluation: Evaluation,
 
     The claims' own fits are reused; only the other forms are fitted.
     """
-    from ..curves import compare_forms
-    from ..models.dose_response import FORMS as DOSE_FORMS
-    from ..models.time_course import FORMS as TIME_FORMS
-
     tables, seen = [], set()
     for run in evaluation.runs.values():
-        if run.doc is None or run.family not in ("dose-response", "time-course"):
+        if run.doc is None or "opts" not in run.extra:
             continue
         opts = run.extra["opts"]
         key = (run.family, repr(opts.filters), opts.outcome)
         if key in seen:
             continue
         seen.add(key)
-        forms = DOSE_FORMS if run.family == "dose-response" else TIME_FORMS
-        table = compare_forms(records, run.family, opts, settings, forms,
-                              done={run.doc["form"]: run.doc})
-        tables.append(table)
+        table = get_family(run.family).form_table(records, run, settings)
+        if table is not None:
+            tables.append(table)
     return tables
 
 
@@ -468,6 +463,7 @@ def build_report(records: Records, claims: ClaimsFile, settings: SamplerSettings
 
         write_text_atomic(history / "history.csv", history_text(history_rows))
     if marker:
+        marker.parent.mkdir(parents=True, exist_ok=True)  # a fit without a sampler caches nothing
         marker.touch()
     return report.results
 

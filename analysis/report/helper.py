@@ -43,7 +43,11 @@ class ReportHelper:
 
     def _start(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+            from ..models import load_plugins, plugin_files
+
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"),
+                                             initializer=load_plugins,
+                                             initargs=(plugin_files(),))
         return self._pool
 
     def call(self, func: Callable[..., Any], *args: Any) -> Callable[[], Any]:  # noqa: ANN401

@@ -18,17 +18,17 @@ def tasks(claims: ClaimsFile) -> list[tuple[str, int]]:
     """Every independent unit of work, most expensive first.
 
     One per distinct claim fit (claims sharing a fit would otherwise race to compute it in
-    two workers), one per contrast spec, one form table per dose-response or time-course
-    fit.
+    two workers), one per contrast spec, one form table per fit of a family with curve
+    forms.
     """
-    from ..claims import model_family
+    from ..family import family_of
 
     first: dict[tuple, int] = {}
     for i, c in enumerate(claims.claims):
         first.setdefault(c.fit_key(), i)
     fits = sorted(first.values())
     curves = [i for i in fits
-              if model_family(claims.claims[i].model) in ("dose-response", "time-course")]
+              if family_of(claims.claims[i].model).forms(claims.claims[i].model)]
     return ([("forms", i) for i in curves]
             + [("contrast", j) for j in range(len(claims.contrasts))]
             + [("claim", i) for i in fits if i not in curves])
@@ -36,13 +36,8 @@ def tasks(claims: ClaimsFile) -> list[tuple[str, int]]:
 
 def _worker(records_path: str | None, claims_path: str | None, settings: SamplerSettings,
             chunk: list[tuple[str, int]]) -> int:
-    from dataclasses import replace
-
-    from ..claims import load_claims, model_family
-    from ..curves import compare_forms
-    from ..evaluate import RUNNERS
-    from ..models.dose_response import FORMS as DOSE_FORMS
-    from ..models.time_course import FORMS as TIME_FORMS
+    from ..claims import load_claims
+    from ..family import family_of
     from ..records import read_records
     from .contrast_section import run_contrast_section
 
@@ -52,20 +47,16 @@ def _worker(records_path: str | None, claims_path: str | None, settings: Sampler
     for kind, i in chunk:
         if kind == "claim":
             c = claims.claims[i]
-            RUNNERS[model_family(c.model)](records, c, settings)
+            family_of(c.model).run(records, c, settings)
         elif kind == "contrast":
             run_contrast_section(records, [claims.contrasts[i]], settings)
         else:
             c = claims.claims[i]
-            family = model_family(c.model)
-            if family not in ("dose-response", "time-course"):
-                continue
-            run = RUNNERS[family](records, c, settings)
+            family = family_of(c.model)
+            run = family.run(records, c, settings)
             if run.doc is None:
                 continue
-            forms = DOSE_FORMS if family == "dose-response" else TIME_FORMS
-            compare_forms(records, family, replace(run.extra["opts"]), settings, forms,
-                          done={run.doc["form"]: run.doc})
+            family.form_table(records, run, settings)
         done += 1
     return done
 
@@ -78,7 +69,10 @@ def prefetch(records_path: str | None, claims_path: str | None, settings: Sample
     so a fixed split leaves one worker idle); the workers live for the whole prefetch.
     A form table fits its claim's own form too, so curve claims need no separate task.
     """
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+    from ..models import load_plugins, plugin_files
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
+                             initializer=load_plugins, initargs=(plugin_files(),)) as pool:
         for future in [pool.submit(_worker, records_path, claims_path, settings, [t])
                        for t in tasks(claims)]:
             future.result()

@@ -278,6 +278,33 @@ def time_plot(*, doc: dict, title: str) -> Figure:
     return fig
 
 
+def network_plot(*, nodes: list[str], edges: list[dict], title: str) -> Figure:
+    """Draw the network: nodes on a circle, edges as wide as their number of trials."""
+    fig = _figure(figsize=(5.0, 4.2))
+    ax = fig.add_subplot()
+    angle = np.pi / 2 - 2 * np.pi * np.arange(len(nodes)) / max(len(nodes), 1)
+    xy = {n: (np.cos(a), np.sin(a)) for n, a in zip(nodes, angle, strict=True)}
+    for e in edges:
+        (x0, y0), (x1, y1) = xy[e["from"]], xy[e["to"]]
+        ax.plot([x0, x1], [y0, y1], color="tab:blue", alpha=0.6, lw=1 + 1.5 * e["trials"],
+                solid_capstyle="round")
+        ax.text((x0 + x1) / 2, (y0 + y1) / 2, str(e["trials"]), fontsize=7, ha="center",
+                va="center", bbox={"boxstyle": "round", "fc": "white", "ec": "none"})
+    patients = {n: 0 for n in nodes}
+    for e in edges:  # a node's patients, counted once per edge it is on: a size cue only
+        patients[e["from"]] += e["patients"] // 2
+        patients[e["to"]] += e["patients"] // 2
+    for n, (x, y) in xy.items():
+        ax.scatter(x, y, s=60 + patients[n] / 2, color="0.25", zorder=3)
+        ax.text(1.18 * x, 1.18 * y, n, fontsize=8, ha="center", va="center")
+    ax.set_xlim(-1.6, 1.6)
+    ax.set_ylim(-1.45, 1.45)
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def calibration_plot(summary: dict) -> Figure:
     """SBC rank histograms (with the 99 % band of a uniform histogram) and coverage."""
     from ..calibration import N_RANK_DRAWS, RANK_BINS

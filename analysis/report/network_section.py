@@ -1,0 +1,53 @@
+"""The report's section for a network fit: graph, effects and SUCRA, league table, checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .plots import network_plot, svg
+
+
+def network_section(doc: dict[str, Any], fid: str, claim_ids: list[str]) -> dict[str, Any]:
+    """Return the generic section (heading, text, figure, tables) of one network document."""
+    label = ", ".join(claim_ids)
+    effects = [{"treatment": n, **doc["effects"][n], "sucra": doc["ranks"][n]["sucra"]}
+               for n in doc["nodes"][1:]]
+    league = [dict(r) for r in doc["league"]]
+    tables = [
+        {"caption": f"Each treatment vs {doc['reference']} ({doc['scale']}; "
+                    f"{doc['direction']}), with SUCRA",
+         "columns": ["treatment", "median", "ci_low", "ci_high", "sucra"], "rows": effects},
+        {"caption": "League table: every pair (row treatment vs column treatment)",
+         "columns": ["treatment", "vs", "median", "ci_low", "ci_high"], "rows": league},
+        {"caption": "Edges: pairs compared within trials",
+         "columns": ["from", "to", "trials", "patients"], "rows": doc["edges"]},
+    ]
+    if doc.get("node_splits"):
+        tables.append({
+            "caption": "Node-splitting: direct vs indirect evidence (two-sided p)",
+            "columns": ["comparison", "direct", "indirect", "difference", "p_value"],
+            "rows": [{"comparison": x["comparison"], "p_value": x["p_value"],
+                      **{k: _interval(x[k]) for k in ("direct", "indirect", "difference")}}
+                     for x in doc["node_splits"]]})
+    inc = doc.get("inconsistency")
+    if inc and "elpd_difference_ume_minus_consistency" in inc:
+        check = (f"Unrelated mean effects vs consistency (PSIS-LOO): elpd difference "
+                 f"{inc['elpd_difference_ume_minus_consistency']:.2f} (SE "
+                 f"{inc['se_difference']:.2f}); inconsistency "
+                 f"{'FLAGGED' if inc['inconsistency_flagged'] else 'not flagged'}.")
+    else:
+        check = "No loop of independent evidence: consistency cannot be checked."
+    tau = doc["estimates"]["tau"]
+    text = (f"{doc['outcome']} ({doc['measure']}), {doc['k']} studies, {doc['arms']} arms, "
+            f"{len(doc['nodes'])} treatments; tau {tau['median']:.2f} "
+            f"({tau['ci_low']:.2f} to {tau['ci_high']:.2f}). {check} "
+            + " ".join(f"Note: {n}." for n in doc.get("notes", [])))
+    image = svg(network_plot, nodes=doc["nodes"], edges=doc["edges"],
+                title=f"network (claims {label})")
+    return {"id": fid, "claims": claim_ids, "family": "network",
+            "heading": f"Network: {doc['outcome']} vs {doc['reference']} (claims {label})",
+            "text": text, "svg": image, "tables": tables}
+
+
+def _interval(e: dict[str, Any]) -> str:
+    return f"{e['median']:.2f} ({e['ci_low']:.2f} to {e['ci_high']:.2f})"
