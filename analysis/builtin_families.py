@@ -34,18 +34,39 @@ def _svg(plot: Any, **kwargs: Any) -> str:  # noqa: ANN401
     return svg(plot, **kwargs)
 
 
-class PooledRateFamily(Family):
-    """Random-effects logistic pooling of one arm type's response or remission rate."""
+def _agent_quantity_problem(quantity: str, known: tuple[str, ...]) -> str | None:
+    """Say what is wrong with a multi-agent quantity, or None."""
+    parts = quantity.split(":")
+    shapes = {"effect_at": 3, "ed50": 2, "emax": 2, "equivalent": 4}
+    if quantity == "tau":
+        return None
+    if parts[0] in shapes and len(parts) == shapes[parts[0]] and all(parts):
+        if parts[0] in ("effect_at", "equivalent"):
+            try:
+                if float(parts[2]) <= 0:
+                    return f"the dose in '{quantity}' must be positive"
+            except ValueError:
+                return f"'{parts[2]}' in '{quantity}' is not a dose"
+        return None
+    return (f"multi-agent dose-response has no quantity '{quantity}'; known: "
+            f"{', '.join(known)}")
 
-    name = "pooled-rate"
-    description = "hierarchical logistic pooling of single-arm response/remission rates"
-    outcomes = ("response", "remission")
-    quantities = ("pooled_rate", "predictive_rate", "tau", "mu_logit")
-    prior_settings = ("mu_mean", "mu_sd", "tau_scale")
-    prior_cells = (("mu_sd", 2.0),)
-    tau_prior = True
-    sbc_quantities = (("mu", "mu", None), ("tau", "tau", None),
-                      ("pooled_rate", "pooled_rate", None), ("theta[first arm]", "theta", 0))
+
+class _Builtin(Family):
+    """A built-in family: ``run`` calls the runner named ``runner`` in :mod:`runners`."""
+
+    runner = ""
+
+    def run(self, records: Records, claim: Claim, settings: SamplerSettings, *,
+            documents: bool = True) -> FamilyRun:
+        """Select the claim's records and fit (see the runner in :mod:`runners`)."""
+        from . import runners
+
+        return getattr(runners, self.runner)(records, claim, settings, documents=documents)
+
+
+class _Moderated(_Builtin):
+    """A family whose claims may judge moderator coefficients ``beta:NAME``."""
 
     def check_quantity(self, quantity: str, options: dict[str, Any]) -> str | None:
         """Also accept ``beta:NAME`` when the claim has moderators."""
@@ -54,12 +75,20 @@ class PooledRateFamily(Family):
             return None
         return f"{said} (beta:NAME needs moderators)"
 
-    def run(self, records: Records, claim: Claim, settings: SamplerSettings, *,
-            documents: bool = True) -> FamilyRun:
-        """Fit the pooled rate (see :func:`runners.run_pooled_rate`)."""
-        from .runners import run_pooled_rate
 
-        return run_pooled_rate(records, claim, settings, documents=documents)
+class PooledRateFamily(_Moderated):
+    """Random-effects logistic pooling of one arm type's response or remission rate."""
+
+    name = "pooled-rate"
+    runner = "run_pooled_rate"
+    description = "hierarchical logistic pooling of single-arm response/remission rates"
+    outcomes = ("response", "remission")
+    quantities = ("pooled_rate", "predictive_rate", "tau", "mu_logit")
+    prior_settings = ("mu_mean", "mu_sd", "tau_scale")
+    prior_cells = (("mu_sd", 2.0),)
+    tau_prior = True
+    sbc_quantities = (("mu", "mu", None), ("tau", "tau", None),
+                      ("pooled_rate", "pooled_rate", None), ("theta[first arm]", "theta", 0))
 
     def default_prior(self, claim: Claim, setting: str) -> float:
         """Return the default of a pooled-rate prior setting."""
@@ -98,10 +127,11 @@ class PooledRateFamily(Family):
         return BinaryArms(data.outcome, t, list(data.dropped))
 
 
-class ContrastFamily(Family):
+class ContrastFamily(_Moderated):
     """Random-effects pooling of active-vs-control contrasts (arm-based for counts)."""
 
     name = "contrast"
+    runner = "run_contrast"
     description = "random-effects meta-analysis of active-vs-control contrasts"
     quantities = ("effect", "predictive_effect", "tau", "or", "rr", "rd", "control_rate")
     options = frozenset()
@@ -110,20 +140,6 @@ class ContrastFamily(Family):
     tau_prior = True
     sbc_quantities = (("d", "d", None), ("tau", "tau", None),
                       ("delta[first contrast]", "delta", 0))
-
-    def check_quantity(self, quantity: str, options: dict[str, Any]) -> str | None:
-        """Also accept ``beta:NAME`` when the claim has moderators."""
-        said = super().check_quantity(quantity, options)
-        if said is None or _moderated(quantity, options):
-            return None
-        return f"{said} (beta:NAME needs moderators)"
-
-    def run(self, records: Records, claim: Claim, settings: SamplerSettings, *,
-            documents: bool = True) -> FamilyRun:
-        """Fit the contrasts (see :func:`runners.run_contrast`)."""
-        from .runners import run_contrast
-
-        return run_contrast(records, claim, settings, documents=documents)
 
     def default_prior(self, claim: Claim, setting: str) -> float:
         """Return the default of a contrast prior setting for the claim's measure."""
@@ -161,7 +177,7 @@ class ContrastFamily(Family):
         return replace(data, contrasts=c)
 
 
-class _CurveFamily(Family):
+class _CurveFamily(_Builtin):
     """A family with curve forms compared by PSIS-LOO in the report."""
 
     kind = ""
@@ -177,8 +193,10 @@ class _CurveFamily(Family):
                                       title=f"claims {', '.join(claim_ids)}")}
 
     def form_table(self, records: Records, run: FamilyRun, settings: SamplerSettings
-                   ) -> dict[str, Any]:
+                   ) -> dict[str, Any] | None:
         """Fit the other forms on the run's selection and rank all by PSIS-LOO."""
+        if "opts" not in run.extra:
+            return None
         from .curves import compare_forms
 
         return compare_forms(records, self.kind, run.extra["opts"], settings,
@@ -189,20 +207,57 @@ class DoseResponseFamily(_CurveFamily):
     """Emax (and other forms) dose-response over arms at several doses."""
 
     name = kind = "dose-response"
+    runner = "run_dose_response"
     description = "dose-response curve (Emax, log-linear, linear, piecewise) across doses"
     quantities = ("ed50", "theta", "tau", "effect_at:DOSE", "difference:LOW:HIGH")
     prior_settings = ("amplitude_sd", "tau_scale", "ed50_sd", "hill_sd", "baseline_sd")
     prior_cells = (("ed50_sd", 2.0), ("amplitude_sd", 2.0), ("tau_scale", 2.0))
     sbc_quantities = (("theta", "theta", None), ("tau", "tau", None), ("ed50", "ed50", None))
 
-    def forms(self, model: str) -> tuple[str, ...]:
-        """Return the dose-response forms."""
+    options = frozenset({"agents", "ed50", "emax", "inert"})
+    AGENT_QUANTITIES = ("effect_at:AGENT:DOSE", "ed50:AGENT", "emax:AGENT",
+                        "equivalent:AGENT:DOSE:OTHER", "tau")
+
+    def forms(self, model: str, options: dict[str, Any] | None = None) -> tuple[str, ...]:
+        """Return the dose-response forms (none for the multi-agent Emax network)."""
         from .models.dose_response import FORMS
 
-        return tuple(FORMS)
+        return () if (options or {}).get("agents") else tuple(FORMS)
+
+    def check_options(self, options: dict[str, Any], fail: Any) -> None:  # noqa: ANN401
+        """Check the multi-agent fields: agents, ED50 and Emax pooling, inert controls."""
+        from .models.dose_agents import ED50_POOLING, EMAX_POOLING
+
+        if "agents" not in options:
+            for key in ("ed50", "emax", "inert"):
+                if key in options:
+                    raise fail(key, "only multi-agent claims (with 'agents') take it")
+            return
+        v = options["agents"]
+        names = v if isinstance(v, list) else [v]
+        if not names or not all(isinstance(x, str) for x in names):
+            raise fail("agents", "must be 'all' or a list of agent names")
+        options["agents"] = "all" if names == ["all"] else tuple(names)
+        for key, allowed in (("ed50", ED50_POOLING), ("emax", EMAX_POOLING)):
+            if options.get(key, allowed[0]) not in allowed:
+                raise fail(key, f"use {' or '.join(allowed)}")
+        if "inert" in options:
+            inert = options["inert"] if isinstance(options["inert"], list) \
+                else [options["inert"]]
+            if not all(isinstance(x, str) for x in inert):
+                raise fail("inert", "must be a name or a list of names")
+            options["inert"] = tuple(inert)
+        if "form" in options or "hill" in options:
+            raise fail("form", "the multi-agent network fits Emax curves (no form or hill)")
 
     def check_quantity(self, quantity: str, options: dict[str, Any]) -> str | None:
-        """Also accept ``effect_at:DOSE``, ``difference:LOW:HIGH`` and moderators' ``beta``."""
+        """Also accept ``effect_at:DOSE``, ``difference:LOW:HIGH`` and moderators' ``beta``.
+
+        A multi-agent claim names the agent: ``effect_at:AGENT:DOSE``, ``ed50:AGENT``,
+        ``emax:AGENT``, ``equivalent:AGENT:DOSE:OTHER`` or ``tau``.
+        """
+        if options.get("agents"):
+            return _agent_quantity_problem(quantity, self.AGENT_QUANTITIES)
         head, _, rest = quantity.partition(":")
         try:
             if head == "effect_at":
@@ -219,14 +274,30 @@ class DoseResponseFamily(_CurveFamily):
 
     def run(self, records: Records, claim: Claim, settings: SamplerSettings, *,
             documents: bool = True) -> FamilyRun:
-        """Fit the curve (see :func:`runners.run_dose_response`)."""
-        from .runners import run_dose_response
+        """Fit the curve, or the multi-agent network (:mod:`runners`)."""
+        from .runners import run_agent_doses, run_dose_response
 
+        if claim.option("agents"):
+            return run_agent_doses(records, claim, settings, documents=documents)
         return run_dose_response(records, claim, settings, documents=documents)
+
+    def report_item(self, run: FamilyRun, fid: str, claim_ids: list[str]
+                    ) -> tuple[str, dict[str, Any]]:
+        """Show the curve; a multi-agent network gets a section of its own."""
+        if "agents" in run.extra:
+            from .report.agents_section import agents_section
+
+            return "sections", agents_section(run.doc, fid, claim_ids)
+        return super().report_item(run, fid, claim_ids)
 
     def default_prior(self, claim: Claim, setting: str) -> float:
         """Return the default (unscaled: claims fit counts or SMDs) of a prior setting."""
         from .models.dose_response import DosePriors
+
+        if claim.option("agents"):
+            from .models.dose_agents import claim_prior_value
+
+            return claim_prior_value("MD" if claim.outcome == "change" else "OR", setting)
 
         return float(getattr(DosePriors(), setting))
 
@@ -254,6 +325,7 @@ class TimeCourseFamily(_CurveFamily):
     """Rise-and-decay (and other) curves over the hours after one dose."""
 
     name = kind = "time-course"
+    runner = "run_time_course"
     description = "time course of the effect after one dose (Bateman, piecewise, plug-ins)"
     timed = False
     quantities = ("onset_h", "time_to_peak_h", "duration_h", "peak", "effect_at:HOURS")
@@ -264,7 +336,7 @@ class TimeCourseFamily(_CurveFamily):
                       ("t_decay", "t_decay", None), ("tau", "tau", None))
     RHOS = (0.2, 0.8)
 
-    def forms(self, model: str) -> tuple[str, ...]:
+    def forms(self, model: str, options: dict[str, Any] | None = None) -> tuple[str, ...]:
         """Return the forms of the claim's model (a plug-in names its own)."""
         from .models import get_model_class
 
@@ -297,13 +369,6 @@ class TimeCourseFamily(_CurveFamily):
             raise fail("likelihood", "use normal or binomial")
         if options.get("timing", "shared") not in ("shared", "by-route", "by-treatment"):
             raise fail("timing", "use shared, by-route or by-treatment")
-
-    def run(self, records: Records, claim: Claim, settings: SamplerSettings, *,
-            documents: bool = True) -> FamilyRun:
-        """Fit the time course (see :func:`runners.run_time_course`)."""
-        from .runners import run_time_course
-
-        return run_time_course(records, claim, settings, documents=documents)
 
     def default_prior(self, claim: Claim, setting: str) -> float:
         """Return the default of a time-course prior setting."""
@@ -357,10 +422,11 @@ class TimeCourseFamily(_CurveFamily):
         return replace(data, contrasts=data.contrasts.assign(yi=y))
 
 
-class NetworkFamily(Family):
+class NetworkFamily(_Builtin):
     """Arm-based random-effects network meta-analysis (NICE TSD2)."""
 
     name = "network"
+    runner = "run_network"
     description = "network meta-analysis: every treatment against every other"
     quantities = ("effect:A", "effect:A:B", "tau", "sucra:A")
     options = frozenset({"reference", "node", "inert"})
@@ -395,19 +461,33 @@ class NetworkFamily(Family):
         if options.get("measure", "OR") not in ("OR", "MD"):
             raise fail("measure", "network claims use OR (counts) or MD (change)")
 
-    def run(self, records: Records, claim: Claim, settings: SamplerSettings, *,
-            documents: bool = True) -> FamilyRun:
-        """Fit the network (see :func:`runners.run_network`)."""
-        from .runners import run_network
-
-        return run_network(records, claim, settings, documents=documents)
-
     def default_prior(self, claim: Claim, setting: str) -> float:
         """Return the default of a network prior setting for the claim's measure."""
         from .models.network import default_network_priors
 
         measure = claim.option("measure", "MD" if claim.outcome == "change" else "OR")
         return float(getattr(default_network_priors(measure), setting))
+
+    sbc_quantities = (("d[first treatment]", "d_free", 0), ("tau", "tau", None),
+                      ("mu[first study]", "mu", 0))
+
+    def sbc_build(self, spec: Any, records: Records) -> tuple[Any, Any, int]:  # noqa: ANN401
+        """Select the depression network: treatments as nodes, inert controls pooled."""
+        from .models.network import Network, select_network
+        from .selection import Filters, TimeWindow
+
+        data = select_network(records, spec.outcome, "OR", TimeWindow.around(spec.time_h),
+                              Filters(domain=("depression",)), reference="placebo",
+                              node="treatment", inert=("placebo", "saline"))
+        return Network(), data, len(data.studies)
+
+    def sbc_observe(self, data: Any, simulated: dict[str, np.ndarray], rho: float = 0.5
+                    ) -> Any:  # noqa: ANN401
+        """Put the simulated events into the arms."""
+        from dataclasses import replace
+
+        return replace(data, arms=data.arms.assign(events=np.asarray(simulated["events"],
+                                                                     int)))
 
     def report_item(self, run: FamilyRun, fid: str, claim_ids: list[str]
                     ) -> tuple[str, dict[str, Any]]:

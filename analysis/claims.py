@@ -282,7 +282,7 @@ def _check_option_types(options: dict[str, Any], family: Family, model: str,
         if not all(isinstance(x, str) for x in (v if isinstance(v, list) else [v])):
             raise fail(key, "must be a name or a list of names")
     if "form" in options:
-        known = family.forms(model)
+        known = family.forms(model, options)
         if not known:
             raise fail("form", f"{family.name} claims have no curve form")
         if options["form"] not in known:

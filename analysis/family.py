@@ -98,8 +98,8 @@ class Family:
     #: SBC: (label, posterior variable, flat index or None) checked by ``calibrate``
     sbc_quantities: tuple[tuple[str, str, int | None], ...] = ()
 
-    def forms(self, model: str) -> tuple[str, ...]:
-        """Curve forms a claim's ``form`` may name (none: the family has no curve)."""
+    def forms(self, model: str, options: dict[str, Any] | None = None) -> tuple[str, ...]:
+        """Return the curve forms a claim's ``form`` may name (none: no curve)."""
         return ()
 
     def check_quantity(self, quantity: str, options: dict[str, Any]) -> str | None:

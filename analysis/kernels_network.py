@@ -49,17 +49,22 @@ CONSISTENCY, UME, SPLIT = 0, 1, 2
 
 
 @numba.njit(**_JIT)
+def _arms(buf: np.ndarray, a_n: int):  # noqa: ANN202 (nine array views)
+    """Return the buffer's per-arm columns (see the module docstring for their order)."""
+    o = HEADER
+    return (buf[o:o + a_n], buf[o + a_n:o + 2 * a_n], buf[o + 2 * a_n:o + 3 * a_n],
+            buf[o + 3 * a_n:o + 4 * a_n], buf[o + 4 * a_n:o + 5 * a_n],
+            buf[o + 5 * a_n:o + 6 * a_n], buf[o + 6 * a_n:o + 7 * a_n],
+            buf[o + 7 * a_n:o + 8 * a_n], buf[o + 8 * a_n:o + 9 * a_n])
+
+
+@numba.njit(**_JIT)
 def network_logp(x: np.ndarray, buf: np.ndarray, grad: np.ndarray) -> float:
     """Log density and gradient (into ``grad``) of the arm-based network model."""
     e_n, s_n, a_n = int(buf[H_K]), int(buf[H_S]), int(buf[H_C])
     binary = buf[H_FAMILY] == NETWORK_BINARY
     esd, bsd = buf[H_PRIOR_SD], buf[H_BASE_SD]
-    o = HEADER
-    sidx, base = buf[o:o + a_n], buf[o + a_n:o + 2 * a_n]
-    plus, minus = buf[o + 2 * a_n:o + 3 * a_n], buf[o + 3 * a_n:o + 4 * a_n]
-    ws, wo = buf[o + 4 * a_n:o + 5 * a_n], buf[o + 5 * a_n:o + 6 * a_n]
-    y, n, lc = buf[o + 6 * a_n:o + 7 * a_n], buf[o + 7 * a_n:o + 8 * a_n], \
-        buf[o + 8 * a_n:o + 9 * a_n]
+    sidx, base, plus, minus, ws, wo, y, n, lc = _arms(buf, a_n)
     it, imu, iu, ie = e_n, e_n + 1, e_n + 1 + s_n, e_n + 1 + 2 * s_n
     tau, dtau, lp, dt = tau_prior(x[it], int(buf[H_TAU_KIND]), buf[H_TAU_SCALE],
                                   buf[H_TAU_LOC])
@@ -113,12 +118,7 @@ def network_expand(x: np.ndarray, buf: np.ndarray, out: np.ndarray) -> None:
     binary = buf[H_FAMILY] == NETWORK_BINARY
     variant = int(buf[H_A])
     kind = int(buf[H_TAU_KIND])
-    o = HEADER
-    sidx, base = buf[o:o + a_n], buf[o + a_n:o + 2 * a_n]
-    plus, minus = buf[o + 2 * a_n:o + 3 * a_n], buf[o + 3 * a_n:o + 4 * a_n]
-    ws, wo = buf[o + 4 * a_n:o + 5 * a_n], buf[o + 5 * a_n:o + 6 * a_n]
-    y, n, lc = buf[o + 6 * a_n:o + 7 * a_n], buf[o + 7 * a_n:o + 8 * a_n], \
-        buf[o + 8 * a_n:o + 9 * a_n]
+    sidx, base, plus, minus, ws, wo, y, n, lc = _arms(buf, a_n)
     it, imu, iu, ie = e_n, e_n + 1, e_n + 1 + s_n, e_n + 1 + 2 * s_n
     tau = math.exp(x[it]) if kind <= HALF_CAUCHY else math.exp(0.5 * x[it])
     free = e_n - (1 if variant == SPLIT else 0)

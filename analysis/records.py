@@ -40,7 +40,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("treatment", "str", True, "active drug or control (ketamine, saline, midazolam, ...)"),
     Column("control", "bool", False, "true for the comparator arm(s)"),
     Column("dose", "float", False, "dose per administration, >= 0; 0 for placebo"),
-    Column("dose_unit", "str", False, "mg/kg, mg, mg/day, ug/kg"),
+    Column("dose_unit", "str", False, "mg/kg, mg, mg/day, ug/kg, or standard (a multiple of "
+                                      "a common reference dose, as MBNMAdose standardises)"),
     Column("route", "str", False, "iv, intranasal, oral, im, sc, sublingual"),
     Column("doses_given", "int", False, "administrations before this time point (0 = baseline)"),
     Column("population", "str", False, "e.g. unipolar_trd, bipolar, suicidal_ideation"),
@@ -84,7 +85,7 @@ ALIASES: dict[str, str] = {
     "events_response": "responders",
     "events_remission": "remitters",
 }
-DOSE_UNITS = frozenset({"mg/kg", "mg", "mg/day", "ug/kg"})
+DOSE_UNITS = frozenset({"mg/kg", "mg", "mg/day", "ug/kg", "standard"})
 ROUTES = frozenset({"iv", "intranasal", "oral", "im", "sc", "sublingual"})
 DESIGNS = frozenset({"parallel", "crossover", "single_arm"})
 MEAN_TYPES = frozenset({"change", "endpoint"})
@@ -501,7 +502,7 @@ def _check_values(t: pd.DataFrame, name: str) -> list[Problem]:
         if rec["dose"] is not None and rec["dose"] < 0:
             bad("dose", f"dose = {rec['dose']:g}; must be >= 0")
         if rec["dose"] is not None and rec["dose"] > 0 and rec["dose_unit"] is None:
-            bad("dose_unit", "dose given without dose_unit (mg/kg, mg, mg/day, ug/kg)")
+            bad("dose_unit", "dose given without dose_unit (mg/kg, mg, mg/day, ug/kg, standard)")
         if rec["time_h"] is not None and rec["time_h"] < 0:
             bad("time_h", f"time_h = {rec['time_h']:g}; times before the dose are not "
                           "outcomes: use 0 for baseline")

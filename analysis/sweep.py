@@ -102,7 +102,7 @@ def vary(claim: Claim, v: Variation, records: Records) -> Claim | None:
         current[setting] = round(value, 10)
         options["priors"] = tuple(sorted(current.items()))
     elif v.kind == "form":
-        forms = family.forms(claim.model)
+        forms = family.forms(claim.model, options)
         current = options.get("form", forms[0] if forms else None)
         if v.value not in forms or v.value == current:
             return None
@@ -175,7 +175,8 @@ def run_cell(v: Variation, records: Records, claims: ClaimsFile, settings: Sampl
 def fixed_cells(claims: ClaimsFile) -> list[Variation]:
     """Return the changes that do not depend on the baseline: prior, form, data, window."""
     cells = [Variation("prior", f"half-normal:{s}") for s in PRIOR_SCALES]
-    forms = sorted({f for c in claims.claims for f in family_of(c.model).forms(c.model)})
+    forms = sorted({f for c in claims.claims
+                    for f in family_of(c.model).forms(c.model, dict(c.options))})
     cells += [Variation("form", f) for f in forms]
     families = {f.name: f for f in (family_of(c.model) for c in claims.claims)}
     for name, family in sorted(families.items()):

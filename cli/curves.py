@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -27,6 +27,7 @@ from .common import (
     dropped_lines,
     emit_fit,
     fail,
+    filters_from_options,
     handle_errors,
 )
 from .fit import fit_app
@@ -121,6 +122,18 @@ def dose_response(
     threshold: Annotated[float | None, typer.Option(
         help="Smallest effect of interest (analysis scale, direction of benefit).")] = None,
     moderator: ModeratorOpt = None,
+    agents: Annotated[str | None, typer.Option(
+        help="'all', or agents separated by commas: one network with an Emax curve per agent "
+             "around a shared inert control (doses in each agent's own unit).")] = None,
+    ed50: Annotated[str, typer.Option(
+        help="With --agents: per-agent, or common (doses on one standardised scale).")
+    ] = "per-agent",
+    emax: Annotated[str, typer.Option(
+        help="With --agents: fixed (an Emax per agent) or random (exchangeable).")
+    ] = "fixed",
+    inert: Annotated[list[str] | None, typer.Option(
+        "--inert", help="With --agents: the inert controls, pooled as dose 0 of every agent "
+                        "(repeatable; default placebo and saline).")] = None,
     seed: SeedOpt = 20190101,
     draws: DrawsOpt = 1000,
     tune: TuneOpt = 500,
@@ -129,9 +142,19 @@ def dose_response(
     allow_unconverged: FitAllowUnconvergedOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    """Effect of dose relative to control (arm-level, study baselines, random amplitude)."""
+    """Effect of dose relative to control (arm-level, study baselines, random amplitude).
+
+    With --agents: several agents' Emax curves in one network (MBNMAdose-style).
+    """
     from trialmeta.analysis.curves import dose_document
     from trialmeta.analysis.records import read_records
+
+    if agents is not None:
+        _agents(file, agents, ed50, emax, tuple(inert or ()), outcome, time,
+                filters_from_options(treatment, route, population, scale, evidence, None, None,
+                                     domain, endpoint),
+                _settings(seed, draws, tune, chains, sampler), allow_unconverged, json)
+        return
 
     opts = _override(_defaults(file, "dose-response"), outcome=outcome, time_h=time, form=form,
                      hill=hill, standardize=standardize, doses=tuple(dose) if dose else None,
@@ -147,6 +170,28 @@ def dose_response(
              f"studies; doses observed {doc['doses_observed']}; effects on the "
              f"{doc['scale']} scale, {doc['direction']}")
     emit_fit(doc, json, allow_unconverged, _format(doc, title))
+
+
+def _agents(file: str | None, agents: str, ed50: str, emax: str, inert: tuple[str, ...],
+            outcome: str | None, time: float | None, filters: Any, settings: Any,  # noqa: ANN401
+            allow_unconverged: bool, json: bool) -> None:
+    """``fit dose-response --agents``: the multi-agent Emax network."""
+    from trialmeta.analysis.models.dose_agents import (
+        INERT,
+        agent_dose_document,
+        fit_agents,
+        format_agents,
+    )
+    from trialmeta.analysis.records import read_records
+    from trialmeta.analysis.selection import TimeWindow
+
+    names = () if agents.strip() == "all" else tuple(a.strip() for a in agents.split(",")
+                                                     if a.strip())
+    _, _, fit = fit_agents(read_records(file), outcome or "response",
+                           TimeWindow.around(24.0 if time is None else time), filters, settings,
+                           agents=names, ed50=ed50, emax=emax, inert=inert or INERT)
+    doc = agent_dose_document(fit)
+    emit_fit(doc, json, allow_unconverged, format_agents(doc))
 
 
 @fit_app.command("time-course")

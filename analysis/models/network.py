@@ -151,10 +151,11 @@ def select_network(records: Records, outcome: str, measure: str, window: TimeWin
             continue
         for name, arms in h.groupby("node", sort=False):
             n = arms["n_binary"].fillna(arms["n"]) if outcome in COUNT else arms["n"]
+            where = {"treatment": arms["treatment"].iloc[0], "dose": arms["dose"].iloc[0]}
             if outcome in COUNT:
                 rows.append({"study": study, "node": name, "time_h": time_h,
                              "events": int(arms[col].sum()), "n": int(n.sum()),
-                             "design": arms["design"].iloc[0]})
+                             "design": arms["design"].iloc[0], **where})
                 if len(arms) > 1:
                     notes.append(f"{study}: {len(arms)} arms of {name} combined")
             elif len(arms) > 1:
@@ -168,7 +169,7 @@ def select_network(records: Records, outcome: str, measure: str, window: TimeWin
                     else float(r["se"])
                 rows.append({"study": study, "node": name, "time_h": time_h,
                              "y": float(r["mean"]), "se": se, "n": int(r["n"]),
-                             "design": r["design"], "scale": r["scale"]})
+                             "design": r["design"], "scale": r["scale"], **where})
     arms = pd.DataFrame(rows)
     if arms.empty:
         raise SpecError("no study compares two treatments with this outcome in the window")

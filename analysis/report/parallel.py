@@ -28,7 +28,8 @@ def tasks(claims: ClaimsFile) -> list[tuple[str, int]]:
         first.setdefault(c.fit_key(), i)
     fits = sorted(first.values())
     curves = [i for i in fits
-              if family_of(claims.claims[i].model).forms(claims.claims[i].model)]
+              if family_of(claims.claims[i].model).forms(claims.claims[i].model,
+                                                         dict(claims.claims[i].options))]
     return ([("forms", i) for i in curves]
             + [("contrast", j) for j in range(len(claims.contrasts))]
             + [("claim", i) for i in fits if i not in curves])

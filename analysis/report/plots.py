@@ -278,6 +278,26 @@ def time_plot(*, doc: dict, title: str) -> Figure:
     return fig
 
 
+def agents_plot(*, agents: dict, scale: str, title: str) -> Figure:
+    """Draw each agent's Emax curve (median and 95% band) against its own doses."""
+    fig = _figure(figsize=(6.0, 3.8))
+    ax = fig.add_subplot()
+    for a, d in agents.items():
+        c = d["curve"]
+        x = np.asarray(c["dose"]) / max(d["observed_doses"])
+        line, = ax.plot(x, c["median"], label=f"{a} (max {max(d['observed_doses']):g} "
+                                             f"{d['unit']})")
+        ax.fill_between(x, c["ci_low"], c["ci_high"], color=line.get_color(), alpha=0.12,
+                        lw=0)
+    ax.axhline(0, color="0.5", lw=0.8)
+    ax.set_xlabel("dose / the agent's highest observed dose")
+    ax.set_ylabel(f"effect vs control ({scale})")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
 def network_plot(*, nodes: list[str], edges: list[dict], title: str) -> Figure:
     """Draw the network: nodes on a circle, edges as wide as their number of trials."""
     fig = _figure(figsize=(5.0, 4.2))
