@@ -53,8 +53,8 @@ report: sweep ## analyse the bundled data; write the report (with the sweep and 
 sweep: install ## refit every claim under one-at-a-time changes of prior, form, data, window (Dask)
 	$(BIN)/trialmeta sweep --out $(CACHE)/sweep --seed $(SEED) --cache $(CACHE) --quiet
 
-calibrate: install ## simulation-based calibration of all four families ($(SIMS) each) and the decision rule's operating characteristics ($(RULE_SIMS) per world), report settings, into calibration/
-	for m in pooled-rate contrast dose-response time-course; do \
+calibrate: install ## simulation-based calibration of all five families ($(SIMS) each) and the decision rule's operating characteristics ($(RULE_SIMS) per world), report settings, into calibration/
+	for m in pooled-rate contrast dose-response time-course network; do \
 		$(BIN)/trialmeta calibrate $$m --sims $(SIMS) --seed $(SEED) --cache $(CACHE) --out calibration --quiet || exit 1; \
 	done
 	$(BIN)/trialmeta calibrate decision-rule --sims $(RULE_SIMS) --seed $(SEED) --cache $(CACHE) --out calibration --quiet

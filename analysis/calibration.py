@@ -184,10 +184,11 @@ def simulate_and_fit(spec: CalibrationSpec, records: Records, sim: int) -> dict[
 def _selected_digest(data: Any) -> str:  # noqa: ANN401
     """Identify the selected data (a change of selection must not reuse cached results)."""
     from .doses import DoseData
+    from .models.network import NetworkData
     from .selection import BinaryArms
 
     table = (data.table if isinstance(data, BinaryArms) else
-             data.arms if isinstance(data, DoseData) else data.contrasts)
+             data.arms if isinstance(data, DoseData | NetworkData) else data.contrasts)
     return hashlib.sha256(table.to_csv(index=False).encode()).hexdigest()
 
 

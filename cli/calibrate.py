@@ -25,7 +25,7 @@ from .common import (
 @handle_errors
 def calibrate(
     model: Annotated[str, typer.Argument(
-        help="Model family: pooled-rate, contrast, dose-response or time-course; or "
+        help="Model family: pooled-rate, contrast, dose-response, time-course or network; or "
              "decision-rule (operating characteristics of the claims' verdicts).")],
     file: FileArg = None,
     sims: Annotated[int, typer.Option(min=1, max=100_000,

@@ -70,11 +70,12 @@ def _calibrate(tmp_path: Path, model: str, *extra: str) -> dict:
     return json.loads(r.output)
 
 
-@pytest.mark.parametrize("model", ["pooled-rate", "contrast", "dose-response", "time-course"])
+@pytest.mark.parametrize("model", ["pooled-rate", "contrast", "dose-response", "time-course",
+                                   "network"])
 def test_small_calibration_covers_within_binomial_error(tmp_path: Path, model: str) -> None:
     """Coverage within binomial error for every family, through the kernels.
 
-    Four families x 9-12 coverage checks: at the report's 99 % level one check in ten runs
+    Five families x 9-12 coverage checks: at the report's 99 % level one check in ten runs
     would flag a correct model, so this test asks for the 99.9 % interval (about one false
     failure in a hundred runs of the whole test), and for rank p-values above 0.001.
     """

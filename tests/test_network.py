@@ -400,3 +400,128 @@ def test_smoking_network_matches_tsd4_and_multinma(tmp_path: Path) -> None:
                           TSD4_TAU["sd"] / np.sqrt(4000)) + 0.005
     assert abs(np.median(tau) - TSD4_TAU["median"]) < tol_med, (np.median(tau), tol_med)
     assert abs(tau.std() - TSD4_TAU["sd"]) < tol_sd, (tau.std(), tol_sd)
+
+
+def test_informing_studies_skip_dead_ends_and_fragile_support_finds_the_cut(
+        tmp_path: Path) -> None:
+    from trialmeta.analysis.models.network import fragile_support, informing_studies
+
+    data = _network(tmp_path, {"S1": [("A", 5, 40), ("B", 10, 40)],
+                               "S2": [("B", 6, 40), ("C", 12, 40)],
+                               "S3": [("B", 11, 40), ("C", 13, 40)],
+                               "S4": [("C", 8, 30), ("D", 14, 31)],
+                               "S5": [("C", 8, 30), ("E", 14, 31)]})
+    assert informing_studies(data, "A", "D") == ["S1", "S2", "S3", "S4"]  # not S5 (E)
+    assert informing_studies(data, "B", "C") == ["S2", "S3"]
+    assert fragile_support(data, "A", "D", 2) == ["S1"]  # S1 alone links A
+    assert fragile_support(data, "B", "C", 2) is None  # two trials
+    assert fragile_support(data, "B", "C", 3) == ["S2", "S3"]
+
+
+def test_network_sucra_draws_average_to_the_rank_summary() -> None:
+    from trialmeta.analysis.runners import network_quantity
+
+    rng = np.random.default_rng(3)
+    d = np.column_stack([np.zeros(4000), rng.normal([0.5, 0.2, -0.1], 0.4, (4000, 3))])
+    nodes = ["A", "B", "C", "D"]
+    _, sucra = rank_summary(d, higher_is_better=True)
+    for j, n in enumerate(nodes):
+        draws = network_quantity(d, np.ones(4000), nodes, f"sucra:{n}", True)
+        assert abs(draws.mean() - sucra[j]) < 1e-12
+    x = network_quantity(d, np.ones(4000), nodes, "effect:B:C", True)
+    np.testing.assert_allclose(x, d[:, 1] - d[:, 2])
+    np.testing.assert_allclose(network_quantity(d, np.ones(4000), nodes, "effect:C", True),
+                               d[:, 2])
+
+
+NETWORK_CLAIMS = """version: 1
+defaults: {{support: 0.8, contradict: 0.2, min_studies: 2}}
+claims:
+  - id: N-robust
+    quote: B beats A
+    model: network
+    outcome: response
+    time_h: 24
+    reference: A
+    quantity: "effect:B:A"
+    region: [0, .inf]
+  - id: N-fragile
+    quote: D beats A
+    model: network
+    outcome: response
+    time_h: 24
+    reference: A
+    quantity: "effect:D"
+    region: [0, .inf]
+  - id: N-missing
+    quote: Z beats A
+    model: network
+    outcome: response
+    time_h: 24
+    reference: A
+    quantity: "effect:Z:A"
+    region: [0, .inf]
+{extra}"""
+
+
+def test_network_claims_are_judged_from_evidence_and_refused_on_one_trial(
+        tmp_path: Path) -> None:
+    """Three claims on one network fit: a comparison with several trials is judged; one
+    resting on a single trial, or naming a node the network lacks, is insufficient data."""
+    from trialmeta.analysis.claims import load_claims
+    from trialmeta.analysis.evaluate import evaluate
+
+    trials = {f"S{i}": [("A", 10, 80), ("B", 30 + i, 80)] for i in range(1, 5)}
+    trials["S5"] = [("B", 30, 80), ("D", 45, 80)]
+    _network(tmp_path, trials)
+    path = tmp_path / "claims.yaml"
+    path.write_text(NETWORK_CLAIMS.format(extra=""))
+    ev = evaluate(read_records(tmp_path / "net.csv"), load_claims(path),
+                  SamplerSettings(draws=500, tune=500, chains=2, seed=5), documents=True)
+    by = {r.claim.id: r for r in ev.results}
+    assert len(ev.runs) == 1  # one fit behind the three claims
+    assert by["N-robust"].verdict == "supported" and by["N-robust"].basis == "evidence"
+    assert by["N-robust"].evidence.p_prior == pytest.approx(0.5, abs=0.03)
+    assert by["N-fragile"].verdict == "insufficient data"
+    assert by["N-fragile"].basis == "unidentified" and "S5 alone" in by["N-fragile"].reason
+    assert by["N-fragile"].estimate is not None  # the estimate is still shown
+    assert by["N-missing"].verdict == "insufficient data"
+    assert "not a node" in by["N-missing"].reason
+    doc = next(iter(ev.runs.values())).doc
+    assert doc["model"] == "network" and doc["reference"] == "A"
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ("    node: dose\n", "field 'node': use one of"),
+    ("    inert: placebo\n", "field 'inert': must be a list of two or more"),
+    ("    quantity: 'effect:A:A'\n", "field 'quantity'"),
+])
+def test_network_claim_fields_are_checked(tmp_path: Path, extra: str, message: str) -> None:
+    from trialmeta.analysis.claims import load_claims
+
+    text = NETWORK_CLAIMS.format(extra="").replace(
+        '    quantity: "effect:B:A"\n', extra if "quantity" in extra else
+        '    quantity: "effect:B:A"\n' + extra)
+    path = tmp_path / "claims.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecError, match=message):
+        load_claims(path)
+
+
+def test_other_families_refuse_network_fields(tmp_path: Path) -> None:
+    from trialmeta.analysis.claims import load_claims
+
+    path = tmp_path / "claims.yaml"
+    path.write_text("""version: 1
+claims:
+  - id: X
+    quote: q
+    model: pooled-rate
+    outcome: response
+    time_h: 24
+    quantity: pooled_rate
+    region: [0, 1]
+    reference: placebo
+""")
+    with pytest.raises(SpecError, match="only network claims take a reference"):
+        load_claims(path)
