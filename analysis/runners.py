@@ -358,7 +358,7 @@ def run_network(records: Records, claim: Claim, settings: SamplerSettings, *,
         model, data = network_setup(records, claim)
     except SpecError as exc:
         return FamilyRun("network", None, [], extra={"reason": str(exc)})
-    studies = sorted(data.studies)
+    studies = sorted(data.all_studies)
     if len(studies) < claim.rule.min_studies:
         return FamilyRun("network", None, studies)
     fit = model.fit(data, settings, data_sha256=records.sha256)

@@ -74,6 +74,7 @@ def network(
         Network,
         default_network_priors,
         has_loops,
+        inconsistency_skipped,
         network_document,
         node_split,
         select_network,
@@ -105,8 +106,7 @@ def network(
                   for pair in splittable(data)]
         doc["node_splits"] = [node_split(f) for f in splits]
     if check_inconsistency and ume is None:
-        doc["inconsistency"] = {"skipped": "no loop of independent evidence: the "
-                                           "unrelated-mean-effects model is this model"}
+        doc["inconsistency"] = {"skipped": inconsistency_skipped(data)}
     emit_fit(doc, json, allow_unconverged, format_network(doc))
 
 

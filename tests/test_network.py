@@ -525,3 +525,74 @@ claims:
 """)
     with pytest.raises(SpecError, match="only network claims take a reference"):
         load_claims(path)
+
+
+def _with_contrast_rows(tmp_path: Path) -> Path:
+    """Four arm-level A-B trials and two that report only log OR (SE) of B vs A; one of
+    them (S5) three-armed with a C arm, so its contrasts share A's variance."""
+    header = [*HEADER, "vs", "effect_outcome", "effect_measure", "effect", "effect_se"]
+    rows = [_row(s, t, e, n, ctl=t == "A") for s, arms in {
+        f"S{i}": [("A", e0, 40), ("B", e1, 40)]
+        for i, (e0, e1) in enumerate([(8, 15), (5, 14), (10, 12), (7, 20)])}.items()
+        for t, e, n in arms]
+    for study, arms in {"S4": [("B", 0.9, 0.45)], "S5": [("B", 0.6, 0.4), ("C", 1.1, 0.42)]
+                        }.items():
+        rows.append(dict(study=study, arm="A", treatment="A", control="true",
+                         design="parallel", time_h="24", doses_given="1", n="40",
+                         scale="MADRS", source=f"doi:10.0/{study}", evidence="primary"))
+        for t, y, se in arms:
+            rows.append(dict(study=study, arm=t, treatment=t, control="false",
+                             design="parallel", time_h="24", doses_given="1", n="40",
+                             scale="MADRS", vs="A", effect_outcome="response",
+                             effect_measure="logOR", effect=str(y), effect_se=str(se),
+                             source=f"doi:10.0/{study}", evidence="primary"))
+    return write_csv(tmp_path / "mixed.csv", rows, header)
+
+
+def test_contrast_level_studies_join_the_network(tmp_path: Path) -> None:
+    from trialmeta.analysis.models.network import has_loops, inconsistency_skipped
+
+    data = select_network(read_records(_with_contrast_rows(tmp_path)), "response", "OR",
+                          TimeWindow.around(24.0), Filters(), reference="A")
+    assert data.studies == ["S0", "S1", "S2", "S3"] and data.contrast_studies == ["S4", "S5"]
+    assert data.nodes == ["A", "B", "C"]
+    c = data.contrasts
+    assert list(c["node"]) == ["B", "B", "C"] and set(c["base"]) == {"A"}
+    s5 = c[c["study"] == "S5"]
+    assert (s5["shared_var"] > 0).all() and (s5["shared_var"] <= s5["vi"]).all()
+    assert c.loc[c["study"] == "S4", "shared_var"].item() == 0.0
+    edges = {(e["from"], e["to"]): e["trials"] for e in data.edges()}
+    assert edges == {("A", "B"): 6, ("A", "C"): 1, ("B", "C"): 1}
+    assert not has_loops(data) and "contrast-level" in inconsistency_skipped(data)
+    model = Network().build(data)  # the reported contrasts enter as normal terms
+    assert model["y_reported"].eval().shape == (3,)
+
+
+@pytest.mark.slow
+def test_contrast_rows_enter_the_network_as_in_fit_contrast(tmp_path: Path) -> None:
+    """With nodes A and B only, the network with contrast-level studies is fit contrast's
+    shared-parameter model: d within 4 combined Monte Carlo SEs."""
+    import arviz as az
+    from trialmeta.analysis.contrasts import select_contrasts
+    from trialmeta.analysis.models.contrast import Contrast
+    from trialmeta.analysis.posterior_store import as_arviz
+
+    records = read_records(_with_contrast_rows(tmp_path))
+    only_ab = Filters(treatment=("A", "B"))
+    data = select_network(records, "response", "OR", TimeWindow.around(24.0), only_ab,
+                          reference="A")
+    assert data.contrast_studies == ["S4", "S5"]
+    settings = SamplerSettings(draws=2000, tune=1000, chains=4, seed=3)
+    net = Network(default_network_priors("OR")).fit(data, settings)
+    con = Contrast().fit(select_contrasts(records, "response", "OR", TimeWindow.around(24.0),
+                                          only_ab), settings)
+    a, b = flat(net.idata, "d_free")[:, 0], flat(con.idata, "d")
+    ea = float(az.mcse(as_arviz(net.idata).posterior["d_free"], method="mean")
+               .to_array().values.ravel()[0])
+    eb = float(az.mcse(as_arviz(con.idata).posterior["d"], method="mean").to_array().item())
+    assert abs(a.mean() - b.mean()) < 4 * np.hypot(ea, eb), (a.mean(), b.mean())
+    # Monte Carlo SE of an SD: about sd / sqrt(2 ESS)
+    na = float(az.ess(as_arviz(net.idata).posterior["d_free"]).to_array().values.ravel()[0])
+    nb = float(az.ess(as_arviz(con.idata).posterior["d"]).to_array().item())
+    tol = 4 * np.hypot(a.std() / np.sqrt(2 * na), b.std() / np.sqrt(2 * nb))
+    assert abs(a.std() - b.std()) < tol, (a.std(), b.std(), tol)

@@ -62,6 +62,10 @@ class NetworkData:
     arms: pd.DataFrame
     dropped: list[dict[str, object]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: reported contrasts of studies without arm-level numbers: study, node, base, yi, vi,
+    #: shared_var (empty when there are none)
+    contrasts: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        columns=["study", "node", "base", "yi", "vi", "shared_var", "scale", "n"]))
 
     @property
     def binary(self) -> bool:
@@ -70,21 +74,35 @@ class NetworkData:
 
     @property
     def studies(self) -> list[str]:
-        """Study keys in order."""
+        """Keys of the studies entering by their arms, in order."""
         return list(dict.fromkeys(self.arms["study"]))
 
+    @property
+    def contrast_studies(self) -> list[str]:
+        """Keys of the studies entering by reported contrasts, in order."""
+        return list(dict.fromkeys(self.contrasts["study"]))
+
+    @property
+    def all_studies(self) -> list[str]:
+        """Every study of the network."""
+        return self.studies + self.contrast_studies
+
     def edges(self) -> list[dict[str, Any]]:
-        """Each pair of nodes compared within a study: trials and patients."""
+        """Each pair of nodes compared within a study: trials and patients.
+
+        A contrast-level study counts the patients of the arms whose rows give ``n``.
+        """
         out: dict[tuple[str, str], dict[str, Any]] = {}
-        for _, g in self.arms.groupby("study", sort=False):
-            present = list(g["node"])
-            for i, a in enumerate(present):
-                for b in present[i + 1:]:
-                    key = tuple(sorted((a, b), key=self.nodes.index))
-                    e = out.setdefault(key, {"from": key[0], "to": key[1], "trials": 0,
-                                             "patients": 0})
-                    e["trials"] += 1
-                    e["patients"] += int(g.loc[g["node"].isin(key), "n"].sum())
+        sizes = pd.concat([self.arms[["study", "node", "n"]],
+                           self.contrasts[["study", "node", "n"]]], ignore_index=True)
+        for study, pairs in _study_edges(self).items():
+            g = sizes[sizes["study"] == study]
+            for pair in pairs:
+                key = tuple(sorted(pair, key=self.nodes.index))
+                e = out.setdefault(key, {"from": key[0], "to": key[1], "trials": 0,
+                                         "patients": 0})
+                e["trials"] += 1
+                e["patients"] += int(g.loc[g["node"].isin(key), "n"].sum())
         return list(out.values())
 
 
@@ -170,20 +188,25 @@ def select_network(records: Records, outcome: str, measure: str, window: TimeWin
                 rows.append({"study": study, "node": name, "time_h": time_h,
                              "y": float(r["mean"]), "se": se, "n": int(r["n"]),
                              "design": r["design"], "scale": r["scale"], **where})
-    arms = pd.DataFrame(rows)
-    if arms.empty:
+    arms = pd.DataFrame(rows, columns=None if rows else ["study", "node", "n", "design"])
+    contrasts = _contrast_rows(records, filters, outcome, measure, window, node, inert,
+                               set(arms["study"]), dropped, notes)
+    if arms.empty and contrasts.empty:
         raise SpecError("no study compares two treatments with this outcome in the window")
-    if outcome == "change" and arms["scale"].nunique() > 1:
+    scales = set(arms.get("scale", pd.Series(dtype=str))) | set(contrasts["scale"])
+    if outcome == "change" and len(scales) > 1:
         raise SpecError("mean differences need one rating scale; select one with --scale "
-                        f"(found {', '.join(sorted(arms['scale'].unique()))})")
-    if reference not in set(arms["node"]):
+                        f"(found {', '.join(sorted(scales))})")
+    members = _members(arms, contrasts)
+    if reference not in set(members["node"]):
         raise SpecError(f"the reference '{reference}' is not a node of the network (nodes: "
-                        f"{', '.join(sorted(set(arms['node'])))})")
-    keep = _component(arms, reference)
-    for study in sorted(set(arms["study"]) - keep):
+                        f"{', '.join(sorted(set(members['node'])))})")
+    keep = _component(members, reference)
+    for study in sorted(set(members["study"]) - keep):
         dropped.append({"study": study, "reason": f"not connected to {reference}"})
     arms = arms[arms["study"].isin(keep)].reset_index(drop=True)
-    others = sorted(set(arms["node"]) - {reference})
+    contrasts = contrasts[contrasts["study"].isin(keep)].reset_index(drop=True)
+    others = sorted(set(_members(arms, contrasts)["node"]) - {reference})
     nodes = [reference, *others]
     study_order = {x: i for i, x in enumerate(dict.fromkeys(arms["study"]))}
     arms = arms.assign(_s=arms["study"].map(study_order),
@@ -192,7 +215,52 @@ def select_network(records: Records, outcome: str, measure: str, window: TimeWin
     arms = arms.reset_index(drop=True)
     if (arms["design"] == "crossover").any():
         notes.append("crossover trials kept: their arms are analysed as independent groups")
-    return NetworkData(outcome, measure, reference, nodes, arms, dropped, notes)
+    entered = set(contrasts["study"])
+    dropped = [d for d in dropped if d["study"] not in entered or "connected" in d["reason"]]
+    notes = [n for n in notes if "(contrast level)" not in n
+             or n.split(":")[0] in entered]
+    return NetworkData(outcome, measure, reference, nodes, arms, dropped, notes, contrasts)
+
+
+def _contrast_rows(records: Records, filters: Filters, outcome: str, measure: str,
+                   window: TimeWindow, node: str, inert: tuple[str, ...],
+                   arm_studies: set[str], dropped: list[dict[str, object]],
+                   notes: list[str]) -> pd.DataFrame:
+    """Contrast-level rows of studies without arm-level numbers, as (study, node, base).
+
+    As in multinma, a study enters either by its arms or by its reported contrasts, never
+    both; the contrasts of one study against one comparator share its variance.
+    """
+    from ..contrast_rows import contrast_level_rows
+
+    columns = ["study", "node", "base", "yi", "vi", "shared_var", "scale", "n"]
+    reported, _, said = contrast_level_rows(records.table, filters, outcome, measure, window,
+                                            ())
+    t = records.table
+    out = []
+    for c in reported:
+        if c["study"] in arm_studies:
+            continue
+        here = t[t["study"] == c["study"]]
+        active, vs = here[here["arm"] == c["arm"]], here[here["arm"] == c["control"]]
+        if vs.empty:
+            dropped.append({"study": c["study"], "reason": f"contrast vs '{c['control']}': "
+                            "the comparator has no row"})
+            continue
+        a = active.iloc[0]
+        out.append({"study": c["study"], "node": _node(a, node, inert),
+                    "base": _node(vs.iloc[0], node, inert), "yi": c["yi"], "vi": c["vi"],
+                    "shared_var": c["shared_var"], "scale": c["scale"],
+                    "n": int(a["n"]) if pd.notna(a["n"]) else 0})
+    notes += [n for n in said if n.split(":")[0] not in arm_studies]
+    return pd.DataFrame(out, columns=columns)
+
+
+def _members(arms: pd.DataFrame, contrasts: pd.DataFrame) -> pd.DataFrame:
+    """Every (study, node) in the network: arm nodes, contrasts' nodes and their comparators."""
+    return pd.concat([arms[["study", "node"]], contrasts[["study", "node"]],
+                      contrasts[["study", "base"]].rename(columns={"base": "node"})],
+                     ignore_index=True).drop_duplicates()
 
 
 def _component(arms: pd.DataFrame, start: str) -> set[str]:
@@ -321,6 +389,11 @@ class Network:
             else:
                 pm.Normal("y", mu=eta, sigma=arms["se"].to_numpy(float),
                           observed=arms["y"].to_numpy(float), dims="arm")
+            if not data.contrasts.empty:
+                if self.ume or self.split is not None:
+                    raise SpecError("the inconsistency models do not take contrast-level "
+                                    "studies yet")
+                _contrast_terms(model, data, d, tau)
         return model
 
     def precompiled(self, data: NetworkData):  # noqa: ANN201 (a PrecompiledModel)
@@ -359,11 +432,12 @@ class Network:
         """Sample the posterior and run the convergence gate on d and tau."""
         settings = settings or SamplerSettings()
         pr = self._priors(data)
-        model = LazyModel(lambda: self.build(data), lambda: self.precompiled(data))
+        model = LazyModel(lambda: self.build(data), (lambda: self.precompiled(data))
+                          if data.contrasts.empty else None)  # no kernel for contrasts yet
         token = "|".join([self.name, "ume" if self.ume else "consistency", repr(self.split),
                           data.outcome,
                           data.measure, repr(pr.as_dict()), repr(data.nodes),
-                          data.arms.to_csv(index=False)])
+                          data.arms.to_csv(index=False), data.contrasts.to_csv(index=False)])
         idata = sample(model, settings, token=token)
         names = ["d_pair" if self.ume else "d_free", "tau"] + (
             ["d_direct"] if self.split else [])
@@ -374,8 +448,41 @@ class Network:
                            "versions": versions, "split": self.split})
 
 
+def _contrast_terms(model: Any, data: NetworkData, d: Any, tau: Any) -> None:  # noqa: ANN401
+    """Add the reported contrasts: y ~ N(d[node] - d[base] + random effect, V).
+
+    The random effects are the arms' (multi-arm correlation 0.5); contrasts of one study
+    share their comparator's variance (``shared_var``) through ``z_reported``, as in
+    ``fit contrast``.
+    """
+    import pymc as pm
+
+    c = data.contrasts
+    studies = data.contrast_studies
+    model.add_coord("contrast_study", studies)
+    model.add_coord("reported_contrast", [f"{s} {n} vs {b}" for s, n, b in
+                                          zip(c["study"], c["node"], c["base"], strict=True)])
+    s_idx = c["study"].map({s: i for i, s in enumerate(studies)}).to_numpy()
+    multi = c.groupby("study")["node"].transform("count").to_numpy() > 1
+    w_s, w_o = np.where(multi, np.sqrt(0.5), 0.0), np.where(multi, np.sqrt(0.5), 1.0)
+    index = {n: i for i, n in enumerate(data.nodes)}
+    u = pm.Normal("u_reported", 0.0, 1.0, dims="contrast_study")
+    e = pm.Normal("e_reported", 0.0, 1.0, dims="reported_contrast")
+    z = pm.Normal("z_reported", 0.0, 1.0, dims="contrast_study")
+    shared = c["shared_var"].to_numpy(float)
+    mean = (d[c["node"].map(index).to_numpy()] - d[c["base"].map(index).to_numpy()]
+            + tau * (w_s * u[s_idx] + w_o * e) + np.sqrt(shared) * z[s_idx])
+    pm.Normal("y_reported", mu=mean, sigma=np.sqrt(c["vi"].to_numpy(float) - shared),
+              observed=c["yi"].to_numpy(float), dims="reported_contrast")
+
+
 def splittable(data: NetworkData) -> list[tuple[str, str]]:
-    """Pairs with direct evidence that stay connected without the studies comparing them."""
+    """Pairs with direct evidence that stay connected without the studies comparing them.
+
+    None yet when contrast-level studies are in the network.
+    """
+    if not data.contrasts.empty:
+        return []
     out = []
     for e in data.edges():
         x, y = e["from"], e["to"]
@@ -426,9 +533,19 @@ def has_loops(data: NetworkData) -> bool:
     """Tell whether the unrelated-mean-effects model differs from the consistency model.
 
     It does when more pairs are compared against a study's baseline than there are
-    treatments to estimate.
+    treatments to estimate. Not yet checked with contrast-level studies (False).
     """
+    if not data.contrasts.empty:
+        return False
     return len(Network._structure(data)["pairs"]) > len(data.nodes) - 1
+
+
+def inconsistency_skipped(data: NetworkData) -> str:
+    """Say why a network gets no UME comparison."""
+    if not data.contrasts.empty:
+        return ("not yet done for networks with contrast-level studies (UME and node-"
+                "splitting take arm-level studies only)")
+    return "no loop of independent evidence: the unrelated-mean-effects model is this model"
 
 
 def rank_summary(d: np.ndarray, higher_is_better: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -489,20 +606,25 @@ def network_document(fit: NetworkFit, higher_is_better: bool,
         "league": league,
         "ranks": {n: {"probabilities": probs[j].tolist(), "sucra": float(sucra[j])}
                   for j, n in enumerate(data.nodes)},
-        "edges": data.edges(), "k": len(data.studies), "arms": len(data.arms),
+        "edges": data.edges(), "k": len(data.all_studies), "arms": len(data.arms),
+        "contrast_rows": len(data.contrasts),
         "priors": fit.priors.as_dict(), "diagnostics": fit.diagnostics.as_dict(),
         "dropped": data.dropped, "notes": data.notes,
-        "inconsistency": None if ume is None else inconsistency(fit, ume),
+        "inconsistency": ({"skipped": inconsistency_skipped(data)} if ume is None
+                          else inconsistency(fit, ume)),
         "node_splits": [node_split(f) for f in splits or []],
         "provenance": fit.provenance,
     }
 
 
-def _study_edges(arms: pd.DataFrame) -> dict[str, set[frozenset[str]]]:
-    """Each study's compared pairs of nodes."""
+def _study_edges(data: NetworkData) -> dict[str, set[frozenset[str]]]:
+    """Each study's compared pairs of nodes (a contrast study: each contrast's pair)."""
     out: dict[str, set[frozenset[str]]] = {}
-    for study, g in arms.groupby("study", sort=False):
+    for study, g in data.arms.groupby("study", sort=False):
         nodes = list(dict.fromkeys(g["node"]))
+        out[study] = {frozenset((x, y)) for i, x in enumerate(nodes) for y in nodes[i + 1:]}
+    for study, g in data.contrasts.groupby("study", sort=False):
+        nodes = list(dict.fromkeys([*g["base"], *g["node"]]))
         out[study] = {frozenset((x, y)) for i, x in enumerate(nodes) for y in nodes[i + 1:]}
     return out
 
@@ -527,7 +649,7 @@ def informing_studies(data: NetworkData, a: str, b: str, cap: int = 20000) -> li
     inform ``a`` vs ``b``. Paths are enumerated up to ``cap``; past it, every study of the
     component counts.
     """
-    by_study = _study_edges(data.arms)
+    by_study = _study_edges(data)
     graph: dict[str, set[str]] = {}
     for edges in by_study.values():
         for e in edges:
@@ -556,7 +678,7 @@ def fragile_support(data: NetworkData, a: str, b: str, k: int) -> list[str] | No
     """
     from itertools import combinations
 
-    by_study = _study_edges(data.arms)
+    by_study = _study_edges(data)
     studies = informing_studies(data, a, b)
     for r in range(1, k):
         for drop in combinations(studies, r):

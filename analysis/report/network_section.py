@@ -36,7 +36,7 @@ def network_section(doc: dict[str, Any], fid: str, claim_ids: list[str]) -> dict
                  f"{inc['se_difference']:.2f}); inconsistency "
                  f"{'FLAGGED' if inc['inconsistency_flagged'] else 'not flagged'}.")
     else:
-        check = "No loop of independent evidence: consistency cannot be checked."
+        check = f"Consistency not checked: {(inc or {}).get('skipped', 'no loop')}."
     tau = doc["estimates"]["tau"]
     text = (f"{doc['outcome']} ({doc['measure']}), {doc['k']} studies, {doc['arms']} arms, "
             f"{len(doc['nodes'])} treatments; tau {tau['median']:.2f} "
