@@ -108,7 +108,7 @@ def test_recovery_of_planted_values(tmp_path: Path) -> None:
 
 
 def test_bad_calibrate_requests_exit_2(tmp_path: Path) -> None:
-    for args, msg in [(["network"], "calibrate supports"),
+    for args, msg in [(["oracle"], "calibrate supports"),
                       (["time-course", "--recover"], "--recover supports"),
                       (["pooled-rate", "--plant", "mu=1"], "--plant needs --recover"),
                       (["pooled-rate", "--recover", "--plant", "sigma=1"], "plant one of"),
