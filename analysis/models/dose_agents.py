@@ -45,7 +45,7 @@ from ..inference import (
     summarize_draws,
 )
 from ..priors import HeterogeneityPrior
-from .network import Network, NetworkData, select_network
+from .network import Network, NetworkData, arm_likelihood, select_network
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..records import Records
@@ -258,23 +258,11 @@ class AgentDose:
             ed50_arm = ed50[0] if self.ed50 == "common" else ed50[agent]
             curve = pt.where(data.agent_index >= 0, emax[agent] * dose / (ed50_arm + dose), 0.0)
             base_arm = np.flatnonzero(st["base"])[st["s_idx"]]  # each arm's study baseline
-            mean = curve - curve[base_arm]
             if pr.tau_upper is not None:
                 tau = pm.Uniform("tau", 0.0, pr.tau_upper)
             else:
                 tau = pr.tau.build("tau")
-            mu = pm.Normal("mu", 0.0, pr.baseline_sd, dims="study")
-            u = pm.Normal("u", 0.0, 1.0, dims="study")
-            e = pm.Normal("e", 0.0, 1.0, dims="arm")
-            s_idx = st["s_idx"]
-            random = tau * (st["w_shared"] * u[s_idx] + st["w_own"] * e)
-            eta = mu[s_idx] + pt.where(st["base"], 0.0, mean + random)
-            if net.binary:
-                pm.Binomial("events", n=arms["n"].to_numpy(), logit_p=eta,
-                            observed=arms["events"].to_numpy(), dims="arm")
-            else:
-                pm.Normal("y", mu=eta, sigma=arms["se"].to_numpy(float),
-                          observed=arms["y"].to_numpy(float), dims="arm")
+            arm_likelihood(net, st, curve - curve[base_arm], tau, pr.baseline_sd)
         return model
 
     def fit(self, data: AgentDoseData, settings: SamplerSettings | None = None, *,

@@ -376,19 +376,7 @@ class Network:
                     own = (st["base_node"][st["s_idx"]] == x) & (st["t_idx"] == y)
                     mean = pt.where(own, direct, mean)
             tau = pr.tau.build("tau")
-            mu = pm.Normal("mu", 0.0, pr.baseline_sd, dims="study")
-            u = pm.Normal("u", 0.0, 1.0, dims="study")
-            e = pm.Normal("e", 0.0, 1.0, dims="arm")
-            s_idx = st["s_idx"]
-            random = tau * (st["w_shared"] * u[s_idx] + st["w_own"] * e)
-            delta = pt.where(st["base"], 0.0, mean + random)
-            eta = mu[s_idx] + delta
-            if data.binary:
-                pm.Binomial("events", n=arms["n"].to_numpy(), logit_p=eta,
-                            observed=arms["events"].to_numpy(), dims="arm")
-            else:
-                pm.Normal("y", mu=eta, sigma=arms["se"].to_numpy(float),
-                          observed=arms["y"].to_numpy(float), dims="arm")
+            arm_likelihood(data, st, mean, tau, pr.baseline_sd)
             if not data.contrasts.empty:
                 if self.ume or self.split is not None:
                     raise SpecError("the inconsistency models do not take contrast-level "
@@ -446,6 +434,31 @@ class Network:
         return NetworkFit(idata, data, pr, settings, diag,
                           {"data_sha256": data_sha256, "seed": settings.seed,
                            "versions": versions, "split": self.split})
+
+
+def arm_likelihood(data: NetworkData, st: dict[str, Any], mean: Any, tau: Any,  # noqa: ANN401
+                   baseline_sd: float) -> None:
+    """Add the arms' likelihood to the current PyMC model.
+
+    Study baselines ``mu`` and random effects (multi-arm correlation 0.5) around each
+    non-baseline arm's ``mean`` relative effect.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    arms = data.arms
+    mu = pm.Normal("mu", 0.0, baseline_sd, dims="study")
+    u = pm.Normal("u", 0.0, 1.0, dims="study")
+    e = pm.Normal("e", 0.0, 1.0, dims="arm")
+    s_idx = st["s_idx"]
+    random = tau * (st["w_shared"] * u[s_idx] + st["w_own"] * e)
+    eta = mu[s_idx] + pt.where(st["base"], 0.0, mean + random)
+    if data.binary:
+        pm.Binomial("events", n=arms["n"].to_numpy(), logit_p=eta,
+                    observed=arms["events"].to_numpy(), dims="arm")
+    else:
+        pm.Normal("y", mu=eta, sigma=arms["se"].to_numpy(float),
+                  observed=arms["y"].to_numpy(float), dims="arm")
 
 
 def _contrast_terms(model: Any, data: NetworkData, d: Any, tau: Any) -> None:  # noqa: ANN401
