@@ -550,7 +550,7 @@ def _with_contrast_rows(tmp_path: Path) -> Path:
 
 
 def test_contrast_level_studies_join_the_network(tmp_path: Path) -> None:
-    from trialmeta.analysis.models.network import has_loops, inconsistency_skipped
+    from trialmeta.analysis.models.network import inconsistency_skipped, splittable
 
     data = select_network(read_records(_with_contrast_rows(tmp_path)), "response", "OR",
                           TimeWindow.around(24.0), Filters(), reference="A")
@@ -563,9 +563,50 @@ def test_contrast_level_studies_join_the_network(tmp_path: Path) -> None:
     assert c.loc[c["study"] == "S4", "shared_var"].item() == 0.0
     edges = {(e["from"], e["to"]): e["trials"] for e in data.edges()}
     assert edges == {("A", "B"): 6, ("A", "C"): 1, ("B", "C"): 1}
-    assert not has_loops(data) and "contrast-level" in inconsistency_skipped(data)
+    # S5's B and C contrasts against A, and S0-S3's A-B: the loop A-B-C exists only
+    # through S5, so no pair has indirect evidence and UME is the consistency model
+    assert not has_loops(data) and splittable(data) == []
+    assert "no loop" in inconsistency_skipped(data)
     model = Network().build(data)  # the reported contrasts enter as normal terms
     assert model["y_reported"].eval().shape == (3,)
+    for variant in (Network(ume=True), Network(split=("A", "B"))):
+        assert variant.build(data)["y_reported"].eval().shape == (3,)
+
+
+@pytest.mark.slow
+def test_node_split_and_ume_take_contrast_level_studies(tmp_path: Path) -> None:
+    """The inconsistent loop of the UME test, with the B-C trials reporting only their
+    log OR (SE): node-splitting B-C and UME both find the inconsistency."""
+    from trialmeta.analysis.models.network import (
+        inconsistency,
+        node_split,
+        split_data,
+        splittable,
+    )
+
+    header = [*HEADER, "vs", "effect_outcome", "effect_measure", "effect", "effect_se"]
+    rows = []
+    for i in range(3):
+        rows += [_row(f"AB{i}", "A", 100, 400, True), _row(f"AB{i}", "B", 175, 400),
+                 _row(f"AC{i}", "A", 100, 400, True), _row(f"AC{i}", "C", 295, 400)]
+        # B 175/400 vs C 60/400: log OR of C vs B, Woolf SE
+        y = np.log(60 / 340) - np.log(175 / 225)
+        se = np.sqrt(1 / 60 + 1 / 340 + 1 / 175 + 1 / 225)
+        rows.append(dict(_row(f"BC{i}", "B", 175, 400), responders=""))
+        rows.append(dict(_row(f"BC{i}", "C", 60, 400), responders="", vs="B",
+                         effect_outcome="response", effect_measure="logOR",
+                         effect=f"{y:.6f}", effect_se=f"{se:.6f}"))
+    data = select_network(read_records(write_csv(tmp_path / "bc.csv", rows, header)),
+                          "response", "OR", TimeWindow.around(24.0), Filters(),
+                          reference="A")
+    assert data.contrast_studies == ["BC0", "BC1", "BC2"]
+    assert has_loops(data) and ("B", "C") in splittable(data)
+    settings = SamplerSettings(draws=1000, tune=1000, chains=4, seed=6)
+    priors = default_network_priors("OR")
+    fit = Network(priors, split=("B", "C")).fit(split_data(data, ("B", "C")), settings)
+    assert node_split(fit)["p_value"] < 0.01
+    fits = [Network(priors, ume=u).fit(data, settings) for u in (False, True)]
+    assert inconsistency(*fits)["inconsistency_flagged"]
 
 
 @pytest.mark.slow

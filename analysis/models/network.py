@@ -97,8 +97,9 @@ class NetworkData:
                            self.contrasts[["study", "node", "n"]]], ignore_index=True)
         for study, pairs in _study_edges(self).items():
             g = sizes[sizes["study"] == study]
-            for pair in pairs:
-                key = tuple(sorted(pair, key=self.nodes.index))
+            keys = [tuple(sorted(p, key=self.nodes.index)) for p in pairs]
+            for key in sorted(keys, key=lambda k: (self.nodes.index(k[0]),
+                                                   self.nodes.index(k[1]))):
                 e = out.setdefault(key, {"from": key[0], "to": key[1], "trials": 0,
                                          "patients": 0})
                 e["trials"] += 1
@@ -344,10 +345,20 @@ class Network:
         pair_names = list(dict.fromkeys(f"{x} vs {y}" for y, x in pairs))
         pair_idx = np.zeros(len(a), dtype=int)
         pair_idx[~first] = [pair_names.index(f"{x} vs {y}") for y, x in pairs]
+        # reported contrasts: each as the pair in network order (earlier node as base),
+        # with sign -1 when reported the other way round
+        c = data.contrasts
+        order = {n: i for i, n in enumerate(data.nodes)}
+        c_sign = np.array([1.0 if order[b] < order[n] else -1.0
+                           for n, b in zip(c["node"], c["base"], strict=True)])
+        c_pairs = [f"{n} vs {b}" if order[b] < order[n] else f"{b} vs {n}"
+                   for n, b in zip(c["node"], c["base"], strict=True)]
+        pair_names = list(dict.fromkeys([*pair_names, *c_pairs]))
         return {"s_idx": s_idx, "t_idx": t_idx, "base": first, "base_node": base_node,
                 "w_shared": np.where(multi, np.sqrt(0.5), 0.0),
                 "w_own": np.where(multi, np.sqrt(0.5), 1.0),
-                "pairs": pair_names, "pair_idx": pair_idx}
+                "pairs": pair_names, "pair_idx": pair_idx, "c_sign": c_sign,
+                "c_pair_idx": np.array([pair_names.index(x) for x in c_pairs], dtype=int)}
 
     def build(self, data: NetworkData):  # noqa: ANN201 (a PyMC model)
         """Build the PyMC model (no sampling)."""
@@ -378,10 +389,19 @@ class Network:
             tau = pr.tau.build("tau")
             arm_likelihood(data, st, mean, tau, pr.baseline_sd)
             if not data.contrasts.empty:
-                if self.ume or self.split is not None:
-                    raise SpecError("the inconsistency models do not take contrast-level "
-                                    "studies yet")
-                _contrast_terms(model, data, d, tau)
+                c = data.contrasts
+                if self.ume:
+                    c_mean = st["c_sign"] * d_pair[st["c_pair_idx"]]
+                else:
+                    index = {n: i for i, n in enumerate(data.nodes)}
+                    c_mean = d[c["node"].map(index).to_numpy()] - \
+                        d[c["base"].map(index).to_numpy()]
+                    if self.split is not None:  # the split pair's reported contrasts
+                        x, y = self.split
+                        own = ((c["base"] == x) & (c["node"] == y)).to_numpy()
+                        back = ((c["base"] == y) & (c["node"] == x)).to_numpy()
+                        c_mean = pt.where(own, direct, pt.where(back, -direct, c_mean))
+                _contrast_terms(model, data, c_mean, tau)
         return model
 
     def precompiled(self, data: NetworkData):  # noqa: ANN201 (a PrecompiledModel)
@@ -461,8 +481,9 @@ def arm_likelihood(data: NetworkData, st: dict[str, Any], mean: Any, tau: Any,  
                   observed=arms["y"].to_numpy(float), dims="arm")
 
 
-def _contrast_terms(model: Any, data: NetworkData, d: Any, tau: Any) -> None:  # noqa: ANN401
-    """Add the reported contrasts: y ~ N(d[node] - d[base] + random effect, V).
+def _contrast_terms(model: Any, data: NetworkData, mean: Any,  # noqa: ANN401
+                    tau: Any) -> None:  # noqa: ANN401
+    """Add the reported contrasts: y ~ N(mean + random effect, V).
 
     The random effects are the arms' (multi-arm correlation 0.5); contrasts of one study
     share their comparator's variance (``shared_var``) through ``z_reported``, as in
@@ -478,13 +499,11 @@ def _contrast_terms(model: Any, data: NetworkData, d: Any, tau: Any) -> None:  #
     s_idx = c["study"].map({s: i for i, s in enumerate(studies)}).to_numpy()
     multi = c.groupby("study")["node"].transform("count").to_numpy() > 1
     w_s, w_o = np.where(multi, np.sqrt(0.5), 0.0), np.where(multi, np.sqrt(0.5), 1.0)
-    index = {n: i for i, n in enumerate(data.nodes)}
     u = pm.Normal("u_reported", 0.0, 1.0, dims="contrast_study")
     e = pm.Normal("e_reported", 0.0, 1.0, dims="reported_contrast")
     z = pm.Normal("z_reported", 0.0, 1.0, dims="contrast_study")
     shared = c["shared_var"].to_numpy(float)
-    mean = (d[c["node"].map(index).to_numpy()] - d[c["base"].map(index).to_numpy()]
-            + tau * (w_s * u[s_idx] + w_o * e) + np.sqrt(shared) * z[s_idx])
+    mean = mean + tau * (w_s * u[s_idx] + w_o * e) + np.sqrt(shared) * z[s_idx]
     pm.Normal("y_reported", mu=mean, sigma=np.sqrt(c["vi"].to_numpy(float) - shared),
               observed=c["yi"].to_numpy(float), dims="reported_contrast")
 
@@ -492,18 +511,16 @@ def _contrast_terms(model: Any, data: NetworkData, d: Any, tau: Any) -> None:  #
 def splittable(data: NetworkData) -> list[tuple[str, str]]:
     """Pairs with direct evidence that stay connected without the studies comparing them.
 
-    None yet when contrast-level studies are in the network.
+    Contrast-level studies count like arm-level ones: a study compares every pair of the
+    nodes it reports (its comparator's included).
     """
-    if not data.contrasts.empty:
-        return []
+    by_study = _study_edges(data)
     out = []
     for e in data.edges():
         x, y = e["from"], e["to"]
-        rest = data.arms[~data.arms["study"].isin(_comparing(data.arms, x, y))]
-        if not rest.empty and x in set(rest["node"]) and y in set(rest["node"]):
-            component = _component(rest, x)
-            if y in set(rest.loc[rest["study"].isin(component), "node"]):
-                out.append((x, y))
+        rest = [edges for edges in by_study.values() if frozenset((x, y)) not in edges]
+        if rest and _connected(set().union(*rest), x, y):
+            out.append((x, y))
     return out
 
 
@@ -546,18 +563,13 @@ def has_loops(data: NetworkData) -> bool:
     """Tell whether the unrelated-mean-effects model differs from the consistency model.
 
     It does when more pairs are compared against a study's baseline than there are
-    treatments to estimate. Not yet checked with contrast-level studies (False).
+    treatments to estimate (pairs of contrast-level studies included).
     """
-    if not data.contrasts.empty:
-        return False
     return len(Network._structure(data)["pairs"]) > len(data.nodes) - 1
 
 
-def inconsistency_skipped(data: NetworkData) -> str:
+def inconsistency_skipped(data: NetworkData) -> str:  # noqa: ARG001 (one reason so far)
     """Say why a network gets no UME comparison."""
-    if not data.contrasts.empty:
-        return ("not yet done for networks with contrast-level studies (UME and node-"
-                "splitting take arm-level studies only)")
     return "no loop of independent evidence: the unrelated-mean-effects model is this model"
 
 
