@@ -208,7 +208,8 @@ class DoseResponseFamily(_CurveFamily):
 
     name = kind = "dose-response"
     runner = "run_dose_response"
-    description = "dose-response curve (Emax, log-linear, linear, piecewise) across doses"
+    description = ("dose-response curve (Emax, log-linear, linear, piecewise) across doses, "
+                   "or Emax curves of several agents (agents:)")
     quantities = ("ed50", "theta", "tau", "effect_at:DOSE", "difference:LOW:HIGH")
     prior_settings = ("amplitude_sd", "tau_scale", "ed50_sd", "hill_sd", "baseline_sd")
     prior_cells = (("ed50_sd", 2.0), ("amplitude_sd", 2.0), ("tau_scale", 2.0))
