@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import import_module, metadata
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -161,12 +160,9 @@ class Family:
 
 def registry() -> dict[str, str]:
     """Map every family name to its ``module:Class`` path (built-in, plug-ins, local)."""
-    out = dict(BUILTIN)
-    for ep in metadata.entry_points(group="trialmeta.families"):
-        out.setdefault(ep.name, ep.value)
-    for name, cls in _LOCAL.items():
-        out.setdefault(name, f"{cls.__module__}:{cls.__qualname__}")
-    return out
+    from .models import merged_registry
+
+    return merged_registry(BUILTIN, "trialmeta.families", _LOCAL)
 
 
 def register(name: str, cls: type) -> None:
@@ -187,15 +183,12 @@ def get_family(name: str) -> Family:
     if name in _LOCAL and name not in BUILTIN:
         cls = _LOCAL[name]
     else:
+        from .models import load_registered
+
         path = registry().get(name)
         if path is None:
             raise SpecError(f"unknown model family '{name}'")
-        module, _, attr = path.partition(":")
-        try:
-            cls = getattr(import_module(module), attr)
-        except (ImportError, AttributeError) as exc:
-            raise SpecError(f"family '{name}' is registered as {path} but cannot be "
-                            f"loaded: {exc}") from None
+        cls = load_registered(name, path, "family")
     _INSTANCES[name] = cls()
     return _INSTANCES[name]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from functools import cache
 from importlib import import_module, metadata
 from pathlib import Path
 
@@ -26,14 +27,40 @@ _LOCAL: dict[str, type] = {}
 _PLUGIN_FILES: list[str] = []  # loaded with --plugin, in order: worker processes load them too
 
 
-def registry() -> dict[str, str]:
-    """Map every model name to its ``module:Class`` path (built-in, plug-ins, local)."""
-    out = dict(BUILTIN)
-    for ep in metadata.entry_points(group="trialmeta.models"):
-        out.setdefault(ep.name, ep.value)
-    for name, cls in _LOCAL.items():
+@cache
+def _entry_points(group: str) -> tuple[tuple[str, str], ...]:
+    """(name, ``module:Class``) of a group's installed entry points, read once a process.
+
+    Scanning the installed distributions takes milliseconds, and claims parsing, the sweep
+    and the evaluator look a model up for every claim.
+    """
+    return tuple((ep.name, ep.value) for ep in metadata.entry_points(group=group))
+
+
+def merged_registry(builtin: dict[str, str], group: str,
+                    local: dict[str, type]) -> dict[str, str]:
+    """Map names to ``module:Class``: built-in first, then entry points, then local ones."""
+    out = dict(builtin)
+    for name, value in _entry_points(group):
+        out.setdefault(name, value)
+    for name, cls in local.items():
         out.setdefault(name, f"{cls.__module__}:{cls.__qualname__}")
     return out
+
+
+def load_registered(name: str, path: str, what: str) -> type:
+    """Import the class at ``module:Class`` ``path``; a clear error when it cannot be."""
+    module, _, attr = path.partition(":")
+    try:
+        return getattr(import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise SpecError(f"{what} '{name}' is registered as {path} but cannot be "
+                        f"loaded: {exc}") from None
+
+
+def registry() -> dict[str, str]:
+    """Map every model name to its ``module:Class`` path (built-in, plug-ins, local)."""
+    return merged_registry(BUILTIN, "trialmeta.models", _LOCAL)
 
 
 def get_model_class(name: str) -> type:
@@ -43,12 +70,7 @@ def get_model_class(name: str) -> type:
     paths = registry()
     if name not in paths:
         raise SpecError(f"unknown model '{name}'; known: {', '.join(sorted(paths))}")
-    module, _, attr = paths[name].partition(":")
-    try:
-        return getattr(import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        raise SpecError(f"model '{name}' is registered as {paths[name]} but cannot be "
-                        f"loaded: {exc}") from None
+    return load_registered(name, paths[name], "model")
 
 
 def load_plugin(path: str | Path) -> list[str]:
