@@ -411,43 +411,17 @@ def run_network(records: Records, claim: Claim, settings: SamplerSettings, *,
                      network_quantity(prior_d, prior_tau, data.nodes, q, better))
 
 
-def agent_quantity(fit: Any, draws: dict[str, np.ndarray], q: str) -> np.ndarray:  # noqa: ANN401
-    """Draws of ``effect_at:A:DOSE``, ``ed50:A``, ``emax:A``, ``equivalent:A:DOSE:B``, tau.
-
-    ``draws`` holds ``emax`` (draws x agents), ``ed50`` (draws x 1 or agents) and ``tau``.
-    """
-    agents = fit.data.agents
-    parts = q.split(":")
-    if q == "tau":
-        return draws["tau"]
-
-    def ed50(a: str) -> np.ndarray:
-        e = draws["ed50"]
-        return e[:, 0] if e.shape[1] == 1 else e[:, agents.index(a)]
-
-    def effect(a: str, x: float) -> np.ndarray:
-        return draws["emax"][:, agents.index(a)] * x / (ed50(a) + x)
-
-    head, a = parts[0], parts[1]
-    if head == "ed50":
-        return ed50(a)
-    if head == "emax":
-        return draws["emax"][:, agents.index(a)]
-    if head == "effect_at":
-        return effect(a, float(parts[2]))
-    f, other = effect(a, float(parts[2])), parts[3]
-    top = draws["emax"][:, agents.index(other)]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        y = ed50(other) * f / (top - f)
-    return np.where((y >= 0) & np.isfinite(y), y, np.inf)
-
-
 def run_agent_doses(records: Records, claim: Claim, settings: SamplerSettings, *,
                     documents: bool = True) -> FamilyRun:
     """Fit the multi-agent Emax network a dose-response claim with ``agents`` asks for."""
     from .errors import SpecError
-    from .models.dose_agents import INERT, agent_dose_document, claim_priors, fit_agents
-    from .priors import sample_tau
+    from .models.dose_agents import (
+        INERT,
+        CurveDraws,
+        agent_dose_document,
+        claim_priors,
+        fit_agents,
+    )
 
     agents = claim.option("agents")
     names = () if agents in ("all", ("all",)) else tuple(agents)
@@ -464,23 +438,8 @@ def run_agent_doses(records: Records, claim: Claim, settings: SamplerSettings, *
     studies = sorted(data.studies)
     if len(studies) < claim.rule.min_studies:
         return FamilyRun("dose-response", None, studies)
-    post = {k: flat(fit.idata, k) for k in ("emax", "ed50", "tau")}
-    post["ed50"] = post["ed50"].reshape(len(post["tau"]), -1)
-    rng = np.random.default_rng([settings.seed, 0x5EED])
-    n_a, n_e = len(data.agents), post["ed50"].shape[1]
-    if model.emax == "random":
-        emax = (rng.normal(0, priors.emax_sd, (PRIOR_DRAWS, 1))
-                + np.abs(rng.normal(0, priors.emax_tau_scale, (PRIOR_DRAWS, 1)))
-                * rng.normal(0, 1, (PRIOR_DRAWS, n_a)))
-    else:
-        emax = rng.normal(0, priors.emax_sd, (PRIOR_DRAWS, n_a))
-    if priors.ed50_prior == "half-normal":
-        ed50 = np.abs(rng.normal(0, priors.ed50_scale, (PRIOR_DRAWS, n_e)))
-    else:
-        ed50 = np.exp(rng.normal(model._ed50_centre(data), priors.ed50_sd, (PRIOR_DRAWS, n_e)))
-    tau = (rng.uniform(0, priors.tau_upper, PRIOR_DRAWS) if priors.tau_upper is not None
-           else sample_tau(priors.tau, PRIOR_DRAWS, rng))
-    prior = {"emax": emax, "ed50": ed50, "tau": tau}
+    post = CurveDraws.posterior(fit)
+    prior = model.prior_draws(data, PRIOR_DRAWS, np.random.default_rng([settings.seed, 0x5EED]))
 
     def missing(q: str) -> list[str]:
         parts = q.split(":")
@@ -500,7 +459,7 @@ def run_agent_doses(records: Records, claim: Claim, settings: SamplerSettings, *
                         f"{', '.join(f'{x:g}' for x in seen)}); the value would come from the "
                         "assumed Emax curve, not from data")
         if parts[0] in ("ed50", "emax"):
-            x, p = agent_quantity(fit, post, q), agent_quantity(fit, prior, q)
+            x, p = post.quantity(q), prior.quantity(q)
             if parts[0] == "ed50":
                 x, p = np.log(x), np.log(p)
             return _contraction(x, p, f"{'log ' if parts[0] == 'ed50' else ''}{q}",
@@ -509,8 +468,7 @@ def run_agent_doses(records: Records, claim: Claim, settings: SamplerSettings, *
 
     doc = agent_dose_document(fit) if documents else None
     return FamilyRun("dose-response", doc, studies,
-                     lambda q, c: None if missing(q) else agent_quantity(fit, post, q),
+                     lambda q, c: None if missing(q) else post.quantity(q),
                      unidentified, fit.diagnostics.passed,
                      extra={"idata": fit.idata, "agents": data.agents},
-                     prior_draws=lambda q, c: None if missing(q) else
-                     agent_quantity(fit, prior, q))
+                     prior_draws=lambda q, c: None if missing(q) else prior.quantity(q))

@@ -13,7 +13,7 @@ from trialmeta.analysis.inference import SamplerSettings, flat
 from trialmeta.analysis.models.dose_agents import (
     AgentDose,
     AgentDosePriors,
-    equivalent_dose,
+    CurveDraws,
     select_agent_doses,
 )
 from trialmeta.analysis.records import read_records
@@ -52,27 +52,19 @@ def test_selection_puts_every_control_at_dose_zero_and_drops_undosed_arms(
         AgentDose(ed50="shared")
 
 
-def test_equivalent_dose_solves_the_other_curve(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_equivalent_dose_solves_the_other_curve() -> None:
     """The dose of B whose effect equals A's at x: f_B(y) = f_A(x), or infinite."""
-    class Fit:  # the parts of a fit equivalent_dose reads
-        ed50 = "per-agent"
-
-        class data:  # noqa: N801
-            agents = ["A", "B"]
-
-        idata = None
-
-    from trialmeta.analysis.models import dose_agents
-
-    emax = np.array([[2.0, 3.0], [2.0, 1.0]])
-    ed50 = np.array([[1.0, 4.0], [1.0, 4.0]])
-    fake = {"emax": emax, "ed50": ed50}
-    monkeypatch.setattr(dose_agents, "flat", lambda idata, name: fake[name])
-    y = equivalent_dose(Fit(), "A", 1.0, "B")
+    draws = CurveDraws(["A", "B"], emax=np.array([[2.0, 3.0], [2.0, 1.0]]),
+                       ed50=np.array([[1.0, 4.0], [1.0, 4.0]]), tau=np.zeros(2))
+    y = draws.equivalent("A", 1.0, "B")
     f_a = 2.0 * 1.0 / (1.0 + 1.0)  # 1.0
     assert y[0] == pytest.approx(4.0 * f_a / (3.0 - f_a))  # 3 y / (4 + y) = 1 -> y = 2
     assert 3.0 * y[0] / (4.0 + y[0]) == pytest.approx(f_a)
     assert np.isinf(y[1])  # B's Emax 1.0 never reaches 1.0
+    assert np.array_equal(draws.quantity("equivalent:A:1:B"), y, equal_nan=False)
+    common = CurveDraws(["A", "B"], emax=np.array([[2.0, 3.0]]), ed50=np.array([[0.5]]),
+                        tau=np.zeros(1))
+    assert common.ed50_of("A") == common.ed50_of("B") == 0.5
 
 
 #: MBNMAdose's triptan example (vignettes/runmbnmadose-2.html, hugaped/MBNMAdose commit

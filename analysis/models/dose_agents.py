@@ -217,6 +217,27 @@ class AgentDose:
             return np.array([np.log(np.median(data.dose[data.agent_index >= 0]))])
         return np.log([np.median(data.observed_doses(a)) for a in data.agents])
 
+    def prior_draws(self, data: AgentDoseData, n: int, rng: np.random.Generator
+                    ) -> CurveDraws:
+        """Draw Emax, ED50 and tau from their priors (the densities :meth:`build` uses)."""
+        from ..priors import sample_tau
+
+        pr = self.priors_for(data)
+        n_a, n_e = len(data.agents), 1 if self.ed50 == "common" else len(data.agents)
+        if self.emax == "random":
+            emax = (rng.normal(0, pr.emax_sd, (n, 1))
+                    + np.abs(rng.normal(0, pr.emax_tau_scale, (n, 1)))
+                    * rng.normal(0, 1, (n, n_a)))
+        else:
+            emax = rng.normal(0, pr.emax_sd, (n, n_a))
+        if pr.ed50_prior == "half-normal":
+            ed50 = np.abs(rng.normal(0, pr.ed50_scale, (n, n_e)))
+        else:
+            ed50 = np.exp(rng.normal(self._ed50_centre(data), pr.ed50_sd, (n, n_e)))
+        tau = (rng.uniform(0, pr.tau_upper, n) if pr.tau_upper is not None
+               else sample_tau(pr.tau, n, rng))
+        return CurveDraws(data.agents, emax, ed50, tau)
+
     def build(self, data: AgentDoseData):  # noqa: ANN201 (a PyMC model)
         """Build the PyMC model (no sampling)."""
         import pymc as pm
@@ -280,35 +301,63 @@ class AgentDose:
                              "versions": package_versions()})
 
 
-def curve_draws(fit: AgentDoseFit, agent: str, doses: np.ndarray) -> np.ndarray:
-    """Draws of ``agent``'s effect against the control at each dose (draws x doses)."""
-    j = fit.data.agents.index(agent)
-    emax = flat(fit.idata, "emax")[:, j]
-    ed50 = flat(fit.idata, "ed50")
-    ed50 = ed50[:, 0] if fit.ed50 == "common" else ed50[:, j]
-    x = np.asarray(doses, float)[None, :]
-    return emax[:, None] * x / (ed50[:, None] + x)
+class CurveDraws:
+    """Draws of the curve parameters, posterior or prior, read the same way.
 
-
-def ed50_draws(fit: AgentDoseFit, agent: str) -> np.ndarray:
-    """Draws of ``agent``'s ED50 (the common one when ED50 is shared)."""
-    ed50 = flat(fit.idata, "ed50")
-    return ed50[:, 0] if fit.ed50 == "common" else ed50[:, fit.data.agents.index(agent)]
-
-
-def equivalent_dose(fit: AgentDoseFit, agent: str, dose: float, other: str) -> np.ndarray:
-    """Draws of the dose of ``other`` with the effect of ``agent`` at ``dose``.
-
-    Solves Emax_o y / (ED50_o + y) = f: y = ED50_o f / (Emax_o - f); infinite when
-    ``other``'s Emax cannot reach f (or f and Emax_o differ in sign).
+    ``emax`` is draws x agents, ``ed50`` draws x 1 when shared (else x agents), ``tau`` draws.
     """
-    f = curve_draws(fit, agent, np.array([dose]))[:, 0]
-    j = fit.data.agents.index(other)
-    emax_o = flat(fit.idata, "emax")[:, j]
-    ed50_o = ed50_draws(fit, other)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        y = ed50_o * f / (emax_o - f)
-    return np.where((y >= 0) & np.isfinite(y), y, np.inf)
+
+    def __init__(self, agents: list[str], emax: np.ndarray, ed50: np.ndarray,
+                 tau: np.ndarray):
+        self.agents, self.emax, self.tau = agents, emax, tau
+        self.ed50_all = ed50.reshape(len(tau), -1)
+
+    @classmethod
+    def posterior(cls, fit: AgentDoseFit) -> CurveDraws:
+        """Return the posterior draws of a fit."""
+        return cls(fit.data.agents, flat(fit.idata, "emax"), flat(fit.idata, "ed50"),
+                   flat(fit.idata, "tau"))
+
+    def emax_of(self, agent: str) -> np.ndarray:
+        """Return draws of ``agent``'s Emax."""
+        return self.emax[:, self.agents.index(agent)]
+
+    def ed50_of(self, agent: str) -> np.ndarray:
+        """Return draws of ``agent``'s ED50 (the common one when ED50 is shared)."""
+        e = self.ed50_all
+        return e[:, 0] if e.shape[1] == 1 else e[:, self.agents.index(agent)]
+
+    def curve(self, agent: str, doses: np.ndarray) -> np.ndarray:
+        """Return draws of ``agent``'s effect against the control at each dose (x doses)."""
+        x = np.asarray(doses, float)[None, :]
+        return self.emax_of(agent)[:, None] * x / (self.ed50_of(agent)[:, None] + x)
+
+    def equivalent(self, agent: str, dose: float, other: str) -> np.ndarray:
+        """Return draws of the dose of ``other`` with the effect of ``agent`` at ``dose``.
+
+        Solves Emax_o y / (ED50_o + y) = f: y = ED50_o f / (Emax_o - f); infinite when
+        ``other``'s Emax cannot reach f (or f and Emax_o differ in sign).
+        """
+        f = self.curve(agent, np.array([dose]))[:, 0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y = self.ed50_of(other) * f / (self.emax_of(other) - f)
+        return np.where((y >= 0) & np.isfinite(y), y, np.inf)
+
+    def quantity(self, q: str) -> np.ndarray:
+        """Return draws of a claim quantity.
+
+        ``effect_at:A:DOSE``, ``ed50:A``, ``emax:A``, ``equivalent:A:DOSE:B`` or ``tau``.
+        """
+        parts = q.split(":")
+        if q == "tau":
+            return self.tau
+        if parts[0] == "ed50":
+            return self.ed50_of(parts[1])
+        if parts[0] == "emax":
+            return self.emax_of(parts[1])
+        if parts[0] == "effect_at":
+            return self.curve(parts[1], np.array([float(parts[2])]))[:, 0]
+        return self.equivalent(parts[1], float(parts[2]), parts[3])
 
 
 def agent_dose_document(fit: AgentDoseFit, grid_points: int = 41) -> dict[str, Any]:
@@ -316,16 +365,17 @@ def agent_dose_document(fit: AgentDoseFit, grid_points: int = 41) -> dict[str, A
     from ..inference import summarize_censored
 
     data = fit.data
+    draws = CurveDraws.posterior(fit)
     agents: dict[str, Any] = {}
     for a in data.agents:
         observed = data.observed_doses(a)
         grid = np.linspace(0.0, max(observed), grid_points)
-        c = curve_draws(fit, a, grid)
+        c = draws.curve(a, grid)
         q = np.quantile(c, [0.025, 0.5, 0.975], axis=0)
         agents[a] = {
             "unit": data.units.get(a, ""), "observed_doses": observed,
-            "emax": summarize_draws(flat(fit.idata, "emax")[:, data.agents.index(a)]),
-            "ed50": summarize_draws(ed50_draws(fit, a)),
+            "emax": summarize_draws(draws.emax_of(a)),
+            "ed50": summarize_draws(draws.ed50_of(a)),
             "curve": {"dose": grid.tolist(), "median": q[1].tolist(),
                       "ci_low": q[0].tolist(), "ci_high": q[2].tolist()},
         }
@@ -334,7 +384,7 @@ def agent_dose_document(fit: AgentDoseFit, grid_points: int = 41) -> dict[str, A
         mid = float(np.median(data.observed_doses(a)))
         for b in data.agents:
             if b != a:
-                y = equivalent_dose(fit, a, mid, b)
+                y = draws.equivalent(a, mid, b)
                 top = max(data.observed_doses(b))
                 summary = {k: (v if np.isfinite(v) else None)  # None: no dose of b reaches it
                            for k, v in (summarize_censored(y) or {}).items()}
