@@ -344,15 +344,11 @@ def run_network(records: Records, claim: Claim, settings: SamplerSettings, *,
     """Fit the network a claim asks for (effects between nodes, SUCRA, tau)."""
     from .errors import SpecError
     from .models.network import (
-        Network,
+        checked_document,
         fragile_support,
-        has_loops,
         informing_studies,
-        network_document,
-        split_data,
-        splittable,
+        prior_effects,
     )
-    from .priors import sample_tau
 
     try:
         model, data = network_setup(records, claim)
@@ -363,20 +359,10 @@ def run_network(records: Records, claim: Claim, settings: SamplerSettings, *,
         return FamilyRun("network", None, studies)
     fit = model.fit(data, settings, data_sha256=records.sha256)
     better = claim.outcome != "change"
-    doc = None
-    if documents:
-        priors = model.priors
-        ume = (Network(priors, ume=True).fit(data, settings, data_sha256=records.sha256)
-               if has_loops(data) else None)
-        splits = [Network(priors, split=pair).fit(split_data(data, pair), settings,
-                                                  data_sha256=records.sha256)
-                  for pair in splittable(data)]
-        doc = network_document(fit, better, ume=ume, splits=splits)
-    rng = np.random.default_rng([settings.seed, 0x5EED])
-    pr = model.priors
-    prior_d = np.column_stack([np.zeros(PRIOR_DRAWS),
-                               rng.normal(0.0, pr.effect_sd, (PRIOR_DRAWS, len(data.nodes) - 1))])
-    prior_tau = sample_tau(pr.tau, PRIOR_DRAWS, rng)
+    doc = (checked_document(fit, settings, better, data_sha256=records.sha256)
+           if documents else None)
+    prior_d, prior_tau = prior_effects(data, model.priors, PRIOR_DRAWS,
+                                       np.random.default_rng([settings.seed, 0x5EED]))
     post_d, post_tau = flat(fit.idata, "d"), flat(fit.idata, "tau")
 
     def missing(q: str) -> list[str]:

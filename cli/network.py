@@ -72,14 +72,9 @@ def network(
     from trialmeta.analysis.inference import SamplerSettings
     from trialmeta.analysis.models.network import (
         Network,
+        checked_document,
         default_network_priors,
-        has_loops,
-        inconsistency_skipped,
-        network_document,
-        node_split,
         select_network,
-        split_data,
-        splittable,
     )
     from trialmeta.analysis.priors import heterogeneity_prior
     from trialmeta.analysis.records import read_records
@@ -95,18 +90,8 @@ def network(
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
                                sampler=sampler)
     fit = Network(priors).fit(data, settings, data_sha256=records.sha256)
-    ume = None
-    if check_inconsistency and has_loops(data):
-        ume = Network(priors, ume=True).fit(data, settings, data_sha256=records.sha256)
-    doc = network_document(fit, higher_is_better=outcome != "change", ume=ume)
-    splits = []
-    if check_inconsistency:
-        splits = [Network(priors, split=pair).fit(split_data(data, pair), settings,
-                                                  data_sha256=records.sha256)
-                  for pair in splittable(data)]
-        doc["node_splits"] = [node_split(f) for f in splits]
-    if check_inconsistency and ume is None:
-        doc["inconsistency"] = {"skipped": inconsistency_skipped(data)}
+    doc = checked_document(fit, settings, outcome != "change", check=check_inconsistency,
+                           data_sha256=records.sha256)
     emit_fit(doc, json, allow_unconverged, format_network(doc))
 
 

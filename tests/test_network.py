@@ -163,6 +163,13 @@ def test_fit_network_command_on_the_bundled_data() -> None:
     assert len(doc["league"]) == n * (n - 1)
     assert abs(sum(x["sucra"] for x in doc["ranks"].values()) - n / 2) < 1e-9
     assert all(e["trials"] >= 1 for e in doc["edges"])
+    from trialmeta.analysis.models.network import NO_LOOP
+
+    assert doc["inconsistency"] == {"skipped": NO_LOOP} and doc["node_splits"] == []
+    r = CliRunner().invoke(app, ["fit", "network", "--reference", "saline", "--draws", "300",
+                                 "--tune", "300", "--chains", "2", "--allow-unconverged",
+                                 "--no-check-inconsistency", "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["inconsistency"] is None  # not asked
 
 
 @pytest.mark.slow
@@ -550,7 +557,7 @@ def _with_contrast_rows(tmp_path: Path) -> Path:
 
 
 def test_contrast_level_studies_join_the_network(tmp_path: Path) -> None:
-    from trialmeta.analysis.models.network import inconsistency_skipped, splittable
+    from trialmeta.analysis.models.network import splittable
 
     data = select_network(read_records(_with_contrast_rows(tmp_path)), "response", "OR",
                           TimeWindow.around(24.0), Filters(), reference="A")
@@ -566,7 +573,6 @@ def test_contrast_level_studies_join_the_network(tmp_path: Path) -> None:
     # S5's B and C contrasts against A, and S0-S3's A-B: the loop A-B-C exists only
     # through S5, so no pair has indirect evidence and UME is the consistency model
     assert not has_loops(data) and splittable(data) == []
-    assert "no loop" in inconsistency_skipped(data)
     model = Network().build(data)  # the reported contrasts enter as normal terms
     assert model["y_reported"].eval().shape == (3,)
     for variant in (Network(ume=True), Network(split=("A", "B"))):

@@ -568,9 +568,8 @@ def has_loops(data: NetworkData) -> bool:
     return len(Network._structure(data)["pairs"]) > len(data.nodes) - 1
 
 
-def inconsistency_skipped(data: NetworkData) -> str:  # noqa: ARG001 (one reason so far)
-    """Say why a network gets no UME comparison."""
-    return "no loop of independent evidence: the unrelated-mean-effects model is this model"
+#: why a network without a loop of independent evidence gets no UME comparison
+NO_LOOP = "no loop of independent evidence: the unrelated-mean-effects model is this model"
 
 
 def rank_summary(d: np.ndarray, higher_is_better: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -635,11 +634,40 @@ def network_document(fit: NetworkFit, higher_is_better: bool,
         "contrast_rows": len(data.contrasts),
         "priors": fit.priors.as_dict(), "diagnostics": fit.diagnostics.as_dict(),
         "dropped": data.dropped, "notes": data.notes,
-        "inconsistency": ({"skipped": inconsistency_skipped(data)} if ume is None
-                          else inconsistency(fit, ume)),
+        "inconsistency": {"skipped": NO_LOOP} if ume is None else inconsistency(fit, ume),
         "node_splits": [node_split(f) for f in splits or []],
         "provenance": fit.provenance,
     }
+
+
+def checked_document(fit: NetworkFit, settings: SamplerSettings, higher_is_better: bool, *,
+                     check: bool = True, data_sha256: str = "") -> dict[str, Any]:
+    """Return the network's document with its inconsistency checks (UME, node-splits).
+
+    ``check=False`` fits neither and leaves ``inconsistency`` empty (None).
+    """
+    data, priors = fit.data, fit.priors
+    ume, splits = None, []
+    if check:
+        if has_loops(data):
+            ume = Network(priors, ume=True).fit(data, settings, data_sha256=data_sha256)
+        splits = [Network(priors, split=pair).fit(split_data(data, pair), settings,
+                                                  data_sha256=data_sha256)
+                  for pair in splittable(data)]
+    doc = network_document(fit, higher_is_better, ume=ume, splits=splits)
+    if not check:
+        doc["inconsistency"] = None
+    return doc
+
+
+def prior_effects(data: NetworkData, priors: NetworkPriors, n: int,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Draw d (draws x nodes, the reference's column 0) and tau from their priors."""
+    from ..priors import sample_tau
+
+    d = np.column_stack([np.zeros(n), rng.normal(0.0, priors.effect_sd,
+                                                 (n, len(data.nodes) - 1))])
+    return d, sample_tau(priors.tau, n, rng)
 
 
 def _study_edges(data: NetworkData) -> dict[str, set[frozenset[str]]]:
