@@ -49,6 +49,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 NODES = ("treatment", "treatment+route", "treatment+dose", "treatment+route+dose")
 COUNT = {"response": "responders", "remission": "remitters"}
+#: columns of a network's contrast-level rows
+CONTRAST_COLUMNS = ["study", "node", "base", "yi", "vi", "shared_var", "scale", "n"]
 
 
 @dataclass
@@ -65,7 +67,7 @@ class NetworkData:
     #: reported contrasts of studies without arm-level numbers: study, node, base, yi, vi,
     #: shared_var (empty when there are none)
     contrasts: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
-        columns=["study", "node", "base", "yi", "vi", "shared_var", "scale", "n"]))
+        columns=CONTRAST_COLUMNS))
 
     @property
     def binary(self) -> bool:
@@ -190,8 +192,10 @@ def select_network(records: Records, outcome: str, measure: str, window: TimeWin
                              "y": float(r["mean"]), "se": se, "n": int(r["n"]),
                              "design": r["design"], "scale": r["scale"], **where})
     arms = pd.DataFrame(rows, columns=None if rows else ["study", "node", "n", "design"])
-    contrasts = _contrast_rows(records, filters, outcome, measure, window, node, inert,
-                               set(arms["study"]), dropped, notes)
+    contrasts, contrast_notes = _contrast_rows(records, filters, outcome, measure, window,
+                                               node, inert, set(arms["study"]), dropped)
+    by_contrasts = set(contrasts["study"])  # they enter after all: no reason to drop them
+    dropped = [d for d in dropped if d["study"] not in by_contrasts]
     if arms.empty and contrasts.empty:
         raise SpecError("no study compares two treatments with this outcome in the window")
     scales = set(arms.get("scale", pd.Series(dtype=str))) | set(contrasts["scale"])
@@ -216,25 +220,22 @@ def select_network(records: Records, outcome: str, measure: str, window: TimeWin
     arms = arms.reset_index(drop=True)
     if (arms["design"] == "crossover").any():
         notes.append("crossover trials kept: their arms are analysed as independent groups")
-    entered = set(contrasts["study"])
-    dropped = [d for d in dropped if d["study"] not in entered or "connected" in d["reason"]]
-    notes = [n for n in notes if "(contrast level)" not in n
-             or n.split(":")[0] in entered]
+    notes += [text for study, text in contrast_notes if study in keep]
     return NetworkData(outcome, measure, reference, nodes, arms, dropped, notes, contrasts)
 
 
 def _contrast_rows(records: Records, filters: Filters, outcome: str, measure: str,
                    window: TimeWindow, node: str, inert: tuple[str, ...],
-                   arm_studies: set[str], dropped: list[dict[str, object]],
-                   notes: list[str]) -> pd.DataFrame:
+                   arm_studies: set[str], dropped: list[dict[str, object]]
+                   ) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     """Contrast-level rows of studies without arm-level numbers, as (study, node, base).
 
     As in multinma, a study enters either by its arms or by its reported contrasts, never
-    both; the contrasts of one study against one comparator share its variance.
+    both; the contrasts of one study against one comparator share its variance. Returns
+    the rows and the notes about them as (study, note).
     """
     from ..contrast_rows import contrast_level_rows
 
-    columns = ["study", "node", "base", "yi", "vi", "shared_var", "scale", "n"]
     reported, _, said = contrast_level_rows(records.table, filters, outcome, measure, window,
                                             ())
     t = records.table
@@ -253,8 +254,9 @@ def _contrast_rows(records: Records, filters: Filters, outcome: str, measure: st
                     "base": _node(vs.iloc[0], node, inert), "yi": c["yi"], "vi": c["vi"],
                     "shared_var": c["shared_var"], "scale": c["scale"],
                     "n": int(a["n"]) if pd.notna(a["n"]) else 0})
-    notes += [n for n in said if n.split(":")[0] not in arm_studies]
-    return pd.DataFrame(out, columns=columns)
+    used = {c["study"] for c in out}
+    notes = [(n.split(":")[0], n) for n in said if n.split(":")[0] in used]
+    return pd.DataFrame(out, columns=CONTRAST_COLUMNS), notes
 
 
 def _members(arms: pd.DataFrame, contrasts: pd.DataFrame) -> pd.DataFrame:
