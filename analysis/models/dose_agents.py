@@ -109,10 +109,8 @@ def select_agent_doses(records: Records, outcome: str, measure: str, window: Tim
     index = np.array([-1 if c else agents.index(a)
                       for a, c in zip(arms["treatment"], control, strict=True)])
     dose = np.where(control, 0.0, pd.to_numeric(arms["dose"], errors="coerce").fillna(0.0))
-    units = {}
-    unit_col = records.table.drop_duplicates("treatment").set_index("treatment")
-    for a in agents:
-        units[a] = str(unit_col.loc[a, "dose_unit"]) if "dose_unit" in unit_col else ""
+    unit_of = t.groupby("treatment")["dose_unit"].first()  # the first unit given
+    units = {a: "" if pd.isna(unit_of.get(a)) else str(unit_of[a]) for a in agents}
     if (dose[index >= 0] <= 0).any():
         raise SpecError("an agent arm has dose 0: give control arms an inert treatment name "
                         f"({', '.join(inert)})")
@@ -211,11 +209,16 @@ class AgentDose:
         """Return the priors used on ``data``."""
         return self.priors or default_agent_priors(data.network.measure)
 
-    def _ed50_centre(self, data: AgentDoseData) -> np.ndarray:
-        """Return log middle observed doses: per agent, or one over all agents (common)."""
+    def _middle_doses(self, data: AgentDoseData) -> np.ndarray:
+        """Return the middle observed dose of each ED50: per agent, or of all doses (common)."""
         if self.ed50 == "common":
-            return np.array([np.log(np.median(data.dose[data.agent_index >= 0]))])
-        return np.log([np.median(data.observed_doses(a)) for a in data.agents])
+            return np.array([np.median(data.dose[data.agent_index >= 0])])
+        return np.array([np.median(data.observed_doses(a)) for a in data.agents])
+
+    def _ed50_index(self, data: AgentDoseData) -> np.ndarray:
+        """Return each agent's ED50 parameter: its own, or the common one (index 0)."""
+        n = len(data.agents)
+        return np.zeros(n, dtype=int) if self.ed50 == "common" else np.arange(n)
 
     def prior_draws(self, data: AgentDoseData, n: int, rng: np.random.Generator
                     ) -> CurveDraws:
@@ -223,7 +226,8 @@ class AgentDose:
         from ..priors import sample_tau
 
         pr = self.priors_for(data)
-        n_a, n_e = len(data.agents), 1 if self.ed50 == "common" else len(data.agents)
+        centre = np.log(self._middle_doses(data))
+        n_a, n_e = len(data.agents), len(centre)
         if self.emax == "random":
             emax = (rng.normal(0, pr.emax_sd, (n, 1))
                     + np.abs(rng.normal(0, pr.emax_tau_scale, (n, 1)))
@@ -233,7 +237,7 @@ class AgentDose:
         if pr.ed50_prior == "half-normal":
             ed50 = np.abs(rng.normal(0, pr.ed50_scale, (n, n_e)))
         else:
-            ed50 = np.exp(rng.normal(self._ed50_centre(data), pr.ed50_sd, (n, n_e)))
+            ed50 = np.exp(rng.normal(centre, pr.ed50_sd, (n, n_e)))
         tau = (rng.uniform(0, pr.tau_upper, n) if pr.tau_upper is not None
                else sample_tau(pr.tau, n, rng))
         return CurveDraws(data.agents, emax, ed50, tau)
@@ -249,7 +253,8 @@ class AgentDose:
         arms = net.arms
         labels = [f"{s} {n}" for s, n in zip(arms["study"], arms["node"], strict=True)]
         coords = {"study": net.studies, "agent": data.agents, "arm": labels}
-        n_ed50 = 1 if self.ed50 == "common" else len(data.agents)
+        middle = self._middle_doses(data)
+        of_agent = self._ed50_index(data)
         with pm.Model(coords=coords) as model:
             if self.emax == "random":  # non-centred, exchangeable across agents
                 centre = pm.Normal("emax_mean", 0.0, pr.emax_sd)
@@ -257,26 +262,24 @@ class AgentDose:
                 z = pm.Normal("emax_z", 0.0, 1.0, dims="agent")
                 emax = pm.Deterministic("emax", centre + spread * z, dims="agent")
             if pr.ed50_prior == "half-normal":
-                ed50 = pm.HalfNormal("ed50", pr.ed50_scale, shape=n_ed50)
+                ed50 = pm.HalfNormal("ed50", pr.ed50_scale, shape=len(middle))
             else:
-                log_ed50 = pm.Normal("log_ed50", self._ed50_centre(data), pr.ed50_sd,
-                                     shape=n_ed50)
+                log_ed50 = pm.Normal("log_ed50", np.log(middle), pr.ed50_sd,
+                                     shape=len(middle))
                 ed50 = pm.Deterministic("ed50", pt.exp(log_ed50))
             if self.emax == "fixed":
                 # sampled as each agent's effect at its middle dose m (Emax and ED50 are
                 # strongly correlated, that effect much less): Emax = E_m (ED50 + m) / m,
                 # with Emax's own Normal prior and the Jacobian (ED50 + m) / m
-                m = np.exp(self._ed50_centre(data)) if self.ed50 == "per-agent" else \
-                    np.full(len(data.agents), float(np.exp(self._ed50_centre(data))[0]))
-                ed50_a = ed50 if self.ed50 == "per-agent" else pt.repeat(ed50, len(m))
+                m = middle[of_agent]
                 mid = pm.Flat("effect_mid", dims="agent")
-                scale = (ed50_a + m) / m
+                scale = (ed50[of_agent] + m) / m
                 emax = pm.Deterministic("emax", mid * scale, dims="agent")
                 pm.Potential("emax_prior", pm.logp(pm.Normal.dist(0.0, pr.emax_sd), emax).sum()
                              + pt.log(scale).sum())
             agent = np.maximum(data.agent_index, 0)
             dose = data.dose
-            ed50_arm = ed50[0] if self.ed50 == "common" else ed50[agent]
+            ed50_arm = ed50[of_agent[agent]]
             curve = pt.where(data.agent_index >= 0, emax[agent] * dose / (ed50_arm + dose), 0.0)
             base_arm = np.flatnonzero(st["base"])[st["s_idx"]]  # each arm's study baseline
             if pr.tau_upper is not None:
@@ -411,14 +414,10 @@ def fit_agents(records: Records, outcome: str, window: TimeWindow, filters: Filt
                priors: AgentDosePriors | None = None
                ) -> tuple[AgentDoseData, AgentDose, AgentDoseFit]:
     """Select the arms (``agents``: these only; empty: all) and fit the network of curves."""
-    from ..selection import Filters as _Filters
-
     measure = "MD" if outcome == "change" else "OR"
     if agents:
         filters = replace(filters, treatment=tuple(dict.fromkeys([*agents, *inert])))
-    data = select_agent_doses(records, outcome, measure, window,
-                              filters if isinstance(filters, _Filters) else _Filters(),
-                              inert=inert)
+    data = select_agent_doses(records, outcome, measure, window, filters, inert=inert)
     missing = sorted(set(agents) - set(data.agents))
     if missing:
         raise SpecError(f"no dosed arm of {', '.join(missing)} connected to the control "
