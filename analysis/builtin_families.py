@@ -28,6 +28,13 @@ def _moderated(quantity: str, options: dict[str, Any]) -> bool:
     return quantity.startswith("beta:") and bool(options.get("moderators"))
 
 
+def _events_into_arms(data: Any, simulated: dict[str, np.ndarray]) -> Any:  # noqa: ANN401
+    """Return ``data`` whose arms hold the events the PyMC model simulated (SBC)."""
+    from dataclasses import replace
+
+    return replace(data, arms=data.arms.assign(events=np.asarray(simulated["events"], int)))
+
+
 def _svg(plot: Any, **kwargs: Any) -> str:  # noqa: ANN401
     from .report.plots import svg
 
@@ -134,7 +141,6 @@ class ContrastFamily(_Moderated):
     runner = "run_contrast"
     description = "random-effects meta-analysis of active-vs-control contrasts"
     quantities = ("effect", "predictive_effect", "tau", "or", "rr", "rd", "control_rate")
-    options = frozenset()
     prior_settings = ("effect_sd", "baseline_sd")
     prior_cells = (("effect_sd", 2.0), ("baseline_sd", 2.0))
     tau_prior = True
@@ -315,11 +321,8 @@ class DoseResponseFamily(_CurveFamily):
 
     def sbc_observe(self, data: Any, simulated: dict[str, np.ndarray], rho: float = 0.5
                     ) -> Any:  # noqa: ANN401
-        """Put the simulated events into the dose arms."""
-        from dataclasses import replace
-
-        return replace(data, arms=data.arms.assign(events=np.asarray(simulated["events"],
-                                                                     int)))
+        """Put the simulated events into the arms."""
+        return _events_into_arms(data, simulated)
 
 
 class TimeCourseFamily(_CurveFamily):
@@ -485,10 +488,7 @@ class NetworkFamily(_Builtin):
     def sbc_observe(self, data: Any, simulated: dict[str, np.ndarray], rho: float = 0.5
                     ) -> Any:  # noqa: ANN401
         """Put the simulated events into the arms."""
-        from dataclasses import replace
-
-        return replace(data, arms=data.arms.assign(events=np.asarray(simulated["events"],
-                                                                     int)))
+        return _events_into_arms(data, simulated)
 
     def report_item(self, run: FamilyRun, fid: str, claim_ids: list[str]
                     ) -> tuple[str, dict[str, Any]]:
