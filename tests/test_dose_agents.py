@@ -52,6 +52,18 @@ def test_selection_puts_every_control_at_dose_zero_and_drops_undosed_arms(
         AgentDose(ed50="shared")
 
 
+def test_bad_agent_requests_exit_2_naming_the_problem(tmp_path: Path) -> None:
+    from trialmeta.cli.app import app
+    from typer.testing import CliRunner
+
+    path = str(_triptans(tmp_path).path)
+    for args, said in [(["--agents", "nosuch"], "no arm of nosuch in the records"),
+                       (["--agents", "all", "--ed50", "shared"], "--ed50 takes"),
+                       (["--agents", "all", "--inert", "water"], "no arm of an inert control")]:
+        r = CliRunner().invoke(app, ["fit", "dose-response", path, *args])
+        assert r.exit_code == 2 and said in r.output and "Traceback" not in r.output, r.output
+
+
 def test_equivalent_dose_solves_the_other_curve() -> None:
     """The dose of B whose effect equals A's at x: f_B(y) = f_A(x), or infinite."""
     draws = CurveDraws(["A", "B"], emax=np.array([[2.0, 3.0], [2.0, 1.0]]),

@@ -415,6 +415,11 @@ def fit_agents(records: Records, outcome: str, window: TimeWindow, filters: Filt
                ) -> tuple[AgentDoseData, AgentDose, AgentDoseFit]:
     """Select the arms (``agents``: these only; empty: all) and fit the network of curves."""
     measure = "MD" if outcome == "change" else "OR"
+    known = set(records.table["treatment"])
+    unknown = [a for a in agents if a not in known]
+    if unknown:
+        raise SpecError(f"no arm of {', '.join(unknown)} in the records (treatments: "
+                        f"{', '.join(sorted(known))})")
     if agents:
         filters = replace(filters, treatment=tuple(dict.fromkeys([*agents, *inert])))
     data = select_agent_doses(records, outcome, measure, window, filters, inert=inert)
