@@ -238,3 +238,18 @@ def test_agents_recover_planted_curves_with_exchangeable_emax(tmp_path: Path) ->
     for j, agent in enumerate(data.agents):
         for draws, true in ((emax[:, j], truth[agent][0]), (ed50[:, j], truth[agent][1])):
             assert abs(np.median(draws) - true) < 4 * draws.std(), (agent, np.median(draws))
+
+
+def test_a_memoised_network_selection_does_not_leak_undosed_arms_into_the_agents() -> None:
+    """The same records and arguments but ``dosed``: the memo must not return the network
+    selection (flexible-dose arms included) for the agents' (left out)."""
+    from trialmeta.analysis.models.network import select_network
+
+    records = read_records()
+    args = ("response", "OR", TimeWindow.around(72.0), Filters())  # TRANSFORM-2/3: flexible
+    full = select_network(records, *args, reference="placebo", node="treatment+dose",
+                          inert=("placebo", "saline"))
+    data = select_agent_doses(records, *args)
+    assert full.arms["dose"].isna().any()  # the network keeps flexible-dose arms
+    assert not data.network.arms.loc[data.agent_index >= 0, "dose"].isna().any()
+    assert any("flexible dosing" in d["reason"] for d in data.dropped)

@@ -96,13 +96,8 @@ def select_agent_doses(records: Records, outcome: str, measure: str, window: Tim
     if not present:
         raise SpecError(f"no arm of an inert control ({', '.join(inert)}): the agents' "
                         "curves need a shared placebo")
-    undosed = t["dose"].isna() & ~t["treatment"].isin(present)
-    kept = records if not undosed.any() else replace(records, table=t[~undosed])
-    dropped = [{"study": s, "arm": a, "reason": "no dose (flexible dosing): not on a curve"}
-               for s, a in t.loc[undosed, ["study", "arm"]].drop_duplicates()
-               .itertuples(index=False)]
-    data = select_network(kept, outcome, measure, window, filters, reference=present[0],
-                          node="treatment+dose", inert=tuple(present))
+    data = select_network(records, outcome, measure, window, filters, reference=present[0],
+                          node="treatment+dose", inert=tuple(present), dosed=True)
     arms = data.arms
     control = arms["node"] == data.reference
     agents = sorted(set(arms.loc[~control, "treatment"]))
@@ -114,8 +109,7 @@ def select_agent_doses(records: Records, outcome: str, measure: str, window: Tim
     if (dose[index >= 0] <= 0).any():
         raise SpecError("an agent arm has dose 0: give control arms an inert treatment name "
                         f"({', '.join(inert)})")
-    return AgentDoseData(data, agents, index, dose.astype(float), units,
-                         dropped + list(data.dropped))
+    return AgentDoseData(data, agents, index, dose.astype(float), units, list(data.dropped))
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from ..inference import (
     sample,
     summarize_draws,
 )
+from ..memo import per_records
 from ..priors import HeterogeneityPrior
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -120,9 +121,10 @@ def _node(row: pd.Series, kind: str, inert: tuple[str, ...] = ()) -> str:
     return f"{row['treatment']} {row['route'] or ''}{dose}".strip()
 
 
+@per_records
 def select_network(records: Records, outcome: str, measure: str, window: TimeWindow,
                    filters: Filters, *, reference: str, node: str = "treatment",
-                   inert: tuple[str, ...] = ()) -> NetworkData:
+                   inert: tuple[str, ...] = (), dosed: bool = False) -> NetworkData:
     """Select each study's arms at one time near the target, as nodes of a network.
 
     ``inert`` names treatments taken as one inert control (for example saline infusions
@@ -130,7 +132,8 @@ def select_network(records: Records, outcome: str, measure: str, window: TimeWin
     their route or dose. A study enters at the time in the window nearest the target that
     has at least two distinct nodes with the outcome; arms of one study with the same node
     are combined (counts summed; means refused). Studies outside the reference's connected
-    component are left out, with the reason.
+    component are left out, with the reason. ``dosed`` leaves out arms without a dose
+    (flexible dosing), inert controls apart: they cannot sit on a dose-response curve.
     """
     if node not in NODES:
         raise SpecError(f"unknown --node '{node}'; use {', '.join(NODES)}")
@@ -150,8 +153,14 @@ def select_network(records: Records, outcome: str, measure: str, window: TimeWin
     t = t[(t["time_h"].astype(float) > 0) & (t["doses_given"].fillna(1) != 0)]
     if outcome == "change":
         t = t[t["sd"].notna() | t["se"].notna()]
-    t = t.assign(node=[_node(r, node, inert) for _, r in t.iterrows()])
     dropped: list[dict[str, object]] = []
+    if dosed:
+        undosed = t["dose"].isna() & ~t["treatment"].isin(inert)
+        dropped += [{"study": s, "arm": a, "reason": "no dose (flexible dosing): not on a "
+                     "curve"} for s, a in t.loc[undosed, ["study", "arm"]].drop_duplicates()
+                    .itertuples(index=False)]
+        t = t[~undosed]
+    t = t.assign(node=[_node(r, node, inert) for _, r in t.iterrows()])
     notes: list[str] = []
     pooled = sorted(set(t.loc[t["treatment"].isin(inert[1:]), "treatment"]))
     if pooled:
