@@ -59,12 +59,12 @@ calibrate: install ## simulation-based calibration of all five families ($(SIMS)
 	done
 	$(BIN)/trialmeta calibrate decision-rule --sims $(RULE_SIMS) --seed $(SEED) --cache $(CACHE) --out calibration --quiet
 
-report-check: install ## run the report twice from empty caches (reduced draws) and fail on any text difference
+report-check: install ## run the report twice from empty caches (reduced draws) and fail on any text difference (the marker holds each run's own token)
 	rm -rf .check && mkdir -p .check
 	$(BIN)/trialmeta report --out .check/report --cache .check/cache --seed $(SEED) $(CHECK_ARGS) --quiet
 	mv .check/report .check/first && rm -rf .check/cache
 	$(BIN)/trialmeta report --out .check/report --cache .check/cache --seed $(SEED) $(CHECK_ARGS) --quiet
-	diff -r -x fits .check/first .check/report && echo "report-check: the two runs are byte-identical"
+	diff -r -x fits -x .trialmeta-report .check/first .check/report && echo "report-check: the two runs are byte-identical"
 	rm -rf .check
 
 bench: install ## benchmark: timings, ESS per second, scaling and memory (writes bench/results.json)

@@ -76,7 +76,7 @@ def report(
     from trialmeta.analysis.inference import SamplerSettings
     from trialmeta.analysis.records import bundled_path, read_records
     from trialmeta.analysis.report.build import build_report
-    from trialmeta.analysis.report.output import plan_output, writer_lock
+    from trialmeta.analysis.report.output import claimed_output
 
     records = read_records(file)
     claims_file = load_claims(claims)
@@ -93,11 +93,6 @@ def report(
                  "sweep file": sweep, "baseline data": baseline_data,
                  "history folder": history,
                  **{f"calibration file {i + 1}": p for i, p in enumerate(calibration or [])}}
-    plan = plan_output(out, force=force, protected=protected,
-                       cache=Path(cache_dir) if cache_dir else None)
-    for note in plan.notes:
-        typer.echo(f"trialmeta report: {note}", err=True)
-    out = plan.target
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
                                sampler=sampler,
                                cache_dir=cache_dir)
@@ -107,7 +102,12 @@ def report(
         if chatty:
             typer.echo(f"trialmeta report: {msg}", err=True)
 
-    with writer_lock(out, say=lambda m: typer.echo(f"trialmeta report: {m}", err=True)):
+    with claimed_output(out, force=force, protected=protected,
+                        cache=Path(cache_dir) if cache_dir else None,
+                        say=lambda m: typer.echo(f"trialmeta report: {m}", err=True)) as plan:
+        for note in plan.notes:
+            typer.echo(f"trialmeta report: {note}", err=True)
+        out = plan.target
         results = build_report(records, claims_file, settings, out, progress=chatty,
                                jobs=jobs if cache_dir else 1, records_path=file,
                                claims_path=claims, say=say,

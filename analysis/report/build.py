@@ -12,7 +12,6 @@ import hashlib
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -29,7 +28,7 @@ from ..records import Records, summarize
 from ..results import rounded
 from .contrast_section import run_contrast_section, strip_figures
 from .extras import limitations, load_published, published_comparison, sensitivity, to_csv
-from .output import MARKER, marker_text, swap_in
+from .output import MARKER, marker_text, staging_folder, swap_in
 from .plots import calibration_plot, svg, use_svg_cache
 
 MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
@@ -392,8 +391,7 @@ def write_report(files: dict[str, str], out: Path, posteriors: dict[str, Any] | 
     """
     out = Path(os.path.abspath(out))
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.new-"))
-    staging.chmod(0o755)
+    staging, token = staging_folder(out)
     try:
         written = []
         for name, text in files.items():
@@ -409,7 +407,7 @@ def write_report(files: dict[str, str], out: Path, posteriors: dict[str, Any] | 
             else:
                 idata.to_netcdf(str(target))
             written.append(f"fits/{safe}.nc")
-        write_text_atomic(staging / MARKER, marker_text(written))  # last: the report is whole
+        write_text_atomic(staging / MARKER, marker_text(written, token))  # last: whole
         swap_in(staging, out)
     except SpecError:
         raise  # swap_in refused: the finished report stays in ``staging``, as it says

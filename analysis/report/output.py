@@ -7,6 +7,13 @@ report is written beside ``--out`` and exchanged with the old one in one atomic 
 (``renameat2(RENAME_EXCHANGE)`` on Linux), so a reader always finds a whole report. Where
 the exchange is not available two renames are used; a run killed between them is finished
 by the next run, which says so.
+
+Only folders this program made are ever removed. Every report carries a random token in its
+marker, and the staging folder a run writes into is named after that token
+(``.OUT.new-TOKEN``); a backup of the report being replaced is named after the old report's
+token (``.OUT.old-TOKEN``). A leftover folder beside ``--out`` is removed only when its marker
+carries the token its name ends with and it holds nothing but report files; anything else is
+left where it is and named.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ import ctypes
 import errno
 import json
 import os
+import re
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -48,9 +57,31 @@ class OutputPlan:
     notes: tuple[str, ...] = ()
 
 
-def marker_text(files: Iterable[str]) -> str:
-    """Return the marker's content: the format version and the files the report wrote."""
-    doc = {"format": "trialmeta-report", "version": FORMAT_VERSION, "files": sorted(files)}
+def new_token() -> str:
+    """Return a fresh random token naming one run's staging folder and marker."""
+    return secrets.token_hex(8)
+
+
+def marker_text(files: Iterable[str], token: str | None = None, *,
+                complete: bool = True) -> str:
+    """Return the marker's content: format version, the run's token and the files written.
+
+    Parameters
+    ----------
+    files : iterable of str
+        The files the report wrote, relative to its folder.
+    token : str, optional
+        The random token of the run that wrote the report (its staging folder's name ends
+        with it). Reports from before tokens existed have none.
+    complete : bool
+        False for the marker a staging folder gets when it is created, before any file.
+    """
+    doc: dict[str, object] = {"format": "trialmeta-report", "version": FORMAT_VERSION,
+                              "files": sorted(files)}
+    if token is not None:
+        doc["token"] = token
+    if not complete:
+        doc["state"] = "staging"
     return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
 
@@ -71,12 +102,14 @@ def _tree(folder: Path) -> tuple[set[str], set[str], set[str]]:
     return files, dirs, links
 
 
-def _listed_files(folder: Path) -> set[str] | None:
-    """Return the files the marker lists, or None when there is no readable marker."""
+def _marker(folder: Path) -> dict | None:
+    """Return the folder's marker document, or None when there is no valid marker."""
     marker = folder / MARKER
-    if not marker.is_file() or marker.is_symlink():
+    if marker.is_symlink() or not marker.is_file():
         return None
     try:
+        if marker.stat().st_size > 10_000_000:
+            return None
         doc = json.loads(marker.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
@@ -85,13 +118,51 @@ def _listed_files(folder: Path) -> set[str] | None:
     files = doc.get("files")
     if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
         return None
-    return set(files) | {MARKER}
+    token = doc.get("token")
+    if token is not None and not (isinstance(token, str) and re.fullmatch(r"[0-9a-f]{16}", token)):
+        return None
+    return doc
 
 
-def _is_legacy_report(files: set[str], dirs: set[str]) -> bool:
-    """Whether an unmarked folder is exactly a report from before the marker existed."""
-    return LEGACY_TOP <= files and MARKER not in files and _only_report_files(
-        files, dirs, partial=False)
+def _listed_files(folder: Path) -> set[str] | None:
+    """Return the files a complete report's marker lists, or None without such a marker."""
+    doc = _marker(folder)
+    if doc is None or doc.get("state") == "staging":
+        return None
+    return set(doc["files"]) | {MARKER}
+
+
+def _token(folder: Path) -> str | None:
+    """Return the token in the folder's marker (None: no marker, or one without a token)."""
+    doc = _marker(folder)
+    return None if doc is None else doc.get("token")
+
+
+def _written_by_trialmeta(results: Path) -> bool:
+    """Whether ``results.json`` carries the provenance a trialmeta report writes."""
+    if results.is_symlink() or not results.is_file():
+        return False
+    try:
+        if results.stat().st_size > 1_000_000_000:
+            return False
+        doc = json.loads(results.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    prov = doc.get("provenance") if isinstance(doc, dict) else None
+    return (isinstance(prov, dict) and isinstance(prov.get("data_sha256"), str)
+            and isinstance(prov.get("versions"), dict) and "trialmeta" in prov["versions"]
+            and isinstance(doc.get("claims"), list))
+
+
+def _is_legacy_report(folder: Path, files: set[str], dirs: set[str]) -> bool:
+    """Whether an unmarked folder is exactly a report from before the marker existed.
+
+    The layout alone is not enough (a user's folder may hold an ``index.html`` and a
+    ``tables/x.csv``): its ``results.json`` must carry the provenance this program writes.
+    """
+    return (LEGACY_TOP <= files and MARKER not in files
+            and _only_report_files(files, dirs, partial=False)
+            and _written_by_trialmeta(folder / "results.json"))
 
 
 def foreign_entries(folder: Path) -> list[str]:
@@ -113,7 +184,7 @@ def foreign_entries(folder: Path) -> list[str]:
         return []
     listed = _listed_files(folder)
     if listed is None:
-        if _is_legacy_report(files, dirs):
+        if _is_legacy_report(folder, files, dirs):
             return []
         return sorted(files | {d for d in dirs if not any(f.startswith(d + "/") for f in files)})
     parents = {str(p) for f in listed for p in Path(f).parents if str(p) != "."}
@@ -145,7 +216,7 @@ def check_writable(folder: Path, what: str) -> None:
 
 
 def _leftovers(out: Path) -> list[Path]:
-    """Staging and backup folders an interrupted run left beside ``out``."""
+    """Folders beside ``out`` named like the staging and backup folders of a report run."""
     if not out.parent.is_dir():
         return []
     names = (f".{out.name}.new-", f".{out.name}.old-")
@@ -153,32 +224,77 @@ def _leftovers(out: Path) -> list[Path]:
                   if p.name.startswith(names) and p.is_dir() and not p.is_symlink())
 
 
+def _made_by_us(folder: Path) -> bool:
+    """Whether a leftover folder is one a report run made and may remove.
+
+    Its marker must carry the token its name ends with (``.OUT.new-TOKEN`` or
+    ``.OUT.old-TOKEN``), and it must hold nothing but report files (and, for a staging
+    folder, half-written ones). A folder that merely looks like a report is not enough.
+    """
+    token = _token(folder)
+    if token is None or not folder.name.endswith(f"-{token}"):
+        return False
+    files, dirs, links = _tree(folder)
+    if links:
+        return False
+    listed = _listed_files(folder)
+    if listed is not None:
+        return not foreign_entries(folder)
+    return _only_report_files(files, dirs)
+
+
 def recover(out: Path) -> list[str]:
     """Finish or clean up a swap that a killed run left half done; return what was done.
 
-    If ``out`` is missing and a complete report (one with its marker) waits beside it, that
-    report is moved into place: a finished new report before a backed-up old one. Leftover
-    folders that hold nothing but report files are then removed; anything else is left.
+    Call it holding ``writer_lock(out)``, so that a running report's staging folder is
+    never taken for a leftover. If ``out`` is missing and a complete report this program
+    made waits beside it, that report is moved into place: a finished new report before a
+    backed-up old one. Leftover folders this program made are then removed; any other
+    folder named like one is left where it is, and named.
     """
     notes: list[str] = []
-    leftovers = _leftovers(out)
+    ours = [p for p in _leftovers(out) if _made_by_us(p)]
+    strangers = [p for p in _leftovers(out) if p not in ours]
     if not out.exists() and not out.is_symlink():
-        complete = [p for p in leftovers if _listed_files(p) is not None and not foreign_entries(p)]
+        complete = [p for p in ours if _listed_files(p) is not None]
         complete.sort(key=lambda p: (".new-" not in p.name, -p.stat().st_mtime))
         if complete:
             complete[0].rename(out)
-            leftovers.remove(complete[0])
+            ours.remove(complete[0])
             notes.append(f"finished an interrupted report swap: restored {out} "
                          f"from {complete[0].name}")
-    removed = 0
-    for p in leftovers:
-        files, dirs, _ = _tree(p)
-        if not foreign_entries(p) or _only_report_files(files, dirs):
-            shutil.rmtree(p, ignore_errors=True)
-            removed += 1
-    if removed:
-        notes.append(f"removed {removed} leftover folder(s) of an interrupted report beside {out}")
+    for p in ours:
+        shutil.rmtree(p, ignore_errors=True)
+    if ours:
+        notes.append(f"removed {len(ours)} leftover folder(s) of an interrupted report beside "
+                     f"{out}: {', '.join(p.name for p in ours)}")
+    if strangers:
+        notes.append(f"left {len(strangers)} folder(s) beside {out} that look like a report's "
+                     "leftovers but were not made by trialmeta (no marker with their token): "
+                     f"{', '.join(p.name for p in strangers)}")
     return notes
+
+
+def staging_folder(out: Path) -> tuple[Path, str]:
+    """Create the folder a new report is written into, beside ``out``; return it and its token.
+
+    The folder is ``.OUT.new-TOKEN`` and holds a staging marker with the same token from the
+    start, so a run killed while writing leaves a folder the next run can recognise as its
+    own and remove.
+    """
+    from ..io import write_text_atomic
+
+    for _ in range(100):
+        token = new_token()
+        staging = out.parent / f".{out.name}.new-{token}"
+        try:
+            staging.mkdir(mode=0o755)
+        except FileExistsError:
+            continue
+        staging.chmod(0o755)
+        write_text_atomic(staging / MARKER, marker_text([], token, complete=False))
+        return staging, token
+    raise SpecError(f"--out {out}: cannot create a staging folder beside it")
 
 
 def _only_report_files(files: set[str], dirs: set[str], *, partial: bool = True) -> bool:
@@ -247,7 +363,6 @@ def plan_output(out: Path, *, force: bool = False, protected: dict[str, Path | N
                                 "choose another --out, or add --force to write the report "
                                 f"into a new subfolder {out}/{FORCE_FOLDER}")
             target = _free_subfolder(target)
-            notes += recover(target)
             notes.append(f"--force: {out} holds other files, so the report goes to {target}")
     return OutputPlan(target=target, notes=tuple(notes))
 
@@ -297,11 +412,24 @@ def swap_in(staging: Path, out: Path, *,
     if foreign:
         raise SpecError(f"--out {out} gained files a report did not write while the report "
                         f"ran ({', '.join(foreign[:3])}); the new report is left in {staging}")
+    old_token = _token(out)
     if exchange(staging, out):
-        shutil.rmtree(staging, ignore_errors=True)  # it now holds the old report
+        # ``staging`` now holds the old report; named after its own token it is a leftover
+        # the next run recognises, should this run be killed before removing it
+        old = staging
+        if old_token is not None:
+            old = out.parent / f".{out.name}.old-{old_token}"
+            if not old.exists():
+                staging.rename(old)
+            else:
+                old = staging
+        shutil.rmtree(old, ignore_errors=True)
         return
-    backup = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
-    backup.rmdir()
+    if old_token is not None and not (out.parent / f".{out.name}.old-{old_token}").exists():
+        backup = out.parent / f".{out.name}.old-{old_token}"
+    else:  # a report without a token: its backup is named, not removed, by a later run
+        backup = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+        backup.rmdir()
     out.rename(backup)
     staging.rename(out)  # a kill before this line is finished by recover() on the next run
     shutil.rmtree(backup, ignore_errors=True)
@@ -325,8 +453,13 @@ def writer_lock(out: Path, wait_s: float | None = None,
 
     wait_s = LOCK_WAIT_S if wait_s is None else wait_s
     out = Path(os.path.abspath(out))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out.parent, os.O_RDONLY | os.O_DIRECTORY)
+    check_writable(out.parent, "--out")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out.parent, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise SpecError(f"--out {out}: cannot create or open its folder {out.parent} "
+                        f"({exc.strerror})") from None
     try:
         deadline = time.monotonic() + wait_s
         told = False
@@ -345,3 +478,29 @@ def writer_lock(out: Path, wait_s: float | None = None,
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+@contextlib.contextmanager
+def claimed_output(out: Path, *, force: bool = False,
+                   protected: dict[str, Path | None] | None = None, cache: Path | None = None,
+                   say: Callable[[str], None] | None = None,
+                   wait_s: float | None = None) -> Iterator[OutputPlan]:
+    """Lock ``out``, then check it and clean up what an interrupted run of ours left.
+
+    The lock is taken before anything beside ``out`` is looked at or removed, so a second
+    report into the same folder waits for the first and never mistakes its live staging
+    folder for a leftover. With ``--force`` the subfolder's own parent is locked as well.
+
+    Yields
+    ------
+    OutputPlan
+        Where the report goes, with the notes of what was found and done.
+    """
+    with writer_lock(out, wait_s=wait_s, say=say):
+        plan = plan_output(out, force=force, protected=protected, cache=cache)
+        if plan.target.parent == Path(os.path.abspath(out)).parent:
+            yield plan
+            return
+        with writer_lock(plan.target, wait_s=wait_s, say=say):
+            notes = recover(plan.target)
+            yield OutputPlan(target=plan.target, notes=(*plan.notes, *notes))
