@@ -145,22 +145,141 @@ def compare(before: dict[str, Any], after: dict[str, Any], label: str,
 def read_results(path: Path) -> dict[str, Any]:
     """Read a report's ``results.json`` (a report folder or the file); SpecError if unusable."""
     import json
+    import os
 
     from .errors import SpecError
+    from .io import read_regular_text
 
     file = path / "results.json" if path.is_dir() else path
+    if not os.path.lexists(file):
+        raise SpecError(f"{file}: not found (give a report folder or its results.json)")
     try:
-        doc = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SpecError(f"{file}: not found (give a report folder or its results.json)") \
-            from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        doc = json.loads(read_regular_text(file, "results.json"))
+    except ValueError as exc:
         raise SpecError(f"{file}: not a readable results.json ({exc})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("claims"), list) or not all(
             isinstance(c, dict) and "id" in c and "verdict" in c for c in doc["claims"]):
         raise SpecError(f"{file}: not a trialmeta results.json (no list of claims with ids "
                         "and verdicts)")
+    problems = results_problems(doc)
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more"
+                                            if len(problems) > 5 else "")
+        raise SpecError(f"{file}: not a results.json as trialmeta writes it "
+                        f"(edited by hand?): {shown}")
     return doc
+
+
+NUMBER_FIELDS = ("probability", "probability_mcse", "median", "ci_low", "ci_high",
+                 "bayes_factor")
+
+
+def _is_number(v: Any) -> bool:  # noqa: ANN401
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def results_problems(doc: dict[str, Any]) -> list[str]:
+    """Return what in a ``results.json`` document ``diff`` cannot use (empty: all fine).
+
+    Every field the comparison reads is checked for its type: text where text belongs,
+    finite numbers (or null) where numbers belong, unique claim ids.
+    """
+    out: list[str] = []
+    seen: set[str] = set()
+
+    def text(where: str, v: Any, *, optional: bool = False) -> None:  # noqa: ANN401
+        if not (isinstance(v, str) or (optional and v is None)):
+            out.append(f"{where} is {type(v).__name__}, not text")
+
+    def number(where: str, v: Any) -> None:  # noqa: ANN401
+        if v is not None and not _is_number(v):
+            out.append(f"{where} = {str(v)[:40]!r} is not a finite number")
+
+    def text_list(where: str, v: Any) -> None:  # noqa: ANN401
+        if v is not None and not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
+            out.append(f"{where} is not a list of text")
+
+    for i, c in enumerate(doc["claims"]):
+        where = f"claims[{i}]"
+        text(f"{where}.id", c["id"])
+        if isinstance(c["id"], str):
+            if c["id"] in seen:
+                out.append(f"{where}.id {c['id']!r} appears twice")
+            seen.add(c["id"])
+        text(f"{where}.verdict", c["verdict"])
+        for key in NUMBER_FIELDS:
+            number(f"{where}.{key}", c.get(key))
+        for key in ("title", "quantity", "reason"):
+            text(f"{where}.{key}", c.get(key), optional=True)
+        text_list(f"{where}.studies", c.get("studies"))
+        if c.get("censored_above") is not None and not isinstance(c["censored_above"], list):
+            out.append(f"{where}.censored_above is not a list")
+    data = doc.get("data")
+    if data is not None:
+        if not isinstance(data, dict):
+            out.append("data is not a mapping")
+        else:
+            text("data.sha256", data.get("sha256"), optional=True)
+            for key in ("rows", "studies"):
+                if data.get(key) is not None and not (isinstance(data[key], int)
+                                                      and not isinstance(data[key], bool)):
+                    out.append(f"data.{key} is not a whole number")
+            text_list("data.study_list", data.get("study_list"))
+    fits = doc.get("fits")
+    if fits is not None:
+        if not isinstance(fits, dict):
+            out.append("fits is not a mapping")
+        else:
+            for fid, fit in fits.items():
+                est = fit.get("estimates") if isinstance(fit, dict) else None
+                if not isinstance(fit, dict) or not isinstance(est or {}, dict):
+                    out.append(f"fits.{fid} is not a fit as trialmeta writes it")
+                    continue
+                for q, e in (est or {}).items():
+                    if isinstance(e, dict):
+                        for key in ("median", "ci_low", "ci_high", "sd"):
+                            number(f"fits.{fid}.estimates.{q}.{key}", e.get(key))
+    contrasts = doc.get("contrasts", [])
+    if not isinstance(contrasts, list):
+        return [*out, "contrasts is not a list"]
+    for i, c in enumerate(contrasts):
+        where = f"contrasts[{i}]"
+        if not isinstance(c, dict) or not isinstance(c.get("groups", []), list):
+            out.append(f"{where} is not a comparison with a list of groups")
+            continue
+        text(f"{where}.id", c.get("id"))
+        for j, g in enumerate(c.get("groups", [])):
+            gw = f"{where}.groups[{j}]"
+            if not isinstance(g, dict):
+                out.append(f"{gw} is not a mapping")
+                continue
+            text(f"{gw}.group", g.get("group"))
+            if g.get("k") is not None and not (isinstance(g["k"], int)
+                                               and not isinstance(g["k"], bool)):
+                out.append(f"{gw}.k is not a whole number")
+            bayes, freq = g.get("bayesian"), g.get("frequentist")
+            if bayes is not None:
+                effect = (bayes.get("estimates") or {}).get("effect") if isinstance(
+                    bayes, dict) else None
+                if not isinstance(bayes, dict) or not isinstance(effect or {}, dict) \
+                        or not isinstance(bayes.get("per_study", []), list) \
+                        or not all(isinstance(r, dict) and isinstance(r.get("study"), str)
+                                   and isinstance(r.get("arm"), str)
+                                   for r in bayes.get("per_study", [])):
+                    out.append(f"{gw}.bayesian is not a fit as trialmeta writes it")
+                else:
+                    for key in ("median", "ci_low", "ci_high", "sd"):
+                        number(f"{gw}.bayesian.estimates.effect.{key}", (effect or {}).get(key))
+            if freq is not None:
+                if not isinstance(freq, dict) or not isinstance(freq.get("studies", []), list):
+                    out.append(f"{gw}.frequentist is not a fit as trialmeta writes it")
+                    continue
+                for key in ("estimate", "ci_low", "ci_high"):
+                    number(f"{gw}.frequentist.{key}", freq.get(key))
+                for r in freq.get("studies", []):
+                    if isinstance(r, dict) and "contrast" in r:
+                        text(f"{gw}.frequentist.studies.contrast", r["contrast"])
+    return out
 
 
 def _reason(row: dict[str, Any]) -> str:

@@ -31,8 +31,10 @@ from .decision import (
 from .errors import SpecError
 from .family import Family, family_name, get_family
 from .inference import summarize_censored
+from .io import read_regular
 from .selection import Filters, TimeWindow
-from .yaml_input import load_yaml
+from .text_rules import text_problem
+from .yaml_input import load_yaml, top_level_lines
 
 VERDICTS = ("supported", "contradicted", "inconclusive", "insufficient data")
 RULE_FIELDS = {"support", "contradict", "min_studies", "insufficient_bf",
@@ -113,7 +115,7 @@ def parse_contrast(raw: Any, path: str) -> ContrastSpec:
 
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: every contrast must be a mapping")
-    cid = str(raw.get("id", "?"))
+    cid = _shown_id(raw.get("id", "?"))
 
     def bad(fld: str, msg: str) -> SpecError:
         return SpecError(f"{path}: contrast '{cid}', field '{fld}': {msg}")
@@ -124,6 +126,13 @@ def parse_contrast(raw: Any, path: str) -> ContrastSpec:
     for req in ("id", "outcome", "measure", "time_h"):
         if req not in raw:
             raise bad(req, "required field is missing")
+    for fld, is_name in (("id", True), ("title", False)):
+        if fld in raw:
+            if not isinstance(raw[fld], str):
+                raise bad(fld, f"must be text, got {type(raw[fld]).__name__}")
+            problem = text_problem(raw[fld], name=is_name)
+            if problem:
+                raise bad(fld, problem)
     if raw["outcome"] not in CONTRAST_OUTCOMES:
         raise bad("outcome", f"use one of {', '.join(CONTRAST_OUTCOMES)}")
     measures = CONTINUOUS_MEASURES if raw["outcome"] == "change" else BINARY_MEASURES
@@ -132,13 +141,22 @@ def parse_contrast(raw: Any, path: str) -> ContrastSpec:
     time_h = _number(path, cid, "time_h", raw["time_h"], 0.0)
     half = raw.get("window_h")
     try:
-        window = TimeWindow.around(time_h, None if half is None else float(half))
-        filters = Filters.from_mapping(raw.get("selection"))
+        window = TimeWindow.around(time_h, None if half is None
+                                   else _number(path, cid, "window_h", half, 0.0))
     except (SpecError, ValueError) as exc:
-        raise bad("selection", str(exc)) from None
+        raise bad("window_h", str(exc)) from None
+    filters = parse_selection(raw.get("selection"), lambda msg: bad("selection", msg))
     comps = raw.get("comparators") or {}
-    if not isinstance(comps, dict) or not all(isinstance(v, list) for v in comps.values()):
-        raise bad("comparators", "must map a group name to a list of control treatments")
+    if not isinstance(comps, dict) or not all(
+            isinstance(v, list) and v and all(isinstance(x, str) for x in v)
+            for v in comps.values()):
+        raise bad("comparators", "must map a group name to a non-empty list of control "
+                                 "treatments")
+    for k, v in comps.items():
+        for text in (str(k), *v):
+            problem = text_problem(text, name=True)
+            if problem:
+                raise bad("comparators", problem)
     groups = tuple((str(k), tuple(str(x) for x in v)) for k, v in comps.items())
     return ContrastSpec(cid, str(raw.get("title", cid)), str(raw["outcome"]),
                         str(raw["measure"]), window, filters, groups)
@@ -153,13 +171,22 @@ def _fail(path: str, claim: str, fld: str, msg: str) -> SpecError:
     return SpecError(f"{path}: claim '{claim}', field '{fld}': {msg}")
 
 
-def _number_problem(value: Any, lo: float | None = None, hi: float | None = None) -> str | None:
-    """Say what is wrong with a value that must be a finite number in [lo, hi], if anything."""
+def _number_problem(value: Any, lo: float | None = None, hi: float | None = None, *,
+                    whole: bool = False) -> str | None:
+    """Say what is wrong with a value that must be a finite number in [lo, hi], if anything.
+
+    ``whole``: the number must be a whole number (``2.7`` is refused, not truncated).
+    """
     if isinstance(value, bool) or not isinstance(value, int | float):
-        return f"must be a number, got {value!r}"
-    v = float(value)
+        return f"must be a number, got {str(value)[:40]!r}"
+    try:
+        v = float(value)
+    except OverflowError:
+        return f"a number with {len(str(value))} digits is out of range [{lo}, {hi}]"
     if not np.isfinite(v) or (lo is not None and v < lo) or (hi is not None and v > hi):
         return f"{v:g} is out of range [{lo}, {hi}]"
+    if whole and not v.is_integer():
+        return f"{v:g} must be a whole number"
     return None
 
 
@@ -216,8 +243,9 @@ def parse_rule(raw: dict[str, Any], defaults: DecisionRule, fail: Any) -> Decisi
 
     ``fail(field, message)`` returns the error to raise for a bad value.
     """
-    def number(fld: str, value: Any, lo: float, hi: float | None = None) -> float:
-        problem = _number_problem(value, lo, hi)
+    def number(fld: str, value: Any, lo: float, hi: float | None = None, *,  # noqa: ANN401
+               whole: bool = False) -> float:
+        problem = _number_problem(value, lo, hi, whole=whole)
         if problem:
             raise fail(fld, problem)
         return float(value)
@@ -231,13 +259,14 @@ def parse_rule(raw: dict[str, Any], defaults: DecisionRule, fail: Any) -> Decisi
     rule = DecisionRule(
         support=number("support", raw.get("support", defaults.support), 0.5, 1),
         contradict=number("contradict", raw.get("contradict", defaults.contradict), 0, 1),
-        min_studies=int(number("min_studies", raw.get("min_studies", defaults.min_studies), 1)),
+        min_studies=int(number("min_studies", raw.get("min_studies", defaults.min_studies), 1,
+                               1_000_000, whole=True)),
         bf_low=bf_low, bf_high=bf_high,
         sd_ratio=number("insufficient_sd_ratio",
                         raw.get("insufficient_sd_ratio", defaults.sd_ratio), 0, 1),
         max_draws_factor=int(number("max_draws_factor",
                                     raw.get("max_draws_factor", defaults.max_draws_factor),
-                                    1, 64)))
+                                    1, 64, whole=True)))
     if not rule.contradict < rule.support:
         raise fail("contradict", "must be below 'support'")
     return rule
@@ -249,9 +278,17 @@ def parse_selection(raw: Any, fail: Any) -> Filters:  # noqa: ANN401
         raise fail(f"must be a mapping of column to allowed values, got {type(raw).__name__}")
     for key, value in (raw or {}).items():
         values = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and not value:
+            raise fail(f"{key}: an empty list would select nothing; leave '{key}' out to "
+                       "keep every value")
         if not all(isinstance(v, str | int | float) and not isinstance(v, bool)
                    for v in values):
             raise fail(f"{key}: every value must be a name or a number")
+        for v in values:
+            problem = (text_problem(v, name=True) if isinstance(v, str)
+                       else _number_problem(v))
+            if problem:
+                raise fail(f"{key}: {problem}")
     try:
         return Filters.from_mapping(raw)
     except SpecError as exc:
@@ -324,7 +361,7 @@ def parse_claim(raw: Any, path: str, defaults: DecisionRule) -> Claim:
     """
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: every claim must be a mapping, got {type(raw).__name__}")
-    cid = str(raw.get("id", "?"))
+    cid = _shown_id(raw.get("id", "?"))
     problems: list[str] = []
 
     def check(fn: Callable[[], Any]) -> Any:  # noqa: ANN401
@@ -340,6 +377,7 @@ def parse_claim(raw: Any, path: str, defaults: DecisionRule) -> Claim:
     problems += [str(_fail(path, cid, req, "required field is missing"))
                  for req in ("id", "quote", "model", "outcome", "quantity", "region")
                  if req not in raw]
+    problems += _text_field_problems(path, cid, raw)
     if problems:
         raise ClaimProblemsError(problems)
     family = check(lambda: get_family(_family(path, cid, raw)))
@@ -363,6 +401,39 @@ def parse_claim(raw: Any, path: str, defaults: DecisionRule) -> Claim:
                  str(raw["model"]), str(raw["outcome"]), window, str(raw["quantity"]), filters,
                  region, rule, tuple(sorted(options.items())),
                  str(raw.get("needs", "")), str(raw.get("caveat", "")))
+
+
+#: claim fields that are names (one line, printable) and free text (line breaks allowed)
+NAME_FIELDS = ("id", "model", "outcome", "quantity")
+TEXT_FIELDS = ("title", "quote", "source", "needs", "caveat")
+
+
+def _shown_id(value: Any) -> str:  # noqa: ANN401
+    """Return a claim id as an error message may print it (escaped if not printable)."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if text_problem(text, name=True) is None else ascii(text)
+
+
+def _text_field_problems(path: str, cid: str, raw: dict[str, Any]) -> list[str]:
+    """Type and character checks of a claim's text fields (names and free text)."""
+    out = []
+    for fld in (*NAME_FIELDS, *TEXT_FIELDS):
+        if fld not in raw:
+            continue
+        value = raw[fld]
+        if fld == "id" and isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            out.append(str(_fail(path, cid, fld, f"must be text, got {type(value).__name__}"
+                                                  + (" (binary data)" if isinstance(
+                                                      value, bytes) else ""))))
+            continue
+        if fld == "id" and not value.strip():
+            out.append(str(_fail(path, cid, fld, "must not be empty")))
+        problem = text_problem(value, name=fld in NAME_FIELDS)
+        if problem:
+            out.append(str(_fail(path, cid, fld, problem)))
+    return out
 
 
 def _family(path: str, cid: str, raw: dict[str, Any]) -> str:
@@ -404,6 +475,9 @@ def _region(path: str, cid: str, region: Any) -> tuple[float, float]:  # noqa: A
     lo, hi = (_region_bound(path, cid, x) for x in region)
     if not lo < hi:
         raise _fail(path, cid, "region", f"low ({lo:g}) must be below high ({hi:g})")
+    if np.isinf(lo) and np.isinf(hi):
+        raise _fail(path, cid, "region", "[-inf, inf] holds every value: a claim must exclude "
+                                         "some; give at least one finite bound")
     return lo, hi
 
 
@@ -419,18 +493,51 @@ def _window(path: str, cid: str, raw: dict[str, Any]) -> TimeWindow:
         raise _fail(path, cid, "time_h", str(exc)) from None
 
 
+#: the keys a claims file may have at its top level, and the format version this reads
+TOP_LEVEL_KEYS = ("version", "published", "defaults", "claims", "contrasts", "analyses")
+CLAIMS_VERSION = 1
+
+
+def _top_level_problems(doc: dict[Any, Any], name: str, lines: dict[str, int]) -> list[str]:
+    """Unknown top-level keys (a misspelt ``defaults`` must not pass unseen) and the version."""
+    import difflib
+
+    out = []
+    for key in doc:
+        if key in TOP_LEVEL_KEYS:
+            continue
+        shown = _shown_id(key)
+        close = difflib.get_close_matches(str(key), TOP_LEVEL_KEYS, n=1)
+        out.append(f"{name}, line {lines.get(str(key), '?')}: unknown top-level key '{shown}'"
+                   + (f"; did you mean '{close[0]}'?" if close else
+                      f"; known: {', '.join(TOP_LEVEL_KEYS)}"))
+    if "version" in doc:
+        v = doc["version"]
+        if isinstance(v, bool) or not isinstance(v, int) or v != CLAIMS_VERSION:
+            out.append(f"{name}, line {lines.get('version', '?')}: version "
+                       f"{str(v)[:40]} is not one this trialmeta reads (version "
+                       f"{CLAIMS_VERSION})")
+    return out
+
+
+#: a claims file larger than this is refused unread (a claims file is a few kilobytes)
+MAX_CLAIMS_BYTES = 10_000_000
+
+
 def load_claims(path: str | Path | None = None) -> ClaimsFile:
     """Load and validate a claims file (YAML, safe loader)."""
     p = Path(path) if path is not None else bundled_claims_path()
     name = str(path) if path is not None else "bundled:claims/ketamine.yaml"
     if not p.exists():
         raise SpecError(f"{name}: claims file not found")
-    if not p.is_file():
-        raise SpecError(f"{name}: not a regular file")
-    data = p.read_bytes()
+    data = read_regular(p, "claims file", max_bytes=MAX_CLAIMS_BYTES)
     doc = load_yaml(data, name)
     if not isinstance(doc, dict) or not isinstance(doc.get("claims"), list) or not doc["claims"]:
         raise SpecError(f"{name}: expected a mapping with a non-empty list under 'claims'")
+    top_problems = _top_level_problems(doc, name, top_level_lines(data))
+    if top_problems:
+        raise SpecError(top_problems[0] if len(top_problems) == 1 else
+                        f"{len(top_problems)} problems:\n  - " + "\n  - ".join(top_problems))
     d = doc.get("defaults") or {}
     if not isinstance(d, dict):
         raise SpecError(f"{name}: 'defaults' must be a mapping")

@@ -101,8 +101,6 @@ def run_frequentist(data: ContrastData, method: str = "REML", *, hksj: bool | st
     egger = None
     if len(eff.yi) >= 3:
         egger = egger_test(eff.yi, eff.vi).as_dict()
-        if len(eff.yi) < 10:
-            egger["note"] = "fewer than 10 contrasts: the test has little power"
     return FrequentistRun(data, method, hksj, eff, res, mh, loo, egger)
 
 

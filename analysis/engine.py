@@ -63,18 +63,41 @@ def read_result(folder: Path | None, key: str) -> dict[str, Any] | None:
     """Return the result stored under ``key`` in ``folder`` (None if absent or not it)."""
     if folder is None:
         return None
+    from .io import regular_file
+
     path = folder / f"{key}.json"
     try:
+        if not regular_file(path):
+            return None
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    ok = isinstance(doc, dict) and doc.get("key") == key
-    return doc.get("result") if ok else None
+    ok = (isinstance(doc, dict) and doc.get("key") == key
+          and doc.get("sha256") == _result_digest(doc.get("result")))
+    if not ok:  # edited, truncated or foreign: recomputed, and said (once a process)
+        if not _DISTRUSTED:
+            print(f"trialmeta: warning: cached result {path} does not match its SHA-256 "
+                  "(edited, or from an older trialmeta); recomputing it and any others",
+                  file=sys.stderr)
+        _DISTRUSTED.append(str(path))
+        return None
+    return doc["result"]
+
+
+#: cached results found altered in this process
+_DISTRUSTED: list[str] = []
+
+
+def _result_digest(result: Any) -> str:  # noqa: ANN401
+    """SHA-256 of a result's canonical JSON (binds a stored result to its text)."""
+    return hashlib.sha256(json.dumps(result, sort_keys=True, allow_nan=True)
+                          .encode("utf-8")).hexdigest()
 
 
 def store_result(folder: Path, key: str, result: dict[str, Any]) -> None:
     """Store a JSON-ready result under ``key`` (atomically; :func:`read_result` reads it)."""
-    write_text_atomic(folder / f"{key}.json", dumps_json({"key": key, "result": result}))
+    write_text_atomic(folder / f"{key}.json", dumps_json(
+        {"key": key, "result": result, "sha256": _result_digest(result)}))
 
 
 def run_tasks(tasks: Sequence[Task], *, workers: int | None = None, scheduler: str | None = None,

@@ -336,15 +336,26 @@ def leave_one_out(yi, vi, method: str = "REML", *,
     return out
 
 
+#: below this many contrasts Egger's test has little power (Sterne et al. 2011, BMJ 343:d4002)
+EGGER_MIN_POWERED = 10
+
+
 @dataclass(frozen=True)
 class EggerTest:
-    """Egger's regression test for funnel-plot asymmetry (weighted least squares)."""
+    """Egger's regression test for funnel-plot asymmetry (weighted least squares).
 
-    slope: float
-    t: float
+    Every field is present whatever the data: ``computable`` is False (and the numbers
+    None) when the regression cannot be fitted, with the reason in ``note``; ``note`` also
+    warns when there are fewer than ``EGGER_MIN_POWERED`` contrasts.
+    """
+
+    slope: float | None
+    t: float | None
     df: int
-    p_value: float
-    limit_estimate: float
+    p_value: float | None
+    limit_estimate: float | None
+    computable: bool = True
+    note: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         """Return the result as a JSON-ready dict."""
@@ -355,19 +366,44 @@ def egger_test(yi, vi) -> EggerTest:
     """Regress effects on their standard errors with weights 1/v (metafor ``regtest(model="lm")``).
 
     The slope tests small-study effects; the intercept is the effect a study with
-    zero standard error would show.
+    zero standard error would show:
+
+    ``y_i = b0 + b1 * sqrt(v_i) + e_i``, ``e_i ~ N(0, s^2 v_i)``, t = b1 / se(b1), df = k - 2.
+
+    When every standard error is the same the slope is not identified (the design matrix is
+    singular), and when the line fits exactly its standard error is 0: the test is then
+    reported as not computable, with the reason, rather than failing.
     """
     y, v = np.asarray(yi, dtype=float), np.asarray(vi, dtype=float)
     k = len(y)
     if k < 3:
         raise SpecError(f"Egger's test needs at least 3 studies (got {k})")
-    x = np.column_stack([np.ones(k), np.sqrt(v)])
+    small = (f"fewer than {EGGER_MIN_POWERED} contrasts: the test has little power"
+             if k < EGGER_MIN_POWERED else None)
+
+    def not_computable(reason: str) -> EggerTest:
+        return EggerTest(None, None, k - 2, None, None, computable=False,
+                         note="; ".join(filter(None, [reason, small])))
+
+    se = np.sqrt(v)
+    if np.ptp(se) <= 1e-12 * max(float(np.max(se)), 1e-300):
+        return not_computable("not computable: every contrast has the same standard error, "
+                              "so a slope on the standard error cannot be estimated")
+    x = np.column_stack([np.ones(k), se])
     w = 1.0 / v
     xtwx = x.T @ (w[:, None] * x)
-    beta = np.linalg.solve(xtwx, x.T @ (w * y))
+    try:
+        beta = np.linalg.solve(xtwx, x.T @ (w * y))
+        inv = np.linalg.inv(xtwx)
+    except np.linalg.LinAlgError:
+        return not_computable("not computable: the standard errors are too alike to fit "
+                              "a slope")
     resid = y - x @ beta
     sigma2 = float(np.sum(w * resid**2) / (k - 2))
-    cov = sigma2 * np.linalg.inv(xtwx)
-    t = float(beta[1] / np.sqrt(cov[1, 1]))
+    var = sigma2 * inv[1, 1]
+    if not (np.isfinite(var) and var > 0 and np.all(np.isfinite(beta))):
+        return not_computable("not computable: the effects lie exactly on a line in their "
+                              "standard errors, so the slope has no standard error")
+    t = float(beta[1] / np.sqrt(var))
     return EggerTest(float(beta[1]), t, k - 2, float(2 * stats.t.sf(abs(t), k - 2)),
-                     float(beta[0]))
+                     float(beta[0]), note=small)

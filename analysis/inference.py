@@ -6,6 +6,7 @@ Intervals are equal-tailed with probability :data:`CI_PROB` unless asked.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import platform
@@ -239,21 +240,49 @@ _CACHE_FOLDERS: dict[str, Path] = {}
 
 
 def _cache_read(folder: Path, key: str) -> StoredPosterior | None:
+    """Read a cached posterior; None (and the entry removed) when it cannot be trusted.
+
+    The draws file must match the SHA-256 written beside it (``KEY.npz.sha256``) when it
+    was stored: an entry whose draws were edited, replaced or truncated, or that has no
+    stamp, is refitted, and the first such entry in a process is reported on stderr.
+    """
     from .io import regular_file
     from .posterior_store import read_npz
 
-    path = folder / f"{key}.npz"
+    path, stamp = folder / f"{key}.npz", folder / f"{key}.npz.sha256"
     if not regular_file(path):
         return None
     try:
+        if not regular_file(stamp) or stamp.stat().st_size > 200:
+            raise ValueError("no SHA-256 stamp beside the draws")
+        if stamp.read_text(encoding="ascii").strip() != _digest(path):
+            raise ValueError("its draws do not match the SHA-256 written with them")
         idata = read_npz(path)
         if idata.attrs.get("cache_key") != key:
             raise ValueError("stored key does not match")
-    except Exception:  # a corrupt or foreign entry is refitted, never trusted
-        path.unlink(missing_ok=True)
+    except Exception as exc:  # a corrupt, edited or foreign entry is refitted, never trusted
+        _distrusted(folder, key, exc)
+        for suffix in (".npz", ".npz.sha256", ".derived.json", ".nc", ".nc.sha256"):
+            with contextlib.suppress(OSError):
+                (folder / f"{key}{suffix}").unlink(missing_ok=True)
         return None
     _CACHE_FOLDERS[key] = folder
     return idata
+
+
+#: cache entries found altered in this process (each reported once)
+_DISTRUSTED: set[str] = set()
+
+
+def _distrusted(folder: Path, key: str, why: Exception) -> None:
+    """Say (once per entry) that a cached posterior is refitted because it was not intact."""
+    import sys
+
+    if key in _DISTRUSTED:
+        return
+    _DISTRUSTED.add(key)
+    print(f"trialmeta: warning: cache entry {folder / key}.npz is refitted: {why}",
+          file=sys.stderr)
 
 
 def _cache_write(folder: Path, key: str, idata: az.InferenceData) -> None:
@@ -263,6 +292,10 @@ def _cache_write(folder: Path, key: str, idata: az.InferenceData) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     idata.attrs["cache_key"] = key
     _write_atomic(folder, key, ".npz", lambda p: write_npz(idata, Path(p)))
+    if (folder / f"{key}.npz").is_file():  # the stamp last: an entry without it is refitted
+        _write_atomic(folder, key, ".npz.sha256",
+                      lambda p: Path(p).write_text(_digest(folder / f"{key}.npz"),
+                                                   encoding="ascii"))
     _CACHE_FOLDERS[key] = folder
 
 

@@ -11,6 +11,7 @@ import hashlib
 import math
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError, Problem
+from .text_rules import BAD_FREE_TEXT, text_problem
 
 Kind = Literal["str", "float", "int", "bool"]
 
@@ -202,27 +204,33 @@ def _read_raw(path: Path, max_rows: int = MAX_ROWS) -> tuple[pd.DataFrame, str]:
             first = raw[:raw.find(b"\n") if b"\n" in raw else len(raw)]
             header = [h.strip() for h in next(csv.reader(
                 io.StringIO(first.decode("utf-8-sig")), delimiter=sep))]
-            dupes = sorted({h for h in header if header.count(h) > 1})
+            counts = Counter(header)
+            dupes = sorted(h for h, c in counts.items() if c > 1)
             if dupes:
                 raise DataError([Problem(name, HEADER_LINE, h,
                                          "column appears more than once; keep one")
                                  for h in dupes])
-            df = pd.read_csv(io.BytesIO(raw), sep=sep, dtype=str, keep_default_na=False,
-                             na_filter=False, encoding="utf-8-sig", nrows=max_rows + 1)
-        elif kind == "excel":
-            import io
+            _check_ragged(raw, sep, len(header), name, max_rows)
+            import warnings
 
-            sheets = pd.read_excel(io.BytesIO(data), sheet_name=None, dtype=str,
-                                   keep_default_na=False, na_filter=False)
-            if len(sheets) != 1:
-                raise DataError([Problem(name, None, None,
-                                         f"workbook has {len(sheets)} sheets "
-                                         f"({', '.join(sheets)}); keep the records on one "
-                                         "sheet")])
-            df = next(iter(sheets.values()))
+            with warnings.catch_warnings():  # empty trailing fields: checked just above
+                warnings.simplefilter("ignore", pd.errors.ParserWarning)
+                df = pd.read_csv(io.BytesIO(raw), sep=sep, dtype=str, keep_default_na=False,
+                                 na_filter=False, encoding="utf-8-sig", nrows=max_rows + 1,
+                                 index_col=False)
+        elif kind == "excel":
+            df = _read_excel(data, name, max_rows)
         else:
             import io
 
+            import pyarrow.parquet as pq
+
+            meta = pq.ParquetFile(io.BytesIO(data)).metadata  # the row count, before any row
+            if meta.num_rows > max_rows:
+                raise DataError([Problem(name, None, None,
+                                         f"{meta.num_rows:,} rows, more than {max_rows:,} "
+                                         "(the limit); split the file or raise the limit "
+                                         "(--max-rows)")])
             df = pd.read_parquet(io.BytesIO(data))
             df = df.astype(object).where(df.notna(), "")
             df = df.map(lambda v: v if isinstance(v, str) else _format_scalar(v))
@@ -233,12 +241,83 @@ def _read_raw(path: Path, max_rows: int = MAX_ROWS) -> tuple[pd.DataFrame, str]:
     return df, digest
 
 
+def _read_excel(data: bytes, name: str, max_rows: int) -> pd.DataFrame:
+    """Read the one sheet of a workbook as text, streaming, at most ``max_rows + 1`` rows.
+
+    A workbook compresses well, so a small file can hold millions of rows: the rows are
+    read one at a time and reading stops at the limit instead of parsing the whole sheet.
+    """
+    import io
+
+    from openpyxl import load_workbook
+
+    wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    try:
+        if len(wb.sheetnames) != 1:
+            raise DataError([Problem(name, None, None,
+                                     f"workbook has {len(wb.sheetnames)} sheets "
+                                     f"({', '.join(wb.sheetnames)}); keep the records on one "
+                                     "sheet")])
+        rows: list[tuple] = []
+        for i, row in enumerate(wb.worksheets[0].iter_rows(values_only=True)):
+            if i > max_rows + 1:
+                break
+            rows.append(row)
+    finally:
+        wb.close()
+    while rows and all(v is None or v == "" for v in rows[-1]):
+        rows.pop()  # trailing empty rows are formatting, not records
+    if not rows:
+        raise DataError([Problem(name, None, None, "the sheet is empty")])
+    width = max(len(r) for r in rows)
+    header = [("" if v is None else _format_scalar(v)).strip() for v in rows[0]]
+    header += [""] * (width - len(header))
+    keep = [j for j in range(width)
+            if header[j] or any(j < len(r) and r[j] not in (None, "") for r in rows[1:])]
+    header = [header[j] or f"Unnamed: {j}" for j in keep]
+    body = [["" if j >= len(r) or r[j] is None else _format_scalar(r[j]) for j in keep]
+            for r in rows[1:]]
+    return pd.DataFrame(body, columns=header, dtype=object)
+
+
+def _check_ragged(raw: bytes, sep: str, width: int, name: str, max_rows: int) -> None:
+    """Refuse rows with more non-empty fields than the header names (all at once).
+
+    A parser would otherwise shift such a row's values into the wrong columns (or take the
+    first column as an index). Rows with fewer fields are read with the missing trailing
+    cells empty, as every spreadsheet writes them; empty extra fields (trailing separators)
+    are ignored.
+    """
+    import csv
+    import io
+
+    problems = []
+    reader = csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline=""), delimiter=sep)
+    next(reader, None)
+    for i, row in enumerate(reader):
+        if i > max_rows:
+            break
+        if len(row) > width and any(f.strip() for f in row[width:]):
+            problems.append(Problem(name, i + HEADER_LINE + 1, None,
+                                    f"row has {len(row)} fields but the header names "
+                                    f"{width} columns; quote values that contain '{sep}'"
+                                    if sep == "," else
+                                    f"row has {len(row)} fields but the header names "
+                                    f"{width} columns"))
+            if len(problems) >= 50:
+                break
+    if problems:
+        raise DataError(problems)
+
+
 def _format_scalar(value: object) -> str:
-    """Turn a Parquet cell into text without losing integers or booleans."""
+    """Turn a Parquet or spreadsheet cell into text without losing integers or booleans."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if isinstance(value, float):
+        return repr(value)
     return str(value)
 
 
@@ -260,16 +339,16 @@ def _parse_float(text: str) -> tuple[float | None, str | None]:
     return value, None
 
 
+
+
 def _parse_cell(col: Column, text: str) -> tuple[object, str | None]:
     """Parse one cell of a contract column; return (value or None, problem or None)."""
     t = text.strip()
     if col.kind == "str":
         t = unicodedata.normalize("NFC", t)  # one spelling per name (stated in the README)
-        if col.name in NAME_COLUMNS:
-            hidden = [c for c in t if unicodedata.category(c) in ("Cc", "Cf")]
-            if hidden:
-                return None, (f"contains a control or invisible character "
-                              f"(U+{ord(hidden[0]):04X}); names must be printable text")
+        problem = text_problem(t, name=col.name in NAME_COLUMNS)
+        if problem:
+            return None, problem
         return (t or None), None
     if t.lower() in MISSING_WORDS:
         return None, None
@@ -347,7 +426,7 @@ def validate(raw: pd.DataFrame, name: str, sha256: str = "") -> Records:
     problems: list[Problem] = []
     raw = raw.copy()
     raw.columns = [str(c).strip() for c in raw.columns]
-    dupes = sorted({c for c in raw.columns if list(raw.columns).count(c) > 1})
+    dupes = sorted(c for c, k in Counter(raw.columns).items() if k > 1)
     for c in dupes:
         problems.append(Problem(name, HEADER_LINE, c, "column appears more than once; keep one"))
     if dupes:
@@ -387,10 +466,19 @@ def validate(raw: pd.DataFrame, name: str, sha256: str = "") -> Records:
     typed: dict[str, list[object]] = {}
     for col in COLUMNS:
         typed[col.name] = _parse_column(col, raw, name, problems)
-    table = pd.DataFrame(typed, dtype=object)
-    for extra in raw.columns:
-        if extra not in COLUMN_BY_NAME:
-            table[extra] = raw[extra].to_numpy()
+    extras = [c for c in raw.columns if c not in COLUMN_BY_NAME]
+    for c in extras:  # the user's own columns reach tables and reports too: free-text rule
+        problem = text_problem(str(c), name=True)
+        if problem:
+            problems.append(Problem(name, HEADER_LINE, ascii(str(c)), f"column name {problem}"))
+            continue
+        texts = ["" if v is None or v != v else str(v) for v in raw[c].tolist()]
+        bad = {t for t in set(texts) if BAD_FREE_TEXT.search(t)}  # each distinct text once
+        for i in [i for i, t in enumerate(texts) if t in bad][:20] if bad else []:
+            problems.append(Problem(name, i + HEADER_LINE + 1, str(c),
+                                    text_problem(texts[i], name=False) or "bad text"))
+    table = pd.concat([pd.DataFrame(typed, dtype=object),
+                       raw[extras].reset_index(drop=True)], axis=1)  # one step, any width
     table["line"] = range(HEADER_LINE + 1, HEADER_LINE + 1 + len(table))
     problems += _check_values(table, name)
     problems += _check_structure(table, name)
@@ -453,7 +541,8 @@ def _default_endpoint(time_h: float | None, doses_given: int | None) -> str:
 def _check_values(t: pd.DataFrame, name: str) -> list[Problem]:
     """Row-wise range and vocabulary checks."""
     out: list[Problem] = []
-    for rec in t.to_dict("records"):
+    contract = [c for c in t.columns if c in COLUMN_BY_NAME or c == "line"]
+    for rec in t[contract].to_dict("records"):  # the user's extra columns are not checked
         line = rec["line"]
 
         def bad(col: str, msg: str, line: int = line) -> None:
@@ -535,14 +624,16 @@ def _check_structure(t: pd.DataFrame, name: str) -> list[Problem]:
     key = t[list(ROW_KEY)].astype(object).where(t[list(ROW_KEY)].notna(), None)
     dup = key.duplicated(keep="first").to_numpy()
     if dup.any():
-        first_line = t.groupby([key[c].astype(str) for c in ROW_KEY], sort=False)["line"] \
-            .transform("first")
+        # empty key cells (already reported as missing) form a group of their own
+        group = key.fillna("\x00").groupby(list(ROW_KEY), sort=False, dropna=False).ngroup()
+        first_line = t["line"].groupby(group.to_numpy()).transform("first")
         for i in np.flatnonzero(dup):
             k = tuple(key.iloc[i])
             out.append(Problem(name, int(t["line"].iloc[i]), None,
                                f"duplicate row: same study, arm, time_h, scale and doses_given "
-                               f"as row {int(first_line.iloc[i])} ({k[0]}/{k[1]}, "
-                               f"time_h={k[2]})"))
+                               f"as row {int(first_line.iloc[i])} "
+                               f"({k[0] or '(empty)'}/{k[1] or '(empty)'}, "
+                               + ("no time_h)" if k[2] is None else f"time_h={k[2]:g})")))
     out += _contrast_row_problems(t, name)
     by_study = t.groupby("study", sort=False)
     designs = by_study["design"].nunique()

@@ -66,3 +66,17 @@ def load_yaml(data: bytes, name: str) -> Any:  # noqa: ANN401
         raise SpecError(f"{name}: not valid YAML: {exc}") from None
     except RecursionError:
         raise SpecError(f"{name}: nested too deeply") from None
+
+
+def top_level_lines(data: bytes) -> dict[str, int]:
+    """Return the line (1-based) of each top-level key of a YAML mapping already validated.
+
+    Used to name the line of a problem found after parsing (an unknown key, a version).
+    """
+    try:
+        node = yaml.compose(data.decode("utf-8"), Loader=_StrictLoader)  # noqa: S506
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError):
+        return {}
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {str(k.value): k.start_mark.line + 1 for k, _ in node.value}

@@ -251,8 +251,12 @@ def format_frequentist(doc: dict) -> str:
                      f"{mi['shift']:.4f})")
     if doc.get("egger"):
         eg = doc["egger"]
-        lines.append(f"  Egger test: t = {eg['t']:.3f}, df = {eg['df']}, p = {eg['p_value']:.4f}"
-                     + (f" ({eg['note']})" if eg.get("note") else ""))
+        if eg.get("computable", True):
+            lines.append(f"  Egger test: t = {eg['t']:.3f}, df = {eg['df']}, "
+                         f"p = {eg['p_value']:.4f}"
+                         + (f" ({eg['note']})" if eg.get("note") else ""))
+        else:
+            lines.append(f"  Egger test: {eg['note']}")
     lines += dropped_lines(doc["dropped"])
     for n in doc["notes"]:
         lines.append(f"  note: {n}")

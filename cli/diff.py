@@ -34,8 +34,8 @@ def diff(
 
 def format_diff(doc: dict) -> str:
     """Readable summary: one line per claim that changed, then the data."""
-    lines = [f"data: {doc['data']['before'].get('sha256', '?')[:12]} -> "
-             f"{doc['data']['after'].get('sha256', '?')[:12]}; studies added: "
+    lines = [f"data: {(doc['data']['before'].get('sha256') or '?')[:12]} -> "
+             f"{(doc['data']['after'].get('sha256') or '?')[:12]}; studies added: "
              f"{', '.join(doc['studies_added']) or 'none'}; removed: "
              f"{', '.join(doc['studies_removed']) or 'none'}"]
     for c in doc["claims"]:

@@ -126,12 +126,16 @@ def read_robustness(sweep: Path | None, calibration: list[Path] | None, records,
     import json
 
     from trialmeta.analysis.errors import SpecError
+    from trialmeta.analysis.io import read_regular_text
 
     def load(path: Path) -> dict:
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            doc = json.loads(read_regular_text(path, "sweep or calibration result"))
+        except ValueError as exc:
             raise SpecError(f"{path}: cannot read ({exc})") from None
+        if not isinstance(doc, dict):
+            raise SpecError(f"{path}: not a trialmeta sweep or calibration result")
+        return doc
 
     out: dict = {"calibration": []}
     if sweep is not None:

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..claims import ClaimsFile
 from ..errors import SpecError
+from ..io import read_regular_text
 from ..records import Records
 
 
@@ -27,8 +28,12 @@ def load_published(claims: ClaimsFile, published: str | None) -> list[dict[str, 
     path = (base.parent / published).resolve()
     if not path.exists():
         raise SpecError(f"{claims.path}: published results file not found: {published}")
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
+    text = read_regular_text(path, "published results table")
+    try:
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise SpecError(f"{path}: the published results table is not valid CSV ({exc})") \
+            from None
     required = {"source", "comparison", "outcome", "time", "measure", "estimate", "ours", "url"}
     if rows and not required <= set(rows[0]):
         raise SpecError(f"{path}: needs columns {', '.join(sorted(required))}")

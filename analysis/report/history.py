@@ -29,9 +29,11 @@ def read_history(folder: Path) -> list[dict[str, Any]]:
     path = folder / "history.csv"
     if not path.exists():
         return []
+    from ..io import read_regular_text
+
     try:
-        rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        rows = list(csv.DictReader(io.StringIO(read_regular_text(path, "history"))))
+    except csv.Error as exc:
         raise SpecError(f"{path}: cannot be read ({exc})") from None
     if rows and set(FIELDS) - set(rows[0]):
         raise SpecError(f"{path}: not a trialmeta history (columns {', '.join(FIELDS)})")
