@@ -127,6 +127,8 @@ def run_tasks(tasks: Sequence[Task], *, workers: int | None = None, scheduler: s
         result is in, on the same cluster. Their results follow their parent's in the list.
     """
     folder = Path(cache_dir) / "cells" if cache_dir is not None else None
+    if scheduler is not None:  # refused even when every task is cached and none would run
+        scheduler_address(scheduler)
     results: dict[str, dict[str, Any]] = {}
     children: dict[str, list[Task]] = {}  # follow-ups, listed after the task that made them
     todo: dict[str, Task] = {}
@@ -200,21 +202,26 @@ def _connect(client_class: Any, address: str) -> Any:  # noqa: ANN401
     except OSError as exc:
         raise SpecError(f"--scheduler {url}: cannot connect ({exc.strerror or exc}); is the "
                         "scheduler running and reachable?") from None
+    head, silent = b"", False
     try:  # a Dask server speaks first: a frame count (8 bytes, little-endian, small)
-        head = b""
         while len(head) < 8:
             chunk = probe.recv(8 - len(head))
             if not chunk:
                 break
             head += chunk
+    except TimeoutError:
+        silent = True
     except OSError:
-        head = b""
+        pass
     finally:
         probe.close()
     if len(head) < 8 or not 0 < int.from_bytes(head, "little") < 1024:
+        why = ("the connection was accepted but nothing was sent back: not a Dask scheduler, "
+               "or one too busy to answer" if silent and not head else
+               "the server closed the connection without a word" if not head else
+               "the server answered, but not in Dask's protocol")
         raise SpecError(f"--scheduler {url}: no Dask scheduler answered within "
-                        f"{CONNECT_TIMEOUT_S} s (something is listening there, but it does "
-                        "not speak Dask's protocol)")
+                        f"{CONNECT_TIMEOUT_S} s ({why})")
     try:
         return client_class(url, timeout=f"{CONNECT_TIMEOUT_S}s")
     except (OSError, TimeoutError, ValueError) as exc:

@@ -121,3 +121,105 @@ def regular_file(path: Path) -> bool:
         return False
     return True
 
+
+
+#: the file in a --out folder of sweep or calibrate that lists what trialmeta wrote there
+OUTPUTS_MARKER = ".trialmeta-outputs"
+
+
+def _owned_listing(folder: Path) -> dict[str, str] | None:
+    """Return {file: sha256} from the folder's outputs marker, or None without a valid one."""
+    path = folder / OUTPUTS_MARKER
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        doc = json.loads(read_regular_text(path, "outputs marker", 1_000_000))
+    except Exception:  # noqa: BLE001 (an unreadable marker proves nothing)
+        return None
+    files = doc.get("files") if isinstance(doc, dict) else None
+    if doc.get("format") != "trialmeta-outputs" or not isinstance(files, dict):
+        return None
+    return {str(k): str(v) for k, v in files.items()}
+
+
+def _written_json(path: Path) -> bool:
+    """Whether a JSON file carries the provenance trialmeta writes (sweep, calibration)."""
+    try:
+        doc = json.loads(read_regular_text(path, "result", 200_000_000))
+    except Exception:  # noqa: BLE001
+        return False
+    prov = doc.get("provenance") if isinstance(doc, dict) else None
+    return (isinstance(prov, dict) and isinstance(prov.get("data_sha256"), str)
+            and isinstance(prov.get("versions"), dict) and "trialmeta" in prov["versions"])
+
+
+def foreign_outputs(folder: Path, names: list[str], companions: dict[str, str]) -> list[str]:
+    """Return the files among ``names`` in ``folder`` that trialmeta may not overwrite.
+
+    A file may be replaced when it is absent, when the folder's outputs marker lists it with
+    its current SHA-256 (trialmeta wrote it and nobody changed it), or, for a folder from
+    before the marker existed, when it is a JSON result carrying trialmeta's provenance, or
+    the companion (``companions[name]``: its JSON) of such a file. Anything else is the
+    user's and is never overwritten.
+    """
+    import hashlib
+
+    listing = _owned_listing(folder)
+    out = []
+    for name in names:
+        path = folder / name
+        if not os.path.lexists(path):
+            continue
+        if path.is_symlink() or not path.is_file():
+            out.append(name)
+            continue
+        if listing is not None and name in listing:
+            if hashlib.sha256(path.read_bytes()).hexdigest() == listing[name]:
+                continue
+            out.append(name)
+            continue
+        if name.endswith(".json") and _written_json(path):
+            continue
+        sibling = companions.get(name)
+        if listing is None and sibling and _written_json(folder / sibling):
+            continue
+        out.append(name)
+    return out
+
+
+def check_outputs(folder: Path, names: list[str], option: str,
+                  companions: dict[str, str] | None = None) -> None:
+    """Refuse (SpecError, nothing touched) when writing ``names`` would overwrite user files.
+
+    Called before any work starts and again just before writing.
+    """
+    from .errors import SpecError
+
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise SpecError(f"{option} {folder}: not a folder; choose another {option}")
+    if not folder.exists():
+        return
+    foreign = foreign_outputs(folder, names, companions or {})
+    if foreign:
+        raise SpecError(f"{option} {folder} holds {', '.join(foreign)}, which trialmeta did "
+                        f"not write (or which was changed since); it is never overwritten: "
+                        f"choose another {option}, or move the file(s)")
+
+
+def write_outputs(folder: Path, files: dict[str, str], option: str,
+                  companions: dict[str, str] | None = None) -> None:
+    """Write text files into ``folder`` atomically and list them in its outputs marker.
+
+    Each file is checked first (``check_outputs``); the marker records the SHA-256 of every
+    file written, so a later run may replace exactly those, as long as nobody changed them.
+    """
+    import hashlib
+
+    check_outputs(folder, list(files), option, companions)
+    folder.mkdir(parents=True, exist_ok=True)
+    listing = _owned_listing(folder) or {}
+    for name, text in files.items():
+        write_text_atomic(folder / name, text)
+        listing[name] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    write_text_atomic(folder / OUTPUTS_MARKER, dumps_json(
+        {"format": "trialmeta-outputs", "files": dict(sorted(listing.items()))}))

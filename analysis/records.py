@@ -364,6 +364,8 @@ def _parse_cell(col: Column, text: str) -> tuple[object, str | None]:
     if col.kind == "int":
         if not value.is_integer():
             return None, f"'{text}' is not a whole number"
+        if abs(value) >= 2**53:  # beyond exact integers in a float, and any real count
+            return None, f"'{text}' is too large to be a count"
         return int(value), None
     return value, None
 

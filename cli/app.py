@@ -31,7 +31,9 @@ app = typer.Typer(
 def main_options(
     plugin: Annotated[list[str] | None, typer.Option(
         "--plugin", help="Python file defining TRIALMETA_MODELS and/or TRIALMETA_FAMILIES "
-                         "(repeatable); see docs/extending.md.")] = None,
+                         "(repeatable); see docs/extending.md. The file is executed as Python "
+                         "code with your rights (as are plug-ins installed as packages): "
+                         "load only files you trust.")] = None,
 ) -> None:
     """Bayesian meta-analysis of clinical-trial outcomes."""
     if plugin:

@@ -9,8 +9,9 @@ from typing import Annotated
 import typer
 
 from .common import (
+    MAX_CHAINS,
+    MAX_DRAWS,
     CellCacheOpt,
-    ChainsOpt,
     FileArg,
     JsonOpt,
     SamplerOpt,
@@ -18,6 +19,7 @@ from .common import (
     SeedOpt,
     WorkersOpt,
     fail,
+    finite,
     handle_errors,
 )
 
@@ -32,13 +34,17 @@ def calibrate(
                                       help="Number of simulated datasets.")] = 200,
     seed: SeedOpt = 20190101,
     draws: Annotated[int, typer.Option(
-        min=10, help="Posterior draws per chain (default: the report's).")] = 1000,
-    tune: Annotated[int, typer.Option(min=10, help="Warm-up draws per chain.")] = 500,
-    chains: ChainsOpt = 4,
+        min=10, max=MAX_DRAWS, help="Posterior draws per chain (default: the report's).")] = 1000,
+    tune: Annotated[int, typer.Option(min=10, max=MAX_DRAWS,
+                                      help="Warm-up draws per chain.")] = 500,
+    chains: Annotated[int, typer.Option(
+        min=2, max=MAX_CHAINS, help="Number of chains (at least 2: ranks and R-hat compare "
+                                    "chains).")] = 4,
     sampler: SamplerOpt = "nutpie",
     outcome: Annotated[str, typer.Option(help="Outcome whose data shape is simulated.")] =
         "response",
-    time: Annotated[float, typer.Option("--time", help="Time point (hours).")] = 24.0,
+    time: Annotated[float, typer.Option("--time", help="Time point (hours).",
+        callback=finite)] = 24.0,
     recover: Annotated[bool, typer.Option(
         "--recover", help="Parameter recovery: fix the main parameters at planted values "
                           "(--plant) instead of drawing them from the prior.")] = False,
@@ -74,7 +80,7 @@ def calibrate(
     )
     from trialmeta.analysis.engine import run_tasks
     from trialmeta.analysis.inference import command_line, package_versions
-    from trialmeta.analysis.io import dumps_json, write_text_atomic
+    from trialmeta.analysis.io import check_outputs, dumps_json, write_outputs
     from trialmeta.analysis.records import read_records
 
     if model not in calibrated_families():
@@ -99,6 +105,10 @@ def calibrate(
     elif plant:
         raise fail("error: --plant needs --recover")
     records = read_records(file)
+    name = f"calibration-{model}{'-recovery' if recover else ''}"
+    written = {f"{name}.json": "", f"{name}.svg": f"{name}.json"}
+    if out is not None:  # before any fit: never overwrite a file of the user's
+        check_outputs(out, list(written), "--out", written)
     if model == "time-course":  # simulated on continuous contrasts (see the module docstring)
         outcome = "change"
     spec = CalibrationSpec(model, outcome=outcome,
@@ -115,10 +125,8 @@ def calibrate(
     if out is not None:
         from trialmeta.analysis.report.plots import calibration_plot, to_svg
 
-        name = f"calibration-{model}{'-recovery' if recover else ''}"
-        out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out / f"{name}.json", dumps_json(summary))
-        write_text_atomic(out / f"{name}.svg", to_svg(calibration_plot(summary)))
+        write_outputs(out, {f"{name}.json": dumps_json(summary),
+                            f"{name}.svg": to_svg(calibration_plot(summary))}, "--out", written)
     if as_json:
         typer.echo(dumps_json(summary))
         return
@@ -145,12 +153,14 @@ def _decision_rule(file, claims_file, sims, seed, draws, tune, chains, out, work
     from trialmeta.analysis.claims import load_claims
     from trialmeta.analysis.engine import run_tasks
     from trialmeta.analysis.inference import command_line, package_versions
-    from trialmeta.analysis.io import dumps_json, write_text_atomic
+    from trialmeta.analysis.io import check_outputs, dumps_json, write_outputs
     from trialmeta.analysis.operating import specs_for, summarize, tasks
     from trialmeta.analysis.records import read_records
 
     records = read_records(file)
     claims = load_claims(claims_file)
+    if out is not None:  # before any fit: never overwrite a file of the user's
+        check_outputs(out, ["operating-characteristics.json"], "--out")
     specs = specs_for(claims, records, draws=draws, tune=tune, chains=chains, seed=seed)
     if not specs:
         raise fail("error: no claim in the claims file has a type the decision-rule "
@@ -164,8 +174,7 @@ def _decision_rule(file, claims_file, sims, seed, draws, tune, chains, out, work
                           "seed": seed, "versions": package_versions(),
                           "command": command_line()}}
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out / "operating-characteristics.json", dumps_json(doc))
+        write_outputs(out, {"operating-characteristics.json": dumps_json(doc)}, "--out")
     if as_json:
         typer.echo(dumps_json(doc))
         return

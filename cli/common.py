@@ -11,14 +11,32 @@ import typer
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: bounds of the sampler options (a larger value is a typo or an attack, not a wish)
+MAX_SEED = 2**32 - 1
+MAX_DRAWS = 1_000_000
+MAX_CHAINS = 64
+
+
+def finite(value: Any) -> Any:  # noqa: ANN401
+    """Option callback: refuse nan and infinities (click's float type accepts them)."""
+    import math
+
+    values = value if isinstance(value, list | tuple) else [value]
+    for v in values:
+        if v is not None and not math.isfinite(v):
+            raise typer.BadParameter(f"{v} is not a finite number")
+    return value
+
+
 FileArg = Annotated[str | None, typer.Argument(
     help="Records file (CSV, TSV, XLSX or Parquet); the bundled ketamine dataset if omitted.",
     show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON document instead of text.")]
-SeedOpt = Annotated[int, typer.Option(help="Random seed for every random step.")]
-DrawsOpt = Annotated[int, typer.Option(min=10, help="Posterior draws per chain.")]
-TuneOpt = Annotated[int, typer.Option(min=10, help="Warm-up draws per chain.")]
-ChainsOpt = Annotated[int, typer.Option(min=1, help="Number of chains.")]
+SeedOpt = Annotated[int, typer.Option(min=0, max=MAX_SEED,
+                                      help="Random seed for every random step (0 to 2^32-1).")]
+DrawsOpt = Annotated[int, typer.Option(min=10, max=MAX_DRAWS, help="Posterior draws per chain.")]
+TuneOpt = Annotated[int, typer.Option(min=10, max=MAX_DRAWS, help="Warm-up draws per chain.")]
+ChainsOpt = Annotated[int, typer.Option(min=1, max=MAX_CHAINS, help="Number of chains.")]
 SamplerOpt = Annotated[str, typer.Option(
     help="NUTS implementation: nutpie (default; Rust NUTS on precompiled kernels for "
          "pooled-rate and contrast, on PyTensor's compiled C otherwise), nutpie-pytensor "
@@ -40,8 +58,10 @@ EndpointOpt = Annotated[list[str] | None, typer.Option(
 EvidenceOpt = Annotated[list[str] | None, typer.Option(
     "--evidence", help="Keep rows of this evidence tier (repeatable).")]
 DosesOpt = Annotated[int | None, typer.Option(
-    "--doses-given", help="Keep rows after exactly this many administrations.")]
-DoseOpt = Annotated[float | None, typer.Option("--dose", help="Keep arms at this dose.")]
+    "--doses-given", min=1, max=10_000,
+    help="Keep rows after exactly this many administrations.")]
+DoseOpt = Annotated[float | None, typer.Option("--dose", help="Keep arms at this dose.",
+    callback=finite)]
 DoseUnitOpt = Annotated[list[str] | None, typer.Option(
     "--dose-unit", help="Keep arms dosed in this unit (mg/kg, mg, mg/day, ug/kg; repeatable).")]
 
@@ -127,7 +147,7 @@ CrossoverOpt = Annotated[str, typer.Option(
     help="Crossover trials: keep (arms as independent groups for counts; within-patient "
          "correlation --rho for means) or exclude.")]
 RhoOpt = Annotated[float, typer.Option(
-    help="Within-patient correlation used for crossover means.")]
+    help="Within-patient correlation used for crossover means.", callback=finite)]
 MeanTypeOpt = Annotated[str | None, typer.Option(
     "--mean-type", help="Use only 'change' or only 'endpoint' means.")]
 

@@ -34,6 +34,7 @@ from .common import (
     emit_fit,
     fail,
     filters_from_options,
+    finite,
     handle_errors,
 )
 from .fit import fit_app
@@ -41,7 +42,8 @@ from .fit import fit_app
 OutcomeOpt = Annotated[str, typer.Option(help="response, remission or change (means).")]
 MeasureOpt = Annotated[str, typer.Option(help="OR, RR, RD (counts) or MD, SMD (means).")]
 WindowOpt = Annotated[float | None, typer.Option(
-    help="Half-width of the time window in hours (default: half of --time, at least 1).")]
+    help="Half-width of the time window in hours (default: half of --time, at least 1).",
+        callback=finite)]
 
 
 def _select(file, outcome, measure, time, window, treatment, route, population, scale, evidence,
@@ -70,7 +72,8 @@ def contrast(
     file: FileArg = None,
     outcome: OutcomeOpt = "response",
     measure: MeasureOpt = "OR",
-    time: Annotated[float, typer.Option("--time", help="Target hours after the dose.")] = 24.0,
+    time: Annotated[float, typer.Option("--time", help="Target hours after the dose.",
+        callback=finite)] = 24.0,
     window: WindowOpt = None,
     treatment: TreatmentOpt = None,
     route: RouteOpt = None,
@@ -90,7 +93,8 @@ def contrast(
         help="half-normal[:SCALE], turner2015[:active] (log OR) or rhodes2015[:active] "
              "(SMD).")] = "half-normal",
     threshold: Annotated[float, typer.Option(
-        help="Report P(effect > threshold) on the analysis scale (log OR, MD, SMD).")] = 0.0,
+        help="Report P(effect > threshold) on the analysis scale (log OR, MD, SMD).",
+            callback=finite)] = 0.0,
     moderator: ModeratorOpt = None,
     engine: Annotated[str, typer.Option(
         help="mcmc (arm-based binomial or normal contrasts, PyMC NUTS) or exact "
@@ -195,7 +199,7 @@ def frequentist(
         "default",
     time: Annotated[float | None, typer.Option(
         "--time", help="Target hours after the dose (omit for records without time "
-                       "points).")] = None,
+                       "points).", callback=finite)] = None,
     window: WindowOpt = None,
     treatment: TreatmentOpt = None,
     route: RouteOpt = None,

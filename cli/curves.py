@@ -28,11 +28,12 @@ from .common import (
     emit_fit,
     fail,
     filters_from_options,
+    finite,
     handle_errors,
 )
 from .fit import fit_app
 
-FloatList = Annotated[list[float] | None, typer.Option(help="Repeatable.")]
+FloatList = Annotated[list[float] | None, typer.Option(help="Repeatable.", callback=finite)]
 
 
 def _defaults(file: str | None, kind: str):  # noqa: ANN202
@@ -99,7 +100,8 @@ def _format(doc: dict, title: str) -> str:
 def dose_response(
     file: FileArg = None,
     outcome: Annotated[str | None, typer.Option(help="response, remission or change.")] = None,
-    time: Annotated[float | None, typer.Option("--time", help="Target hours.")] = None,
+    time: Annotated[float | None, typer.Option("--time", help="Target hours.",
+        callback=finite)] = None,
     form: Annotated[str | None, typer.Option(
         help="emax, loglinear, linear or piecewise.")] = None,
     hill: Annotated[bool | None, typer.Option("--hill/--no-hill",
@@ -117,10 +119,12 @@ def dose_response(
         "--standardize/--raw", help="Put arm means of several scales on an SMD scale.")] = None,
     dose: FloatList = None,
     compare: Annotated[tuple[float, float] | None, typer.Option(
-        help="Two doses LO HI: report P(effect(HI) - effect(LO) > delta).")] = None,
-    delta: Annotated[float | None, typer.Option()] = None,
+        help="Two doses LO HI: report P(effect(HI) - effect(LO) > delta).",
+            callback=finite)] = None,
+    delta: Annotated[float | None, typer.Option(callback=finite)] = None,
     threshold: Annotated[float | None, typer.Option(
-        help="Smallest effect of interest (analysis scale, direction of benefit).")] = None,
+        help="Smallest effect of interest (analysis scale, direction of benefit).",
+            callback=finite)] = None,
     moderator: ModeratorOpt = None,
     agents: Annotated[str | None, typer.Option(
         help="'all', or agents separated by commas: one network with an Emax curve per agent "
@@ -204,7 +208,8 @@ def time_course(
     model: Annotated[str | None, typer.Option(
         help="A registered time-course model (a plug-in's name); default time-course.")] = None,
     rho: Annotated[float | None, typer.Option(
-        help="Correlation between time points of the same patients (0-1).")] = None,
+        help="Correlation between time points of the same patients (0-1).",
+            callback=finite)] = None,
     timing: Annotated[str | None, typer.Option(
         help="shared (one rise and decay time), by-route or by-treatment (bateman: T_r and "
              "T_d per route or drug; summaries per group under by_group).")] = None,
@@ -223,11 +228,14 @@ def time_course(
                              "reporting both uses its change scores.")] = None,
     evidence: EvidenceOpt = None,
     comparator: ComparatorOpt = None,
-    at: Annotated[list[float] | None, typer.Option(help="Report effects at these hours.")] = None,
+    at: Annotated[list[float] | None, typer.Option(help="Report effects at these hours.",
+        callback=finite)] = None,
     threshold: Annotated[float | None, typer.Option(
-        help="Effect that defines onset (analysis scale, direction of benefit).")] = None,
+        help="Effect that defines onset (analysis scale, direction of benefit).",
+            callback=finite)] = None,
     fraction: Annotated[float | None, typer.Option(
-        help="Duration ends when the effect falls below this fraction of its peak.")] = None,
+        help="Duration ends when the effect falls below this fraction of its peak.",
+            callback=finite)] = None,
     seed: SeedOpt = 20190101,
     draws: DrawsOpt = 1000,
     tune: TuneOpt = 500,

@@ -29,6 +29,7 @@ from .common import (
     dropped_lines,
     emit_fit,
     filters_from_options,
+    finite,
     handle_errors,
 )
 
@@ -40,10 +41,11 @@ fit_app = typer.Typer(help="Fit a model family to the records.", no_args_is_help
 def pooled_rate(
     file: FileArg = None,
     outcome: Annotated[str, typer.Option(help="response or remission.")] = "response",
-    time: Annotated[float, typer.Option("--time", help="Target hours after the dose.")] = 24.0,
+    time: Annotated[float, typer.Option("--time", help="Target hours after the dose.",
+        callback=finite)] = 24.0,
     window: Annotated[float | None, typer.Option(
         help="Half-width of the accepted time window in hours (default: half of --time, "
-             "at least 1).")] = None,
+             "at least 1).", callback=finite)] = None,
     treatment: TreatmentOpt = None,
     route: RouteOpt = None,
     population: PopulationOpt = None,

@@ -24,6 +24,7 @@ from .common import (
     TuneOpt,
     emit_fit,
     filters_from_options,
+    finite,
     handle_errors,
 )
 from .fit import fit_app
@@ -44,9 +45,10 @@ def network(
     inert: Annotated[list[str] | None, typer.Option(
         "--inert", help="Treatments taken as one inert control node, named after the first "
                         "(repeatable), e.g. --inert placebo --inert saline.")] = None,
-    time: Annotated[float, typer.Option("--time", help="Target hours after the dose.")] = 24.0,
+    time: Annotated[float, typer.Option("--time", help="Target hours after the dose.",
+        callback=finite)] = 24.0,
     window: Annotated[float | None, typer.Option(
-        help="Half-width of the accepted time window in hours.")] = None,
+        help="Half-width of the accepted time window in hours.", callback=finite)] = None,
     check_inconsistency: Annotated[bool, typer.Option(
         help="Also fit the unrelated-mean-effects model and compare it by PSIS-LOO (when "
              "the network has more compared pairs than treatments to estimate).")] = True,

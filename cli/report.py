@@ -39,7 +39,7 @@ def report(
     ] = Path(".trialmeta-cache"),
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Always resample.")] = False,
     jobs: Annotated[int, typer.Option(
-        min=1, help="Worker processes for independent fits (needs the cache). The "
+        min=1, max=256, help="Worker processes for independent fits (needs the cache). The "
                     "precompiled models fit in about a second, less than a worker takes to "
                     "start; more jobs pay off for PyTensor-compiled models.")] = 1,
     sweep: Annotated[Path | None, typer.Option(

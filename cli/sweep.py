@@ -21,6 +21,9 @@ from .common import (
     handle_errors,
 )
 
+#: what sweep --out writes (the CSV is the JSON's companion)
+SWEEP_FILES = {"sweep.json": "", "sweep.csv": "sweep.json"}
+
 
 @handle_errors
 def sweep(
@@ -46,12 +49,14 @@ def sweep(
     from trialmeta.analysis.claims import load_claims
     from trialmeta.analysis.engine import Task, run_tasks
     from trialmeta.analysis.inference import SamplerSettings, command_line, package_versions
-    from trialmeta.analysis.io import dumps_json, write_text_atomic
+    from trialmeta.analysis.io import check_outputs, dumps_json, write_outputs
     from trialmeta.analysis.records import read_records
     from trialmeta.analysis.sweep import Variation, cell_tasks, fixed_cells, loo_cells, table
 
     records = read_records(file)
     claims_file = load_claims(claims)
+    if out is not None:  # before any fit: never overwrite a file of the user's
+        check_outputs(out, list(SWEEP_FILES), "--out", SWEEP_FILES)
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
                                sampler=sampler, cache_dir=None if cache is None else str(cache))
     show = False if quiet or as_json else None
@@ -78,12 +83,12 @@ def sweep(
     if out is not None:
         import pandas as pd
 
-        out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out / "sweep.json", dumps_json(doc))
         flat = pd.DataFrame([{k: v for k, v in r.items() if k != "changes"} |
                              {"changed_by": "; ".join(c["change"] for c in r["changes"])}
                              for r in rows])
-        write_text_atomic(out / "sweep.csv", flat.to_csv(index=False, lineterminator="\n"))
+        write_outputs(out, {"sweep.json": dumps_json(doc),
+                            "sweep.csv": flat.to_csv(index=False, lineterminator="\n")},
+                      "--out", SWEEP_FILES)
     if as_json:
         typer.echo(dumps_json(doc))
         return

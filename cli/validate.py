@@ -11,7 +11,8 @@ from .common import FileArg, JsonOpt
 
 def validate(file: FileArg = None, json: JsonOpt = False,
              max_rows: Annotated[int, typer.Option(
-                 min=1, help="Refuse tables with more rows than this.")] = 1_000_000) -> None:
+                 min=1, max=100_000_000,
+                 help="Refuse tables with more rows than this.")] = 1_000_000) -> None:
     """Validate trial records; print a summary, or every problem (exit status 2)."""
     from trialmeta.analysis.errors import DataError
     from trialmeta.analysis.io import dumps_json

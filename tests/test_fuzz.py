@@ -94,3 +94,75 @@ def test_hostile_option_values(tmp_path: Path, time: str, window: str, prior: st
     _invoke(["frequentist", "--time", time, "--window", window, "--json"])
     _invoke(["fit", "contrast", "--engine", "exact", "--time", time, "--window", window,
              "--tau-prior", f"half-normal:{prior}", "--json"])
+
+
+#: YAML scalars a claims field may be given: edges, huge integers, non-numbers
+YAML_SCALARS = st.one_of(
+    st.sampled_from([".nan", ".inf", "-.inf", "1e400", "0", "-1", "2.7", "true", "null",
+                     "'0.9'", "[]", "[1, 2]", "{a: 1}", "!!binary aGk=", "9" * 400, "-" + "9" * 40,
+                     "0x10", "1_000", "~"]),
+    st.integers(-10**30, 10**30).map(str),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+)
+CLAIM_NUMBER_FIELDS = ["support", "contradict", "min_studies", "max_draws_factor",
+                       "insufficient_sd_ratio", "time_h", "window_h", "threshold", "fraction"]
+
+
+@FUZZ
+@given(field=st.sampled_from(CLAIM_NUMBER_FIELDS), value=YAML_SCALARS,
+       where=st.sampled_from(["claim", "defaults"]))
+def test_hostile_claim_numbers(tmp_path: Path, field: str, value: str, where: str) -> None:
+    """Every numeric claims field: refused with its name, or parsed to a finite in-range value."""
+    from trialmeta.analysis.claims import RULE_FIELDS, load_claims
+    from trialmeta.analysis.errors import SpecError
+
+    if where == "defaults" and field not in RULE_FIELDS:
+        where = "claim"
+    claim = ("claims:\n  - id: X\n    quote: q\n    model: pooled-rate\n    outcome: response\n"
+             "    time_h: 24\n    quantity: pooled_rate\n    region: [0.2, 0.4]\n")
+    if field == "time_h":
+        claim = claim.replace("    time_h: 24\n", "")
+    text = (f"defaults:\n  {field}: {value}\n" + claim if where == "defaults"
+            else claim + f"    {field}: {value}\n")
+    path = tmp_path / "claims.yaml"
+    path.write_text(text)
+    try:
+        parsed = load_claims(path).claims[0]
+    except SpecError as exc:
+        assert field in str(exc) or "YAML" in str(exc), str(exc)
+        return
+    rule = parsed.rule
+    for v in (rule.support, rule.contradict, rule.sd_ratio):
+        assert 0 <= v <= 1
+    assert isinstance(rule.min_studies, int) and 1 <= rule.min_studies <= 1_000_000
+    assert isinstance(rule.max_draws_factor, int) and 1 <= rule.max_draws_factor <= 64
+    if field in ("min_studies", "max_draws_factor"):
+        assert float(getattr(rule, field)) == float(value.replace("_", ""))  # never truncated
+    if parsed.window is not None:
+        import math
+
+        assert math.isfinite(parsed.window.target_h)
+
+
+OPTION_BOUNDS = {"--seed": (0, 2**32 - 1), "--draws": (10, 1_000_000),
+                 "--tune": (10, 1_000_000), "--chains": (1, 64)}
+
+
+@FUZZ
+@given(option=st.sampled_from(sorted(OPTION_BOUNDS)), value=NASTY)
+def test_hostile_sampler_options(tmp_path: Path, option: str, value: str) -> None:
+    """Out-of-range or non-integer sampler options are refused by name, before any fit."""
+    missing = str(tmp_path / "no-such-file.csv")
+    r = runner.invoke(app, ["fit", "pooled-rate", missing, option, value])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    lo, hi = OPTION_BOUNDS[option]
+    if "file not found" in r.output:  # accepted: then it was a whole number within bounds
+        number = float(value.strip())
+        assert number.is_integer() and lo <= number <= hi, (option, value)
+    else:
+        assert option in r.output, r.output
+    try:
+        must_accept = lo <= int(value.strip()) <= hi
+    except ValueError:
+        must_accept = False
+    assert not must_accept or "file not found" in r.output

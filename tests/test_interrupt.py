@@ -93,8 +93,8 @@ def test_interrupted_precompiled_fit_stops_promptly() -> None:
     """Ctrl-C reaches the precompiled sampler's threads: exit 130 within seconds."""
     code = "from trialmeta.cli.app import main; main()"
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, "fit", "pooled-rate", "--draws", "5000000", "--chains",
-         "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-c", code, "fit", "pooled-rate", "--draws", "1000000", "--chains",
+         "8"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=_default_sigint)
     _wait_for_sampling(proc)
     proc.send_signal(signal.SIGINT)

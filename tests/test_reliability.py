@@ -374,3 +374,154 @@ def test_escape_sequences_in_a_users_own_column_are_refused(tmp_path: Path) -> N
     p = write_csv(tmp_path / "r.csv", rows, header=[*rows[0]])
     with pytest.raises(DataError, match="column 'note': contains a control"):
         read_records(p)
+
+
+# --- 10. numeric options ---
+
+@pytest.mark.parametrize("args,option", [
+    (["fit", "pooled-rate", "--seed", "-1"], "--seed"),
+    (["fit", "pooled-rate", "--seed", str(2**32)], "--seed"),
+    (["fit", "pooled-rate", "--draws", "1e20"], "--draws"),
+    (["fit", "pooled-rate", "--draws", "100000000"], "--draws"),
+    (["fit", "pooled-rate", "--chains", "100000"], "--chains"),
+    (["calibrate", "pooled-rate", "--chains", "1"], "--chains"),
+    (["fit", "contrast", "--threshold", "nan"], "--threshold"),
+    (["fit", "pooled-rate", "--time", "inf"], "--time"),
+    (["fit", "dose-response", "--dose", "nan"], "--dose"),
+    (["fit", "time-course", "--at", "-inf"], "--at"),
+    (["report", "--jobs", "100000"], "--jobs"),
+])
+def test_implausible_option_values_are_refused_at_parse_time(args: list[str],
+                                                             option: str) -> None:
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2 and option in r.output and "Traceback" not in r.output
+
+
+def test_sampler_settings_refuse_what_no_sampler_can_run() -> None:
+    from trialmeta.analysis.inference import SamplerSettings
+
+    for bad in ({"seed": -1}, {"draws": 10**20}, {"chains": 0}, {"target_accept": float("nan")}):
+        with pytest.raises(SpecError, match=next(iter(bad))):
+            SamplerSettings(**bad)
+
+
+# --- 11. sweep --out and calibrate --out never overwrite a user's file ---
+
+@pytest.mark.parametrize("command,name", [
+    (["sweep"], "sweep.csv"),
+    (["sweep"], "sweep.json"),
+    (["calibrate", "pooled-rate", "--sims", "2"], "calibration-pooled-rate.json"),
+    (["calibrate", "decision-rule", "--sims", "2"], "operating-characteristics.json"),
+])
+def test_sweep_and_calibrate_refuse_to_overwrite_a_users_file(tmp_path: Path, command: list[str],
+                                                              name: str) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / name).write_text("my own numbers\n")
+    r = runner.invoke(app, [*command, "--out", str(out), "--cache", str(tmp_path / "c")])
+    _one_line_exit_2(r)
+    assert name in r.output and (out / name).read_text() == "my own numbers\n"
+    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())
+
+
+def test_outputs_trialmeta_wrote_may_be_replaced_until_someone_edits_them(tmp_path: Path) -> None:
+    from trialmeta.analysis.io import foreign_outputs, write_outputs
+
+    files = {"sweep.json": '{"a": 1}\n', "sweep.csv": "a\n1\n"}
+    write_outputs(tmp_path, files, "--out")
+    write_outputs(tmp_path, {"sweep.json": '{"a": 2}\n', "sweep.csv": "a\n2\n"}, "--out")
+    assert (tmp_path / "sweep.csv").read_text() == "a\n2\n"
+    (tmp_path / "sweep.csv").write_text("a\n2\nmy note\n")  # edited by hand: the user's now
+    assert foreign_outputs(tmp_path, ["sweep.json", "sweep.csv"], {}) == ["sweep.csv"]
+    with pytest.raises(SpecError, match="sweep.csv"):
+        write_outputs(tmp_path, files, "--out")
+    assert (tmp_path / "sweep.csv").read_text() == "a\n2\nmy note\n"
+
+
+def test_the_committed_calibration_folder_may_be_rewritten() -> None:
+    from trialmeta.analysis.io import foreign_outputs
+
+    folder = Path(__file__).parents[1] / "calibration"
+    names = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    companions = {n: n.replace(".svg", ".json") for n in names if n.endswith(".svg")}
+    assert foreign_outputs(folder, names, companions) == []
+
+
+# --- 14. plug-ins run code ---
+
+@pytest.mark.parametrize("code", ["0", "None", "'done'"])
+def test_a_plugin_that_exits_at_import_cannot_make_a_failed_validate_pass(tmp_path: Path,
+                                                                          code: str) -> None:
+    plugin = tmp_path / "exits.py"
+    plugin.write_text(f"import sys\nsys.exit({code})\n")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("study,arm,treatment,source\nS,a,k,s\nS,a,k,s\n")
+    r = runner.invoke(app, ["--plugin", str(plugin), "validate", str(bad)])
+    _one_line_exit_2(r)
+    assert "called sys.exit" in r.output
+
+
+def test_help_says_plugins_execute_code() -> None:
+    r = runner.invoke(app, ["--help"], terminal_width=200)
+    text = " ".join(r.output.replace("\u2502", " ").split())
+    assert "executed as Python code with your rights" in text
+
+
+# --- also: a cached sweep with a bad scheduler; a silent server; ENOSPC names the target ---
+
+def test_a_bad_scheduler_is_refused_even_when_everything_is_cached(tmp_path: Path) -> None:
+    from trialmeta.analysis.engine import Task, run_tasks, store_result
+
+    store_result(tmp_path / "cells", "k", {"x": 1})
+    assert run_tasks([Task("k", print, ())], cache_dir=tmp_path, progress=False) == [{"x": 1}]
+    with pytest.raises(SpecError, match="not a Dask scheduler address"):
+        run_tasks([Task("k", print, ())], cache_dir=tmp_path, progress=False,
+                  scheduler="ucx://10.0.0.1:8786")
+
+
+def test_a_server_that_accepts_but_never_speaks_is_described_as_such(tmp_path: Path) -> None:
+    import socket
+
+    from trialmeta.analysis import engine
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    old = engine.CONNECT_TIMEOUT_S
+    engine.CONNECT_TIMEOUT_S = 1
+    try:
+        with pytest.raises(SpecError, match="accepted but nothing was sent back"):
+            engine._connect(object, f"tcp://127.0.0.1:{server.getsockname()[1]}")
+    finally:
+        engine.CONNECT_TIMEOUT_S = old
+        server.close()
+
+
+def test_a_full_disk_while_copying_a_posterior_names_the_report_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import shutil
+
+
+    data, claims = make_inputs(tmp_path)
+    args = ["report", str(data), "--claims", str(claims), "--cache", str(tmp_path / "cache"),
+            *[a for a in SMALL if a != "--no-cache"]]
+    assert runner.invoke(app, [*args, "--out", str(tmp_path / "one")]).exit_code == 0
+
+    def full(src: str, dst: str) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(src))
+
+    monkeypatch.setattr(shutil, "copyfile", full)
+    r = runner.invoke(app, [*args, "--out", str(tmp_path / "two")])
+    assert r.exit_code == 2 and "No space left on device" in r.output
+    [line] = [x for x in r.output.splitlines() if x.startswith("error")]
+    assert ".two.new-" in line and "/fits/" in line and str(tmp_path / "cache") not in line
+    assert not (tmp_path / "two").exists()
+
+
+def test_a_count_too_large_for_an_integer_is_named(tmp_path: Path) -> None:
+    """Found by make fuzz: doses_given = 1e300 overflowed the integer column."""
+    rows = base_rows()
+    rows[0]["doses_given"] = "1e300"
+    with pytest.raises(DataError, match="too large to be a count"):
+        read_records(write_csv(tmp_path / "r.csv", rows))

@@ -53,9 +53,12 @@ def load_registered(name: str, path: str, what: str) -> type:
     module, _, attr = path.partition(":")
     try:
         return getattr(import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
+    except SystemExit as exc:  # an installed plug-in must not decide the exit status either
+        raise SpecError(f"{what} '{name}' ({path}) called sys.exit({exc.code!r}) while being "
+                        "imported") from None
+    except Exception as exc:  # an installed package can fail in any way; report it plainly
         raise SpecError(f"{what} '{name}' is registered as {path} but cannot be "
-                        f"loaded: {exc}") from None
+                        f"loaded: {type(exc).__name__}: {exc}") from None
 
 
 def registry() -> dict[str, str]:
@@ -88,7 +91,12 @@ def load_plugin(path: str | Path) -> list[str]:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
+    except SystemExit as exc:  # a plug-in must not decide the command's exit status
+        sys.modules.pop(name, None)
+        raise SpecError(f"plug-in {p} called sys.exit({exc.code!r}) while being imported; a "
+                        "plug-in must define classes, not end the program") from None
     except Exception as exc:  # a user's file can fail in any way; report it plainly
+        sys.modules.pop(name, None)
         raise SpecError(f"plug-in {p} failed to import: {type(exc).__name__}: {exc}") from None
     models = getattr(module, "TRIALMETA_MODELS", None) or {}
     families = getattr(module, "TRIALMETA_FAMILIES", None) or {}

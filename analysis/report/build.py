@@ -8,6 +8,7 @@ bytes.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -403,7 +404,12 @@ def write_report(files: dict[str, str], out: Path, posteriors: dict[str, Any] | 
             target.parent.mkdir(exist_ok=True)
             source = cached_file(idata, settings) if settings else None
             if source is not None:
-                shutil.copyfile(source, target)
+                try:
+                    shutil.copyfile(source, target)
+                except OSError as exc:  # a full disk: name the file being written
+                    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG):
+                        raise OSError(exc.errno, exc.strerror, str(target)) from None
+                    raise
             else:
                 idata.to_netcdf(str(target))
             written.append(f"fits/{safe}.nc")
