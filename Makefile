@@ -19,7 +19,7 @@ $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
-	$(BIN)/python -c "import trialmeta.analysis.kernels_curves, trialmeta.analysis.kernels_network"  # compile the numba kernels into their on-disk cache
+	$(BIN)/python -c "import trialmeta.analysis.sampling.kernels_curves, trialmeta.analysis.sampling.kernels_network"  # compile the numba kernels into their on-disk cache
 	touch $(STAMP)
 
 test: install ## run the test suite (fast tests plus a few small real-sampling tests)

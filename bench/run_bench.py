@@ -48,33 +48,33 @@ precompiled = sampler == "nutpie"  # every bundled family's default form has a k
 import arviz
 if not precompiled:
     import pymc
-from trialmeta.analysis.records import read_records
-from trialmeta.analysis.selection import Filters, TimeWindow
-from trialmeta.analysis.inference import LazyModel, SamplerSettings, sample, diagnose
+from trialmeta.analysis.io.records import read_records
+from trialmeta.analysis.select.filters import Filters, TimeWindow
+from trialmeta.analysis.sampling.inference import LazyModel, SamplerSettings, sample, diagnose
 t_import = time.perf_counter() - t0
 r = read_records()
 dep = ("MADRS", "HDRS", "HDRS17", "HDRS21", "HDRS25", "HAMD6", "QIDS_SR16")
 t1 = time.perf_counter()
 if family == "pooled-rate":
-    from trialmeta.analysis.selection import select_binary_arms
+    from trialmeta.analysis.select.filters import select_binary_arms
     from trialmeta.analysis.models.pooled_rate import PooledRate as M
     data = select_binary_arms(r, "response", TimeWindow.around(24),
                               Filters(treatment=("ketamine",), route=("iv",), scale=dep))
     m = M(); names = ["mu", "tau"]
 elif family == "contrast":
-    from trialmeta.analysis.contrasts import select_contrasts
+    from trialmeta.analysis.select.contrasts import select_contrasts
     from trialmeta.analysis.models.contrast import Contrast as M
     data = select_contrasts(r, "response", "OR", TimeWindow.around(24),
                             Filters(treatment=("ketamine", "esketamine"), scale=dep))
     m = M(); names = ["d", "tau"]
 elif family == "dose-response":
-    from trialmeta.analysis.doses import select_dose_arms
+    from trialmeta.analysis.select.doses import select_dose_arms
     from trialmeta.analysis.models.dose_response import DoseResponse as M
     data = select_dose_arms(r, "response", TimeWindow.around(24),
                             Filters(treatment=("esketamine",), route=("intranasal",), scale=dep))
     m = M("emax"); names = ["theta", "tau", "ed50"]
 else:
-    from trialmeta.analysis.contrasts import select_time_course
+    from trialmeta.analysis.select.contrasts import select_time_course
     from trialmeta.analysis.models.time_course import TimeCourse as M
     data = select_time_course(r, "response", "OR",
                               Filters(treatment=("ketamine", "esketamine"), scale=dep))
@@ -83,11 +83,11 @@ model = m.precompiled(data) if precompiled else m.build(data)
 t_build = time.perf_counter() - t1
 t_c = time.perf_counter()
 if precompiled:  # numba kernels loaded from the on-disk cache
-    import trialmeta.analysis.kernels_curves
+    import trialmeta.analysis.sampling.kernels_curves
     kernel_model = model
     model = LazyModel(lambda: None, lambda: kernel_model)
 elif sampler == "nutpie-pytensor":  # PyMC compiles inside pm.sample: counted as sampling
-    from trialmeta.analysis.samplers import compiled
+    from trialmeta.analysis.sampling.samplers import compiled
     compiled(model)
 t_compile = time.perf_counter() - t_c
 t2 = time.perf_counter()
@@ -114,12 +114,12 @@ SCALE_CODE = r"""
 import json, resource, sys, time
 import numpy as np, pandas as pd
 from scipy.special import expit
-from trialmeta.analysis.inference import SamplerSettings
+from trialmeta.analysis.sampling.inference import SamplerSettings
 family, k, draws = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 rng = np.random.default_rng(k)
 n = rng.integers(20, 200, size=(k, 2))
 if family == "pooled-rate":
-    from trialmeta.analysis.selection import BinaryArms
+    from trialmeta.analysis.select.filters import BinaryArms
     from trialmeta.analysis.models.pooled_rate import PooledRate
     y = rng.binomial(n[:, 0], expit(rng.normal(-0.3, 0.5, k)))
     t = pd.DataFrame({"study": [f"S{i}" for i in range(k)], "arm": "a",
@@ -128,7 +128,7 @@ if family == "pooled-rate":
                       "design": "parallel", "scale": "X"})
     data, model = BinaryArms("response", t), PooledRate()
 else:
-    from trialmeta.analysis.contrasts import ContrastData
+    from trialmeta.analysis.select.contrasts import ContrastData
     from trialmeta.analysis.models.contrast import Contrast
     a = rng.normal(-1, 0.5, k)
     d = 0.8 + 0.3 * rng.standard_normal(k)
@@ -149,8 +149,8 @@ print(json.dumps({"k": k, "draws": draws, "fit_s": wall, "peak_mb": peak_mb,
 EXACT_CODE = r"""
 import json, time
 import numpy as np
-from trialmeta.analysis.exact import exact_normal_normal
-from trialmeta.analysis.priors import heterogeneity_prior
+from trialmeta.analysis.stats.exact import exact_normal_normal
+from trialmeta.analysis.stats.priors import heterogeneity_prior
 rng = np.random.default_rng(1)
 y = rng.normal(0.3, 0.2, 100); v = rng.uniform(0.01, 0.1, 100)
 prior = heterogeneity_prior("half-normal:0.5")

@@ -35,7 +35,7 @@ GROUPS = {"numpy": "numpy", "pandas": "pandas", "pyarrow": "pyarrow", "numba": "
           "trialmeta": "trialmeta", "nutpie": "nutpie", "arviz": "arviz/xarray/matplotlib",
           "xarray": "arviz/xarray/matplotlib", "matplotlib": "arviz/xarray/matplotlib",
           "pymc": "pymc/pytensor", "pytensor": "pymc/pytensor"}
-KERNELS = ("trialmeta.analysis.kernels", "trialmeta.analysis.kernels_curves")
+KERNELS = ("trialmeta.analysis.sampling.kernels", "trialmeta.analysis.sampling.kernels_curves")
 
 DRIVER = r"""
 import json, sys, time
@@ -52,7 +52,8 @@ def timer(module, name, phase):
     setattr(module, name, wrapped)
 from trialmeta.cli import app as cli_app
 if sys.argv[1] != "--help":
-    from trialmeta.analysis import inference, precompiled, io as tio
+    from trialmeta.analysis.io import files as tio
+    from trialmeta.analysis.sampling import inference, precompiled
     timer(precompiled, "run", "sampling")
     timer(inference, "_convergence", "diagnostics")
     timer(inference, "_psis_loo", "loo")

@@ -62,8 +62,8 @@ app.command("diff")(diff)
 @app.command("models")
 def models() -> None:
     """List the model families claims can name, then the registered model classes."""
-    from trialmeta.analysis.family import get_family
-    from trialmeta.analysis.family import registry as families
+    from trialmeta.analysis.families.base import get_family
+    from trialmeta.analysis.families.base import registry as families
     from trialmeta.analysis.models import get_model_class, registry
 
     typer.echo("families (claims: model: NAME)")

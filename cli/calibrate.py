@@ -64,13 +64,15 @@ def calibrate(
     """Simulate data from the prior, refit, and check ranks and interval coverage.
 
     ``decision-rule`` instead simulates worlds where each claim is true or false at the
-    bundled designs and counts the verdicts (see trialmeta.analysis.operating).
+    bundled designs and counts the verdicts (see trialmeta.analysis.pipelines.operating).
     """
     if model == "decision-rule":
         _decision_rule(file, claims_file, sims, seed, draws, tune, chains, out, workers,
                        scheduler, cache, as_json, quiet)
         return
-    from trialmeta.analysis.calibration import (
+    from trialmeta.analysis.io.files import check_outputs, dumps_json, write_outputs
+    from trialmeta.analysis.io.records import read_records
+    from trialmeta.analysis.pipelines.calibration import (
         PLANTED,
         CalibrationSpec,
         build,
@@ -78,10 +80,8 @@ def calibrate(
         summarize,
         tasks,
     )
-    from trialmeta.analysis.engine import run_tasks
-    from trialmeta.analysis.inference import command_line, package_versions
-    from trialmeta.analysis.io import check_outputs, dumps_json, write_outputs
-    from trialmeta.analysis.records import read_records
+    from trialmeta.analysis.pipelines.engine import run_tasks
+    from trialmeta.analysis.sampling.inference import command_line, package_versions
 
     if model not in calibrated_families():
         raise fail(f"error: calibrate supports {', '.join(calibrated_families())}, not "
@@ -150,12 +150,12 @@ def calibrate(
 def _decision_rule(file, claims_file, sims, seed, draws, tune, chains, out, workers,  # noqa: ANN001, PLR0913
                    scheduler, cache, as_json, quiet) -> None:  # noqa: ANN001
     """Operating characteristics of the decision rule: verdict frequencies by world."""
-    from trialmeta.analysis.claims import load_claims
-    from trialmeta.analysis.engine import run_tasks
-    from trialmeta.analysis.inference import command_line, package_versions
-    from trialmeta.analysis.io import check_outputs, dumps_json, write_outputs
-    from trialmeta.analysis.operating import specs_for, summarize, tasks
-    from trialmeta.analysis.records import read_records
+    from trialmeta.analysis.evaluate.claims import load_claims
+    from trialmeta.analysis.io.files import check_outputs, dumps_json, write_outputs
+    from trialmeta.analysis.io.records import read_records
+    from trialmeta.analysis.pipelines.engine import run_tasks
+    from trialmeta.analysis.pipelines.operating import specs_for, summarize, tasks
+    from trialmeta.analysis.sampling.inference import command_line, package_versions
 
     records = read_records(file)
     claims = load_claims(claims_file)

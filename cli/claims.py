@@ -41,12 +41,16 @@ def claims(
     allow_unconverged: AllowUnconvergedOpt = False,
 ) -> None:
     """Test every claim against the records and print the verdicts."""
-    from trialmeta.analysis.claims import load_claims
-    from trialmeta.analysis.evaluate import evaluate
-    from trialmeta.analysis.inference import SamplerSettings, command_line, package_versions
-    from trialmeta.analysis.io import dumps_json
-    from trialmeta.analysis.records import read_records
-    from trialmeta.analysis.results import rounded
+    from trialmeta.analysis.evaluate.claims import load_claims
+    from trialmeta.analysis.evaluate.evaluation import evaluate
+    from trialmeta.analysis.families.results import rounded
+    from trialmeta.analysis.io.files import dumps_json
+    from trialmeta.analysis.io.records import read_records
+    from trialmeta.analysis.sampling.inference import (
+        SamplerSettings,
+        command_line,
+        package_versions,
+    )
 
     if fail_on is not None and fail_on not in FAIL_ON:
         typer.echo("error: --fail-on takes contradicted or inconclusive", err=True)

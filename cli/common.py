@@ -74,7 +74,7 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 def emit_fit(doc: dict, json: bool, allow_unconverged: bool, text: str) -> None:
     """Print a fit's document (JSON) or its text; exit 1 if it failed its convergence gate."""
-    from trialmeta.analysis.io import dumps_json
+    from trialmeta.analysis.io.files import dumps_json
 
     typer.echo(dumps_json(doc) if json else text, nl=not json)
     diag = doc["diagnostics"]
@@ -127,7 +127,7 @@ def filters_from_options(treatment: list[str] | None, route: list[str] | None,
                          endpoint: list[str] | None = None,
                          dose_unit: list[str] | None = None) -> Any:
     """Build record filters from the shared command-line options."""
-    from trialmeta.analysis.selection import Filters
+    from trialmeta.analysis.select.filters import Filters
 
     return Filters(treatment=tuple(treatment or ()), route=tuple(route or ()),
                    population=tuple(population or ()), scale=tuple(scale or ()),

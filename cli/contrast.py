@@ -50,9 +50,9 @@ def _select(file, outcome, measure, time, window, treatment, route, population, 
             doses_given, dose, comparator, crossover, rho, mean_type,
             domain=None, endpoint=None, moderator=None,
             dose_unit=None):  # noqa: ANN001, ANN202
-    from trialmeta.analysis.contrasts import select_contrasts
-    from trialmeta.analysis.records import read_records
-    from trialmeta.analysis.selection import TimeWindow
+    from trialmeta.analysis.io.records import read_records
+    from trialmeta.analysis.select.contrasts import select_contrasts
+    from trialmeta.analysis.select.filters import TimeWindow
 
     records = read_records(file)
     filters = filters_from_options(treatment, route, population, scale, evidence, doses_given,
@@ -109,11 +109,11 @@ def contrast(
     json: JsonOpt = False,
 ) -> None:
     """Bayesian random-effects contrast: OR/RR/RD from arm counts, or MD/SMD from means."""
-    from trialmeta.analysis.comparative import contrast_document, run_contrast
-    from trialmeta.analysis.inference import SamplerSettings
-    from trialmeta.analysis.io import dumps_json
+    from trialmeta.analysis.families.comparative import contrast_document, run_contrast
+    from trialmeta.analysis.io.files import dumps_json
     from trialmeta.analysis.models.contrast import default_priors
-    from trialmeta.analysis.priors import heterogeneity_prior
+    from trialmeta.analysis.sampling.inference import SamplerSettings
+    from trialmeta.analysis.stats.priors import heterogeneity_prior
 
     records, data = _select(file, outcome, measure, time, window, treatment, route, population,
                             scale, evidence, doses_given, dose, comparator, crossover, rho,
@@ -121,7 +121,7 @@ def contrast(
     tau = None if tau_prior == "half-normal" else heterogeneity_prior(tau_prior)
     priors = default_priors(data.measure, tau)
     if engine == "exact":
-        from trialmeta.analysis.comparative import exact_document
+        from trialmeta.analysis.families.comparative import exact_document
 
         doc = exact_document(data, priors, records, threshold=threshold)
         typer.echo(dumps_json(doc) if json else format_contrast(doc), nl=not json)
@@ -218,8 +218,8 @@ def frequentist(
     json: JsonOpt = False,
 ) -> None:
     """Frequentist random-effects meta-analysis (matches R metafor's rma and rma.mh)."""
-    from trialmeta.analysis.comparative import frequentist_document, run_frequentist
-    from trialmeta.analysis.io import dumps_json
+    from trialmeta.analysis.families.comparative import frequentist_document, run_frequentist
+    from trialmeta.analysis.io.files import dumps_json
 
     records, data = _select(file, outcome, measure, time, window, treatment, route, population,
                             scale, evidence, doses_given, dose, comparator, crossover, rho,

@@ -38,8 +38,8 @@ FloatList = Annotated[list[float] | None, typer.Option(help="Repeatable.", callb
 
 def _defaults(file: str | None, kind: str):  # noqa: ANN202
     """Options for the bundled data from the bundled claims file's ``analyses`` section."""
-    from trialmeta.analysis.claims import load_claims
-    from trialmeta.analysis.curves import DoseOptions, TimeOptions, options_from_mapping
+    from trialmeta.analysis.evaluate.claims import load_claims
+    from trialmeta.analysis.families.curves import DoseOptions, TimeOptions, options_from_mapping
 
     if file is None:
         raw = load_claims().analyses.get(kind)
@@ -52,7 +52,7 @@ def _override(opts, **given):  # noqa: ANN001, ANN202
     """Replace options the user gave on the command line (None means: not given)."""
     from dataclasses import replace
 
-    from trialmeta.analysis.selection import Filters
+    from trialmeta.analysis.select.filters import Filters
 
     filt = {k: given.pop(k) for k in ("treatment", "route", "population", "scale", "evidence",
                                       "dose_unit", "domain", "endpoint", "mean_type") if k in given}
@@ -65,7 +65,7 @@ def _override(opts, **given):  # noqa: ANN001, ANN202
 
 
 def _settings(seed: int, draws: int, tune: int, chains: int, sampler: str):  # noqa: ANN202
-    from trialmeta.analysis.inference import SamplerSettings
+    from trialmeta.analysis.sampling.inference import SamplerSettings
 
     return SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
                                sampler=sampler)
@@ -150,8 +150,8 @@ def dose_response(
 
     With --agents: several agents' Emax curves in one network (MBNMAdose-style).
     """
-    from trialmeta.analysis.curves import dose_document
-    from trialmeta.analysis.records import read_records
+    from trialmeta.analysis.families.curves import dose_document
+    from trialmeta.analysis.io.records import read_records
 
     if agents is not None:
         _agents(file, agents, ed50, emax, tuple(inert or ()), outcome, time,
@@ -180,14 +180,14 @@ def _agents(file: str | None, agents: str, ed50: str, emax: str, inert: tuple[st
             outcome: str | None, time: float | None, filters: Any, settings: Any,  # noqa: ANN401
             allow_unconverged: bool, json: bool) -> None:
     """``fit dose-response --agents``: the multi-agent Emax network."""
+    from trialmeta.analysis.io.records import read_records
     from trialmeta.analysis.models.dose_agents import (
         INERT,
         agent_dose_document,
         fit_agents,
         format_agents,
     )
-    from trialmeta.analysis.records import read_records
-    from trialmeta.analysis.selection import TimeWindow
+    from trialmeta.analysis.select.filters import TimeWindow
 
     names = () if agents.strip() == "all" else tuple(a.strip() for a in agents.split(",")
                                                      if a.strip())
@@ -245,8 +245,8 @@ def time_course(
     json: JsonOpt = False,
 ) -> None:
     """Effect relative to control over time after one dose: onset, peak and duration."""
-    from trialmeta.analysis.curves import time_document
-    from trialmeta.analysis.records import read_records
+    from trialmeta.analysis.families.curves import time_document
+    from trialmeta.analysis.io.records import read_records
 
     opts = _override(_defaults(file, "time-course"), outcome=outcome,
                      measure=measure.upper() if measure else None, form=form, rho=rho,
@@ -279,11 +279,11 @@ def compare_forms(
     json: JsonOpt = False,
 ) -> None:
     """Rank the functional forms of a model by PSIS-LOO (uses the analysis defaults)."""
-    from trialmeta.analysis.curves import compare_forms as run
-    from trialmeta.analysis.io import dumps_json
+    from trialmeta.analysis.families.curves import compare_forms as run
+    from trialmeta.analysis.io.files import dumps_json
+    from trialmeta.analysis.io.records import read_records
     from trialmeta.analysis.models.dose_response import FORMS as DOSE_FORMS
     from trialmeta.analysis.models.time_course import FORMS as TIME_FORMS
-    from trialmeta.analysis.records import read_records
 
     if kind not in ("dose-response", "time-course"):
         raise fail("error: compare-forms takes dose-response or time-course")

@@ -21,8 +21,8 @@ def diff(
     Exit status: 0 when no verdict changed, 1 when one did (or a claim was added or
     removed), 2 on bad input.
     """
-    from trialmeta.analysis.changes import diff_reports, read_results
-    from trialmeta.analysis.io import dumps_json
+    from trialmeta.analysis.io.files import dumps_json
+    from trialmeta.analysis.pipelines.changes import diff_reports, read_results
 
     doc = diff_reports(read_results(old), read_results(new), str(old))
     if json:

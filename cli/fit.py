@@ -71,11 +71,11 @@ def pooled_rate(
     json: JsonOpt = False,
 ) -> None:
     """Pooled response or remission rate of treated arms (random effects, logit scale)."""
-    from trialmeta.analysis.inference import SamplerSettings
+    from trialmeta.analysis.families.results import PooledRateRun, pooled_rate_document
+    from trialmeta.analysis.io.records import read_records
     from trialmeta.analysis.models.pooled_rate import PooledRate
-    from trialmeta.analysis.records import read_records
-    from trialmeta.analysis.results import PooledRateRun, pooled_rate_document
-    from trialmeta.analysis.selection import TimeWindow, select_binary_arms
+    from trialmeta.analysis.sampling.inference import SamplerSettings
+    from trialmeta.analysis.select.filters import TimeWindow, select_binary_arms
 
     records = read_records(file)
     filters = filters_from_options(treatment, route, population, scale, evidence, doses_given,

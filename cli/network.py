@@ -71,16 +71,16 @@ def network(
     json: JsonOpt = False,
 ) -> None:
     """Every treatment against a reference, the league table and rankings (consistency model)."""
-    from trialmeta.analysis.inference import SamplerSettings
+    from trialmeta.analysis.io.records import read_records
     from trialmeta.analysis.models.network import (
         Network,
         checked_document,
         default_network_priors,
         select_network,
     )
-    from trialmeta.analysis.priors import heterogeneity_prior
-    from trialmeta.analysis.records import read_records
-    from trialmeta.analysis.selection import TimeWindow
+    from trialmeta.analysis.sampling.inference import SamplerSettings
+    from trialmeta.analysis.select.filters import TimeWindow
+    from trialmeta.analysis.stats.priors import heterogeneity_prior
 
     records = read_records(file)
     filters = filters_from_options(treatment, route, population, scale, evidence, None, None,

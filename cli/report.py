@@ -72,17 +72,17 @@ def report(
     An existing --out is replaced only when it is empty or a trialmeta report (it carries
     the marker file .trialmeta-report and nothing but the files listed there).
     """
-    from trialmeta.analysis.claims import bundled_claims_path, load_claims
-    from trialmeta.analysis.inference import SamplerSettings
-    from trialmeta.analysis.records import bundled_path, read_records
+    from trialmeta.analysis.evaluate.claims import bundled_claims_path, load_claims
+    from trialmeta.analysis.io.records import bundled_path, read_records
     from trialmeta.analysis.report.build import build_report
     from trialmeta.analysis.report.output import claimed_output
+    from trialmeta.analysis.sampling.inference import SamplerSettings
 
     records = read_records(file)
     claims_file = load_claims(claims)
     baseline = None if baseline_data is None else (
         read_records(str(baseline_data)), baseline_label or baseline_data.name)
-    from trialmeta.analysis.changes import read_results
+    from trialmeta.analysis.pipelines.changes import read_results
 
     earlier = None if previous is None else (read_results(previous), str(previous))
     import sys
@@ -126,7 +126,7 @@ def read_robustness(sweep: Path | None, calibration: list[Path] | None, records,
     import json
 
     from trialmeta.analysis.errors import SpecError
-    from trialmeta.analysis.io import read_regular_text
+    from trialmeta.analysis.io.files import read_regular_text
 
     def load(path: Path) -> dict:
         try:

@@ -46,12 +46,22 @@ def sweep(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Refit every claim under one-at-a-time changes of prior, form, data and window."""
-    from trialmeta.analysis.claims import load_claims
-    from trialmeta.analysis.engine import Task, run_tasks
-    from trialmeta.analysis.inference import SamplerSettings, command_line, package_versions
-    from trialmeta.analysis.io import check_outputs, dumps_json, write_outputs
-    from trialmeta.analysis.records import read_records
-    from trialmeta.analysis.sweep import Variation, cell_tasks, fixed_cells, loo_cells, table
+    from trialmeta.analysis.evaluate.claims import load_claims
+    from trialmeta.analysis.io.files import check_outputs, dumps_json, write_outputs
+    from trialmeta.analysis.io.records import read_records
+    from trialmeta.analysis.pipelines.engine import Task, run_tasks
+    from trialmeta.analysis.pipelines.sweep import (
+        Variation,
+        cell_tasks,
+        fixed_cells,
+        loo_cells,
+        table,
+    )
+    from trialmeta.analysis.sampling.inference import (
+        SamplerSettings,
+        command_line,
+        package_versions,
+    )
 
     records = read_records(file)
     claims_file = load_claims(claims)

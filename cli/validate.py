@@ -15,8 +15,8 @@ def validate(file: FileArg = None, json: JsonOpt = False,
                  help="Refuse tables with more rows than this.")] = 1_000_000) -> None:
     """Validate trial records; print a summary, or every problem (exit status 2)."""
     from trialmeta.analysis.errors import DataError
-    from trialmeta.analysis.io import dumps_json
-    from trialmeta.analysis.records import read_records, summarize
+    from trialmeta.analysis.io.files import dumps_json
+    from trialmeta.analysis.io.records import read_records, summarize
 
     try:
         records = read_records(file, max_rows=max_rows)

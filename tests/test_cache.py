@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from trialmeta.analysis.inference import SamplerSettings, flat
 from trialmeta.analysis.models.pooled_rate import PooledRate
-from trialmeta.analysis.selection import BinaryArms
+from trialmeta.analysis.sampling.inference import SamplerSettings, flat
+from trialmeta.analysis.select.filters import BinaryArms
 
 
 def data() -> BinaryArms:
@@ -51,7 +51,7 @@ def test_different_inputs_do_not_share_an_entry(tmp_path: Path) -> None:
 
 def test_netcdf_copy_is_written_once_and_reads_as_the_posterior(tmp_path: Path) -> None:
     import arviz as az
-    from trialmeta.analysis.inference import cached_file
+    from trialmeta.analysis.sampling.inference import cached_file
 
     settings = SamplerSettings(draws=200, tune=200, chains=2, seed=4, cache_dir=str(tmp_path))
     first = PooledRate().fit(data(), settings)
@@ -68,14 +68,14 @@ def test_netcdf_copy_is_written_once_and_reads_as_the_posterior(tmp_path: Path) 
 WARM_FIT = """
 import json, sys
 import pandas as pd
-from trialmeta.analysis import inference
-from trialmeta.analysis.inference import SamplerSettings, loo
+from trialmeta.analysis.sampling import inference
+from trialmeta.analysis.sampling.inference import SamplerSettings, loo
 from trialmeta.analysis.models.pooled_rate import PooledRate
 computed = []
 real_convergence, real_loo = inference._convergence, inference._psis_loo
 inference._convergence = lambda *a: computed.append("diagnose") or real_convergence(*a)
 inference._psis_loo = lambda *a: computed.append("loo") or real_loo(*a)
-from trialmeta.analysis.selection import BinaryArms
+from trialmeta.analysis.select.filters import BinaryArms
 t = pd.DataFrame({"study": ["A", "B", "C"], "arm": "a", "label": ["A a", "B a", "C a"],
                   "time_h": 24.0, "n": [20, 30, 25], "events": [8, 15, 9],
                   "evidence": "primary", "design": "parallel", "scale": "X"})
@@ -121,8 +121,8 @@ def test_warm_fit_needs_no_arviz_and_gives_the_same_diagnostics(tmp_path: Path) 
 
 
 def test_stored_posterior_reads_like_arviz(tmp_path: Path) -> None:
-    from trialmeta.analysis.inference import diagnose
-    from trialmeta.analysis.posterior_store import StoredPosterior
+    from trialmeta.analysis.io.posterior_store import StoredPosterior
+    from trialmeta.analysis.sampling.inference import diagnose
 
     settings = SamplerSettings(draws=200, tune=200, chains=2, seed=4, cache_dir=str(tmp_path))
     first = PooledRate().fit(data(), settings)
@@ -146,7 +146,7 @@ def test_stored_posterior_reads_like_arviz(tmp_path: Path) -> None:
 
 def test_a_truncated_cached_netcdf_is_never_copied(tmp_path: Path) -> None:
     """Issue 20: the report's fits/*.nc come from a verified file, else a fresh one."""
-    from trialmeta.analysis.inference import cached_file
+    from trialmeta.analysis.sampling.inference import cached_file
 
     settings = SamplerSettings(draws=100, tune=100, chains=2, seed=4, cache_dir=str(tmp_path))
     PooledRate().fit(data(), settings)
@@ -164,8 +164,8 @@ def _double(x: int) -> int:
 
 def test_report_helper_writes_the_netcdf_copy_the_report_would(tmp_path: Path) -> None:
     import arviz as az
-    from trialmeta.analysis.inference import cached_file
-    from trialmeta.analysis.report.helper import ReportHelper
+    from trialmeta.analysis.pipelines.report_helper import ReportHelper
+    from trialmeta.analysis.sampling.inference import cached_file
 
     settings = SamplerSettings(draws=200, tune=200, chains=2, seed=4, cache_dir=str(tmp_path))
     idata = PooledRate().fit(data(), settings).idata
@@ -188,7 +188,7 @@ def test_report_helper_writes_the_netcdf_copy_the_report_would(tmp_path: Path) -
 
 
 def test_report_helper_without_a_cache_runs_work_in_place() -> None:
-    from trialmeta.analysis.report.helper import ReportHelper
+    from trialmeta.analysis.pipelines.report_helper import ReportHelper
 
     helper = ReportHelper(SamplerSettings(cache_dir=None))
     assert not helper.enabled

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from trialmeta.analysis.calibration import (
+from trialmeta.analysis.pipelines.calibration import (
     LEVELS,
     CalibrationSpec,
     clopper_pearson,
@@ -119,8 +119,9 @@ def test_bad_calibrate_requests_exit_2(tmp_path: Path) -> None:
 
 def test_calibration_fits_through_the_kernels_the_report_uses(monkeypatch) -> None:  # noqa: ANN001
     """SBC must test what ships: each simulation is fitted by the precompiled kernels."""
-    from trialmeta.analysis import calibration, precompiled
-    from trialmeta.analysis.records import read_records
+    from trialmeta.analysis.io.records import read_records
+    from trialmeta.analysis.pipelines import calibration
+    from trialmeta.analysis.sampling import precompiled
 
     calls = []
     real = precompiled.run
@@ -140,9 +141,9 @@ def test_calibration_fits_through_the_kernels_the_report_uses(monkeypatch) -> No
 
 def test_simulated_time_course_contrasts_are_the_models_y() -> None:
     """The PyMC model observes W y; the data handed to the fit must carry y itself."""
-    from trialmeta.analysis.calibration import build, with_simulated
+    from trialmeta.analysis.io.records import read_records
     from trialmeta.analysis.models.time_course import sampling_structure
-    from trialmeta.analysis.records import read_records
+    from trialmeta.analysis.pipelines.calibration import build, with_simulated
 
     family, data, k = build(CalibrationSpec("time-course", outcome="change"), read_records())
     assert k >= 2

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from trialmeta.analysis.changes import compare_claims, compare_pooled, data_changes
-from trialmeta.analysis.records import read_records
+from trialmeta.analysis.io.records import read_records
+from trialmeta.analysis.pipelines.changes import compare_claims, compare_pooled, data_changes
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAPSHOT = ROOT / "data" / "snapshots" / "ketamine_trials-first-extraction.csv"

@@ -11,14 +11,18 @@ import pytest
 from conftest import HEADER
 from conftest import write_csv as _write
 from scipy import stats
-from trialmeta.analysis.comparative import contrast_effects, exact_document, run_frequentist
-from trialmeta.analysis.contrasts import select_contrasts
 from trialmeta.analysis.errors import DataError
-from trialmeta.analysis.inference import SamplerSettings, flat
+from trialmeta.analysis.families.comparative import (
+    contrast_effects,
+    exact_document,
+    run_frequentist,
+)
+from trialmeta.analysis.io.posterior_store import as_arviz
+from trialmeta.analysis.io.records import read_records
 from trialmeta.analysis.models.contrast import Contrast, default_priors
-from trialmeta.analysis.posterior_store import as_arviz
-from trialmeta.analysis.records import read_records
-from trialmeta.analysis.selection import Filters, TimeWindow
+from trialmeta.analysis.sampling.inference import SamplerSettings, flat
+from trialmeta.analysis.select.contrasts import select_contrasts
+from trialmeta.analysis.select.filters import Filters, TimeWindow
 from trialmeta.cli.app import app
 from typer.testing import CliRunner
 
@@ -243,8 +247,8 @@ def test_the_second_extraction_enters_the_madrs_comparison() -> None:
 def test_time_course_takes_reported_mds_at_each_time(tmp_path: Path) -> None:
     """A trial's MD with its SE at 2, 24 and 72 h gives the time-course likelihood of its
     arm-level means (same estimates, variances and covariance over time)."""
-    from trialmeta.analysis.contrasts import select_time_course
     from trialmeta.analysis.models.time_course import sampling_covariance
+    from trialmeta.analysis.select.contrasts import select_time_course
 
     times = {"2": (-9.0, -3.0), "24": (-14.0, -6.0), "72": (-10.0, -6.5)}
     arm_rows, mixed_rows = [], []
@@ -294,7 +298,7 @@ def _dose_rows(study: str, reported: bool) -> list[dict[str, str]]:
 
 
 def _dose_data(tmp_path: Path, reported_study: str | None):  # noqa: ANN202
-    from trialmeta.analysis.doses import select_dose_arms
+    from trialmeta.analysis.select.doses import select_dose_arms
 
     rows = [r for s in DOSES for r in _dose_rows(s, s == reported_study)]
     path = write(tmp_path / f"dose-{reported_study}.csv", rows)
@@ -337,7 +341,7 @@ def test_dose_response_reported_mds_equal_the_arm_level_trial(tmp_path: Path) ->
 
 def test_dose_response_on_reported_smds_alone(tmp_path: Path) -> None:
     """--standardize with only contrast-level SMD rows: no arm means to standardize."""
-    from trialmeta.analysis.doses import select_dose_arms
+    from trialmeta.analysis.select.doses import select_dose_arms
 
     rows = [_row("E2005", "pbo", n="20")]
     for dose, g in ((0.2, -0.4), (0.5, -0.8)):

@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.special import expit
-from trialmeta.analysis.contrasts import ContrastData
-from trialmeta.analysis.doses import DoseData
-from trialmeta.analysis.inference import SamplerSettings, flat
+from trialmeta.analysis.io.posterior_store import as_arviz
 from trialmeta.analysis.models.dose_response import DoseResponse, dose_summary
 from trialmeta.analysis.models.time_course import TimeCourse, bateman, time_summary, time_to_peak
-from trialmeta.analysis.posterior_store import as_arviz
-from trialmeta.analysis.selection import TimeWindow
+from trialmeta.analysis.sampling.inference import SamplerSettings, flat
+from trialmeta.analysis.select.contrasts import ContrastData
+from trialmeta.analysis.select.doses import DoseData
+from trialmeta.analysis.select.filters import TimeWindow
 from trialmeta.cli.app import app
 from typer.testing import CliRunner
 

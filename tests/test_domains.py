@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 from conftest import HEADER, base_rows, write_csv
-from trialmeta.analysis.claims import load_claims
-from trialmeta.analysis.contrasts import select_contrasts
 from trialmeta.analysis.errors import DataError
-from trialmeta.analysis.records import read_records
-from trialmeta.analysis.selection import Filters, TimeWindow, select_binary_arms
+from trialmeta.analysis.evaluate.claims import load_claims
+from trialmeta.analysis.io.records import read_records
+from trialmeta.analysis.select.contrasts import select_contrasts
+from trialmeta.analysis.select.filters import Filters, TimeWindow, select_binary_arms
 from trialmeta.cli.app import app
 from typer.testing import CliRunner
 
@@ -71,8 +71,8 @@ def test_domain_is_read_from_the_scale_and_contradictions_are_named(tmp_path: Pa
 
 def test_the_convergence_gate_checks_moderator_coefficients() -> None:
     """C3 is judged on a meta-regression coefficient: the gate must look at it too."""
-    from trialmeta.analysis.inference import SamplerSettings
     from trialmeta.analysis.models.pooled_rate import PooledRate
+    from trialmeta.analysis.sampling.inference import SamplerSettings
 
     records = read_records()
     data = select_binary_arms(records, "response", TimeWindow.around(24.0), Filters(),

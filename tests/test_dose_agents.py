@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 from conftest import write_csv
 from trialmeta.analysis.errors import SpecError
-from trialmeta.analysis.inference import SamplerSettings, flat
+from trialmeta.analysis.io.records import read_records
 from trialmeta.analysis.models.dose_agents import (
     AgentDose,
     AgentDosePriors,
     CurveDraws,
     select_agent_doses,
 )
-from trialmeta.analysis.records import read_records
-from trialmeta.analysis.selection import Filters, TimeWindow
+from trialmeta.analysis.sampling.inference import SamplerSettings, flat
+from trialmeta.analysis.select.filters import Filters, TimeWindow
 
 TRIPTANS = Path(__file__).parent / "data" / "triptans_records.csv"
 
@@ -100,7 +100,7 @@ def test_triptans_common_ed50_matches_mbnmadose(tmp_path: Path) -> None:
     effective draws (JAGS, 3 chains, its defaults), no better than ours.
     """
     import arviz as az
-    from trialmeta.analysis.posterior_store import as_arviz
+    from trialmeta.analysis.io.posterior_store import as_arviz
 
     records = _triptans(tmp_path)
     data = select_agent_doses(records, "response", "OR", TimeWindow.around(24.0), Filters(),
@@ -150,8 +150,8 @@ CLAIM = """  - id: {id}
 
 
 def test_multi_agent_claims_are_judged_and_unobserved_doses_refused(tmp_path: Path) -> None:
-    from trialmeta.analysis.claims import load_claims
-    from trialmeta.analysis.evaluate import evaluate
+    from trialmeta.analysis.evaluate.claims import load_claims
+    from trialmeta.analysis.evaluate.evaluation import evaluate
 
     records = _triptans(tmp_path)
     path = tmp_path / "claims.yaml"
@@ -177,7 +177,7 @@ def test_multi_agent_claims_are_judged_and_unobserved_doses_refused(tmp_path: Pa
     ("ed50: shared", "field 'ed50': use per-agent or common"),
 ])
 def test_multi_agent_claim_fields_are_checked(tmp_path: Path, change: str, message: str) -> None:
-    from trialmeta.analysis.claims import load_claims
+    from trialmeta.analysis.evaluate.claims import load_claims
 
     text = CLAIM.format(id="x", quantity="effect_at:sumatriptan:1")
     key = change.split(":")[0]
@@ -190,9 +190,9 @@ def test_multi_agent_claim_fields_are_checked(tmp_path: Path, change: str, messa
 
 
 def test_sweep_scales_the_multi_agent_priors_and_skips_forms(tmp_path: Path) -> None:
-    from trialmeta.analysis.claims import load_claims
+    from trialmeta.analysis.evaluate.claims import load_claims
     from trialmeta.analysis.models.dose_agents import claim_priors
-    from trialmeta.analysis.sweep import Variation, vary
+    from trialmeta.analysis.pipelines.sweep import Variation, vary
 
     path = tmp_path / "claims.yaml"
     path.write_text(CLAIMS.format(claims=CLAIM.format(id="x", quantity="ed50:sumatriptan")))

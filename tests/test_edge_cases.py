@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from trialmeta.analysis.contrasts import ContrastData
-from trialmeta.analysis.effects import log_odds_ratio
-from trialmeta.analysis.exact import exact_normal_normal
-from trialmeta.analysis.frequentist import mantel_haenszel, meta_analysis
-from trialmeta.analysis.inference import SamplerSettings, flat
 from trialmeta.analysis.models.contrast import Contrast
 from trialmeta.analysis.models.pooled_rate import PooledRate
-from trialmeta.analysis.priors import heterogeneity_prior
-from trialmeta.analysis.selection import BinaryArms
+from trialmeta.analysis.sampling.inference import SamplerSettings, flat
+from trialmeta.analysis.select.contrasts import ContrastData
+from trialmeta.analysis.select.filters import BinaryArms
+from trialmeta.analysis.stats.effects import log_odds_ratio
+from trialmeta.analysis.stats.exact import exact_normal_normal
+from trialmeta.analysis.stats.frequentist import mantel_haenszel, meta_analysis
+from trialmeta.analysis.stats.priors import heterogeneity_prior
 
 FAST = SamplerSettings(draws=400, tune=400, chains=2, seed=7)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from engine_tasks import calls, square
-from trialmeta.analysis.engine import Task, run_tasks, task_key
+from trialmeta.analysis.pipelines.engine import Task, run_tasks, task_key
 from trialmeta.cli.app import app
 from typer.testing import CliRunner
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from trialmeta.analysis.contrasts import ContrastData
-from trialmeta.analysis.exact import exact_normal_normal
-from trialmeta.analysis.inference import SamplerSettings, flat
+from trialmeta.analysis.io.posterior_store import as_arviz
 from trialmeta.analysis.models.contrast import Contrast
-from trialmeta.analysis.posterior_store import as_arviz
-from trialmeta.analysis.priors import heterogeneity_prior
+from trialmeta.analysis.sampling.inference import SamplerSettings, flat
+from trialmeta.analysis.select.contrasts import ContrastData
+from trialmeta.analysis.stats.exact import exact_normal_normal
+from trialmeta.analysis.stats.priors import heterogeneity_prior
 
 # Rubin (1981) eight schools, as in bayesmeta's Rubin1981 data set.
 Y = np.array([28.39, 7.94, -2.75, 6.82, -0.64, 0.63, 18.01, 12.16])
@@ -116,7 +116,7 @@ def test_binary_contrast_recovers_planted_parameters(d_true: float, tau_true: fl
                                   "rhodes2015", "turner2015:active"])
 def test_closed_form_tau_priors_equal_scipy(spec: str) -> None:
     from scipy import stats
-    from trialmeta.analysis.exact import log_tau_prior
+    from trialmeta.analysis.stats.exact import log_tau_prior
 
     prior = heterogeneity_prior(spec)
     tau = np.array([1e-3, 0.05, 0.3, 1.0, 4.0])
@@ -133,7 +133,7 @@ def test_closed_form_tau_priors_equal_scipy(spec: str) -> None:
 def test_shrinkage_quantiles_solve_the_mixture_cdf() -> None:
     """Newton's quantiles of each theta_i's mixture equal a bracketing root-finder's."""
     from scipy import optimize, special
-    from trialmeta.analysis.exact import _Grid, _mixture_quantile
+    from trialmeta.analysis.stats.exact import _Grid, _mixture_quantile
 
     rng = np.random.default_rng(3)
     y, v = rng.normal(0.3, 0.4, 30), rng.uniform(0.01, 0.3, 30)

@@ -9,15 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-from trialmeta.analysis.effects import (
+from trialmeta.analysis.errors import SpecError
+from trialmeta.analysis.stats.effects import (
     hedges_correction,
     log_odds_ratio,
     log_risk_ratio,
     risk_difference,
     standardized_mean_difference,
 )
-from trialmeta.analysis.errors import SpecError
-from trialmeta.analysis.frequentist import _neg_loglik, meta_analysis
+from trialmeta.analysis.stats.frequentist import _neg_loglik, meta_analysis
 
 REF = Path(__file__).parent / "reference"
 TOL = 1e-4  # the issue's contract: metafor to four decimals
@@ -65,7 +65,7 @@ def test_fixed_effect_closed_form(bcg) -> None:
 
 def test_paule_mandel_solves_its_equation(bcg) -> None:
     """The root lies within the search tolerance: Q(tau2 - tol) > k - 1 > Q(tau2 + tol)."""
-    from trialmeta.analysis.frequentist import PM_TOL
+    from trialmeta.analysis.stats.frequentist import PM_TOL
 
     eff, _ = bcg
     res = meta_analysis(eff.yi, eff.vi, "PM")

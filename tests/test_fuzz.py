@@ -76,8 +76,8 @@ YAML_PIECES = st.sampled_from([
 @FUZZ
 @given(pieces=st.lists(YAML_PIECES, min_size=1, max_size=12))
 def test_hostile_claims_documents(tmp_path: Path, pieces: list[str]) -> None:
-    from trialmeta.analysis.claims import load_claims
     from trialmeta.analysis.errors import SpecError
+    from trialmeta.analysis.evaluate.claims import load_claims
 
     path = tmp_path / "claims.yaml"
     path.write_text("".join(pieces))
@@ -113,8 +113,8 @@ CLAIM_NUMBER_FIELDS = ["support", "contradict", "min_studies", "max_draws_factor
        where=st.sampled_from(["claim", "defaults"]))
 def test_hostile_claim_numbers(tmp_path: Path, field: str, value: str, where: str) -> None:
     """Every numeric claims field: refused with its name, or parsed to a finite in-range value."""
-    from trialmeta.analysis.claims import RULE_FIELDS, load_claims
     from trialmeta.analysis.errors import SpecError
+    from trialmeta.analysis.evaluate.claims import RULE_FIELDS, load_claims
 
     if where == "defaults" and field not in RULE_FIELDS:
         where = "claim"

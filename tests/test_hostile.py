@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from conftest import base_rows, write_csv
-from trialmeta.analysis.claims import load_claims
 from trialmeta.analysis.errors import DataError, SpecError
-from trialmeta.analysis.records import read_records
+from trialmeta.analysis.evaluate.claims import load_claims
+from trialmeta.analysis.io.records import read_records
 from trialmeta.cli.app import app
 from typer.testing import CliRunner
 
@@ -216,7 +216,7 @@ def test_a_silent_server_does_not_hang_the_client(tmp_path: Path) -> None:
     import socket
     import time
 
-    from trialmeta.analysis import engine
+    from trialmeta.analysis.pipelines import engine
 
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -236,7 +236,7 @@ def test_a_silent_server_does_not_hang_the_client(tmp_path: Path) -> None:
 
 
 def test_a_dose_in_several_units_must_say_which(tmp_path: Path) -> None:
-    from trialmeta.analysis.selection import Filters, TimeWindow, select_binary_arms
+    from trialmeta.analysis.select.filters import Filters, TimeWindow, select_binary_arms
 
     rows = base_rows()
     rows[2]["dose_unit"] = "mg"  # B2002's ketamine arm: 0.5 mg, not 0.5 mg/kg
@@ -357,7 +357,7 @@ def test_a_full_disk_for_out_is_one_line_and_the_previous_report_stays(
 
 def test_a_full_cache_warns_once_and_the_report_is_still_written(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from trialmeta.analysis import inference
+    from trialmeta.analysis.sampling import inference
 
     data, claims = make_inputs(tmp_path)
     monkeypatch.setattr(inference, "_UNWRITABLE", set())
@@ -381,9 +381,9 @@ def test_a_model_no_chain_can_start_is_a_clean_exit_1(monkeypatch: pytest.Monkey
     """Class 10: when no starting point is finite, nutpie is never started; the command says
     why and exits 1 (a valid input whose fit cannot run), whatever the number of chains."""
     import numpy as np
-    from trialmeta.analysis import precompiled
     from trialmeta.analysis.errors import ConvergenceError
     from trialmeta.analysis.models.pooled_rate import PooledRate
+    from trialmeta.analysis.sampling import precompiled
 
     from tests.test_pooled_rate import arms
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from trialmeta.analysis.mcmc_diagnostics import _next_fast_len, rank_diagnostics
+from trialmeta.analysis.stats.mcmc_diagnostics import _next_fast_len, rank_diagnostics
 
 
 def _chains(kind: str, seed: int) -> np.ndarray:

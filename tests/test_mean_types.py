@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from conftest import write_csv
-from trialmeta.analysis.contrasts import select_contrasts
 from trialmeta.analysis.errors import SpecError
-from trialmeta.analysis.records import read_records
-from trialmeta.analysis.selection import Filters, TimeWindow
+from trialmeta.analysis.io.records import read_records
+from trialmeta.analysis.select.contrasts import select_contrasts
+from trialmeta.analysis.select.filters import Filters, TimeWindow
 from trialmeta.cli.app import app
 from typer.testing import CliRunner
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from trialmeta.analysis.claims import load_claims
-from trialmeta.analysis.evaluate import evaluate
-from trialmeta.analysis.inference import SamplerSettings
-from trialmeta.analysis.memo import per_records
-from trialmeta.analysis.records import read_records
-from trialmeta.analysis.selection import Filters, TimeWindow, select_binary_arms
+from trialmeta.analysis.evaluate.claims import load_claims
+from trialmeta.analysis.evaluate.evaluation import evaluate
+from trialmeta.analysis.io.memo import per_records
+from trialmeta.analysis.io.records import read_records
+from trialmeta.analysis.sampling.inference import SamplerSettings
+from trialmeta.analysis.select.filters import Filters, TimeWindow, select_binary_arms
 
 RECORDS = read_records()
 

@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from trialmeta.analysis.effects import (
+from trialmeta.analysis.stats.effects import (
     log_odds_ratio,
     log_risk_ratio,
     mean_difference,
     risk_difference,
     standardized_mean_difference,
 )
-from trialmeta.analysis.frequentist import (
+from trialmeta.analysis.stats.frequentist import (
     egger_test,
     leave_one_out,
     mantel_haenszel,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from trialmeta.analysis.inference import SamplerSettings, flat
 from trialmeta.analysis.models.pooled_rate import PooledRate
-from trialmeta.analysis.selection import BinaryArms
+from trialmeta.analysis.sampling.inference import SamplerSettings, flat
+from trialmeta.analysis.select.filters import BinaryArms
 
 from tests.test_precompiled import _check_against_pymc
 

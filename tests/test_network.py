@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import HEADER, write_csv
 from trialmeta.analysis.errors import SpecError
-from trialmeta.analysis.inference import SamplerSettings, flat
+from trialmeta.analysis.io.records import read_records
 from trialmeta.analysis.models.network import (
     Network,
     NetworkPriors,
@@ -19,9 +19,9 @@ from trialmeta.analysis.models.network import (
     rank_summary,
     select_network,
 )
-from trialmeta.analysis.priors import HeterogeneityPrior
-from trialmeta.analysis.records import read_records
-from trialmeta.analysis.selection import Filters, TimeWindow
+from trialmeta.analysis.sampling.inference import SamplerSettings, flat
+from trialmeta.analysis.select.filters import Filters, TimeWindow
+from trialmeta.analysis.stats.priors import HeterogeneityPrior
 
 
 def _row(study: str, treatment: str, events: int, n: int, ctl: bool = False) -> dict:
@@ -107,7 +107,7 @@ def test_large_trials_with_no_heterogeneity_give_the_gls_estimates(tmp_path: Pat
     posterior means equal the fixed-effect GLS estimates within Monte Carlo error plus the
     normal approximation's O(1/events) (events >= 250 per arm: 0.01 is ample)."""
     import arviz as az
-    from trialmeta.analysis.posterior_store import as_arviz
+    from trialmeta.analysis.io.posterior_store import as_arviz
 
     trials = {"S1": [("A", 250, 1000), ("B", 400, 1000)],
               "S2": [("A", 300, 1000), ("C", 520, 1000)],
@@ -128,9 +128,9 @@ def test_large_trials_with_no_heterogeneity_give_the_gls_estimates(tmp_path: Pat
 def test_two_nodes_are_the_contrast_model(tmp_path: Path) -> None:
     """With two nodes the network model is fit contrast's model: d within 4 MCSEs."""
     import arviz as az
-    from trialmeta.analysis.contrasts import select_contrasts
+    from trialmeta.analysis.io.posterior_store import as_arviz
     from trialmeta.analysis.models.contrast import Contrast
-    from trialmeta.analysis.posterior_store import as_arviz
+    from trialmeta.analysis.select.contrasts import select_contrasts
 
     trials = {f"S{i}": [("A", e0, 40), ("B", e1, 40)]
               for i, (e0, e1) in enumerate([(8, 15), (5, 14), (10, 12), (7, 20), (9, 16)])}
@@ -262,7 +262,7 @@ def test_bcg_network_matches_multinma(tmp_path: Path) -> None:
     import csv
 
     import arviz as az
-    from trialmeta.analysis.posterior_store import as_arviz
+    from trialmeta.analysis.io.posterior_store import as_arviz
 
     source = Path(__file__).parent / "data" / "bcg_records.csv"
     with source.open() as fh:
@@ -301,7 +301,7 @@ LOOP = {"S1": [("A", 5, 40), ("B", 10, 40)],
 @pytest.mark.parametrize("variant", ["consistency", "ume", "split"])
 def test_network_kernel_is_the_pymc_model(tmp_path: Path, variant: str, prior: str) -> None:
     from trialmeta.analysis.models.network import split_data
-    from trialmeta.analysis.priors import heterogeneity_prior
+    from trialmeta.analysis.stats.priors import heterogeneity_prior
 
     from tests.test_precompiled import _check_against_pymc
 
@@ -375,7 +375,7 @@ def test_smoking_network_matches_tsd4_and_multinma(tmp_path: Path) -> None:
     import csv
 
     import arviz as az
-    from trialmeta.analysis.posterior_store import as_arviz
+    from trialmeta.analysis.io.posterior_store import as_arviz
 
     source = Path(__file__).parent / "data" / "smoking_records.csv"
     with source.open() as fh:
@@ -426,7 +426,7 @@ def test_informing_studies_skip_dead_ends_and_fragile_support_finds_the_cut(
 
 
 def test_network_sucra_draws_average_to_the_rank_summary() -> None:
-    from trialmeta.analysis.runners import network_quantity
+    from trialmeta.analysis.families.runners import network_quantity
 
     rng = np.random.default_rng(3)
     d = np.column_stack([np.zeros(4000), rng.normal([0.5, 0.2, -0.1], 0.4, (4000, 3))])
@@ -475,8 +475,8 @@ def test_network_claims_are_judged_from_evidence_and_refused_on_one_trial(
         tmp_path: Path) -> None:
     """Three claims on one network fit: a comparison with several trials is judged; one
     resting on a single trial, or naming a node the network lacks, is insufficient data."""
-    from trialmeta.analysis.claims import load_claims
-    from trialmeta.analysis.evaluate import evaluate
+    from trialmeta.analysis.evaluate.claims import load_claims
+    from trialmeta.analysis.evaluate.evaluation import evaluate
 
     trials = {f"S{i}": [("A", 10, 80), ("B", 30 + i, 80)] for i in range(1, 5)}
     trials["S5"] = [("B", 30, 80), ("D", 45, 80)]
@@ -504,7 +504,7 @@ def test_network_claims_are_judged_from_evidence_and_refused_on_one_trial(
     ("    quantity: 'effect:A:A'\n", "field 'quantity'"),
 ])
 def test_network_claim_fields_are_checked(tmp_path: Path, extra: str, message: str) -> None:
-    from trialmeta.analysis.claims import load_claims
+    from trialmeta.analysis.evaluate.claims import load_claims
 
     text = NETWORK_CLAIMS.format(extra="").replace(
         '    quantity: "effect:B:A"\n', extra if "quantity" in extra else
@@ -516,7 +516,7 @@ def test_network_claim_fields_are_checked(tmp_path: Path, extra: str, message: s
 
 
 def test_other_families_refuse_network_fields(tmp_path: Path) -> None:
-    from trialmeta.analysis.claims import load_claims
+    from trialmeta.analysis.evaluate.claims import load_claims
 
     path = tmp_path / "claims.yaml"
     path.write_text("""version: 1
@@ -583,12 +583,7 @@ def test_contrast_level_studies_join_the_network(tmp_path: Path) -> None:
 def test_node_split_and_ume_take_contrast_level_studies(tmp_path: Path) -> None:
     """The inconsistent loop of the UME test, with the B-C trials reporting only their
     log OR (SE): node-splitting B-C and UME both find the inconsistency."""
-    from trialmeta.analysis.models.network import (
-        inconsistency,
-        node_split,
-        split_data,
-        splittable,
-    )
+    from trialmeta.analysis.models.network import inconsistency, node_split, split_data, splittable
 
     header = [*HEADER, "vs", "effect_outcome", "effect_measure", "effect", "effect_se"]
     rows = []
@@ -620,9 +615,9 @@ def test_contrast_rows_enter_the_network_as_in_fit_contrast(tmp_path: Path) -> N
     """With nodes A and B only, the network with contrast-level studies is fit contrast's
     shared-parameter model: d within 4 combined Monte Carlo SEs."""
     import arviz as az
-    from trialmeta.analysis.contrasts import select_contrasts
+    from trialmeta.analysis.io.posterior_store import as_arviz
     from trialmeta.analysis.models.contrast import Contrast
-    from trialmeta.analysis.posterior_store import as_arviz
+    from trialmeta.analysis.select.contrasts import select_contrasts
 
     records = read_records(_with_contrast_rows(tmp_path))
     only_ab = Filters(treatment=("A", "B"))

@@ -6,8 +6,9 @@ import math
 
 import numpy as np
 import pytest
-from trialmeta.analysis.claims import load_claims
-from trialmeta.analysis.operating import (
+from trialmeta.analysis.evaluate.claims import load_claims
+from trialmeta.analysis.io.records import read_records
+from trialmeta.analysis.pipelines.operating import (
     RuleSpec,
     _selected,
     simulate_and_judge,
@@ -16,7 +17,6 @@ from trialmeta.analysis.operating import (
     summarize,
     worlds,
 )
-from trialmeta.analysis.records import read_records
 
 CLAIMS = load_claims()
 BY_ID = {c.id: c for c in CLAIMS.claims}

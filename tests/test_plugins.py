@@ -66,11 +66,11 @@ def test_plugin_family_is_claimed_with_its_closed_form(tmp_path: Path) -> None:
     """The documented plug-in family: claimed from a claims file, judged on its own draws;
     with a flat prior its posterior is the inverse-variance common effect (independent:
     the frequentist engine's fixed-effect estimate on the same contrasts)."""
-    from trialmeta.analysis.contrasts import select_contrasts
-    from trialmeta.analysis.effects import log_odds_ratio
-    from trialmeta.analysis.frequentist import meta_analysis
-    from trialmeta.analysis.records import read_records
-    from trialmeta.analysis.selection import Filters, TimeWindow
+    from trialmeta.analysis.io.records import read_records
+    from trialmeta.analysis.select.contrasts import select_contrasts
+    from trialmeta.analysis.select.filters import Filters, TimeWindow
+    from trialmeta.analysis.stats.effects import log_odds_ratio
+    from trialmeta.analysis.stats.frequentist import meta_analysis
 
     r = runner.invoke(app, ["--plugin", str(FAMILY), "claims", "--claims",
                             str(_claims(tmp_path)), "--json"])
@@ -119,7 +119,7 @@ def test_a_family_must_subclass_family(tmp_path: Path) -> None:
     r = runner.invoke(app, ["--plugin", str(bad), "models"])
     assert r.exit_code == 2 and "subclass" in r.output
     clash = tmp_path / "clash_family.py"
-    clash.write_text("from trialmeta.analysis.family import Family\n"
+    clash.write_text("from trialmeta.analysis.families.base import Family\n"
                      "TRIALMETA_FAMILIES = {'network': Family}\n")
     r = runner.invoke(app, ["--plugin", str(clash), "models"])
     assert r.exit_code == 2 and "built-in" in r.output

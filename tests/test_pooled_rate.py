@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import special, stats
-from trialmeta.analysis.inference import SamplerSettings, flat
+from trialmeta.analysis.io.posterior_store import as_arviz
 from trialmeta.analysis.models.pooled_rate import PooledRate, PooledRatePriors
-from trialmeta.analysis.posterior_store import as_arviz
-from trialmeta.analysis.selection import BinaryArms
+from trialmeta.analysis.sampling.inference import SamplerSettings, flat
+from trialmeta.analysis.select.filters import BinaryArms
 
 
 def arms(events: list[int], n: list[int]) -> BinaryArms:

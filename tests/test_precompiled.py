@@ -13,19 +13,19 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from trialmeta.analysis import kernels
-from trialmeta.analysis.contrasts import select_contrasts, select_time_course
-from trialmeta.analysis.doses import select_dose_arms
 from trialmeta.analysis.errors import SpecError
-from trialmeta.analysis.inference import SamplerSettings, flat
+from trialmeta.analysis.io.posterior_store import as_arviz
+from trialmeta.analysis.io.records import read_records
 from trialmeta.analysis.models.contrast import Contrast, default_priors
 from trialmeta.analysis.models.dose_response import DoseResponse
 from trialmeta.analysis.models.pooled_rate import PooledRate
 from trialmeta.analysis.models.time_course import TimeCourse
-from trialmeta.analysis.posterior_store import as_arviz
-from trialmeta.analysis.priors import heterogeneity_prior
-from trialmeta.analysis.records import read_records
-from trialmeta.analysis.selection import Filters, TimeWindow, select_binary_arms
+from trialmeta.analysis.sampling import kernels
+from trialmeta.analysis.sampling.inference import SamplerSettings, flat
+from trialmeta.analysis.select.contrasts import select_contrasts, select_time_course
+from trialmeta.analysis.select.doses import select_dose_arms
+from trialmeta.analysis.select.filters import Filters, TimeWindow, select_binary_arms
+from trialmeta.analysis.stats.priors import heterogeneity_prior
 
 from tests.test_pooled_rate import arms
 
@@ -44,7 +44,7 @@ def _pymc_point(model, x: np.ndarray) -> dict[str, np.ndarray]:  # noqa: ANN001
 
 
 def _kernel(family: str):  # noqa: ANN202
-    from trialmeta.analysis.precompiled import _kernel as kernel
+    from trialmeta.analysis.sampling.precompiled import _kernel as kernel
 
     return kernel(family, "logp"), kernel(family, "expand")
 

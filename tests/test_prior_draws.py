@@ -14,15 +14,15 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from scipy.stats import ks_2samp
-from trialmeta.analysis.contrasts import select_contrasts, select_time_course
-from trialmeta.analysis.doses import select_dose_arms
+from trialmeta.analysis.io.records import read_records
 from trialmeta.analysis.models.contrast import Contrast, default_priors
 from trialmeta.analysis.models.dose_response import DoseResponse, default_dose_priors
 from trialmeta.analysis.models.pooled_rate import PooledRate
 from trialmeta.analysis.models.time_course import TimeCourse
-from trialmeta.analysis.priors import HeterogeneityPrior, heterogeneity_prior, sample_tau
-from trialmeta.analysis.records import read_records
-from trialmeta.analysis.selection import Filters, TimeWindow, select_binary_arms
+from trialmeta.analysis.select.contrasts import select_contrasts, select_time_course
+from trialmeta.analysis.select.doses import select_dose_arms
+from trialmeta.analysis.select.filters import Filters, TimeWindow, select_binary_arms
+from trialmeta.analysis.stats.priors import HeterogeneityPrior, heterogeneity_prior, sample_tau
 
 N = 8000
 RECORDS = read_records()

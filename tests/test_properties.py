@@ -6,15 +6,15 @@ import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from trialmeta.analysis.effects import (
+from trialmeta.analysis.io.records import validate
+from trialmeta.analysis.stats.effects import (
     log_odds_ratio,
     log_risk_ratio,
     mean_difference,
     risk_difference,
     standardized_mean_difference,
 )
-from trialmeta.analysis.frequentist import meta_analysis
-from trialmeta.analysis.records import validate
+from trialmeta.analysis.stats.frequentist import meta_analysis
 
 SETTINGS = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])

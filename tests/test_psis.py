@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
-from trialmeta.analysis.psis import psis_loo
+from trialmeta.analysis.stats.psis import psis_loo
 
 
 def _arviz(loglik: np.ndarray) -> tuple[object, list[str]]:

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from conftest import HEADER, base_rows, write_csv
 from trialmeta.analysis.errors import DataError
-from trialmeta.analysis.records import read_records, summarize
+from trialmeta.analysis.io.records import read_records, summarize
 
 
 def problems_of(path: Path) -> list:
@@ -152,8 +152,8 @@ def test_summary_counts(valid_csv: Path) -> None:
 def test_the_row_limit_is_checked_while_reading(tmp_path) -> None:  # noqa: ANN001
     """Only max_rows + 1 rows are parsed; the message names the limit."""
     import pytest
-    from trialmeta.analysis import records as rec
     from trialmeta.analysis.errors import DataError
+    from trialmeta.analysis.io import records as rec
 
     lines = ["study,arm,treatment,control,n,responders,time_h,source"]
     lines += [f"S{i},a,ketamine,false,10,5,24,x" for i in range(50)]

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import base_rows, write_csv
-from trialmeta.analysis.claims import load_claims
 from trialmeta.analysis.errors import DataError, SpecError
-from trialmeta.analysis.frequentist import egger_test
-from trialmeta.analysis.records import read_records
+from trialmeta.analysis.evaluate.claims import load_claims
+from trialmeta.analysis.io.records import read_records
+from trialmeta.analysis.stats.frequentist import egger_test
 from trialmeta.cli.app import app
 from typer.testing import CliRunner
 
@@ -301,7 +301,7 @@ def test_an_edited_cached_posterior_is_refitted_and_said(tmp_path: Path) -> None
 
 
 def test_an_edited_cached_result_is_recomputed(tmp_path: Path) -> None:
-    from trialmeta.analysis.engine import read_result, store_result
+    from trialmeta.analysis.pipelines.engine import read_result, store_result
 
     store_result(tmp_path, "k1", {"verdict": "inconclusive", "p": 0.5})
     assert read_result(tmp_path, "k1") == {"verdict": "inconclusive", "p": 0.5}
@@ -398,7 +398,7 @@ def test_implausible_option_values_are_refused_at_parse_time(args: list[str],
 
 
 def test_sampler_settings_refuse_what_no_sampler_can_run() -> None:
-    from trialmeta.analysis.inference import SamplerSettings
+    from trialmeta.analysis.sampling.inference import SamplerSettings
 
     for bad in ({"seed": -1}, {"draws": 10**20}, {"chains": 0}, {"target_accept": float("nan")}):
         with pytest.raises(SpecError, match=next(iter(bad))):
@@ -425,7 +425,7 @@ def test_sweep_and_calibrate_refuse_to_overwrite_a_users_file(tmp_path: Path, co
 
 
 def test_outputs_trialmeta_wrote_may_be_replaced_until_someone_edits_them(tmp_path: Path) -> None:
-    from trialmeta.analysis.io import foreign_outputs, write_outputs
+    from trialmeta.analysis.io.files import foreign_outputs, write_outputs
 
     files = {"sweep.json": '{"a": 1}\n', "sweep.csv": "a\n1\n"}
     write_outputs(tmp_path, files, "--out")
@@ -439,7 +439,7 @@ def test_outputs_trialmeta_wrote_may_be_replaced_until_someone_edits_them(tmp_pa
 
 
 def test_the_committed_calibration_folder_may_be_rewritten() -> None:
-    from trialmeta.analysis.io import foreign_outputs
+    from trialmeta.analysis.io.files import foreign_outputs
 
     folder = Path(__file__).parents[1] / "calibration"
     names = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
@@ -470,7 +470,7 @@ def test_help_says_plugins_execute_code() -> None:
 # --- also: a cached sweep with a bad scheduler; a silent server; ENOSPC names the target ---
 
 def test_a_bad_scheduler_is_refused_even_when_everything_is_cached(tmp_path: Path) -> None:
-    from trialmeta.analysis.engine import Task, run_tasks, store_result
+    from trialmeta.analysis.pipelines.engine import Task, run_tasks, store_result
 
     store_result(tmp_path / "cells", "k", {"x": 1})
     assert run_tasks([Task("k", print, ())], cache_dir=tmp_path, progress=False) == [{"x": 1}]
@@ -482,7 +482,7 @@ def test_a_bad_scheduler_is_refused_even_when_everything_is_cached(tmp_path: Pat
 def test_a_server_that_accepts_but_never_speaks_is_described_as_such(tmp_path: Path) -> None:
     import socket
 
-    from trialmeta.analysis import engine
+    from trialmeta.analysis.pipelines import engine
 
     server = socket.socket()
     server.bind(("127.0.0.1", 0))

@@ -253,8 +253,8 @@ def test_report_prints_priors_scales_and_the_decision_rule(tmp_path: Path) -> No
     claims.write_text(CLAIMS + CONTRASTS)
     cal = tmp_path / "cal"
     cal.mkdir()
-    from trialmeta.analysis.claims import load_claims
-    from trialmeta.analysis.records import read_records
+    from trialmeta.analysis.evaluate.claims import load_claims
+    from trialmeta.analysis.io.records import read_records
 
     rows = [{"claim": "T1", "world": "rate 50% (inside the region)", "claim_true": True,
              "sims": 10, "planted": {"mu": 0.0}, "counts": {},

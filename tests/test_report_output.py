@@ -318,7 +318,7 @@ def test_a_report_run_leaves_no_leftover_and_its_marker_names_its_token(tmp_path
 A_HOLDS_THE_LOCK = """
 import sys, time
 from pathlib import Path
-from trialmeta.analysis.io import write_text_atomic
+from trialmeta.analysis.io.files import write_text_atomic
 from trialmeta.analysis.report.output import (MARKER, claimed_output, marker_text,
                                               staging_folder, swap_in)
 out = Path(sys.argv[1])

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from trialmeta.analysis.errors import SpecError
-from trialmeta.analysis.inference import SamplerSettings, flat, sample
 from trialmeta.analysis.models.pooled_rate import PooledRate
-from trialmeta.analysis.samplers import compiled
-from trialmeta.analysis.selection import BinaryArms
+from trialmeta.analysis.sampling.inference import SamplerSettings, flat, sample
+from trialmeta.analysis.sampling.samplers import compiled
+from trialmeta.analysis.select.filters import BinaryArms
 
 
 def _arms(y: list[int], n: list[int]) -> BinaryArms:

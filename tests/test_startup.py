@@ -44,7 +44,7 @@ def test_a_precompiled_fit_imports_no_heavy_library(args: list[str]) -> None:
 
 
 def test_the_pytensor_sampler_still_imports_nutpie_whole() -> None:
-    from trialmeta.analysis.precompiled import _load_lib
+    from trialmeta.analysis.sampling.precompiled import _load_lib
 
     lib = _load_lib()
     import nutpie

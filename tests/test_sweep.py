@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from trialmeta.analysis.claims import load_claims
-from trialmeta.analysis.records import read_records
-from trialmeta.analysis.sweep import Variation, grid, table, vary
+from trialmeta.analysis.evaluate.claims import load_claims
+from trialmeta.analysis.io.records import read_records
+from trialmeta.analysis.pipelines.sweep import Variation, grid, table, vary
 
 CLAIMS = load_claims()
 RECORDS = read_records()
@@ -119,7 +119,7 @@ def test_claim_priors_reach_the_model() -> None:
     """A claim's priors mapping sets the prior the fit (and its prior draws) use."""
     from dataclasses import replace
 
-    from trialmeta.analysis.curves import TimeOptions
+    from trialmeta.analysis.families.curves import TimeOptions
     from trialmeta.analysis.models.time_course import TimeCourse, TimePriors
 
     claim = vary(BY_ID["C5"], Variation("priors", "time-course:t_decay/3"), RECORDS)

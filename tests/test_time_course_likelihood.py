@@ -10,16 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-from trialmeta.analysis import kernels_curves
-from trialmeta.analysis.contrasts import ContrastData, select_time_course
-from trialmeta.analysis.effects import log_odds_ratio
-from trialmeta.analysis.models.time_course import (
-    TimeCourse,
-    bateman,
-    contrast_effects_by_time,
-)
-from trialmeta.analysis.records import read_records
-from trialmeta.analysis.selection import Filters
+from trialmeta.analysis.io.records import read_records
+from trialmeta.analysis.models.time_course import TimeCourse, bateman, contrast_effects_by_time
+from trialmeta.analysis.sampling import kernels_curves
+from trialmeta.analysis.select.contrasts import ContrastData, select_time_course
+from trialmeta.analysis.select.filters import Filters
+from trialmeta.analysis.stats.effects import log_odds_ratio
 
 
 def test_a_single_arm_study_keeps_its_whole_variance_at_every_time() -> None:
@@ -234,7 +230,7 @@ def _simulated_binomial(seed: int) -> tuple[ContrastData, dict[str, float]]:
 @pytest.mark.slow
 def test_binomial_time_course_recovers_a_known_curve() -> None:
     """Simulated counts with known parameters: the truth lies inside the 99 % intervals."""
-    from trialmeta.analysis.inference import SamplerSettings, flat
+    from trialmeta.analysis.sampling.inference import SamplerSettings, flat
 
     data, truth = _simulated_binomial(11)
     fit = TimeCourse("bateman", rho=0.0, likelihood="binomial").fit(

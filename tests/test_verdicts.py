@@ -9,18 +9,18 @@ import numpy as np
 import pytest
 from conftest import base_rows, write_csv
 from scipy.stats import norm
-from trialmeta.analysis.claims import load_claims
-from trialmeta.analysis.evaluate import PRIOR_DRAWS, evaluate
-from trialmeta.analysis.inference import SamplerSettings, summarize_censored
+from trialmeta.analysis.evaluate.claims import load_claims
+from trialmeta.analysis.evaluate.evaluation import PRIOR_DRAWS, evaluate
+from trialmeta.analysis.io.posterior_store import draws_as_posterior
+from trialmeta.analysis.io.records import read_records
 from trialmeta.analysis.models.time_course import (
     DEFAULT_KNOTS,
     bateman,
     time_quantity,
     time_to_peak,
 )
-from trialmeta.analysis.posterior_store import draws_as_posterior
-from trialmeta.analysis.records import read_records
 from trialmeta.analysis.report.build import cfmt
+from trialmeta.analysis.sampling.inference import SamplerSettings, summarize_censored
 
 C1_LIKE = """
 claims:
@@ -167,7 +167,7 @@ def test_bundled_claims_give_the_same_labels_at_every_seed() -> None:
 
 def test_fit_document_and_claims_report_the_same_time_quantities(tmp_path: Path) -> None:
     """`fit time-course --json` and the claims engine share one definition of each time."""
-    from trialmeta.analysis.curves import TimeOptions, fit_time
+    from trialmeta.analysis.families.curves import TimeOptions, fit_time
     from trialmeta.analysis.models.time_course import time_summary
 
     rec = read_records()

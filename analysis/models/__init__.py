@@ -108,7 +108,7 @@ def load_plugin(path: str | Path) -> list[str]:
         if key in BUILTIN:
             raise SpecError(f"plug-in {p}: '{key}' is a built-in model name; choose another")
         _LOCAL[str(key)] = cls
-    from ..family import register
+    from ..families.base import register
 
     for key, cls in families.items():
         try:

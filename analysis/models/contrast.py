@@ -25,9 +25,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..contrasts import ContrastData
 from ..errors import SpecError
-from ..inference import (
+from ..sampling.inference import (
     Diagnostics,
     LazyModel,
     SamplerSettings,
@@ -37,13 +36,14 @@ from ..inference import (
     sample,
     summarize_draws,
 )
-from ..priors import HeterogeneityPrior
+from ..select.contrasts import ContrastData
+from ..stats.priors import HeterogeneityPrior
 
 if TYPE_CHECKING:  # pragma: no cover
     import arviz as az
     import pymc as pm
 
-    from ..precompiled import PrecompiledModel
+    from ..sampling.precompiled import PrecompiledModel
 
 
 def _expit(x: np.ndarray) -> np.ndarray:
@@ -58,7 +58,7 @@ class ContrastPriors:
     within 2 sd), and for MD/SMD scaled by the user (default 10 scale points for
     MD, 2.5 for SMD). ``alpha_i ~ Normal(0, baseline_sd)`` with baseline_sd 2.5
     (control rates 0.7 % to 99.3 % within 2 sd). ``tau``: see
-    :class:`~trialmeta.analysis.priors.HeterogeneityPrior` (default half-normal 0.5
+    :class:`~trialmeta.analysis.stats.priors.HeterogeneityPrior` (default half-normal 0.5
     for log OR and SMD, 5 for MD).
     """
 
@@ -190,7 +190,7 @@ class Contrast:
         self.moderators = tuple(moderators)
 
     def _design(self, data: ContrastData):  # noqa: ANN202
-        from ..moderators import design_matrix
+        from ..select.moderators import design_matrix
 
         return design_matrix(data.contrasts, self.moderators)
 
@@ -285,7 +285,7 @@ class Contrast:
 
     def precompiled(self, data: ContrastData) -> PrecompiledModel:
         """Return the same model for the precompiled (numba) sampler."""
-        from ..precompiled import contrast
+        from ..sampling.precompiled import contrast
 
         a = self._arrays(data)
         priors = self._priors(data)
@@ -327,7 +327,7 @@ class Contrast:
     def prior_params(self, fit: ContrastFit, n: int,
                      rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Draw the parameters :meth:`draws` reads from their priors."""
-        from ..priors import sample_tau
+        from ..stats.priors import sample_tau
 
         pr = fit.priors
         out = {"d": rng.normal(0.0, pr.effect_sd, n), "tau": sample_tau(pr.tau, n, rng)}
@@ -427,7 +427,7 @@ class Contrast:
 
 def _observed_binary(rec: dict, measure: str) -> tuple[float, float]:
     """Observed effect and variance of one 2x2 table (0.5 added only for zero cells)."""
-    from ..effects import log_odds_ratio, log_risk_ratio, risk_difference
+    from ..stats.effects import log_odds_ratio, log_risk_ratio, risk_difference
 
     cells = ([rec["a"]], [rec["b"]], [rec["c"]], [rec["d"]])
     fn = {"OR": log_odds_ratio, "RR": log_risk_ratio, "RD": risk_difference}[measure]

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import SpecError
-from ..inference import (
+from ..sampling.inference import (
     Diagnostics,
     LazyModel,
     SamplerSettings,
@@ -44,12 +44,12 @@ from ..inference import (
     sample,
     summarize_draws,
 )
-from ..priors import HeterogeneityPrior
+from ..stats.priors import HeterogeneityPrior
 from .network import Network, NetworkData, arm_likelihood, select_network
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..records import Records
-    from ..selection import Filters, TimeWindow
+    from ..io.records import Records
+    from ..select.filters import Filters, TimeWindow
 
 EMAX_POOLING = ("fixed", "random")
 ED50_POOLING = ("per-agent", "common")
@@ -217,7 +217,7 @@ class AgentDose:
     def prior_draws(self, data: AgentDoseData, n: int, rng: np.random.Generator
                     ) -> CurveDraws:
         """Draw Emax, ED50 and tau from their priors (the densities :meth:`build` uses)."""
-        from ..priors import sample_tau
+        from ..stats.priors import sample_tau
 
         pr = self.priors_for(data)
         centre = np.log(self._middle_doses(data))
@@ -359,7 +359,7 @@ class CurveDraws:
 
 def agent_dose_document(fit: AgentDoseFit, grid_points: int = 41) -> dict[str, Any]:
     """Each agent's Emax, ED50 and curve; equivalent doses at each agent's middle dose."""
-    from ..inference import summarize_censored
+    from ..sampling.inference import summarize_censored
 
     data = fit.data
     draws = CurveDraws.posterior(fit)

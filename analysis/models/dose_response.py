@@ -26,9 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..doses import DoseData
 from ..errors import SpecError
-from ..inference import (
+from ..sampling.inference import (
     Diagnostics,
     LazyModel,
     SamplerSettings,
@@ -37,12 +36,13 @@ from ..inference import (
     package_versions,
     sample,
 )
+from ..select.doses import DoseData
 
 if TYPE_CHECKING:  # pragma: no cover
     import arviz as az
     import pymc as pm
 
-    from ..precompiled import PrecompiledModel
+    from ..sampling.precompiled import PrecompiledModel
 
 FORMS = ("emax", "loglinear", "linear", "piecewise")
 
@@ -130,7 +130,7 @@ class DoseResponse:
 
     def study_design(self, data: DoseData):  # noqa: ANN201
         """Moderators of the amplitude, one row per study (taken from its active arms)."""
-        from ..moderators import design_matrix
+        from ..select.moderators import design_matrix
 
         active = data.arms[data.arms["role"] == "active"]
         first = active.drop_duplicates("study").set_index("study").reindex(data.studies)
@@ -235,7 +235,7 @@ class DoseResponse:
 
     def precompiled(self, data: DoseData) -> PrecompiledModel:
         """Return the same model for the precompiled (numba) sampler."""
-        from ..precompiled import dose_response
+        from ..sampling.precompiled import dose_response
 
         if not data.contrasts.empty:
             raise SpecError("internal: the precompiled dose-response model takes arm-level "
@@ -343,7 +343,7 @@ def segment_weights(dose: np.ndarray, knots: np.ndarray) -> np.ndarray:
 
 
 def _summ(x: np.ndarray) -> dict[str, float]:
-    from ..inference import summarize_draws
+    from ..sampling.inference import summarize_draws
 
     x = np.asarray(x, float)
     x = x[np.isfinite(x)]

@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import SpecError
-from ..inference import (
+from ..io.memo import per_records
+from ..sampling.inference import (
     Diagnostics,
     LazyModel,
     SamplerSettings,
@@ -41,12 +42,11 @@ from ..inference import (
     sample,
     summarize_draws,
 )
-from ..memo import per_records
-from ..priors import HeterogeneityPrior
+from ..stats.priors import HeterogeneityPrior
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..records import Records
-    from ..selection import Filters, TimeWindow
+    from ..io.records import Records
+    from ..select.filters import Filters, TimeWindow
 
 NODES = ("treatment", "treatment+route", "treatment+dose", "treatment+route+dose")
 COUNT = {"response": "responders", "remission": "remitters"}
@@ -243,7 +243,7 @@ def _contrast_rows(records: Records, filters: Filters, outcome: str, measure: st
     both; the contrasts of one study against one comparator share its variance. Returns
     the rows and the notes about them as (study, note).
     """
-    from ..contrast_rows import contrast_level_rows
+    from ..select.contrast_rows import contrast_level_rows
 
     reported, _, said = contrast_level_rows(records.table, filters, outcome, measure, window,
                                             ())
@@ -417,7 +417,7 @@ class Network:
 
     def precompiled(self, data: NetworkData):  # noqa: ANN201 (a PrecompiledModel)
         """Return the same model for the precompiled (numba) sampler."""
-        from ..precompiled import network
+        from ..sampling.precompiled import network
 
         st = self._structure(data)
         pr = self._priors(data)
@@ -606,8 +606,8 @@ def inconsistency(consistency: NetworkFit, ume: NetworkFit) -> dict[str, Any]:
     A UME fit clearly better (difference in elpd above twice its SE) signals inconsistency
     somewhere in the network's loops; with no loop the two models are the same.
     """
-    from ..inference import stacked_loglik
-    from ..psis import psis_loo
+    from ..sampling.inference import stacked_loglik
+    from ..stats.psis import psis_loo
 
     c, u = (psis_loo(stacked_loglik(f.idata.log_likelihood)) for f in (consistency, ume))
     diff = u["loo_i"] - c["loo_i"]
@@ -674,7 +674,7 @@ def checked_document(fit: NetworkFit, settings: SamplerSettings, higher_is_bette
 def prior_effects(data: NetworkData, priors: NetworkPriors, n: int,
                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Draw d (draws x nodes, the reference's column 0) and tau from their priors."""
-    from ..priors import sample_tau
+    from ..stats.priors import sample_tau
 
     d = np.column_stack([np.zeros(n), rng.normal(0.0, priors.effect_sd,
                                                  (n, len(data.nodes) - 1))])

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import SpecError
-from ..inference import (
+from ..sampling.inference import (
     Diagnostics,
     LazyModel,
     SamplerSettings,
@@ -33,13 +33,13 @@ from ..inference import (
     sample,
     summarize_draws,
 )
-from ..selection import BinaryArms
+from ..select.filters import BinaryArms
 
 if TYPE_CHECKING:  # pragma: no cover
     import arviz as az
     import pymc as pm
 
-    from ..precompiled import PrecompiledModel
+    from ..sampling.precompiled import PrecompiledModel
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class PooledRate:
         self.moderators = tuple(moderators)
 
     def _design(self, data: BinaryArms):  # noqa: ANN202
-        from ..moderators import design_matrix
+        from ..select.moderators import design_matrix
 
         return design_matrix(data.table, self.moderators)
 
@@ -167,7 +167,7 @@ class PooledRate:
 
     def precompiled(self, data: BinaryArms) -> PrecompiledModel:
         """Return the same model for the precompiled (numba) sampler."""
-        from ..precompiled import pooled_rate
+        from ..sampling.precompiled import pooled_rate
 
         t = data.table
         if t.empty:

@@ -37,9 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..contrasts import ContrastData
 from ..errors import SpecError
-from ..inference import (
+from ..sampling.inference import (
     Diagnostics,
     LazyModel,
     SamplerSettings,
@@ -50,12 +49,13 @@ from ..inference import (
     summarize_censored,
     summarize_draws,
 )
+from ..select.contrasts import ContrastData
 
 if TYPE_CHECKING:  # pragma: no cover
     import arviz as az
     import pymc as pm
 
-    from ..precompiled import PrecompiledModel
+    from ..sampling.precompiled import PrecompiledModel
 
 FORMS = ("bateman", "piecewise")
 DEFAULT_KNOTS = (2.0, 24.0, 72.0, 168.0, 336.0, 672.0)
@@ -126,8 +126,8 @@ class SamplingStructure:
 
 def _estimates(data: ContrastData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each contrast's estimate, its whole variance and its control's part of it."""
-    from ..comparative import BINARY_FN, check_estimable
-    from ..effects import control_variance
+    from ..families.comparative import BINARY_FN, check_estimable
+    from ..stats.effects import control_variance
 
     check_estimable(data)
     c = data.contrasts
@@ -434,7 +434,7 @@ class TimeCourse:
 
     def precompiled(self, data: ContrastData) -> PrecompiledModel:
         """Return the same model for the precompiled (numba) sampler."""
-        from ..precompiled import time_course
+        from ..sampling.precompiled import time_course
 
         if len(data.contrasts) == 0:
             raise SpecError("no contrasts: no study has active and control arms after one dose")

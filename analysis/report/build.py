@@ -19,14 +19,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..claims import ClaimsFile
 from ..errors import SpecError
-from ..evaluate import Evaluation, evaluate
-from ..family import get_family
-from ..inference import SamplerSettings, cached_file, command_line, package_versions
-from ..io import dumps_json, write_text_atomic
-from ..records import Records, summarize
-from ..results import rounded
+from ..evaluate.claims import ClaimsFile
+from ..evaluate.evaluation import Evaluation, evaluate
+from ..families.base import get_family
+from ..families.results import rounded
+from ..io.files import dumps_json, write_text_atomic
+from ..io.records import Records, summarize
+from ..sampling.inference import SamplerSettings, cached_file, command_line, package_versions
 from .contrast_section import run_contrast_section, strip_figures
 from .extras import limitations, load_published, published_comparison, sensitivity, to_csv
 from .output import MARKER, marker_text, staging_folder, swap_in
@@ -443,11 +443,11 @@ def build_report(records: Records, claims: ClaimsFile, settings: SamplerSettings
     use_svg_cache(Path(settings.cache_dir) if settings.cache_dir else None)
     marker = _complete_marker(records, claims, settings)
     if jobs > 1 and settings.cache_dir and not (marker and marker.exists()):
-        from .parallel import prefetch
+        from ..pipelines.prefetch import prefetch
 
         say(f"fitting in {jobs} worker processes ...")
         prefetch(records_path, claims_path, settings, claims, jobs)
-    from .helper import ReportHelper
+    from ..pipelines.report_helper import ReportHelper
 
     helper = ReportHelper(settings)
     try:
@@ -476,7 +476,7 @@ def _extend(report: Report, previous: tuple[dict[str, Any], str] | None,
             history: Path | None) -> list[dict[str, Any]] | None:
     """Add what changed since the previous report and the run history; return its rows."""
     if previous is not None:
-        from ..changes import diff_reports
+        from ..pipelines.changes import diff_reports
 
         since = rounded(diff_reports(previous[0], report.results, previous[1]))
         report.results["since_previous"] = since
@@ -518,7 +518,7 @@ def add_changes(report: Report, records: Records, results: Callable[[], dict[str
 
     ``results`` is :func:`_baseline_later`'s: stored, or computed alongside by the helper.
     """
-    from ..changes import compare, data_changes
+    from ..pipelines.changes import compare, data_changes
 
     old = results()
     changes = rounded(compare(old, report.results, label, data_changes(before, records)))
@@ -543,7 +543,7 @@ def _baseline_results(before: Records, claims: ClaimsFile,
     The document is a function of the records, claims, settings and versions, which key
     it; a warm report reads it back instead of evaluating the baseline again.
     """
-    from ..engine import store_result
+    from ..pipelines.engine import store_result
 
     found, folder, key = _stored_baseline(before, claims, settings)
     if found is not None:
@@ -563,7 +563,7 @@ def _baseline_results(before: Records, claims: ClaimsFile,
 def _stored_baseline(before: Records, claims: ClaimsFile, settings: SamplerSettings
                      ) -> tuple[dict[str, Any] | None, Path | None, str]:
     """Return the baseline's stored results (None if absent), their folder and key."""
-    from ..engine import read_result, task_key
+    from ..pipelines.engine import read_result, task_key
 
     key = task_key("baseline", before.sha256, claims.sha256, settings.as_dict(),
                    package_versions())

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..claims import ContrastSpec
-from ..comparative import (
+from ..evaluate.claims import ContrastSpec
+from ..families.comparative import (
     contrast_document,
     frequentist_document,
     run_contrast,
     run_frequentist,
 )
-from ..contrasts import select_contrasts
-from ..inference import SamplerSettings
-from ..records import Records
+from ..io.records import Records
+from ..sampling.inference import SamplerSettings
+from ..select.contrasts import select_contrasts
 from .plots import contrast_forest, funnel_plot, svg
 
 POOLED = "all controls"

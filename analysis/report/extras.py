@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from ..claims import ClaimsFile
 from ..errors import SpecError
-from ..io import read_regular_text
-from ..records import Records
+from ..evaluate.claims import ClaimsFile
+from ..io.files import read_regular_text
+from ..io.records import Records
 
 
 def load_published(claims: ClaimsFile, published: str | None) -> list[dict[str, str]]:
@@ -22,7 +22,7 @@ def load_published(claims: ClaimsFile, published: str | None) -> list[dict[str, 
     base = Path(claims.path.removeprefix("bundled:")) if not claims.path.startswith(
         "bundled:") else None
     if base is None:
-        from ..claims import bundled_claims_path
+        from ..evaluate.claims import bundled_claims_path
 
         base = bundled_claims_path()
     path = (base.parent / published).resolve()
@@ -42,7 +42,7 @@ def load_published(claims: ClaimsFile, published: str | None) -> list[dict[str, 
 
 def _claim_scope(records: Records, row: dict) -> str:
     """Return what a claim's estimate pooled: its selection's active arms in its studies."""
-    from ..selection import Filters
+    from ..select.filters import Filters
 
     t = Filters.from_mapping(row.get("selection") or {}).apply(records.table)
     t = t[t["study"].isin(row["studies"]) & ~t["control"].fillna(False).astype(bool)]
@@ -132,11 +132,11 @@ def sensitivity(records: Records, claims: ClaimsFile) -> list[dict[str, Any]]:
     """
     from dataclasses import replace
 
-    from ..comparative import contrast_effects
-    from ..contrasts import select_contrasts
-    from ..exact import exact_normal_normal
+    from ..families.comparative import contrast_effects
     from ..models.contrast import default_priors
-    from ..priors import heterogeneity_prior
+    from ..select.contrasts import select_contrasts
+    from ..stats.exact import exact_normal_normal
+    from ..stats.priors import heterogeneity_prior
 
     if not claims.contrasts:
         return []

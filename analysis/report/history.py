@@ -29,7 +29,7 @@ def read_history(folder: Path) -> list[dict[str, Any]]:
     path = folder / "history.csv"
     if not path.exists():
         return []
-    from ..io import read_regular_text
+    from ..io.files import read_regular_text
 
     try:
         rows = list(csv.DictReader(io.StringIO(read_regular_text(path, "history"))))

@@ -282,7 +282,7 @@ def staging_folder(out: Path) -> tuple[Path, str]:
     start, so a run killed while writing leaves a folder the next run can recognise as its
     own and remove.
     """
-    from ..io import write_text_atomic
+    from ..io.files import write_text_atomic
 
     for _ in range(100):
         token = new_token()

@@ -70,7 +70,7 @@ def svg(plot: Callable[..., Figure], **inputs: Any) -> str:
     folder = _SVG_CACHE[0]
     key = _svg_key(plot, inputs) if folder is not None else None
     path = folder / "svg" / f"{key}.svg" if key else None
-    from ..io import regular_file
+    from ..io.files import regular_file
 
     if path is not None and regular_file(path):
         cached = path.read_text(encoding="utf-8", errors="replace")
@@ -327,7 +327,7 @@ def network_plot(*, nodes: list[str], edges: list[dict], title: str) -> Figure:
 
 def calibration_plot(summary: dict) -> Figure:
     """SBC rank histograms (with the 99 % band of a uniform histogram) and coverage."""
-    from ..calibration import N_RANK_DRAWS, RANK_BINS
+    from ..pipelines.calibration import N_RANK_DRAWS, RANK_BINS
 
     labels = list(summary["ranks"])
     n = summary["sims"]

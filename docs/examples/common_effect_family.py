@@ -17,8 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from trialmeta.analysis.family import Family, FamilyRun
-from trialmeta.analysis.inference import summarize_draws
+from trialmeta.analysis.families.base import Family, FamilyRun
+from trialmeta.analysis.sampling.inference import summarize_draws
 
 #: draws of d from its posterior and from its prior (exact: no Monte Carlo chains)
 DRAWS = 8000
@@ -43,8 +43,8 @@ class CommonEffect(Family):
     def run(self, records: Any, claim: Any, settings: Any, *,  # noqa: ANN401
             documents: bool = True) -> FamilyRun:
         """Select the claim's contrasts and draw the common effect exactly."""
-        from trialmeta.analysis.contrasts import select_contrasts
-        from trialmeta.analysis.effects import log_odds_ratio
+        from trialmeta.analysis.select.contrasts import select_contrasts
+        from trialmeta.analysis.stats.effects import log_odds_ratio
 
         measure = claim.option("measure", "MD" if claim.outcome == "change" else "OR")
         data = select_contrasts(records, claim.outcome, measure, claim.window, claim.filters)

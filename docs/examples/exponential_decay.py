@@ -9,8 +9,8 @@ docs/extending.md), or publish it in a package under the ``trialmeta.models`` en
 from __future__ import annotations
 
 import numpy as np
-from trialmeta.analysis.inference import flat
 from trialmeta.analysis.models.time_course import TimeCourse
+from trialmeta.analysis.sampling.inference import flat
 
 
 class ExponentialDecay(TimeCourse):

@@ -1,0 +1,1 @@
+"""Claims files and verdicts: parsing, judging, evaluating every claim."""

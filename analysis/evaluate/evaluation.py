@@ -1,0 +1,113 @@
+"""Evaluate a claims file against records: run each needed fit once, then judge.
+
+Each claim's model belongs to a family (:mod:`family`); the family's ``run`` selects the
+records, fits, and returns a :class:`~trialmeta.analysis.families.base.FamilyRun` with posterior
+and prior draws of the claim's quantity and an identifiability check.
+
+A probability within two Monte Carlo standard errors of a threshold is resampled with
+twice the draws (same seed), up to the claim's ``max_draws_factor``; still undecided at
+the cap, the verdict is ``inconclusive``. So no verdict depends on the seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from ..families.base import FamilyRun, family_of
+from ..families.runners import PRIOR_DRAWS
+from ..io.records import Records
+from ..sampling.inference import SamplerSettings, summarize_censored
+from ..stats.decision import near_thresholds
+from .claims import Claim, ClaimResult, ClaimsFile, judge
+
+__all__ = ["PRIOR_DRAWS", "Evaluation", "FamilyRun", "evaluate"]
+
+
+@dataclass
+class Evaluation:
+    """Verdicts and the fits behind them (one fit per distinct model and selection)."""
+
+    results: list[ClaimResult]
+    runs: dict[tuple, FamilyRun] = field(default_factory=dict)
+    claims_for_run: dict[tuple, list[str]] = field(default_factory=dict)
+
+
+def evaluate(records: Records, claims: ClaimsFile, settings: SamplerSettings, *,
+             progress: bool = False, documents: bool = True) -> Evaluation:
+    """Fit every model the claims need (no model twice) and give each claim its verdict.
+
+    ``documents=False`` skips each fit's JSON document (summaries, curves, PSIS-LOO): the
+    verdicts are the same, and a sweep, which keeps only them, runs faster.
+
+    A claim whose probability lies within two Monte Carlo standard errors of a threshold
+    has its fit rerun with twice the draws (same seed), until it clears or the claim's
+    ``max_draws_factor`` is reached; then it is ``inconclusive``, deterministically.
+    """
+    ev = Evaluation(results=[])
+    first: dict[tuple, Claim] = {}  # the claim whose options a shared fit is run with
+    for claim in claims.claims:
+        key = claim.fit_key()
+        ev.claims_for_run.setdefault(key, []).append(claim.id)
+        first.setdefault(key, claim)
+    factor = dict.fromkeys(first, 1)
+
+    def run(key: tuple) -> None:
+        more = replace(settings, draws=settings.draws * factor[key])
+        family = family_of(first[key].model)
+        ev.runs[key] = family.run(records, first[key], more, documents=documents)
+
+    def judged(c: Claim) -> ClaimResult:
+        f = factor[c.fit_key()]
+        return _judge(c, ev.runs[c.fit_key()], settings.draws * f,
+                      at_cap=1 < f >= c.rule.max_draws_factor)  # extended, to the cap
+
+    for key in first:
+        run(key)
+    results = {c.id: judged(c) for c in claims.claims}
+    while grow := {c.fit_key() for c in claims.claims if _undecided(results[c.id], c)
+                   and factor[c.fit_key()] < c.rule.max_draws_factor}:
+        for key in grow:
+            factor[key] *= 2
+            run(key)
+        results.update({c.id: judged(c) for c in claims.claims if c.fit_key() in grow})
+    ev.results = [results[c.id] for c in claims.claims]
+    return ev
+
+
+def _undecided(result: ClaimResult, claim: Claim) -> bool:
+    """Whether the verdict hangs on a probability within 2 MCSE of a threshold."""
+    return result.basis == "evidence" and bool(near_thresholds(result.evidence, claim.rule))
+
+
+def _judge(claim: Claim, run: FamilyRun, draws_per_chain: int, at_cap: bool) -> ClaimResult:
+    """Judge one claim on one (possibly extended) fit."""
+    if run.draws is None:
+        result = judge(claim, None, run.studies, None, None)
+        if run.extra.get("reason"):
+            result.reason = f"{run.extra['reason']}. {result.reason}"
+        return result
+    raw = run.draws(claim.quantity, claim)
+    if raw is None:  # the fit cannot express the quantity (say, a node it does not have)
+        return ClaimResult(claim, "insufficient data", None, None, run.studies,
+                           run.diagnostics_passed,
+                           run.unidentified(claim.quantity, claim) or "not computable",
+                           basis="unidentified")
+    draws = np.asarray(raw, float)
+    prior = None
+    if run.prior_draws is not None:
+        prior = np.asarray(run.prior_draws(claim.quantity, claim), float)
+    result = judge(claim, draws, run.studies, run.diagnostics_passed,
+                   summarize_censored(draws), unidentified=run.unidentified(claim.quantity,
+                                                                            claim),
+                   prior=prior, at_cap=at_cap)
+    result.draws = draws_per_chain
+    from ..models.time_course import GRID_END_H
+
+    censored = float(np.mean(np.isinf(draws)))
+    if censored > 0:
+        said = f"{100 * censored:.0f}%" if censored >= 0.005 else "fewer than 1%"
+        result.reason += (f"; {said} of draws never reach the event within "
+                          f"{GRID_END_H:g} h (counted as > {GRID_END_H:g} h)")
+    return result

@@ -1,0 +1,220 @@
+"""The model-family protocol: what a family implements to be claimed, swept and reported.
+
+A family turns records and a claim into a :class:`FamilyRun` (the fit's JSON document,
+posterior and prior draws of named quantities, the studies used, and an identifiability
+check) and says which claim fields, quantities, prior settings, curve forms and sweep
+cells it offers, how the report shows it, and how to simulate its data for
+simulation-based calibration. The claims engine, ``sweep``, ``calibrate`` and the report
+only ever call these methods, so a plug-in family works everywhere a built-in one does.
+
+Families are found by name: the built-in ones (``BUILTIN``), packages declaring an entry
+point in the ``trialmeta.families`` group, and local files loaded with ``trialmeta
+--plugin FILE`` that define ``TRIALMETA_FAMILIES = {name: FamilyClass}``. A model
+registered in ``trialmeta.analysis.models`` that subclasses ``TimeCourse`` belongs to the
+time-course family. See ``docs/extending.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import SpecError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..evaluate.claims import Claim
+    from ..io.records import Records
+    from ..sampling.inference import SamplerSettings
+
+BUILTIN = {
+    "pooled-rate": "trialmeta.analysis.families.builtin:PooledRateFamily",
+    "contrast": "trialmeta.analysis.families.builtin:ContrastFamily",
+    "dose-response": "trialmeta.analysis.families.builtin:DoseResponseFamily",
+    "time-course": "trialmeta.analysis.families.builtin:TimeCourseFamily",
+    "network": "trialmeta.analysis.families.builtin:NetworkFamily",
+}
+_LOCAL: dict[str, type] = {}
+_INSTANCES: dict[str, Family] = {}
+
+
+@dataclass
+class FamilyRun:
+    """One fit behind one or more claims.
+
+    ``draws(quantity, claim)`` gives posterior draws (None: the fit cannot express the
+    quantity, and ``unidentified`` says why); ``prior_draws`` the same under the prior;
+    ``unidentified`` a reason the data cannot inform a quantity, or None; ``doc`` the
+    fit's JSON document (None when too few studies were selected or documents were off).
+    """
+
+    family: str
+    doc: dict[str, Any] | None
+    studies: list[str]
+    draws: Callable[[str, Claim], np.ndarray | None] | None = None
+    unidentified: Callable[[str, Claim], str | None] = lambda q, c: None
+    diagnostics_passed: bool | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    prior_draws: Callable[[str, Claim], np.ndarray | None] | None = None
+
+
+class Family:
+    """A model family. Subclass it and override what your family offers.
+
+    Attributes
+    ----------
+    name, description
+        The name claims use in ``model:`` and a one-line description.
+    outcomes
+        The outcomes a claim may name.
+    timed
+        Whether a claim gives ``time_h`` (a time window); a time course spans all times.
+    quantities
+        The quantities a claim may judge; a pattern with a ``:NAME`` part is checked by
+        :meth:`check_quantity`.
+    options
+        Claim fields this family takes beyond the common ones (``measure``, ``priors``,
+        ``tau_prior``...).
+    prior_settings
+        Keys a claim's ``priors:`` mapping may change (scales must be positive).
+    prior_cells
+        ``(setting, factor)`` pairs the sweep divides and multiplies by.
+    tau_prior
+        Whether the sweep's ``prior`` cells (tau's half-normal scale) apply.
+    """
+
+    name = ""
+    description = ""
+    outcomes: tuple[str, ...] = ("response", "remission", "change")
+    timed = True
+    quantities: tuple[str, ...] = ()
+    options: frozenset[str] = frozenset()
+    prior_settings: tuple[str, ...] = ()
+    prior_cells: tuple[tuple[str, float], ...] = ()
+    tau_prior = False
+    #: SBC: (label, posterior variable, flat index or None) checked by ``calibrate``
+    sbc_quantities: tuple[tuple[str, str, int | None], ...] = ()
+
+    def forms(self, model: str, options: dict[str, Any] | None = None) -> tuple[str, ...]:
+        """Return the curve forms a claim's ``form`` may name (none: no curve)."""
+        return ()
+
+    def check_quantity(self, quantity: str, options: dict[str, Any]) -> str | None:
+        """Return a message if ``quantity`` is not one this family can compute."""
+        if quantity in self.quantities:
+            return None
+        return (f"model {self.name} has no quantity '{quantity}'; known: "
+                f"{', '.join(self.quantities)}")
+
+    def check_options(self, options: dict[str, Any], fail: Callable[[str, str], Exception]
+                      ) -> None:
+        """Check and normalise this family's own claim fields in place."""
+
+    def run(self, records: Records, claim: Claim, settings: SamplerSettings, *,
+            documents: bool = True) -> FamilyRun:
+        """Select the claim's records, fit, and return the run (``doc`` None: too few)."""
+        raise NotImplementedError(f"family {self.name} does not implement run()")
+
+    def default_prior(self, claim: Claim, setting: str) -> float:
+        """Return the value a fit uses for a prior setting the claim does not set."""
+        raise SpecError(f"family {self.name} has no prior setting '{setting}'")
+
+    def sweep_cells(self) -> list[tuple[str, str]]:
+        """``(kind, value)`` sweep cells of this family beyond the common ones."""
+        return []
+
+    def vary(self, claim: Claim, kind: str, value: str, options: dict[str, Any]) -> bool:
+        """Apply one of this family's own sweep cells to ``options``; False: no change."""
+        return False
+
+    def report_item(self, run: FamilyRun, fid: str, claim_ids: list[str]
+                    ) -> tuple[str, dict[str, Any]] | None:
+        """Where the report shows a run and what: ``(section, item)``, or None.
+
+        The default is a generic section: a table of the document's ``estimates``.
+        """
+        rows = [{"quantity": q, **e} for q, e in (run.doc or {}).get("estimates", {}).items()
+                if isinstance(e, dict) and e]
+        table = {"caption": "Posterior estimates", "columns":
+                 ["quantity", "median", "ci_low", "ci_high"], "rows": rows}
+        return "sections", {"id": fid, "claims": claim_ids, "family": self.name,
+                            "heading": f"{self.name} (claims {', '.join(claim_ids)})",
+                            "text": self.description, "svg": None, "tables": [table]}
+
+    def form_table(self, records: Records, run: FamilyRun, settings: SamplerSettings
+                   ) -> dict[str, Any] | None:
+        """Return the report's PSIS-LOO table of the run's other forms (None: no forms)."""
+        return None
+
+    def sbc_build(self, spec: Any, records: Records) -> tuple[Any, Any, int]:  # noqa: ANN401
+        """SBC: return (a model object with ``build``/``fit``, its data, number of studies)."""
+        raise SpecError(f"calibrate has no simulator for the {self.name} family")
+
+    def sbc_observe(self, data: Any, simulated: dict[str, np.ndarray], rho: float = 0.5
+                    ) -> Any:  # noqa: ANN401
+        """SBC: return ``data`` carrying the observations simulated by the PyMC model."""
+        raise SpecError(f"calibrate has no simulator for the {self.name} family")
+
+
+def registry() -> dict[str, str]:
+    """Map every family name to its ``module:Class`` path (built-in, plug-ins, local)."""
+    from ..models import merged_registry
+
+    return merged_registry(BUILTIN, "trialmeta.families", _LOCAL)
+
+
+def register(name: str, cls: type) -> None:
+    """Register a local family class (``trialmeta --plugin`` does this)."""
+    if name in BUILTIN:
+        raise SpecError(f"'{name}' is a built-in family name; choose another")
+    if not (isinstance(cls, type) and issubclass(cls, Family)):
+        raise SpecError(f"family '{name}' must be a subclass of trialmeta.analysis.families.base."
+                        "Family")
+    _LOCAL[name] = cls
+    _INSTANCES.pop(name, None)
+
+
+def get_family(name: str) -> Family:
+    """Return the family registered under ``name`` (one instance per name)."""
+    if name in _INSTANCES:
+        return _INSTANCES[name]
+    if name in _LOCAL and name not in BUILTIN:
+        cls = _LOCAL[name]
+    else:
+        from ..models import load_registered
+
+        path = registry().get(name)
+        if path is None:
+            raise SpecError(f"unknown model family '{name}'")
+        cls = load_registered(name, path, "family")
+    _INSTANCES[name] = cls()
+    return _INSTANCES[name]
+
+
+def family_name(model: str) -> str:
+    """Return the family a claim's ``model`` belongs to.
+
+    A family's own name; else a registered model class that subclasses ``TimeCourse``
+    (a new curve form) belongs to ``time-course``.
+    """
+    if model in registry() or model in _LOCAL:
+        return model
+    from ..models import get_model_class
+    from ..models import registry as model_registry
+
+    if model in model_registry():
+        from ..models.time_course import TimeCourse
+
+        cls = get_model_class(model)
+        if isinstance(cls, type) and issubclass(cls, TimeCourse):
+            return "time-course"
+        raise SpecError(f"model '{model}' cannot be used in a claim: it is neither a model "
+                        f"family ({', '.join(sorted(registry()))}) nor a time-course plug-in")
+    raise SpecError(f"unknown model '{model}'; known families: {', '.join(sorted(registry()))}")
+
+
+def family_of(model: str) -> Family:
+    """Return the family object a claim's ``model`` belongs to."""
+    return get_family(family_name(model))

@@ -1,0 +1,1 @@
+"""Files in and out: records, YAML, atomic writes, the posterior store, memos."""

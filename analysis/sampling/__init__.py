@@ -1,0 +1,1 @@
+"""Samplers, settings and the posterior cache; the precompiled kernels; no model family."""

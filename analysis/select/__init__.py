@@ -1,0 +1,1 @@
+"""From records to analysis-ready data: filters, contrasts, doses, moderators."""

@@ -1,0 +1,81 @@
+"""Moderators for meta-regression: a design matrix from record columns.
+
+A moderator is written as
+
+- ``COLUMN`` — numeric columns enter centred at their mean (one coefficient per unit);
+  text columns enter as indicators against their most common level;
+- ``COLUMN:categorical`` — indicators even for a numeric column;
+- ``COLUMN>VALUE`` — one indicator, 1 where the column exceeds VALUE (e.g.
+  ``doses_given>1``: repeated vs single administration).
+
+Rows missing a moderator are dropped by the model that uses them, with the reason.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..errors import SpecError
+
+SPEC = re.compile(r"^(?P<col>[A-Za-z_][A-Za-z0-9_]*)"
+                  r"(?::(?P<kind>categorical)|>(?P<cut>-?[\d.]+))?$")
+
+
+@dataclass(frozen=True)
+class Design:
+    """Covariate matrix with one named column per coefficient."""
+
+    x: np.ndarray
+    names: list[str]
+    missing: np.ndarray
+    description: list[str]
+
+
+def design_matrix(table: pd.DataFrame, specs: tuple[str, ...]) -> Design:
+    """Build the covariate matrix of ``table`` for the moderator ``specs``."""
+    cols: list[np.ndarray] = []
+    names: list[str] = []
+    desc: list[str] = []
+    missing = np.zeros(len(table), dtype=bool)
+    for spec in specs:
+        m = SPEC.match(spec.strip())
+        if not m:
+            raise SpecError(f"moderator '{spec}' is not COLUMN, COLUMN:categorical or "
+                            "COLUMN>VALUE")
+        col = m["col"]
+        if col not in table.columns:
+            raise SpecError(f"moderator column '{col}' is not available here; known: "
+                            f"{', '.join(sorted(map(str, table.columns)))}")
+        raw = table[col]
+        missing |= raw.isna().to_numpy()
+        if m["cut"] is not None:
+            values = pd.to_numeric(raw, errors="coerce").to_numpy(float)
+            cols.append((values > float(m["cut"])).astype(float))
+            names.append(spec)
+            desc.append(f"{spec}: indicator, 1 where {col} > {m['cut']}")
+            continue
+        numeric = pd.to_numeric(raw, errors="coerce")
+        is_numeric = m["kind"] is None and numeric.notna().sum() == raw.notna().sum()
+        if is_numeric:
+            v = numeric.to_numpy(float)
+            mean = float(np.nanmean(v)) if np.isfinite(v).any() else 0.0
+            cols.append(np.nan_to_num(v - mean))
+            names.append(col)
+            desc.append(f"{col}: numeric, centred at {mean:g}")
+            continue
+        levels = raw.dropna().astype(str)
+        counts = levels.value_counts()
+        if len(counts) < 2:
+            raise SpecError(f"moderator '{col}' has a single level here "
+                            f"({', '.join(counts.index)}): it cannot explain anything")
+        ref = sorted(counts.index, key=lambda k: (-counts[k], k))[0]
+        for level in sorted(set(counts.index) - {ref}):
+            cols.append((raw.astype(str) == level).to_numpy(float))
+            names.append(f"{col}={level}")
+        desc.append(f"{col}: indicators against '{ref}'")
+    x = np.column_stack(cols) if cols else np.zeros((len(table), 0))
+    return Design(x, names, missing, desc)
