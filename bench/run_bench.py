@@ -50,7 +50,8 @@ if not precompiled:
     import pymc
 from trialmeta.analysis.io.records import read_records
 from trialmeta.analysis.select.filters import Filters, TimeWindow
-from trialmeta.analysis.sampling.inference import LazyModel, SamplerSettings, sample, diagnose
+from trialmeta.analysis.sampling.inference import LazyModel, sample, diagnose
+from trialmeta.analysis.sampling.settings import SamplerSettings
 t_import = time.perf_counter() - t0
 r = read_records()
 dep = ("MADRS", "HDRS", "HDRS17", "HDRS21", "HDRS25", "HAMD6", "QIDS_SR16")
@@ -114,7 +115,7 @@ SCALE_CODE = r"""
 import json, resource, sys, time
 import numpy as np, pandas as pd
 from scipy.special import expit
-from trialmeta.analysis.sampling.inference import SamplerSettings
+from trialmeta.analysis.sampling.settings import SamplerSettings
 family, k, draws = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 rng = np.random.default_rng(k)
 n = rng.integers(20, 200, size=(k, 2))

@@ -38,7 +38,7 @@ def main_options(
     """Bayesian meta-analysis of clinical-trial outcomes."""
     if plugin:
         from trialmeta.analysis.errors import TrialmetaError
-        from trialmeta.analysis.models import load_plugin
+        from trialmeta.analysis.families.plugins import load_plugin
 
         try:
             for path in plugin:

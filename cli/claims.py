@@ -47,10 +47,10 @@ def claims(
     from trialmeta.analysis.io.files import dumps_json
     from trialmeta.analysis.io.records import read_records
     from trialmeta.analysis.sampling.inference import (
-        SamplerSettings,
         command_line,
         package_versions,
     )
+    from trialmeta.analysis.sampling.settings import SamplerSettings
 
     if fail_on is not None and fail_on not in FAIL_ON:
         typer.echo("error: --fail-on takes contradicted or inconclusive", err=True)

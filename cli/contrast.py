@@ -112,7 +112,7 @@ def contrast(
     from trialmeta.analysis.families.comparative import contrast_document, run_contrast
     from trialmeta.analysis.io.files import dumps_json
     from trialmeta.analysis.models.contrast import default_priors
-    from trialmeta.analysis.sampling.inference import SamplerSettings
+    from trialmeta.analysis.sampling.settings import SamplerSettings
     from trialmeta.analysis.stats.priors import heterogeneity_prior
 
     records, data = _select(file, outcome, measure, time, window, treatment, route, population,

@@ -65,7 +65,7 @@ def _override(opts, **given):  # noqa: ANN001, ANN202
 
 
 def _settings(seed: int, draws: int, tune: int, chains: int, sampler: str):  # noqa: ANN202
-    from trialmeta.analysis.sampling.inference import SamplerSettings
+    from trialmeta.analysis.sampling.settings import SamplerSettings
 
     return SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
                                sampler=sampler)

@@ -74,7 +74,7 @@ def pooled_rate(
     from trialmeta.analysis.families.results import PooledRateRun, pooled_rate_document
     from trialmeta.analysis.io.records import read_records
     from trialmeta.analysis.models.pooled_rate import PooledRate
-    from trialmeta.analysis.sampling.inference import SamplerSettings
+    from trialmeta.analysis.sampling.settings import SamplerSettings
     from trialmeta.analysis.select.filters import TimeWindow, select_binary_arms
 
     records = read_records(file)

@@ -78,7 +78,7 @@ def network(
         default_network_priors,
         select_network,
     )
-    from trialmeta.analysis.sampling.inference import SamplerSettings
+    from trialmeta.analysis.sampling.settings import SamplerSettings
     from trialmeta.analysis.select.filters import TimeWindow
     from trialmeta.analysis.stats.priors import heterogeneity_prior
 

@@ -74,9 +74,9 @@ def report(
     """
     from trialmeta.analysis.evaluate.claims import bundled_claims_path, load_claims
     from trialmeta.analysis.io.records import bundled_path, read_records
-    from trialmeta.analysis.report.build import build_report
+    from trialmeta.analysis.pipelines.report_job import build_report
     from trialmeta.analysis.report.output import claimed_output
-    from trialmeta.analysis.sampling.inference import SamplerSettings
+    from trialmeta.analysis.sampling.settings import SamplerSettings
 
     records = read_records(file)
     claims_file = load_claims(claims)

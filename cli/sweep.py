@@ -58,10 +58,10 @@ def sweep(
         table,
     )
     from trialmeta.analysis.sampling.inference import (
-        SamplerSettings,
         command_line,
         package_versions,
     )
+    from trialmeta.analysis.sampling.settings import SamplerSettings
 
     records = read_records(file)
     claims_file = load_claims(claims)

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from trialmeta.analysis.models.pooled_rate import PooledRate
-from trialmeta.analysis.sampling.inference import SamplerSettings, flat
+from trialmeta.analysis.sampling.inference import flat
+from trialmeta.analysis.sampling.settings import SamplerSettings
 from trialmeta.analysis.select.filters import BinaryArms
 
 
@@ -69,7 +70,8 @@ WARM_FIT = """
 import json, sys
 import pandas as pd
 from trialmeta.analysis.sampling import inference
-from trialmeta.analysis.sampling.inference import SamplerSettings, loo
+from trialmeta.analysis.sampling.inference import loo
+from trialmeta.analysis.sampling.settings import SamplerSettings
 from trialmeta.analysis.models.pooled_rate import PooledRate
 computed = []
 real_convergence, real_loo = inference._convergence, inference._psis_loo

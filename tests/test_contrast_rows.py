@@ -12,16 +12,13 @@ from conftest import HEADER
 from conftest import write_csv as _write
 from scipy import stats
 from trialmeta.analysis.errors import DataError
-from trialmeta.analysis.families.comparative import (
-    contrast_effects,
-    exact_document,
-    run_frequentist,
-)
+from trialmeta.analysis.families.comparative import exact_document, run_frequentist
 from trialmeta.analysis.io.posterior_store import as_arviz
 from trialmeta.analysis.io.records import read_records
 from trialmeta.analysis.models.contrast import Contrast, default_priors
-from trialmeta.analysis.sampling.inference import SamplerSettings, flat
-from trialmeta.analysis.select.contrasts import select_contrasts
+from trialmeta.analysis.sampling.inference import flat
+from trialmeta.analysis.sampling.settings import SamplerSettings
+from trialmeta.analysis.select.contrasts import contrast_effects, select_contrasts
 from trialmeta.analysis.select.filters import Filters, TimeWindow
 from trialmeta.cli.app import app
 from typer.testing import CliRunner

@@ -12,7 +12,8 @@ from scipy.special import expit
 from trialmeta.analysis.io.posterior_store import as_arviz
 from trialmeta.analysis.models.dose_response import DoseResponse, dose_summary
 from trialmeta.analysis.models.time_course import TimeCourse, bateman, time_summary, time_to_peak
-from trialmeta.analysis.sampling.inference import SamplerSettings, flat
+from trialmeta.analysis.sampling.inference import flat
+from trialmeta.analysis.sampling.settings import SamplerSettings
 from trialmeta.analysis.select.contrasts import ContrastData
 from trialmeta.analysis.select.doses import DoseData
 from trialmeta.analysis.select.filters import TimeWindow

@@ -72,7 +72,7 @@ def test_domain_is_read_from_the_scale_and_contradictions_are_named(tmp_path: Pa
 def test_the_convergence_gate_checks_moderator_coefficients() -> None:
     """C3 is judged on a meta-regression coefficient: the gate must look at it too."""
     from trialmeta.analysis.models.pooled_rate import PooledRate
-    from trialmeta.analysis.sampling.inference import SamplerSettings
+    from trialmeta.analysis.sampling.settings import SamplerSettings
 
     records = read_records()
     data = select_binary_arms(records, "response", TimeWindow.around(24.0), Filters(),

@@ -16,7 +16,8 @@ from trialmeta.analysis.models.dose_agents import (
     CurveDraws,
     select_agent_doses,
 )
-from trialmeta.analysis.sampling.inference import SamplerSettings, flat
+from trialmeta.analysis.sampling.inference import flat
+from trialmeta.analysis.sampling.settings import SamplerSettings
 from trialmeta.analysis.select.filters import Filters, TimeWindow
 
 TRIPTANS = Path(__file__).parent / "data" / "triptans_records.csv"

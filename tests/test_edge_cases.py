@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from trialmeta.analysis.models.contrast import Contrast
 from trialmeta.analysis.models.pooled_rate import PooledRate
-from trialmeta.analysis.sampling.inference import SamplerSettings, flat
+from trialmeta.analysis.sampling.inference import flat
+from trialmeta.analysis.sampling.settings import SamplerSettings
 from trialmeta.analysis.select.contrasts import ContrastData
 from trialmeta.analysis.select.filters import BinaryArms
 from trialmeta.analysis.stats.effects import log_odds_ratio

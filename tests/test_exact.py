@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from trialmeta.analysis.io.posterior_store import as_arviz
 from trialmeta.analysis.models.contrast import Contrast
-from trialmeta.analysis.sampling.inference import SamplerSettings, flat
+from trialmeta.analysis.sampling.inference import flat
+from trialmeta.analysis.sampling.settings import SamplerSettings
 from trialmeta.analysis.select.contrasts import ContrastData
 from trialmeta.analysis.stats.exact import exact_normal_normal
 from trialmeta.analysis.stats.priors import heterogeneity_prior

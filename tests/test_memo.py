@@ -9,7 +9,7 @@ from trialmeta.analysis.evaluate.claims import load_claims
 from trialmeta.analysis.evaluate.evaluation import evaluate
 from trialmeta.analysis.io.memo import per_records
 from trialmeta.analysis.io.records import read_records
-from trialmeta.analysis.sampling.inference import SamplerSettings
+from trialmeta.analysis.sampling.settings import SamplerSettings
 from trialmeta.analysis.select.filters import Filters, TimeWindow, select_binary_arms
 
 RECORDS = read_records()

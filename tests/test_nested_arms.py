@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from trialmeta.analysis.models.pooled_rate import PooledRate
-from trialmeta.analysis.sampling.inference import SamplerSettings, flat
+from trialmeta.analysis.sampling.inference import flat
+from trialmeta.analysis.sampling.settings import SamplerSettings
 from trialmeta.analysis.select.filters import BinaryArms
 
 from tests.test_precompiled import _check_against_pymc

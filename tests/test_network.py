@@ -19,7 +19,8 @@ from trialmeta.analysis.models.network import (
     rank_summary,
     select_network,
 )
-from trialmeta.analysis.sampling.inference import SamplerSettings, flat
+from trialmeta.analysis.sampling.inference import flat
+from trialmeta.analysis.sampling.settings import SamplerSettings
 from trialmeta.analysis.select.filters import Filters, TimeWindow
 from trialmeta.analysis.stats.priors import HeterogeneityPrior
 

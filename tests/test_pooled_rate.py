@@ -8,7 +8,8 @@ import pytest
 from scipy import special, stats
 from trialmeta.analysis.io.posterior_store import as_arviz
 from trialmeta.analysis.models.pooled_rate import PooledRate, PooledRatePriors
-from trialmeta.analysis.sampling.inference import SamplerSettings, flat
+from trialmeta.analysis.sampling.inference import flat
+from trialmeta.analysis.sampling.settings import SamplerSettings
 from trialmeta.analysis.select.filters import BinaryArms
 
 

@@ -21,7 +21,8 @@ from trialmeta.analysis.models.dose_response import DoseResponse
 from trialmeta.analysis.models.pooled_rate import PooledRate
 from trialmeta.analysis.models.time_course import TimeCourse
 from trialmeta.analysis.sampling import kernels
-from trialmeta.analysis.sampling.inference import SamplerSettings, flat
+from trialmeta.analysis.sampling.inference import flat
+from trialmeta.analysis.sampling.settings import SamplerSettings
 from trialmeta.analysis.select.contrasts import select_contrasts, select_time_course
 from trialmeta.analysis.select.doses import select_dose_arms
 from trialmeta.analysis.select.filters import Filters, TimeWindow, select_binary_arms

@@ -398,7 +398,7 @@ def test_implausible_option_values_are_refused_at_parse_time(args: list[str],
 
 
 def test_sampler_settings_refuse_what_no_sampler_can_run() -> None:
-    from trialmeta.analysis.sampling.inference import SamplerSettings
+    from trialmeta.analysis.sampling.settings import SamplerSettings
 
     for bad in ({"seed": -1}, {"draws": 10**20}, {"chains": 0}, {"target_accept": float("nan")}):
         with pytest.raises(SpecError, match=next(iter(bad))):

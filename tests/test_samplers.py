@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from trialmeta.analysis.errors import SpecError
 from trialmeta.analysis.models.pooled_rate import PooledRate
-from trialmeta.analysis.sampling.inference import SamplerSettings, flat, sample
+from trialmeta.analysis.sampling.inference import flat, sample
 from trialmeta.analysis.sampling.samplers import compiled
+from trialmeta.analysis.sampling.settings import SamplerSettings
 from trialmeta.analysis.select.filters import BinaryArms
 
 

@@ -8,15 +8,18 @@ import numpy as np
 import pytest
 from conftest import base_rows, write_csv
 from trialmeta.analysis.errors import SpecError
-from trialmeta.analysis.evaluate.claims import (
-    DecisionRule,
-    judge,
-    load_claims,
-    monte_carlo_se,
-)
+from trialmeta.analysis.evaluate.claims import judge, load_claims
 from trialmeta.analysis.io.records import read_records
 from trialmeta.analysis.select.filters import Filters, TimeWindow, select_binary_arms
-from trialmeta.analysis.stats.decision import Evidence, bayes_factor, spread, verdict, weigh
+from trialmeta.analysis.stats.decision import (
+    DecisionRule,
+    Evidence,
+    bayes_factor,
+    monte_carlo_se,
+    spread,
+    verdict,
+    weigh,
+)
 
 
 def test_nearest_time_in_window_and_reasons(tmp_path: Path) -> None:

@@ -230,7 +230,8 @@ def _simulated_binomial(seed: int) -> tuple[ContrastData, dict[str, float]]:
 @pytest.mark.slow
 def test_binomial_time_course_recovers_a_known_curve() -> None:
     """Simulated counts with known parameters: the truth lies inside the 99 % intervals."""
-    from trialmeta.analysis.sampling.inference import SamplerSettings, flat
+    from trialmeta.analysis.sampling.inference import flat
+    from trialmeta.analysis.sampling.settings import SamplerSettings
 
     data, truth = _simulated_binomial(11)
     fit = TimeCourse("bateman", rho=0.0, likelihood="binomial").fit(

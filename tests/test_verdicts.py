@@ -20,7 +20,8 @@ from trialmeta.analysis.models.time_course import (
     time_to_peak,
 )
 from trialmeta.analysis.report.build import cfmt
-from trialmeta.analysis.sampling.inference import SamplerSettings, summarize_censored
+from trialmeta.analysis.sampling.inference import summarize_censored
+from trialmeta.analysis.sampling.settings import SamplerSettings
 
 C1_LIKE = """
 claims:

@@ -12,13 +12,22 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..claims.spec import (
+    CLAIM_FIELDS,
+    RULE_FIELDS,
+    Claim,
+    ClaimsFile,
+    ContrastSpec,
+    number_problem,
+    parse_priors,
+)
 from ..errors import SpecError
 from ..families.base import Family, family_name, get_family
 from ..io.files import read_regular
@@ -30,79 +39,10 @@ from ..stats.decision import (
     EVIDENCE_FIELDS,
     DecisionRule,
     Evidence,
-    monte_carlo_se,
     near_thresholds,
     verdict,
     weigh,
 )
-
-VERDICTS = ("supported", "contradicted", "inconclusive", "insufficient data")
-RULE_FIELDS = {"support", "contradict", "min_studies", "insufficient_bf",
-               "insufficient_sd_ratio", "max_draws_factor"}
-CLAIM_FIELDS = {"id", "title", "quote", "source", "model", "outcome", "time_h", "window_h",
-                "quantity", "selection", "region", "needs", "caveat"} | RULE_FIELDS
-__all__ = ["DecisionRule", "monte_carlo_se"]
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One testable claim.
-
-    ``options`` holds the model-specific settings as sorted (name, value) pairs: measure,
-    form, comparator, moderators, untimed, threshold, fraction, hill, direction, tau_prior,
-    rho (time-course) and priors (sorted (setting, value) pairs, see ``PRIOR_FIELDS``).
-    """
-
-    id: str
-    title: str
-    quote: str
-    source: str
-    model: str
-    outcome: str
-    window: TimeWindow | None
-    quantity: str
-    filters: Filters
-    region: tuple[float, float]
-    rule: DecisionRule
-    options: tuple[tuple[str, Any], ...] = ()
-    needs: str = ""
-    caveat: str = ""
-
-    def option(self, name: str, default: Any = None) -> Any:
-        """One model-specific option."""
-        return dict(self.options).get(name, default)
-
-    def fit_key(self) -> tuple:
-        """Claims with the same key share one fit (summary-only options do not count)."""
-        fit_options = tuple((k, v) for k, v in self.options
-                            if k not in ("threshold", "fraction", "direction"))
-        return (self.model, self.outcome, self.window, self.filters, fit_options)
-
-
-@dataclass(frozen=True)
-class ContrastSpec:
-    """A descriptive active-vs-control analysis the report shows (not a claim)."""
-
-    id: str
-    title: str
-    outcome: str
-    measure: str
-    window: TimeWindow
-    filters: Filters
-    comparators: tuple[tuple[str, tuple[str, ...]], ...]
-
-
-@dataclass
-class ClaimsFile:
-    """A validated claims file."""
-
-    path: str
-    sha256: str
-    claims: list[Claim] = field(default_factory=list)
-    contrasts: list[ContrastSpec] = field(default_factory=list)
-    analyses: dict[str, dict[str, Any]] = field(default_factory=dict)
-    published: str | None = None
-
 
 CONTRAST_FIELDS = {"id", "title", "outcome", "measure", "time_h", "window_h", "selection",
                    "comparators"}
@@ -171,28 +111,9 @@ def _fail(path: str, claim: str, fld: str, msg: str) -> SpecError:
     return SpecError(f"{path}: claim '{claim}', field '{fld}': {msg}")
 
 
-def _number_problem(value: Any, lo: float | None = None, hi: float | None = None, *,
-                    whole: bool = False) -> str | None:
-    """Say what is wrong with a value that must be a finite number in [lo, hi], if anything.
-
-    ``whole``: the number must be a whole number (``2.7`` is refused, not truncated).
-    """
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return f"must be a number, got {str(value)[:40]!r}"
-    try:
-        v = float(value)
-    except OverflowError:
-        return f"a number with {len(str(value))} digits is out of range [{lo}, {hi}]"
-    if not np.isfinite(v) or (lo is not None and v < lo) or (hi is not None and v > hi):
-        return f"{v:g} is out of range [{lo}, {hi}]"
-    if whole and not v.is_integer():
-        return f"{v:g} must be a whole number"
-    return None
-
-
 def _number(path: str, cid: str, fld: str, value: Any, lo: float | None = None,
             hi: float | None = None) -> float:
-    problem = _number_problem(value, lo, hi)
+    problem = number_problem(value, lo, hi)
     if problem:
         raise _fail(path, cid, fld, problem)
     return float(value)
@@ -217,27 +138,6 @@ def _region_bound(path: str, cid: str, value: Any) -> float:
     return _number(path, cid, "region", value)
 
 
-def parse_priors(raw: Any, family: Family, fail: Any) -> tuple[tuple[str, float], ...]:
-    """Validate a ``priors`` mapping for ``family``; return sorted (setting, value) pairs.
-
-    ``fail(message)`` returns the error to raise.
-    """
-    known = family.prior_settings
-    if not isinstance(raw, dict):
-        raise fail(f"must be a mapping of prior setting to number; {family.name} takes "
-                   f"{', '.join(known) or 'none'}")
-    out = []
-    for key, value in raw.items():
-        if key not in known:
-            raise fail(f"unknown setting '{key}' for {family.name}; known: "
-                       f"{', '.join(known) or 'none'}")
-        problem = _number_problem(value, None if key == "mu_mean" else 1e-9)
-        if problem:
-            raise fail(f"{key} {problem}")
-        out.append((str(key), float(value)))
-    return tuple(sorted(out))
-
-
 def parse_rule(raw: dict[str, Any], defaults: DecisionRule, fail: Any) -> DecisionRule:
     """Read the decision-rule fields of a claim (or of ``defaults``) over ``defaults``.
 
@@ -245,7 +145,7 @@ def parse_rule(raw: dict[str, Any], defaults: DecisionRule, fail: Any) -> Decisi
     """
     def number(fld: str, value: Any, lo: float, hi: float | None = None, *,  # noqa: ANN401
                whole: bool = False) -> float:
-        problem = _number_problem(value, lo, hi, whole=whole)
+        problem = number_problem(value, lo, hi, whole=whole)
         if problem:
             raise fail(fld, problem)
         return float(value)
@@ -286,7 +186,7 @@ def parse_selection(raw: Any, fail: Any) -> Filters:  # noqa: ANN401
             raise fail(f"{key}: every value must be a name or a number")
         for v in values:
             problem = (text_problem(v, name=True) if isinstance(v, str)
-                       else _number_problem(v))
+                       else number_problem(v))
             if problem:
                 raise fail(f"{key}: {problem}")
     try:
@@ -305,7 +205,7 @@ def _check_option_types(options: dict[str, Any], family: Family, model: str,
             raise fail(key, f"must be true or false, got {options[key]!r}")
     for key, lo, hi in (("threshold", None, None), ("fraction", 0.0, 1.0)):
         if key in options:
-            problem = _number_problem(options[key], lo, hi)
+            problem = number_problem(options[key], lo, hi)
             if problem:
                 raise fail(key, problem)
     if "direction" in options and options["direction"] not in (-1, 0, 1):

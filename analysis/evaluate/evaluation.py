@@ -18,7 +18,8 @@ import numpy as np
 from ..families.base import FamilyRun, family_of
 from ..families.runners import PRIOR_DRAWS
 from ..io.records import Records
-from ..sampling.inference import SamplerSettings, summarize_censored
+from ..sampling.inference import summarize_censored
+from ..sampling.settings import SamplerSettings
 from ..stats.decision import near_thresholds
 from .claims import Claim, ClaimResult, ClaimsFile, judge
 

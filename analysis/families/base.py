@@ -25,9 +25,9 @@ import numpy as np
 from ..errors import SpecError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..evaluate.claims import Claim
+    from ..claims.spec import Claim
     from ..io.records import Records
-    from ..sampling.inference import SamplerSettings
+    from ..sampling.settings import SamplerSettings
 
 BUILTIN = {
     "pooled-rate": "trialmeta.analysis.families.builtin:PooledRateFamily",
@@ -58,6 +58,19 @@ class FamilyRun:
     diagnostics_passed: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     prior_draws: Callable[[str, Claim], np.ndarray | None] | None = None
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure a family asks the report to draw: the plot's name and its inputs (data).
+
+    Families hand the report data, never drawings: the report looks ``plot`` up among its
+    drawing functions (``forest``, ``dose``, ``time``; see ``report.plots.FIGURES``) and
+    draws ``plot(**inputs)``, cached by the inputs.
+    """
+
+    plot: str
+    inputs: dict[str, Any]
 
 
 class Family:
@@ -133,6 +146,9 @@ class Family:
                     ) -> tuple[str, dict[str, Any]] | None:
         """Where the report shows a run and what: ``(section, item)``, or None.
 
+        ``section`` is ``fits``, ``curves`` or ``sections``. The item is data: a figure is a
+        :class:`Figure` under ``svg``, and a section the report builds itself names its
+        ``renderer`` (``agents``, ``network``) and hands it ``doc``, ``id`` and ``claims``.
         The default is a generic section: a table of the document's ``estimates``.
         """
         rows = [{"quantity": q, **e} for q, e in (run.doc or {}).get("estimates", {}).items()

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import SpecError
-from .base import Family, FamilyRun
+from .base import Family, FamilyRun, Figure
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..evaluate.claims import Claim
+    from ..claims.spec import Claim
     from ..io.records import Records
-    from ..sampling.inference import SamplerSettings
+    from ..sampling.settings import SamplerSettings
 
 #: depression scales of the bundled data (dose-response and time-course SBC selections)
 DEPRESSION_SCALES = ("MADRS", "HDRS", "HDRS17", "HDRS21", "HDRS24", "HDRS25", "HDRS28",
@@ -35,10 +35,6 @@ def _events_into_arms(data: Any, simulated: dict[str, np.ndarray]) -> Any:  # no
     return replace(data, arms=data.arms.assign(events=np.asarray(simulated["events"], int)))
 
 
-def _svg(plot: Any, **kwargs: Any) -> str:  # noqa: ANN401
-    from ..report.plots import svg
-
-    return svg(plot, **kwargs)
 
 
 def _agent_quantity_problem(quantity: str, known: tuple[str, ...]) -> str | None:
@@ -106,12 +102,11 @@ class PooledRateFamily(_Moderated):
     def report_item(self, run: FamilyRun, fid: str, claim_ids: list[str]
                     ) -> tuple[str, dict[str, Any]]:
         """Show the fit in "Pooled rates" with a forest plot."""
-        from ..report.plots import forest_plot
-
         r = run.extra["run"]
         label = f"claims {', '.join(claim_ids)}"
-        image = _svg(forest_plot, arms=r.summary.arms, estimates=r.summary.estimates,
-                     outcome=r.outcome, title=f"{r.outcome} at {r.window.target_h:g} h ({label})")
+        image = Figure("forest", {"arms": r.summary.arms, "estimates": r.summary.estimates,
+                                  "outcome": r.outcome,
+                                  "title": f"{r.outcome} at {r.window.target_h:g} h ({label})"})
         return "fits", {"id": fid, "claims": claim_ids, "doc": run.doc, "svg": image}
 
     def sbc_build(self, spec: Any, records: Records) -> tuple[Any, Any, int]:  # noqa: ANN401
@@ -191,12 +186,10 @@ class _CurveFamily(_Builtin):
     def report_item(self, run: FamilyRun, fid: str, claim_ids: list[str]
                     ) -> tuple[str, dict[str, Any]]:
         """Show the curve with its plot in the family's curve section."""
-        from ..report.plots import dose_plot, time_plot
-
-        plot = dose_plot if self.kind == "dose-response" else time_plot
+        plot = "dose" if self.kind == "dose-response" else "time"
         return "curves", {"id": fid, "claims": claim_ids, "kind": self.kind, "doc": run.doc,
-                          "svg": _svg(plot, doc=run.doc,
-                                      title=f"claims {', '.join(claim_ids)}")}
+                          "svg": Figure(plot, {"doc": run.doc,
+                                               "title": f"claims {', '.join(claim_ids)}"})}
 
     def form_table(self, records: Records, run: FamilyRun, settings: SamplerSettings
                    ) -> dict[str, Any] | None:
@@ -292,9 +285,8 @@ class DoseResponseFamily(_CurveFamily):
                     ) -> tuple[str, dict[str, Any]]:
         """Show the curve; a multi-agent network gets a section of its own."""
         if "agents" in run.extra:
-            from ..report.agents_section import agents_section
-
-            return "sections", agents_section(run.doc, fid, claim_ids)
+            return "sections", {"renderer": "agents", "doc": run.doc, "id": fid,
+                                "claims": claim_ids}
         return super().report_item(run, fid, claim_ids)
 
     def default_prior(self, claim: Claim, setting: str) -> float:
@@ -359,10 +351,10 @@ class TimeCourseFamily(_CurveFamily):
 
     def check_options(self, options: dict[str, Any], fail: Any) -> None:  # noqa: ANN401
         """Check rho, the likelihood and the timing groups."""
-        from ..evaluate.claims import _number_problem
+        from ..claims.spec import number_problem
 
         if "rho" in options:
-            problem = _number_problem(options["rho"], 0.0, 0.99)
+            problem = number_problem(options["rho"], 0.0, 0.99)
             if problem:
                 raise fail("rho", problem)
             options["rho"] = float(options["rho"])
@@ -493,9 +485,8 @@ class NetworkFamily(_Builtin):
     def report_item(self, run: FamilyRun, fid: str, claim_ids: list[str]
                     ) -> tuple[str, dict[str, Any]]:
         """Graph, effects with SUCRA, league table and the inconsistency checks."""
-        from ..report.network_section import network_section
-
-        return "sections", network_section(run.doc, fid, claim_ids)
+        return "sections", {"renderer": "network", "doc": run.doc, "id": fid,
+                            "claims": claim_ids}
 
 
 def claim_options() -> dict[str, tuple[str, ...]]:

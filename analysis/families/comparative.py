@@ -10,9 +10,10 @@ import numpy as np
 from ..errors import SpecError
 from ..io.records import Records
 from ..models.contrast import Contrast, ContrastFit, ContrastPriors, ContrastSummary
-from ..sampling.inference import SamplerSettings, command_line, loo
-from ..select.contrasts import ContrastData
-from ..stats.effects import Effects, log_odds_ratio, log_risk_ratio, risk_difference
+from ..sampling.inference import command_line, loo
+from ..sampling.settings import SamplerSettings
+from ..select.contrasts import RATIO, ContrastData, contrast_effects
+from ..stats.effects import Effects
 from ..stats.frequentist import (
     MantelHaenszel,
     MetaResult,
@@ -22,46 +23,6 @@ from ..stats.frequentist import (
     meta_analysis,
 )
 from .results import rounded
-
-RATIO = ("OR", "RR")
-BINARY_FN = {"OR": log_odds_ratio, "RR": log_risk_ratio, "RD": risk_difference}
-
-
-def check_estimable(data: ContrastData) -> None:
-    """Raise SpecError when there is nothing to contrast or the ratio cannot be estimated."""
-    c = data.contrasts
-    if not len(c):
-        raise SpecError("no contrasts to analyse: no study has both an active and a control "
-                        "arm with this outcome (single-arm studies cannot be compared)")
-    if data.binary and data.measure in RATIO and "a" in c and c["a"].notna().any():
-        if int((c["a"] + c["c"]).sum()) == 0:
-            raise SpecError(f"no events in any arm: the {data.measure} is not estimable")
-        if int((c["b"] + c["d"]).sum()) == 0:
-            raise SpecError(f"every patient in every arm had the event: the {data.measure} is "
-                            "not estimable")
-
-
-def contrast_effects(data: ContrastData) -> Effects:
-    """Per-contrast effects and variances for the frequentist engine.
-
-    A control shared by m active arms is split evenly (n/m patients, events/m)
-    so that it is not counted m times (Cochrane Handbook 23.3.4).
-    """
-    check_estimable(data)
-    c = data.contrasts
-    arm = (c["level"] == "arm").to_numpy() if "level" in c else np.ones(len(c), bool)
-    counts = c[arm].groupby("study", sort=False)["arm"].transform("count")
-    m = np.ones(len(c))
-    m[arm] = counts.to_numpy(float)
-    if data.binary:
-        eff = BINARY_FN[data.measure](c["a"].fillna(0), c["b"].fillna(0), c["c"].fillna(0) / m,
-                                      c["d"].fillna(0) / m)
-        if arm.all():
-            return eff
-        return Effects(data.measure, np.where(arm, eff.yi, c["yi"].to_numpy(float)),
-                       np.where(arm, eff.vi, c["vi"].to_numpy(float)))
-    vi = c["vi"].to_numpy(float) + np.where(arm, (m - 1) * c["shared_var"].to_numpy(float), 0.0)
-    return Effects(data.measure, c["yi"].to_numpy(float), vi)
 
 
 @dataclass

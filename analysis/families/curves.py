@@ -10,7 +10,8 @@ from ..io.records import Records
 from ..models import get_model_class
 from ..models.dose_response import DoseResponse, dose_summary
 from ..models.time_course import TimeCourse, TimePriors, time_summary
-from ..sampling.inference import SamplerSettings, command_line, loo
+from ..sampling.inference import command_line, loo
+from ..sampling.settings import SamplerSettings
 from ..select.contrasts import select_time_course
 from ..select.doses import select_dose_arms
 from ..select.filters import Filters, TimeWindow
@@ -96,7 +97,7 @@ def options_from_mapping(kind: str, raw: dict[str, Any]) -> DoseOptions | TimeOp
 
 
 def _priors_option(kind: str, raw: Any) -> tuple[tuple[str, float], ...]:  # noqa: ANN401
-    from ..evaluate.claims import parse_priors
+    from ..claims.spec import parse_priors
 
     return parse_priors(raw, kind, lambda msg: SpecError(f"analyses/{kind}: priors: {msg}"))
 

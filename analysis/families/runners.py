@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from ..evaluate.claims import Claim
+from ..claims.spec import Claim
 from ..io.records import Records
-from ..sampling.inference import SamplerSettings, flat
+from ..sampling.inference import flat
+from ..sampling.settings import SamplerSettings
 from ..stats.decision import spread
 from .base import FamilyRun
 

@@ -29,13 +29,13 @@ from ..errors import SpecError
 from ..sampling.inference import (
     Diagnostics,
     LazyModel,
-    SamplerSettings,
     diagnose,
     flat,
     package_versions,
     sample,
     summarize_draws,
 )
+from ..sampling.settings import SamplerSettings
 from ..select.contrasts import ContrastData
 from ..stats.priors import HeterogeneityPrior
 

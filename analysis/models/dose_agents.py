@@ -37,13 +37,13 @@ from ..errors import SpecError
 from ..sampling.inference import (
     Diagnostics,
     LazyModel,
-    SamplerSettings,
     diagnose,
     flat,
     package_versions,
     sample,
     summarize_draws,
 )
+from ..sampling.settings import SamplerSettings
 from ..stats.priors import HeterogeneityPrior
 from .network import Network, NetworkData, arm_likelihood, select_network
 

@@ -30,12 +30,12 @@ from ..errors import SpecError
 from ..sampling.inference import (
     Diagnostics,
     LazyModel,
-    SamplerSettings,
     diagnose,
     flat,
     package_versions,
     sample,
 )
+from ..sampling.settings import SamplerSettings
 from ..select.doses import DoseData
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -35,13 +35,13 @@ from ..io.memo import per_records
 from ..sampling.inference import (
     Diagnostics,
     LazyModel,
-    SamplerSettings,
     diagnose,
     flat,
     package_versions,
     sample,
     summarize_draws,
 )
+from ..sampling.settings import SamplerSettings
 from ..stats.priors import HeterogeneityPrior
 
 if TYPE_CHECKING:  # pragma: no cover

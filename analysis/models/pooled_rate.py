@@ -26,13 +26,13 @@ from ..errors import SpecError
 from ..sampling.inference import (
     Diagnostics,
     LazyModel,
-    SamplerSettings,
     diagnose,
     flat,
     package_versions,
     sample,
     summarize_draws,
 )
+from ..sampling.settings import SamplerSettings
 from ..select.filters import BinaryArms
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -41,7 +41,6 @@ from ..errors import SpecError
 from ..sampling.inference import (
     Diagnostics,
     LazyModel,
-    SamplerSettings,
     diagnose,
     flat,
     package_versions,
@@ -49,6 +48,7 @@ from ..sampling.inference import (
     summarize_censored,
     summarize_draws,
 )
+from ..sampling.settings import SamplerSettings
 from ..select.contrasts import ContrastData
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -126,7 +126,7 @@ class SamplingStructure:
 
 def _estimates(data: ContrastData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each contrast's estimate, its whole variance and its control's part of it."""
-    from ..families.comparative import BINARY_FN, check_estimable
+    from ..select.contrasts import BINARY_FN, check_estimable
     from ..stats.effects import control_variance
 
     check_estimable(data)
@@ -446,7 +446,7 @@ class TimeCourse:
             study_index=c["study"].map({s: i for i, s in enumerate(data.studies)}).to_numpy(),
             studies=list(data.studies), lik=sampling_structure(data, self.rho),
             binomial=(binomial_structure(data, self.rho) if self.likelihood == "binomial"
-                      else None),
+                      else None), baseline_sd=BASELINE_SD,
             t=c["time_h"].to_numpy(float), knots=self.knots, peak_sd=pr.peak_sd,
             t_rise=pr.t_rise, t_decay=pr.t_decay, t_sd=pr.t_sd, tau_scale=pr.tau_scale,
             group_index=grouped[1] if grouped else None,

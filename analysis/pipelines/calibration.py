@@ -34,12 +34,12 @@ from scipy import stats
 from ..errors import SpecError
 from ..families.base import get_family, registry
 from ..io.records import Records
-from ..sampling.inference import SamplerSettings, package_versions
+from ..sampling.inference import package_versions
+from ..sampling.settings import SamplerSettings
+from ..stats.sbc import N_RANK_DRAWS, RANK_BINS
 from .engine import Task, task_key
 
 LEVELS = (0.5, 0.8, 0.95)
-N_RANK_DRAWS = 99
-RANK_BINS = 20
 #: coverage verdicts use 99 % Clopper-Pearson intervals: 3 levels x 3-4 quantities are
 #: checked per model, so 95 % intervals would flag a well-calibrated model about half the time
 VERDICT_PROB = 0.99

@@ -248,7 +248,7 @@ def _submit(first: list[Task], workers: int | None, scheduler: str | None, grows
     try:
         tasks: dict[Any, Task] = {}
 
-        from ..models import plugin_files, with_plugins
+        from ..families.plugins import plugin_files, with_plugins
 
         plugins = plugin_files()
 

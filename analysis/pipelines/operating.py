@@ -26,10 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from ..claims.spec import Claim, ClaimsFile
 from ..errors import SpecError
-from ..evaluate.claims import Claim, ClaimsFile, model_family
+from ..evaluate.claims import model_family
 from ..io.records import Records
-from ..sampling.inference import SamplerSettings, package_versions
+from ..sampling.inference import package_versions
+from ..sampling.settings import SamplerSettings
 from ..select.filters import COUNT_COLUMN
 from .calibration import clopper_pearson
 from .engine import Task, task_key

@@ -10,8 +10,8 @@ from __future__ import annotations
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 
-from ..evaluate.claims import ClaimsFile
-from ..sampling.inference import SamplerSettings
+from ..claims.spec import ClaimsFile
+from ..sampling.settings import SamplerSettings
 
 
 def tasks(claims: ClaimsFile) -> list[tuple[str, int]]:
@@ -40,7 +40,7 @@ def _worker(records_path: str | None, claims_path: str | None, settings: Sampler
     from ..evaluate.claims import load_claims
     from ..families.base import family_of
     from ..io.records import read_records
-    from ..report.contrast_section import run_contrast_section
+    from .contrast_fits import fit_contrast_section
 
     records = read_records(records_path)
     claims = load_claims(claims_path)
@@ -50,7 +50,7 @@ def _worker(records_path: str | None, claims_path: str | None, settings: Sampler
             c = claims.claims[i]
             family_of(c.model).run(records, c, settings)
         elif kind == "contrast":
-            run_contrast_section(records, [claims.contrasts[i]], settings)
+            fit_contrast_section(records, [claims.contrasts[i]], settings)
         else:
             c = claims.claims[i]
             family = family_of(c.model)
@@ -70,7 +70,7 @@ def prefetch(records_path: str | None, claims_path: str | None, settings: Sample
     so a fixed split leaves one worker idle); the workers live for the whole prefetch.
     A form table fits its claim's own form too, so curve claims need no separate task.
     """
-    from ..models import load_plugins, plugin_files
+    from ..families.plugins import load_plugins, plugin_files
 
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
                              initializer=load_plugins, initargs=(plugin_files(),)) as pool:

@@ -23,7 +23,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from ..sampling.inference import SamplerSettings, netcdf_copy
+from ..sampling.inference import netcdf_copy
+from ..sampling.settings import SamplerSettings
 
 
 class ReportHelper:
@@ -43,7 +44,7 @@ class ReportHelper:
 
     def _start(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            from ..models import load_plugins, plugin_files
+            from ..families.plugins import load_plugins, plugin_files
 
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"),
                                              initializer=load_plugins,

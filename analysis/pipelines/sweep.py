@@ -31,10 +31,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from ..evaluate.claims import Claim, ClaimsFile
+from ..claims.spec import Claim, ClaimsFile
 from ..families.base import family_of
 from ..io.records import Records
-from ..sampling.inference import SamplerSettings, package_versions
+from ..sampling.inference import package_versions
+from ..sampling.settings import SamplerSettings
 from ..select.filters import TimeWindow
 from .engine import Task, task_key
 

@@ -7,10 +7,8 @@ import io
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from ..claims.spec import ClaimsFile
 from ..errors import SpecError
-from ..evaluate.claims import ClaimsFile
 from ..io.files import read_regular_text
 from ..io.records import Records
 
@@ -122,61 +120,6 @@ def published_comparison(rows: list[dict[str, str]], claims_rows: list[dict],
                     "ci_high": num(r.get("ci_high", "")), "studies": r.get("studies", ""),
                     "url": r["url"] if _web_link(r["url"]) else "",
                     "quote": r.get("quote", ""), "ours": ours})
-    return out
-
-
-def sensitivity(records: Records, claims: ClaimsFile) -> list[dict[str, Any]]:
-    """How the first contrast moves with the prior on tau, crossover handling and evidence tier.
-
-    Uses the exact normal-normal engine (no Monte Carlo error), pooled over all controls.
-    """
-    from dataclasses import replace
-
-    from ..families.comparative import contrast_effects
-    from ..models.contrast import default_priors
-    from ..select.contrasts import select_contrasts
-    from ..stats.exact import exact_normal_normal
-    from ..stats.priors import heterogeneity_prior
-
-    if not claims.contrasts:
-        return []
-    out = []
-    for spec in claims.contrasts:
-        union = tuple(dict.fromkeys(t for _, ts in spec.comparators for t in ts))
-        variants = [
-            ("main analysis (half-normal 0.5 on tau)", spec.filters, "keep", None),
-            ("prior on tau: Turner 2015 (mental health, log OR)" if spec.measure in
-             ("OR", "RR") else "prior on tau: Rhodes 2015 (mental health, SMD)",
-             spec.filters, "keep",
-             "turner2015" if spec.measure in ("OR", "RR") else "rhodes2015"),
-            ("prior on tau: half-normal 1.0", spec.filters, "keep", "half-normal:1.0"),
-            ("crossover trials excluded", spec.filters, "exclude", None),
-            ("primary evidence only", replace(spec.filters, evidence=("primary",)), "keep",
-             None),
-        ]
-        rows = []
-        for label, filters, crossover, prior in variants:
-            data = select_contrasts(records, spec.outcome, spec.measure, spec.window, filters,
-                                    comparator=union, crossover=crossover)
-            if data.k_studies == 0:
-                rows.append({"variant": label, "k": 0, "status": "no studies"})
-                continue
-            priors = default_priors(data.measure,
-                                    heterogeneity_prior(prior) if prior else None)
-            eff = contrast_effects(data)
-            post = exact_normal_normal(eff.yi, eff.vi, tau_prior=priors.tau,
-                                       mu_prior=(0.0, priors.effect_sd))
-            row = {"variant": label, "k": data.k_studies, "status": "fitted",
-                   "median": post.mu["median"], "ci_low": post.mu["ci_low"],
-                   "ci_high": post.mu["ci_high"], "tau_median": post.tau["median"]}
-            if spec.measure in ("OR", "RR"):
-                row.update(ratio_median=float(np.exp(post.mu["median"])),
-                           ratio_ci_low=float(np.exp(post.mu["ci_low"])),
-                           ratio_ci_high=float(np.exp(post.mu["ci_high"])))
-            rows.append(row)
-        out.append({"id": spec.id, "title": spec.title, "measure": spec.measure,
-                    "engine": "exact normal-normal (quadrature), shared controls split",
-                    "rows": rows})
     return out
 
 

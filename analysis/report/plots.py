@@ -327,7 +327,7 @@ def network_plot(*, nodes: list[str], edges: list[dict], title: str) -> Figure:
 
 def calibration_plot(summary: dict) -> Figure:
     """SBC rank histograms (with the 99 % band of a uniform histogram) and coverage."""
-    from ..pipelines.calibration import N_RANK_DRAWS, RANK_BINS
+    from ..stats.sbc import N_RANK_DRAWS, RANK_BINS
 
     labels = list(summary["ranks"])
     n = summary["sims"]
@@ -359,3 +359,8 @@ def calibration_plot(summary: dict) -> Figure:
     ax.legend(fontsize=6, frameon=False)
     fig.tight_layout()
     return fig
+
+
+#: the figures a family may ask for by name (:class:`~trialmeta.analysis.families.base.Figure`)
+FIGURES: dict[str, Callable[..., Figure]] = {"forest": forest_plot, "dose": dose_plot,
+                                              "time": time_plot}

@@ -24,7 +24,7 @@ import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..io.posterior_store import StoredPosterior
-    from .inference import SamplerSettings
+    from .settings import SamplerSettings
 
 _TAU_KINDS = {"half-normal": 0, "half-cauchy": 1, "turner2015": 2, "rhodes2015": 3}
 #: part of the cache token of a precompiled fit: bump when a kernel changes its draws
@@ -223,13 +223,15 @@ def time_course(*, form: str, study_index: np.ndarray, studies: list[str], lik: 
                 t: np.ndarray, knots: tuple[float, ...], peak_sd: float, t_rise: float,
                 t_decay: float, t_sd: float, tau_scale: float,
                 group_index: np.ndarray | None = None,
-                groups: list[str] | None = None, binomial: Any = None) -> PrecompiledModel:
+                groups: list[str] | None = None, binomial: Any = None,
+                baseline_sd: float | None = None) -> PrecompiledModel:
     """Time-course (bateman or piecewise in log(1 + t)) on the factorised contrasts ``lik``.
 
     ``lik`` is a :class:`~trialmeta.analysis.models.time_course.SamplingStructure`. With
     ``groups`` (Bateman only), T_r and T_d are estimated per timing group. With
     ``binomial`` (a :class:`~trialmeta.analysis.models.time_course.BinomialStructure`), the
-    likelihood is its weighted binomial terms instead, with one baseline per block.
+    likelihood is its weighted binomial terms instead, with one baseline per block
+    (``alpha ~ N(0, baseline_sd)``).
     """
     from . import kernels as kr
     from .kernels import H_BLOCKS, H_LIK
@@ -250,10 +252,10 @@ def time_course(*, form: str, study_index: np.ndarray, studies: list[str], lik: 
         tail = [np.concatenate(lik.w)]
         observed = lik.dense() @ lik.y
     else:
-        from ..models.time_course import BASELINE_SD
-
+        if baseline_sd is None:
+            raise ValueError("a binomial time course needs baseline_sd")
         header[H_LIK], header[H_BLOCKS] = 1.0, len(binomial.blocks)
-        header[kr.H_BASE_SD] = BASELINE_SD
+        header[kr.H_BASE_SD] = baseline_sd
         tail = [binomial.block.astype(float), binomial.y, binomial.n,
                 _log_choose(binomial.n, binomial.y), binomial.weight]
         observed = binomial.y.astype("int64")

@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import arviz as az
     import pymc as pm
 
-    from .inference import SamplerSettings
+    from .settings import SamplerSettings
 
 SAMPLERS = ("nutpie", "nutpie-pytensor", "pymc", "numpyro")
 DEFAULT_SAMPLER = "nutpie"

@@ -25,7 +25,14 @@ import pandas as pd
 from ..errors import SpecError
 from ..io.memo import per_records
 from ..io.records import Records
-from ..stats.effects import hedges_correction, sd_from_se
+from ..stats.effects import (
+    Effects,
+    hedges_correction,
+    log_odds_ratio,
+    log_risk_ratio,
+    risk_difference,
+    sd_from_se,
+)
 from .contrast_rows import contrast_level_rows
 from .filters import COUNT_COLUMN, Filters, TimeWindow
 
@@ -417,3 +424,44 @@ def _continuous_effects(data: ContrastData, rho: float, allow_mixed: bool = Fals
         vi = np.where(arm, vi, t["vi"].to_numpy(float))
         shared = np.where(arm, shared, t["shared_var"].to_numpy(float))
     data.contrasts = t.assign(yi=yi, vi=vi, shared_var=shared)
+
+
+RATIO = ("OR", "RR")
+BINARY_FN = {"OR": log_odds_ratio, "RR": log_risk_ratio, "RD": risk_difference}
+
+
+def check_estimable(data: ContrastData) -> None:
+    """Raise SpecError when there is nothing to contrast or the ratio cannot be estimated."""
+    c = data.contrasts
+    if not len(c):
+        raise SpecError("no contrasts to analyse: no study has both an active and a control "
+                        "arm with this outcome (single-arm studies cannot be compared)")
+    if data.binary and data.measure in RATIO and "a" in c and c["a"].notna().any():
+        if int((c["a"] + c["c"]).sum()) == 0:
+            raise SpecError(f"no events in any arm: the {data.measure} is not estimable")
+        if int((c["b"] + c["d"]).sum()) == 0:
+            raise SpecError(f"every patient in every arm had the event: the {data.measure} is "
+                            "not estimable")
+
+
+def contrast_effects(data: ContrastData) -> Effects:
+    """Per-contrast effects and variances for the frequentist engine.
+
+    A control shared by m active arms is split evenly (n/m patients, events/m)
+    so that it is not counted m times (Cochrane Handbook 23.3.4).
+    """
+    check_estimable(data)
+    c = data.contrasts
+    arm = (c["level"] == "arm").to_numpy() if "level" in c else np.ones(len(c), bool)
+    counts = c[arm].groupby("study", sort=False)["arm"].transform("count")
+    m = np.ones(len(c))
+    m[arm] = counts.to_numpy(float)
+    if data.binary:
+        eff = BINARY_FN[data.measure](c["a"].fillna(0), c["b"].fillna(0), c["c"].fillna(0) / m,
+                                      c["d"].fillna(0) / m)
+        if arm.all():
+            return eff
+        return Effects(data.measure, np.where(arm, eff.yi, c["yi"].to_numpy(float)),
+                       np.where(arm, eff.vi, c["vi"].to_numpy(float)))
+    vi = c["vi"].to_numpy(float) + np.where(arm, (m - 1) * c["shared_var"].to_numpy(float), 0.0)
+    return Effects(data.measure, c["yi"].to_numpy(float), vi)

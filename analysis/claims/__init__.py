@@ -1,0 +1,1 @@
+"""Claims as data: the types a claims file is read into (see ``spec``)."""

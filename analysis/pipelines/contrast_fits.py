@@ -1,0 +1,54 @@
+"""Fit the claims file's descriptive comparisons (``contrasts:``), Bayesian and frequentist."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..claims.spec import ContrastSpec
+from ..families.comparative import (
+    contrast_document,
+    frequentist_document,
+    run_contrast,
+    run_frequentist,
+)
+from ..io.records import Records
+from ..report.contrast_section import POOLED
+from ..sampling.settings import SamplerSettings
+from ..select.contrasts import select_contrasts
+
+
+def fit_contrast_section(records: Records, specs: list[ContrastSpec],
+                         settings: SamplerSettings) -> list[dict[str, Any]]:
+    """Fit every comparison of the claims file's ``contrasts`` list (Bayesian and REML).
+
+    Each comparison is fitted per comparator group and pooled over all of them
+    (``POOLED``); the report draws the figures (``report.contrast_section.with_figures``).
+    """
+    section = []
+    for spec in specs:
+        union = tuple(dict.fromkeys(t for _, ts in spec.comparators for t in ts))
+        groups = [*spec.comparators, (POOLED, union)]
+        entry: dict[str, Any] = {"id": spec.id, "title": spec.title, "outcome": spec.outcome,
+                                 "measure": spec.measure, "time_h": spec.window.target_h,
+                                 "groups": []}
+        for name, comps in groups:
+            data = select_contrasts(records, spec.outcome, spec.measure, spec.window,
+                                    spec.filters, comparator=comps)
+            g: dict[str, Any] = {"group": name, "comparators": list(comps),
+                                 "k": data.k_studies, "contrasts": len(data.contrasts)}
+            if data.k_studies == 0:
+                g["status"] = "no study compares these arms at this time point"
+                entry["groups"].append(g)
+                continue
+            crun = run_contrast(data, settings, data_sha256=records.sha256)
+            bayes = contrast_document(crun, records)
+            g["_idata"] = crun.fit.idata
+            method = "REML" if len(data.contrasts) >= 2 else "FE"
+            freq = frequentist_document(run_frequentist(data, method), records)
+            g.update(status="fitted", bayesian=bayes, frequentist=freq)
+            if len(data.contrasts) >= 2:
+                g["frequentist_hksj"] = frequentist_document(
+                    run_frequentist(data, "REML", hksj=True), records)
+            entry["groups"].append(g)
+        section.append(entry)
+    return section
