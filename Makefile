@@ -34,8 +34,9 @@ slow: install ## run only the long sampling tests (what make test leaves out; .c
 fuzz: install ## Hypothesis fuzzing of record tables, claims documents and option values (a few minutes)
 	$(BIN)/python -m pytest -m fuzz -q -p no:cacheprovider
 
-lint: install ## ruff
+lint: install ## ruff, and the layer contract of ARCHITECTURE.md (import-linter)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 validate: install ## validate the bundled dataset
 	$(BIN)/trialmeta validate

@@ -43,8 +43,7 @@ def claims(
     """Test every claim against the records and print the verdicts."""
     from trialmeta.analysis.evaluate.claims import load_claims
     from trialmeta.analysis.evaluate.evaluation import evaluate
-    from trialmeta.analysis.families.results import rounded
-    from trialmeta.analysis.io.files import dumps_json
+    from trialmeta.analysis.io.files import dumps_json, rounded
     from trialmeta.analysis.io.records import read_records
     from trialmeta.analysis.sampling.inference import (
         command_line,

@@ -109,7 +109,7 @@ def contrast(
     json: JsonOpt = False,
 ) -> None:
     """Bayesian random-effects contrast: OR/RR/RD from arm counts, or MD/SMD from means."""
-    from trialmeta.analysis.families.comparative import contrast_document, run_contrast
+    from trialmeta.analysis.families.contrast import contrast_document, run_contrast
     from trialmeta.analysis.io.files import dumps_json
     from trialmeta.analysis.models.contrast import default_priors
     from trialmeta.analysis.sampling.settings import SamplerSettings
@@ -121,7 +121,7 @@ def contrast(
     tau = None if tau_prior == "half-normal" else heterogeneity_prior(tau_prior)
     priors = default_priors(data.measure, tau)
     if engine == "exact":
-        from trialmeta.analysis.families.comparative import exact_document
+        from trialmeta.analysis.families.contrast import exact_document
 
         doc = exact_document(data, priors, records, threshold=threshold)
         typer.echo(dumps_json(doc) if json else format_contrast(doc), nl=not json)
@@ -218,7 +218,7 @@ def frequentist(
     json: JsonOpt = False,
 ) -> None:
     """Frequentist random-effects meta-analysis (matches R metafor's rma and rma.mh)."""
-    from trialmeta.analysis.families.comparative import frequentist_document, run_frequentist
+    from trialmeta.analysis.families.contrast import frequentist_document, run_frequentist
     from trialmeta.analysis.io.files import dumps_json
 
     records, data = _select(file, outcome, measure, time, window, treatment, route, population,

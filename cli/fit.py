@@ -71,7 +71,7 @@ def pooled_rate(
     json: JsonOpt = False,
 ) -> None:
     """Pooled response or remission rate of treated arms (random effects, logit scale)."""
-    from trialmeta.analysis.families.results import PooledRateRun, pooled_rate_document
+    from trialmeta.analysis.families.pooled_rate import PooledRateRun, pooled_rate_document
     from trialmeta.analysis.io.records import read_records
     from trialmeta.analysis.models.pooled_rate import PooledRate
     from trialmeta.analysis.sampling.settings import SamplerSettings

@@ -12,7 +12,7 @@ from conftest import HEADER
 from conftest import write_csv as _write
 from scipy import stats
 from trialmeta.analysis.errors import DataError
-from trialmeta.analysis.families.comparative import exact_document, run_frequentist
+from trialmeta.analysis.families.contrast import exact_document, run_frequentist
 from trialmeta.analysis.io.posterior_store import as_arviz
 from trialmeta.analysis.io.records import read_records
 from trialmeta.analysis.models.contrast import Contrast, default_priors

@@ -427,7 +427,7 @@ def test_informing_studies_skip_dead_ends_and_fragile_support_finds_the_cut(
 
 
 def test_network_sucra_draws_average_to_the_rank_summary() -> None:
-    from trialmeta.analysis.families.runners import network_quantity
+    from trialmeta.analysis.families.network import network_quantity
 
     rng = np.random.default_rng(3)
     d = np.column_stack([np.zeros(4000), rng.normal([0.5, 0.2, -0.1], 0.4, (4000, 3))])

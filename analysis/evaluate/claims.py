@@ -267,7 +267,7 @@ def parse_claim(raw: Any, path: str, defaults: DecisionRule) -> Claim:
     def check(fn: Callable[[], Any]) -> Any:  # noqa: ANN401
         return _collecting(problems, fn)
 
-    from ..families.builtin import claim_options
+    from ..families.base import claim_options
 
     family_fields = claim_options()  # field -> the families that take it
     all_fields = CLAIM_FIELDS | OPTION_FIELDS | set(family_fields)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..families.base import FamilyRun, family_of
-from ..families.runners import PRIOR_DRAWS
+from ..families.common import PRIOR_DRAWS
 from ..io.records import Records
 from ..sampling.inference import summarize_censored
 from ..sampling.settings import SamplerSettings
@@ -86,8 +86,8 @@ def _judge(claim: Claim, run: FamilyRun, draws_per_chain: int, at_cap: bool) -> 
     """Judge one claim on one (possibly extended) fit."""
     if run.draws is None:
         result = judge(claim, None, run.studies, None, None)
-        if run.extra.get("reason"):
-            result.reason = f"{run.extra['reason']}. {result.reason}"
+        if run.reason:
+            result.reason = f"{run.reason}. {result.reason}"
         return result
     raw = run.draws(claim.quantity, claim)
     if raw is None:  # the fit cannot express the quantity (say, a node it does not have)

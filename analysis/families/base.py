@@ -17,7 +17,7 @@ time-course family. See ``docs/extending.md``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,11 +30,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..sampling.settings import SamplerSettings
 
 BUILTIN = {
-    "pooled-rate": "trialmeta.analysis.families.builtin:PooledRateFamily",
-    "contrast": "trialmeta.analysis.families.builtin:ContrastFamily",
-    "dose-response": "trialmeta.analysis.families.builtin:DoseResponseFamily",
-    "time-course": "trialmeta.analysis.families.builtin:TimeCourseFamily",
-    "network": "trialmeta.analysis.families.builtin:NetworkFamily",
+    "pooled-rate": "trialmeta.analysis.families.pooled_rate:PooledRateFamily",
+    "contrast": "trialmeta.analysis.families.contrast:ContrastFamily",
+    "dose-response": "trialmeta.analysis.families.dose_response:DoseResponseFamily",
+    "time-course": "trialmeta.analysis.families.time_course:TimeCourseFamily",
+    "network": "trialmeta.analysis.families.network:NetworkFamily",
 }
 _LOCAL: dict[str, type] = {}
 _INSTANCES: dict[str, Family] = {}
@@ -44,10 +44,35 @@ _INSTANCES: dict[str, Family] = {}
 class FamilyRun:
     """One fit behind one or more claims.
 
-    ``draws(quantity, claim)`` gives posterior draws (None: the fit cannot express the
-    quantity, and ``unidentified`` says why); ``prior_draws`` the same under the prior;
-    ``unidentified`` a reason the data cannot inform a quantity, or None; ``doc`` the
-    fit's JSON document (None when too few studies were selected or documents were off).
+    Attributes
+    ----------
+    family : str
+        The family's name.
+    doc : dict or None
+        The fit's JSON document (None when too few studies were selected or documents were
+        off).
+    studies : list of str
+        The studies the fit used.
+    draws : callable, optional
+        ``draws(quantity, claim)``: posterior draws (None: the fit cannot express the
+        quantity, and ``unidentified`` says why).
+    unidentified : callable
+        ``unidentified(quantity, claim)``: why the data cannot inform a quantity, or None.
+    diagnostics_passed : bool or None
+        Whether the fit passed its convergence gate (None: no sampler ran).
+    prior_draws : callable, optional
+        ``prior_draws(quantity, claim)``: the same quantity under the prior.
+    posterior : object, optional
+        The posterior (InferenceData or stored draws) the report saves under ``fits/``.
+    reason : str, optional
+        Why nothing was fitted (the selection failed), shown before the verdict's reason.
+    curve_options : object, optional
+        A curve family's options (``DoseOptions`` or ``TimeOptions``): the report fits the
+        other forms on the same selection for its PSIS-LOO table.
+    pooled_run : object, optional
+        The pooled-rate run behind the report's forest plot.
+    agents : tuple of str, optional
+        The agents of a multi-agent dose-response network (shown in a section of its own).
     """
 
     family: str
@@ -56,8 +81,12 @@ class FamilyRun:
     draws: Callable[[str, Claim], np.ndarray | None] | None = None
     unidentified: Callable[[str, Claim], str | None] = lambda q, c: None
     diagnostics_passed: bool | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
     prior_draws: Callable[[str, Claim], np.ndarray | None] | None = None
+    posterior: Any = None
+    reason: str | None = None
+    curve_options: Any = None
+    pooled_run: Any = None
+    agents: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -234,3 +263,16 @@ def family_name(model: str) -> str:
 def family_of(model: str) -> Family:
     """Return the family object a claim's ``model`` belongs to."""
     return get_family(family_name(model))
+
+
+def claim_options() -> dict[str, tuple[str, ...]]:
+    """Map each family-specific claim field to the families that take it."""
+    out: dict[str, list[str]] = {}
+    for name in registry():
+        try:
+            fam = get_family(name)
+        except SpecError:
+            continue  # a broken plug-in is reported when a claim names it
+        for key in fam.options:
+            out.setdefault(key, []).append(name)
+    return {k: tuple(v) for k, v in out.items()}

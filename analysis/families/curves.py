@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import SpecError
+from ..io.files import rounded
 from ..io.records import Records
 from ..models import get_model_class
 from ..models.dose_response import DoseResponse, dose_summary
@@ -15,7 +16,8 @@ from ..sampling.settings import SamplerSettings
 from ..select.contrasts import select_time_course
 from ..select.doses import select_dose_arms
 from ..select.filters import Filters, TimeWindow
-from .results import rounded
+from .base import FamilyRun, Figure
+from .common import BuiltinFamily
 
 
 @dataclass(frozen=True)
@@ -208,3 +210,27 @@ def compare_forms(records: Records, kind: str, opts: DoseOptions | TimeOptions,
                     "note": "elpd differences smaller than about 2 standard errors do not "
                             "separate the forms; Pareto-k warnings mean PSIS-LOO is unreliable "
                             "for some observations"})
+
+
+class CurveFamily(BuiltinFamily):
+    """A family with curve forms compared by PSIS-LOO in the report."""
+
+    kind = ""
+
+    def report_item(self, run: FamilyRun, fid: str, claim_ids: list[str]
+                    ) -> tuple[str, dict[str, Any]]:
+        """Show the curve with its plot in the family's curve section."""
+        plot = "dose" if self.kind == "dose-response" else "time"
+        return "curves", {"id": fid, "claims": claim_ids, "kind": self.kind, "doc": run.doc,
+                          "svg": Figure(plot, {"doc": run.doc,
+                                               "title": f"claims {', '.join(claim_ids)}"})}
+
+    def form_table(self, records: Records, run: FamilyRun, settings: SamplerSettings
+                   ) -> dict[str, Any] | None:
+        """Fit the other forms on the run's selection and rank all by PSIS-LOO."""
+        if run.curve_options is None:
+            return None
+        from .curves import compare_forms
+
+        return compare_forms(records, self.kind, run.curve_options, settings,
+                             self.forms(self.name), done={run.doc["form"]: run.doc})

@@ -223,3 +223,24 @@ def write_outputs(folder: Path, files: dict[str, str], option: str,
         listing[name] = hashlib.sha256(text.encode("utf-8")).hexdigest()
     write_text_atomic(folder / OUTPUTS_MARKER, dumps_json(
         {"format": "trialmeta-outputs", "files": dict(sorted(listing.items()))}))
+
+
+#: significant digits of every float in a JSON result (stable text across platforms)
+SIGNIFICANT = 10
+
+
+def rounded(obj: Any, digits: int = SIGNIFICANT) -> Any:  # noqa: ANN401
+    """Round every float to ``digits`` significant digits (stable, readable text output)."""
+    import numpy as np
+
+    if isinstance(obj, float):
+        return float(f"{obj:.{digits}g}") if obj == obj and abs(obj) != float("inf") else None
+    if isinstance(obj, np.floating):
+        return rounded(float(obj), digits)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, dict):
+        return {k: rounded(v, digits) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [rounded(v, digits) for v in obj]
+    return obj

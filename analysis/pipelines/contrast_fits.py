@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..claims.spec import ContrastSpec
-from ..families.comparative import (
+from ..families.contrast import (
     contrast_document,
     frequentist_document,
     run_contrast,

@@ -82,7 +82,8 @@ def worlds(claim: Claim) -> list[World]:
 
 def _selected(records: Records, claim: Claim) -> tuple[Any, Any]:
     """Return the claim's model and the data its fit uses (as the claims engine selects)."""
-    from ..families.runners import contrast_setup, pooled_rate_setup
+    from ..families.contrast import contrast_setup
+    from ..families.pooled_rate import pooled_rate_setup
 
     if model_family(claim.model) == "pooled-rate":
         model, data = pooled_rate_setup(records, claim)

@@ -16,8 +16,7 @@ from typing import Any
 from ..claims.spec import ClaimsFile
 from ..evaluate.evaluation import Evaluation, evaluate
 from ..families.base import get_family
-from ..families.results import rounded
-from ..io.files import write_text_atomic
+from ..io.files import rounded, write_text_atomic
 from ..io.records import Records
 from ..report.build import Report, assemble, render, write_report
 from ..report.contrast_section import strip_figures, with_figures
@@ -108,7 +107,7 @@ def _analyse(records: Records, claims: ClaimsFile, settings: SamplerSettings,
     evaluation = evaluate(records, claims, settings, progress=progress)
     for run in evaluation.runs.values():
         if run.doc is not None:
-            helper.add_posterior(run.extra.get("idata"))
+            helper.add_posterior(run.posterior)
     say(f"contrast section: {len(claims.contrasts)} comparison(s) ...")
     contrasts = fit_contrast_section(records, claims.contrasts, settings)
     for g in (g for c in contrasts for g in c["groups"]):
@@ -196,9 +195,9 @@ def form_comparisons(records: Records, evaluation: Evaluation,
     """
     tables, seen = [], set()
     for run in evaluation.runs.values():
-        if run.doc is None or "opts" not in run.extra:
+        if run.doc is None or run.curve_options is None:
             continue
-        opts = run.extra["opts"]
+        opts = run.curve_options
         key = (run.family, repr(opts.filters), opts.outcome)
         if key in seen:
             continue

@@ -22,8 +22,7 @@ from ..claims.spec import ClaimsFile
 from ..errors import SpecError
 from ..evaluate.evaluation import Evaluation
 from ..families.base import Figure, get_family
-from ..families.results import rounded
-from ..io.files import dumps_json, write_text_atomic
+from ..io.files import dumps_json, rounded, write_text_atomic
 from ..io.records import Records, summarize
 from ..sampling.inference import cached_file, command_line, package_versions
 from ..sampling.settings import SamplerSettings
@@ -218,8 +217,8 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
         when = "" if key[2] is None else f"-{key[2].target_h:g}h"
         fid = f"{key[0]}-{key[1]}{when}-{'-'.join(ids)}"
         fit_docs[fid] = run.doc
-        if "idata" in run.extra:
-            posteriors[fid] = run.extra["idata"]
+        if run.posterior is not None:
+            posteriors[fid] = run.posterior
         shown = get_family(run.family).report_item(run, fid, ids)
         if shown is not None:
             {"fits": fits, "curves": curves, "sections": sections}[shown[0]].append(

@@ -1,13 +1,19 @@
-"""Run contrast analyses (Bayesian and frequentist) and describe them as JSON documents."""
+"""The contrast family: active vs control within trials, Bayesian and frequentist.
+
+Class, runner (``run_contrast_claim``), the contrast analyses the command line and the
+report's comparisons run (``run_contrast``, ``run_frequentist``) and their documents.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from ..claims.spec import Claim
 from ..errors import SpecError
+from ..io.files import rounded
 from ..io.records import Records
 from ..models.contrast import Contrast, ContrastFit, ContrastPriors, ContrastSummary
 from ..sampling.inference import command_line, loo
@@ -22,7 +28,102 @@ from ..stats.frequentist import (
     mantel_haenszel,
     meta_analysis,
 )
-from .results import rounded
+from .base import FamilyRun
+from .common import (
+    ModeratedFamily,
+    prior_fit,
+)
+
+
+class ContrastFamily(ModeratedFamily):
+    """Random-effects pooling of active-vs-control contrasts (arm-based for counts)."""
+
+    name = "contrast"
+    description = "random-effects meta-analysis of active-vs-control contrasts"
+    quantities = ("effect", "predictive_effect", "tau", "or", "rr", "rd", "control_rate")
+    prior_settings = ("effect_sd", "baseline_sd")
+    prior_cells = (("effect_sd", 2.0), ("baseline_sd", 2.0))
+    tau_prior = True
+    sbc_quantities = (("d", "d", None), ("tau", "tau", None),
+                      ("delta[first contrast]", "delta", 0))
+
+
+    def run(self, records: Records, claim: Claim, settings: SamplerSettings, *,
+            documents: bool = True) -> FamilyRun:
+        """Select the claim's records and fit (:func:`run_contrast_claim`)."""
+        return run_contrast_claim(records, claim, settings, documents=documents)
+
+    def default_prior(self, claim: Claim, setting: str) -> float:
+        """Return the default of a contrast prior setting for the claim's measure."""
+        from ..models.contrast import default_priors
+
+        measure = claim.option("measure", "SMD" if claim.outcome == "change" else "OR")
+        return float(getattr(default_priors(measure), setting))
+
+    def report_item(self, run: FamilyRun, fid: str, claim_ids: list[str]) -> None:
+        """No section of its own: the report's contrast section shows these pools."""
+        return None
+
+    def sbc_build(self, spec: Any, records: Records) -> tuple[Any, Any, int]:  # noqa: ANN401
+        """Select the contrasts of the spec's treatments."""
+        from ..models.contrast import Contrast
+        from ..select.contrasts import select_contrasts
+        from ..select.filters import Filters, TimeWindow
+
+        data = select_contrasts(records, spec.outcome, spec.measure,
+                                TimeWindow.around(spec.time_h),
+                                Filters(treatment=spec.treatments))
+        return Contrast(), data, data.k_studies
+
+    def sbc_observe(self, data: Any, simulated: dict[str, np.ndarray], rho: float = 0.5
+                    ) -> Any:  # noqa: ANN401
+        """Put the simulated active and control events into the 2x2 tables."""
+        from dataclasses import replace
+
+        c = data.contrasts
+        s_idx = c["study"].map({s: i for i, s in enumerate(data.studies)}).to_numpy()
+        y_c = np.asarray(simulated["events_control"], int)[s_idx]
+        a = np.asarray(simulated["events_active"], int)
+        c = c.assign(a=a, b=(c["a"] + c["b"]).to_numpy() - a, c=y_c,
+                     d=(c["c"] + c["d"]).to_numpy() - y_c)
+        return replace(data, contrasts=c)
+
+
+def contrast_setup(records: Records, claim: Claim) -> tuple[Any, Any]:  # noqa: ANN401
+    """Return the contrast model a claim asks for and the contrasts it selects."""
+    from ..models.contrast import Contrast, default_priors
+    from ..select.contrasts import select_contrasts
+    from ..stats.priors import heterogeneity_prior
+
+    measure = claim.option("measure", "SMD" if claim.outcome == "change" else "OR")
+    moderators = claim.option("moderators", ())
+    data = select_contrasts(records, claim.outcome, measure, claim.window, claim.filters,
+                            comparator=claim.option("comparator", ()),
+                            allow_mixed_mean_types=any(m.startswith("mean_type")
+                                                       for m in moderators))
+    tau_prior = claim.option("tau_prior")
+    overrides = dict(claim.option("priors", ()))
+    priors = None
+    if tau_prior or overrides:
+        tau = heterogeneity_prior(tau_prior) if tau_prior else None
+        priors = replace(default_priors(measure, tau), **overrides)
+    return Contrast(priors, 0.0, moderators), data
+
+
+def run_contrast_claim(records: Records, claim: Claim, settings: SamplerSettings, *,
+                 documents: bool = True) -> FamilyRun:
+    """Fit the contrast model a claim asks for (pooled effect vs control)."""
+    model, data = contrast_setup(records, claim)
+    if data.k_studies < claim.rule.min_studies:
+        return FamilyRun("contrast", None, data.studies)
+    fit = model.fit(data, settings, data_sha256=records.sha256)
+    doc = contrast_document(ContrastRun(fit, model.summary(fit)), records) if documents else None
+    prior = prior_fit(model, fit, settings)
+    return FamilyRun("contrast", doc, sorted(data.studies),
+                     lambda q, c: model.draws(fit, q),
+                     diagnostics_passed=fit.diagnostics.passed,
+                     posterior=fit.idata,
+                     prior_draws=lambda q, c: model.draws(prior, q))
 
 
 @dataclass
