@@ -1,7 +1,7 @@
 """Write the bad-input corpus (run once; the files are committed next to this script).
 
 Each case is a file plus the command that reads it and the words its error must contain;
-the list is written to ``expected.json``, which tests/test_bad_inputs.py runs.
+the list is written to ``expected.json``, which tests/robustness/test_bad_inputs.py runs.
 
     python tests/data/bad/make_corpus.py
 """

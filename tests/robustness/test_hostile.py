@@ -15,8 +15,8 @@ from trialmeta.analysis.io.records import read_records
 from trialmeta.cli.app import app
 from typer.testing import CliRunner
 
-from tests.test_report import CLAIMS, CONTRASTS, SMALL, make_inputs
-from tests.test_selection_claims import CLAIM as CLAIM_TEMPLATE
+from tests.evaluate.test_selection_claims import CLAIM as CLAIM_TEMPLATE
+from tests.report.test_report import CLAIMS, CONTRASTS, SMALL, make_inputs
 
 runner = CliRunner()
 
@@ -185,7 +185,7 @@ def test_a_truncated_cached_figure_is_drawn_again(tmp_path: Path) -> None:
 
     plots.use_svg_cache(tmp_path)
     try:
-        summary = json.loads((Path(__file__).parents[1] / "calibration" /
+        summary = json.loads((Path(__file__).parents[2] / "calibration" /
                               "calibration-pooled-rate.json").read_text())
         first = plots.svg(plots.calibration_plot, summary=summary)
         [cached] = (tmp_path / "svg").glob("*.svg")
@@ -385,7 +385,7 @@ def test_a_model_no_chain_can_start_is_a_clean_exit_1(monkeypatch: pytest.Monkey
     from trialmeta.analysis.models.pooled_rate import PooledRate
     from trialmeta.analysis.sampling import precompiled
 
-    from tests.test_pooled_rate import arms
+    from tests.models.test_pooled_rate import arms
 
     model = PooledRate().precompiled(arms([3, 5], [10, 12]))
     bad = precompiled.PrecompiledModel(model.family, model.buffer, model.n_dim,

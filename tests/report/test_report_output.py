@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_report import SMALL, make_inputs, run_report
 from trialmeta.analysis.errors import SpecError
 from trialmeta.analysis.report.output import (
     MARKER,
@@ -19,6 +18,8 @@ from trialmeta.analysis.report.output import (
 )
 from trialmeta.cli.app import app
 from typer.testing import CliRunner
+
+from tests.report.test_report import SMALL, make_inputs, run_report
 
 runner = CliRunner()
 

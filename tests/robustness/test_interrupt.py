@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from test_report import make_inputs, run_report
+from tests.report.test_report import make_inputs, run_report
 
 # PyTensor-compiled models and long chains: the report is still sampling when the signal comes
 ARGS = ["--draws", "40000", "--tune", "2000", "--chains", "4", "--no-cache", "--quiet",

@@ -9,7 +9,7 @@ from trialmeta.analysis.sampling.inference import flat
 from trialmeta.analysis.sampling.settings import SamplerSettings
 from trialmeta.analysis.select.filters import BinaryArms
 
-from tests.test_precompiled import _check_against_pymc
+from tests.sampling.test_precompiled import _check_against_pymc
 
 
 def paired_series() -> BinaryArms:

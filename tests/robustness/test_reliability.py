@@ -22,10 +22,10 @@ from trialmeta.analysis.stats.frequentist import egger_test
 from trialmeta.cli.app import app
 from typer.testing import CliRunner
 
-from tests.test_report import SMALL, make_inputs
+from tests.report.test_report import SMALL, make_inputs
 
 runner = CliRunner()
-BCG = Path(__file__).parent / "data" / "bcg_records.csv"
+BCG = Path(__file__).parents[1] / "data" / "bcg_records.csv"
 
 
 def _one_line_exit_2(r) -> None:  # noqa: ANN001
@@ -441,7 +441,7 @@ def test_outputs_trialmeta_wrote_may_be_replaced_until_someone_edits_them(tmp_pa
 def test_the_committed_calibration_folder_may_be_rewritten() -> None:
     from trialmeta.analysis.io.files import foreign_outputs
 
-    folder = Path(__file__).parents[1] / "calibration"
+    folder = Path(__file__).parents[2] / "calibration"
     names = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
     companions = {n: n.replace(".svg", ".json") for n in names if n.endswith(".svg")}
     assert foreign_outputs(folder, names, companions) == []

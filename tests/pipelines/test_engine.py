@@ -15,7 +15,7 @@ from trialmeta.analysis.pipelines.engine import Task, run_tasks, task_key
 from trialmeta.cli.app import app
 from typer.testing import CliRunner
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).parents[1]
 
 
 def _tasks(log: Path, xs: list[int]) -> list[Task]:
@@ -111,7 +111,8 @@ def test_tasks_and_a_sweep_run_on_a_two_worker_loopback_cluster(
     assert os.getpid() not in pids  # nothing ran in this process: the workers did it
     # a small sweep through the same scheduler, from the command line
     from conftest import base_rows, write_csv
-    from test_report import CLAIMS
+
+    from tests.report.test_report import CLAIMS
 
     data = write_csv(tmp_path / "records.csv", base_rows())
     claims = tmp_path / "claims.yaml"

@@ -265,7 +265,7 @@ def test_bcg_network_matches_multinma(tmp_path: Path) -> None:
     import arviz as az
     from trialmeta.analysis.io.posterior_store import as_arviz
 
-    source = Path(__file__).parent / "data" / "bcg_records.csv"
+    source = Path(__file__).parents[1] / "data" / "bcg_records.csv"
     with source.open() as fh:
         rows = [dict(r, time_h="24", doses_given="1") for r in csv.DictReader(fh)]
     # the trials' whole follow-up stands at one nominal time: the model has no time
@@ -304,7 +304,7 @@ def test_network_kernel_is_the_pymc_model(tmp_path: Path, variant: str, prior: s
     from trialmeta.analysis.models.network import split_data
     from trialmeta.analysis.stats.priors import heterogeneity_prior
 
-    from tests.test_precompiled import _check_against_pymc
+    from tests.sampling.test_precompiled import _check_against_pymc
 
     data = _network(tmp_path, LOOP)
     priors = default_network_priors("OR", heterogeneity_prior(prior))
@@ -316,7 +316,7 @@ def test_network_kernel_is_the_pymc_model(tmp_path: Path, variant: str, prior: s
 
 
 def test_network_kernel_is_the_pymc_model_on_means(tmp_path: Path) -> None:
-    from tests.test_precompiled import _check_against_pymc
+    from tests.sampling.test_precompiled import _check_against_pymc
 
     rows = [dict(study=s, arm=t, treatment=t, control="false", design="parallel",
                  time_h="24", doses_given="1", n="30", mean=str(m), sd="8", scale="MADRS",
@@ -378,7 +378,7 @@ def test_smoking_network_matches_tsd4_and_multinma(tmp_path: Path) -> None:
     import arviz as az
     from trialmeta.analysis.io.posterior_store import as_arviz
 
-    source = Path(__file__).parent / "data" / "smoking_records.csv"
+    source = Path(__file__).parents[1] / "data" / "smoking_records.csv"
     with source.open() as fh:
         rows = [dict(r, time_h="24", doses_given="1") for r in csv.DictReader(fh)]
     path = write_csv(tmp_path / "smoking.csv", rows, list(rows[0]))

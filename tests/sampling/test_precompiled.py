@@ -28,7 +28,7 @@ from trialmeta.analysis.select.doses import select_dose_arms
 from trialmeta.analysis.select.filters import Filters, TimeWindow, select_binary_arms
 from trialmeta.analysis.stats.priors import heterogeneity_prior
 
-from tests.test_pooled_rate import arms
+from tests.models.test_pooled_rate import arms
 
 
 def _pymc_point(model, x: np.ndarray) -> dict[str, np.ndarray]:  # noqa: ANN001

@@ -11,8 +11,8 @@ from trialmeta.cli.app import app
 from typer.testing import CliRunner
 
 runner = CliRunner()
-DATA = Path(__file__).parent / "data" / "bcg_records.csv"
-REF = json.loads((Path(__file__).parent / "reference" / "metafor-reference.json").read_text())
+DATA = Path(__file__).parents[1] / "data" / "bcg_records.csv"
+REF = json.loads((Path(__file__).parents[1] / "reference" / "metafor-reference.json").read_text())
 SMALL = ["--draws", "300", "--tune", "300", "--chains", "2", "--seed", "3"]
 
 

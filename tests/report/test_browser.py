@@ -17,7 +17,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from test_report import CLAIMS, CONTRASTS, make_inputs, run_report
+
+from tests.report.test_report import CLAIMS, CONTRASTS, make_inputs, run_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed "

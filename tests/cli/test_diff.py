@@ -79,7 +79,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
 
 def test_report_previous_opens_with_what_changed(tmp_path: Path) -> None:
     """--previous may name the folder being replaced: it is read before anything is written."""
-    from test_report import SMALL, make_inputs
+    from tests.report.test_report import SMALL, make_inputs
 
     data, claims = make_inputs(tmp_path)
     out = tmp_path / "rep"
@@ -107,7 +107,7 @@ def test_history_appends_each_run_and_is_drawn(tmp_path: Path,
                                                monkeypatch: object) -> None:
     import csv
 
-    from test_report import SMALL, make_inputs
+    from tests.report.test_report import SMALL, make_inputs
 
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1764547200")  # 2025-12-01
     data, claims = make_inputs(tmp_path)
@@ -129,7 +129,7 @@ def test_history_appends_each_run_and_is_drawn(tmp_path: Path,
 
 def test_a_refused_history_folder_is_not_created(tmp_path: Path) -> None:
     """Nothing is written when --history lies inside --out (refused before any work)."""
-    from test_report import SMALL, make_inputs
+    from tests.report.test_report import SMALL, make_inputs
 
     data, claims = make_inputs(tmp_path)
     out = tmp_path / "rep"

@@ -20,7 +20,7 @@ from trialmeta.analysis.select.filters import TimeWindow
 from trialmeta.cli.app import app
 from typer.testing import CliRunner
 
-REF = Path(__file__).parent / "reference"
+REF = Path(__file__).parents[1] / "reference"
 runner = CliRunner()
 SMALL = ["--draws", "150", "--tune", "150", "--chains", "2", "--seed", "2",
          "--allow-unconverged", "--json"]

@@ -12,7 +12,7 @@ import pytest
 from trialmeta.cli.app import app
 from typer.testing import CliRunner
 
-BAD = Path(__file__).parent / "data" / "bad"
+BAD = Path(__file__).parents[1] / "data" / "bad"
 CASES = json.loads((BAD / "expected.json").read_text())
 runner = CliRunner()
 

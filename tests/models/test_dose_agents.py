@@ -20,7 +20,7 @@ from trialmeta.analysis.sampling.inference import flat
 from trialmeta.analysis.sampling.settings import SamplerSettings
 from trialmeta.analysis.select.filters import Filters, TimeWindow
 
-TRIPTANS = Path(__file__).parent / "data" / "triptans_records.csv"
+TRIPTANS = Path(__file__).parents[1] / "data" / "triptans_records.csv"
 
 
 def _triptans(tmp_path: Path):  # noqa: ANN202

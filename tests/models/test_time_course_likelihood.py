@@ -100,7 +100,7 @@ def test_independent_contrasts_reduce_to_one_normal_term_each() -> None:
 
 def test_timing_by_route_is_the_pymc_model_and_summarised_per_group() -> None:
     """--timing by-route: T_r and T_d per route, in the kernel and the PyMC model alike."""
-    from tests.test_precompiled import DEPRESSION_SCALES, _check_against_pymc
+    from tests.sampling.test_precompiled import DEPRESSION_SCALES, _check_against_pymc
 
     data = select_time_course(read_records(None), "response", "OR",
                               Filters(treatment=("ketamine", "esketamine"),

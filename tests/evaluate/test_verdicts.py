@@ -189,7 +189,7 @@ def test_fit_document_and_claims_report_the_same_time_quantities(tmp_path: Path)
 def test_a_plugin_curve_without_its_own_prior_is_not_compared_with_the_wrong_one() -> None:
     import importlib.util
 
-    path = Path(__file__).resolve().parents[1] / "docs" / "examples" / "exponential_decay.py"
+    path = Path(__file__).resolve().parents[2] / "docs" / "examples" / "exponential_decay.py"
     spec = importlib.util.spec_from_file_location("exp_decay_example", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

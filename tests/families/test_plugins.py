@@ -10,7 +10,7 @@ from scipy import stats
 from trialmeta.cli.app import app
 from typer.testing import CliRunner
 
-EXAMPLE = Path(__file__).parents[1] / "docs" / "examples" / "exponential_decay.py"
+EXAMPLE = Path(__file__).parents[2] / "docs" / "examples" / "exponential_decay.py"
 runner = CliRunner()
 
 
@@ -39,7 +39,7 @@ def test_bad_plugins_are_refused(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "built-in" in r.output
 
 
-FAMILY = Path(__file__).parents[1] / "docs" / "examples" / "common_effect_family.py"
+FAMILY = Path(__file__).parents[2] / "docs" / "examples" / "common_effect_family.py"
 CLAIM = """version: 1
 defaults: {support: 0.8, contradict: 0.2, min_studies: 2}
 claims:

@@ -26,9 +26,9 @@ from trialmeta.analysis.stats.frequentist import (
     meta_analysis,
 )
 
-REF = json.loads((Path(__file__).parent / "reference" / "metafor-reference.json").read_text())
+REF = json.loads((Path(__file__).parents[1] / "reference" / "metafor-reference.json").read_text())
 TOL = 1e-4
-BCG = pd.read_csv(Path(__file__).parent / "reference" / "bcg.csv")
+BCG = pd.read_csv(Path(__file__).parents[1] / "reference" / "bcg.csv")
 NORMAND = pd.DataFrame({  # metafor's dat.normand1999, as printed by R
     "n1i": [155, 31, 75, 18, 8, 57, 34, 110, 60], "m1i": [55, 27, 64, 66, 14, 19, 52, 21, 30],
     "sd1i": [47, 7, 17, 20, 8, 7, 45, 16, 27], "n2i": [156, 32, 71, 18, 13, 52, 33, 183, 52],

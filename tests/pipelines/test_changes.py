@@ -12,7 +12,7 @@ import pytest
 from trialmeta.analysis.io.records import read_records
 from trialmeta.analysis.pipelines.changes import compare_claims, compare_pooled, data_changes
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOT = ROOT / "data" / "snapshots" / "ketamine_trials-first-extraction.csv"
 
 
@@ -82,8 +82,9 @@ def test_the_build_script_writes_the_bundled_file_and_the_snapshot(tmp_path: Pat
 
 def test_report_with_a_baseline_says_what_changed(tmp_path: Path) -> None:
     """A study added to the records: its claims list it, in HTML, Markdown and JSON."""
-    from test_report import SMALL, make_inputs, runner
     from trialmeta.cli.app import app
+
+    from tests.report.test_report import SMALL, make_inputs, runner
 
     data, claims = make_inputs(tmp_path)
     lines = data.read_text().splitlines()
