@@ -44,7 +44,7 @@ _PUBLIC = {
 __all__ = ["__version__", *_PUBLIC]
 
 
-def __getattr__(name: str) -> Any:  # noqa: ANN401
+def __getattr__(name: str) -> Any:
     """Import a public name on first use (PEP 562)."""
     if name in _PUBLIC:
         value = getattr(import_module(_PUBLIC[name]), name)

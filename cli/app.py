@@ -6,15 +6,13 @@ from typing import Annotated
 
 import typer
 
-from . import contrast as _contrast  # noqa: F401 (registers `fit contrast`)
-from . import curves as _curves  # noqa: F401 (registers `fit dose-response`, `fit time-course`)
-from . import network as _network  # noqa: F401 (registers `fit network`)
 from .calibrate import calibrate
 from .claims import claims
-from .contrast import frequentist
-from .curves import compare_forms
+from .contrast import contrast, frequentist
+from .curves import compare_forms, dose_response, time_course
 from .diff import diff
-from .fit import fit_app
+from .fit import pooled_rate
+from .network import network
 from .report import report
 from .sweep import sweep
 from .validate import validate
@@ -47,6 +45,14 @@ def main_options(
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
 
+
+#: ``trialmeta fit FAMILY``: one command per built-in model family, registered here
+fit_app = typer.Typer(help="Fit a model family to the records.", no_args_is_help=True)
+fit_app.command("pooled-rate")(pooled_rate)
+fit_app.command("contrast")(contrast)
+fit_app.command("dose-response")(dose_response)
+fit_app.command("time-course")(time_course)
+fit_app.command("network")(network)
 
 app.command("validate")(validate)
 app.add_typer(fit_app, name="fit")

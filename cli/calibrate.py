@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from .common import (
+    DEFAULTS,
     MAX_CHAINS,
     MAX_DRAWS,
     CellCacheOpt,
@@ -32,7 +33,7 @@ def calibrate(
     file: FileArg = None,
     sims: Annotated[int, typer.Option(min=1, max=100_000,
                                       help="Number of simulated datasets.")] = 200,
-    seed: SeedOpt = 20190101,
+    seed: SeedOpt = DEFAULTS.seed,
     draws: Annotated[int, typer.Option(
         min=10, max=MAX_DRAWS, help="Posterior draws per chain (default: the report's).")] = 1000,
     tune: Annotated[int, typer.Option(min=10, max=MAX_DRAWS,
@@ -40,7 +41,7 @@ def calibrate(
     chains: Annotated[int, typer.Option(
         min=2, max=MAX_CHAINS, help="Number of chains (at least 2: ranks and R-hat compare "
                                     "chains).")] = 4,
-    sampler: SamplerOpt = "nutpie",
+    sampler: SamplerOpt = DEFAULTS.sampler,
     outcome: Annotated[str, typer.Option(help="Outcome whose data shape is simulated.")] =
         "response",
     time: Annotated[float, typer.Option("--time", help="Time point (hours).",
@@ -147,8 +148,8 @@ def calibrate(
                f"report's convergence gate at these settings: {d['failed_gate']}/{d['fits']}")
 
 
-def _decision_rule(file, claims_file, sims, seed, draws, tune, chains, out, workers,  # noqa: ANN001, PLR0913
-                   scheduler, cache, as_json, quiet) -> None:  # noqa: ANN001
+def _decision_rule(file, claims_file, sims, seed, draws, tune, chains, out, workers,
+                   scheduler, cache, as_json, quiet) -> None:
     """Operating characteristics of the decision rule: verdict frequencies by world."""
     from trialmeta.analysis.evaluate.claims import load_claims
     from trialmeta.analysis.io.files import check_outputs, dumps_json, write_outputs

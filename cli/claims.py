@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from .common import (
+    DEFAULTS,
     AllowUnconvergedOpt,
     ChainsOpt,
     DrawsOpt,
@@ -32,11 +33,11 @@ def claims(
     fail_on: Annotated[str | None, typer.Option(
         help="Exit 1 when a claim is 'contradicted' (or, with 'inconclusive', when one is "
              "contradicted or inconclusive).")] = None,
-    seed: SeedOpt = 20190101,
-    draws: DrawsOpt = 1000,
-    tune: TuneOpt = 500,
-    chains: ChainsOpt = 4,
-    sampler: SamplerOpt = "nutpie",
+    seed: SeedOpt = DEFAULTS.seed,
+    draws: DrawsOpt = DEFAULTS.draws,
+    tune: TuneOpt = DEFAULTS.tune,
+    chains: ChainsOpt = DEFAULTS.chains,
+    sampler: SamplerOpt = DEFAULTS.sampler,
     json: JsonOpt = False,
     allow_unconverged: AllowUnconvergedOpt = False,
 ) -> None:

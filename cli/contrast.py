@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from .common import (
+    DEFAULTS,
     ChainsOpt,
     ComparatorOpt,
     CrossoverOpt,
@@ -37,7 +38,6 @@ from .common import (
     finite,
     handle_errors,
 )
-from .fit import fit_app
 
 OutcomeOpt = Annotated[str, typer.Option(help="response, remission or change (means).")]
 MeasureOpt = Annotated[str, typer.Option(help="OR, RR, RD (counts) or MD, SMD (means).")]
@@ -49,7 +49,7 @@ WindowOpt = Annotated[float | None, typer.Option(
 def _select(file, outcome, measure, time, window, treatment, route, population, scale, evidence,
             doses_given, dose, comparator, crossover, rho, mean_type,
             domain=None, endpoint=None, moderator=None,
-            dose_unit=None):  # noqa: ANN001, ANN202
+            dose_unit=None):
     from trialmeta.analysis.io.records import read_records
     from trialmeta.analysis.select.contrasts import select_contrasts
     from trialmeta.analysis.select.filters import TimeWindow
@@ -66,7 +66,6 @@ def _select(file, outcome, measure, time, window, treatment, route, population, 
     return records, data
 
 
-@fit_app.command("contrast")
 @handle_errors
 def contrast(
     file: FileArg = None,
@@ -100,11 +99,11 @@ def contrast(
         help="mcmc (arm-based binomial or normal contrasts, PyMC NUTS) or exact "
              "(normal-normal model on the contrasts, quadrature; no Monte Carlo "
              "error).")] = "mcmc",
-    seed: SeedOpt = 20190101,
-    draws: DrawsOpt = 1000,
-    tune: TuneOpt = 500,
-    chains: ChainsOpt = 4,
-    sampler: SamplerOpt = "nutpie",
+    seed: SeedOpt = DEFAULTS.seed,
+    draws: DrawsOpt = DEFAULTS.draws,
+    tune: TuneOpt = DEFAULTS.tune,
+    chains: ChainsOpt = DEFAULTS.chains,
+    sampler: SamplerOpt = DEFAULTS.sampler,
     allow_unconverged: FitAllowUnconvergedOpt = False,
     json: JsonOpt = False,
 ) -> None:

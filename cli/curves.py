@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from .common import (
+    DEFAULTS,
     ChainsOpt,
     ComparatorOpt,
     DomainOpt,
@@ -31,12 +32,11 @@ from .common import (
     finite,
     handle_errors,
 )
-from .fit import fit_app
 
 FloatList = Annotated[list[float] | None, typer.Option(help="Repeatable.", callback=finite)]
 
 
-def _defaults(file: str | None, kind: str):  # noqa: ANN202
+def _defaults(file: str | None, kind: str):
     """Options for the bundled data from the bundled claims file's ``analyses`` section."""
     from trialmeta.analysis.evaluate.claims import load_claims
     from trialmeta.analysis.families.curves import DoseOptions, TimeOptions, options_from_mapping
@@ -48,7 +48,7 @@ def _defaults(file: str | None, kind: str):  # noqa: ANN202
     return DoseOptions() if kind == "dose-response" else TimeOptions()
 
 
-def _override(opts, **given):  # noqa: ANN001, ANN202
+def _override(opts, **given):
     """Replace options the user gave on the command line (None means: not given)."""
     from dataclasses import replace
 
@@ -64,7 +64,7 @@ def _override(opts, **given):  # noqa: ANN001, ANN202
     return replace(opts, filters=Filters(**fd), **new)
 
 
-def _settings(seed: int, draws: int, tune: int, chains: int, sampler: str):  # noqa: ANN202
+def _settings(seed: int, draws: int, tune: int, chains: int, sampler: str):
     from trialmeta.analysis.sampling.settings import SamplerSettings
 
     return SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
@@ -95,7 +95,6 @@ def _format(doc: dict, title: str) -> str:
     return "\n".join(lines)
 
 
-@fit_app.command("dose-response")
 @handle_errors
 def dose_response(
     file: FileArg = None,
@@ -138,11 +137,11 @@ def dose_response(
     inert: Annotated[list[str] | None, typer.Option(
         "--inert", help="With --agents: the inert controls, pooled as dose 0 of every agent "
                         "(repeatable; default placebo and saline).")] = None,
-    seed: SeedOpt = 20190101,
-    draws: DrawsOpt = 1000,
-    tune: TuneOpt = 500,
-    chains: ChainsOpt = 4,
-    sampler: SamplerOpt = "nutpie",
+    seed: SeedOpt = DEFAULTS.seed,
+    draws: DrawsOpt = DEFAULTS.draws,
+    tune: TuneOpt = DEFAULTS.tune,
+    chains: ChainsOpt = DEFAULTS.chains,
+    sampler: SamplerOpt = DEFAULTS.sampler,
     allow_unconverged: FitAllowUnconvergedOpt = False,
     json: JsonOpt = False,
 ) -> None:
@@ -177,7 +176,7 @@ def dose_response(
 
 
 def _agents(file: str | None, agents: str, ed50: str, emax: str, inert: tuple[str, ...],
-            outcome: str | None, time: float | None, filters: Any, settings: Any,  # noqa: ANN401
+            outcome: str | None, time: float | None, filters: Any, settings: Any,
             allow_unconverged: bool, json: bool) -> None:
     """``fit dose-response --agents``: the multi-agent Emax network."""
     from trialmeta.analysis.io.records import read_records
@@ -198,7 +197,6 @@ def _agents(file: str | None, agents: str, ed50: str, emax: str, inert: tuple[st
     emit_fit(doc, json, allow_unconverged, format_agents(doc))
 
 
-@fit_app.command("time-course")
 @handle_errors
 def time_course(
     file: FileArg = None,
@@ -236,11 +234,11 @@ def time_course(
     fraction: Annotated[float | None, typer.Option(
         help="Duration ends when the effect falls below this fraction of its peak.",
             callback=finite)] = None,
-    seed: SeedOpt = 20190101,
-    draws: DrawsOpt = 1000,
-    tune: TuneOpt = 500,
-    chains: ChainsOpt = 4,
-    sampler: SamplerOpt = "nutpie",
+    seed: SeedOpt = DEFAULTS.seed,
+    draws: DrawsOpt = DEFAULTS.draws,
+    tune: TuneOpt = DEFAULTS.tune,
+    chains: ChainsOpt = DEFAULTS.chains,
+    sampler: SamplerOpt = DEFAULTS.sampler,
     allow_unconverged: FitAllowUnconvergedOpt = False,
     json: JsonOpt = False,
 ) -> None:
@@ -271,11 +269,11 @@ def time_course(
 def compare_forms(
     kind: Annotated[str, typer.Argument(help="dose-response or time-course.")],
     file: FileArg = None,
-    seed: SeedOpt = 20190101,
-    draws: DrawsOpt = 1000,
-    tune: TuneOpt = 500,
-    chains: ChainsOpt = 4,
-    sampler: SamplerOpt = "nutpie",
+    seed: SeedOpt = DEFAULTS.seed,
+    draws: DrawsOpt = DEFAULTS.draws,
+    tune: TuneOpt = DEFAULTS.tune,
+    chains: ChainsOpt = DEFAULTS.chains,
+    sampler: SamplerOpt = DEFAULTS.sampler,
     json: JsonOpt = False,
 ) -> None:
     """Rank the functional forms of a model by PSIS-LOO (uses the analysis defaults)."""

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from .common import (
+    DEFAULTS,
     ChainsOpt,
     DomainOpt,
     DoseOpt,
@@ -33,10 +34,7 @@ from .common import (
     handle_errors,
 )
 
-fit_app = typer.Typer(help="Fit a model family to the records.", no_args_is_help=True)
 
-
-@fit_app.command("pooled-rate")
 @handle_errors
 def pooled_rate(
     file: FileArg = None,
@@ -62,11 +60,11 @@ def pooled_rate(
         help="Also use arms whose counts have no time point (e.g. after a series of "
              "infusions).")] = False,
     moderator: ModeratorOpt = None,
-    seed: SeedOpt = 20190101,
-    draws: DrawsOpt = 1000,
-    tune: TuneOpt = 500,
-    chains: ChainsOpt = 4,
-    sampler: SamplerOpt = "nutpie",
+    seed: SeedOpt = DEFAULTS.seed,
+    draws: DrawsOpt = DEFAULTS.draws,
+    tune: TuneOpt = DEFAULTS.tune,
+    chains: ChainsOpt = DEFAULTS.chains,
+    sampler: SamplerOpt = DEFAULTS.sampler,
     allow_unconverged: FitAllowUnconvergedOpt = False,
     json: JsonOpt = False,
 ) -> None:

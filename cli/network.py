@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from .common import (
+    DEFAULTS,
     ChainsOpt,
     DomainOpt,
     DrawsOpt,
@@ -27,10 +28,8 @@ from .common import (
     finite,
     handle_errors,
 )
-from .fit import fit_app
 
 
-@fit_app.command("network")
 @handle_errors
 def network(
     file: FileArg = None,
@@ -62,11 +61,11 @@ def network(
     domain: DomainOpt = None,
     endpoint: EndpointOpt = None,
     evidence: EvidenceOpt = None,
-    seed: SeedOpt = 20190101,
-    draws: DrawsOpt = 1000,
-    tune: TuneOpt = 500,
-    chains: ChainsOpt = 4,
-    sampler: SamplerOpt = "nutpie",
+    seed: SeedOpt = DEFAULTS.seed,
+    draws: DrawsOpt = DEFAULTS.draws,
+    tune: TuneOpt = DEFAULTS.tune,
+    chains: ChainsOpt = DEFAULTS.chains,
+    sampler: SamplerOpt = DEFAULTS.sampler,
     allow_unconverged: FitAllowUnconvergedOpt = False,
     json: JsonOpt = False,
 ) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from .common import (
+    DEFAULTS,
     AllowUnconvergedOpt,
     ChainsOpt,
     DrawsOpt,
@@ -27,11 +28,11 @@ def report(
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("reports"),
     claims: Annotated[str | None, typer.Option(
         help="Claims file (YAML); the bundled ketamine claims if omitted.")] = None,
-    seed: SeedOpt = 20190101,
-    draws: DrawsOpt = 1000,
-    tune: TuneOpt = 500,
-    chains: ChainsOpt = 4,
-    sampler: SamplerOpt = "nutpie",
+    seed: SeedOpt = DEFAULTS.seed,
+    draws: DrawsOpt = DEFAULTS.draws,
+    tune: TuneOpt = DEFAULTS.tune,
+    chains: ChainsOpt = DEFAULTS.chains,
+    sampler: SamplerOpt = DEFAULTS.sampler,
     quiet: Annotated[bool, typer.Option("--quiet", help="Print only errors.")] = False,
     allow_unconverged: AllowUnconvergedOpt = False,
     cache: Annotated[Path | None, typer.Option(
@@ -121,7 +122,7 @@ def report(
     exit_if_no_fit_converged(results["claims"], allow_unconverged)
 
 
-def read_robustness(sweep: Path | None, calibration: list[Path] | None, records, claims_file):  # noqa: ANN001, ANN201
+def read_robustness(sweep: Path | None, calibration: list[Path] | None, records, claims_file):
     """Read the sweep and calibration results, refusing ones made for other data or claims."""
     import json
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from .common import (
+    DEFAULTS,
     CellCacheOpt,
     ChainsOpt,
     DrawsOpt,
@@ -34,11 +35,11 @@ def sweep(
         "--out", help="Folder for sweep.json and sweep.csv.")] = None,
     loo: Annotated[bool, typer.Option(
         "--loo/--no-loo", help="Include leave-one-study-out cells.")] = True,
-    seed: SeedOpt = 20190101,
-    draws: DrawsOpt = 1000,
-    tune: TuneOpt = 500,
-    chains: ChainsOpt = 4,
-    sampler: SamplerOpt = "nutpie",
+    seed: SeedOpt = DEFAULTS.seed,
+    draws: DrawsOpt = DEFAULTS.draws,
+    tune: TuneOpt = DEFAULTS.tune,
+    chains: ChainsOpt = DEFAULTS.chains,
+    sampler: SamplerOpt = DEFAULTS.sampler,
     workers: WorkersOpt = None,
     scheduler: SchedulerOpt = None,
     cache: CellCacheOpt = Path(".trialmeta-cache"),

@@ -124,11 +124,6 @@ OPTION_FIELDS = {"measure", "form", "comparator", "moderators", "untimed", "thre
                  "tau_prior", "fraction", "hill", "direction", "priors"}
 
 
-def model_family(model: str) -> str:
-    """Return the family a (possibly plug-in) model belongs to (see :mod:`family`)."""
-    return family_name(model)
-
-
 def _region_bound(path: str, cid: str, value: Any) -> float:
     if isinstance(value, str) and value.strip().lower() in ("inf", "+inf", ".inf", "-inf",
                                                             "-.inf"):
@@ -143,7 +138,7 @@ def parse_rule(raw: dict[str, Any], defaults: DecisionRule, fail: Any) -> Decisi
 
     ``fail(field, message)`` returns the error to raise for a bad value.
     """
-    def number(fld: str, value: Any, lo: float, hi: float | None = None, *,  # noqa: ANN401
+    def number(fld: str, value: Any, lo: float, hi: float | None = None, *,
                whole: bool = False) -> float:
         problem = number_problem(value, lo, hi, whole=whole)
         if problem:
@@ -172,7 +167,7 @@ def parse_rule(raw: dict[str, Any], defaults: DecisionRule, fail: Any) -> Decisi
     return rule
 
 
-def parse_selection(raw: Any, fail: Any) -> Filters:  # noqa: ANN401
+def parse_selection(raw: Any, fail: Any) -> Filters:
     """Build the record filters of a ``selection`` mapping; ``fail(message)`` on bad input."""
     if raw is not None and not isinstance(raw, dict):
         raise fail(f"must be a mapping of column to allowed values, got {type(raw).__name__}")
@@ -198,7 +193,7 @@ def parse_selection(raw: Any, fail: Any) -> Filters:  # noqa: ANN401
 
 
 def _check_option_types(options: dict[str, Any], family: Family, model: str,
-                        fail: Any) -> None:  # noqa: ANN401
+                        fail: Any) -> None:
     """Check each model option's type and range; ``fail(field, message)`` makes the error."""
     for key in ("untimed", "hill"):
         if key in options and not isinstance(options[key], bool):
@@ -242,7 +237,7 @@ class ClaimProblemsError(SpecError):
         self.problems = problems
 
 
-def _collecting(problems: list[str], fn: Callable[[], Any]) -> Any:  # noqa: ANN401
+def _collecting(problems: list[str], fn: Callable[[], Any]) -> Any:
     """Return ``fn()``; if it raises SpecError, add its problem(s) and return None."""
     try:
         return fn()
@@ -264,7 +259,7 @@ def parse_claim(raw: Any, path: str, defaults: DecisionRule) -> Claim:
     cid = _shown_id(raw.get("id", "?"))
     problems: list[str] = []
 
-    def check(fn: Callable[[], Any]) -> Any:  # noqa: ANN401
+    def check(fn: Callable[[], Any]) -> Any:
         return _collecting(problems, fn)
 
     from ..families.base import claim_options
@@ -308,7 +303,7 @@ NAME_FIELDS = ("id", "model", "outcome", "quantity")
 TEXT_FIELDS = ("title", "quote", "source", "needs", "caveat")
 
 
-def _shown_id(value: Any) -> str:  # noqa: ANN401
+def _shown_id(value: Any) -> str:
     """Return a claim id as an error message may print it (escaped if not printable)."""
     text = value if isinstance(value, str) else repr(value)
     return text if text_problem(text, name=True) is None else ascii(text)
@@ -338,7 +333,7 @@ def _text_field_problems(path: str, cid: str, raw: dict[str, Any]) -> list[str]:
 
 def _family(path: str, cid: str, raw: dict[str, Any]) -> str:
     try:
-        return model_family(str(raw["model"]))
+        return family_name(str(raw["model"]))
     except SpecError as exc:
         raise _fail(path, cid, "model", str(exc)) from None
 
@@ -369,7 +364,7 @@ def _check_options(path: str, cid: str, raw: dict[str, Any], family: Family,
                                          lambda msg: fail("priors", msg))
 
 
-def _region(path: str, cid: str, region: Any) -> tuple[float, float]:  # noqa: ANN401
+def _region(path: str, cid: str, region: Any) -> tuple[float, float]:
     if not isinstance(region, list) or len(region) != 2:
         raise _fail(path, cid, "region", "must be a list of two numbers [low, high]")
     lo, hi = (_region_bound(path, cid, x) for x in region)

@@ -104,11 +104,10 @@ def _judge(claim: Claim, run: FamilyRun, draws_per_chain: int, at_cap: bool) -> 
                                                                             claim),
                    prior=prior, at_cap=at_cap)
     result.draws = draws_per_chain
-    from ..models.time_course import GRID_END_H
-
     censored = float(np.mean(np.isinf(draws)))
-    if censored > 0:
+    bound = family_of(claim.model).censor_bound_h
+    if censored > 0 and bound is not None:
         said = f"{100 * censored:.0f}%" if censored >= 0.005 else "fewer than 1%"
         result.reason += (f"; {said} of draws never reach the event within "
-                          f"{GRID_END_H:g} h (counted as > {GRID_END_H:g} h)")
+                          f"{bound:g} h (counted as > {bound:g} h)")
     return result

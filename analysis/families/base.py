@@ -16,6 +16,7 @@ time-course family. See ``docs/extending.md``.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -102,7 +103,7 @@ class Figure:
     inputs: dict[str, Any]
 
 
-class Family:
+class Family(ABC):
     """A model family. Subclass it and override what your family offers.
 
     Attributes
@@ -152,12 +153,24 @@ class Family:
 
     def check_options(self, options: dict[str, Any], fail: Callable[[str, str], Exception]
                       ) -> None:
-        """Check and normalise this family's own claim fields in place."""
+        """Check and normalise this family's own claim fields in place (default: none)."""
+        return None
 
+    @abstractmethod
     def run(self, records: Records, claim: Claim, settings: SamplerSettings, *,
             documents: bool = True) -> FamilyRun:
         """Select the claim's records, fit, and return the run (``doc`` None: too few)."""
-        raise NotImplementedError(f"family {self.name} does not implement run()")
+
+    #: a time that derived quantities count as "never reached" beyond (``> bound h``)
+    censor_bound_h: float | None = None
+
+    def measure(self, claim: Claim) -> str | None:
+        """Return the effect measure a claim is judged on (None: the family has none)."""
+        return claim.option("measure")
+
+    def describe_priors(self, model: str, priors: dict[str, Any], measure: str) -> str | None:
+        """Write a fit's priors out as distributions for the report (None: list the values)."""
+        return None
 
     def default_prior(self, claim: Claim, setting: str) -> float:
         """Return the value a fit uses for a prior setting the claim does not set."""
@@ -193,12 +206,12 @@ class Family:
         """Return the report's PSIS-LOO table of the run's other forms (None: no forms)."""
         return None
 
-    def sbc_build(self, spec: Any, records: Records) -> tuple[Any, Any, int]:  # noqa: ANN401
+    def sbc_build(self, spec: Any, records: Records) -> tuple[Any, Any, int]:
         """SBC: return (a model object with ``build``/``fit``, its data, number of studies)."""
         raise SpecError(f"calibrate has no simulator for the {self.name} family")
 
     def sbc_observe(self, data: Any, simulated: dict[str, np.ndarray], rho: float = 0.5
-                    ) -> Any:  # noqa: ANN401
+                    ) -> Any:
         """SBC: return ``data`` carrying the observations simulated by the PyMC model."""
         raise SpecError(f"calibrate has no simulator for the {self.name} family")
 
@@ -276,3 +289,25 @@ def claim_options() -> dict[str, tuple[str, ...]]:
         for key in fam.options:
             out.setdefault(key, []).append(name)
     return {k: tuple(v) for k, v in out.items()}
+
+
+def censor_bound(model: str | None) -> float | None:
+    """Return the time beyond which ``model``'s derived times count as never reached.
+
+    Without a model (a claim as ``diff`` or "what changed" keeps it), the bound the
+    registered families declare, when they agree on one.
+    """
+    if model:
+        try:
+            return get_family(family_name(model)).censor_bound_h
+        except SpecError:
+            pass
+    bounds = set()
+    for name in registry():
+        try:
+            bound = get_family(name).censor_bound_h
+        except SpecError:
+            continue
+        if bound is not None:
+            bounds.add(bound)
+    return bounds.pop() if len(bounds) == 1 else None

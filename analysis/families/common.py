@@ -25,7 +25,7 @@ DEPRESSION_SCALES = ("MADRS", "HDRS", "HDRS17", "HDRS21", "HDRS24", "HDRS25", "H
                      "HAMD6", "QIDS_SR16")
 
 
-def prior_fit(model: Any, fit: Any, settings: SamplerSettings) -> Any:  # noqa: ANN401
+def prior_fit(model: Any, fit: Any, settings: SamplerSettings) -> Any:
     """Return a copy of ``fit`` whose posterior holds draws from the model's priors.
 
     None when the model cannot draw from its priors (a plug-in without ``prior_params``).
@@ -51,7 +51,7 @@ def _moderated(quantity: str, options: dict[str, Any]) -> bool:
     return quantity.startswith("beta:") and bool(options.get("moderators"))
 
 
-def _events_into_arms(data: Any, simulated: dict[str, np.ndarray]) -> Any:  # noqa: ANN401
+def _events_into_arms(data: Any, simulated: dict[str, np.ndarray]) -> Any:
     """Return ``data`` whose arms hold the events the PyMC model simulated (SBC)."""
     from dataclasses import replace
 
@@ -71,3 +71,8 @@ class ModeratedFamily(BuiltinFamily):
         if said is None or _moderated(quantity, options):
             return None
         return f"{said} (beta:NAME needs moderators)"
+
+
+def _shown(priors: dict[str, Any]) -> dict[str, Any]:
+    """Prior settings as the report prints them (numbers with ``:g``)."""
+    return {k: (f"{v:g}" if isinstance(v, float | int) else v) for k, v in priors.items()}

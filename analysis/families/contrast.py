@@ -31,6 +31,7 @@ from ..stats.frequentist import (
 from .base import FamilyRun
 from .common import (
     ModeratedFamily,
+    _shown,
     prior_fit,
 )
 
@@ -48,6 +49,18 @@ class ContrastFamily(ModeratedFamily):
                       ("delta[first contrast]", "delta", 0))
 
 
+
+    def measure(self, claim: Claim) -> str:
+        """Return the claim's measure: by default OR for counts, SMD for a change in a scale."""
+        return claim.option("measure", "SMD" if claim.outcome == "change" else "OR")
+
+    def describe_priors(self, model: str, priors: dict[str, Any], measure: str) -> str:
+        """Describe the contrast priors as distributions (baselines for binary measures)."""
+        g, tau = _shown(priors), priors.get("tau") or {}
+        base = (f"study baselines (control log odds) ~ N(0, {g['baseline_sd']}); "
+                if measure in ("OR", "RR", "RD") else "")
+        return f"d ~ N(0, {g['effect_sd']}) ({measure}); {base}τ: {tau.get('label', tau)}"
+
     def run(self, records: Records, claim: Claim, settings: SamplerSettings, *,
             documents: bool = True) -> FamilyRun:
         """Select the claim's records and fit (:func:`run_contrast_claim`)."""
@@ -57,14 +70,13 @@ class ContrastFamily(ModeratedFamily):
         """Return the default of a contrast prior setting for the claim's measure."""
         from ..models.contrast import default_priors
 
-        measure = claim.option("measure", "SMD" if claim.outcome == "change" else "OR")
-        return float(getattr(default_priors(measure), setting))
+        return float(getattr(default_priors(self.measure(claim)), setting))
 
     def report_item(self, run: FamilyRun, fid: str, claim_ids: list[str]) -> None:
         """No section of its own: the report's contrast section shows these pools."""
         return None
 
-    def sbc_build(self, spec: Any, records: Records) -> tuple[Any, Any, int]:  # noqa: ANN401
+    def sbc_build(self, spec: Any, records: Records) -> tuple[Any, Any, int]:
         """Select the contrasts of the spec's treatments."""
         from ..models.contrast import Contrast
         from ..select.contrasts import select_contrasts
@@ -76,7 +88,7 @@ class ContrastFamily(ModeratedFamily):
         return Contrast(), data, data.k_studies
 
     def sbc_observe(self, data: Any, simulated: dict[str, np.ndarray], rho: float = 0.5
-                    ) -> Any:  # noqa: ANN401
+                    ) -> Any:
         """Put the simulated active and control events into the 2x2 tables."""
         from dataclasses import replace
 
@@ -89,13 +101,13 @@ class ContrastFamily(ModeratedFamily):
         return replace(data, contrasts=c)
 
 
-def contrast_setup(records: Records, claim: Claim) -> tuple[Any, Any]:  # noqa: ANN401
+def contrast_setup(records: Records, claim: Claim) -> tuple[Any, Any]:
     """Return the contrast model a claim asks for and the contrasts it selects."""
     from ..models.contrast import Contrast, default_priors
     from ..select.contrasts import select_contrasts
     from ..stats.priors import heterogeneity_prior
 
-    measure = claim.option("measure", "SMD" if claim.outcome == "change" else "OR")
+    measure = ContrastFamily().measure(claim)
     moderators = claim.option("moderators", ())
     data = select_contrasts(records, claim.outcome, measure, claim.window, claim.filters,
                             comparator=claim.option("comparator", ()),

@@ -61,7 +61,7 @@ class TimeOptions:
     direction: int = 0
 
 
-def time_points_table(data) -> list[dict[str, Any]]:  # noqa: ANN001 (ContrastData)
+def time_points_table(data) -> list[dict[str, Any]]:  # ContrastData
     """Observed contrasts by study and time (for plots and the report)."""
     from ..models.time_course import contrast_effects_by_time
 
@@ -98,14 +98,14 @@ def options_from_mapping(kind: str, raw: dict[str, Any]) -> DoseOptions | TimeOp
         raise SpecError(f"analyses/{kind}: {exc}") from None
 
 
-def _priors_option(kind: str, raw: Any) -> tuple[tuple[str, float], ...]:  # noqa: ANN401
+def _priors_option(kind: str, raw: Any) -> tuple[tuple[str, float], ...]:
     from ..claims.spec import parse_priors
 
     return parse_priors(raw, kind, lambda msg: SpecError(f"analyses/{kind}: priors: {msg}"))
 
 
 def _finish(doc: dict[str, Any], records: Records, settings: SamplerSettings,
-            fit: Any, with_loo: bool) -> dict[str, Any]:  # noqa: ANN401 (DoseFit | TimeFit)
+            fit: Any, with_loo: bool) -> dict[str, Any]:  # DoseFit | TimeFit
     """Add what every fit document carries: diagnostics, priors, sampler, provenance, LOO."""
     doc.update({
         "diagnostics": fit.diagnostics.as_dict(), "priors": fit.priors.as_dict(),
@@ -119,7 +119,7 @@ def _finish(doc: dict[str, Any], records: Records, settings: SamplerSettings,
     return rounded(doc)
 
 
-def fit_dose(records: Records, opts: DoseOptions, settings: SamplerSettings):  # noqa: ANN201
+def fit_dose(records: Records, opts: DoseOptions, settings: SamplerSettings):
     """Select the arms and fit one dose-response form; return (data, model, fit)."""
     data = select_dose_arms(records, opts.outcome, TimeWindow.around(opts.time_h, opts.window_h),
                             opts.filters, comparator=opts.comparator,
@@ -130,7 +130,7 @@ def fit_dose(records: Records, opts: DoseOptions, settings: SamplerSettings):  #
 
 
 def dose_document(records: Records, opts: DoseOptions, settings: SamplerSettings,
-                  *, with_loo: bool = True, fitted=None) -> dict[str, Any]:  # noqa: ANN001
+                  *, with_loo: bool = True, fitted=None) -> dict[str, Any]:
     """Fit one dose-response form (unless ``fitted``) and describe it (``--json``)."""
     data, model, fit = fitted or fit_dose(records, opts, settings)
     direction = trial_direction(opts.outcome, opts.direction)
@@ -152,7 +152,7 @@ def dose_document(records: Records, opts: DoseOptions, settings: SamplerSettings
     return _finish(doc, records, settings, fit, with_loo)
 
 
-def fit_time(records: Records, opts: TimeOptions, settings: SamplerSettings):  # noqa: ANN201
+def fit_time(records: Records, opts: TimeOptions, settings: SamplerSettings):
     """Select the contrasts and fit one time-course form; return (data, model, fit)."""
     data = select_time_course(records, opts.outcome, opts.measure, opts.filters,
                               comparator=opts.comparator)
@@ -169,7 +169,7 @@ def fit_time(records: Records, opts: TimeOptions, settings: SamplerSettings):  #
 
 
 def time_document(records: Records, opts: TimeOptions, settings: SamplerSettings,
-                  *, with_loo: bool = True, fitted=None) -> dict[str, Any]:  # noqa: ANN001
+                  *, with_loo: bool = True, fitted=None) -> dict[str, Any]:
     """Fit one time-course form (unless ``fitted``) and describe it (``--json``)."""
     data, model, fit = fitted or fit_time(records, opts, settings)
     form = fit.form

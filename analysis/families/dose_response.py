@@ -23,6 +23,7 @@ from .common import (
     _contraction,
     _events_into_arms,
     _moderated,
+    _shown,
     prior_fit,
 )
 from .curves import CurveFamily
@@ -61,13 +62,25 @@ class DoseResponseFamily(CurveFamily):
     AGENT_QUANTITIES = ("effect_at:AGENT:DOSE", "ed50:AGENT", "emax:AGENT",
                         "equivalent:AGENT:DOSE:OTHER", "tau")
 
+
+    def measure(self, claim: Claim) -> str:
+        """Return OR for counts, MD for a change in a scale (the curves' analysis scale)."""
+        return "MD" if claim.outcome == "change" else "OR"
+
+    def describe_priors(self, model: str, priors: dict[str, Any], measure: str) -> str:
+        """Describe the dose-response priors as distributions."""
+        g = _shown(priors)
+        return (f"amplitude ~ N(0, {g['amplitude_sd']}); τ ~ HalfNormal({g['tau_scale']}); "
+                f"log ED50 ~ N(log mid-dose, {g['ed50_sd']}); log Hill ~ N(0, {g['hill_sd']}); "
+                f"study baselines ~ N(0, {g['baseline_sd']})")
+
     def forms(self, model: str, options: dict[str, Any] | None = None) -> tuple[str, ...]:
         """Return the dose-response forms (none for the multi-agent Emax network)."""
         from ..models.dose_response import FORMS
 
         return () if (options or {}).get("agents") else tuple(FORMS)
 
-    def check_options(self, options: dict[str, Any], fail: Any) -> None:  # noqa: ANN401
+    def check_options(self, options: dict[str, Any], fail: Any) -> None:
         """Check the multi-agent fields: agents, ED50 and Emax pooling, inert controls."""
         from ..models.dose_agents import ED50_POOLING, EMAX_POOLING
 
@@ -141,7 +154,7 @@ class DoseResponseFamily(CurveFamily):
 
         return float(getattr(DosePriors(), setting))
 
-    def sbc_build(self, spec: Any, records: Records) -> tuple[Any, Any, int]:  # noqa: ANN401
+    def sbc_build(self, spec: Any, records: Records) -> tuple[Any, Any, int]:
         """Select IV arms of the first treatment at several doses, depression scales."""
         from ..models.dose_response import DoseResponse
         from ..select.doses import select_dose_arms
@@ -153,7 +166,7 @@ class DoseResponseFamily(CurveFamily):
         return DoseResponse("emax"), data, len(data.studies)
 
     def sbc_observe(self, data: Any, simulated: dict[str, np.ndarray], rho: float = 0.5
-                    ) -> Any:  # noqa: ANN401
+                    ) -> Any:
         """Put the simulated events into the arms."""
         return _events_into_arms(data, simulated)
 
@@ -183,7 +196,7 @@ def run_dose_response(records: Records, claim: Claim, settings: SamplerSettings,
 
     prior = prior_fit(model, fit, settings)
 
-    def quantity(f: Any, q: str) -> np.ndarray:  # noqa: ANN401
+    def quantity(f: Any, q: str) -> np.ndarray:
         head, _, rest = q.partition(":")
         p = model.params(f)
         if head == "effect_at":
@@ -235,7 +248,7 @@ def run_agent_doses(records: Records, claim: Claim, settings: SamplerSettings, *
 
     agents = claim.option("agents")
     names = () if agents in ("all", ("all",)) else tuple(agents)
-    measure = "MD" if claim.outcome == "change" else "OR"
+    measure = DoseResponseFamily().measure(claim)
     try:
         priors = claim_priors(measure, claim.option("priors", ()))
         data, model, fit = fit_agents(records, claim.outcome, claim.window, claim.filters,

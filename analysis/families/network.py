@@ -20,6 +20,7 @@ from .common import (
     PRIOR_DRAWS,
     BuiltinFamily,
     _events_into_arms,
+    _shown,
 )
 
 
@@ -35,6 +36,18 @@ class NetworkFamily(BuiltinFamily):
     tau_prior = True
 
 
+
+    def measure(self, claim: Claim) -> str:
+        """Return the claim's measure: by default OR for counts, MD for a change in a scale."""
+        return claim.option("measure", "MD" if claim.outcome == "change" else "OR")
+
+    def describe_priors(self, model: str, priors: dict[str, Any], measure: str) -> str:
+        """Describe the network priors as distributions."""
+        g, tau = _shown(priors), priors.get("tau") or {}
+        return (f"d (each treatment vs the reference) ~ N(0, {g['effect_sd']}); study "
+                f"baselines ~ N(0, {g['baseline_sd']}); τ: {tau.get('label', tau)}; "
+                "multi-arm random effects correlated 0.5")
+
     def run(self, records: Records, claim: Claim, settings: SamplerSettings, *,
             documents: bool = True) -> FamilyRun:
         """Select the claim's records and fit (:func:`run_network`)."""
@@ -49,7 +62,7 @@ class NetworkFamily(BuiltinFamily):
             return None
         return super().check_quantity(quantity, options)
 
-    def check_options(self, options: dict[str, Any], fail: Any) -> None:  # noqa: ANN401
+    def check_options(self, options: dict[str, Any], fail: Any) -> None:
         """Check the reference, the node kind and the inert controls."""
         from ..models.network import NODES
 
@@ -71,13 +84,12 @@ class NetworkFamily(BuiltinFamily):
         """Return the default of a network prior setting for the claim's measure."""
         from ..models.network import default_network_priors
 
-        measure = claim.option("measure", "MD" if claim.outcome == "change" else "OR")
-        return float(getattr(default_network_priors(measure), setting))
+        return float(getattr(default_network_priors(self.measure(claim)), setting))
 
     sbc_quantities = (("d[first treatment]", "d_free", 0), ("tau", "tau", None),
                       ("mu[first study]", "mu", 0))
 
-    def sbc_build(self, spec: Any, records: Records) -> tuple[Any, Any, int]:  # noqa: ANN401
+    def sbc_build(self, spec: Any, records: Records) -> tuple[Any, Any, int]:
         """Select the depression network: treatments as nodes, inert controls pooled."""
         from ..models.network import Network, select_network
         from ..select.filters import Filters, TimeWindow
@@ -88,7 +100,7 @@ class NetworkFamily(BuiltinFamily):
         return Network(), data, len(data.studies)
 
     def sbc_observe(self, data: Any, simulated: dict[str, np.ndarray], rho: float = 0.5
-                    ) -> Any:  # noqa: ANN401
+                    ) -> Any:
         """Put the simulated events into the arms."""
         return _events_into_arms(data, simulated)
 
@@ -99,12 +111,12 @@ class NetworkFamily(BuiltinFamily):
                             "claims": claim_ids}
 
 
-def network_setup(records: Records, claim: Claim):  # noqa: ANN201
+def network_setup(records: Records, claim: Claim):
     """Return the network model a claim asks for and the arms it selects."""
     from ..models.network import Network, default_network_priors, select_network
     from ..stats.priors import heterogeneity_prior
 
-    measure = claim.option("measure", "MD" if claim.outcome == "change" else "OR")
+    measure = NetworkFamily().measure(claim)
     data = select_network(records, claim.outcome, measure, claim.window, claim.filters,
                           reference=claim.option("reference", "placebo"),
                           node=claim.option("node", "treatment"),

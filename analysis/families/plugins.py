@@ -72,7 +72,7 @@ def load_plugins(files: tuple[str, ...]) -> None:
         load_plugin(f)
 
 
-def with_plugins(files: tuple[str, ...], func, *args):  # noqa: ANN001, ANN201, ANN002
+def with_plugins(files: tuple[str, ...], func, *args):
     """Load ``files`` (once per process), then return ``func(*args)``: a worker's task."""
     load_plugins(files)
     return func(*args)

@@ -20,6 +20,7 @@ from ..sampling.settings import SamplerSettings
 from .base import FamilyRun, Figure
 from .common import (
     ModeratedFamily,
+    _shown,
     prior_fit,
 )
 
@@ -42,6 +43,14 @@ class PooledRateFamily(ModeratedFamily):
                       ("pooled_rate", "pooled_rate", None), ("theta[first arm]", "theta", 0))
 
 
+
+    def describe_priors(self, model: str, priors: dict[str, Any], measure: str) -> str:
+        """Describe the pooled-rate priors as distributions."""
+        g = _shown(priors)
+        return (f"μ ~ N({g['mu_mean']}, {g['mu_sd']}) on the logit scale; τ ~ HalfNormal("
+                f"{g['tau_scale']}); σ (study, when a study has several arms) ~ HalfNormal("
+                f"{g.get('study_scale', '1')}); moderator coefficients ~ N(0, {g['mu_sd']})")
+
     def run(self, records: Records, claim: Claim, settings: SamplerSettings, *,
             documents: bool = True) -> FamilyRun:
         """Select the claim's records and fit (:func:`run_pooled_rate`)."""
@@ -63,7 +72,7 @@ class PooledRateFamily(ModeratedFamily):
                                   "title": f"{r.outcome} at {r.window.target_h:g} h ({label})"})
         return "fits", {"id": fid, "claims": claim_ids, "doc": run.doc, "svg": image}
 
-    def sbc_build(self, spec: Any, records: Records) -> tuple[Any, Any, int]:  # noqa: ANN401
+    def sbc_build(self, spec: Any, records: Records) -> tuple[Any, Any, int]:
         """Select the response arms of the spec's treatments."""
         from ..models.pooled_rate import PooledRate
         from ..select.filters import Filters, TimeWindow, select_binary_arms
@@ -75,7 +84,7 @@ class PooledRateFamily(ModeratedFamily):
         return model, data, data.k_studies
 
     def sbc_observe(self, data: Any, simulated: dict[str, np.ndarray], rho: float = 0.5
-                    ) -> Any:  # noqa: ANN401
+                    ) -> Any:
         """Put the simulated events into the arms."""
         from ..select.filters import BinaryArms
 
@@ -83,7 +92,7 @@ class PooledRateFamily(ModeratedFamily):
         return BinaryArms(data.outcome, t, list(data.dropped))
 
 
-def pooled_rate_setup(records: Records, claim: Claim) -> tuple[Any, Any]:  # noqa: ANN401
+def pooled_rate_setup(records: Records, claim: Claim) -> tuple[Any, Any]:
     """Return the pooled-rate model a claim asks for and the arms it selects."""
     from ..models.pooled_rate import PooledRate
     from ..select.filters import select_binary_arms
@@ -116,7 +125,7 @@ def run_pooled_rate(records: Records, claim: Claim, settings: SamplerSettings, *
                      prior_draws=lambda q, c: model.draws(prior, q))
 
 
-def _pooled_rate_priors(spec: str | None, overrides: tuple = ()):  # noqa: ANN202
+def _pooled_rate_priors(spec: str | None, overrides: tuple = ()):
     """Default priors, with tau's half-normal scale from a ``half-normal:S`` option."""
     from ..models.pooled_rate import PooledRatePriors
     from ..stats.priors import heterogeneity_prior

@@ -14,12 +14,14 @@ import numpy as np
 from ..claims.spec import Claim
 from ..errors import SpecError
 from ..io.records import Records
+from ..models.time_course import GRID_END_H
 from ..sampling.inference import flat
 from ..sampling.settings import SamplerSettings
 from .base import FamilyRun
 from .common import (
     DEPRESSION_SCALES,
     _contraction,
+    _shown,
     prior_fit,
 )
 from .curves import CurveFamily
@@ -41,6 +43,21 @@ class TimeCourseFamily(CurveFamily):
                       ("t_decay", "t_decay", None), ("tau", "tau", None))
     RHOS = (0.2, 0.8)
 
+
+
+    @property
+    def censor_bound_h(self) -> float:  # type: ignore[override]
+        """Derived times beyond the curve's grid count as never reached ("> 672 h")."""
+        return GRID_END_H
+
+    def describe_priors(self, model: str, priors: dict[str, Any], measure: str) -> str | None:
+        """Describe the time-course shape priors as distributions."""
+        if model != "time-course" and not {"t_rise", "t_decay"} <= set(priors):
+            return None  # a plug-in time-course model with priors of its own
+        g = _shown(priors)
+        return (f"peak A ~ N(0, {g['peak_sd']}); log T_r ~ N(log {g['t_rise']} h, {g['t_sd']}); "
+                f"log(T_d − T_r) ~ N(log {g['t_decay']} h, {g['t_sd']}); τ (log-normal "
+                f"amplitude) ~ HalfNormal({g['tau_scale']})")
 
     def run(self, records: Records, claim: Claim, settings: SamplerSettings, *,
             documents: bool = True) -> FamilyRun:
@@ -64,7 +81,7 @@ class TimeCourseFamily(CurveFamily):
                 pass
         return super().check_quantity(quantity, options)
 
-    def check_options(self, options: dict[str, Any], fail: Any) -> None:  # noqa: ANN401
+    def check_options(self, options: dict[str, Any], fail: Any) -> None:
         """Check rho, the likelihood and the timing groups."""
         from ..claims.spec import number_problem
 
@@ -107,7 +124,7 @@ class TimeCourseFamily(CurveFamily):
             return True
         return False
 
-    def sbc_build(self, spec: Any, records: Records) -> tuple[Any, Any, int]:  # noqa: ANN401
+    def sbc_build(self, spec: Any, records: Records) -> tuple[Any, Any, int]:
         """Select change-score SMD contrasts on depression scales."""
         from ..models.time_course import TimeCourse
         from ..select.contrasts import select_time_course
@@ -119,7 +136,7 @@ class TimeCourseFamily(CurveFamily):
         return TimeCourse("bateman"), data, data.k_studies
 
     def sbc_observe(self, data: Any, simulated: dict[str, np.ndarray], rho: float = 0.5
-                    ) -> Any:  # noqa: ANN401
+                    ) -> Any:
         """Undo the whitening the model observes (W y) and store the contrasts."""
         from scipy.linalg import solve_triangular
 
@@ -160,7 +177,7 @@ def run_time_course(records: Records, claim: Claim, settings: SamplerSettings, *
     observed = sorted({float(t) for t in data.contrasts["time_h"] if float(t) > 0})
     prior = prior_fit(model, fit, settings)
 
-    def draws_for(f: Any) -> Callable[[str, Claim], np.ndarray]:  # noqa: ANN401
+    def draws_for(f: Any) -> Callable[[str, Claim], np.ndarray]:
         curves: dict[int, np.ndarray] = {}  # the curve on TIME_GRID, per timing group
 
         def grid(group: int) -> np.ndarray:
@@ -201,7 +218,7 @@ def run_time_course(records: Records, claim: Claim, settings: SamplerSettings, *
                      prior_draws=None if prior is None else draws_for(prior))
 
 
-def _timing_group(fit: Any, claim: Claim) -> int:  # noqa: ANN401
+def _timing_group(fit: Any, claim: Claim) -> int:
     """Return the index of the timing group a claim names (the first when it names none)."""
     name = claim.option("timing_group")
     groups = getattr(fit, "timing_groups", ())
@@ -213,14 +230,14 @@ def _timing_group(fit: Any, claim: Claim) -> int:  # noqa: ANN401
     return groups.index(name)
 
 
-def _shape_parameters(fit: Any, prior: Any,  # noqa: ANN401
+def _shape_parameters(fit: Any, prior: Any,
                       group: int = 0) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """Return the parameters setting a time curve's shape: name, posterior, prior draws."""
     from ..models.time_course import _group
 
     post_p, prior_p = fit.idata.posterior, prior.idata.posterior
     if "t_rise" in post_p and "t_rise" in prior_p:
-        def logs(f: Any) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN401
+        def logs(f: Any) -> tuple[np.ndarray, np.ndarray]:
             t_r, t_d = _group(f, "t_rise", group), _group(f, "t_decay", group)
             return np.log(t_r), np.log(t_d - t_r)
 

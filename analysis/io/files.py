@@ -134,7 +134,7 @@ def _owned_listing(folder: Path) -> dict[str, str] | None:
         return None
     try:
         doc = json.loads(read_regular_text(path, "outputs marker", 1_000_000))
-    except Exception:  # noqa: BLE001 (an unreadable marker proves nothing)
+    except Exception:  # an unreadable marker proves nothing
         return None
     files = doc.get("files") if isinstance(doc, dict) else None
     if doc.get("format") != "trialmeta-outputs" or not isinstance(files, dict):
@@ -146,7 +146,7 @@ def _written_json(path: Path) -> bool:
     """Whether a JSON file carries the provenance trialmeta writes (sweep, calibration)."""
     try:
         doc = json.loads(read_regular_text(path, "result", 200_000_000))
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False
     prov = doc.get("provenance") if isinstance(doc, dict) else None
     return (isinstance(prov, dict) and isinstance(prov.get("data_sha256"), str)
@@ -229,7 +229,7 @@ def write_outputs(folder: Path, files: dict[str, str], option: str,
 SIGNIFICANT = 10
 
 
-def rounded(obj: Any, digits: int = SIGNIFICANT) -> Any:  # noqa: ANN401
+def rounded(obj: Any, digits: int = SIGNIFICANT) -> Any:
     """Round every float to ``digits`` significant digits (stable, readable text output)."""
     import numpy as np
 

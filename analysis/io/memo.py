@@ -28,7 +28,7 @@ def per_records(func: F) -> F:
     stored: OrderedDict[tuple, Any] = OrderedDict()
 
     @functools.wraps(func)
-    def cached(records: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+    def cached(records: Any, *args: Any, **kwargs: Any) -> Any:
         key = (records.sha256, args, tuple(sorted(kwargs.items())))
         try:
             hash(key)

@@ -64,7 +64,7 @@ class StoredVar:
     dims: tuple[str, ...]
     coords: dict[str, StoredVar]
 
-    def sum(self) -> Any:  # noqa: ANN401 (a NumPy scalar, as xarray gives)
+    def sum(self) -> Any:  # a NumPy scalar, as xarray gives
         """Sum over every element."""
         return self.values.sum()
 
@@ -82,7 +82,7 @@ class StoredGroup:
     def __contains__(self, name: object) -> bool:
         return name in self.data_vars
 
-    def __iter__(self):  # noqa: ANN204
+    def __iter__(self):
         return iter(self.data_vars)
 
     def __getitem__(self, name: str | list[str]) -> StoredVar | StoredGroup:
@@ -132,7 +132,7 @@ class StoredPosterior:
         self.to_arviz().to_netcdf(path)
 
 
-def as_arviz(idata: Any) -> az.InferenceData:  # noqa: ANN401
+def as_arviz(idata: Any) -> az.InferenceData:
     """Return ``idata`` as ArviZ ``InferenceData`` (converting a stored posterior)."""
     return idata.to_arviz() if isinstance(idata, StoredPosterior) else idata
 

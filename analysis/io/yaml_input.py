@@ -21,7 +21,7 @@ MAX_DEPTH = 32
 class _StrictLoader(yaml.SafeLoader):
     """SafeLoader without aliases, with a depth limit, refusing duplicate keys."""
 
-    def compose_node(self, parent: Any, index: Any) -> Any:  # noqa: ANN401
+    def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise yaml.composer.ComposerError(
@@ -36,7 +36,7 @@ class _StrictLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
-    def construct_mapping(self, node: Any, deep: bool = False) -> dict:  # noqa: ANN401, FBT001, FBT002
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict:
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
@@ -51,7 +51,7 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_yaml(data: bytes, name: str) -> Any:  # noqa: ANN401
+def load_yaml(data: bytes, name: str) -> Any:
     """Parse ``data`` (the file's bytes) or raise SpecError naming ``name`` and the line."""
     if len(data) > MAX_BYTES:
         raise SpecError(f"{name}: {len(data):,} bytes is larger than a claims file can be "
@@ -61,7 +61,7 @@ def load_yaml(data: bytes, name: str) -> Any:  # noqa: ANN401
     except UnicodeDecodeError as exc:
         raise SpecError(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise SpecError(f"{name}: not valid YAML: {exc}") from None
     except RecursionError:
@@ -74,7 +74,7 @@ def top_level_lines(data: bytes) -> dict[str, int]:
     Used to name the line of a problem found after parsing (an unknown key, a version).
     """
     try:
-        node = yaml.compose(data.decode("utf-8"), Loader=_StrictLoader)  # noqa: S506
+        node = yaml.compose(data.decode("utf-8"), Loader=_StrictLoader)
     except (yaml.YAMLError, UnicodeDecodeError, RecursionError):
         return {}
     if not isinstance(node, yaml.MappingNode):

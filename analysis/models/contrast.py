@@ -147,7 +147,7 @@ def _mixed_coords(a: dict[str, Any]) -> dict[str, list[str]]:
             "reported_contrast": [a["labels"][i] for i in a["reported"]]}
 
 
-def _mixed_likelihood(a: dict[str, Any], delta, baseline_sd: float) -> None:  # noqa: ANN001
+def _mixed_likelihood(a: dict[str, Any], delta, baseline_sd: float) -> None:
     """Binomial terms for arm-level contrasts, normal terms for reported log ORs."""
     import pymc as pm
 
@@ -161,7 +161,7 @@ def _mixed_likelihood(a: dict[str, Any], delta, baseline_sd: float) -> None:  # 
                           a["yi"])
 
 
-def reported_normal_terms(mean, s_idx: np.ndarray, shared_sd: np.ndarray,  # noqa: ANN001
+def reported_normal_terms(mean, s_idx: np.ndarray, shared_sd: np.ndarray,
                           own_sd: np.ndarray, observed: np.ndarray) -> None:
     """Add reported estimates as normal terms to the current PyMC model.
 
@@ -189,7 +189,7 @@ class Contrast:
         self.threshold = threshold
         self.moderators = tuple(moderators)
 
-    def _design(self, data: ContrastData):  # noqa: ANN202
+    def _design(self, data: ContrastData):
         from ..select.moderators import design_matrix
 
         return design_matrix(data.contrasts, self.moderators)

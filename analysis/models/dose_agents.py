@@ -236,7 +236,7 @@ class AgentDose:
                else sample_tau(pr.tau, n, rng))
         return CurveDraws(data.agents, emax, ed50, tau)
 
-    def build(self, data: AgentDoseData):  # noqa: ANN201 (a PyMC model)
+    def build(self, data: AgentDoseData):  # a PyMC model
         """Build the PyMC model (no sampling)."""
         import pymc as pm
         import pytensor.tensor as pt

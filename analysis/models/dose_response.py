@@ -47,7 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover
 FORMS = ("emax", "loglinear", "linear", "piecewise")
 
 
-def _reported_terms(c, s_idx: np.ndarray, amp, g) -> None:  # noqa: ANN001
+def _reported_terms(c, s_idx: np.ndarray, amp, g) -> None:
     """Add reported contrasts: ``y ~ Normal(amp_i (g(d) - g(d_vs)) + shared_sd u_i, own_sd)``.
 
     Contrasts of one study sharing a comparator share its variance (``shared_var``) through
@@ -128,7 +128,7 @@ class DoseResponse:
 
         return replace(self.priors or default_dose_priors(data), **dict(self.prior_overrides))
 
-    def study_design(self, data: DoseData):  # noqa: ANN201
+    def study_design(self, data: DoseData):
         """Moderators of the amplitude, one row per study (taken from its active arms)."""
         from ..select.moderators import design_matrix
 
@@ -205,7 +205,7 @@ class DoseResponse:
                 _reported_terms(c, c["study"].map(index).to_numpy(), amp, g)
         return model
 
-    def _curve_tensor(self, ref: dict, priors: DosePriors):  # noqa: ANN202
+    def _curve_tensor(self, ref: dict, priors: DosePriors):
         """Create the curve's parameters in the current model; return g as a function of dose."""
         import pymc as pm
         import pytensor.tensor as pt
@@ -220,7 +220,7 @@ class DoseResponse:
             h = pm.Deterministic("hill", pt.exp(pm.Normal("log_hill", 0.0, priors.hill_sd))
                                  ) if self.hill else 1.0
 
-            def emax(dose: np.ndarray):  # noqa: ANN202
+            def emax(dose: np.ndarray):
                 dh = pt.power(dose, h)
                 return dh / (pt.power(ed50, h) + dh)
             return emax

@@ -42,6 +42,7 @@ from ..sampling.inference import (
     summarize_draws,
 )
 from ..sampling.settings import SamplerSettings
+from ..select.filters import COUNT_COLUMN
 from ..stats.priors import HeterogeneityPrior
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -49,7 +50,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..select.filters import Filters, TimeWindow
 
 NODES = ("treatment", "treatment+route", "treatment+dose", "treatment+route+dose")
-COUNT = {"response": "responders", "remission": "remitters"}
 #: columns of a network's contrast-level rows
 CONTRAST_COLUMNS = ["study", "node", "base", "yi", "vi", "shared_var", "scale", "n"]
 
@@ -73,7 +73,7 @@ class NetworkData:
     @property
     def binary(self) -> bool:
         """True for response or remission counts."""
-        return self.outcome in COUNT
+        return self.outcome in COUNT_COLUMN
 
     @property
     def studies(self) -> list[str]:
@@ -137,11 +137,11 @@ def select_network(records: Records, outcome: str, measure: str, window: TimeWin
     """
     if node not in NODES:
         raise SpecError(f"unknown --node '{node}'; use {', '.join(NODES)}")
-    if outcome in COUNT:
+    if outcome in COUNT_COLUMN:
         if measure != "OR":
             raise SpecError("the network model is on the log-odds scale for counts: "
                             "--measure OR")
-        col = COUNT[outcome]
+        col = COUNT_COLUMN[outcome]
     elif outcome == "change":
         if measure != "MD":
             raise SpecError("continuous networks use --measure MD (one rating scale)")
@@ -180,9 +180,9 @@ def select_network(records: Records, outcome: str, measure: str, window: TimeWin
             dropped.append({"study": study, "reason": "arms on different scales or mean types"})
             continue
         for name, arms in h.groupby("node", sort=False):
-            n = arms["n_binary"].fillna(arms["n"]) if outcome in COUNT else arms["n"]
+            n = arms["n_binary"].fillna(arms["n"]) if outcome in COUNT_COLUMN else arms["n"]
             where = {"treatment": arms["treatment"].iloc[0], "dose": arms["dose"].iloc[0]}
-            if outcome in COUNT:
+            if outcome in COUNT_COLUMN:
                 rows.append({"study": study, "node": name, "time_h": time_h,
                              "events": int(arms[col].sum()), "n": int(n.sum()),
                              "design": arms["design"].iloc[0], **where})
@@ -371,7 +371,7 @@ class Network:
                 "pairs": pair_names, "pair_idx": pair_idx, "c_sign": c_sign,
                 "c_pair_idx": np.array([pair_names.index(x) for x in c_pairs], dtype=int)}
 
-    def build(self, data: NetworkData):  # noqa: ANN201 (a PyMC model)
+    def build(self, data: NetworkData):  # a PyMC model
         """Build the PyMC model (no sampling)."""
         import pymc as pm
         import pytensor.tensor as pt
@@ -415,7 +415,7 @@ class Network:
                 _contrast_terms(model, data, c_mean, tau)
         return model
 
-    def precompiled(self, data: NetworkData):  # noqa: ANN201 (a PrecompiledModel)
+    def precompiled(self, data: NetworkData):  # a PrecompiledModel
         """Return the same model for the precompiled (numba) sampler."""
         from ..sampling.precompiled import network
 
@@ -467,7 +467,7 @@ class Network:
                            "versions": versions, "split": self.split})
 
 
-def arm_likelihood(data: NetworkData, st: dict[str, Any], mean: Any, tau: Any,  # noqa: ANN401
+def arm_likelihood(data: NetworkData, st: dict[str, Any], mean: Any, tau: Any,
                    baseline_sd: float) -> None:
     """Add the arms' likelihood to the current PyMC model.
 
@@ -492,8 +492,8 @@ def arm_likelihood(data: NetworkData, st: dict[str, Any], mean: Any, tau: Any,  
                   observed=arms["y"].to_numpy(float), dims="arm")
 
 
-def _contrast_terms(model: Any, data: NetworkData, mean: Any,  # noqa: ANN401
-                    tau: Any) -> None:  # noqa: ANN401
+def _contrast_terms(model: Any, data: NetworkData, mean: Any,
+                    tau: Any) -> None:
     """Add the reported contrasts: y ~ N(mean + random effect, V).
 
     The random effects are the arms' (multi-arm correlation 0.5); contrasts of one study

@@ -97,7 +97,7 @@ class PooledRate:
         self.priors = priors or PooledRatePriors()
         self.moderators = tuple(moderators)
 
-    def _design(self, data: BinaryArms):  # noqa: ANN202
+    def _design(self, data: BinaryArms):
         from ..select.moderators import design_matrix
 
         return design_matrix(data.table, self.moderators)

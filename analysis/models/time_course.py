@@ -363,7 +363,7 @@ class TimeCourse:
     #: parameters the convergence gate checks, per form (a plug-in sets its own)
     gate = {"bateman": ["tau", "peak", "t_rise", "t_decay"], "piecewise": ["tau", "knot_effect"]}
 
-    def curve_tensor(self, t: np.ndarray):  # noqa: ANN201 (a PyTensor expression)
+    def curve_tensor(self, t: np.ndarray):  # a PyTensor expression
         """Create the curve's parameters in the current PyMC model; return f(t).
 
         A plug-in time-course form overrides this and :meth:`curve_draws`.
@@ -484,7 +484,7 @@ class TimeCourse:
         return self.curve_draws(fit, np.asarray(times, float))
 
 
-def _binomial_terms(lik: BinomialStructure, delta) -> None:  # noqa: ANN001 (PyTensor)
+def _binomial_terms(lik: BinomialStructure, delta) -> None:  # PyTensor
     """Add the weighted binomial terms (active arms, then controls) as the observed ``y``."""
     import pymc as pm
     import pytensor.tensor as pt
@@ -492,7 +492,7 @@ def _binomial_terms(lik: BinomialStructure, delta) -> None:  # noqa: ANN001 (PyT
     alpha = pm.Normal("alpha", 0.0, BASELINE_SD, dims="block")
     eta = pt.concatenate([alpha[lik.block] + delta, alpha])
 
-    def logp(value, n, eta, weight):  # noqa: ANN001, ANN202
+    def logp(value, n, eta, weight):
         return weight * pm.logp(pm.Binomial.dist(n=n, logit_p=eta), value)
 
     pm.CustomDist("y", lik.n, eta, lik.weight, logp=logp, observed=lik.y)

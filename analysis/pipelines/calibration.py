@@ -58,11 +58,11 @@ class CalibrationSpec:
     measure: str = "OR"
     time_h: float = 24.0
     treatments: tuple[str, ...] = ("ketamine", "esketamine")
-    draws: int = 1000
-    tune: int = 500
-    chains: int = 4
-    seed: int = 20190101
-    sampler: str = "nutpie"
+    draws: int = SamplerSettings.draws
+    tune: int = SamplerSettings.tune
+    chains: int = SamplerSettings.chains
+    seed: int = SamplerSettings.seed
+    sampler: str = SamplerSettings.sampler
     planted: tuple[tuple[str, float], ...] = ()
 
     def settings(self, sim: int) -> SamplerSettings:
@@ -92,7 +92,7 @@ def _offers_sbc(name: str) -> bool:
         return False
 
 
-def build(spec: CalibrationSpec, records: Records):  # noqa: ANN201
+def build(spec: CalibrationSpec, records: Records):
     """Select the records; return (the family's model object, its data, number of studies)."""
     if not _offers_sbc(spec.family):
         raise SpecError(f"calibrate supports {', '.join(calibrated_families())}, not "
@@ -135,7 +135,7 @@ def _context(spec: CalibrationSpec, records: Records) -> _Context:
 
 
 def with_simulated(family_name: str, data: Any, simulated: dict[str, np.ndarray],
-                   rho: float = 0.5) -> Any:  # noqa: ANN401
+                   rho: float = 0.5) -> Any:
     """Return a copy of ``data`` carrying the simulated observations of the PyMC model."""
     return get_family(family_name).sbc_observe(data, simulated, rho)
 
@@ -181,7 +181,7 @@ def simulate_and_fit(spec: CalibrationSpec, records: Records, sim: int) -> dict[
     return out
 
 
-def _selected_digest(data: Any) -> str:  # noqa: ANN401
+def _selected_digest(data: Any) -> str:
     """Identify the selected data (a change of selection must not reuse cached results)."""
     from ..models.network import NetworkData
     from ..select.doses import DoseData

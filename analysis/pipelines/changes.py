@@ -112,9 +112,9 @@ def compare_pooled(before: list[dict[str, Any]],
     return rows
 
 
-def data_changes(before: Any, after: Any) -> dict[str, Any]:  # noqa: ANN401 (Records)
+def data_changes(before: Any, after: Any) -> dict[str, Any]:  # Records
     """Studies added, removed, or with rows added, removed or changed (all columns compared)."""
-    def rows(records: Any) -> dict[str, set[tuple]]:  # noqa: ANN401
+    def rows(records: Any) -> dict[str, set[tuple]]:
         t = records.table.drop(columns=[c for c in ("line",) if c in records.table])
         t = t.astype(str)
         return {s: {tuple(r) for r in g.itertuples(index=False)}
@@ -174,7 +174,7 @@ NUMBER_FIELDS = ("probability", "probability_mcse", "median", "ci_low", "ci_high
                  "bayes_factor")
 
 
-def _is_number(v: Any) -> bool:  # noqa: ANN401
+def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
@@ -187,15 +187,15 @@ def results_problems(doc: dict[str, Any]) -> list[str]:
     out: list[str] = []
     seen: set[str] = set()
 
-    def text(where: str, v: Any, *, optional: bool = False) -> None:  # noqa: ANN401
+    def text(where: str, v: Any, *, optional: bool = False) -> None:
         if not (isinstance(v, str) or (optional and v is None)):
             out.append(f"{where} is {type(v).__name__}, not text")
 
-    def number(where: str, v: Any) -> None:  # noqa: ANN401
+    def number(where: str, v: Any) -> None:
         if v is not None and not _is_number(v):
             out.append(f"{where} = {str(v)[:40]!r} is not a finite number")
 
-    def text_list(where: str, v: Any) -> None:  # noqa: ANN401
+    def text_list(where: str, v: Any) -> None:
         if v is not None and not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
             out.append(f"{where} is not a list of text")
 
@@ -324,7 +324,7 @@ def diff_reports(before: dict[str, Any], after: dict[str, Any], label: str) -> d
 ESTIMATE_KEYS = ("median", "ci_low", "ci_high")
 
 
-def _estimate(e: Any) -> dict[str, Any] | None:  # noqa: ANN401
+def _estimate(e: Any) -> dict[str, Any] | None:
     return {k: e.get(k) for k in (*ESTIMATE_KEYS, "sd")} if isinstance(e, dict) else None
 
 

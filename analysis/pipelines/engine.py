@@ -88,7 +88,7 @@ def read_result(folder: Path | None, key: str) -> dict[str, Any] | None:
 _DISTRUSTED: list[str] = []
 
 
-def _result_digest(result: Any) -> str:  # noqa: ANN401
+def _result_digest(result: Any) -> str:
     """SHA-256 of a result's canonical JSON (binds a stored result to its text)."""
     return hashlib.sha256(json.dumps(result, sort_keys=True, allow_nan=True)
                           .encode("utf-8")).hexdigest()
@@ -190,7 +190,7 @@ def scheduler_address(address: str) -> str:
     return f"tcp://{m.group(1)}:{m.group(2)}"
 
 
-def _connect(client_class: Any, address: str) -> Any:  # noqa: ANN401
+def _connect(client_class: Any, address: str) -> Any:
     """Connect to a scheduler within CONNECT_TIMEOUT_S; any failure is one clear error."""
     import socket
 
@@ -230,7 +230,7 @@ def _connect(client_class: Any, address: str) -> Any:  # noqa: ANN401
 
 
 def _submit(first: list[Task], workers: int | None, scheduler: str | None, grows: bool,
-            adopt: Callable[[Task, dict[str, Any]], list[Task]]):  # noqa: ANN202
+            adopt: Callable[[Task, dict[str, Any]], list[Task]]):
     """Yield (task, result) as tasks finish; follow-up tasks are submitted as they appear."""
     import logging
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..claims.spec import Claim, ClaimsFile
 from ..errors import SpecError
-from ..evaluate.claims import model_family
+from ..families.base import family_name
 from ..io.records import Records
 from ..sampling.inference import package_versions
 from ..sampling.settings import SamplerSettings
@@ -58,7 +58,7 @@ def _logit(p: float) -> float:
 
 def worlds(claim: Claim) -> list[World]:
     """Return the worlds a claim is simulated in (empty when the claim's type is not covered)."""
-    family = model_family(claim.model)
+    family = family_name(claim.model)
     lo, hi = claim.region
     tau = ("tau", PLANTED_TAU.get(family, 0.0))
     if family == "pooled-rate" and claim.quantity == "pooled_rate" \
@@ -85,7 +85,7 @@ def _selected(records: Records, claim: Claim) -> tuple[Any, Any]:
     from ..families.contrast import contrast_setup
     from ..families.pooled_rate import pooled_rate_setup
 
-    if model_family(claim.model) == "pooled-rate":
+    if family_name(claim.model) == "pooled-rate":
         model, data = pooled_rate_setup(records, claim)
         return model, model.prepare(data)
     return contrast_setup(records, claim)
@@ -97,7 +97,7 @@ def simulated_records(records: Records, claim: Claim, world: World, seed: int) -
 
     model, data = _selected(records, claim)
     planted: dict[str, Any] = dict(world.planted)
-    if model_family(claim.model) == "contrast":  # control rates as observed, not from the prior
+    if family_name(claim.model) == "contrast":  # control rates as observed, not from the prior
         first = data.contrasts.drop_duplicates("study")
         planted["alpha"] = np.log((first["c"] + 0.5) / (first["d"] + 0.5)).to_numpy(float)
     built = pm.do(model.build(data), planted)
@@ -119,7 +119,7 @@ def simulated_records(records: Records, claim: Claim, world: World, seed: int) -
     def put(line: int, events: int) -> None:
         table.loc[row_of[int(line)], column] = int(events)
 
-    if model_family(claim.model) == "pooled-rate":
+    if family_name(claim.model) == "pooled-rate":
         for line, events in zip(data.table["line"], sim["events"], strict=True):
             put(line, events)
     else:
@@ -144,10 +144,10 @@ class RuleSpec:
 
     claim_id: str
     world: World
-    draws: int = 1000
-    tune: int = 500
-    chains: int = 4
-    seed: int = 20190101
+    draws: int = SamplerSettings.draws
+    tune: int = SamplerSettings.tune
+    chains: int = SamplerSettings.chains
+    seed: int = SamplerSettings.seed
 
 
 def simulate_and_judge(spec: RuleSpec, records: Records, claims: ClaimsFile,

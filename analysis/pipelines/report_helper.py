@@ -51,7 +51,7 @@ class ReportHelper:
                                              initargs=(plugin_files(),))
         return self._pool
 
-    def call(self, func: Callable[..., Any], *args: Any) -> Callable[[], Any]:  # noqa: ANN401
+    def call(self, func: Callable[..., Any], *args: Any) -> Callable[[], Any]:
         """Start ``func(*args)`` in the helper; return a function that waits for its value.
 
         Without a helper, the returned function runs ``func`` itself when first called.
@@ -60,7 +60,7 @@ class ReportHelper:
             return lambda: func(*args)
         return self._start().submit(func, *args).result
 
-    def add_posterior(self, idata: Any) -> None:  # noqa: ANN401
+    def add_posterior(self, idata: Any) -> None:
         """Start converting ``idata``'s cached posterior, unless its netCDF copy exists."""
         key = idata.attrs.get("cache_key") if idata is not None else None
         if not self.enabled or not key or key in self._copies:
@@ -74,7 +74,7 @@ class ReportHelper:
         for future in self._copies.values():
             try:
                 future.result()
-            except Exception:  # noqa: BLE001, S110 - the report writes the copy itself then
+            except Exception:  # - the report writes the copy itself then
                 pass
 
     def close(self) -> None:

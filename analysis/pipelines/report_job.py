@@ -30,7 +30,7 @@ from .sensitivity import sensitivity
 
 def build_report(records: Records, claims: ClaimsFile, settings: SamplerSettings, out: Path,
                  *, progress: bool = False, jobs: int = 1, records_path: str | None = None,
-                 claims_path: str | None = None, say=None,  # noqa: ANN001
+                 claims_path: str | None = None, say=None,
                  robustness: dict[str, Any] | None = None,
                  baseline: tuple[Records, str] | None = None,
                  previous: tuple[dict[str, Any], str] | None = None,
@@ -100,7 +100,7 @@ def _extend(report: Report, previous: tuple[dict[str, Any], str] | None,
 
 
 def _analyse(records: Records, claims: ClaimsFile, settings: SamplerSettings,
-             helper: Any, say: Any, progress: bool,  # noqa: ANN401
+             helper: Any, say: Any, progress: bool,
              robustness: dict[str, Any] | None) -> Report:
     """Evaluate the claims and comparisons; hand each posterior to ``helper`` when known."""
     say(f"claims: {len(claims.claims)} ...")
@@ -178,7 +178,7 @@ def _stored_baseline(before: Records, claims: ClaimsFile, settings: SamplerSetti
     return read_result(folder, key), folder, key
 
 
-def _baseline_later(helper: Any, before: Records, claims: ClaimsFile,  # noqa: ANN401
+def _baseline_later(helper: Any, before: Records, claims: ClaimsFile,
                     settings: SamplerSettings) -> Callable[[], dict[str, Any]]:
     """Return a function giving the baseline's results: stored, or computed by ``helper``."""
     found = _stored_baseline(before, claims, settings)[0]

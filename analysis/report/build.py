@@ -21,7 +21,7 @@ from typing import Any
 from ..claims.spec import ClaimsFile
 from ..errors import SpecError
 from ..evaluate.evaluation import Evaluation
-from ..families.base import Figure, get_family
+from ..families.base import Figure, censor_bound, family_name, get_family
 from ..io.files import dumps_json, rounded, write_text_atomic
 from ..io.records import Records, summarize
 from ..sampling.inference import cached_file, command_line, package_versions
@@ -66,9 +66,8 @@ def qfmt(value: float | None, quantity: str) -> str:
 def cfmt(claim: dict[str, Any], key: str) -> str:
     """Format a claim's median or interval bound; a never-reached time reads "> 672 h"."""
     if key in claim.get("censored_above", []):
-        from ..models.time_course import GRID_END_H
-
-        return f"> {GRID_END_H:g} h"
+        bound = censor_bound(claim.get("model"))
+        return "censored" if bound is None else f"> {bound:g} h"
     return qfmt(claim.get(key), claim["quantity"])
 
 
@@ -105,29 +104,14 @@ def file_stem(name: str) -> str:
 
 def prior_text(model: str, priors: dict[str, Any], measure: str = "OR") -> str:
     """Write a fit's priors out as distributions (the report prints every family's)."""
+    try:
+        family = get_family(family_name(model))
+    except SpecError:  # a model not registered in this process: a time-course plug-in's
+        family = get_family("time-course")  # priors are recognised by their names
+    text = family.describe_priors(model, priors, measure)
+    if text is not None:
+        return text
     g = {k: (f"{v:g}" if isinstance(v, float | int) else v) for k, v in priors.items()}
-    if model == "pooled-rate":
-        return (f"μ ~ N({g['mu_mean']}, {g['mu_sd']}) on the logit scale; τ ~ HalfNormal("
-                f"{g['tau_scale']}); σ (study, when a study has several arms) ~ HalfNormal("
-                f"{g.get('study_scale', '1')}); moderator coefficients ~ N(0, {g['mu_sd']})")
-    if model == "contrast":
-        tau = priors.get("tau") or {}
-        base = (f"study baselines (control log odds) ~ N(0, {g['baseline_sd']}); "
-                if measure in ("OR", "RR", "RD") else "")
-        return f"d ~ N(0, {g['effect_sd']}) ({measure}); {base}τ: {tau.get('label', tau)}"
-    if model == "dose-response":
-        return (f"amplitude ~ N(0, {g['amplitude_sd']}); τ ~ HalfNormal({g['tau_scale']}); "
-                f"log ED50 ~ N(log mid-dose, {g['ed50_sd']}); log Hill ~ N(0, {g['hill_sd']}); "
-                f"study baselines ~ N(0, {g['baseline_sd']})")
-    if model == "network":
-        tau = priors.get("tau") or {}
-        return (f"d (each treatment vs the reference) ~ N(0, {g['effect_sd']}); study "
-                f"baselines ~ N(0, {g['baseline_sd']}); τ: {tau.get('label', tau)}; "
-                "multi-arm random effects correlated 0.5")
-    if model == "time-course" or {"t_rise", "t_decay"} <= set(priors):
-        return (f"peak A ~ N(0, {g['peak_sd']}); log T_r ~ N(log {g['t_rise']} h, {g['t_sd']}); "
-                f"log(T_d − T_r) ~ N(log {g['t_decay']} h, {g['t_sd']}); τ (log-normal "
-                f"amplitude) ~ HalfNormal({g['tau_scale']})")
     return "; ".join(f"{k} = {v}" for k, v in g.items())
 
 

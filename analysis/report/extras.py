@@ -163,7 +163,7 @@ def limitations(records: Records, claims_rows: list[dict], curves: list[dict],
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _cell(value: Any) -> Any:  # noqa: ANN401
+def _cell(value: Any) -> Any:
     """Return a CSV cell: text a spreadsheet would run as a formula gets a leading quote."""
     if value is None:
         return ""

@@ -68,7 +68,7 @@ def history_text(rows: list[dict[str, Any]]) -> str:
     return to_csv(rows, FIELDS)
 
 
-def history_plot(rows: list[dict[str, Any]]):  # noqa: ANN201 (a matplotlib Figure)
+def history_plot(rows: list[dict[str, Any]]):  # a matplotlib Figure
     """P(region) of every claim over the runs (claims without a P are left out)."""
     from .plots import _figure
 

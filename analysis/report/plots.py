@@ -26,7 +26,7 @@ def use_svg_cache(folder: Path | None) -> None:
     _SVG_CACHE[0] = None if folder is None else Path(folder)
 
 
-def _canonical(obj: Any) -> Any:  # noqa: ANN401
+def _canonical(obj: Any) -> Any:
     """Plain JSON values for hashing: 0.5 as a NumPy or a Python float hashes alike.
 
     A document's ``provenance`` (the command line, versions) is never drawn: left out, so

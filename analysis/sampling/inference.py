@@ -138,7 +138,7 @@ def sample(model: pm.Model | LazyModel, settings: SamplerSettings, *, progress: 
     return idata
 
 
-def cached_file(idata: Any, settings: SamplerSettings) -> Path | None:  # noqa: ANN401
+def cached_file(idata: Any, settings: SamplerSettings) -> Path | None:
     """Return a netCDF copy of a cached posterior, writing it into the cache on first use.
 
     The cache itself keeps only ``.npz`` (a sweep never ships netCDF, which costs about
@@ -276,7 +276,7 @@ def _cache_write(folder: Path, key: str, idata: az.InferenceData) -> None:
     _CACHE_FOLDERS[key] = folder
 
 
-def _memoized(idata: Any, kind: str, name: str,  # noqa: ANN401
+def _memoized(idata: Any, kind: str, name: str,
               compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """Return ``compute()``, kept next to a cached posterior (``<key>.derived.json``).
 
@@ -325,7 +325,7 @@ def _memo_check(draws: str, entries: dict[str, Any]) -> str:
     return hashlib.sha256((draws + json.dumps(entries, sort_keys=True)).encode()).hexdigest()
 
 
-def _convergence(idata: Any, var_names: list[str]) -> dict[str, Any]:  # noqa: ANN401
+def _convergence(idata: Any, var_names: list[str]) -> dict[str, Any]:
     """Largest rank-normalised R-hat, smallest bulk ESS (every element of every variable)."""
     from ..stats.mcmc_diagnostics import rank_diagnostics
 
@@ -440,7 +440,7 @@ def loo(idata: az.InferenceData, model: pm.Model | None) -> dict[str, Any]:
     return _memoized(idata, "loo", "pointwise", lambda: _psis_loo(idata, model))
 
 
-def stacked_loglik(group: Any) -> np.ndarray:  # noqa: ANN401 (a log_likelihood group)
+def stacked_loglik(group: Any) -> np.ndarray:  # a log_likelihood group
     """Every observed variable's pointwise log-likelihood as one chains x draws x terms array."""
     arrays = [np.asarray(group[v].values) for v in group.data_vars]
     return np.concatenate([a.reshape(a.shape[:2] + (-1,)) for a in arrays], axis=2)

@@ -287,7 +287,7 @@ def contrast_expand(x: np.ndarray, buf: np.ndarray, out: np.ndarray) -> None:
 
 
 @numba.njit(**_JIT)
-def _buffer(data_):  # noqa: ANN001, ANN202
+def _buffer(data_):
     header = numba.carray(data_, (HEADER,), dtype=np.float64)
     return numba.carray(data_, (int(header[H_SIZE]),), dtype=np.float64)
 
@@ -304,7 +304,7 @@ def _status(value: float, grad: np.ndarray) -> int:
 # The C entry points nutpie calls. Module-level functions (not closures), so that numba's
 # on-disk cache finds them again in the next process.
 @numba.cfunc(_LOGP_SIG, cache=True, nogil=True)
-def pooled_rate_logp_c(dim, x_, grad_, logp_, data_):  # noqa: ANN001, ANN201, D103
+def pooled_rate_logp_c(dim, x_, grad_, logp_, data_):  # noqa: D103
     grad = numba.carray(grad_, (dim,))
     value = pooled_rate_logp(numba.carray(x_, (dim,)), _buffer(data_), grad)
     logp_[0] = value
@@ -312,7 +312,7 @@ def pooled_rate_logp_c(dim, x_, grad_, logp_, data_):  # noqa: ANN001, ANN201, D
 
 
 @numba.cfunc(_LOGP_SIG, cache=True, nogil=True)
-def contrast_logp_c(dim, x_, grad_, logp_, data_):  # noqa: ANN001, ANN201, D103
+def contrast_logp_c(dim, x_, grad_, logp_, data_):  # noqa: D103
     grad = numba.carray(grad_, (dim,))
     value = contrast_logp(numba.carray(x_, (dim,)), _buffer(data_), grad)
     logp_[0] = value
@@ -320,12 +320,12 @@ def contrast_logp_c(dim, x_, grad_, logp_, data_):  # noqa: ANN001, ANN201, D103
 
 
 @numba.cfunc(_EXPAND_SIG, cache=True, nogil=True)
-def pooled_rate_expand_c(dim, n_out, x_, out_, data_):  # noqa: ANN001, ANN201, D103
+def pooled_rate_expand_c(dim, n_out, x_, out_, data_):  # noqa: D103
     pooled_rate_expand(numba.carray(x_, (dim,)), _buffer(data_), numba.carray(out_, (n_out,)))
     return 0
 
 
 @numba.cfunc(_EXPAND_SIG, cache=True, nogil=True)
-def contrast_expand_c(dim, n_out, x_, out_, data_):  # noqa: ANN001, ANN201, D103
+def contrast_expand_c(dim, n_out, x_, out_, data_):  # noqa: D103
     contrast_expand(numba.carray(x_, (dim,)), _buffer(data_), numba.carray(out_, (n_out,)))
     return 0

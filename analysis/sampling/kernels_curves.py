@@ -434,7 +434,7 @@ def time_course_expand(x: np.ndarray, buf: np.ndarray, out: np.ndarray) -> None:
 
 
 @numba.cfunc(_LOGP_SIG, cache=True, nogil=True)
-def dose_response_logp_c(dim, x_, grad_, logp_, data_):  # noqa: ANN001, ANN201, D103
+def dose_response_logp_c(dim, x_, grad_, logp_, data_):  # noqa: D103
     grad = numba.carray(grad_, (dim,))
     value = dose_response_logp(numba.carray(x_, (dim,)), _buffer(data_), grad)
     logp_[0] = value
@@ -442,7 +442,7 @@ def dose_response_logp_c(dim, x_, grad_, logp_, data_):  # noqa: ANN001, ANN201,
 
 
 @numba.cfunc(_LOGP_SIG, cache=True, nogil=True)
-def time_course_logp_c(dim, x_, grad_, logp_, data_):  # noqa: ANN001, ANN201, D103
+def time_course_logp_c(dim, x_, grad_, logp_, data_):  # noqa: D103
     grad = numba.carray(grad_, (dim,))
     value = time_course_logp(numba.carray(x_, (dim,)), _buffer(data_), grad)
     logp_[0] = value
@@ -450,13 +450,13 @@ def time_course_logp_c(dim, x_, grad_, logp_, data_):  # noqa: ANN001, ANN201, D
 
 
 @numba.cfunc(_EXPAND_SIG, cache=True, nogil=True)
-def dose_response_expand_c(dim, n_out, x_, out_, data_):  # noqa: ANN001, ANN201, D103
+def dose_response_expand_c(dim, n_out, x_, out_, data_):  # noqa: D103
     dose_response_expand(numba.carray(x_, (dim,)), _buffer(data_),
                          numba.carray(out_, (n_out,)))
     return 0
 
 
 @numba.cfunc(_EXPAND_SIG, cache=True, nogil=True)
-def time_course_expand_c(dim, n_out, x_, out_, data_):  # noqa: ANN001, ANN201, D103
+def time_course_expand_c(dim, n_out, x_, out_, data_):  # noqa: D103
     time_course_expand(numba.carray(x_, (dim,)), _buffer(data_), numba.carray(out_, (n_out,)))
     return 0

@@ -49,7 +49,7 @@ CONSISTENCY, UME, SPLIT = 0, 1, 2
 
 
 @numba.njit(**_JIT)
-def _arms(buf: np.ndarray, a_n: int):  # noqa: ANN202 (nine array views)
+def _arms(buf: np.ndarray, a_n: int):  # nine array views
     """Return the buffer's per-arm columns (see the module docstring for their order)."""
     o = HEADER
     return (buf[o:o + a_n], buf[o + a_n:o + 2 * a_n], buf[o + 2 * a_n:o + 3 * a_n],
@@ -156,7 +156,7 @@ def network_expand(x: np.ndarray, buf: np.ndarray, out: np.ndarray) -> None:
 
 
 @numba.cfunc(_LOGP_SIG, cache=True, nogil=True)
-def network_logp_c(dim, x_, grad_, logp_, data_):  # noqa: ANN001, ANN201, D103
+def network_logp_c(dim, x_, grad_, logp_, data_):  # noqa: D103
     grad = numba.carray(grad_, (dim,))
     value = network_logp(numba.carray(x_, (dim,)), _buffer(data_), grad)
     logp_[0] = value
@@ -164,6 +164,6 @@ def network_logp_c(dim, x_, grad_, logp_, data_):  # noqa: ANN001, ANN201, D103
 
 
 @numba.cfunc(_EXPAND_SIG, cache=True, nogil=True)
-def network_expand_c(dim, n_out, x_, out_, data_):  # noqa: ANN001, ANN201, D103
+def network_expand_c(dim, n_out, x_, out_, data_):  # noqa: D103
     network_expand(numba.carray(x_, (dim,)), _buffer(data_), numba.carray(out_, (n_out,)))
     return 0

@@ -335,7 +335,7 @@ def network(*, binary: bool, variant: str, study_index: np.ndarray, base: np.nda
     return PrecompiledModel("network", buf, init.size, variables, coords, observed, init)
 
 
-def _load_lib():  # noqa: ANN202
+def _load_lib():
     """Return nutpie's compiled core, without running nutpie's package ``__init__``.
 
     ``import nutpie`` imports its PyMC and Stan front ends and, through them, ArviZ,
@@ -369,7 +369,7 @@ def _load_lib():  # noqa: ANN202
     return module
 
 
-def _kernel(family: str, suffix: str) -> Any:  # noqa: ANN401
+def _kernel(family: str, suffix: str) -> Any:
     """Return a family's kernel function ``<family>_<suffix>``; curve kernels load when used."""
     if family in ("pooled-rate", "contrast"):
         from . import kernels as k
@@ -432,7 +432,7 @@ def run(model: PrecompiledModel, settings: SamplerSettings, *,
 START_TRIES = 20
 
 
-def check_start(model: PrecompiledModel, initial_point: Any, seed: int) -> None:  # noqa: ANN401
+def check_start(model: PrecompiledModel, initial_point: Any, seed: int) -> None:
     """Raise ConvergenceError unless some starting point has a finite density and gradient.
 
     nutpie draws its chains' starting points the same way; when none is finite its threads

@@ -166,7 +166,7 @@ def _run_nutpie(model: pm.Model, settings: SamplerSettings, *,
             return float(value), grad
         return logp
 
-    def make_expand(seed1: int, seed2: int, chain: int):  # noqa: ARG001
+    def make_expand(seed1: int, seed2: int, chain: int):
         fn = c.expand.copy()
 
         def expand(x: np.ndarray) -> dict[str, np.ndarray]:

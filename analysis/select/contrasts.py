@@ -27,18 +27,20 @@ from ..io.memo import per_records
 from ..io.records import Records
 from ..stats.effects import (
     Effects,
-    hedges_correction,
     log_odds_ratio,
     log_risk_ratio,
+    mean_difference,
     risk_difference,
     sd_from_se,
+    standardized_mean_difference,
 )
 from .contrast_rows import contrast_level_rows
-from .filters import COUNT_COLUMN, Filters, TimeWindow
+from .filters import BINARY_OUTCOMES, COUNT_COLUMN, Filters, TimeWindow
 
 BINARY_MEASURES = ("OR", "RR", "RD")
 CONTINUOUS_MEASURES = ("MD", "SMD")
-OUTCOMES = ("response", "remission", "change")
+#: every outcome a contrast can be taken on: the binary ones and a change in a scale
+OUTCOMES = (*BINARY_OUTCOMES, "change")
 STUDY_LEVEL = ("population", "design", "scale", "evidence", "exclude_studies", "domain",
                "endpoint")
 
@@ -148,7 +150,7 @@ def _check_options(outcome: str, measure: str, crossover: str, rho: float) -> No
         raise SpecError("rho must lie in [-1, 1]")
 
 
-def _per_study(t: pd.DataFrame, active: pd.DataFrame, control: pd.DataFrame):  # noqa: ANN202
+def _per_study(t: pd.DataFrame, active: pd.DataFrame, control: pd.DataFrame):
     """Yield (study, its active rows, its control rows) in order of first appearance.
 
     The tables are split once: a mask per study would scan them whole for every study.
@@ -406,15 +408,13 @@ def _continuous_effects(data: ContrastData, rho: float, allow_mixed: bool = Fals
     m2, s2, n2 = t["m2"].to_numpy(float), t["sd2"].to_numpy(float), t["n2"].to_numpy(float)
     cross = (t["design"] == "crossover").to_numpy()
     if data.measure == "MD":
-        yi = m1 - m2
-        vi = s1**2 / n1 + s2**2 / n2
+        eff = mean_difference(m1, s1, n1, m2, s2, n2)
+        yi, vi = eff.yi, eff.vi
         vi_cross = (s1**2 + s2**2 - 2 * rho * s1 * s2) / n1
         shared = s2**2 / n2
     else:
-        df = n1 + n2 - 2
-        sp = np.sqrt(((n1 - 1) * s1**2 + (n2 - 1) * s2**2) / df)
-        yi = hedges_correction(df) * (m1 - m2) / sp
-        vi = 1 / n1 + 1 / n2 + yi**2 / (2 * (n1 + n2))
+        eff = standardized_mean_difference(m1, s1, n1, m2, s2, n2)
+        yi, vi = eff.yi, eff.vi
         vi_cross = 2 * (1 - rho) / n1 + yi**2 / (2 * n1)
         shared = 1 / n2
     vi = np.where(cross, vi_cross, vi)

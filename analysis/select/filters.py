@@ -17,7 +17,8 @@ from ..errors import SpecError
 from ..io.memo import per_records
 from ..io.records import DEFAULT_DOMAIN, Records
 
-OUTCOMES = ("response", "remission")
+#: the binary outcomes and the count column each reads
+BINARY_OUTCOMES = ("response", "remission")
 #: endpoints kept unless a selection names others: never "cumulative"
 DEFAULT_ENDPOINTS = ("fixed", "series_end")
 COUNT_COLUMN = {"response": "responders", "remission": "remitters"}
@@ -228,8 +229,8 @@ def select_binary_arms(records: Records, outcome: str, window: TimeWindow,
         Also keep arms whose counts have no time point (for example "after the last of
         six infusions"), using their single untimed row.
     """
-    if outcome not in OUTCOMES:
-        raise SpecError(f"unknown outcome '{outcome}'; use one of {', '.join(OUTCOMES)}")
+    if outcome not in BINARY_OUTCOMES:
+        raise SpecError(f"unknown outcome '{outcome}'; use one of {', '.join(BINARY_OUTCOMES)}")
     count_col = COUNT_COLUMN[outcome]
     t = filters.apply(records.table)
     if active_only:

@@ -90,12 +90,3 @@ def standardized_mean_difference(m1, sd1, n1, m2, sd2, n2) -> Effects:
 def sd_from_se(se, n) -> np.ndarray:
     """Return the standard deviation from the standard error of a mean: SE × √n."""
     return np.asarray(se, dtype=float) * np.sqrt(np.asarray(n, dtype=float))
-
-
-def sd_from_ci(low, high, n, level: float = 0.95) -> np.ndarray:
-    """Return the SD from a confidence interval of a mean (normal approximation)."""
-    from scipy import stats
-
-    z = stats.norm.ppf(0.5 + level / 2)
-    return (np.asarray(high, float) - np.asarray(low, float)) / (2 * z) * np.sqrt(
-        np.asarray(n, dtype=float))

@@ -43,10 +43,10 @@ class MetaResult:
     pi_low: float
     pi_high: float
     tau2: float
-    I2: float  # noqa: N815 (the conventional name)
-    H2: float  # noqa: N815
-    Q: float  # noqa: N815
-    Q_p: float  # noqa: N815
+    I2: float  # the conventional name
+    H2: float
+    Q: float
+    Q_p: float
     #: metafor's ``test``: "z" (Wald), "knha" (Hartung-Knapp) or "adhoc" (max(1, q))
     test: str = "z"
     #: "default" (the CI's distribution) or "higgins2009" (t with k - 2 df)

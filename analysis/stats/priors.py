@@ -61,7 +61,7 @@ class HeterogeneityPrior:
         """Return the prior as a JSON-ready dict."""
         return asdict(self)
 
-    def build(self, name: str = "tau"):  # noqa: ANN201 (returns a PyMC variable)
+    def build(self, name: str = "tau"):  # returns a PyMC variable
         """Create the tau variable inside the current PyMC model."""
         import pymc as pm
 

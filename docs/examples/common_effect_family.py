@@ -40,7 +40,7 @@ class CommonEffect(Family):
     prior_cells = (("effect_sd", 2.0),)
     effect_sd = 2.5
 
-    def run(self, records: Any, claim: Any, settings: Any, *,  # noqa: ANN401
+    def run(self, records: Any, claim: Any, settings: Any, *,
             documents: bool = True) -> FamilyRun:
         """Select the claim's contrasts and draw the common effect exactly."""
         from trialmeta.analysis.select.contrasts import select_contrasts
@@ -72,7 +72,7 @@ class CommonEffect(Family):
                          draws=lambda q, c: post, diagnostics_passed=True,
                          prior_draws=lambda q, c: prior)
 
-    def default_prior(self, claim: Any, setting: str) -> float:  # noqa: ANN401
+    def default_prior(self, claim: Any, setting: str) -> float:
         """Return the prior SD of the effect."""
         return self.effect_sd
 

@@ -23,7 +23,7 @@ class ExponentialDecay(TimeCourse):
     def __init__(self, form: str = "exp-decay", **kwargs):
         super().__init__(form, **kwargs)
 
-    def curve_tensor(self, t: np.ndarray):  # noqa: ANN201
+    def curve_tensor(self, t: np.ndarray):
         """Create A and T_half in the current PyMC model and return f(t)."""
         import pymc as pm
         import pytensor.tensor as pt
@@ -32,7 +32,7 @@ class ExponentialDecay(TimeCourse):
         t_half = pm.Deterministic("t_half", pt.exp(pm.Normal("log_t_half", np.log(72.0), 1.5)))
         return a * pt.exp(-t * np.log(2.0) / t_half)
 
-    def curve_draws(self, fit, times: np.ndarray) -> np.ndarray:  # noqa: ANN001
+    def curve_draws(self, fit, times: np.ndarray) -> np.ndarray:
         """Posterior draws of f(t) at ``times`` (draws x times)."""
         a = flat(fit.idata, "peak")[:, None]
         t_half = flat(fit.idata, "t_half")[:, None]

@@ -29,7 +29,7 @@ def test_records_with_other_content_are_selected_afresh() -> None:
     calls = []
 
     @per_records
-    def count_rows(records, outcome: str) -> int:  # noqa: ANN001
+    def count_rows(records, outcome: str) -> int:
         calls.append(outcome)
         return len(records.table)
 
@@ -45,7 +45,7 @@ def test_unhashable_arguments_are_computed_every_time() -> None:
     calls = []
 
     @per_records
-    def first_of(records, items: list[str]) -> str:  # noqa: ANN001
+    def first_of(records, items: list[str]) -> str:
         calls.append(1)
         return items[0]
 

@@ -149,7 +149,7 @@ def test_summary_counts(valid_csv: Path) -> None:
     assert s["evidence"] == {"primary": 4}
 
 
-def test_the_row_limit_is_checked_while_reading(tmp_path) -> None:  # noqa: ANN001
+def test_the_row_limit_is_checked_while_reading(tmp_path) -> None:
     """Only max_rows + 1 rows are parsed; the message names the limit."""
     import pytest
     from trialmeta.analysis.errors import DataError

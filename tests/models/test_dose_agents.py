@@ -23,7 +23,7 @@ from trialmeta.analysis.select.filters import Filters, TimeWindow
 TRIPTANS = Path(__file__).parents[1] / "data" / "triptans_records.csv"
 
 
-def _triptans(tmp_path: Path):  # noqa: ANN202
+def _triptans(tmp_path: Path):
     with TRIPTANS.open() as fh:
         rows = [dict(r, time_h="24", doses_given="1") for r in csv.DictReader(fh)]
     return read_records(write_csv(tmp_path / "triptans.csv", rows, list(rows[0])))

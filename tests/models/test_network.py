@@ -32,7 +32,7 @@ def _row(study: str, treatment: str, events: int, n: int, ctl: bool = False) -> 
                 source=f"doi:10.0/{study}", evidence="primary")
 
 
-def _network(tmp_path: Path, trials: dict[str, list[tuple[str, int, int]]]):  # noqa: ANN202
+def _network(tmp_path: Path, trials: dict[str, list[tuple[str, int, int]]]):
     rows = [_row(s, t, e, n, ctl=t == "A") for s, arms in trials.items() for t, e, n in arms]
     path = write_csv(tmp_path / "net.csv", rows, HEADER)
     return select_network(read_records(path), "response", "OR", TimeWindow.around(24.0),
@@ -70,7 +70,7 @@ def test_selection_keeps_the_reference_component_and_orders_arms(tmp_path: Path)
                        Filters(), reference="Z")
 
 
-def data_records(tmp_path: Path):  # noqa: ANN201
+def data_records(tmp_path: Path):
     return read_records(tmp_path / "net.csv")
 
 

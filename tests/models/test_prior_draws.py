@@ -28,7 +28,7 @@ N = 8000
 RECORDS = read_records()
 
 
-def _same(built, ours: dict[str, np.ndarray], names: list[str]) -> None:  # noqa: ANN001
+def _same(built, ours: dict[str, np.ndarray], names: list[str]) -> None:
     import pymc as pm
 
     theirs = pm.draw([built[n] for n in names], draws=N, random_seed=7)

@@ -117,7 +117,7 @@ def test_bad_calibrate_requests_exit_2(tmp_path: Path) -> None:
         assert r.exit_code == 2 and msg in r.output, (args, r.output)
 
 
-def test_calibration_fits_through_the_kernels_the_report_uses(monkeypatch) -> None:  # noqa: ANN001
+def test_calibration_fits_through_the_kernels_the_report_uses(monkeypatch) -> None:
     """SBC must test what ships: each simulation is fitted by the precompiled kernels."""
     from trialmeta.analysis.io.records import read_records
     from trialmeta.analysis.pipelines import calibration
@@ -126,7 +126,7 @@ def test_calibration_fits_through_the_kernels_the_report_uses(monkeypatch) -> No
     calls = []
     real = precompiled.run
 
-    def counting(model, settings, **kw):  # noqa: ANN001, ANN003, ANN202
+    def counting(model, settings, **kw):
         calls.append(model.family)
         return real(model, settings, **kw)
 

@@ -74,7 +74,7 @@ def loopback_cluster(tmp_path: Path):
     address = f"tcp://127.0.0.1:{port}"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get(
         "PYTHONPATH", "")])}
-    logs = [open(tmp_path / f"dask-{i}.log", "w") for i in range(3)]  # noqa: SIM115
+    logs = [open(tmp_path / f"dask-{i}.log", "w") for i in range(3)]
     procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler",
                                "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
                               stdout=logs[0], stderr=subprocess.STDOUT, env=env)]

@@ -58,7 +58,7 @@ class DevTools:
         while time.time() < end:
             try:
                 self.events.append(json.loads(self.ws.recv()))
-            except Exception:  # noqa: BLE001 (timeout: nothing more to read)
+            except Exception:  # timeout: nothing more to read
                 continue
         self.ws.settimeout(30)
 

@@ -40,7 +40,7 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
             if p.is_file()}
 
 
-def _invoke_report(tmp_path: Path, out: Path, *extra: str, cwd: Path | None = None):  # noqa: ANN202
+def _invoke_report(tmp_path: Path, out: Path, *extra: str, cwd: Path | None = None):
     data, claims = make_inputs(tmp_path)
     old = Path.cwd()
     os.chdir(cwd or old)

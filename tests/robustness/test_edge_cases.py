@@ -19,7 +19,7 @@ from trialmeta.analysis.stats.priors import heterogeneity_prior
 FAST = SamplerSettings(draws=400, tune=400, chains=2, seed=7)
 
 
-def table(a, b, c, d) -> ContrastData:  # noqa: ANN001
+def table(a, b, c, d) -> ContrastData:
     k = len(a)
     t = pd.DataFrame({"study": [f"S{i}" for i in range(k)], "arm": "x", "control": "c",
                       "comparator": "placebo", "time_h": 24.0, "design": "parallel",

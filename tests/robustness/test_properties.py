@@ -24,7 +24,7 @@ arm_counts = st.tuples(st.integers(1, 200), st.floats(0, 1)).map(
 
 
 @st.composite
-def tables(draw):  # noqa: ANN001, ANN201
+def tables(draw):
     """Random valid record tables: 1-6 two-arm studies with counts and means."""
     k = draw(st.integers(1, 6))
     rows = []
@@ -42,7 +42,7 @@ def tables(draw):  # noqa: ANN001, ANN201
 
 @SETTINGS
 @given(tables(), st.randoms())
-def test_valid_tables_never_raise_and_row_order_does_not_matter(t, rnd) -> None:  # noqa: ANN001
+def test_valid_tables_never_raise_and_row_order_does_not_matter(t, rnd) -> None:
     a = validate(t, "t.csv")
     shuffled = t.sample(frac=1.0, random_state=rnd.randint(0, 2**31 - 1)).reset_index(drop=True)
     b = validate(shuffled, "t.csv")
@@ -54,7 +54,7 @@ def test_valid_tables_never_raise_and_row_order_does_not_matter(t, rnd) -> None:
 
 @SETTINGS
 @given(arm_counts, arm_counts)
-def test_swapping_arms_flips_binary_effects(t, c) -> None:  # noqa: ANN001
+def test_swapping_arms_flips_binary_effects(t, c) -> None:
     (n1, e1), (n2, e2) = t, c
     for fn in (log_odds_ratio, log_risk_ratio, risk_difference):
         ab = fn([e1], [n1 - e1], [e2], [n2 - e2])
@@ -65,7 +65,7 @@ def test_swapping_arms_flips_binary_effects(t, c) -> None:  # noqa: ANN001
 @SETTINGS
 @given(st.floats(-50, 50), st.floats(0.5, 30), st.integers(3, 300), st.floats(-50, 50),
        st.floats(0.5, 30), st.integers(3, 300), st.floats(0.1, 100))
-def test_scaling_scales_md_and_leaves_smd(m1, s1, n1, m2, s2, n2, c) -> None:  # noqa: ANN001
+def test_scaling_scales_md_and_leaves_smd(m1, s1, n1, m2, s2, n2, c) -> None:
     md = mean_difference([m1], [s1], [n1], [m2], [s2], [n2])
     md_c = mean_difference([c * m1], [c * s1], [n1], [c * m2], [c * s2], [n2])
     assert np.allclose(md_c.yi, c * md.yi) and np.allclose(md_c.vi, c**2 * md.vi)
@@ -81,7 +81,7 @@ effects = st.lists(st.tuples(st.floats(-3, 3), st.floats(0.01, 2)), min_size=2, 
 
 @SETTINGS
 @given(effects, st.sampled_from(["FE", "DL", "REML", "ML", "PM"]), st.randoms())
-def test_estimators_ignore_order_and_flip_with_sign(data, method, rnd) -> None:  # noqa: ANN001
+def test_estimators_ignore_order_and_flip_with_sign(data, method, rnd) -> None:
     y = np.array([d[0] for d in data])
     v = np.array([d[1] for d in data])
     res = meta_analysis(y, v, method)

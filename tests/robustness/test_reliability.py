@@ -28,7 +28,7 @@ runner = CliRunner()
 BCG = Path(__file__).parents[1] / "data" / "bcg_records.csv"
 
 
-def _one_line_exit_2(r) -> None:  # noqa: ANN001
+def _one_line_exit_2(r) -> None:
     assert r.exit_code == 2, r.output
     assert "Traceback" not in r.output
     assert r.exception is None or isinstance(r.exception, SystemExit)
@@ -160,7 +160,7 @@ def test_a_long_workbook_stops_at_the_row_limit(tmp_path: Path,
     yielded = []
     real = ReadOnlyWorksheet._cells_by_row
 
-    def counting(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def counting(self, *args, **kwargs):
         for row in real(self, *args, **kwargs):
             yielded.append(1)
             yield row
@@ -197,7 +197,7 @@ def test_parquet_row_count_is_read_from_its_metadata(tmp_path: Path,
     pd.DataFrame({"study": [f"S{i}" for i in range(5000)], "arm": "a", "treatment": "k",
                   "source": "s"}).to_parquet(path)
 
-    def never(*a, **k):  # noqa: ANN002, ANN003, ANN202
+    def never(*a, **k):
         raise AssertionError("the rows were read")
 
     monkeypatch.setattr(pd, "read_parquet", never)
@@ -254,7 +254,7 @@ def test_diff_and_previous_refuse_what_is_not_a_file(tmp_path: Path, kind: str) 
     (lambda c: c.update(studies="Zarate2006"), "not a list of text"),
     (lambda c: c.update(median=1e400), "not a finite number"),
 ])
-def test_diff_refuses_an_edited_results_json_with_exit_2(tmp_path: Path, edit,  # noqa: ANN001
+def test_diff_refuses_an_edited_results_json_with_exit_2(tmp_path: Path, edit,
                                                          problem: str) -> None:
     good = {"claims": [{"id": "C1", "verdict": "supported", "probability": 0.9,
                         "probability_mcse": 0.01, "median": 0.3, "ci_low": 0.2,

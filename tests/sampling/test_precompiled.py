@@ -31,7 +31,7 @@ from trialmeta.analysis.stats.priors import heterogeneity_prior
 from tests.models.test_pooled_rate import arms
 
 
-def _pymc_point(model, x: np.ndarray) -> dict[str, np.ndarray]:  # noqa: ANN001
+def _pymc_point(model, x: np.ndarray) -> dict[str, np.ndarray]:
     """Split a flat unconstrained vector into PyMC's value variables (same order)."""
     start = model.initial_point()
     out, i = {}, 0
@@ -44,13 +44,13 @@ def _pymc_point(model, x: np.ndarray) -> dict[str, np.ndarray]:  # noqa: ANN001
     return out
 
 
-def _kernel(family: str):  # noqa: ANN202
+def _kernel(family: str):
     from trialmeta.analysis.sampling.precompiled import _kernel as kernel
 
     return kernel(family, "logp"), kernel(family, "expand")
 
 
-def _check_against_pymc(family, data, points: int = 5, seed: int = 1) -> None:  # noqa: ANN001
+def _check_against_pymc(family, data, points: int = 5, seed: int = 1) -> None:
     model = family.build(data)
     pre = family.precompiled(data)
     logp_pm, dlogp_pm = model.compile_logp(), model.compile_dlogp()
@@ -87,7 +87,7 @@ def _check_against_pymc(family, data, points: int = 5, seed: int = 1) -> None:  
 
 
 @pytest.fixture(scope="module")
-def records():  # noqa: ANN201
+def records():
     return read_records(None)
 
 
@@ -96,7 +96,7 @@ def test_pooled_rate_kernel_is_the_pymc_model() -> None:
     _check_against_pymc(PooledRate(), data)
 
 
-def test_pooled_rate_kernel_with_moderators(records) -> None:  # noqa: ANN001
+def test_pooled_rate_kernel_with_moderators(records) -> None:
     data = select_binary_arms(records, "response", TimeWindow.around(24.0), Filters())
     family = PooledRate(moderators=("population",))
     _check_against_pymc(family, family.prepare(data))
@@ -104,7 +104,7 @@ def test_pooled_rate_kernel_with_moderators(records) -> None:  # noqa: ANN001
 
 @pytest.mark.parametrize("prior", ["half-normal:0.5", "half-cauchy:0.3", "turner2015",
                                    "rhodes2015"])
-def test_contrast_binary_kernel_is_the_pymc_model(records, prior: str) -> None:  # noqa: ANN001
+def test_contrast_binary_kernel_is_the_pymc_model(records, prior: str) -> None:
     data = select_contrasts(records, "response", "OR", TimeWindow.around(24.0), Filters())
     assert data.contrasts.groupby("study").size().max() > 1  # multi-arm studies are in
     family = Contrast(default_priors("OR", heterogeneity_prior(prior)))
@@ -112,7 +112,7 @@ def test_contrast_binary_kernel_is_the_pymc_model(records, prior: str) -> None: 
 
 
 @pytest.mark.parametrize("measure", ["MD", "SMD"])
-def test_contrast_normal_kernel_is_the_pymc_model(records, measure: str) -> None:  # noqa: ANN001
+def test_contrast_normal_kernel_is_the_pymc_model(records, measure: str) -> None:
     data = select_contrasts(records, "change", measure, TimeWindow.around(24.0),
                             Filters(scale=("MADRS",), mean_type=("change",)))
     assert data.contrasts.groupby("study").size().max() > 1  # shared controls are in
@@ -121,7 +121,7 @@ def test_contrast_normal_kernel_is_the_pymc_model(records, measure: str) -> None
                         data, points=2)
 
 
-def test_contrast_kernel_with_a_moderator(records) -> None:  # noqa: ANN001
+def test_contrast_kernel_with_a_moderator(records) -> None:
     data = select_contrasts(records, "response", "RR", TimeWindow.around(24.0), Filters())
     _check_against_pymc(Contrast(moderators=("route",)), data, points=3)
 
@@ -130,7 +130,7 @@ DEPRESSION_SCALES = ("MADRS", "HDRS", "HDRS17", "HDRS21", "HDRS25", "HAMD6", "QI
 
 
 @pytest.mark.parametrize("form", ["linear", "loglinear", "emax", "piecewise"])
-def test_dose_response_kernel_is_the_pymc_model(records, form: str) -> None:  # noqa: ANN001
+def test_dose_response_kernel_is_the_pymc_model(records, form: str) -> None:
     binary = select_dose_arms(records, "response", TimeWindow.around(24.0),
                               Filters(treatment=("esketamine",), route=("intranasal",),
                                       scale=DEPRESSION_SCALES))
@@ -145,7 +145,7 @@ def test_dose_response_kernel_is_the_pymc_model(records, form: str) -> None:  # 
     _check_against_pymc(DoseResponse(form), arm_level, points=3)
 
 
-def test_dose_response_kernel_with_a_moderator(records) -> None:  # noqa: ANN001
+def test_dose_response_kernel_with_a_moderator(records) -> None:
     data = select_dose_arms(records, "response", TimeWindow.around(24.0),
                             Filters(treatment=("esketamine",), route=("intranasal",),
                                     scale=DEPRESSION_SCALES))
@@ -156,7 +156,7 @@ def test_dose_response_kernel_with_a_moderator(records) -> None:  # noqa: ANN001
 
 @pytest.mark.parametrize("form", ["bateman", "piecewise"])
 @pytest.mark.parametrize("outcome,measure", [("response", "OR"), ("change", "SMD")])
-def test_time_course_kernel_is_the_pymc_model(records, form: str, outcome: str,  # noqa: ANN001
+def test_time_course_kernel_is_the_pymc_model(records, form: str, outcome: str,
                                              measure: str) -> None:
     data = select_time_course(records, outcome, measure,
                               Filters(treatment=("ketamine", "esketamine"),
@@ -167,7 +167,7 @@ def test_time_course_kernel_is_the_pymc_model(records, form: str, outcome: str, 
 
 @pytest.mark.parametrize("form,timing", [("bateman", "shared"), ("piecewise", "shared"),
                                          ("bateman", "by-route")])
-def test_binomial_time_course_kernel_is_the_pymc_model(records, form: str,  # noqa: ANN001
+def test_binomial_time_course_kernel_is_the_pymc_model(records, form: str,
                                                       timing: str) -> None:
     data = select_time_course(records, "response", "OR",
                               Filters(treatment=("ketamine", "esketamine"),
@@ -200,14 +200,14 @@ def test_c_entry_point_reads_the_buffer_and_flags_non_finite_values() -> None:
     assert status != 0
 
 
-def _summary(fit, names: list[str]) -> dict[str, tuple[float, float]]:  # noqa: ANN001
+def _summary(fit, names: list[str]) -> dict[str, tuple[float, float]]:
     import arviz as az
 
     mcse = az.mcse(as_arviz(fit.idata).posterior[names], method="mean")
     return {n: (float(flat(fit.idata, n).mean()), float(mcse[n])) for n in names}
 
 
-def _data(records, case: str):  # noqa: ANN001, ANN202
+def _data(records, case: str):
     if case in ("OR", "MD"):
         return select_contrasts(records, "response" if case == "OR" else "change", case,
                                 TimeWindow.around(24.0),
@@ -220,7 +220,7 @@ def _data(records, case: str):  # noqa: ANN001, ANN202
 
 @pytest.mark.parametrize("case,names", [("OR", ["d", "tau"]), ("MD", ["d", "tau"]),
                                         ("bateman", ["peak", "t_rise", "t_decay", "tau"])])
-def test_precompiled_and_pytensor_posteriors_agree(records, case: str,  # noqa: ANN001
+def test_precompiled_and_pytensor_posteriors_agree(records, case: str,
                                                    names: list[str]) -> None:
     """Posterior means within 4 combined Monte Carlo standard errors; same layout."""
     data = _data(records, case)
@@ -245,7 +245,7 @@ def test_precompiled_and_pytensor_posteriors_agree(records, case: str,  # noqa: 
             np.testing.assert_array_equal(a.observed_data[v], b.observed_data[v])
 
 
-def test_piecewise_dose_response_posteriors_agree(records) -> None:  # noqa: ANN001
+def test_piecewise_dose_response_posteriors_agree(records) -> None:
     """Dirichlet weights through the simplex transform: both samplers, same posterior."""
     import arviz as az
 

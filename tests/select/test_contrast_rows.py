@@ -61,7 +61,7 @@ def write(path: Path, rows: list[dict[str, str]]) -> Path:
     return _write(path, rows, COLUMNS)
 
 
-def _data(path: Path):  # noqa: ANN202
+def _data(path: Path):
     return select_contrasts(read_records(path), "change", "MD", TimeWindow.around(24.0),
                             Filters())
 
@@ -294,7 +294,7 @@ def _dose_rows(study: str, reported: bool) -> list[dict[str, str]]:
     return rows  # the comparator's row gives its variance, shared by both MDs
 
 
-def _dose_data(tmp_path: Path, reported_study: str | None):  # noqa: ANN202
+def _dose_data(tmp_path: Path, reported_study: str | None):
     from trialmeta.analysis.select.doses import select_dose_arms
 
     rows = [r for s in DOSES for r in _dose_rows(s, s == reported_study)]
