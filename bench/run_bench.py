@@ -96,7 +96,8 @@ idata = sample(model, SamplerSettings(sampler=sampler, draws=draws))
 t_sample = time.perf_counter() - t2
 t3 = time.perf_counter()
 diag = diagnose(idata, names)
-ess = arviz.ess(idata.posterior, method="bulk")  # every stored quantity
+from trialmeta.analysis.io.posterior_store import as_arviz
+ess = arviz.ess(as_arviz(idata).posterior, method="bulk")  # every stored quantity
 ess_min = min(float(ess[v].values.min()) for v in ess.data_vars)
 t_post = time.perf_counter() - t3
 print(json.dumps({"import_s": t_import, "build_s": t_build, "compile_s": t_compile,

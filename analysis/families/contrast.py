@@ -7,7 +7,7 @@ report's comparisons run (``run_contrast``, ``run_frequentist``) and their docum
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,20 +20,15 @@ from ..sampling.inference import command_line, loo
 from ..sampling.settings import SamplerSettings
 from ..select.contrasts import RATIO, ContrastData, contrast_effects
 from ..stats.effects import Effects
-from ..stats.frequentist import (
-    MantelHaenszel,
-    MetaResult,
-    egger_test,
-    leave_one_out,
-    mantel_haenszel,
-    meta_analysis,
-)
 from .base import FamilyRun
 from .common import (
     ModeratedFamily,
     _shown,
     prior_fit,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..stats.frequentist import MantelHaenszel, MetaResult
 
 
 class ContrastFamily(ModeratedFamily):
@@ -155,6 +150,8 @@ class FrequentistRun:
 def run_frequentist(data: ContrastData, method: str = "REML", *, hksj: bool | str = False,
                     pi_type: str = "default") -> FrequentistRun:
     """Pool the contrasts; add Mantel–Haenszel, leave-one-out and Egger's test."""
+    from ..stats.frequentist import egger_test, leave_one_out, mantel_haenszel, meta_analysis
+
     eff = contrast_effects(data)
     res = meta_analysis(eff.yi, eff.vi, method, hksj=hksj, pi_type=pi_type)
     mh = None
