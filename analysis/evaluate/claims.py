@@ -120,8 +120,7 @@ def _number(path: str, cid: str, fld: str, value: Any, lo: float | None = None,
 
 
 #: claim fields every family may take (a family adds its own: ``Family.options``)
-OPTION_FIELDS = {"measure", "form", "comparator", "moderators", "untimed", "threshold",
-                 "tau_prior", "fraction", "hill", "direction", "priors"}
+OPTION_FIELDS = {"measure", "form", "comparator", "moderators", "tau_prior", "priors"}
 
 
 def _region_bound(path: str, cid: str, value: Any) -> float:
@@ -195,17 +194,6 @@ def parse_selection(raw: Any, fail: Any) -> Filters:
 def _check_option_types(options: dict[str, Any], family: Family, model: str,
                         fail: Any) -> None:
     """Check each model option's type and range; ``fail(field, message)`` makes the error."""
-    for key in ("untimed", "hill"):
-        if key in options and not isinstance(options[key], bool):
-            raise fail(key, f"must be true or false, got {options[key]!r}")
-    for key, lo, hi in (("threshold", None, None), ("fraction", 0.0, 1.0)):
-        if key in options:
-            problem = number_problem(options[key], lo, hi)
-            if problem:
-                raise fail(key, problem)
-    if "direction" in options and options["direction"] not in (-1, 0, 1):
-        raise fail("direction", f"must be 1 (higher is better), -1 or 0, got "
-                                f"{options['direction']!r}")
     for key in ("measure", "form", "tau_prior"):
         if key in options and not isinstance(options[key], str):
             raise fail(key, f"must be text, got {options[key]!r}")

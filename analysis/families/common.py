@@ -76,3 +76,20 @@ class ModeratedFamily(BuiltinFamily):
 def _shown(priors: dict[str, Any]) -> dict[str, Any]:
     """Prior settings as the report prints them (numbers with ``:g``)."""
     return {k: (f"{v:g}" if isinstance(v, float | int) else v) for k, v in priors.items()}
+
+
+def check_flag(options: dict[str, Any], key: str, fail: Any) -> None:
+    """Refuse a claim field that must be true or false."""
+    if key in options and not isinstance(options[key], bool):
+        raise fail(key, f"must be true or false, got {options[key]!r}")
+
+
+def check_number(options: dict[str, Any], key: str, fail: Any,
+                 lo: float | None = None, hi: float | None = None) -> None:
+    """Refuse a claim field that must be a finite number in [lo, hi]."""
+    from ..claims.spec import number_problem
+
+    if key in options:
+        problem = number_problem(options[key], lo, hi)
+        if problem:
+            raise fail(key, problem)

@@ -24,6 +24,8 @@ from .common import (
     _events_into_arms,
     _moderated,
     _shown,
+    check_flag,
+    check_number,
     prior_fit,
 )
 from .curves import CurveFamily
@@ -58,7 +60,7 @@ class DoseResponseFamily(CurveFamily):
     prior_cells = (("ed50_sd", 2.0), ("amplitude_sd", 2.0), ("tau_scale", 2.0))
     sbc_quantities = (("theta", "theta", None), ("tau", "tau", None), ("ed50", "ed50", None))
 
-    options = frozenset({"agents", "ed50", "emax", "inert"})
+    options = frozenset({"agents", "ed50", "emax", "inert", "hill", "threshold"})
     AGENT_QUANTITIES = ("effect_at:AGENT:DOSE", "ed50:AGENT", "emax:AGENT",
                         "equivalent:AGENT:DOSE:OTHER", "tau")
 
@@ -82,6 +84,8 @@ class DoseResponseFamily(CurveFamily):
 
     def check_options(self, options: dict[str, Any], fail: Any) -> None:
         """Check the multi-agent fields: agents, ED50 and Emax pooling, inert controls."""
+        check_flag(options, "hill", fail)
+        check_number(options, "threshold", fail)
         from ..models.dose_agents import ED50_POOLING, EMAX_POOLING
 
         if "agents" not in options:

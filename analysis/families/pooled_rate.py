@@ -21,6 +21,7 @@ from .base import FamilyRun, Figure
 from .common import (
     ModeratedFamily,
     _shown,
+    check_flag,
     prior_fit,
 )
 
@@ -43,6 +44,12 @@ class PooledRateFamily(ModeratedFamily):
                       ("pooled_rate", "pooled_rate", None), ("theta[first arm]", "theta", 0))
 
 
+
+    options = frozenset({"untimed"})
+
+    def check_options(self, options: dict[str, Any], fail: Any) -> None:
+        """Check ``untimed`` (also use arms whose counts have no time point)."""
+        check_flag(options, "untimed", fail)
 
     def describe_priors(self, model: str, priors: dict[str, Any], measure: str) -> str:
         """Describe the pooled-rate priors as distributions."""

@@ -22,6 +22,7 @@ from .common import (
     DEPRESSION_SCALES,
     _contraction,
     _shown,
+    check_number,
     prior_fit,
 )
 from .curves import CurveFamily
@@ -36,7 +37,8 @@ class TimeCourseFamily(CurveFamily):
     description = "time course of the effect after one dose (Bateman, piecewise, plug-ins)"
     timed = False
     quantities = ("onset_h", "time_to_peak_h", "duration_h", "peak", "effect_at:HOURS")
-    options = frozenset({"rho", "timing", "timing_group", "likelihood"})
+    options = frozenset({"rho", "timing", "timing_group", "likelihood", "threshold", "fraction",
+                         "direction"})
     prior_settings = ("peak_sd", "t_rise", "t_decay", "t_sd", "tau_scale")
     prior_cells = (("t_rise", 3.0), ("t_decay", 3.0), ("peak_sd", 2.0), ("tau_scale", 2.0))
     sbc_quantities = (("peak", "peak", None), ("t_rise", "t_rise", None),
@@ -82,7 +84,12 @@ class TimeCourseFamily(CurveFamily):
         return super().check_quantity(quantity, options)
 
     def check_options(self, options: dict[str, Any], fail: Any) -> None:
-        """Check rho, the likelihood and the timing groups."""
+        """Check rho, the likelihood, the timing groups and the derived times' settings."""
+        check_number(options, "threshold", fail)
+        check_number(options, "fraction", fail, 0.0, 1.0)
+        if "direction" in options and options["direction"] not in (-1, 0, 1):
+            raise fail("direction", f"must be 1 (higher is better), -1 or 0, got "
+                                    f"{options['direction']!r}")
         from ..claims.spec import number_problem
 
         if "rho" in options:

@@ -29,16 +29,36 @@ def _claims(tmp_path: Path, text: str) -> Path:
     return p
 
 
+DOSE_CLAIM = CLAIM.replace("model: pooled-rate", "model: dose-response").replace(
+    "quantity: pooled_rate", "quantity: effect_at:0.5")
+TIME_CLAIM = CLAIM.replace("model: pooled-rate", "model: time-course").replace(
+    "    time_h: 24\n", "").replace("quantity: pooled_rate", "quantity: onset_h")
+
+
+@pytest.mark.parametrize("claim,extra,field,problem", [
+    (DOSE_CLAIM, "    threshold: big\n", "threshold", "must be a number"),
+    (DOSE_CLAIM, "    hill: yes please\n", "hill", "must be true or false"),
+    (TIME_CLAIM, "    fraction: 2\n", "fraction", "out of range"),
+    (TIME_CLAIM, "    direction: up\n", "direction", "must be 1"),
+    (CLAIM, "    hill: true\n", "hill", "only dose-response claims take a hill"),
+    (CLAIM, "    direction: 1\n", "direction", "only time-course claims take a direction"),
+    (CLAIM, "    threshold: 0.4\n", "threshold", "only dose-response and time-course"),
+])
+def test_family_fields_are_checked_by_their_family(tmp_path: Path, claim: str, extra: str,
+                                                   field: str, problem: str) -> None:
+    """Issue 28: a family checks its own fields; another family's claim refuses them."""
+    p = _claims(tmp_path, claim + extra)
+    with pytest.raises(SpecError, match=f"claim 'X1', field '{field}'.*{problem}"):
+        load_claims(p)
+
+
 @pytest.mark.parametrize("extra,field,problem", [
-    ("    threshold: big\n", "threshold", "must be a number"),
-    ("    hill: yes please\n", "hill", "must be true or false"),
     ("    untimed: 1\n", "untimed", "must be true or false"),
     ("    selection: [ketamine]\n", "selection", "must be a mapping"),
     ("    selection: {doses_given: one}\n", "selection", "wrong type"),
     ("    selection: {treatment: [[a]]}\n", "selection", "must be a name or a number"),
     ("    form: emax\n", "form", "pooled-rate claims have no curve form"),
     ("    tau_prior: gamma\n", "tau_prior", ""),
-    ("    direction: up\n", "direction", "must be 1"),
 ])
 def test_claims_fields_of_the_wrong_type_are_named(tmp_path: Path, extra: str, field: str,
                                                    problem: str) -> None:
