@@ -285,8 +285,6 @@ class Contrast:
 
     def precompiled(self, data: ContrastData) -> PrecompiledModel:
         """Return the same model for the precompiled (numba) sampler."""
-        from ..sampling.precompiled import contrast
-
         a = self._arrays(data)
         priors = self._priors(data)
         if data.binary:
@@ -294,7 +292,7 @@ class Contrast:
             control, shared_sd = (a["y_control"], a["n_control"]), None
         else:
             active, control, shared_sd = (a["yi"], a["own_sd"]), None, a["shared_sd"]
-        return contrast(binary=data.binary, study_index=a["s_idx"], w_shared=a["w_shared"],
+        return kernel_model(binary=data.binary, study_index=a["s_idx"], w_shared=a["w_shared"],
                         w_own=a["w_own"], studies=list(data.studies),
                         contrast_labels=a["labels"], active=active, control=control,
                         shared_sd=shared_sd, design=a["design"], effect_sd=priors.effect_sd,
@@ -472,3 +470,63 @@ def _ppc_row(study: str, arm: str, observed: float, replicated: np.ndarray) -> d
     return {"study": study, "arm": arm, "observed": float(observed),
             "replicated_median": float(np.median(replicated)), "p_value": p,
             "flag": bool(p < 0.025 or p > 0.975)}
+
+
+def kernel_model(*, binary: bool, study_index: np.ndarray, w_shared: np.ndarray,
+             w_own: np.ndarray, studies: list[str], contrast_labels: list[str],
+             active: tuple[np.ndarray, np.ndarray], control: tuple[np.ndarray, np.ndarray] | None,
+             shared_sd: np.ndarray | None, design: np.ndarray | None, effect_sd: float,
+             baseline_sd: float, tau_kind: str, tau_scale: float,
+             tau_loc: float) -> PrecompiledModel:
+    """Contrast model: arm-based binomial or normal contrasts.
+
+    Binary: ``active`` = events, n of the active arms; ``control`` = events, n of each
+    study's control. Continuous: ``active`` = yi, own sd; ``shared_sd`` = sd of each
+    contrast's shared-control part.
+    """
+    from ..sampling.precompiled import (
+        TAU_KINDS,
+        PrecompiledModel,
+        Variable,
+        kernel_buffer,
+        kernel_header,
+        log_choose,
+    )
+
+    s_n, c_n = len(studies), len(contrast_labels)
+    x = np.zeros((c_n, 0)) if design is None else np.asarray(design, float).reshape(c_n, -1)
+    p = x.shape[1]
+    ya, na = (np.asarray(a, float) for a in active)
+    if binary:
+        yc, nc = (np.asarray(a, float) for a in control)
+        third, control_cols = log_choose(na, ya), (yc, nc, log_choose(nc, yc))
+    else:
+        third, control_cols = np.asarray(shared_sd, float), (np.zeros(s_n),) * 3
+    kind = TAU_KINDS[tau_kind]
+    buf = kernel_buffer(kernel_header(1.0 if binary else 2.0, s=s_n, c=c_n, p=p, tau_kind=kind,
+                          tau_scale=tau_scale, tau_loc=tau_loc, prior_sd=effect_sd,
+                          base_sd=baseline_sd),
+                  np.asarray(study_index, float), w_shared, w_own, ya, na, third,
+                  *control_cols, x)
+    coords: dict[str, list[Any]] = {"study": list(studies), "contrast": list(contrast_labels)}
+    variables = [Variable("d", ()), Variable("tau", ())]
+    if kind >= TAU_KINDS["turner2015"]:
+        variables.append(Variable("log_tau2", ()))
+    variables += [Variable("u", ("study",)), Variable("e", ("contrast",))]
+    if p:
+        coords["beta_dim_0"] = list(range(p))
+        variables.append(Variable("beta", ("beta_dim_0",)))
+    variables.append(Variable("delta", ("contrast",)))
+    if binary:
+        variables += [Variable("alpha", ("study",)),
+                      Variable("events_control", ("study",), loglik=True),
+                      Variable("events_active", ("contrast",), loglik=True)]
+        observed = {"events_control": (("study",), yc.astype("int64")),
+                    "events_active": (("contrast",), ya.astype("int64"))}
+    else:
+        variables += [Variable("z_control", ("study",)), Variable("y", ("contrast",), loglik=True)]
+        observed = {"y": (("contrast",), ya)}
+    init = np.zeros(2 + s_n + c_n + p + s_n)
+    if kind >= TAU_KINDS["turner2015"]:
+        init[1] = tau_loc
+    return PrecompiledModel("contrast", buf, init.size, variables, coords, observed, init)

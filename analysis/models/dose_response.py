@@ -235,8 +235,6 @@ class DoseResponse:
 
     def precompiled(self, data: DoseData) -> PrecompiledModel:
         """Return the same model for the precompiled (numba) sampler."""
-        from ..sampling.precompiled import dose_response
-
         if not data.contrasts.empty:
             raise SpecError("internal: the precompiled dose-response model takes arm-level "
                             "data only (reported contrasts go through the PyMC model)")
@@ -247,7 +245,7 @@ class DoseResponse:
         g = {"linear": dose / ref["d_max"],
              "loglinear": np.log1p(dose) / np.log1p(ref["d_max"])}.get(self.form)
         binary = data.binary
-        return dose_response(
+        return kernel_model(
             binary=binary, form=self.form,
             study_index=arms["study"].map({s: i for i, s in enumerate(data.studies)}).to_numpy(),
             studies=list(data.studies),
@@ -432,3 +430,57 @@ def dose_summary(model: DoseResponse, fit: DoseFit, *, doses: tuple[float, ...] 
             "warnings": warnings,
             "curve": {"dose": grid.tolist(), "median": band[1].tolist(),
                       "ci_low": band[0].tolist(), "ci_high": band[2].tolist()}}
+
+
+def kernel_model(*, binary: bool, form: str, study_index: np.ndarray, studies: list[str],
+                  arm_labels: list[str], y: np.ndarray, n_or_se: np.ndarray, dose: np.ndarray,
+                  g: np.ndarray | None, design: np.ndarray | None, amplitude_sd: float,
+                  tau_scale: float, baseline_sd: float, log_ed50_mean: float,
+                  ed50_sd: float, segments: np.ndarray | None = None) -> PrecompiledModel:
+    """Dose-response (forms linear, loglinear with ``g`` given; emax without Hill; piecewise).
+
+    The piecewise form takes each arm's ``segments`` (arms x segments, from
+    :func:`~trialmeta.analysis.models.dose_response.segment_weights`): its g is those
+    weights times the increments ``w``.
+    """
+    from ..sampling.kernels_curves import DOSE_PIECEWISE, EMAX, LINEAR, LOGLINEAR
+    from ..sampling.precompiled import (
+        PrecompiledModel,
+        Variable,
+        kernel_buffer,
+        kernel_header,
+        log_choose,
+    )
+
+    s_n, a_n = len(studies), len(arm_labels)
+    x = np.zeros((s_n, 0)) if design is None else np.asarray(design, float).reshape(s_n, -1)
+    p = x.shape[1]
+    y, n_or_se = np.asarray(y, float), np.asarray(n_or_se, float)
+    lc = log_choose(n_or_se, y) if binary else np.zeros(a_n)
+    code = {"linear": LINEAR, "loglinear": LOGLINEAR, "emax": EMAX,
+            "piecewise": DOSE_PIECEWISE}[form]
+    coef = np.zeros((a_n, 0)) if segments is None else np.asarray(segments, float)
+    k_n = coef.shape[1]
+    buf = kernel_buffer(kernel_header(3.0 if binary else 4.0, s=s_n, c=a_n, p=p, k=k_n, form=code,
+                          prior_sd=amplitude_sd, base_sd=baseline_sd, tau_scale=tau_scale,
+                          a=log_ed50_mean, b=ed50_sd),
+                  np.asarray(study_index, float), y, n_or_se, lc, np.asarray(dose, float),
+                  np.zeros(a_n) if g is None else np.asarray(g, float), x, coef)
+    coords: dict[str, list[Any]] = {"study": list(studies), "arm": list(arm_labels)}
+    variables = [Variable("theta", ()), Variable("tau", ()), Variable("z", ("study",))]
+    if p:
+        coords["beta_dim_0"] = list(range(p))
+        variables.append(Variable("beta", ("beta_dim_0",)))
+    if form == "emax":
+        variables += [Variable("log_ed50", ()), Variable("ed50", ())]
+    if form == "piecewise":
+        coords["w_dim_0"] = list(range(k_n))
+        variables.append(Variable("w", ("w_dim_0",)))
+    variables.append(Variable("alpha", ("study",)))
+    obs = "events" if binary else "y"
+    variables.append(Variable(obs, ("arm",), loglik=True))
+    init = np.zeros(2 + 2 * s_n + p + (1 if form == "emax" else max(k_n - 1, 0)))
+    if form == "emax":
+        init[2 + s_n + p] = log_ed50_mean
+    return PrecompiledModel("dose-response", buf, init.size, variables, coords,
+                            {obs: (("arm",), y.astype("int64") if binary else y)}, init)

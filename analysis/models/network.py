@@ -47,6 +47,7 @@ from ..stats.priors import HeterogeneityPrior
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..io.records import Records
+    from ..sampling.precompiled import PrecompiledModel
     from ..select.filters import Filters, TimeWindow
 
 NODES = ("treatment", "treatment+route", "treatment+dose", "treatment+route+dose")
@@ -417,8 +418,6 @@ class Network:
 
     def precompiled(self, data: NetworkData):  # a PrecompiledModel
         """Return the same model for the precompiled (numba) sampler."""
-        from ..sampling.precompiled import network
-
         st = self._structure(data)
         pr = self._priors(data)
         a = data.arms
@@ -437,7 +436,7 @@ class Network:
                 plus, minus = np.where(own, k - 1, plus), np.where(own, -1, minus)
         labels = [f"{s} {n}" for s, n in zip(a["study"], a["node"], strict=True)]
         binary = data.binary
-        return network(binary=binary, variant=variant, study_index=st["s_idx"],
+        return kernel_model(binary=binary, variant=variant, study_index=st["s_idx"],
                        base=st["base"].astype(float), plus=plus, minus=minus,
                        w_shared=st["w_shared"], w_own=st["w_own"],
                        y=a["events"].to_numpy(float) if binary else a["y"].to_numpy(float),
@@ -750,3 +749,59 @@ def fragile_support(data: NetworkData, a: str, b: str, k: int) -> list[str] | No
             if not _connected(kept, a, b):
                 return list(drop)
     return None
+
+
+def kernel_model(*, binary: bool, variant: str, study_index: np.ndarray, base: np.ndarray,
+            plus: np.ndarray, minus: np.ndarray, w_shared: np.ndarray, w_own: np.ndarray,
+            y: np.ndarray, n_or_se: np.ndarray, studies: list[str], arm_labels: list[str],
+            effect_names: list[str], nodes: list[str], effect_sd: float, baseline_sd: float,
+            tau_kind: str, tau_scale: float, tau_loc: float) -> PrecompiledModel:
+    """Network model (consistency, ``ume`` or ``split``): arm-based binomial or normal arms.
+
+    ``plus`` and ``minus`` index each arm's relative effect in the effect parameters
+    (``effect_names``: d_free's nodes, or the UME pairs, or d_free's nodes then the split
+    pair's direct effect); -1 reads 0.
+    """
+    from ..sampling.kernels_network import CONSISTENCY, NETWORK_BINARY, NETWORK_NORMAL, SPLIT, UME
+    from ..sampling.precompiled import (
+        TAU_KINDS,
+        PrecompiledModel,
+        Variable,
+        kernel_buffer,
+        kernel_header,
+        log_choose,
+    )
+
+    code = {"consistency": CONSISTENCY, "ume": UME, "split": SPLIT}[variant]
+    y, n_or_se = np.asarray(y, float), np.asarray(n_or_se, float)
+    lc = log_choose(n_or_se, y) if binary else np.zeros(y.size)
+    kind = TAU_KINDS[tau_kind]
+    s_n, a_n, e_n = len(studies), len(arm_labels), len(effect_names)
+    buf = kernel_buffer(kernel_header(NETWORK_BINARY if binary else NETWORK_NORMAL, s=s_n,
+                                      c=a_n, k=e_n,
+                          a=code, tau_kind=kind, tau_scale=tau_scale, tau_loc=tau_loc,
+                          prior_sd=effect_sd, base_sd=baseline_sd),
+                  np.asarray(study_index, float), np.asarray(base, float),
+                  np.asarray(plus, float), np.asarray(minus, float), w_shared, w_own, y,
+                  n_or_se, lc)
+    coords: dict[str, list[Any]] = {"study": list(studies), "arm": list(arm_labels)}
+    if variant == "ume":
+        coords["pair"] = list(effect_names)
+        variables = [Variable("d_pair", ("pair",))]
+    else:
+        coords["effect_node"] = list(nodes[1:])
+        coords["node"] = list(nodes)
+        variables = [Variable("d_free", ("effect_node",)), Variable("d", ("node",))]
+        if variant == "split":
+            variables.append(Variable("d_direct", ()))
+    variables.append(Variable("tau", ()))
+    if kind >= TAU_KINDS["turner2015"]:
+        variables.append(Variable("log_tau2", ()))
+    name = "events" if binary else "y"
+    variables += [Variable("mu", ("study",)), Variable("u", ("study",)), Variable("e", ("arm",)),
+                  Variable(name, ("arm",), loglik=True)]
+    observed = {name: (("arm",), y.astype("int64") if binary else y)}
+    init = np.zeros(e_n + 1 + 2 * s_n + a_n)
+    if kind >= TAU_KINDS["turner2015"]:
+        init[e_n] = tau_loc
+    return PrecompiledModel("network", buf, init.size, variables, coords, observed, init)

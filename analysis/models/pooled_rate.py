@@ -167,14 +167,12 @@ class PooledRate:
 
     def precompiled(self, data: BinaryArms) -> PrecompiledModel:
         """Return the same model for the precompiled (numba) sampler."""
-        from ..sampling.precompiled import pooled_rate
-
         t = data.table
         if t.empty:
             raise SpecError("no arms to pool: the selection left no arm with counts at this "
                             "time point")
         nested = self.nesting(data)
-        return pooled_rate(t["events"].to_numpy(), t["n"].to_numpy(), t["label"].tolist(),
+        return kernel_model(t["events"].to_numpy(), t["n"].to_numpy(), t["label"].tolist(),
                            mu_mean=self.priors.mu_mean, mu_sd=self.priors.mu_sd,
                            tau_scale=self.priors.tau_scale,
                            design=self._design(data).x if self.moderators else None,
@@ -273,3 +271,45 @@ class PooledRate:
                     f"{len(t)} arm(s) of {fit.data.k_studies} stud(ies), "
                     f"{fit.data.n_total} patients.")
         return PooledRateSummary(estimates, pd.DataFrame(rows), fit.diagnostics, sentence)
+
+
+def kernel_model(y: np.ndarray, n: np.ndarray, labels: list[str], *, mu_mean: float,
+                mu_sd: float, tau_scale: float, design: np.ndarray | None,
+                study_index: np.ndarray | None = None, studies: list[str] | None = None,
+                study_scale: float = 1.0) -> PrecompiledModel:
+    """pooled-rate (binomial-logit, non-centred) on arms ``y`` of ``n``, optional moderators.
+
+    With ``studies`` (some study has several arms), arms nest in studies: a study effect
+    ``sigma * v[s]`` is added to each arm's logit.
+    """
+    from ..sampling.precompiled import (
+        PrecompiledModel,
+        Variable,
+        kernel_buffer,
+        kernel_header,
+        log_choose,
+    )
+
+    y, n = np.asarray(y, float), np.asarray(n, float)
+    k = y.size
+    x = np.zeros((k, 0)) if design is None else np.asarray(design, float).reshape(k, -1)
+    p = x.shape[1]
+    s_n = 0 if studies is None else len(studies)
+    sidx = np.zeros(k) if study_index is None else np.asarray(study_index, float)
+    buf = kernel_buffer(kernel_header(0.0, k=k, p=p, s=s_n, prior_m=mu_mean, prior_sd=mu_sd,
+                          tau_scale=tau_scale, base_sd=study_scale),
+                  y, n, log_choose(n, y), x, sidx)
+    coords: dict[str, list[Any]] = {"arm": list(labels)}
+    variables = [Variable("mu", ()), Variable("tau", ()), Variable("z", ("arm",))]
+    if p:
+        coords["beta_dim_0"] = list(range(p))
+        variables.append(Variable("beta", ("beta_dim_0",)))
+    if s_n:
+        coords["study"] = list(studies or [])
+        variables += [Variable("sigma_study", ()), Variable("v", ("study",))]
+    variables += [Variable("theta", ("arm",)), Variable("rate", ("arm",)),
+                  Variable("pooled_rate", ()), Variable("events", ("arm",), loglik=True)]
+    init = np.zeros(2 + k + p + (1 + s_n if s_n else 0))
+    init[0] = mu_mean
+    return PrecompiledModel("pooled-rate", buf, init.size, variables, coords,
+                            {"events": (("arm",), y.astype("int64"))}, init)

@@ -31,6 +31,7 @@ then carries the information about a common shift of its contrasts that the join
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -434,14 +435,12 @@ class TimeCourse:
 
     def precompiled(self, data: ContrastData) -> PrecompiledModel:
         """Return the same model for the precompiled (numba) sampler."""
-        from ..sampling.precompiled import time_course
-
         if len(data.contrasts) == 0:
             raise SpecError("no contrasts: no study has active and control arms after one dose")
         c = data.contrasts
         pr = self.priors
         grouped = self.timing_groups(data)
-        return time_course(
+        return kernel_model(
             form=self.form,
             study_index=c["study"].map({s: i for i, s in enumerate(data.studies)}).to_numpy(),
             studies=list(data.studies), lik=sampling_structure(data, self.rho),
@@ -631,3 +630,79 @@ def time_summary(model: TimeCourse, fit: TimeFit, *, times: tuple[float, ...] = 
                 if k in ("estimates", "probabilities")}
             for j, name in enumerate(fit.timing_groups)}
     return out
+
+
+def kernel_model(*, form: str, study_index: np.ndarray, studies: list[str], lik: Any,
+                t: np.ndarray, knots: tuple[float, ...], peak_sd: float, t_rise: float,
+                t_decay: float, t_sd: float, tau_scale: float,
+                group_index: np.ndarray | None = None,
+                groups: list[str] | None = None, binomial: Any = None,
+                baseline_sd: float | None = None) -> PrecompiledModel:
+    """Time-course (bateman or piecewise in log(1 + t)) on the factorised contrasts ``lik``.
+
+    ``lik`` is a :class:`~trialmeta.analysis.models.time_course.SamplingStructure`. With
+    ``groups`` (Bateman only), T_r and T_d are estimated per timing group. With
+    ``binomial`` (a :class:`~trialmeta.analysis.models.time_course.BinomialStructure`), the
+    likelihood is its weighted binomial terms instead, with one baseline per block
+    (``alpha ~ N(0, baseline_sd)``).
+    """
+    from ..sampling import kernels as kr
+    from ..sampling.kernels import H_BLOCKS, H_LIK
+    from ..sampling.kernels_curves import BATEMAN, PIECEWISE
+    from ..sampling.precompiled import (
+        PrecompiledModel,
+        Variable,
+        kernel_buffer,
+        kernel_header,
+        log_choose,
+    )
+
+    s_n, c_n, k_n = len(studies), len(lik.y), len(knots)
+    g_n = len(groups) if groups else 1
+    gidx = np.zeros(c_n) if group_index is None else np.asarray(group_index, float)
+    t = np.asarray(t, float)
+    lk, lt = np.log1p(np.array((0.0, *knots))), np.log1p(t)
+    pos = np.clip(np.searchsorted(lk, lt, side="right") - 1, 0, len(lk) - 2)
+    frac = np.clip((lt - lk[pos]) / (lk[pos + 1] - lk[pos]), 0.0, 1.0)
+    header = kernel_header(5.0, s=s_n, c=c_n, k=k_n,
+                     form=BATEMAN if form == "bateman" else PIECEWISE,
+                     prior_sd=peak_sd, tau_scale=tau_scale, a=math.log(t_rise),
+                     b=math.log(t_decay), c2=t_sd, d=g_n)
+    if binomial is None:
+        tail = [np.concatenate(lik.w)]
+        observed = lik.dense() @ lik.y
+    else:
+        if baseline_sd is None:
+            raise ValueError("a binomial time course needs baseline_sd")
+        header[H_LIK], header[H_BLOCKS] = 1.0, len(binomial.blocks)
+        header[kr.H_BASE_SD] = baseline_sd
+        tail = [binomial.block.astype(float), binomial.y, binomial.n,
+                log_choose(binomial.n, binomial.y), binomial.weight]
+        observed = binomial.y.astype("int64")
+    buf = kernel_buffer(header, np.asarray(study_index, float), lik.y, lik.sd, t,
+                  pos.astype(float), frac, lik.start.astype(float), gidx, *tail)
+    coords: dict[str, list[Any]] = {"study": list(studies),
+                                    "y_dim_0": list(range(observed.size))}
+    variables = [Variable("tau", ()), Variable("z", ("study",))]
+    if form == "bateman":
+        dims: tuple[str, ...] = ()
+        if groups:
+            coords["timing_group"] = list(groups)
+            dims = ("timing_group",)
+        variables += [Variable("peak", ())] + [
+            Variable(n, dims) for n in ("log_t_rise", "log_t_gap", "t_rise", "t_decay",
+                                        "time_to_peak")]
+        init = np.zeros(1 + s_n + 1 + 2 * g_n)
+        init[-2 * g_n:-g_n] = math.log(t_rise)
+        init[-g_n:] = math.log(t_decay)
+    else:
+        coords["knot_effect_dim_0"] = list(range(k_n))
+        variables.append(Variable("knot_effect", ("knot_effect_dim_0",)))
+        init = np.zeros(1 + s_n + k_n)
+    if binomial is not None:
+        coords["block"] = list(binomial.blocks)
+        variables.append(Variable("alpha", ("block",)))
+        init = np.r_[init, np.zeros(len(binomial.blocks))]
+    variables.append(Variable("y", ("y_dim_0",), loglik=True))
+    return PrecompiledModel("time-course", buf, init.size, variables, coords,
+                            {"y": (("y_dim_0",), observed)}, init)

@@ -7,6 +7,10 @@ and gradient are the hand-written kernels of :mod:`trialmeta.analysis.sampling.k
 cache in about 0.3 s), the data travel in one float64 buffer, and nutpie runs the chains in
 parallel threads without the GIL.
 
+This module knows no family: each model lays its data out for its kernel in its own
+``kernel_model`` (``models/*.py``) with :func:`kernel_header` and :func:`kernel_buffer`, and
+hands over a :class:`PrecompiledModel`; kernels are found by the family code they declare.
+
 The draws are stored under the same names, dimensions and coordinates as the PyMC models
 store them (``mu, tau, z, theta, rate, pooled_rate``; ``d, tau, u, e, delta, alpha`` ...), with
 the pointwise log-likelihood for PSIS-LOO, so everything downstream is unchanged.
@@ -26,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..io.posterior_store import StoredPosterior
     from .settings import SamplerSettings
 
-_TAU_KINDS = {"half-normal": 0, "half-cauchy": 1, "turner2015": 2, "rhodes2015": 3}
+TAU_KINDS = {"half-normal": 0, "half-cauchy": 1, "turner2015": 2, "rhodes2015": 3}
 #: part of the cache token of a precompiled fit: bump when a kernel changes its draws
 ENGINE = "numba-kernels-2"
 _STATS = ("depth", "maxdepth_reached", "index_in_trajectory", "logp", "energy", "energy_error",
@@ -60,13 +64,14 @@ class PrecompiledModel:
         return tuple(len(self.coords[d]) for d in v.dims)
 
 
-def _log_choose(n: np.ndarray, y: np.ndarray) -> np.ndarray:
+def log_choose(n: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Return log C(n, y) (math.lgamma: importing scipy.special would cost more than it saves)."""
     return np.array([math.lgamma(a + 1) - math.lgamma(b + 1) - math.lgamma(a - b + 1)
                      for a, b in zip(n.tolist(), y.tolist(), strict=True)])
 
 
-def _header(family: float, **slots: float) -> np.ndarray:
+def kernel_header(family: float, **slots: float) -> np.ndarray:
+    """Return a kernel's header: the family code and the named slots (sizes, prior scales)."""
     from . import kernels as kr
 
     h = np.zeros(kr.HEADER)
@@ -80,259 +85,15 @@ def _header(family: float, **slots: float) -> np.ndarray:
     return h
 
 
-def _finish(header: np.ndarray, *parts: np.ndarray) -> np.ndarray:
+def kernel_buffer(header: np.ndarray, *parts: np.ndarray) -> np.ndarray:
+    """Return the one float64 buffer a kernel reads: the header, then the data, its size first.
+
+    Each model's ``kernel_model`` (``models/*.py``) lays its data out for its kernel.
+    """
     buf = np.ascontiguousarray(np.concatenate([header, *[np.ravel(p) for p in parts]]),
                                dtype=np.float64)
     buf[0] = buf.size
     return buf
-
-
-def pooled_rate(y: np.ndarray, n: np.ndarray, labels: list[str], *, mu_mean: float,
-                mu_sd: float, tau_scale: float, design: np.ndarray | None,
-                study_index: np.ndarray | None = None, studies: list[str] | None = None,
-                study_scale: float = 1.0) -> PrecompiledModel:
-    """pooled-rate (binomial-logit, non-centred) on arms ``y`` of ``n``, optional moderators.
-
-    With ``studies`` (some study has several arms), arms nest in studies: a study effect
-    ``sigma * v[s]`` is added to each arm's logit.
-    """
-    y, n = np.asarray(y, float), np.asarray(n, float)
-    k = y.size
-    x = np.zeros((k, 0)) if design is None else np.asarray(design, float).reshape(k, -1)
-    p = x.shape[1]
-    s_n = 0 if studies is None else len(studies)
-    sidx = np.zeros(k) if study_index is None else np.asarray(study_index, float)
-    buf = _finish(_header(0.0, k=k, p=p, s=s_n, prior_m=mu_mean, prior_sd=mu_sd,
-                          tau_scale=tau_scale, base_sd=study_scale),
-                  y, n, _log_choose(n, y), x, sidx)
-    coords: dict[str, list[Any]] = {"arm": list(labels)}
-    variables = [Variable("mu", ()), Variable("tau", ()), Variable("z", ("arm",))]
-    if p:
-        coords["beta_dim_0"] = list(range(p))
-        variables.append(Variable("beta", ("beta_dim_0",)))
-    if s_n:
-        coords["study"] = list(studies or [])
-        variables += [Variable("sigma_study", ()), Variable("v", ("study",))]
-    variables += [Variable("theta", ("arm",)), Variable("rate", ("arm",)),
-                  Variable("pooled_rate", ()), Variable("events", ("arm",), loglik=True)]
-    init = np.zeros(2 + k + p + (1 + s_n if s_n else 0))
-    init[0] = mu_mean
-    return PrecompiledModel("pooled-rate", buf, init.size, variables, coords,
-                            {"events": (("arm",), y.astype("int64"))}, init)
-
-
-def contrast(*, binary: bool, study_index: np.ndarray, w_shared: np.ndarray,
-             w_own: np.ndarray, studies: list[str], contrast_labels: list[str],
-             active: tuple[np.ndarray, np.ndarray], control: tuple[np.ndarray, np.ndarray] | None,
-             shared_sd: np.ndarray | None, design: np.ndarray | None, effect_sd: float,
-             baseline_sd: float, tau_kind: str, tau_scale: float,
-             tau_loc: float) -> PrecompiledModel:
-    """Contrast model: arm-based binomial or normal contrasts.
-
-    Binary: ``active`` = events, n of the active arms; ``control`` = events, n of each
-    study's control. Continuous: ``active`` = yi, own sd; ``shared_sd`` = sd of each
-    contrast's shared-control part.
-    """
-    s_n, c_n = len(studies), len(contrast_labels)
-    x = np.zeros((c_n, 0)) if design is None else np.asarray(design, float).reshape(c_n, -1)
-    p = x.shape[1]
-    ya, na = (np.asarray(a, float) for a in active)
-    if binary:
-        yc, nc = (np.asarray(a, float) for a in control)
-        third, control_cols = _log_choose(na, ya), (yc, nc, _log_choose(nc, yc))
-    else:
-        third, control_cols = np.asarray(shared_sd, float), (np.zeros(s_n),) * 3
-    kind = _TAU_KINDS[tau_kind]
-    buf = _finish(_header(1.0 if binary else 2.0, s=s_n, c=c_n, p=p, tau_kind=kind,
-                          tau_scale=tau_scale, tau_loc=tau_loc, prior_sd=effect_sd,
-                          base_sd=baseline_sd),
-                  np.asarray(study_index, float), w_shared, w_own, ya, na, third,
-                  *control_cols, x)
-    coords: dict[str, list[Any]] = {"study": list(studies), "contrast": list(contrast_labels)}
-    variables = [Variable("d", ()), Variable("tau", ())]
-    if kind >= _TAU_KINDS["turner2015"]:
-        variables.append(Variable("log_tau2", ()))
-    variables += [Variable("u", ("study",)), Variable("e", ("contrast",))]
-    if p:
-        coords["beta_dim_0"] = list(range(p))
-        variables.append(Variable("beta", ("beta_dim_0",)))
-    variables.append(Variable("delta", ("contrast",)))
-    if binary:
-        variables += [Variable("alpha", ("study",)),
-                      Variable("events_control", ("study",), loglik=True),
-                      Variable("events_active", ("contrast",), loglik=True)]
-        observed = {"events_control": (("study",), yc.astype("int64")),
-                    "events_active": (("contrast",), ya.astype("int64"))}
-    else:
-        variables += [Variable("z_control", ("study",)), Variable("y", ("contrast",), loglik=True)]
-        observed = {"y": (("contrast",), ya)}
-    init = np.zeros(2 + s_n + c_n + p + s_n)
-    if kind >= _TAU_KINDS["turner2015"]:
-        init[1] = tau_loc
-    return PrecompiledModel("contrast", buf, init.size, variables, coords, observed, init)
-
-
-def dose_response(*, binary: bool, form: str, study_index: np.ndarray, studies: list[str],
-                  arm_labels: list[str], y: np.ndarray, n_or_se: np.ndarray, dose: np.ndarray,
-                  g: np.ndarray | None, design: np.ndarray | None, amplitude_sd: float,
-                  tau_scale: float, baseline_sd: float, log_ed50_mean: float,
-                  ed50_sd: float, segments: np.ndarray | None = None) -> PrecompiledModel:
-    """Dose-response (forms linear, loglinear with ``g`` given; emax without Hill; piecewise).
-
-    The piecewise form takes each arm's ``segments`` (arms x segments, from
-    :func:`~trialmeta.analysis.models.dose_response.segment_weights`): its g is those
-    weights times the increments ``w``.
-    """
-    from .kernels_curves import DOSE_PIECEWISE, EMAX, LINEAR, LOGLINEAR
-
-    s_n, a_n = len(studies), len(arm_labels)
-    x = np.zeros((s_n, 0)) if design is None else np.asarray(design, float).reshape(s_n, -1)
-    p = x.shape[1]
-    y, n_or_se = np.asarray(y, float), np.asarray(n_or_se, float)
-    lc = _log_choose(n_or_se, y) if binary else np.zeros(a_n)
-    code = {"linear": LINEAR, "loglinear": LOGLINEAR, "emax": EMAX,
-            "piecewise": DOSE_PIECEWISE}[form]
-    coef = np.zeros((a_n, 0)) if segments is None else np.asarray(segments, float)
-    k_n = coef.shape[1]
-    buf = _finish(_header(3.0 if binary else 4.0, s=s_n, c=a_n, p=p, k=k_n, form=code,
-                          prior_sd=amplitude_sd, base_sd=baseline_sd, tau_scale=tau_scale,
-                          a=log_ed50_mean, b=ed50_sd),
-                  np.asarray(study_index, float), y, n_or_se, lc, np.asarray(dose, float),
-                  np.zeros(a_n) if g is None else np.asarray(g, float), x, coef)
-    coords: dict[str, list[Any]] = {"study": list(studies), "arm": list(arm_labels)}
-    variables = [Variable("theta", ()), Variable("tau", ()), Variable("z", ("study",))]
-    if p:
-        coords["beta_dim_0"] = list(range(p))
-        variables.append(Variable("beta", ("beta_dim_0",)))
-    if form == "emax":
-        variables += [Variable("log_ed50", ()), Variable("ed50", ())]
-    if form == "piecewise":
-        coords["w_dim_0"] = list(range(k_n))
-        variables.append(Variable("w", ("w_dim_0",)))
-    variables.append(Variable("alpha", ("study",)))
-    obs = "events" if binary else "y"
-    variables.append(Variable(obs, ("arm",), loglik=True))
-    init = np.zeros(2 + 2 * s_n + p + (1 if form == "emax" else max(k_n - 1, 0)))
-    if form == "emax":
-        init[2 + s_n + p] = log_ed50_mean
-    return PrecompiledModel("dose-response", buf, init.size, variables, coords,
-                            {obs: (("arm",), y.astype("int64") if binary else y)}, init)
-
-
-def time_course(*, form: str, study_index: np.ndarray, studies: list[str], lik: Any,
-                t: np.ndarray, knots: tuple[float, ...], peak_sd: float, t_rise: float,
-                t_decay: float, t_sd: float, tau_scale: float,
-                group_index: np.ndarray | None = None,
-                groups: list[str] | None = None, binomial: Any = None,
-                baseline_sd: float | None = None) -> PrecompiledModel:
-    """Time-course (bateman or piecewise in log(1 + t)) on the factorised contrasts ``lik``.
-
-    ``lik`` is a :class:`~trialmeta.analysis.models.time_course.SamplingStructure`. With
-    ``groups`` (Bateman only), T_r and T_d are estimated per timing group. With
-    ``binomial`` (a :class:`~trialmeta.analysis.models.time_course.BinomialStructure`), the
-    likelihood is its weighted binomial terms instead, with one baseline per block
-    (``alpha ~ N(0, baseline_sd)``).
-    """
-    from . import kernels as kr
-    from .kernels import H_BLOCKS, H_LIK
-    from .kernels_curves import BATEMAN, PIECEWISE
-
-    s_n, c_n, k_n = len(studies), len(lik.y), len(knots)
-    g_n = len(groups) if groups else 1
-    gidx = np.zeros(c_n) if group_index is None else np.asarray(group_index, float)
-    t = np.asarray(t, float)
-    lk, lt = np.log1p(np.array((0.0, *knots))), np.log1p(t)
-    pos = np.clip(np.searchsorted(lk, lt, side="right") - 1, 0, len(lk) - 2)
-    frac = np.clip((lt - lk[pos]) / (lk[pos + 1] - lk[pos]), 0.0, 1.0)
-    header = _header(5.0, s=s_n, c=c_n, k=k_n,
-                     form=BATEMAN if form == "bateman" else PIECEWISE,
-                     prior_sd=peak_sd, tau_scale=tau_scale, a=math.log(t_rise),
-                     b=math.log(t_decay), c2=t_sd, d=g_n)
-    if binomial is None:
-        tail = [np.concatenate(lik.w)]
-        observed = lik.dense() @ lik.y
-    else:
-        if baseline_sd is None:
-            raise ValueError("a binomial time course needs baseline_sd")
-        header[H_LIK], header[H_BLOCKS] = 1.0, len(binomial.blocks)
-        header[kr.H_BASE_SD] = baseline_sd
-        tail = [binomial.block.astype(float), binomial.y, binomial.n,
-                _log_choose(binomial.n, binomial.y), binomial.weight]
-        observed = binomial.y.astype("int64")
-    buf = _finish(header, np.asarray(study_index, float), lik.y, lik.sd, t,
-                  pos.astype(float), frac, lik.start.astype(float), gidx, *tail)
-    coords: dict[str, list[Any]] = {"study": list(studies),
-                                    "y_dim_0": list(range(observed.size))}
-    variables = [Variable("tau", ()), Variable("z", ("study",))]
-    if form == "bateman":
-        dims: tuple[str, ...] = ()
-        if groups:
-            coords["timing_group"] = list(groups)
-            dims = ("timing_group",)
-        variables += [Variable("peak", ())] + [
-            Variable(n, dims) for n in ("log_t_rise", "log_t_gap", "t_rise", "t_decay",
-                                        "time_to_peak")]
-        init = np.zeros(1 + s_n + 1 + 2 * g_n)
-        init[-2 * g_n:-g_n] = math.log(t_rise)
-        init[-g_n:] = math.log(t_decay)
-    else:
-        coords["knot_effect_dim_0"] = list(range(k_n))
-        variables.append(Variable("knot_effect", ("knot_effect_dim_0",)))
-        init = np.zeros(1 + s_n + k_n)
-    if binomial is not None:
-        coords["block"] = list(binomial.blocks)
-        variables.append(Variable("alpha", ("block",)))
-        init = np.r_[init, np.zeros(len(binomial.blocks))]
-    variables.append(Variable("y", ("y_dim_0",), loglik=True))
-    return PrecompiledModel("time-course", buf, init.size, variables, coords,
-                            {"y": (("y_dim_0",), observed)}, init)
-
-
-def network(*, binary: bool, variant: str, study_index: np.ndarray, base: np.ndarray,
-            plus: np.ndarray, minus: np.ndarray, w_shared: np.ndarray, w_own: np.ndarray,
-            y: np.ndarray, n_or_se: np.ndarray, studies: list[str], arm_labels: list[str],
-            effect_names: list[str], nodes: list[str], effect_sd: float, baseline_sd: float,
-            tau_kind: str, tau_scale: float, tau_loc: float) -> PrecompiledModel:
-    """Network model (consistency, ``ume`` or ``split``): arm-based binomial or normal arms.
-
-    ``plus`` and ``minus`` index each arm's relative effect in the effect parameters
-    (``effect_names``: d_free's nodes, or the UME pairs, or d_free's nodes then the split
-    pair's direct effect); -1 reads 0.
-    """
-    from .kernels_network import CONSISTENCY, NETWORK_BINARY, NETWORK_NORMAL, SPLIT, UME
-
-    code = {"consistency": CONSISTENCY, "ume": UME, "split": SPLIT}[variant]
-    y, n_or_se = np.asarray(y, float), np.asarray(n_or_se, float)
-    lc = _log_choose(n_or_se, y) if binary else np.zeros(y.size)
-    kind = _TAU_KINDS[tau_kind]
-    s_n, a_n, e_n = len(studies), len(arm_labels), len(effect_names)
-    buf = _finish(_header(NETWORK_BINARY if binary else NETWORK_NORMAL, s=s_n, c=a_n, k=e_n,
-                          a=code, tau_kind=kind, tau_scale=tau_scale, tau_loc=tau_loc,
-                          prior_sd=effect_sd, base_sd=baseline_sd),
-                  np.asarray(study_index, float), np.asarray(base, float),
-                  np.asarray(plus, float), np.asarray(minus, float), w_shared, w_own, y,
-                  n_or_se, lc)
-    coords: dict[str, list[Any]] = {"study": list(studies), "arm": list(arm_labels)}
-    if variant == "ume":
-        coords["pair"] = list(effect_names)
-        variables = [Variable("d_pair", ("pair",))]
-    else:
-        coords["effect_node"] = list(nodes[1:])
-        coords["node"] = list(nodes)
-        variables = [Variable("d_free", ("effect_node",)), Variable("d", ("node",))]
-        if variant == "split":
-            variables.append(Variable("d_direct", ()))
-    variables.append(Variable("tau", ()))
-    if kind >= _TAU_KINDS["turner2015"]:
-        variables.append(Variable("log_tau2", ()))
-    name = "events" if binary else "y"
-    variables += [Variable("mu", ("study",)), Variable("u", ("study",)), Variable("e", ("arm",)),
-                  Variable(name, ("arm",), loglik=True)]
-    observed = {name: (("arm",), y.astype("int64") if binary else y)}
-    init = np.zeros(e_n + 1 + 2 * s_n + a_n)
-    if kind >= _TAU_KINDS["turner2015"]:
-        init[e_n] = tau_loc
-    return PrecompiledModel("network", buf, init.size, variables, coords, observed, init)
 
 
 def _load_lib():
