@@ -11,6 +11,7 @@ from ..claims.spec import ClaimsFile
 from ..errors import SpecError
 from ..io.files import read_regular_text
 from ..io.records import Records
+from ..io.text_rules import text_problem
 
 
 def load_published(claims: ClaimsFile, published: str | None) -> list[dict[str, str]]:
@@ -35,6 +36,12 @@ def load_published(claims: ClaimsFile, published: str | None) -> list[dict[str, 
     required = {"source", "comparison", "outcome", "time", "measure", "estimate", "ours", "url"}
     if rows and not required <= set(rows[0]):
         raise SpecError(f"{path}: needs columns {', '.join(sorted(required))}")
+    for i, row in enumerate(rows, start=2):  # its cells reach the report: the free-text rule
+        for column, value in row.items():
+            problem = text_problem(str(value or ""), name=False) if column else None
+            if problem or None in (column, value):
+                raise SpecError(f"{path}, row {i}, column {column!r}: "
+                                f"{problem or 'the row has more or fewer cells than the header'}")
     return rows
 
 

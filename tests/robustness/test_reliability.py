@@ -525,3 +525,17 @@ def test_a_count_too_large_for_an_integer_is_named(tmp_path: Path) -> None:
     rows[0]["doses_given"] = "1e300"
     with pytest.raises(DataError, match="too large to be a count"):
         read_records(write_csv(tmp_path / "r.csv", rows))
+
+
+def test_control_characters_in_the_published_table_are_refused(tmp_path: Path) -> None:
+    """Issue 27.13: the published table's cells reach index.html too."""
+    data, claims = make_inputs(tmp_path)
+    table = tmp_path / "published.csv"
+    table.write_text("source,comparison,outcome,time,measure,estimate,ours,url\n"
+                     "Smith\x1b[2J 2020,A vs B,response,24,OR,1.5,,https://x\n")
+    claims.write_text("published: published.csv\n" + claims.read_text())
+    r = runner.invoke(app, ["report", str(data), "--claims", str(claims), "--out",
+                            str(tmp_path / "rep"), *SMALL])
+    _one_line_exit_2(r)
+    assert "row 2, column 'source'" in r.output and "U+001B" in r.output
+    assert not (tmp_path / "rep").exists()
