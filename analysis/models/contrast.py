@@ -19,6 +19,7 @@ control's contribution: contrasts that share a control keep their covariance s_i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,16 +29,13 @@ import pandas as pd
 from ..errors import SpecError
 from ..sampling.inference import (
     Diagnostics,
-    LazyModel,
-    diagnose,
     flat,
-    package_versions,
-    sample,
     summarize_draws,
 )
 from ..sampling.settings import SamplerSettings
 from ..select.contrasts import ContrastData
 from ..stats.priors import HeterogeneityPrior
+from .base import Model
 
 if TYPE_CHECKING:  # pragma: no cover
     import arviz as az
@@ -176,7 +174,7 @@ def reported_normal_terms(mean, s_idx: np.ndarray, shared_sd: np.ndarray,
               observed=observed, dims="reported_contrast")
 
 
-class Contrast:
+class Contrast(Model):
     """Random-effects contrast of active vs control (arm-based binomial or normal)."""
 
     name = "contrast"
@@ -299,28 +297,36 @@ class Contrast:
                         baseline_sd=priors.baseline_sd, tau_kind=priors.tau.kind,
                         tau_scale=priors.tau.scale, tau_loc=priors.tau.location)
 
-    def fit(self, data: ContrastData, settings: SamplerSettings | None = None, *,
-            data_sha256: str = "", progress: bool = False) -> ContrastFit:
-        """Sample the posterior and run the convergence gate."""
-        settings = settings or SamplerSettings()
+    def kernel(self, data: ContrastData) -> Callable[[], PrecompiledModel] | None:
+        """Return the precompiled twin's builder; none when counts mix with reported contrasts."""
         mixed = data.binary and _reported(data.contrasts).any()
-        model = LazyModel(lambda: self.build(data),
-                          None if mixed else (lambda: self.precompiled(data)))
-        token = "|".join([self.name, data.outcome, data.measure,
-                          repr(self._priors(data).as_dict()), repr(self.moderators),
-                          data.contrasts.to_csv(index=False)])
-        idata = sample(model, settings, progress=progress, token=token)
-        diag = diagnose(idata, ["d", "tau"] + (["beta"] if self.moderators else []))
-        versions = package_versions()
-        idata.attrs.update({"trialmeta_model": self.name, "measure": data.measure,
-                            "outcome": data.outcome, "data_sha256": data_sha256,
-                            "priors": repr(self._priors(data).as_dict()),
-                            "sampler": repr(settings.as_dict()), "seed": settings.seed,
-                            "versions": repr(versions)})
-        return ContrastFit(self.name, idata, data, self._priors(data), settings, diag,
-                           model.built,
-                           {"data_sha256": data_sha256, "seed": settings.seed,
-                            "versions": versions})
+        return None if mixed else (lambda: self.precompiled(data))
+
+    def cache_token(self, data: ContrastData) -> str:
+        """Return the model, outcome, measure, priors, moderators and the contrasts."""
+        return "|".join([self.name, data.outcome, data.measure,
+                         repr(self._priors(data).as_dict()), repr(self.moderators),
+                         data.contrasts.to_csv(index=False)])
+
+    def gate_names(self, data: ContrastData) -> list[str]:
+        """Return d and tau (and the moderator coefficients)."""
+        return ["d", "tau"] + (["beta"] if self.moderators else [])
+
+    def record(self, data: ContrastData, settings: SamplerSettings, data_sha256: str,
+               versions: dict[str, str]) -> dict[str, Any]:
+        """Return the model, measure, outcome, data hash, priors, sampler, seed, versions."""
+        return {"trialmeta_model": self.name, "measure": data.measure,
+                "outcome": data.outcome, "data_sha256": data_sha256,
+                "priors": repr(self._priors(data).as_dict()),
+                "sampler": repr(settings.as_dict()), "seed": settings.seed,
+                "versions": repr(versions)}
+
+    def fit_result(self, data: ContrastData, idata: Any, settings: SamplerSettings,
+                   diagnostics: Diagnostics, provenance: dict[str, Any],
+                   built: Any) -> ContrastFit:
+        """Return the contrast fit."""
+        return ContrastFit(self.name, idata, data, self._priors(data), settings, diagnostics,
+                           built, provenance)
 
     def prior_params(self, fit: ContrastFit, n: int,
                      rng: np.random.Generator) -> dict[str, np.ndarray]:

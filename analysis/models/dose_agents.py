@@ -36,15 +36,12 @@ import pandas as pd
 from ..errors import SpecError
 from ..sampling.inference import (
     Diagnostics,
-    LazyModel,
-    diagnose,
     flat,
-    package_versions,
-    sample,
     summarize_draws,
 )
 from ..sampling.settings import SamplerSettings
 from ..stats.priors import HeterogeneityPrior
+from .base import Model
 from .network import Network, NetworkData, arm_likelihood, select_network
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -186,7 +183,7 @@ class AgentDoseFit:
     provenance: dict[str, Any]
 
 
-class AgentDose:
+class AgentDose(Model):
     """Emax curve per agent over a network of trials sharing an inert control."""
 
     name = "dose-response-agents"
@@ -283,19 +280,22 @@ class AgentDose:
             arm_likelihood(net, st, curve - curve[base_arm], tau, pr.baseline_sd)
         return model
 
-    def fit(self, data: AgentDoseData, settings: SamplerSettings | None = None, *,
-            data_sha256: str = "") -> AgentDoseFit:
-        """Sample the posterior and run the convergence gate on Emax, ED50 and tau."""
-        settings = settings or SamplerSettings()
-        pr = self.priors_for(data)
-        token = "|".join([self.name, self.ed50, self.emax, data.network.outcome,
-                          repr(pr.as_dict()), repr(data.agents),
-                          data.network.arms.to_csv(index=False)])
-        idata = sample(LazyModel(lambda: self.build(data), None), settings, token=token)
-        diag = diagnose(idata, ["emax", "ed50", "tau"])
-        return AgentDoseFit(idata, data, pr, settings, diag, self.ed50, self.emax,
-                            {"data_sha256": data_sha256, "seed": settings.seed,
-                             "versions": package_versions()})
+    def cache_token(self, data: AgentDoseData) -> str:
+        """Return the ED50 and Emax pooling, outcome, priors, agents and arms."""
+        return "|".join([self.name, self.ed50, self.emax, data.network.outcome,
+                         repr(self.priors_for(data).as_dict()), repr(data.agents),
+                         data.network.arms.to_csv(index=False)])
+
+    def gate_names(self, data: AgentDoseData) -> list[str]:
+        """Return Emax, ED50 and tau."""
+        return ["emax", "ed50", "tau"]
+
+    def fit_result(self, data: AgentDoseData, idata: Any, settings: SamplerSettings,
+                   diagnostics: Diagnostics, provenance: dict[str, Any],
+                   built: Any) -> AgentDoseFit:
+        """Return the multi-agent fit."""
+        return AgentDoseFit(idata, data, self.priors_for(data), settings, diagnostics,
+                            self.ed50, self.emax, provenance)
 
 
 class CurveDraws:

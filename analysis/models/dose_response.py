@@ -21,6 +21,7 @@ observed dose d_max. Effects are on the log-odds scale (binary) or the outcome's
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,14 +30,11 @@ import numpy as np
 from ..errors import SpecError
 from ..sampling.inference import (
     Diagnostics,
-    LazyModel,
-    diagnose,
     flat,
-    package_versions,
-    sample,
 )
 from ..sampling.settings import SamplerSettings
 from ..select.doses import DoseData
+from .base import Model
 
 if TYPE_CHECKING:  # pragma: no cover
     import arviz as az
@@ -106,7 +104,7 @@ class DoseFit:
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
-class DoseResponse:
+class DoseResponse(Model):
     """Hierarchical dose-response (Emax, log-linear, linear or monotone piecewise)."""
 
     name = "dose-response"
@@ -258,32 +256,38 @@ class DoseResponse:
             ed50_sd=priors.ed50_sd,
             segments=segment_weights(dose, ref["knots"]) if self.form == "piecewise" else None)
 
-    def fit(self, data: DoseData, settings: SamplerSettings | None = None, *,
-            data_sha256: str = "", progress: bool = False) -> DoseFit:
-        """Sample the posterior and run the convergence gate."""
-        settings = settings or SamplerSettings()
-        model = LazyModel(lambda: self.build(data),
-                          (lambda: self.precompiled(data)) if self._precompilable(data)
-                          else None)
-        token = "|".join([self.name, self.form, str(self.hill), repr(self.moderators),
-                          data.outcome,
-                          str(data.standardized),
-                          repr(self.priors_for(data).as_dict()),
-                          data.arms.to_csv(index=False), data.contrasts.to_csv(index=False)])
-        idata = sample(model, settings, progress=progress, token=token)
-        names = ["theta", "tau"] + (["ed50"] if self.form == "emax" else []) + (
+    def kernel(self, data: DoseData) -> Callable[[], PrecompiledModel] | None:
+        """Return the precompiled twin's builder for the forms that have a kernel."""
+        return (lambda: self.precompiled(data)) if self._precompilable(data) else None
+
+    def cache_token(self, data: DoseData) -> str:
+        """Return the model, form, moderators, outcome, priors, arms and contrasts."""
+        return "|".join([self.name, self.form, str(self.hill), repr(self.moderators),
+                         data.outcome,
+                         str(data.standardized),
+                         repr(self.priors_for(data).as_dict()),
+                         data.arms.to_csv(index=False), data.contrasts.to_csv(index=False)])
+
+    def gate_names(self, data: DoseData) -> list[str]:
+        """Return theta and tau, ED50 (and Hill) of an Emax curve, moderator coefficients."""
+        return ["theta", "tau"] + (["ed50"] if self.form == "emax" else []) + (
             ["hill"] if self.form == "emax" and self.hill else []) + (
             ["beta"] if self.moderators else [])
-        diag = diagnose(idata, names)
-        versions = package_versions()
-        priors = self.priors_for(data)
-        idata.attrs.update({"trialmeta_model": self.name, "form": self.form,
-                            "data_sha256": data_sha256, "priors": repr(priors.as_dict()),
-                            "sampler": repr(settings.as_dict()), "seed": settings.seed,
-                            "versions": repr(versions)})
-        return DoseFit(self.name, self.form, self.hill, idata, data, priors, settings, diag,
-                       model.built, self._reference(data),
-                       {"data_sha256": data_sha256, "seed": settings.seed, "versions": versions})
+
+    def record(self, data: DoseData, settings: SamplerSettings, data_sha256: str,
+               versions: dict[str, str]) -> dict[str, Any]:
+        """Return the model, form, data hash, priors, sampler, seed and versions."""
+        return {"trialmeta_model": self.name, "form": self.form,
+                "data_sha256": data_sha256, "priors": repr(self.priors_for(data).as_dict()),
+                "sampler": repr(settings.as_dict()), "seed": settings.seed,
+                "versions": repr(versions)}
+
+    def fit_result(self, data: DoseData, idata: Any, settings: SamplerSettings,
+                   diagnostics: Diagnostics, provenance: dict[str, Any],
+                   built: Any) -> DoseFit:
+        """Return the dose-response fit."""
+        return DoseFit(self.name, self.form, self.hill, idata, data, self.priors_for(data),
+                       settings, diagnostics, built, self._reference(data), provenance)
 
     def params(self, fit: DoseFit) -> dict[str, np.ndarray]:
         """Posterior draws of the parameters that define the mean curve."""

@@ -24,6 +24,7 @@ indirect estimate is ``d[Y] - d[X]`` from the rest).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,16 +35,13 @@ from ..errors import SpecError
 from ..io.memo import per_records
 from ..sampling.inference import (
     Diagnostics,
-    LazyModel,
-    diagnose,
     flat,
-    package_versions,
-    sample,
     summarize_draws,
 )
 from ..sampling.settings import SamplerSettings
 from ..select.filters import COUNT_COLUMN
 from ..stats.priors import HeterogeneityPrior
+from .base import Model
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..io.records import Records
@@ -326,7 +324,7 @@ class NetworkFit:
     provenance: dict[str, Any]
 
 
-class Network:
+class Network(Model):
     """Arm-based random-effects consistency model over a network of treatments."""
 
     name = "network"
@@ -445,25 +443,29 @@ class Network:
                        nodes=data.nodes, effect_sd=pr.effect_sd, baseline_sd=pr.baseline_sd,
                        tau_kind=pr.tau.kind, tau_scale=pr.tau.scale, tau_loc=pr.tau.location)
 
-    def fit(self, data: NetworkData, settings: SamplerSettings | None = None, *,
-            data_sha256: str = "") -> NetworkFit:
-        """Sample the posterior and run the convergence gate on d and tau."""
-        settings = settings or SamplerSettings()
+    def kernel(self, data: NetworkData) -> Callable[[], PrecompiledModel] | None:
+        """Return the precompiled twin's builder (none yet for contrast-level studies)."""
+        return (lambda: self.precompiled(data)) if data.contrasts.empty else None
+
+    def cache_token(self, data: NetworkData) -> str:
+        """Return the variant, outcome, measure, priors, nodes, arms and contrasts."""
         pr = self._priors(data)
-        model = LazyModel(lambda: self.build(data), (lambda: self.precompiled(data))
-                          if data.contrasts.empty else None)  # no kernel for contrasts yet
-        token = "|".join([self.name, "ume" if self.ume else "consistency", repr(self.split),
-                          data.outcome,
-                          data.measure, repr(pr.as_dict()), repr(data.nodes),
-                          data.arms.to_csv(index=False), data.contrasts.to_csv(index=False)])
-        idata = sample(model, settings, token=token)
-        names = ["d_pair" if self.ume else "d_free", "tau"] + (
+        return "|".join([self.name, "ume" if self.ume else "consistency", repr(self.split),
+                         data.outcome,
+                         data.measure, repr(pr.as_dict()), repr(data.nodes),
+                         data.arms.to_csv(index=False), data.contrasts.to_csv(index=False)])
+
+    def gate_names(self, data: NetworkData) -> list[str]:
+        """Return the relative effects and tau (and a node-split's direct effect)."""
+        return ["d_pair" if self.ume else "d_free", "tau"] + (
             ["d_direct"] if self.split else [])
-        diag = diagnose(idata, names)
-        versions = package_versions()
-        return NetworkFit(idata, data, pr, settings, diag,
-                          {"data_sha256": data_sha256, "seed": settings.seed,
-                           "versions": versions, "split": self.split})
+
+    def fit_result(self, data: NetworkData, idata: Any, settings: SamplerSettings,
+                   diagnostics: Diagnostics, provenance: dict[str, Any],
+                   built: Any) -> NetworkFit:
+        """Return the network fit (its provenance says which pair, if any, was split)."""
+        return NetworkFit(idata, data, self._priors(data), settings, diagnostics,
+                          {**provenance, "split": self.split})
 
 
 def arm_likelihood(data: NetworkData, st: dict[str, Any], mean: Any, tau: Any,

@@ -16,6 +16,7 @@ arm.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,15 +26,12 @@ import pandas as pd
 from ..errors import SpecError
 from ..sampling.inference import (
     Diagnostics,
-    LazyModel,
-    diagnose,
     flat,
-    package_versions,
-    sample,
     summarize_draws,
 )
 from ..sampling.settings import SamplerSettings
 from ..select.filters import BinaryArms
+from .base import Model
 
 if TYPE_CHECKING:  # pragma: no cover
     import arviz as az
@@ -85,7 +83,7 @@ class PooledRateSummary:
     sentence: str
 
 
-class PooledRate:
+class PooledRate(Model):
     """Random-effects pooled proportion of treated arms (logit-normal, non-centred)."""
 
     name = "pooled-rate"
@@ -180,27 +178,32 @@ class PooledRate:
                            studies=nested[0] if nested else None,
                            study_scale=self.priors.study_scale)
 
-    def fit(self, data: BinaryArms, settings: SamplerSettings | None = None, *,
-            data_sha256: str = "", progress: bool = False) -> FitResult:
-        """Sample the posterior and run the convergence gate."""
-        settings = settings or SamplerSettings()
-        data = self.prepare(data)
-        model = LazyModel(lambda: self.build(data), lambda: self.precompiled(data))
-        token = "|".join([self.name, repr(self.priors.as_dict()), repr(self.moderators),
-                          data.table.to_csv(index=False)])
-        idata = sample(model, settings, progress=progress, token=token)
-        diag = diagnose(idata, self.gate_names(data))
-        provenance = {"data_sha256": data_sha256, "seed": settings.seed,
-                      "versions": package_versions()}
-        idata.attrs.update({
-            "trialmeta_model": self.name,
-            "data_sha256": data_sha256,
-            "priors": repr(self.priors.as_dict()),
-            "sampler": repr(settings.as_dict()),
-            "seed": settings.seed,
-            "versions": repr(provenance["versions"]),
-        })
-        return FitResult(self.name, idata, data, self.priors, settings, diag, provenance)
+    def fit_data(self, data: BinaryArms) -> BinaryArms:
+        """Return the arms the model uses (see :meth:`prepare`)."""
+        return self.prepare(data)
+
+    def kernel(self, data: BinaryArms) -> Callable[[], PrecompiledModel]:
+        """Return the builder of the precompiled twin (every pooled-rate model has one)."""
+        return lambda: self.precompiled(data)
+
+    def cache_token(self, data: BinaryArms) -> str:
+        """Return the model, its priors and moderators, and the arms."""
+        return "|".join([self.name, repr(self.priors.as_dict()), repr(self.moderators),
+                         data.table.to_csv(index=False)])
+
+    def record(self, data: BinaryArms, settings: SamplerSettings, data_sha256: str,
+               versions: dict[str, str]) -> dict[str, Any]:
+        """Return the model, data hash, priors, sampler, seed and versions."""
+        return {"trialmeta_model": self.name, "data_sha256": data_sha256,
+                "priors": repr(self.priors.as_dict()), "sampler": repr(settings.as_dict()),
+                "seed": settings.seed, "versions": repr(versions)}
+
+    def fit_result(self, data: BinaryArms, idata: Any, settings: SamplerSettings,
+                   diagnostics: Diagnostics, provenance: dict[str, Any],
+                   built: Any) -> FitResult:
+        """Return the pooled-rate fit."""
+        return FitResult(self.name, idata, data, self.priors, settings, diagnostics,
+                         provenance)
 
     quantities = ("pooled_rate", "predictive_rate", "tau", "mu_logit")
 

@@ -41,16 +41,13 @@ import numpy as np
 from ..errors import SpecError
 from ..sampling.inference import (
     Diagnostics,
-    LazyModel,
-    diagnose,
     flat,
-    package_versions,
-    sample,
     summarize_censored,
     summarize_draws,
 )
 from ..sampling.settings import SamplerSettings
 from ..select.contrasts import ContrastData
+from .base import Model
 
 if TYPE_CHECKING:  # pragma: no cover
     import arviz as az
@@ -286,7 +283,7 @@ def time_to_peak(t_r: np.ndarray, t_d: np.ndarray) -> np.ndarray:
     return np.log(t_d / t_r) * t_d * t_r / (t_d - t_r)
 
 
-class TimeCourse:
+class TimeCourse(Model):
     """Effect vs time after one dose: rise-and-decay or piecewise in log-time."""
 
     name = "time-course"
@@ -451,29 +448,37 @@ class TimeCourse:
             group_index=grouped[1] if grouped else None,
             groups=grouped[0] if grouped else None)
 
-    def fit(self, data: ContrastData, settings: SamplerSettings | None = None, *,
-            data_sha256: str = "", progress: bool = False) -> TimeFit:
-        """Sample the posterior and run the convergence gate."""
-        settings = settings or SamplerSettings()
-        model = LazyModel(lambda: self.build(data),
-                          (lambda: self.precompiled(data)) if self._precompilable() else None)
-        token = "|".join([self.name, LIKELIHOOD, type(self).__qualname__, self.form,
-                          repr(self.rho), self.timing, self.likelihood,
-                          repr(self.knots), repr(self.priors.as_dict()), data.measure,
-                          data.contrasts.to_csv(index=False)])
-        idata = sample(model, settings, progress=progress, token=token)
-        names = self.gate[self.form]
-        diag = diagnose(idata, names)
-        versions = package_versions()
-        idata.attrs.update({"trialmeta_model": self.name, "form": self.form, "rho": self.rho,
-                            "likelihood": self.likelihood,
-                            "data_sha256": data_sha256, "priors": repr(self.priors.as_dict()),
-                            "sampler": repr(settings.as_dict()), "seed": settings.seed,
-                            "versions": repr(versions)})
+    def kernel(self, data: ContrastData) -> Callable[[], PrecompiledModel] | None:
+        """Return the precompiled twin's builder for the forms that have a kernel."""
+        return (lambda: self.precompiled(data)) if self._precompilable() else None
+
+    def cache_token(self, data: ContrastData) -> str:
+        """Return the model, likelihood, form, correlation, timing, priors and contrasts."""
+        return "|".join([self.name, LIKELIHOOD, type(self).__qualname__, self.form,
+                         repr(self.rho), self.timing, self.likelihood,
+                         repr(self.knots), repr(self.priors.as_dict()), data.measure,
+                         data.contrasts.to_csv(index=False)])
+
+    def gate_names(self, data: ContrastData) -> list[str]:
+        """Return the form's gated parameters."""
+        return self.gate[self.form]
+
+    def record(self, data: ContrastData, settings: SamplerSettings, data_sha256: str,
+               versions: dict[str, str]) -> dict[str, Any]:
+        """Return the model, form, correlation, likelihood, data hash, priors, sampler."""
+        return {"trialmeta_model": self.name, "form": self.form, "rho": self.rho,
+                "likelihood": self.likelihood,
+                "data_sha256": data_sha256, "priors": repr(self.priors.as_dict()),
+                "sampler": repr(settings.as_dict()), "seed": settings.seed,
+                "versions": repr(versions)}
+
+    def fit_result(self, data: ContrastData, idata: Any, settings: SamplerSettings,
+                   diagnostics: Diagnostics, provenance: dict[str, Any],
+                   built: Any) -> TimeFit:
+        """Return the time-course fit (with its timing groups)."""
         grouped = self.timing_groups(data)
         return TimeFit(self.name, self.form, self.rho, idata, data, self.priors, settings,
-                       diag, self.knots, model.built,
-                       {"data_sha256": data_sha256, "seed": settings.seed, "versions": versions},
+                       diagnostics, self.knots, built, provenance,
                        tuple(grouped[0]) if grouped else (), self.likelihood)
 
     def effect(self, fit: TimeFit, times: np.ndarray, group: int = 0) -> np.ndarray:
