@@ -72,6 +72,23 @@ def read_regular_text(path: Path, what: str, max_bytes: int = MAX_INPUT_BYTES) -
         raise SpecError(f"{path}: the {what} is not UTF-8 text (byte {exc.start})") from None
 
 
+def read_json_or_none(path: Path, what: str, max_bytes: int = MAX_INPUT_BYTES) -> Any:
+    """Return the JSON document in ``path``, or None when there is no such document.
+
+    For files whose absence or damage only means "not ours" (markers, results we may
+    replace): a symbolic link, anything but a regular file, a file over ``max_bytes`` or one
+    that is not JSON all give None.
+    """
+    from .. import errors
+
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        return json.loads(read_regular_text(path, what, max_bytes))
+    except (errors.SpecError, ValueError):
+        return None
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers never see a partial file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,25 +146,16 @@ OUTPUTS_MARKER = ".trialmeta-outputs"
 
 def _owned_listing(folder: Path) -> dict[str, str] | None:
     """Return {file: sha256} from the folder's outputs marker, or None without a valid one."""
-    path = folder / OUTPUTS_MARKER
-    if path.is_symlink() or not path.is_file():
-        return None
-    try:
-        doc = json.loads(read_regular_text(path, "outputs marker", 1_000_000))
-    except Exception:  # an unreadable marker proves nothing
-        return None
+    doc = read_json_or_none(folder / OUTPUTS_MARKER, "outputs marker", 1_000_000)
     files = doc.get("files") if isinstance(doc, dict) else None
-    if doc.get("format") != "trialmeta-outputs" or not isinstance(files, dict):
+    if not isinstance(files, dict) or doc.get("format") != "trialmeta-outputs":
         return None
     return {str(k): str(v) for k, v in files.items()}
 
 
 def _written_json(path: Path) -> bool:
     """Whether a JSON file carries the provenance trialmeta writes (sweep, calibration)."""
-    try:
-        doc = json.loads(read_regular_text(path, "result", 200_000_000))
-    except Exception:
-        return False
+    doc = read_json_or_none(path, "result")
     prov = doc.get("provenance") if isinstance(doc, dict) else None
     return (isinstance(prov, dict) and isinstance(prov.get("data_sha256"), str)
             and isinstance(prov.get("versions"), dict) and "trialmeta" in prov["versions"])

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SpecError
+from ..io.files import read_json_or_none
 
 MARKER = ".trialmeta-report"
 FORMAT_VERSION = 1
@@ -104,15 +105,7 @@ def _tree(folder: Path) -> tuple[set[str], set[str], set[str]]:
 
 def _marker(folder: Path) -> dict | None:
     """Return the folder's marker document, or None when there is no valid marker."""
-    marker = folder / MARKER
-    if marker.is_symlink() or not marker.is_file():
-        return None
-    try:
-        if marker.stat().st_size > 10_000_000:
-            return None
-        doc = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    doc = read_json_or_none(folder / MARKER, "report marker", 10_000_000)
     if not isinstance(doc, dict) or doc.get("format") != "trialmeta-report":
         return None
     files = doc.get("files")
@@ -140,14 +133,7 @@ def _token(folder: Path) -> str | None:
 
 def _written_by_trialmeta(results: Path) -> bool:
     """Whether ``results.json`` carries the provenance a trialmeta report writes."""
-    if results.is_symlink() or not results.is_file():
-        return False
-    try:
-        if results.stat().st_size > 1_000_000_000:
-            return False
-        doc = json.loads(results.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
+    doc = read_json_or_none(results, "results.json")
     prov = doc.get("provenance") if isinstance(doc, dict) else None
     return (isinstance(prov, dict) and isinstance(prov.get("data_sha256"), str)
             and isinstance(prov.get("versions"), dict) and "trialmeta" in prov["versions"]
