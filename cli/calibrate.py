@@ -72,6 +72,7 @@ def calibrate(
                        scheduler, cache, as_json, quiet)
         return
     from trialmeta.analysis.io.files import check_outputs, dumps_json, write_outputs
+    from trialmeta.analysis.io.provenance import command_line, package_versions
     from trialmeta.analysis.io.records import read_records
     from trialmeta.analysis.pipelines.calibration import (
         PLANTED,
@@ -82,7 +83,6 @@ def calibrate(
         tasks,
     )
     from trialmeta.analysis.pipelines.engine import run_tasks
-    from trialmeta.analysis.sampling.inference import command_line, package_versions
 
     if model not in calibrated_families():
         raise fail(f"error: calibrate supports {', '.join(calibrated_families())}, not "
@@ -153,10 +153,10 @@ def _decision_rule(file, claims_file, sims, seed, draws, tune, chains, out, work
     """Operating characteristics of the decision rule: verdict frequencies by world."""
     from trialmeta.analysis.evaluate.claims import load_claims
     from trialmeta.analysis.io.files import check_outputs, dumps_json, write_outputs
+    from trialmeta.analysis.io.provenance import command_line, package_versions
     from trialmeta.analysis.io.records import read_records
     from trialmeta.analysis.pipelines.engine import run_tasks
     from trialmeta.analysis.pipelines.operating import specs_for, summarize, tasks
-    from trialmeta.analysis.sampling.inference import command_line, package_versions
 
     records = read_records(file)
     claims = load_claims(claims_file)

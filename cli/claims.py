@@ -45,11 +45,8 @@ def claims(
     from trialmeta.analysis.evaluate.claims import load_claims
     from trialmeta.analysis.evaluate.evaluation import evaluate
     from trialmeta.analysis.io.files import dumps_json, rounded
+    from trialmeta.analysis.io.provenance import command_line, package_versions
     from trialmeta.analysis.io.records import read_records
-    from trialmeta.analysis.sampling.inference import (
-        command_line,
-        package_versions,
-    )
     from trialmeta.analysis.sampling.settings import SamplerSettings
 
     if fail_on is not None and fail_on not in FAIL_ON:

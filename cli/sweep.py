@@ -49,6 +49,7 @@ def sweep(
     """Refit every claim under one-at-a-time changes of prior, form, data and window."""
     from trialmeta.analysis.evaluate.claims import load_claims
     from trialmeta.analysis.io.files import check_outputs, dumps_json, write_outputs
+    from trialmeta.analysis.io.provenance import command_line, package_versions
     from trialmeta.analysis.io.records import read_records
     from trialmeta.analysis.pipelines.engine import Task, run_tasks
     from trialmeta.analysis.pipelines.sweep import (
@@ -57,10 +58,6 @@ def sweep(
         fixed_cells,
         loo_cells,
         table,
-    )
-    from trialmeta.analysis.sampling.inference import (
-        command_line,
-        package_versions,
     )
     from trialmeta.analysis.sampling.settings import SamplerSettings
 

@@ -14,9 +14,10 @@ import numpy as np
 from ..claims.spec import Claim
 from ..errors import SpecError
 from ..io.files import rounded
+from ..io.provenance import command_line
 from ..io.records import Records
 from ..models.contrast import Contrast, ContrastFit, ContrastPriors, ContrastSummary
-from ..sampling.inference import command_line, loo
+from ..sampling.inference import loo
 from ..sampling.settings import SamplerSettings
 from ..select.contrasts import RATIO, ContrastData, contrast_effects
 from ..stats.effects import Effects

@@ -7,11 +7,12 @@ from typing import Any
 
 from ..errors import SpecError
 from ..io.files import rounded
+from ..io.provenance import command_line
 from ..io.records import Records
 from ..models import get_model_class
 from ..models.dose_response import DoseResponse, dose_summary
 from ..models.time_course import TimeCourse, TimePriors, time_summary
-from ..sampling.inference import command_line, loo
+from ..sampling.inference import loo
 from ..sampling.settings import SamplerSettings
 from ..select.contrasts import select_time_course
 from ..select.doses import select_dose_arms

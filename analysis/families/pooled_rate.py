@@ -14,8 +14,8 @@ import numpy as np
 from ..claims.spec import Claim
 from ..errors import SpecError
 from ..io.files import rounded
+from ..io.provenance import command_line
 from ..io.records import Records
-from ..sampling.inference import command_line
 from ..sampling.settings import SamplerSettings
 from .base import FamilyRun, Figure
 from .common import (

@@ -22,7 +22,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..sampling.inference import LazyModel, diagnose, package_versions, sample
+from ..io.provenance import package_versions
+from ..sampling.inference import LazyModel, diagnose, sample
 from ..sampling.settings import SamplerSettings
 
 if TYPE_CHECKING:  # pragma: no cover

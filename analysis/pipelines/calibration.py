@@ -33,8 +33,8 @@ from scipy import stats
 
 from ..errors import SpecError
 from ..families.base import get_family, registry
+from ..io.provenance import package_versions
 from ..io.records import Records
-from ..sampling.inference import package_versions
 from ..sampling.settings import SamplerSettings
 from ..stats.sbc import N_RANK_DRAWS, RANK_BINS
 from .engine import Task, task_key

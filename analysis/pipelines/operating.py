@@ -29,8 +29,8 @@ import numpy as np
 from ..claims.spec import Claim, ClaimsFile
 from ..errors import SpecError
 from ..families.base import family_name
+from ..io.provenance import package_versions
 from ..io.records import Records
-from ..sampling.inference import package_versions
 from ..sampling.settings import SamplerSettings
 from ..select.filters import COUNT_COLUMN
 from .calibration import clopper_pearson

@@ -17,12 +17,12 @@ from ..claims.spec import ClaimsFile
 from ..evaluate.evaluation import Evaluation, evaluate
 from ..families.base import get_family
 from ..io.files import rounded, write_text_atomic
+from ..io.provenance import package_versions
 from ..io.records import Records
 from ..report.build import Report, assemble, render, write_report
 from ..report.contrast_section import strip_figures, with_figures
 from ..report.extras import to_csv
 from ..report.plots import svg, use_svg_cache
-from ..sampling.inference import package_versions
 from ..sampling.settings import SamplerSettings
 from .contrast_fits import fit_contrast_section
 from .sensitivity import sensitivity

@@ -33,8 +33,8 @@ from typing import Any
 
 from ..claims.spec import Claim, ClaimsFile
 from ..families.base import family_of
+from ..io.provenance import package_versions
 from ..io.records import Records
-from ..sampling.inference import package_versions
 from ..sampling.settings import SamplerSettings
 from ..select.filters import TimeWindow
 from .engine import Task, task_key

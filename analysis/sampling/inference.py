@@ -7,18 +7,16 @@ Intervals are equal-tailed with probability :data:`CI_PROB` unless asked.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
-import platform
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..io.provenance import package_versions
 from .settings import SamplerSettings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -31,7 +29,6 @@ if TYPE_CHECKING:  # pragma: no cover
 CI_PROB = 0.95
 R_HAT_MAX = 1.01
 ESS_BULK_MIN = 400
-PACKAGES = ("trialmeta", "pymc", "pytensor", "arviz", "numpy", "scipy", "pandas")
 
 
 @dataclass
@@ -192,7 +189,6 @@ def _write_atomic(folder: Path, key: str, suffix: str, write: Callable[[str], An
     next run refits it.
     """
     import os
-    import sys
     import tempfile
 
     tmp = None
@@ -253,8 +249,6 @@ _DISTRUSTED: set[str] = set()
 
 def _distrusted(folder: Path, key: str, why: Exception) -> None:
     """Say (once per entry) that a cached posterior is refitted because it was not intact."""
-    import sys
-
     if key in _DISTRUSTED:
         return
     _DISTRUSTED.add(key)
@@ -401,31 +395,6 @@ def flat(idata: az.InferenceData, name: str) -> np.ndarray:
     """Posterior draws of a variable with chains and draws flattened into axis 0."""
     values = idata.posterior[name].values
     return values.reshape((-1,) + values.shape[2:])
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of Python and the packages a result depends on."""
-    return dict(_package_versions())
-
-
-@functools.cache
-def _package_versions() -> dict[str, str]:
-    """Read once per process: importlib.metadata parses each package's METADATA file."""
-    out = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
-def command_line() -> str:
-    """Return the command that produced a result (program name without its path)."""
-    argv = list(sys.argv)
-    if argv:
-        argv[0] = argv[0].rsplit("/", 1)[-1]
-    return " ".join(argv)
 
 
 def loo(idata: az.InferenceData, model: pm.Model | None) -> dict[str, Any]:
