@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError
-from ..io.files import dumps_json, write_text_atomic
+from ..io.cache import Cache
 
 
 @dataclass(frozen=True)
@@ -59,47 +59,6 @@ class Progress:
             sys.stderr.flush()
 
 
-def read_result(folder: Path | None, key: str) -> dict[str, Any] | None:
-    """Return the result stored under ``key`` in ``folder`` (None if absent or not it)."""
-    if folder is None:
-        return None
-    from ..io.files import regular_file
-
-    path = folder / f"{key}.json"
-    try:
-        if not regular_file(path):
-            return None
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    ok = (isinstance(doc, dict) and doc.get("key") == key
-          and doc.get("sha256") == _result_digest(doc.get("result")))
-    if not ok:  # edited, truncated or foreign: recomputed, and said (once a process)
-        if not _DISTRUSTED:
-            print(f"trialmeta: warning: cached result {path} does not match its SHA-256 "
-                  "(edited, or from an older trialmeta); recomputing it and any others",
-                  file=sys.stderr)
-        _DISTRUSTED.append(str(path))
-        return None
-    return doc["result"]
-
-
-#: cached results found altered in this process
-_DISTRUSTED: list[str] = []
-
-
-def _result_digest(result: Any) -> str:
-    """SHA-256 of a result's canonical JSON (binds a stored result to its text)."""
-    return hashlib.sha256(json.dumps(result, sort_keys=True, allow_nan=True)
-                          .encode("utf-8")).hexdigest()
-
-
-def store_result(folder: Path, key: str, result: dict[str, Any]) -> None:
-    """Store a JSON-ready result under ``key`` (atomically; :func:`read_result` reads it)."""
-    write_text_atomic(folder / f"{key}.json", dumps_json(
-        {"key": key, "result": result, "sha256": _result_digest(result)}))
-
-
 def run_tasks(tasks: Sequence[Task], *, workers: int | None = None, scheduler: str | None = None,
               cache_dir: str | Path | None = None, label: str = "fits",
               progress: bool | None = None,
@@ -126,7 +85,7 @@ def run_tasks(tasks: Sequence[Task], *, workers: int | None = None, scheduler: s
         returns join this run, so work that depends on one result starts as soon as that
         result is in, on the same cluster. Their results follow their parent's in the list.
     """
-    folder = Path(cache_dir) / "cells" if cache_dir is not None else None
+    cache = Cache(cache_dir) if cache_dir is not None else None
     if scheduler is not None:  # refused even when every task is cached and none would run
         scheduler_address(scheduler)
     results: dict[str, dict[str, Any]] = {}
@@ -144,7 +103,7 @@ def run_tasks(tasks: Sequence[Task], *, workers: int | None = None, scheduler: s
             if t.key in results:
                 bar.advance()
                 continue
-            hit = read_result(folder, t.key)
+            hit = cache.read_result(t.key) if cache is not None else None
             if hit is None:
                 todo[t.key] = t
                 runnable.append(t)
@@ -163,8 +122,8 @@ def run_tasks(tasks: Sequence[Task], *, workers: int | None = None, scheduler: s
     first = admit(tasks)
     if first:
         for task, result in _submit(first, workers, scheduler, follow_up is not None, adopt):
-            if folder is not None:
-                store_result(folder, task.key, result)
+            if cache is not None:
+                cache.store_result(task.key, result)
             results[task.key] = result
             bar.advance()
 

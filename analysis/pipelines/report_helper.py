@@ -10,7 +10,7 @@ nothing the main line needs until the end:
 :class:`ReportHelper` runs them in one spawned process while the main line evaluates,
 fits the comparisons and draws the figures. Their results are the same as the main
 line's would be (the same functions, the same cache), and a netCDF conversion that
-failed is redone by :func:`~trialmeta.analysis.sampling.inference.cached_file`, which checks
+failed is redone by :func:`~trialmeta.analysis.io.cache.cached_file`, which checks
 every copy it ships. On one core, or without a cache folder, nothing starts.
 """
 
@@ -23,7 +23,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from ..sampling.inference import netcdf_copy
+from ..io.cache import netcdf_copy
 from ..sampling.settings import SamplerSettings
 
 

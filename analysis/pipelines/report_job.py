@@ -16,6 +16,7 @@ from typing import Any
 from ..claims.spec import ClaimsFile
 from ..evaluate.evaluation import Evaluation, evaluate
 from ..families.base import get_family
+from ..io.cache import Cache
 from ..io.files import rounded, write_text_atomic
 from ..io.provenance import package_versions
 from ..io.records import Records
@@ -150,32 +151,30 @@ def _baseline_results(before: Records, claims: ClaimsFile,
     The document is a function of the records, claims, settings and versions, which key
     it; a warm report reads it back instead of evaluating the baseline again.
     """
-    from .engine import store_result
-
-    found, folder, key = _stored_baseline(before, claims, settings)
+    found, cache, key = _stored_baseline(before, claims, settings)
     if found is not None:
         return found
     ev = evaluate(before, claims, settings, documents=False)  # only the verdicts are shown
     section = fit_contrast_section(before, claims.contrasts, settings)
     results = rounded({"claims": [r.as_dict() for r in ev.results],
                        "contrasts": strip_figures(section)})
-    if folder is not None:
+    if cache is not None:
         try:
-            store_result(folder, key, results)
+            cache.store_result(key, results)
         except OSError:
             pass  # the cache only saves time
     return results
 
 
 def _stored_baseline(before: Records, claims: ClaimsFile, settings: SamplerSettings
-                     ) -> tuple[dict[str, Any] | None, Path | None, str]:
-    """Return the baseline's stored results (None if absent), their folder and key."""
-    from .engine import read_result, task_key
+                     ) -> tuple[dict[str, Any] | None, Cache | None, str]:
+    """Return the baseline's stored results (None if absent), the cache and the key."""
+    from .engine import task_key
 
     key = task_key("baseline", before.sha256, claims.sha256, settings.as_dict(),
                    package_versions())
-    folder = Path(settings.cache_dir) / "cells" if settings.cache_dir else None
-    return read_result(folder, key), folder, key
+    cache = Cache(settings.cache_dir) if settings.cache_dir else None
+    return (cache.read_result(key) if cache is not None else None), cache, key
 
 
 def _baseline_later(helper: Any, before: Records, claims: ClaimsFile,
@@ -222,4 +221,4 @@ def _complete_marker(records: Records, claims: ClaimsFile,
     text = "\n".join([records.sha256, claims.sha256, repr(sorted(settings.as_dict().items())),
                       repr(sorted(package_versions().items()))])
     name = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return Path(settings.cache_dir) / f"report-{name}.complete"
+    return Cache(settings.cache_dir).marker(f"report-{name}.complete")

@@ -22,10 +22,10 @@ from ..claims.spec import ClaimsFile
 from ..errors import SpecError
 from ..evaluate.evaluation import Evaluation
 from ..families.base import Figure, censor_bound, family_name, get_family
+from ..io.cache import cached_file
 from ..io.files import dumps_json, rounded, write_text_atomic
 from ..io.provenance import command_line, package_versions
 from ..io.records import Records, summarize
-from ..sampling.inference import cached_file
 from ..sampling.settings import SamplerSettings
 from .agents_section import agents_section
 from .contrast_section import strip_figures

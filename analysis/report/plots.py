@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import stats
+
+from ..io.cache import Cache
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -68,26 +68,15 @@ def svg(plot: Callable[..., Figure], **inputs: Any) -> str:
     deterministic function of their inputs, so they are cached like the posteriors.
     """
     folder = _SVG_CACHE[0]
-    key = _svg_key(plot, inputs) if folder is not None else None
-    path = folder / "svg" / f"{key}.svg" if key else None
-    from ..io.files import regular_file
-
-    if path is not None and regular_file(path):
-        cached = path.read_text(encoding="utf-8", errors="replace")
-        body, _, stamp = cached.rpartition("\n<!-- sha256 ")
-        if stamp.strip().removesuffix("-->").strip() == hashlib.sha256(
-                body.encode()).hexdigest():
-            return body  # whole, as written; a truncated or edited file is drawn again
+    cache = Cache(folder) if folder is not None else None
+    key = _svg_key(plot, inputs) if cache is not None else None
+    if cache is not None and key is not None:
+        cached = cache.read_figure(key)
+        if cached is not None:
+            return cached
     text = to_svg(plot(**inputs))
-    if path is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".svg-")
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(f"{text}\n<!-- sha256 {hashlib.sha256(text.encode()).hexdigest()} -->")
-            os.replace(tmp, path)
-        except OSError:
-            pass  # a figure cache only saves time (a full or read-only cache: drawn again)
+    if cache is not None and key is not None:
+        cache.write_figure(key, text)
     return text
 
 

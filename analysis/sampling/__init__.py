@@ -1,1 +1,1 @@
-"""Samplers, settings and the posterior cache; the precompiled kernels; no model family."""
+"""Samplers and their settings, the convergence gate and PSIS-LOO; the kernels; no family."""

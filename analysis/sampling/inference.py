@@ -6,16 +6,14 @@ Intervals are equal-tailed with probability :data:`CI_PROB` unless asked.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..io.cache import Cache, memoized
 from ..io.provenance import package_versions
 from .settings import SamplerSettings
 
@@ -23,7 +21,6 @@ if TYPE_CHECKING:  # pragma: no cover
     import arviz as az
     import pymc as pm
 
-    from ..io.posterior_store import StoredPosterior
     from .precompiled import PrecompiledModel
 
 CI_PROB = 0.95
@@ -106,7 +103,7 @@ def sample(model: pm.Model | LazyModel, settings: SamplerSettings, *, progress: 
         token = f"{token}|{ENGINE}"
     key = cache_key(token, settings) if (token and settings.cache_dir) else None
     if key:
-        cached = _cache_read(Path(settings.cache_dir), key)
+        cached = Cache(settings.cache_dir).read_posterior(key)
         if cached is not None:
             return cached
     if precompiled:
@@ -131,192 +128,8 @@ def sample(model: pm.Model | LazyModel, settings: SamplerSettings, *, progress: 
         idata.attrs["refit_note"] = (f"{n_div} divergence(s) at target_accept "
                                      f"{settings.target_accept}; refitted at {retry}")
     if key:
-        _cache_write(Path(settings.cache_dir), key, idata)
+        Cache(settings.cache_dir).write_posterior(key, idata)
     return idata
-
-
-def cached_file(idata: Any, settings: SamplerSettings) -> Path | None:
-    """Return a netCDF copy of a cached posterior, writing it into the cache on first use.
-
-    The cache itself keeps only ``.npz`` (a sweep never ships netCDF, which costs about
-    0.3 s a posterior to write); the report's ``fits/`` folder copies this file.
-    """
-    key = idata.attrs.get("cache_key")
-    if not key or not settings.cache_dir:
-        return None
-    from ..io.files import regular_file
-
-    folder = Path(settings.cache_dir)
-    path, stamp = folder / f"{key}.nc", folder / f"{key}.nc.sha256"
-    stamped = regular_file(stamp)  # (anything but a file in its place is cleared)
-    if regular_file(path) and not (stamped and stamp.read_text().strip() == _digest(path)):
-        path.unlink()  # truncated or edited: never copied into a report
-    if not path.exists() and (folder / f"{key}.npz").exists():
-        _write_atomic(folder, key, ".nc", idata.to_netcdf)
-        _write_atomic(folder, key, ".nc.sha256",
-                      lambda p: Path(p).write_text(_digest(folder / f"{key}.nc")))
-    return path if path.exists() else None
-
-
-def netcdf_copy(cache_dir: str | Path, key: str) -> Path | None:
-    """Write (if needed) and return the netCDF copy of the cached posterior ``key``."""
-    idata = _cache_read(Path(cache_dir), key)
-    return None if idata is None else cached_file(idata, SamplerSettings(cache_dir=str(cache_dir)))
-
-
-_DIGESTS: dict[tuple[str, int, int], str] = {}
-
-
-def _digest(path: Path) -> str:
-    """Return the SHA-256 of a file's bytes (read once per version of the file)."""
-    import hashlib
-
-    st = path.stat()
-    key = (str(path), st.st_mtime_ns, st.st_size)
-    if key not in _DIGESTS:
-        _DIGESTS[key] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return _DIGESTS[key]
-
-
-#: cache folders a write already failed in (warned once each)
-_UNWRITABLE: set[str] = set()
-
-
-def _write_atomic(folder: Path, key: str, suffix: str, write: Callable[[str], Any]) -> None:
-    """Write a cache entry atomically; on a full or read-only disk, warn once and go on.
-
-    The cache only saves time: a fit whose entry cannot be written is still used, and the
-    next run refits it.
-    """
-    import os
-    import tempfile
-
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{key}.", suffix=suffix)
-        os.close(fd)
-        write(tmp)
-        os.replace(tmp, folder / f"{key}{suffix}")
-    except OSError as exc:
-        if str(folder) not in _UNWRITABLE:
-            _UNWRITABLE.add(str(folder))
-            print(f"trialmeta: warning: cache not written in {folder}: "
-                  f"{exc.strerror or exc}; continuing without caching (free space or "
-                  "choose another --cache)", file=sys.stderr)
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-
-
-#: cache folder of every posterior read from or written to a cache in this process
-_CACHE_FOLDERS: dict[str, Path] = {}
-
-
-def _cache_read(folder: Path, key: str) -> StoredPosterior | None:
-    """Read a cached posterior; None (and the entry removed) when it cannot be trusted.
-
-    The draws file must match the SHA-256 written beside it (``KEY.npz.sha256``) when it
-    was stored: an entry whose draws were edited, replaced or truncated, or that has no
-    stamp, is refitted, and the first such entry in a process is reported on stderr.
-    """
-    from ..io.files import regular_file
-    from ..io.posterior_store import read_npz
-
-    path, stamp = folder / f"{key}.npz", folder / f"{key}.npz.sha256"
-    if not regular_file(path):
-        return None
-    try:
-        if not regular_file(stamp) or stamp.stat().st_size > 200:
-            raise ValueError("no SHA-256 stamp beside the draws")
-        if stamp.read_text(encoding="ascii").strip() != _digest(path):
-            raise ValueError("its draws do not match the SHA-256 written with them")
-        idata = read_npz(path)
-        if idata.attrs.get("cache_key") != key:
-            raise ValueError("stored key does not match")
-    except Exception as exc:  # a corrupt, edited or foreign entry is refitted, never trusted
-        _distrusted(folder, key, exc)
-        for suffix in (".npz", ".npz.sha256", ".derived.json", ".nc", ".nc.sha256"):
-            with contextlib.suppress(OSError):
-                (folder / f"{key}{suffix}").unlink(missing_ok=True)
-        return None
-    _CACHE_FOLDERS[key] = folder
-    return idata
-
-
-#: cache entries found altered in this process (each reported once)
-_DISTRUSTED: set[str] = set()
-
-
-def _distrusted(folder: Path, key: str, why: Exception) -> None:
-    """Say (once per entry) that a cached posterior is refitted because it was not intact."""
-    if key in _DISTRUSTED:
-        return
-    _DISTRUSTED.add(key)
-    print(f"trialmeta: warning: cache entry {folder / key}.npz is refitted: {why}",
-          file=sys.stderr)
-
-
-def _cache_write(folder: Path, key: str, idata: az.InferenceData) -> None:
-    """Store ``idata`` as ``.npz`` (netCDF only when a report ships it: :func:`cached_file`)."""
-    from ..io.posterior_store import write_npz
-
-    folder.mkdir(parents=True, exist_ok=True)
-    idata.attrs["cache_key"] = key
-    _write_atomic(folder, key, ".npz", lambda p: write_npz(idata, Path(p)))
-    if (folder / f"{key}.npz").is_file():  # the stamp last: an entry without it is refitted
-        _write_atomic(folder, key, ".npz.sha256",
-                      lambda p: Path(p).write_text(_digest(folder / f"{key}.npz"),
-                                                   encoding="ascii"))
-    _CACHE_FOLDERS[key] = folder
-
-
-def _memoized(idata: Any, kind: str, name: str,
-              compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Return ``compute()``, kept next to a cached posterior (``<key>.derived.json``).
-
-    Diagnostics and PSIS-LOO are functions of the draws alone, and the cache key fixes
-    the draws (and the ArviZ version): a warm run then needs no ArviZ at all. The side file
-    carries the SHA-256 of the draws' file and a check over its numbers; a file that does
-    not match (a restored or edited cache) is ignored and the numbers are computed again.
-    """
-    import json
-
-    from ..io.files import regular_file, write_text_atomic
-
-    key = idata.attrs.get("cache_key")
-    folder = _CACHE_FOLDERS.get(key) if key else None
-    if folder is None or not regular_file(folder / f"{key}.npz"):
-        return compute()
-    path = folder / f"{key}.derived.json"
-    draws = _digest(folder / f"{key}.npz")
-    try:
-        if not regular_file(path):
-            raise ValueError("no side file")
-        memo = json.loads(path.read_text(encoding="utf-8"))
-        entries = memo["entries"]
-        if memo["draws_sha256"] != draws or memo["check"] != _memo_check(draws, entries):
-            raise ValueError("the side file does not describe these draws")
-    except (OSError, ValueError, KeyError, TypeError):
-        entries = {}  # missing, stale or edited: computed again from the draws
-    if name in entries.get(kind, {}):
-        return entries[kind][name]
-    value = compute()
-    entries.setdefault(kind, {})[name] = value
-    try:
-        write_text_atomic(path, json.dumps({"draws_sha256": draws, "entries": entries,
-                                            "check": _memo_check(draws, entries)},
-                                           sort_keys=True))
-    except OSError:
-        pass  # a side file only saves time; the numbers are recomputed next time
-    return value
-
-
-def _memo_check(draws: str, entries: dict[str, Any]) -> str:
-    """Bind a side file's numbers to the draws they were computed from."""
-    import hashlib
-    import json
-
-    return hashlib.sha256((draws + json.dumps(entries, sort_keys=True)).encode()).hexdigest()
 
 
 def _convergence(idata: Any, var_names: list[str]) -> dict[str, Any]:
@@ -342,7 +155,7 @@ def _convergence(idata: Any, var_names: list[str]) -> dict[str, Any]:
 
 def diagnose(idata: az.InferenceData, var_names: list[str]) -> Diagnostics:
     """Check R-hat, bulk ESS and divergences of ``var_names`` against the gate."""
-    found = _memoized(idata, "diagnose", ",".join(var_names),
+    found = memoized(idata, "diagnose", ",".join(var_names),
                       lambda: _convergence(idata, var_names))
     r_hat_max = float("nan") if found["r_hat_max"] is None else found["r_hat_max"]
     ess_min = float("nan") if found["ess_bulk_min"] is None else found["ess_bulk_min"]
@@ -406,7 +219,7 @@ def loo(idata: az.InferenceData, model: pm.Model | None) -> dict[str, Any]:
         from ..errors import SpecError
 
         raise SpecError("this posterior has no log-likelihood group: refit to compare forms")
-    return _memoized(idata, "loo", "pointwise", lambda: _psis_loo(idata, model))
+    return memoized(idata, "loo", "pointwise", lambda: _psis_loo(idata, model))
 
 
 def stacked_loglik(group: Any) -> np.ndarray:  # a log_likelihood group

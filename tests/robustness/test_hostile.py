@@ -377,7 +377,7 @@ def test_a_full_disk_for_out_is_one_line_and_the_previous_report_stays(
 
 def test_a_full_cache_warns_once_and_the_report_is_still_written(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from trialmeta.analysis.sampling import inference
+    from trialmeta.analysis.io import cache as inference  # the cache lives in io now
 
     data, claims = make_inputs(tmp_path)
     monkeypatch.setattr(inference, "_UNWRITABLE", set())

@@ -301,7 +301,7 @@ def test_an_edited_cached_posterior_is_refitted_and_said(tmp_path: Path) -> None
 
 
 def test_an_edited_cached_result_is_recomputed(tmp_path: Path) -> None:
-    from trialmeta.analysis.pipelines.engine import read_result, store_result
+    from trialmeta.analysis.io.cache import read_result, store_result
 
     store_result(tmp_path, "k1", {"verdict": "inconclusive", "p": 0.5})
     assert read_result(tmp_path, "k1") == {"verdict": "inconclusive", "p": 0.5}
@@ -470,7 +470,8 @@ def test_help_says_plugins_execute_code() -> None:
 # --- also: a cached sweep with a bad scheduler; a silent server; ENOSPC names the target ---
 
 def test_a_bad_scheduler_is_refused_even_when_everything_is_cached(tmp_path: Path) -> None:
-    from trialmeta.analysis.pipelines.engine import Task, run_tasks, store_result
+    from trialmeta.analysis.io.cache import store_result
+    from trialmeta.analysis.pipelines.engine import Task, run_tasks
 
     store_result(tmp_path / "cells", "k", {"x": 1})
     assert run_tasks([Task("k", print, ())], cache_dir=tmp_path, progress=False) == [{"x": 1}]

@@ -52,7 +52,7 @@ def test_different_inputs_do_not_share_an_entry(tmp_path: Path) -> None:
 
 def test_netcdf_copy_is_written_once_and_reads_as_the_posterior(tmp_path: Path) -> None:
     import arviz as az
-    from trialmeta.analysis.sampling.inference import cached_file
+    from trialmeta.analysis.io.cache import cached_file
 
     settings = SamplerSettings(draws=200, tune=200, chains=2, seed=4, cache_dir=str(tmp_path))
     first = PooledRate().fit(data(), settings)
@@ -148,7 +148,7 @@ def test_stored_posterior_reads_like_arviz(tmp_path: Path) -> None:
 
 def test_a_truncated_cached_netcdf_is_never_copied(tmp_path: Path) -> None:
     """Issue 20: the report's fits/*.nc come from a verified file, else a fresh one."""
-    from trialmeta.analysis.sampling.inference import cached_file
+    from trialmeta.analysis.io.cache import cached_file
 
     settings = SamplerSettings(draws=100, tune=100, chains=2, seed=4, cache_dir=str(tmp_path))
     PooledRate().fit(data(), settings)
@@ -166,8 +166,8 @@ def _double(x: int) -> int:
 
 def test_report_helper_writes_the_netcdf_copy_the_report_would(tmp_path: Path) -> None:
     import arviz as az
+    from trialmeta.analysis.io.cache import cached_file
     from trialmeta.analysis.pipelines.report_helper import ReportHelper
-    from trialmeta.analysis.sampling.inference import cached_file
 
     settings = SamplerSettings(draws=200, tune=200, chains=2, seed=4, cache_dir=str(tmp_path))
     idata = PooledRate().fit(data(), settings).idata
