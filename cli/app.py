@@ -68,15 +68,18 @@ app.command("diff")(diff)
 @app.command("models")
 def models() -> None:
     """List the model families claims can name, then the registered model classes."""
-    from trialmeta.analysis.families.base import get_family
-    from trialmeta.analysis.families.base import registry as families
-    from trialmeta.analysis.models import get_model_class, registry
+    from trialmeta.analysis.families.registry import (
+        get_family,
+        get_model_class,
+        model_registry,
+        registry,
+    )
 
     typer.echo("families (claims: model: NAME)")
-    for name in sorted(families()):
+    for name in sorted(registry()):
         typer.echo(f"  {name:<16} {get_family(name).description}")
     typer.echo("models (fit commands; a TimeCourse subclass is a time-course form)")
-    for name in sorted(registry()):
+    for name in sorted(model_registry()):
         cls = get_model_class(name)
         typer.echo(f"  {name:<16} {getattr(cls, 'description', '')}")
 

@@ -29,7 +29,8 @@ from ..claims.spec import (
     parse_priors,
 )
 from ..errors import SpecError
-from ..families.base import Family, family_name, get_family
+from ..families.base import Family
+from ..families.registry import family_name, get_family
 from ..io.files import read_regular
 from ..io.text_rules import text_problem
 from ..io.yaml_input import load_yaml, top_level_lines
@@ -250,7 +251,7 @@ def parse_claim(raw: Any, path: str, defaults: DecisionRule) -> Claim:
     def check(fn: Callable[[], Any]) -> Any:
         return _collecting(problems, fn)
 
-    from ..families.base import claim_options
+    from ..families.registry import claim_options
 
     family_fields = claim_options()  # field -> the families that take it
     all_fields = CLAIM_FIELDS | OPTION_FIELDS | set(family_fields)

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..families.base import FamilyRun, family_of
+from ..families.base import FamilyRun
 from ..families.common import PRIOR_DRAWS
+from ..families.registry import family_of
 from ..io.records import Records
 from ..sampling.inference import summarize_censored
 from ..sampling.settings import SamplerSettings

@@ -7,11 +7,8 @@ cells it offers, how the report shows it, and how to simulate its data for
 simulation-based calibration. The claims engine, ``sweep``, ``calibrate`` and the report
 only ever call these methods, so a plug-in family works everywhere a built-in one does.
 
-Families are found by name: the built-in ones (``BUILTIN``), packages declaring an entry
-point in the ``trialmeta.families`` group, and local files loaded with ``trialmeta
---plugin FILE`` that define ``TRIALMETA_FAMILIES = {name: FamilyClass}``. A model
-registered in ``trialmeta.analysis.models`` that subclasses ``TimeCourse`` belongs to the
-time-course family. See ``docs/extending.md``.
+Families (and model classes) are found by name in the one registry,
+:mod:`trialmeta.analysis.families.registry`. See ``docs/extending.md``.
 """
 
 from __future__ import annotations
@@ -29,16 +26,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..claims.spec import Claim
     from ..io.records import Records
     from ..sampling.settings import SamplerSettings
-
-BUILTIN = {
-    "pooled-rate": "trialmeta.analysis.families.pooled_rate:PooledRateFamily",
-    "contrast": "trialmeta.analysis.families.contrast:ContrastFamily",
-    "dose-response": "trialmeta.analysis.families.dose_response:DoseResponseFamily",
-    "time-course": "trialmeta.analysis.families.time_course:TimeCourseFamily",
-    "network": "trialmeta.analysis.families.network:NetworkFamily",
-}
-_LOCAL: dict[str, type] = {}
-_INSTANCES: dict[str, Family] = {}
 
 
 @dataclass
@@ -214,100 +201,3 @@ class Family(ABC):
                     ) -> Any:
         """SBC: return ``data`` carrying the observations simulated by the PyMC model."""
         raise SpecError(f"calibrate has no simulator for the {self.name} family")
-
-
-def registry() -> dict[str, str]:
-    """Map every family name to its ``module:Class`` path (built-in, plug-ins, local)."""
-    from ..models import merged_registry
-
-    return merged_registry(BUILTIN, "trialmeta.families", _LOCAL)
-
-
-def register(name: str, cls: type) -> None:
-    """Register a local family class (``trialmeta --plugin`` does this)."""
-    if name in BUILTIN:
-        raise SpecError(f"'{name}' is a built-in family name; choose another")
-    if not (isinstance(cls, type) and issubclass(cls, Family)):
-        raise SpecError(f"family '{name}' must be a subclass of trialmeta.analysis.families.base."
-                        "Family")
-    _LOCAL[name] = cls
-    _INSTANCES.pop(name, None)
-
-
-def get_family(name: str) -> Family:
-    """Return the family registered under ``name`` (one instance per name)."""
-    if name in _INSTANCES:
-        return _INSTANCES[name]
-    if name in _LOCAL and name not in BUILTIN:
-        cls = _LOCAL[name]
-    else:
-        from ..models import load_registered
-
-        path = registry().get(name)
-        if path is None:
-            raise SpecError(f"unknown model family '{name}'")
-        cls = load_registered(name, path, "family")
-    _INSTANCES[name] = cls()
-    return _INSTANCES[name]
-
-
-def family_name(model: str) -> str:
-    """Return the family a claim's ``model`` belongs to.
-
-    A family's own name; else a registered model class that subclasses ``TimeCourse``
-    (a new curve form) belongs to ``time-course``.
-    """
-    if model in registry() or model in _LOCAL:
-        return model
-    from ..models import get_model_class
-    from ..models import registry as model_registry
-
-    if model in model_registry():
-        from ..models.time_course import TimeCourse
-
-        cls = get_model_class(model)
-        if isinstance(cls, type) and issubclass(cls, TimeCourse):
-            return "time-course"
-        raise SpecError(f"model '{model}' cannot be used in a claim: it is neither a model "
-                        f"family ({', '.join(sorted(registry()))}) nor a time-course plug-in")
-    raise SpecError(f"unknown model '{model}'; known families: {', '.join(sorted(registry()))}")
-
-
-def family_of(model: str) -> Family:
-    """Return the family object a claim's ``model`` belongs to."""
-    return get_family(family_name(model))
-
-
-def claim_options() -> dict[str, tuple[str, ...]]:
-    """Map each family-specific claim field to the families that take it."""
-    out: dict[str, list[str]] = {}
-    for name in registry():
-        try:
-            fam = get_family(name)
-        except SpecError:
-            continue  # a broken plug-in is reported when a claim names it
-        for key in fam.options:
-            out.setdefault(key, []).append(name)
-    return {k: tuple(v) for k, v in out.items()}
-
-
-def censor_bound(model: str | None) -> float | None:
-    """Return the time beyond which ``model``'s derived times count as never reached.
-
-    Without a model (a claim as ``diff`` or "what changed" keeps it), the bound the
-    registered families declare, when they agree on one.
-    """
-    if model:
-        try:
-            return get_family(family_name(model)).censor_bound_h
-        except SpecError:
-            pass
-    bounds = set()
-    for name in registry():
-        try:
-            bound = get_family(name).censor_bound_h
-        except SpecError:
-            continue
-        if bound is not None:
-            bounds.add(bound)
-    return bounds.pop() if len(bounds) == 1 else None

@@ -9,7 +9,6 @@ from ..errors import SpecError
 from ..io.files import rounded
 from ..io.provenance import command_line
 from ..io.records import Records
-from ..models import get_model_class
 from ..models.dose_response import DoseResponse, dose_summary
 from ..models.time_course import TimeCourse, TimePriors, time_summary
 from ..sampling.inference import loo
@@ -19,6 +18,7 @@ from ..select.doses import select_dose_arms
 from ..select.filters import Filters, TimeWindow
 from .base import FamilyRun, Figure
 from .common import BuiltinFamily
+from .registry import get_model_class
 
 
 @dataclass(frozen=True)

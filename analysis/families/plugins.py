@@ -13,8 +13,7 @@ import sys
 from pathlib import Path
 
 from ..errors import SpecError
-from ..models import register_model
-from .base import register
+from .registry import register, register_model
 
 _PLUGIN_FILES: list[str] = []  # loaded with --plugin, in order: worker processes load them too
 

@@ -68,7 +68,7 @@ class TimeCourseFamily(CurveFamily):
 
     def forms(self, model: str, options: dict[str, Any] | None = None) -> tuple[str, ...]:
         """Return the forms of the claim's model (a plug-in names its own)."""
-        from ..models import get_model_class
+        from .registry import get_model_class
 
         return tuple(get_model_class(model).gate)
 

@@ -32,7 +32,7 @@ import numpy as np
 from scipy import stats
 
 from ..errors import SpecError
-from ..families.base import get_family, registry
+from ..families.registry import get_family, registry
 from ..io.provenance import package_versions
 from ..io.records import Records
 from ..sampling.settings import SamplerSettings

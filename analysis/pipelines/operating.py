@@ -28,7 +28,7 @@ import numpy as np
 
 from ..claims.spec import Claim, ClaimsFile
 from ..errors import SpecError
-from ..families.base import family_name
+from ..families.registry import family_name
 from ..io.provenance import package_versions
 from ..io.records import Records
 from ..sampling.settings import SamplerSettings

@@ -21,7 +21,7 @@ def tasks(claims: ClaimsFile) -> list[tuple[str, int]]:
     two workers), one per contrast spec, one form table per fit of a family with curve
     forms.
     """
-    from ..families.base import family_of
+    from ..families.registry import family_of
 
     first: dict[tuple, int] = {}
     for i, c in enumerate(claims.claims):
@@ -38,7 +38,7 @@ def tasks(claims: ClaimsFile) -> list[tuple[str, int]]:
 def _worker(records_path: str | None, claims_path: str | None, settings: SamplerSettings,
             chunk: list[tuple[str, int]]) -> int:
     from ..evaluate.claims import load_claims
-    from ..families.base import family_of
+    from ..families.registry import family_of
     from ..io.records import read_records
     from .contrast_fits import fit_contrast_section
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..claims.spec import ClaimsFile
 from ..evaluate.evaluation import Evaluation, evaluate
-from ..families.base import get_family
+from ..families.registry import get_family
 from ..io.cache import Cache
 from ..io.files import rounded, write_text_atomic
 from ..io.provenance import package_versions

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from ..claims.spec import Claim, ClaimsFile
-from ..families.base import family_of
+from ..families.registry import family_of
 from ..io.provenance import package_versions
 from ..io.records import Records
 from ..sampling.settings import SamplerSettings

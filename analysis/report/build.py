@@ -21,7 +21,8 @@ from typing import Any
 from ..claims.spec import ClaimsFile
 from ..errors import SpecError
 from ..evaluate.evaluation import Evaluation
-from ..families.base import Figure, censor_bound, family_name, get_family
+from ..families.base import Figure
+from ..families.registry import censor_bound, family_name, get_family
 from ..io.cache import cached_file
 from ..io.files import dumps_json, rounded, write_text_atomic
 from ..io.provenance import command_line, package_versions
