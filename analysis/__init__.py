@@ -20,13 +20,7 @@ functions that need them.
 from __future__ import annotations
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
-
-try:
-    __version__ = version("trialmeta")
-except PackageNotFoundError:  # pragma: no cover (running from a source tree not installed)
-    __version__ = "0.0.0+unknown"
 
 #: the public names and the module each lives in
 _PUBLIC = {
@@ -46,6 +40,15 @@ __all__ = ["__version__", *_PUBLIC]
 
 def __getattr__(name: str) -> Any:
     """Import a public name on first use (PEP 562)."""
+    if name == "__version__":  # read from the installed metadata on first use (not at import)
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value = version("trialmeta")
+        except PackageNotFoundError:  # pragma: no cover (a source tree not installed)
+            value = "0.0.0+unknown"
+        globals()[name] = value
+        return value
     if name in _PUBLIC:
         value = getattr(import_module(_PUBLIC[name]), name)
         globals()[name] = value
