@@ -10,7 +10,9 @@ is "insufficient data".
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -31,7 +33,7 @@ from ..claims.spec import (
 from ..errors import SpecError
 from ..families.base import Family
 from ..families.registry import family_name, get_family
-from ..io.files import read_regular
+from ..io.files import read_regular, read_regular_text
 from ..io.text_rules import text_problem
 from ..io.yaml_input import load_yaml, top_level_lines
 from ..sampling.inference import summarize_censored
@@ -463,8 +465,39 @@ def load_claims(path: str | Path | None = None) -> ClaimsFile:
             raise SpecError(f"{name}: 'published' ({published}) points outside the claims "
                             f"file's folder {folder}; a claims file may only name files "
                             "beside it")
-    return ClaimsFile(name, hashlib.sha256(data).hexdigest(), claims, contrasts, analyses,
-                      published)
+    out = ClaimsFile(name, hashlib.sha256(data).hexdigest(), claims, contrasts, analyses,
+                     published)
+    load_published(out, published)  # refused now, before any fit, if it cannot be used
+    return out
+
+
+def load_published(claims: ClaimsFile, published: str | None) -> list[dict[str, str]]:
+    """Read the published pooled results the claims file points to (CSV with sources)."""
+    if not published:
+        return []
+    base = Path(claims.path.removeprefix("bundled:")) if not claims.path.startswith(
+        "bundled:") else None
+    if base is None:
+        base = bundled_claims_path()
+    path = (base.parent / published).resolve()
+    if not path.exists():
+        raise SpecError(f"{claims.path}: published results file not found: {published}")
+    text = read_regular_text(path, "published results table")
+    try:
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise SpecError(f"{path}: the published results table is not valid CSV ({exc})") \
+            from None
+    required = {"source", "comparison", "outcome", "time", "measure", "estimate", "ours", "url"}
+    if rows and not required <= set(rows[0]):
+        raise SpecError(f"{path}: needs columns {', '.join(sorted(required))}")
+    for i, row in enumerate(rows, start=2):  # its cells reach the report: the free-text rule
+        for column, value in row.items():
+            problem = text_problem(str(value or ""), name=False) if column else None
+            if problem or None in (column, value):
+                raise SpecError(f"{path}, row {i}, column {column!r}: "
+                                f"{problem or 'the row has more or fewer cells than the header'}")
+    return rows
 
 
 @dataclass

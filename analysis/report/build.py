@@ -20,6 +20,7 @@ from typing import Any
 
 from ..claims.spec import ClaimsFile
 from ..errors import SpecError
+from ..evaluate.claims import load_published
 from ..evaluate.evaluation import Evaluation
 from ..families.base import Figure
 from ..families.registry import censor_bound, family_name, get_family
@@ -30,7 +31,7 @@ from ..io.records import Records, summarize
 from ..sampling.settings import SamplerSettings
 from .agents_section import agents_section
 from .contrast_section import strip_figures
-from .extras import limitations, load_published, published_comparison, to_csv
+from .extras import limitations, published_comparison, to_csv
 from .network_section import network_section
 from .output import MARKER, marker_text, staging_folder, swap_in
 from .plots import FIGURES, calibration_plot, svg

@@ -4,45 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
-from pathlib import Path
 from typing import Any
 
-from ..claims.spec import ClaimsFile
-from ..errors import SpecError
-from ..io.files import read_regular_text
 from ..io.records import Records
-from ..io.text_rules import text_problem
-
-
-def load_published(claims: ClaimsFile, published: str | None) -> list[dict[str, str]]:
-    """Read the published pooled results the claims file points to (CSV with sources)."""
-    if not published:
-        return []
-    base = Path(claims.path.removeprefix("bundled:")) if not claims.path.startswith(
-        "bundled:") else None
-    if base is None:
-        from ..evaluate.claims import bundled_claims_path
-
-        base = bundled_claims_path()
-    path = (base.parent / published).resolve()
-    if not path.exists():
-        raise SpecError(f"{claims.path}: published results file not found: {published}")
-    text = read_regular_text(path, "published results table")
-    try:
-        rows = list(csv.DictReader(io.StringIO(text, newline="")))
-    except csv.Error as exc:
-        raise SpecError(f"{path}: the published results table is not valid CSV ({exc})") \
-            from None
-    required = {"source", "comparison", "outcome", "time", "measure", "estimate", "ours", "url"}
-    if rows and not required <= set(rows[0]):
-        raise SpecError(f"{path}: needs columns {', '.join(sorted(required))}")
-    for i, row in enumerate(rows, start=2):  # its cells reach the report: the free-text rule
-        for column, value in row.items():
-            problem = text_problem(str(value or ""), name=False) if column else None
-            if problem or None in (column, value):
-                raise SpecError(f"{path}, row {i}, column {column!r}: "
-                                f"{problem or 'the row has more or fewer cells than the header'}")
-    return rows
 
 
 def _claim_scope(records: Records, row: dict) -> str:

@@ -540,3 +540,5 @@ def test_control_characters_in_the_published_table_are_refused(tmp_path: Path) -
     _one_line_exit_2(r)
     assert "row 2, column 'source'" in r.output and "U+001B" in r.output
     assert not (tmp_path / "rep").exists()
+    with pytest.raises(SpecError, match="U\\+001B"):  # refused with the claims, before a fit
+        load_claims(claims)
