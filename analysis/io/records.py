@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, Problem
-from .text_rules import BAD_FREE_TEXT, text_problem
+from .text_rules import text_problem
 
 Kind = Literal["str", "float", "int", "bool"]
 
@@ -475,7 +475,7 @@ def validate(raw: pd.DataFrame, name: str, sha256: str = "") -> Records:
             problems.append(Problem(name, HEADER_LINE, ascii(str(c)), f"column name {problem}"))
             continue
         texts = ["" if v is None or v != v else str(v) for v in raw[c].tolist()]
-        bad = {t for t in set(texts) if BAD_FREE_TEXT.search(t)}  # each distinct text once
+        bad = {t for t in set(texts) if text_problem(t, name=False)}  # each distinct text once
         for i in [i for i, t in enumerate(texts) if t in bad][:20] if bad else []:
             problems.append(Problem(name, i + HEADER_LINE + 1, str(c),
                                     text_problem(texts[i], name=False) or "bad text"))
