@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..errors import SpecError
+
 #: the largest file read as an input that is not the records (claims, results, tables)
 MAX_INPUT_BYTES = 200_000_000
 
@@ -31,8 +33,6 @@ def read_regular(path: Path, what: str, max_bytes: int = MAX_INPUT_BYTES) -> byt
     max_bytes : int
         Refuse larger files.
     """
-    from ..errors import SpecError
-
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
@@ -64,8 +64,6 @@ def read_regular(path: Path, what: str, max_bytes: int = MAX_INPUT_BYTES) -> byt
 
 def read_regular_text(path: Path, what: str, max_bytes: int = MAX_INPUT_BYTES) -> str:
     """Return a regular file's UTF-8 text (see ``read_regular``); SpecError if not UTF-8."""
-    from ..errors import SpecError
-
     try:
         return read_regular(path, what, max_bytes).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -79,13 +77,11 @@ def read_json_or_none(path: Path, what: str, max_bytes: int = MAX_INPUT_BYTES) -
     replace): a symbolic link, anything but a regular file, a file over ``max_bytes`` or one
     that is not JSON all give None.
     """
-    from .. import errors
-
     if path.is_symlink() or not path.is_file():
         return None
     try:
         return json.loads(read_regular_text(path, what, max_bytes))
-    except (errors.SpecError, ValueError):
+    except (SpecError, ValueError):
         return None
 
 
@@ -201,8 +197,6 @@ def check_outputs(folder: Path, names: list[str], option: str,
 
     Called before any work starts and again just before writing.
     """
-    from ..errors import SpecError
-
     if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
         raise SpecError(f"{option} {folder}: not a folder; choose another {option}")
     if not folder.exists():

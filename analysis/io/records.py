@@ -20,7 +20,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError, Problem
+from ..errors import DataError, Problem, SpecError
+from .files import read_regular
 from .text_rules import text_problem
 
 Kind = Literal["str", "float", "int", "bool"]
@@ -175,13 +176,11 @@ def _read_raw(path: Path, max_rows: int = MAX_ROWS) -> tuple[pd.DataFrame, str]:
                                  "or .parquet")])
     if not path.exists():
         raise DataError([Problem(name, None, None, "file not found")])
-    if not path.resolve().is_file():
-        raise DataError([Problem(name, None, None, "not a regular file (a FIFO or device "
-                                                   "cannot hold records)")])
-    if path.stat().st_size > MAX_BYTES:
-        raise DataError([Problem(name, None, None, f"{path.stat().st_size:,} bytes is larger "
-                                                   f"than the limit of {MAX_BYTES:,}")])
-    data = path.read_bytes()
+    try:  # the one bounded read of a regular file (a FIFO or device cannot hold records)
+        data = read_regular(path, "records file", MAX_BYTES)
+    except SpecError as exc:
+        raise DataError([Problem(name, None, None,
+                                 str(exc).removeprefix(f"{path}: "))]) from None
     digest = hashlib.sha256(data).hexdigest()
     try:
         if kind in ("csv", "tsv"):
