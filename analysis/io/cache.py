@@ -63,34 +63,25 @@ class Cache:
         """Store an SVG under ``key`` (with its SHA-256)."""
         _write_figure(self.folder, key, text)
 
+    def netcdf(self, idata: Any) -> Path | None:
+        """Return the netCDF copy of a cached posterior (written on first use), or None."""
+        return cached_file(idata, self.folder)
+
     def marker(self, name: str) -> Path:
         """Return the path of the marker file ``name`` (e.g. a report's fits are all cached)."""
         return self.folder / name
 
 
-def _netcdf(folder: Path, idata: Any) -> Path | None:
-    """Return (writing it first if needed) the netCDF copy of a cached posterior."""
-    return cached_file(idata, _FolderOnly(str(folder)))
-
-
-class _FolderOnly:
-    """The one setting ``cached_file`` reads."""
-
-    def __init__(self, cache_dir: str):
-        self.cache_dir = cache_dir
-
-
-def cached_file(idata: Any, settings: Any) -> Path | None:  # settings: SamplerSettings
+def cached_file(idata: Any, cache_dir: str | Path | None) -> Path | None:
     """Return a netCDF copy of a cached posterior, writing it into the cache on first use.
 
     The cache itself keeps only ``.npz`` (a sweep never ships netCDF, which costs about
     0.3 s a posterior to write); the report's ``fits/`` folder copies this file.
     """
     key = idata.attrs.get("cache_key")
-    if not key or not settings.cache_dir:
+    if not key or not cache_dir:
         return None
-
-    folder = Path(settings.cache_dir)
+    folder = Path(cache_dir)
     path, stamp = folder / f"{key}.nc", folder / f"{key}.nc.sha256"
     stamped = regular_file(stamp)  # (anything but a file in its place is cleared)
     if regular_file(path) and not (stamped and stamp.read_text().strip() == _digest(path)):
@@ -105,7 +96,7 @@ def cached_file(idata: Any, settings: Any) -> Path | None:  # settings: SamplerS
 def netcdf_copy(cache_dir: str | Path, key: str) -> Path | None:
     """Write (if needed) and return the netCDF copy of the cached posterior ``key``."""
     idata = _cache_read(Path(cache_dir), key)
-    return None if idata is None else _netcdf(Path(cache_dir), idata)
+    return None if idata is None else cached_file(idata, cache_dir)
 
 
 _DIGESTS: dict[tuple[str, int, int], str] = {}

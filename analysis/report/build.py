@@ -386,7 +386,7 @@ def write_report(files: dict[str, str], out: Path, posteriors: dict[str, Any] | 
             safe = file_stem(fid)
             target = staging / "fits" / f"{safe}.nc"
             target.parent.mkdir(exist_ok=True)
-            source = cached_file(idata, settings) if settings else None
+            source = cached_file(idata, settings.cache_dir) if settings else None
             if source is not None:
                 try:
                     shutil.copyfile(source, target)
