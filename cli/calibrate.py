@@ -35,12 +35,13 @@ def calibrate(
                                       help="Number of simulated datasets.")] = 200,
     seed: SeedOpt = DEFAULTS.seed,
     draws: Annotated[int, typer.Option(
-        min=10, max=MAX_DRAWS, help="Posterior draws per chain (default: the report's).")] = 1000,
+        min=10, max=MAX_DRAWS, help="Posterior draws per chain (default: the report's).")] = (
+        DEFAULTS.draws),
     tune: Annotated[int, typer.Option(min=10, max=MAX_DRAWS,
-                                      help="Warm-up draws per chain.")] = 500,
+                                      help="Warm-up draws per chain.")] = DEFAULTS.tune,
     chains: Annotated[int, typer.Option(
         min=2, max=MAX_CHAINS, help="Number of chains (at least 2: ranks and R-hat compare "
-                                    "chains).")] = 4,
+                                    "chains).")] = DEFAULTS.chains,
     sampler: SamplerOpt = DEFAULTS.sampler,
     outcome: Annotated[str, typer.Option(help="Outcome whose data shape is simulated.")] =
         "response",

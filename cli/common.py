@@ -8,16 +8,17 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from trialmeta.analysis.sampling.settings import SamplerSettings
+from trialmeta.analysis.sampling.settings import (  # the bounds the library checks too
+    MAX_CHAINS,
+    MAX_DRAWS,
+    MAX_SEED,
+    SamplerSettings,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: the sampler options' defaults: the library's own (one place, ``SamplerSettings``)
 DEFAULTS = SamplerSettings()
-#: bounds of the sampler options (a larger value is a typo or an attack, not a wish)
-MAX_SEED = 2**32 - 1
-MAX_DRAWS = 1_000_000
-MAX_CHAINS = 64
 
 
 def finite(value: Any) -> Any:

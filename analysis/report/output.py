@@ -239,8 +239,9 @@ def recover(out: Path) -> list[str]:
     folder named like one is left where it is, and named.
     """
     notes: list[str] = []
-    ours = [p for p in _leftovers(out) if _made_by_us(p)]
-    strangers = [p for p in _leftovers(out) if p not in ours]
+    found = _leftovers(out)
+    ours = [p for p in found if _made_by_us(p)]
+    strangers = [p for p in found if p not in ours]
     if not out.exists() and not out.is_symlink():
         complete = [p for p in ours if _listed_files(p) is not None]
         complete.sort(key=lambda p: (".new-" not in p.name, -p.stat().st_mtime))

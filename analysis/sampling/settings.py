@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+#: the largest sampler settings accepted (a larger value is a typo or an attack, not a wish)
+MAX_SEED = 2**32 - 1
+MAX_DRAWS = 1_000_000
+MAX_CHAINS = 64
+
 
 @dataclass(frozen=True)
 class SamplerSettings:
@@ -30,8 +35,8 @@ class SamplerSettings:
 
         from ..errors import SpecError
 
-        for name, lo, hi in (("draws", 1, 1_000_000), ("tune", 0, 1_000_000),
-                             ("chains", 1, 64), ("seed", 0, 2**32 - 1)):
+        for name, lo, hi in (("draws", 1, MAX_DRAWS), ("tune", 0, MAX_DRAWS),
+                             ("chains", 1, MAX_CHAINS), ("seed", 0, MAX_SEED)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
                 raise SpecError(f"sampler setting {name} = {v!r}: must be a whole number "
