@@ -149,12 +149,17 @@ def _owned_listing(folder: Path) -> dict[str, str] | None:
     return {str(k): str(v) for k, v in files.items()}
 
 
-def _written_json(path: Path) -> bool:
-    """Whether a JSON file carries the provenance trialmeta writes (sweep, calibration)."""
+def trialmeta_result(path: Path) -> dict[str, Any] | None:
+    """Return a JSON result file's document if its provenance is the one trialmeta writes.
+
+    That is: a mapping with ``provenance`` holding the data's SHA-256 and the package
+    versions, trialmeta's among them. Anything else (absent, not JSON, a user's file) is None.
+    """
     doc = read_json_or_none(path, "result")
     prov = doc.get("provenance") if isinstance(doc, dict) else None
-    return (isinstance(prov, dict) and isinstance(prov.get("data_sha256"), str)
+    ours = (isinstance(prov, dict) and isinstance(prov.get("data_sha256"), str)
             and isinstance(prov.get("versions"), dict) and "trialmeta" in prov["versions"])
+    return doc if ours else None
 
 
 def foreign_outputs(folder: Path, names: list[str], companions: dict[str, str]) -> list[str]:
@@ -182,10 +187,10 @@ def foreign_outputs(folder: Path, names: list[str], companions: dict[str, str]) 
                 continue
             out.append(name)
             continue
-        if name.endswith(".json") and _written_json(path):
+        if name.endswith(".json") and trialmeta_result(path) is not None:
             continue
         sibling = companions.get(name)
-        if listing is None and sibling and _written_json(folder / sibling):
+        if listing is None and sibling and trialmeta_result(folder / sibling) is not None:
             continue
         out.append(name)
     return out

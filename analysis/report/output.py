@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SpecError
-from ..io.files import read_json_or_none
+from ..io.files import read_json_or_none, trialmeta_result
 
 MARKER = ".trialmeta-report"
 FORMAT_VERSION = 1
@@ -132,12 +132,9 @@ def _token(folder: Path) -> str | None:
 
 
 def _written_by_trialmeta(results: Path) -> bool:
-    """Whether ``results.json`` carries the provenance a trialmeta report writes."""
-    doc = read_json_or_none(results, "results.json")
-    prov = doc.get("provenance") if isinstance(doc, dict) else None
-    return (isinstance(prov, dict) and isinstance(prov.get("data_sha256"), str)
-            and isinstance(prov.get("versions"), dict) and "trialmeta" in prov["versions"]
-            and isinstance(doc.get("claims"), list))
+    """Whether ``results.json`` is a report's: trialmeta's provenance and a list of claims."""
+    doc = trialmeta_result(results)
+    return doc is not None and isinstance(doc.get("claims"), list)
 
 
 def _is_legacy_report(folder: Path, files: set[str], dirs: set[str]) -> bool:
