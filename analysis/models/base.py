@@ -32,6 +32,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..sampling.inference import Diagnostics
     from ..sampling.precompiled import PrecompiledModel
 
+#: changes whenever a model's parametrisation changes, so that no cached posterior of the
+#: old one is read (2: symmetric arm-based likelihoods, :mod:`.arms`)
+MODELS_REVISION = "models-2"
+
 
 class Model(ABC):
     """A statistical model: a PyMC model (and maybe a precompiled twin) and one ``fit``."""
@@ -88,7 +92,8 @@ class Model(ABC):
         settings = settings or SamplerSettings()
         data = self.fit_data(data)
         lazy = LazyModel(lambda: self.build(data), self.kernel(data))
-        idata = sample(lazy, settings, progress=progress, token=self.cache_token(data))
+        idata = sample(lazy, settings, progress=progress,
+                       token=f"{self.cache_token(data)}|{MODELS_REVISION}")
         diagnostics = diagnose(idata, self.gate_names(data))
         versions = package_versions()
         attrs = self.record(data, settings, data_sha256, versions)

@@ -1,16 +1,20 @@
 """contrast: Bayesian random-effects meta-analysis of active vs control within trials.
 
-Binary outcomes (arm-based, logit link; Smith, Spiegelhalter & Thomas 1995)::
+Binary outcomes (arm-based, logit link; Smith, Spiegelhalter & Thomas 1995, in the
+symmetric form of :mod:`~trialmeta.analysis.models.arms`)::
 
-    events_ic ~ Bin(n_ic, logit^-1(alpha_i))                 control arm of study i
-    events_ij ~ Bin(n_ij, logit^-1(alpha_i + delta_ij))      active arm j
-    alpha_i ~ Normal(0, baseline_sd)                         study baselines
+    events_ic ~ Bin(n_ic, logit^-1(alpha_i - c_i))                control arm of study i
+    events_ij ~ Bin(n_ij, logit^-1(alpha_i + delta_ij - c_i))     active arm j
+    c_i = sum_j delta_ij / (J_i + 1)                              (J_i active arms)
+    alpha_i ~ Normal(0, baseline_sd)                              mean arm logit of study i
     delta_ij = d + tau * (w_s u_i + w_o e_ij),  u_i, e_ij ~ Normal(0, 1)
 
 with w_s = w_o = sqrt(1/2) in multi-arm studies (so that arms of one study
 correlate 0.5, the usual consistency assumption) and w_s = 0, w_o = 1 otherwise.
 ``d`` is the pooled log odds ratio; RR and RD are derived at the pooled control
-rate logit^-1(mean_i alpha_i).
+rate logit^-1(mean_i (alpha_i - c_i)). In a two-arm trial the arms' logits are
+``alpha_i -/+ delta_i / 2``: mirrored data give a mirrored posterior, and a trial with no
+events (or only events) in every arm leaves ``d`` where the prior had it.
 
 Continuous outcomes (contrast level): ``y_ij ~ Normal(delta_ij + c_i, sqrt(v_ij - s_i))``
 with ``c_i ~ Normal(0, sqrt(s_i))``, where ``s_i`` is the variance of the shared
@@ -35,6 +39,7 @@ from ..sampling.inference import (
 from ..sampling.settings import SamplerSettings
 from ..select.contrasts import ContrastData
 from ..stats.priors import HeterogeneityPrior
+from .arms import centring_matrix, control_logits
 from .base import Model
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -129,6 +134,7 @@ def _mixed_arrays(c: pd.DataFrame, reported: np.ndarray, s_idx: np.ndarray,
         "control_s_idx": np.array([list(dict.fromkeys(c["study"])).index(s)
                                    for s in arm_studies], dtype=int),
         "arm_s_idx": s_idx[arm],
+        "centring": centring_matrix(s_idx[arm], int(s_idx.max()) + 1, extra=1),
         "y_control": first["c"].to_numpy(dtype="int64"),
         "n_control": (first["c"] + first["d"]).to_numpy(dtype="int64"),
         "y_active": arm_c["a"].to_numpy(dtype="int64"),
@@ -150,11 +156,14 @@ def _mixed_likelihood(a: dict[str, Any], delta, baseline_sd: float) -> None:
     import pymc as pm
 
     alpha = pm.Normal("alpha", 0.0, baseline_sd, dims="study")
-    pm.Binomial("events_control", n=a["n_control"], logit_p=alpha[a["control_s_idx"]],
+    arm_delta = delta[a["arm"]]
+    offset = pm.math.dot(a["centring"], arm_delta)
+    pm.Binomial("events_control", n=a["n_control"],
+                logit_p=alpha[a["control_s_idx"]] - offset[a["control_s_idx"]],
                 observed=a["y_control"], dims="arm_study")
     pm.Binomial("events_active", n=a["n_active"],
-                logit_p=alpha[a["arm_s_idx"]] + delta[a["arm"]], observed=a["y_active"],
-                dims="arm_contrast")
+                logit_p=alpha[a["arm_s_idx"]] + arm_delta - offset[a["arm_s_idx"]],
+                observed=a["y_active"], dims="arm_contrast")
     reported_normal_terms(delta[a["reported"]], a["rep_s_idx"], a["shared_sd"], a["own_sd"],
                           a["yi"])
 
@@ -182,10 +191,29 @@ class Contrast(Model):
     quantities = ("effect", "predictive_effect", "tau", "or", "rr", "rd", "control_rate")
 
     def __init__(self, priors: ContrastPriors | None = None, threshold: float = 0.0,
-                 moderators: tuple[str, ...] = ()):
+                 moderators: tuple[str, ...] = (), *, keep_uninformative: bool = False):
         self.priors = priors
         self.threshold = threshold
         self.moderators = tuple(moderators)
+        self.keep_uninformative = keep_uninformative
+
+    def fit_data(self, data: ContrastData) -> ContrastData:
+        """Leave out double-zero and double-all studies (no information on the odds ratio).
+
+        ``keep_uninformative=True`` keeps them (simulation-based calibration, whose
+        simulated data must all enter the fit); the symmetric arms leave ``d`` unmoved
+        by them apart from a slight pull towards 0.
+        """
+        if self.keep_uninformative or not data.binary:
+            return data
+        from ..select.contrasts import informative_contrasts
+
+        out = informative_contrasts(data)
+        if out.k_studies == 0:
+            raise SpecError("no study carries information about the odds ratio: "
+                            + "; ".join(f"{d['study']}: {d['reason']}" for d in out.dropped
+                                        if "odds ratio" in str(d["reason"])))
+        return out
 
     def _design(self, data: ContrastData):
         from ..select.moderators import design_matrix
@@ -228,7 +256,8 @@ class Contrast(Model):
             out.update(_mixed_arrays(c, reported, s_idx, multi))
         elif data.binary:
             first = c.drop_duplicates("study")
-            out.update(y_control=first["c"].to_numpy(dtype="int64"),
+            out.update(centring=centring_matrix(s_idx, data.k_studies, extra=1),
+                       y_control=first["c"].to_numpy(dtype="int64"),
                        n_control=(first["c"] + first["d"]).to_numpy(dtype="int64"),
                        y_active=c["a"].to_numpy(dtype="int64"),
                        n_active=(c["a"] + c["b"]).to_numpy(dtype="int64"))
@@ -270,9 +299,11 @@ class Contrast(Model):
                 # observed counts as pm.Data: a refit on new counts reuses the compiled model
                 y_control = pm.Data("y_control", a["y_control"], dims="study")
                 y_active = pm.Data("y_active", a["y_active"], dims="contrast")
-                pm.Binomial("events_control", n=a["n_control"], logit_p=alpha,
+                offset = pm.math.dot(a["centring"], delta)  # symmetric arms (models.arms)
+                pm.Binomial("events_control", n=a["n_control"], logit_p=alpha - offset,
                             observed=y_control, dims="study")
-                pm.Binomial("events_active", n=a["n_active"], logit_p=alpha[s_idx] + delta,
+                pm.Binomial("events_active", n=a["n_active"],
+                            logit_p=alpha[s_idx] + delta - offset[s_idx],
                             observed=y_active, dims="contrast")
             else:
                 z_c = pm.Normal("z_control", 0.0, 1.0, dims="study")
@@ -335,19 +366,25 @@ class Contrast(Model):
 
         pr = fit.priors
         out = {"d": rng.normal(0.0, pr.effect_sd, n), "tau": sample_tau(pr.tau, n, rng)}
-        if fit.data.binary:
-            out["alpha"] = rng.normal(0.0, pr.baseline_sd, (n, len(fit.data.studies)))
         if self.moderators:
             out["beta"] = rng.normal(0.0, pr.effect_sd, (n, len(self._design(fit.data).names)))
+        if fit.data.binary:
+            a = self._arrays(fit.data)
+            s_n, c_n = len(fit.data.studies), len(a["labels"])
+            mean = out["d"][:, None] + (0.0 if a["design"] is None
+                                        else out["beta"] @ np.asarray(a["design"], float).T)
+            noise = (a["w_shared"] * rng.standard_normal((n, s_n))[:, a["s_idx"]]
+                     + a["w_own"] * rng.standard_normal((n, c_n)))
+            out["delta"] = mean + out["tau"][:, None] * noise
+            out["alpha"] = rng.normal(0.0, pr.baseline_sd, (n, s_n))
         return out
 
     def _control_rate_logit(self, fit: ContrastFit) -> np.ndarray:
-        """Mean baseline over the studies with arm-level counts (the others have none)."""
-        alpha = flat(fit.idata, "alpha")
+        """Mean control logit over the studies with arm-level counts (the others have none)."""
         c = fit.data.contrasts
         counted = set(c.loc[~_reported(c), "study"])
         keep = [i for i, s in enumerate(fit.data.studies) if s in counted]
-        return alpha[:, keep].mean(axis=1)
+        return study_control_logits(fit)[:, keep].mean(axis=1)
 
     def _on_measure(self, fit: ContrastFit, delta: np.ndarray, base: np.ndarray) -> np.ndarray:
         """Express log-OR draws on the fit's measure at control logits ``base``."""
@@ -404,7 +441,7 @@ class Contrast(Model):
         c = fit.data.contrasts
         rows = []
         if fit.data.binary:
-            alpha = flat(fit.idata, "alpha")
+            alpha = study_control_logits(fit)
             s_idx = c["study"].map({s: i for i, s in enumerate(fit.data.studies)}).to_numpy()
         reported = _reported(c)
         for j, rec in enumerate(c.to_dict("records")):
@@ -429,6 +466,15 @@ class Contrast(Model):
                                fit.diagnostics, sentence)
 
 
+def study_control_logits(fit: ContrastFit) -> np.ndarray:
+    """Draws x studies of each study's control-arm logit (``alpha_i - c_i``)."""
+    c = fit.data.contrasts
+    arm = ~_reported(c)
+    s_idx = c["study"].map({s: i for i, s in enumerate(fit.data.studies)}).to_numpy()
+    delta = flat(fit.idata, "delta")
+    return control_logits(flat(fit.idata, "alpha"), delta[:, arm], s_idx[arm])
+
+
 def _observed_binary(rec: dict, measure: str) -> tuple[float, float]:
     """Observed effect and variance of one 2x2 table (0.5 added only for zero cells)."""
     from ..stats.effects import log_odds_ratio, log_risk_ratio, risk_difference
@@ -450,7 +496,7 @@ def posterior_predictive_check(fit: ContrastFit) -> pd.DataFrame:
     rows = []
     reported = _reported(c)
     if fit.data.binary:
-        alpha = flat(fit.idata, "alpha")
+        alpha = study_control_logits(fit)
         studies = fit.data.studies
         s_idx = c["study"].map({s: i for i, s in enumerate(studies)}).to_numpy()
         first = c[~reported].drop_duplicates("study")

@@ -2,12 +2,13 @@
 
 Binary outcomes::
 
-    events_ij ~ Bin(n_ij, logit^-1(alpha_i + E_i(dose_ij)))
+    events_ij ~ Bin(n_ij, logit^-1(alpha_i + E_i(dose_ij) - mean_k E_i(dose_ik)))
     E_i(d) = (theta + tau * z_i) * g(d),   z_i ~ Normal(0, 1),   g(0) = 0
 
-Continuous outcomes: ``y_ij ~ Normal(alpha_i + E_i(dose_ij), se_ij)``. Study baselines
-``alpha_i`` absorb everything the arms of a study share; ``theta`` (the amplitude) is
-random across studies. Forms of ``g``:
+Continuous outcomes: ``y_ij ~ Normal(alpha_i + E_i(dose_ij) - mean_k E_i(dose_ik), se_ij)``.
+Study means ``alpha_i`` absorb everything the arms of a study share (arms centred on the
+study mean, so that no arm's prior is wider than another's: :mod:`..models.arms`);
+``theta`` (the amplitude) is random across studies. Forms of ``g``:
 
 - ``emax``:      g = d^h / (ED50^h + d^h)      (theta = Emax; h = 1 unless ``hill``)
 - ``loglinear``: g = log(1 + d) / log(1 + d_max)   (MBNMAdose's log-linear form)
@@ -34,6 +35,7 @@ from ..sampling.inference import (
 )
 from ..sampling.settings import SamplerSettings
 from ..select.doses import DoseData
+from .arms import centring_matrix
 from .base import Model
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -192,7 +194,11 @@ class DoseResponse(Model):
             alpha = pm.Normal("alpha", 0.0, priors.baseline_sd, dims="study")
             if len(arms):
                 s_idx = arms["study"].map(index).to_numpy()
-                eta = alpha[s_idx] + amp[s_idx] * g(arms["dose"].to_numpy(float))
+                g_arm = g(arms["dose"].to_numpy(float))
+                # arms centred on their study's mean (models.arms): symmetric baselines
+                g_centred = g_arm - pm.math.dot(centring_matrix(s_idx, len(studies)),
+                                                g_arm)[s_idx]
+                eta = alpha[s_idx] + amp[s_idx] * g_centred
                 if data.binary:
                     pm.Binomial("events", n=arms["n"].to_numpy(), logit_p=eta,
                                 observed=arms["events"].to_numpy(), dims="arm")

@@ -4,9 +4,10 @@ Nodes are treatments (or treatment and dose, or treatment, route and dose); the 
 column plays no part. In study i with baseline arm b (the reference if the study has it,
 else its first node in network order)::
 
-    binary:      events_ik ~ Bin(n_ik, logit^-1(mu_i + delta_ik))
-    continuous:  y_ik ~ Normal(mu_i + delta_ik, se_ik)
+    binary:      events_ik ~ Bin(n_ik, logit^-1(mu_i + delta_ik - c_i))
+    continuous:  y_ik ~ Normal(mu_i + delta_ik - c_i, se_ik)
     delta_ib = 0;  delta_ik = d[t_ik] - d[t_ib] + tau (w_s u_i + w_o e_ik)
+    c_i = mean_k delta_ik   (mu_i is the study's mean arm: no arm's prior is wider)
 
 with ``w_s = w_o = sqrt(1/2)`` in multi-arm studies (the random effects of a study's
 contrasts correlate 0.5) and ``w_s = 0, w_o = 1`` in two-arm ones; ``d[reference] = 0``.
@@ -41,6 +42,7 @@ from ..sampling.inference import (
 from ..sampling.settings import SamplerSettings
 from ..select.filters import COUNT_COLUMN
 from ..stats.priors import HeterogeneityPrior
+from .arms import centring_matrix
 from .base import Model
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -472,8 +474,10 @@ def arm_likelihood(data: NetworkData, st: dict[str, Any], mean: Any, tau: Any,
                    baseline_sd: float) -> None:
     """Add the arms' likelihood to the current PyMC model.
 
-    Study baselines ``mu`` and random effects (multi-arm correlation 0.5) around each
-    non-baseline arm's ``mean`` relative effect.
+    Study means ``mu`` (each study's arms centred on their mean logit, so that the result
+    does not depend on which arm is the baseline: :mod:`~trialmeta.analysis.models.arms`)
+    and random effects (multi-arm correlation 0.5) around each non-baseline arm's ``mean``
+    relative effect.
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -484,7 +488,9 @@ def arm_likelihood(data: NetworkData, st: dict[str, Any], mean: Any, tau: Any,
     e = pm.Normal("e", 0.0, 1.0, dims="arm")
     s_idx = st["s_idx"]
     random = tau * (st["w_shared"] * u[s_idx] + st["w_own"] * e)
-    eta = mu[s_idx] + pt.where(st["base"], 0.0, mean + random)
+    effect = pt.where(st["base"], 0.0, mean + random)
+    offset = pm.math.dot(centring_matrix(s_idx, len(data.studies)), effect)  # models.arms
+    eta = mu[s_idx] + effect - offset[s_idx]
     if data.binary:
         pm.Binomial("events", n=arms["n"].to_numpy(), logit_p=eta,
                     observed=arms["events"].to_numpy(), dims="arm")
@@ -580,6 +586,11 @@ def has_loops(data: NetworkData) -> bool:
     return len(Network._structure(data)["pairs"]) > len(data.nodes) - 1
 
 
+#: Pareto k above which a PSIS-LOO comparison is unreliable
+PARETO_K_LIMIT = 0.7
+#: node-split p-value below which direct and indirect evidence are called inconsistent
+SPLIT_P_LIMIT = 0.05
+
 #: why a network without a loop of independent evidence gets no UME comparison
 NO_LOOP = "no loop of independent evidence: the unrelated-mean-effects model is this model"
 
@@ -613,13 +624,18 @@ def inconsistency(consistency: NetworkFit, ume: NetworkFit) -> dict[str, Any]:
     c, u = (psis_loo(stacked_loglik(f.idata.log_likelihood)) for f in (consistency, ume))
     diff = u["loo_i"] - c["loo_i"]
     d_elpd = float(diff.sum())
+    k_max = float(max(np.max(c["pareto_k"]), np.max(u["pareto_k"])))
     se = float((len(diff) * np.var(diff)) ** 0.5)
     return {"method": "unrelated mean effects vs consistency, PSIS-LOO (TSD4)",
             "elpd_consistency": c["elpd_loo"], "elpd_ume": u["elpd_loo"],
             "p_loo_consistency": c["p_loo"], "p_loo_ume": u["p_loo"],
             "elpd_difference_ume_minus_consistency": d_elpd, "se_difference": se,
-            "pareto_k_max": float(max(np.max(c["pareto_k"]), np.max(u["pareto_k"]))),
+            "pareto_k_max": k_max,
             "inconsistency_flagged": bool(d_elpd > 2 * se),
+            # PSIS-LOO is unreliable when a Pareto k exceeds 0.7 (Vehtari et al. 2017)
+            "reliable": k_max <= PARETO_K_LIMIT,
+            "status": ("unreliable (Pareto k > 0.7)" if k_max > PARETO_K_LIMIT else
+                       "inconsistency flagged" if d_elpd > 2 * se else "not flagged"),
             "ume_diagnostics": ume.diagnostics.as_dict()}
 
 

@@ -19,8 +19,10 @@ is split. ``tau`` is the between-study sd of a log-normal amplitude multiplier (
   default), zero at t = 0, with a free value at each knot.
 
 ``binomial`` (counts, log OR only) is arm-based, as the contrast model is: each study and
-time point b has a baseline ``alpha_b ~ Normal(0, 2.5)`` on the log-odds scale; its control
-arm has logit ``alpha_b`` and each active arm ``alpha_b + exp(tau z_i - tau^2/2) f(t)``.
+time point b has a mean arm logit ``alpha_b ~ Normal(0, 2.5)``; with
+``delta_c = exp(tau z_i - tau^2/2) f(t)`` and ``o_b = sum_c delta_c / (J_b + 1)`` its control arm
+has logit ``alpha_b - o_b`` and each active arm ``alpha_b + delta_c - o_b`` (the symmetric
+form of :mod:`~trialmeta.analysis.models.arms`).
 The same patients counted at several times are not independent binomial units, and their
 joint distribution needs patient-level concordance no trial reports. So the binomial terms
 form a composite (independence) likelihood whose terms in study i are weighted by
@@ -47,6 +49,7 @@ from ..sampling.inference import (
 )
 from ..sampling.settings import SamplerSettings
 from ..select.contrasts import ContrastData
+from .arms import centring_matrix
 from .base import Model
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -494,7 +497,9 @@ def _binomial_terms(lik: BinomialStructure, delta) -> None:  # PyTensor
     import pytensor.tensor as pt
 
     alpha = pm.Normal("alpha", 0.0, BASELINE_SD, dims="block")
-    eta = pt.concatenate([alpha[lik.block] + delta, alpha])
+    # arms centred on their block's mean (models.arms): no arm's prior is wider
+    offset = pm.math.dot(centring_matrix(lik.block, len(lik.blocks), extra=1), delta)
+    eta = pt.concatenate([alpha[lik.block] + delta - offset[lik.block], alpha - offset])
 
     def logp(value, n, eta, weight):
         return weight * pm.logp(pm.Binomial.dist(n=n, logit_p=eta), value)

@@ -184,6 +184,48 @@ def pooled_rate_expand(x: np.ndarray, buf: np.ndarray, out: np.ndarray) -> None:
 
 
 @numba.njit(**_JIT)
+def _study_offsets(deltas: np.ndarray, sidx: np.ndarray, s_n: int) -> np.ndarray:
+    """Each study's ``sum_j delta_j / (J + 1)``: its arms' mean effect, the control's 0 included."""
+    total, count = np.zeros(s_n), np.ones(s_n)
+    for c in range(deltas.size):
+        total[int(sidx[c])] += deltas[c]
+        count[int(sidx[c])] += 1.0
+    return total / count
+
+
+@numba.njit(**_JIT)
+def _centred_binomial(deltas: np.ndarray, sidx: np.ndarray, alpha: np.ndarray,
+                      ya: np.ndarray, na: np.ndarray, lca: np.ndarray, yc: np.ndarray,
+                      nc: np.ndarray, lcc: np.ndarray):  # (resid, d alpha, offsets, log-lik)
+    """Binomial terms of symmetric arms: control ``alpha - o``, active ``alpha + delta - o``.
+
+    Returns d logL / d delta per contrast (``r_j - R_i / K_i``), d logL / d alpha per
+    study (``R_i``, the sum of its arms' residuals), the offsets ``o_i`` and the log-likelihood.
+    """
+    s_n = alpha.size
+    offset = _study_offsets(deltas, sidx, s_n)
+    count = np.ones(s_n)
+    for c in range(deltas.size):
+        count[int(sidx[c])] += 1.0
+    total = 0.0
+    arms = np.empty(s_n)
+    for i in range(s_n):
+        t = alpha[i] - offset[i]
+        total += _binomial_logit(yc[i], nc[i], lcc[i], t)
+        arms[i] = yc[i] - nc[i] * _expit(t)
+    resid = np.empty(deltas.size)
+    for c in range(deltas.size):
+        s = int(sidx[c])
+        t = alpha[s] + deltas[c] - offset[s]
+        total += _binomial_logit(ya[c], na[c], lca[c], t)
+        resid[c] = ya[c] - na[c] * _expit(t)
+        arms[s] += resid[c]
+    for c in range(deltas.size):
+        resid[c] -= arms[int(sidx[c])] / count[int(sidx[c])]
+    return resid, arms, offset, total
+
+
+@numba.njit(**_JIT)
 def contrast_logp(x: np.ndarray, buf: np.ndarray, grad: np.ndarray) -> float:
     """Log density and gradient of contrast (arm-based binomial or normal contrasts)."""
     s_n, c_n, p = int(buf[H_S]), int(buf[H_C]), int(buf[H_P])
@@ -210,27 +252,35 @@ def contrast_logp(x: np.ndarray, buf: np.ndarray, grad: np.ndarray) -> float:
         lp -= 0.5 * u * u + _HALF_LOG_2PI
         grad[iu + i] = -u
         if binary:
-            lp += _normal(w, 0.0, bsd) + _binomial_logit(yc[i], nc[i], lcc[i], w)
-            grad[iw + i] = -w / (bsd * bsd) + yc[i] - nc[i] * _expit(w)
+            lp += _normal(w, 0.0, bsd)
+            grad[iw + i] = -w / (bsd * bsd)
         else:
             lp -= 0.5 * w * w + _HALF_LOG_2PI
             grad[iw + i] = -w
+    deltas, noises = np.empty(c_n), np.empty(c_n)
+    for c in range(c_n):
+        s = int(sidx[c])
+        noises[c] = ws[c] * x[iu + s] + wo[c] * x[ie + c]
+        deltas[c] = d + tau * noises[c]
+        for j in range(p):
+            deltas[c] += xm[c * p + j] * x[ib + j]
+    resid = np.zeros(c_n)
+    if binary:  # symmetric arms: logits centred on the study mean (models.arms)
+        resid, arms, _, total = _centred_binomial(deltas, sidx, x[iw:iw + s_n],
+                                                       ya, na, lca, yc, nc, lcc)
+        lp += total
+        for i in range(s_n):
+            grad[iw + i] += arms[i]
     dtau_sum = 0.0
     for c in range(c_n):
         s = int(sidx[c])
         e = x[ie + c]
         lp -= 0.5 * e * e + _HALF_LOG_2PI
-        noise = ws[c] * x[iu + s] + wo[c] * e
-        delta = d + tau * noise
-        for j in range(p):
-            delta += xm[c * p + j] * x[ib + j]
+        noise = noises[c]
         if binary:
-            t = x[iw + s] + delta
-            lp += _binomial_logit(ya[c], na[c], lca[c], t)
-            r = ya[c] - na[c] * _expit(t)
-            grad[iw + s] += r
+            r = resid[c]
         else:  # ya: contrast, na: own sd, lca: sqrt(shared variance)
-            mean = delta + lca[c] * x[iw + s]
+            mean = deltas[c] + lca[c] * x[iw + s]
             r = (ya[c] - mean) / (na[c] * na[c])
             lp += _normal(ya[c], mean, na[c])
             grad[iw + s] += r * lca[c]
@@ -268,22 +318,26 @@ def contrast_expand(x: np.ndarray, buf: np.ndarray, out: np.ndarray) -> None:
     for i in range(s_n + c_n + p):  # u, e, beta
         out[q + i] = x[2 + i]
     q += s_n + c_n + p
+    deltas = np.empty(c_n)
     for c in range(c_n):
         s = int(sidx[c])
-        delta = x[0] + tau * (ws[c] * x[iu + s] + wo[c] * x[ie + c])
+        deltas[c] = x[0] + tau * (ws[c] * x[iu + s] + wo[c] * x[ie + c])
         for j in range(p):
-            delta += xm[c * p + j] * x[ib + j]
-        out[q + c] = delta
+            deltas[c] += xm[c * p + j] * x[ib + j]
+        out[q + c] = deltas[c]
+    offset = _study_offsets(deltas, sidx, s_n)
+    for c in range(c_n):
+        s = int(sidx[c])
         if binary:
-            ll = _binomial_logit(ya[c], na[c], lca[c], x[iw + s] + delta)
+            ll = _binomial_logit(ya[c], na[c], lca[c], x[iw + s] + deltas[c] - offset[s])
         else:
-            ll = _normal(ya[c], delta + lca[c] * x[iw + s], na[c])
+            ll = _normal(ya[c], deltas[c] + lca[c] * x[iw + s], na[c])
         out[q + c_n + s_n + (s_n if binary else 0) + c] = ll
     q += c_n
     for i in range(s_n):
         out[q + i] = x[iw + i]
         if binary:
-            out[q + s_n + i] = _binomial_logit(yc[i], nc[i], lcc[i], x[iw + i])
+            out[q + s_n + i] = _binomial_logit(yc[i], nc[i], lcc[i], x[iw + i] - offset[i])
 
 
 @numba.njit(**_JIT)

@@ -108,6 +108,31 @@ def _dose_shape(form: int, j: int, dose: np.ndarray, g0: np.ndarray, ed50: float
 
 
 @numba.njit(**_JIT)
+def _dose_arms(x: np.ndarray, buf: np.ndarray, ed50: float, w: np.ndarray):
+    """Each study's amplitude, each arm's g(dose) and each study's mean g (three arrays)."""
+    s_n, a_n, p, k_n, form, ie, ia = _dose_layout(buf)
+    o = HEADER
+    sidx = buf[o:o + a_n]
+    dose, g0 = buf[o + 4 * a_n:o + 5 * a_n], buf[o + 5 * a_n:o + 6 * a_n]
+    xm = buf[o + 6 * a_n:o + 6 * a_n + s_n * p]
+    coef = buf[o + 6 * a_n + s_n * p:o + 6 * a_n + s_n * p + a_n * k_n]
+    tau = math.exp(x[1])  # half-normal tau: x[1] is log tau
+    amps = np.empty(s_n)
+    for i in range(s_n):
+        amps[i] = x[0] + tau * x[2 + i]
+        for k in range(p):
+            amps[i] += xm[i * p + k] * x[2 + s_n + k]
+    gs, gbar, count = np.empty(a_n), np.zeros(s_n), np.zeros(s_n)
+    for j in range(a_n):
+        gs[j] = _dose_shape(form, j, dose, g0, ed50, coef, w, k_n)
+        gbar[int(sidx[j])] += gs[j]
+        count[int(sidx[j])] += 1.0
+    for i in range(s_n):
+        gbar[i] /= max(count[i], 1.0)
+    return amps, gs, gbar
+
+
+@numba.njit(**_JIT)
 def dose_response_logp(x: np.ndarray, buf: np.ndarray, grad: np.ndarray) -> float:
     """Log density and gradient of dose-response (arm-level, binomial or normal)."""
     s_n, a_n, p, k_n, form, ie, ia = _dose_layout(buf)
@@ -116,7 +141,7 @@ def dose_response_logp(x: np.ndarray, buf: np.ndarray, grad: np.ndarray) -> floa
     o = HEADER
     sidx, y, n, lc = buf[o:o + a_n], buf[o + a_n:o + 2 * a_n], buf[o + 2 * a_n:o + 3 * a_n], \
         buf[o + 3 * a_n:o + 4 * a_n]
-    dose, g0 = buf[o + 4 * a_n:o + 5 * a_n], buf[o + 5 * a_n:o + 6 * a_n]
+    dose = buf[o + 4 * a_n:o + 5 * a_n]
     xm = buf[o + 6 * a_n:o + 6 * a_n + s_n * p]
     coef = buf[o + 6 * a_n + s_n * p:o + 6 * a_n + s_n * p + a_n * k_n]
     iz, ib = 2, 2 + s_n
@@ -142,21 +167,25 @@ def dose_response_logp(x: np.ndarray, buf: np.ndarray, grad: np.ndarray) -> floa
         lp += _normal(z, 0.0, 1.0) + _normal(a, 0.0, bsd)
         grad[iz + i] = -z
         grad[ia + i] = -a / (bsd * bsd)
+    amps, gs, gbar = _dose_arms(x, buf, ed50, w)
+    resid, study_resid, count = np.zeros(a_n), np.zeros(s_n), np.zeros(s_n)
+    for j in range(a_n):  # arms centred on their study's mean (models.arms)
+        s = int(sidx[j])
+        eta = x[ia + s] + amps[s] * (gs[j] - gbar[s])
+        if binary:
+            lp += _binomial_logit(y[j], n[j], lc[j], eta)
+            resid[j] = y[j] - n[j] * _expit(eta)
+        else:  # n holds the standard error
+            lp += _normal(y[j], eta, n[j])
+            resid[j] = (y[j] - eta) / (n[j] * n[j])
+        grad[ia + s] += resid[j]
+        study_resid[s] += resid[j]
+        count[s] += 1.0
     dtau_sum = 0.0
     for j in range(a_n):
         s = int(sidx[j])
-        amp = theta + tau * x[iz + s]
-        for q in range(p):
-            amp += xm[s * p + q] * x[ib + q]
-        g = _dose_shape(form, j, dose, g0, ed50, coef, w, k_n)
-        eta = x[ia + s] + amp * g
-        if binary:
-            lp += _binomial_logit(y[j], n[j], lc[j], eta)
-            r = y[j] - n[j] * _expit(eta)
-        else:  # n holds the standard error
-            lp += _normal(y[j], eta, n[j])
-            r = (y[j] - eta) / (n[j] * n[j])
-        grad[ia + s] += r
+        amp, g = amps[s], gs[j]
+        r = resid[j] - study_resid[s] / count[s]  # sum_j r_j (g_j - gbar) = sum_j r'_j g_j
         grad[0] += r * g
         dtau_sum += r * g * x[iz + s]
         grad[iz + s] += r * g * tau
@@ -181,10 +210,6 @@ def dose_response_expand(x: np.ndarray, buf: np.ndarray, out: np.ndarray) -> Non
     o = HEADER
     sidx, y, n, lc = buf[o:o + a_n], buf[o + a_n:o + 2 * a_n], buf[o + 2 * a_n:o + 3 * a_n], \
         buf[o + 3 * a_n:o + 4 * a_n]
-    dose, g0 = buf[o + 4 * a_n:o + 5 * a_n], buf[o + 5 * a_n:o + 6 * a_n]
-    xm = buf[o + 6 * a_n:o + 6 * a_n + s_n * p]
-    coef = buf[o + 6 * a_n + s_n * p:o + 6 * a_n + s_n * p + a_n * k_n]
-    iz, ib = 2, 2 + s_n
     tau = math.exp(x[1])
     out[0], out[1] = x[0], tau
     q = 2
@@ -205,12 +230,10 @@ def dose_response_expand(x: np.ndarray, buf: np.ndarray, out: np.ndarray) -> Non
     for i in range(s_n):
         out[q + i] = x[ia + i]
     q += s_n
+    amps, gs, gbar = _dose_arms(x, buf, ed50, w)
     for j in range(a_n):
         s = int(sidx[j])
-        amp = x[0] + tau * x[iz + s]
-        for k in range(p):
-            amp += xm[s * p + k] * x[ib + k]
-        eta = x[ia + s] + amp * _dose_shape(form, j, dose, g0, ed50, coef, w, k_n)
+        eta = x[ia + s] + amps[s] * (gs[j] - gbar[s])
         out[q + j] = (_binomial_logit(y[j], n[j], lc[j], eta) if binary
                       else _normal(y[j], eta, n[j]))
 
@@ -295,21 +318,31 @@ def _binomial_terms(x: np.ndarray, buf: np.ndarray, amp: np.ndarray, f: np.ndarr
         buf[p + 3 * m:p + 4 * m]
     ia, bsd = x.size - b_n, buf[H_BASE_SD]
     lp = 0.0
+    offset, count, block_g = np.zeros(b_n), np.ones(b_n), np.zeros(b_n)
     for b in range(b_n):
         a = x[ia + b]
         lp += _normal(a, 0.0, bsd)
         grad[ia + b] = -a / (bsd * bsd)
+    for j in range(c_n):  # arms centred on their block's mean (models.arms)
+        offset[int(bidx[j])] += amp[j] * f[j]
+        count[int(bidx[j])] += 1.0
+    for b in range(b_n):
+        offset[b] /= count[b]
+    gs = np.zeros(c_n)
     for j in range(m):
         b = int(bidx[j]) if j < c_n else j - c_n
-        eta = x[ia + b] + (amp[j] * f[j] if j < c_n else 0.0)
+        eta = x[ia + b] - offset[b] + (amp[j] * f[j] if j < c_n else 0.0)
         term = wt[j] * _binomial_logit(y[j], n[j], lc[j], eta)
         lp += term
         if terms is not None:
             terms[j] = term
         g = wt[j] * (y[j] - n[j] * _expit(eta))
         grad[ia + b] += g
+        block_g[b] += g
         if j < c_n:
-            dmean[j] += g
+            gs[j] = g
+    for j in range(c_n):
+        dmean[j] += gs[j] - block_g[int(bidx[j])] / count[int(bidx[j])]
     return lp
 
 

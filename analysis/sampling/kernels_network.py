@@ -76,35 +76,46 @@ def network_logp(x: np.ndarray, buf: np.ndarray, grad: np.ndarray) -> float:
         lp += _normal(mu, 0.0, bsd) - 0.5 * u * u - _HALF_LOG_2PI
         grad[imu + i] = -mu / (bsd * bsd)
         grad[iu + i] = -u
-    dtau_sum = 0.0
+    effect, noises = np.zeros(a_n), np.zeros(a_n)
+    total, count = np.zeros(s_n), np.zeros(s_n)
     for a in range(a_n):
+        s = int(sidx[a])
+        count[s] += 1.0
+        if base[a] == 0.0:
+            p, m = int(plus[a]), int(minus[a])
+            noises[a] = ws[a] * x[iu + s] + wo[a] * x[ie + a]
+            effect[a] = tau * noises[a]
+            if p >= 0:
+                effect[a] += x[p]
+            if m >= 0:
+                effect[a] -= x[m]
+            total[s] += effect[a]
+    resid, study_resid = np.zeros(a_n), np.zeros(s_n)
+    for a in range(a_n):  # arms centred on their study's mean (models.arms)
         s = int(sidx[a])
         e = x[ie + a]
         lp -= 0.5 * e * e + _HALF_LOG_2PI
         grad[ie + a] = -e
-        eta = x[imu + s]
-        noise = 0.0
-        p, m = int(plus[a]), int(minus[a])
-        if base[a] == 0.0:
-            noise = ws[a] * x[iu + s] + wo[a] * e
-            eta += tau * noise
-            if p >= 0:
-                eta += x[p]
-            if m >= 0:
-                eta -= x[m]
+        eta = x[imu + s] + effect[a] - total[s] / count[s]
         if binary:
             lp += _binomial_logit(y[a], n[a], lc[a], eta)
-            r = y[a] - n[a] * _expit(eta)
+            resid[a] = y[a] - n[a] * _expit(eta)
         else:
             lp += _normal(y[a], eta, n[a])
-            r = (y[a] - eta) / (n[a] * n[a])
-        grad[imu + s] += r
+            resid[a] = (y[a] - eta) / (n[a] * n[a])
+        study_resid[s] += resid[a]
+    dtau_sum = 0.0
+    for a in range(a_n):
+        s = int(sidx[a])
+        grad[imu + s] += resid[a]
         if base[a] == 0.0:
+            r = resid[a] - study_resid[s] / count[s]
+            p, m = int(plus[a]), int(minus[a])
             if p >= 0:
                 grad[p] += r
             if m >= 0:
                 grad[m] -= r
-            dtau_sum += r * noise
+            dtau_sum += r * noises[a]
             grad[iu + s] += r * tau * ws[a]
             grad[ie + a] += r * tau * wo[a]
     grad[it] = dtau * dtau_sum + dt
@@ -142,15 +153,20 @@ def network_expand(x: np.ndarray, buf: np.ndarray, out: np.ndarray) -> None:
     for i in range(2 * s_n + a_n):  # mu, u, e
         out[q + i] = x[imu + i]
     q += 2 * s_n + a_n
+    effect, total, count = np.zeros(a_n), np.zeros(s_n), np.zeros(s_n)
     for a in range(a_n):
         s = int(sidx[a])
-        eta = x[imu + s]
+        count[s] += 1.0
         if base[a] == 0.0:
-            eta += tau * (ws[a] * x[iu + s] + wo[a] * x[ie + a])
+            effect[a] = tau * (ws[a] * x[iu + s] + wo[a] * x[ie + a])
             if plus[a] >= 0:
-                eta += x[int(plus[a])]
+                effect[a] += x[int(plus[a])]
             if minus[a] >= 0:
-                eta -= x[int(minus[a])]
+                effect[a] -= x[int(minus[a])]
+            total[s] += effect[a]
+    for a in range(a_n):
+        s = int(sidx[a])
+        eta = x[imu + s] + effect[a] - total[s] / count[s]
         out[q + a] = _binomial_logit(y[a], n[a], lc[a], eta) if binary \
             else _normal(y[a], eta, n[a])
 

@@ -465,3 +465,51 @@ def contrast_effects(data: ContrastData) -> Effects:
                        np.where(arm, eff.vi, c["vi"].to_numpy(float)))
     vi = c["vi"].to_numpy(float) + np.where(arm, (m - 1) * c["shared_var"].to_numpy(float), 0.0)
     return Effects(data.measure, c["yi"].to_numpy(float), vi)
+
+
+#: why a double-zero or double-all study is left out of an odds-ratio model
+UNINFORMATIVE = ("{kind}: no information about the odds ratio (left out of the arm-based "
+                 "model, as in the Cochrane Handbook 10.4.4.2)")
+
+
+def uninformative_studies(data: ContrastData) -> dict[str, str]:
+    """Studies whose arm-level counts say nothing about an odds ratio, with the reason.
+
+    A study whose every arm has no events ("double-zero") or only events ("double-all")
+    has a likelihood that is flat in the log odds ratio once its baseline is free: it
+    carries no information about the odds ratio. Studies with reported contrasts are kept.
+    """
+    c = data.contrasts
+    if not data.binary or c.empty or not {"a", "b", "c", "d"} <= set(c.columns):
+        return {}
+    arm = c["level"] != "contrast" if "level" in c else pd.Series(True, index=c.index)
+    out = {}
+    for study, g in c.groupby("study", sort=False):
+        if not arm[g.index].all():
+            continue
+        if (g["a"] == 0).all() and (g["c"] == 0).all():
+            out[str(study)] = UNINFORMATIVE.format(kind="no events in any arm (double-zero)")
+        elif (g["b"] == 0).all() and (g["d"] == 0).all():
+            out[str(study)] = UNINFORMATIVE.format(kind="every patient an event in every "
+                                                   "arm (double-all)")
+    return out
+
+
+def informative_contrasts(data: ContrastData) -> ContrastData:
+    """Return ``data`` without its double-zero and double-all studies, each named in ``dropped``.
+
+    The arm-based binomial models use these data; the frequentist engine keeps every study
+    (as metafor's ``escalc``, which adds 0.5 to the zero cells) and the notes say so.
+    """
+    from dataclasses import replace
+
+    gone = uninformative_studies(data)
+    if not gone:
+        return data
+    keep = ~data.contrasts["study"].isin(list(gone))
+    arms = data.arms[~data.arms["study"].isin(list(gone))] if "study" in data.arms else data.arms
+    dropped = [*data.dropped, *(dict(study=s, arm="*", reason=r) for s, r in gone.items())]
+    note = (f"{len(gone)} stud{'y' if len(gone) == 1 else 'ies'} with no events (or only "
+            f"events) in every arm left out of the odds-ratio model: {', '.join(gone)}")
+    return replace(data, contrasts=data.contrasts[keep].reset_index(drop=True), arms=arms,
+                   dropped=dropped, notes=[*data.notes, note])

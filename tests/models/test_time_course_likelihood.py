@@ -161,7 +161,10 @@ def test_binomial_weights_are_the_equicorrelation_design_effect() -> None:
 
 
 def test_binomial_terms_count_each_control_once_per_time_with_its_weight() -> None:
-    """Stored terms: w * Binomial(y | n, expit(eta)), 5 active arms and 3 controls (not 5)."""
+    """Stored terms: w * Binomial(y | n, expit(eta)), 5 active arms and 3 controls (not 5).
+
+    eta is the symmetric form: each (study, time) block's arms centred on their mean.
+    """
     from trialmeta.analysis.models.time_course import binomial_structure, composite_weights
 
     data = _two_studies()
@@ -182,11 +185,15 @@ def test_binomial_terms_count_each_control_once_per_time_with_its_weight() -> No
                 np.array([t_r + np.exp(x[5])]))[0]
     amp = np.exp(tau * z - tau**2 / 2)[(t["study"] == "B").to_numpy().astype(int)]
     block = np.array([0, 0, 1, 1, 2])
+    effect = amp * f
+    # symmetric arms: each block's logits centred on its mean (two active arms and a control
+    # in blocks 0 and 1, one active arm and a control in block 2)
+    offset = np.array([effect[:2].sum() / 3, effect[2:4].sum() / 3, effect[4] / 2])
     active = stats.binom.logpmf(t["a"], t["a"] + t["b"],
-                                1 / (1 + np.exp(-(alpha[block] + amp * f))))
+                                1 / (1 + np.exp(-(alpha[block] + effect - offset[block]))))
     first = [0, 2, 4]
     control = stats.binom.logpmf(t["c"].to_numpy()[first], (t["c"] + t["d"]).to_numpy()[first],
-                                 1 / (1 + np.exp(-alpha)))
+                                 1 / (1 + np.exp(-(alpha - offset))))
     want = np.r_[w * active, w[first] * control]
     np.testing.assert_allclose(out[-8:], want, rtol=1e-10)
     np.testing.assert_allclose(out[-11:-8], alpha)

@@ -124,8 +124,9 @@ def test_reported_log_or_equals_the_two_by_two_table(tmp_path: Path) -> None:
                              on_unused_input="ignore")(point)
     delta = point["d"] + np.exp(point["tau_log__"]) * point["e"]  # no multi-arm study
     assert terms[2] == pytest.approx(stats.norm(delta[2], se).logpdf(lor), rel=1e-12)
-    alpha = point["alpha"]
-    want_control = stats.binom.logpmf([3, 6], [20, 29], 1 / (1 + np.exp(-alpha[:2])))
+    alpha = point["alpha"]  # each study's mean arm logit: the control sits at alpha - delta/2
+    want_control = stats.binom.logpmf([3, 6], [20, 29],
+                                      1 / (1 + np.exp(-(alpha[:2] - delta[:2] / 2))))
     np.testing.assert_allclose(terms[0], want_control, rtol=1e-10)
     with pytest.raises(Exception, match="takes reported log ORs only"):
         Contrast().build(replace(b, measure="RR"))
