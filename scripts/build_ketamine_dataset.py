@@ -44,7 +44,7 @@ COLUMNS = [
 DOMAIN_BY_SCALE = {"SSI": "suicidal_ideation", "BSS": "suicidal_ideation",
                    "CSSRS_ISS": "suicidal_ideation"}
 NUMERIC = ["n", "n_binary", "mean", "sd", "se", "responders", "remitters"]
-TIER_ORDER = {"primary": 0, "secondary": 1, "derived": 2}
+TIER_ORDER = {"primary": 0, "secondary": 1, "derived": 2, "back_calculated": 3}
 
 # Study-level attributes shared by every row of the study.
 STUDIES: dict[str, dict[str, str]] = {
@@ -115,16 +115,18 @@ ROWS: list[dict] = []
 
 def row(study: str, arm: str, attrs: dict, refs: list[tuple[str, int]],
         contrast: dict | None = None, cite: list[tuple[str, int]] | None = None,
-        **fields: str) -> None:
+        back_calculated: bool = False, **fields: str) -> None:
     """Add one output row (fields as strings; blanks omitted).
 
     ``contrast`` makes it (also) a contrast-level row: ``refs`` of the reported effect and SE
     (or, with ``derive``, of this arm's and the comparator's LS means with SEs), ``vs``,
     ``outcome`` and ``measure``. ``cite`` names extraction rows that are cited but give the
-    row no number (the comparator of a reported difference).
+    row no number (the comparator of a reported difference). ``back_calculated`` marks counts
+    recovered from a summary effect (an odds ratio and an assumed risk), not printed per arm:
+    the tier ``back_calculated``, weaker than ``derived``.
     """
     ROWS.append(dict(study=study, arm=arm, attrs=attrs, refs=refs, fields=fields,
-                     contrast=contrast, cite=cite or []))
+                     contrast=contrast, cite=cite or [], back_calculated=back_calculated))
 
 
 def contrast_numbers(spec: dict, tables: dict) -> tuple[dict[str, str], list[str]]:
@@ -153,6 +155,8 @@ def contrast_numbers(spec: dict, tables: dict) -> tuple[dict[str, str], list[str
 
 
 # --- Lii 2023: IV ketamine 0.5 mg/kg vs saline under anaesthesia (PMC10769130 ED Table 1)
+LII_NOTE = ("infused during surgical anaesthesia, which masks the acute effects (the trial's "
+            "title: 'ketamine masked by surgical anesthesia')")
 lii_days = [(0, None), (24, 1), (48, 2), (72, 3), (120, 5), (168, 7), (336, 14)]
 for arm, attrs, first_e, first_resp, first_rem in [
     ("ketamine_0.5", KET_IV, 1, 8, 14), ("saline", SALINE_IV, 20, 27, 33)
@@ -161,12 +165,12 @@ for arm, attrs, first_e, first_resp, first_rem in [
         mean_ref = ("E", first_e + k)
         if t == 0:
             row("Lii2023", arm, attrs, [mean_ref], time_h="0", doses_given="0",
-                scale="MADRS", mean_type="endpoint")
+                scale="MADRS", mean_type="endpoint", notes=LII_NOTE)
             continue
         refs = [mean_ref, ("E", first_resp + k - 1), ("E", first_rem + k - 1)]
         row("Lii2023", arm, attrs, refs, time_h=str(t), doses_given="1", scale="MADRS",
             mean_type="endpoint", response_def=">=50% reduction in MADRS from screening",
-            remission_def="MADRS<=12")
+            remission_def="MADRS<=12", notes=LII_NOTE)
 
 # --- Daly 2018: intranasal esketamine 28/56/84 mg vs placebo, period 1 (PMC5838571 Table 1)
 daly_arms = [
@@ -267,7 +271,8 @@ for arm, attrs, base, ssi in [("ketamine_0.5", KET_IV, 124, 125), ("midazolam", 
 
 # --- Grunebaum 2017 (bipolar): counts back-calculated from the Cochrane SoF OR
 for arm, attrs, resp, rem in [("ketamine_0.5", KET_IV, 1, 3), ("midazolam", MIDAZ02, 2, 4)]:
-    row("Grunebaum2017", arm, attrs, [("C", resp), ("C", rem)], time_h="24", doses_given="1",
+    row("Grunebaum2017", arm, attrs, [("C", resp), ("C", rem)], back_calculated=True,
+        time_h="24", doses_given="1",
         scale="MADRS", response_def="response (Cochrane CD011611 definition)",
         remission_def="remission (Cochrane CD011611 definition)",
         notes="counts back-calculated from the Cochrane summary-of-findings OR and assumed "
@@ -677,7 +682,8 @@ def build(folder: Path, excluded: set[str] | None = None) -> list[dict[str, str]
         extra_refs = (contrast["refs"] if contrast else []) + spec["cite"]
         refs += [(k, get_ref(tables, (k, i))) for k, i in extra_refs]
         tiers = [tier(k, r) for k, r in refs] + (["derived"] if contrast and
-                                                 contrast.get("derive") else [])
+                                                 contrast.get("derive") else []) + (
+            ["back_calculated"] if spec.get("back_calculated") else [])
         out["evidence"] = max(tiers, key=lambda t: TIER_ORDER[t])
         cites = []
         all_refs = spec["refs"] + extra_refs

@@ -46,6 +46,7 @@ from ..stats.decision import (
     verdict,
     weigh,
 )
+from .certainty import Certainty
 
 CONTRAST_FIELDS = {"id", "title", "outcome", "measure", "time_h", "window_h", "selection",
                    "comparators"}
@@ -500,6 +501,10 @@ def load_published(claims: ClaimsFile, published: str | None) -> list[dict[str, 
     return rows
 
 
+#: the deciding probability from which a directional verdict reads "strong"
+STRONG = 0.95
+
+
 @dataclass
 class ClaimResult:
     """The verdict of one claim with the numbers behind it."""
@@ -521,6 +526,26 @@ class ClaimResult:
     prior_estimate: dict[str, float] | None = None
     #: what decided: "evidence" (the probabilities), "studies" (too few) or "unidentified"
     basis: str = "evidence"
+    #: certainty of the evidence (:mod:`~trialmeta.analysis.evaluate.certainty`)
+    certainty: Certainty | None = None
+    #: why an "inconclusive" is not a verdict either way: "weak Bayes factor" (the
+    #: probability was there, the evidence was not), "inconsistent" (direct and indirect
+    #: evidence disagree), "uncontrolled designs only"; None otherwise
+    qualifier: str | None = None
+
+    @property
+    def strength(self) -> str | None:
+        """Grade a directional verdict: ``strong`` (P >= 0.95) or ``probable`` (below).
+
+        The deciding probability is P(region) for supported, P(side) for contradicted. A
+        directional claim with no true effect reaches ``supported`` about one time in five
+        at a 0.8 threshold, ``strong`` about one in twenty.
+        """
+        ev = self.evidence
+        if ev is None or self.verdict not in ("supported", "contradicted"):
+            return None
+        p = ev.p_post if self.verdict == "supported" else max(ev.p_below, ev.p_above)
+        return "strong" if p >= STRONG else "probable"
 
     def as_dict(self) -> dict[str, Any]:
         """Return the verdict as the documented JSON record (censored values as null)."""
@@ -539,8 +564,11 @@ class ClaimResult:
                 k: _finite(self.prior_estimate.get(k)) for k in ("median", "ci_low", "ci_high")},
             "probability": self.probability, "probability_mcse": self.probability_mcse,
             **ev, "draws_per_chain": self.draws,
-            "verdict": self.verdict, "basis": self.basis, "studies": self.studies,
+            "verdict": self.verdict, "qualifier": self.qualifier,
+            "strength": self.strength, "basis": self.basis,
+            "studies": self.studies,
             "diagnostics_passed": self.diagnostics_passed, "reason": self.reason,
+            "certainty": None if self.certainty is None else self.certainty.as_dict(),
         }
 
 
@@ -599,6 +627,7 @@ def judge(claim: Claim, draws: np.ndarray | None, studies: list[str],
                            basis="unidentified", **base)
     lo, hi = claim.region
     label, why = verdict(ev, claim.rule)
+    qualifier = "weak Bayes factor" if why.startswith("weak-") else None
     reason = _evidence_text(claim, ev)
     near = near_thresholds(ev, claim.rule)
     if near and at_cap:
@@ -614,13 +643,22 @@ def judge(claim: Claim, draws: np.ndarray | None, studies: list[str],
                   f"the prior. {_settle(claim)}")
     elif why in ("below", "above"):
         reason = f"the posterior lies {why} [{lo:g}, {hi:g}]: {reason}"
+    elif why == "weak-in":
+        reason = (f"the posterior puts it in [{lo:g}, {hi:g}] but the data did not add "
+                  f"evidence for that (Bayes factor {ev.bayes_factor:.3g} < "
+                  f"{claim.rule.bf_high:g}; the prior already held {ev.p_prior:.2f} of it): "
+                  f"{reason}")
+    elif why in ("weak-below", "weak-above"):
+        reason = (f"the posterior lies {why.removeprefix('weak-')} [{lo:g}, {hi:g}] but the "
+                  f"data did not move it there (Bayes factor {ev.bayes_factor:.3g} > "
+                  f"{claim.rule.bf_low:.3g}): {reason}")
     if prior is None:
         reason += "; no prior draws for this quantity, so prior and posterior are not compared"
     if diagnostics_passed is False:
         reason += "; the fit FAILED its convergence diagnostics, so treat this as provisional"
     if claim.caveat:
         reason += f". Caveat: {claim.caveat}"
-    return ClaimResult(claim, label, reason=reason, **base)
+    return ClaimResult(claim, label, reason=reason, qualifier=qualifier, **base)
 
 
 def _evidence_text(claim: Claim, ev: Evidence) -> str:

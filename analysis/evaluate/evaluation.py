@@ -12,6 +12,7 @@ the cap, the verdict is ``inconclusive``. So no verdict depends on the seed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from ..io.records import Records
 from ..sampling.inference import summarize_censored
 from ..sampling.settings import SamplerSettings
 from ..stats.decision import near_thresholds
+from .certainty import assess
 from .claims import Claim, ClaimResult, ClaimsFile, judge
 
 __all__ = ["PRIOR_DRAWS", "Evaluation", "FamilyRun", "evaluate"]
@@ -37,11 +39,18 @@ class Evaluation:
 
 
 def evaluate(records: Records, claims: ClaimsFile, settings: SamplerSettings, *,
-             progress: bool = False, documents: bool = True) -> Evaluation:
+             progress: bool = False, documents: bool = True,
+             fragility: bool = True) -> Evaluation:
     """Fit every model the claims need (no model twice) and give each claim its verdict.
 
     ``documents=False`` skips each fit's JSON document (summaries, curves, PSIS-LOO): the
     verdicts are the same, and a sweep, which keeps only them, runs faster.
+
+    Each verdict gets its certainty grade (:mod:`.certainty`); a verdict identified only
+    by uncontrolled studies is capped at ``inconclusive``. With ``fragility`` (the
+    default) every supported or contradicted claim is refitted without each of its
+    studies in turn, and a study whose omission changes the verdict is named (a sweep,
+    which leaves studies out as cells of its own, turns this off).
 
     A claim whose probability lies within two Monte Carlo standard errors of a threshold
     has its fit rerun with twice the draws (same seed), until it clears or the claim's
@@ -74,8 +83,53 @@ def evaluate(records: Records, claims: ClaimsFile, settings: SamplerSettings, *,
             factor[key] *= 2
             run(key)
         results.update({c.id: judged(c) for c in claims.claims if c.fit_key() in grow})
+    for c in claims.claims:
+        key = c.fit_key()
+        _grade(records, c, results[c.id], settings.draws * factor[key], run=ev.runs[key],
+               family_run=(lambda claim, f=factor[key]: family_of(claim.model).run(
+                   records, claim, replace(settings, draws=settings.draws * f),
+                   documents=False)) if fragility else None)
     ev.results = [results[c.id] for c in claims.claims]
     return ev
+
+
+#: at most this many leave-one-study-out refits per claim
+MAX_FRAGILITY_REFITS = 40
+
+
+def _grade(records: Records, claim: Claim, result: ClaimResult, draws_per_chain: int,
+           family_run: Any, run: FamilyRun) -> None:
+    """Give ``result`` its certainty; cap it; name the studies it is fragile to.
+
+    Fragility is checked by refitting without each study when the model has a precompiled
+    kernel (``run.fast_refits``); otherwise ``fragile_to`` is None (not assessed here: the
+    sweep's leave-one-out cells assess it).
+    """
+    table = records.table
+    cert = assess(claim, result.verdict, result.studies, table,
+                  diagnostics_passed=result.diagnostics_passed)
+    if cert.cap and result.verdict in ("supported", "contradicted"):
+        result.reason = (f"capped at inconclusive (the probabilities alone said "
+                         f"{result.verdict}): {cert.cap}. {result.reason}")
+        result.verdict = "inconclusive"
+        result.qualifier = "uncontrolled designs only"
+    fragile = None
+    fast = getattr(run, "fast_refits", False)
+    if family_run is not None and fast and result.verdict in ("supported", "contradicted") \
+            and result.basis == "evidence":
+        fragile = []
+        for study in sorted(result.studies)[:MAX_FRAGILITY_REFITS]:
+            without = replace(claim, filters=replace(
+                claim.filters, exclude_studies=(*claim.filters.exclude_studies, study)))
+            other = _judge(without, family_run(without), draws_per_chain, at_cap=False)
+            other_cert = assess(without, other.verdict, other.studies, table)
+            label = "inconclusive" if other_cert.cap and other.verdict != \
+                "insufficient data" else other.verdict
+            if label != result.verdict:
+                fragile.append(f"{study} ({label})")
+    result.certainty = assess(claim, result.verdict, result.studies, table,
+                              diagnostics_passed=result.diagnostics_passed, fragile=fragile,
+                              reason=result.reason)
 
 
 def _undecided(result: ClaimResult, claim: Claim) -> bool:
@@ -100,11 +154,23 @@ def _judge(claim: Claim, run: FamilyRun, draws_per_chain: int, at_cap: bool) -> 
     prior = None
     if run.prior_draws is not None:
         prior = np.asarray(run.prior_draws(claim.quantity, claim), float)
-    result = judge(claim, draws, run.studies, run.diagnostics_passed,
+    studies = run.studies if run.informing is None else run.informing(claim.quantity, claim)
+    result = judge(claim, draws, studies, run.diagnostics_passed,
                    summarize_censored(draws), unidentified=run.unidentified(claim.quantity,
                                                                             claim),
                    prior=prior, at_cap=at_cap)
     result.draws = draws_per_chain
+    if run.doubt is not None and result.verdict in ("supported", "contradicted"):
+        doubt = run.doubt(claim.quantity, claim)
+        if doubt is not None:
+            result.qualifier, why = doubt
+            result.reason = (f"capped at inconclusive ({result.qualifier}; the probabilities "
+                             f"alone said {result.verdict}): {why}. {result.reason}")
+            result.verdict = "inconclusive"
+    if run.informing is not None and result.basis == "studies":
+        result.reason = (f"counted are the studies whose data inform {claim.quantity} "
+                         f"({', '.join(studies) or 'none'}), not every study in the fit "
+                         f"({len(run.studies)}). {result.reason}")
     censored = float(np.mean(np.isinf(draws)))
     bound = family_of(claim.model).censor_bound_h
     if censored > 0 and bound is not None:

@@ -61,6 +61,18 @@ class FamilyRun:
         The pooled-rate run behind the report's forest plot.
     agents : tuple of str, optional
         The agents of a multi-agent dose-response network (shown in a section of its own).
+    informing : callable, optional
+        ``informing(quantity, claim)``: the studies whose data inform that quantity (a time
+        to peak needs a study with more than one time point; a decay, data after the peak).
+        ``min_studies`` counts these, not every study in the fit. None: all of ``studies``.
+    fast_refits : bool
+        The model has a precompiled kernel for these data, so refitting it without one
+        study takes well under a second: the evaluator then checks each directional
+        verdict's fragility by leaving every study out in turn.
+    doubt : callable, optional
+        ``doubt(quantity, claim)``: ``(qualifier, why)`` when the data contradict themselves
+        about the quantity (a network's direct and indirect evidence disagree), which caps
+        a supported or contradicted verdict at ``inconclusive (qualifier)``; else None.
     """
 
     family: str
@@ -75,6 +87,9 @@ class FamilyRun:
     curve_options: Any = None
     pooled_run: Any = None
     agents: tuple[str, ...] | None = None
+    informing: Callable[[str, Claim], list[str]] | None = None
+    doubt: Callable[[str, Claim], tuple[str, str] | None] | None = None
+    fast_refits: bool = False
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,7 @@ class ContrastFamily(ModeratedFamily):
         data = select_contrasts(records, spec.outcome, spec.measure,
                                 TimeWindow.around(spec.time_h),
                                 Filters(treatment=spec.treatments))
-        return Contrast(), data, data.k_studies
+        return Contrast(keep_uninformative=True), data, data.k_studies
 
     def sbc_observe(self, data: Any, simulated: dict[str, np.ndarray], rho: float = 0.5
                     ) -> Any:
@@ -122,8 +122,16 @@ def run_contrast_claim(records: Records, claim: Claim, settings: SamplerSettings
                  documents: bool = True) -> FamilyRun:
     """Fit the contrast model a claim asks for (pooled effect vs control)."""
     model, data = contrast_setup(records, claim)
+    if data.binary:
+        from ..select.contrasts import informative_contrasts
+
+        data = informative_contrasts(data)
     if data.k_studies < claim.rule.min_studies:
-        return FamilyRun("contrast", None, data.studies)
+        gone = [d for d in data.dropped if "odds ratio" in str(d["reason"])]
+        reason = (f"{len(gone)} stud(ies) left out with no events (or only events) in every "
+                  f"arm, which carry no information about the odds ratio: "
+                  f"{', '.join(str(d['study']) for d in gone)}") if gone else None
+        return FamilyRun("contrast", None, data.studies, reason=reason)
     fit = model.fit(data, settings, data_sha256=records.sha256)
     doc = contrast_document(ContrastRun(fit, model.summary(fit)), records) if documents else None
     prior = prior_fit(model, fit, settings)
@@ -131,7 +139,8 @@ def run_contrast_claim(records: Records, claim: Claim, settings: SamplerSettings
                      lambda q, c: model.draws(fit, q),
                      diagnostics_passed=fit.diagnostics.passed,
                      posterior=fit.idata,
-                     prior_draws=lambda q, c: model.draws(prior, q))
+                     prior_draws=lambda q, c: model.draws(prior, q),
+                     fast_refits=model.kernel(fit.data) is not None)
 
 
 @dataclass

@@ -201,8 +201,11 @@ def compare_forms(records: Records, kind: str, opts: DoseOptions | TimeOptions,
             o = replace(opts, form=form)
             fn = dose_document if kind == "dose-response" else time_document
             doc = fn(records, o, settings)
-        rows.append({"form": form, **doc["loo"], "diagnostics_passed": doc["diagnostics"]
-                     ["passed"]})
+        loo = doc["loo"]
+        k_max = loo.get("pareto_k_max")
+        rows.append({"form": form, **loo, "diagnostics_passed": doc["diagnostics"]["passed"],
+                     # PSIS-LOO with a Pareto k above 0.7 cannot rank this form
+                     "loo_reliable": k_max is None or k_max <= 0.7})
     rows.sort(key=lambda r: -r["elpd_loo"])
     best = rows[0]["elpd_loo"]
     for r in rows:

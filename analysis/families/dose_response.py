@@ -236,7 +236,8 @@ def run_dose_response(records: Records, claim: Claim, settings: SamplerSettings,
                             settings, fitted=fitted)
     return FamilyRun("dose-response", doc, studies, lambda q, c: quantity(fit, q), unidentified,
                      fit.diagnostics.passed, curve_options=opts, posterior=fit.idata,
-                     prior_draws=None if prior is None else lambda q, c: quantity(prior, q))
+                     prior_draws=None if prior is None else lambda q, c: quantity(prior, q),
+                     fast_refits=model.kernel(fit.data) is not None)
 
 
 def run_agent_doses(records: Records, claim: Claim, settings: SamplerSettings, *,

@@ -187,10 +187,55 @@ def run_network(records: Records, claim: Claim, settings: SamplerSettings, *,
                     f"{c.rule.min_studies} independent trials should link them")
         return None
 
+    checks: dict[Any, Any] = {}  # the consistency checks, fitted on first need
+
+    def doubt(q: str, c: Claim) -> tuple[str, str] | None:
+        """Direct and indirect evidence that disagree about a compared pair."""
+        from ..models.network import (
+            PARETO_K_LIMIT,
+            SPLIT_P_LIMIT,
+            Network,
+            has_loops,
+            inconsistency,
+            node_split,
+            split_data,
+            splittable,
+        )
+
+        head, _, rest = q.partition(":")
+        if head != "effect" or missing(q):
+            return None
+        named = rest.split(":")
+        a, b = named if len(named) == 2 else (named[0], data.reference)
+        pair = next((p for p in splittable(data) if set(p) == {a, b}), None)
+        if pair is not None:
+            if pair not in checks:
+                checks[pair] = node_split(Network(model.priors, split=pair).fit(
+                    split_data(data, pair), settings, data_sha256=records.sha256))
+            ns = checks[pair]
+            if ns["p_value"] < SPLIT_P_LIMIT:
+                def est(s: dict[str, float]) -> str:
+                    return f"{s['median']:.2f} ({s['ci_low']:.2f} to {s['ci_high']:.2f})"
+                return ("inconsistent", f"direct and indirect evidence on {ns['comparison']} "
+                        f"disagree: direct {est(ns['direct'])}, indirect "
+                        f"{est(ns['indirect'])} (node-split p {ns['p_value']:.3g} < "
+                        f"{SPLIT_P_LIMIT:g})")
+        if has_loops(data):
+            if "ume" not in checks:
+                checks["ume"] = inconsistency(fit, Network(model.priors, ume=True).fit(
+                    data, settings, data_sha256=records.sha256))
+            inc = checks["ume"]
+            if inc["inconsistency_flagged"] and inc["pareto_k_max"] <= PARETO_K_LIMIT:
+                return ("inconsistent", "the unrelated-mean-effects model fits the network's "
+                        "loops better than the consistency model (elpd difference "
+                        f"{inc['elpd_difference_ume_minus_consistency']:.2f}, SE "
+                        f"{inc['se_difference']:.2f})")
+        return None
+
     return FamilyRun("network", doc, studies,
                      lambda q, c: None if missing(q) else
                      network_quantity(post_d, post_tau, data.nodes, q, better),
-                     unidentified, fit.diagnostics.passed,
+                     unidentified, fit.diagnostics.passed, doubt=doubt,
                      posterior=fit.idata,
                      prior_draws=lambda q, c: None if missing(q) else
                      network_quantity(prior_d, prior_tau, data.nodes, q, better))

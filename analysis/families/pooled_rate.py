@@ -36,7 +36,7 @@ class PooledRateFamily(ModeratedFamily):
     name = "pooled-rate"
     description = "hierarchical logistic pooling of single-arm response/remission rates"
     outcomes = ("response", "remission")
-    quantities = ("pooled_rate", "predictive_rate", "tau", "mu_logit")
+    quantities = ("pooled_rate", "average_rate", "predictive_rate", "tau", "mu_logit")
     prior_settings = ("mu_mean", "mu_sd", "tau_scale")
     prior_cells = (("mu_sd", 2.0),)
     tau_prior = True
@@ -129,7 +129,8 @@ def run_pooled_rate(records: Records, claim: Claim, settings: SamplerSettings, *
                      sorted(set(fit.data.table["study"])),
                      lambda q, c: model.draws(fit, q), diagnostics_passed=fit.diagnostics.passed,
                      posterior=fit.idata, pooled_run=pooled,
-                     prior_draws=lambda q, c: model.draws(prior, q))
+                     prior_draws=lambda q, c: model.draws(prior, q),
+                     fast_refits=model.kernel(fit.data) is not None)
 
 
 def _pooled_rate_priors(spec: str | None, overrides: tuple = ()):

@@ -206,12 +206,17 @@ def run_time_course(records: Records, claim: Claim, settings: SamplerSettings, *
             return None
         if q not in (*TIME_QUANTITIES, "peak"):
             return None
-        for b in c.region:
-            if np.isfinite(b) and b > 0 and not observed[0] < b < observed[-1]:
-                return (f"the region bound {b:g} h has no observations on both sides "
-                        f"(observed {', '.join(f'{t:g}' for t in observed)} h), so whether "
+        for b in c.region:  # an observation at a bound informs that side
+            if np.isfinite(b) and b > 0 and not observed[0] <= b <= observed[-1]:
+                return (f"the region bound {b:g} h lies outside the observed times "
+                        f"({', '.join(f'{t:g}' for t in observed)} h), so whether "
                         f"{q} lies below or above it is not informed by data")
         if prior is None:
+            return None
+        bounds = [b for b in c.region if np.isfinite(b) and b > 0]
+        if q == "onset_h" and bounds and all(np.isclose(observed, b).any() for b in bounds):
+            # onset <= b is "the effect had passed the threshold by b", which the
+            # observations at b inform whatever the rise time's prior says
             return None
         for name, post_x, prior_x in _shape_parameters(fit, prior,
                                                        _timing_group(fit, c)):
@@ -220,9 +225,46 @@ def run_time_course(records: Records, claim: Claim, settings: SamplerSettings, *
                 return said
         return None
 
+    times = {str(s): sorted({float(t) for t in g if float(t) > 0})
+             for s, g in data.contrasts.groupby("study")["time_h"]}
+
+    def informing(q: str, c: Claim) -> list[str]:
+        """Studies whose data inform ``q`` (module docstring of :func:`studies_informing`)."""
+        peak = None
+        if q == "duration_h":
+            peak_draws = draws_for(fit)("time_to_peak_h", c)
+            finite = peak_draws[np.isfinite(peak_draws)]
+            peak = float(np.quantile(finite, 0.975)) if finite.size else None
+        return studies_informing(q, c.region, times, peak)
+
     return FamilyRun("time-course", doc, sorted(data.studies), draws_for(fit), unidentified,
                      fit.diagnostics.passed, curve_options=opts, posterior=fit.idata,
-                     prior_draws=None if prior is None else draws_for(prior))
+                     prior_draws=None if prior is None else draws_for(prior),
+                     informing=informing, fast_refits=model.kernel(data) is not None)
+
+
+def studies_informing(quantity: str, region: tuple[float, float],
+                      times: dict[str, list[float]], peak_h: float | None) -> list[str]:
+    """Return the studies whose time points can inform a time quantity.
+
+    ``onset_h``: studies with a time point at or before the region's largest finite bound
+    (each such point says whether the effect had passed the threshold by then);
+    ``time_to_peak_h``: studies with at least two time points (one point cannot place a
+    peak); ``duration_h``: studies with a time point clearly after the peak (later than the
+    upper end of the 95 % interval of the time to peak, ``peak_h``): the decay is seen only
+    there. Anything else: every study.
+    """
+    if quantity == "onset_h":
+        bounds = [b for b in region if np.isfinite(b) and b > 0]
+        top = max(bounds) if bounds else np.inf
+        return sorted(s for s, ts in times.items() if ts and ts[0] <= top)
+    if quantity == "time_to_peak_h":
+        return sorted(s for s, ts in times.items() if len(ts) >= 2)
+    if quantity == "duration_h":
+        if peak_h is None:
+            return []
+        return sorted(s for s, ts in times.items() if ts and ts[-1] > peak_h)
+    return sorted(times)
 
 
 def _timing_group(fit: Any, claim: Claim) -> int:

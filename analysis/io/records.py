@@ -92,7 +92,7 @@ DOSE_UNITS = frozenset({"mg/kg", "mg", "mg/day", "ug/kg", "standard"})
 ROUTES = frozenset({"iv", "intranasal", "oral", "im", "sc", "sublingual"})
 DESIGNS = frozenset({"parallel", "crossover", "single_arm"})
 MEAN_TYPES = frozenset({"change", "endpoint"})
-EVIDENCE = frozenset({"primary", "secondary", "derived"})
+EVIDENCE = frozenset({"primary", "secondary", "derived", "back_calculated"})
 #: an empty ``domain`` is read from the scale: these scales measure suicidal ideation or
 #: dissociation, every other scale depression (say the domain when it is something else)
 DEFAULT_DOMAIN = "depression"

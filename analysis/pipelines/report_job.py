@@ -154,7 +154,8 @@ def _baseline_results(before: Records, claims: ClaimsFile,
     found, cache, key = _stored_baseline(before, claims, settings)
     if found is not None:
         return found
-    ev = evaluate(before, claims, settings, documents=False)  # only the verdicts are shown
+    # only the verdicts are shown
+    ev = evaluate(before, claims, settings, documents=False, fragility=False)
     section = fit_contrast_section(before, claims.contrasts, settings)
     results = rounded({"claims": [r.as_dict() for r in ev.results],
                        "contrasts": strip_figures(section)})

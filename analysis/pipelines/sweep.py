@@ -165,7 +165,8 @@ def run_cell(v: Variation, records: Records, claims: ClaimsFile, settings: Sampl
             changed.append(new)
     if not changed:
         return {"variation": v.id, "claims": {}}
-    ev = evaluate(records, replace(claims, claims=changed), settings, documents=False)
+    ev = evaluate(records, replace(claims, claims=changed), settings, documents=False,
+                  fragility=False)
     out = {}
     for r in ev.results:
         d = r.as_dict()

@@ -33,8 +33,11 @@ def network_section(doc: dict[str, Any], fid: str, claim_ids: list[str]) -> dict
     if inc and "elpd_difference_ume_minus_consistency" in inc:
         check = (f"Unrelated mean effects vs consistency (PSIS-LOO): elpd difference "
                  f"{inc['elpd_difference_ume_minus_consistency']:.2f} (SE "
-                 f"{inc['se_difference']:.2f}); inconsistency "
-                 f"{'FLAGGED' if inc['inconsistency_flagged'] else 'not flagged'}.")
+                 f"{inc['se_difference']:.2f}); "
+                 + (f"UNRELIABLE: Pareto k up to {inc['pareto_k_max']:.2f} > 0.7, so the "
+                    "comparison cannot be trusted either way." if not inc.get("reliable", True)
+                    else f"inconsistency "
+                    f"{'FLAGGED' if inc['inconsistency_flagged'] else 'not flagged'}."))
     else:
         check = f"Consistency not checked: {(inc or {}).get('skipped', 'no loop')}."
     tau = doc["estimates"]["tau"]

@@ -79,3 +79,19 @@ def design_matrix(table: pd.DataFrame, specs: tuple[str, ...]) -> Design:
         desc.append(f"{col}: indicators against '{ref}'")
     x = np.column_stack(cols) if cols else np.zeros((len(table), 0))
     return Design(x, names, missing, desc)
+
+
+def term_rows(table: pd.DataFrame, term: str) -> np.ndarray | None:
+    """Rows at a moderator term's non-reference level (None: a numeric term, every row).
+
+    ``COLUMN>VALUE``: rows where the column exceeds VALUE; ``COLUMN=LEVEL`` (an indicator
+    of a text column): rows at that level.
+    """
+    m = SPEC.match(term.strip())
+    if m and m["cut"] is not None and m["col"] in table:
+        values = pd.to_numeric(table[m["col"]], errors="coerce").to_numpy(float)
+        return values > float(m["cut"])
+    col, eq, level = term.partition("=")
+    if eq and col in table:
+        return (table[col].astype(str) == level).to_numpy()
+    return None

@@ -1,16 +1,21 @@
 """The evidential, directional decision rule that turns draws into a verdict.
 
 For a claim "the quantity lies in [lo, hi]" the rule compares the posterior with the
-prior, both pushed through the same derived-quantity code:
+prior, both pushed through the same derived-quantity code. With the Bayes factor for the
+region BF = (posterior odds of the region) / (prior odds):
 
-* ``supported``: P_post(in region) >= support;
-* ``contradicted``: P_post(below) >= support or P_post(above) >= support (and
-  P_post(in region) <= contradict): evidence against the claim, with its side named;
-* ``insufficient data``: the data barely move the quantity: the Bayes factor for the
-  region (posterior odds / prior odds) lies in [bf_low, bf_high] *and* the posterior's
-  spread is above ``sd_ratio`` times the prior's. This is checked first, so no verdict is
-  written by the prior;
-* ``inconclusive`` otherwise.
+* ``insufficient data``: the data barely move the quantity: BF lies in
+  [bf_low, bf_high] *and* the posterior's spread is above ``sd_ratio`` times the prior's.
+  This is checked first, so no verdict is written by the prior;
+* ``supported``: P_post(in region) >= support **and** BF >= bf_high: the posterior puts
+  the quantity in the region and the data moved it there (a region the prior already held
+  is not "supported" by data that added nothing, or took something away);
+* ``contradicted``: P_post(below) >= support or P_post(above) >= support, P_post(in region)
+  <= contradict, **and** BF <= bf_low: evidence against the claim, with its side named;
+* ``inconclusive`` otherwise (the reason says which condition was missing).
+
+Without prior draws (a plug-in model with no ``prior_params``) the Bayes factor is unknown
+and the probabilities alone decide; the reason says so.
 
 Spreads are measured as half the width of the central 68 % interval: the SD for a normal,
 and still defined for heavy-tailed priors (half-Cauchy, log-t) and for censored times.
@@ -160,16 +165,23 @@ def barely_moved(ev: Evidence, rule: DecisionRule) -> bool:
 
 
 def verdict(ev: Evidence, rule: DecisionRule) -> tuple[str, str]:
-    """Return the verdict and which condition gave it."""
+    """Return the verdict and which condition gave it.
+
+    The second value is ``"moved"`` (insufficient data), ``"in"``, ``"below"`` or
+    ``"above"`` (supported, contradicted on that side), ``"weak-in"``, ``"weak-below"`` or
+    ``"weak-above"`` (the probability was there but the Bayes factor was not), or ``""``.
+    """
     if barely_moved(ev, rule):
         return "insufficient data", "moved"
+    bf = ev.bayes_factor
     if ev.p_post >= rule.support:
-        return "supported", "in"
+        return ("supported", "in") if bf is None or bf >= rule.bf_high \
+            else ("inconclusive", "weak-in")
     if ev.p_post <= rule.contradict:
-        if ev.p_below >= rule.support:
-            return "contradicted", "below"
-        if ev.p_above >= rule.support:
-            return "contradicted", "above"
+        for side, p in (("below", ev.p_below), ("above", ev.p_above)):
+            if p >= rule.support:
+                return ("contradicted", side) if bf is None or bf <= rule.bf_low \
+                    else ("inconclusive", f"weak-{side}")
     return "inconclusive", ""
 
 
@@ -194,8 +206,7 @@ def near_thresholds(ev: Evidence, rule: DecisionRule) -> list[str]:
     if close(ev.p_post, rule.contradict, ev.mcse) and max(ev.p_below, ev.p_above) >= \
             rule.support - 2 * max(ev.mcse_below, ev.mcse_above):
         near.append(f"P(in region) {ev.p_post:.3f} vs {rule.contradict:g}")
-    if ev.p_prior is not None and ev.spread_ratio is not None and \
-            ev.spread_ratio > rule.sd_ratio and 0 < ev.p_prior < 1:
+    if ev.p_prior is not None and 0 < ev.p_prior < 1:  # the BF bounds decide verdicts too
         prior_odds = ev.p_prior / (1 - ev.p_prior)
         for bf in (rule.bf_low, rule.bf_high):
             t = prior_odds * bf / (1 + prior_odds * bf)

@@ -176,7 +176,10 @@ def test_verdict_is_evidential_and_directional() -> None:
     assert verdict(_ev(0.05, 0.9, p_prior=0.1, bf=0.5, ratio=0.95), rule)[0] == \
         "insufficient data"
     # moved enough in spread, or in odds: the probabilities decide
-    assert verdict(_ev(0.85, p_prior=0.8, bf=1.4, ratio=0.5), rule)[0] == "supported"
+    # the spread contracted, but the data did not move the region's odds by 3: no verdict
+    assert verdict(_ev(0.85, p_prior=0.8, bf=1.4, ratio=0.5), rule) == ("inconclusive",
+                                                                         "weak-in")
+    assert verdict(_ev(0.85, p_prior=0.4, bf=8.5, ratio=0.5), rule)[0] == "supported"
     assert verdict(_ev(0.97, p_prior=0.5, bf=32, ratio=0.9), rule)[0] == "supported"
 
 

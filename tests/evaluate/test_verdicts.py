@@ -66,12 +66,25 @@ def test_two_tiny_studies_do_not_contradict_about_one_third(tmp_path: Path) -> N
 
 
 def test_large_studies_on_one_side_contradict_with_the_side_named(tmp_path: Path) -> None:
-    rec = read_records(_two_small_studies(tmp_path, [(60, 300), (62, 300)]))
+    rec = read_records(_two_small_studies(tmp_path, [(60, 300), (62, 300), (58, 300),
+                                                     (61, 300), (63, 300)]))
     claims = tmp_path / "c.yaml"
     claims.write_text(C1_LIKE)
     res = evaluate(rec, load_claims(claims), SamplerSettings(seed=11)).results[0]
     assert res.verdict == "contradicted" and "lies below" in res.reason
-    assert res.evidence.p_below >= 0.8
+    assert res.evidence.p_below >= 0.8 and res.evidence.bayes_factor <= 1 / 3
+
+
+def test_two_large_studies_below_are_not_yet_evidence_against(tmp_path: Path) -> None:
+    """60/300 and 62/300: P(below) 0.91, but with two studies the median study's rate is
+    uncertain (tau), and the region's odds fell only from 0.12 to 0.08 (Bayes factor
+    about 0.6): the old rule's "contradicted" had no evidence behind it."""
+    rec = read_records(_two_small_studies(tmp_path, [(60, 300), (62, 300)]))
+    claims = tmp_path / "c.yaml"
+    claims.write_text(C1_LIKE)
+    res = evaluate(rec, load_claims(claims), SamplerSettings(seed=11)).results[0]
+    assert res.evidence.p_below >= 0.8 and res.evidence.bayes_factor > 1 / 3
+    assert res.verdict == "inconclusive" and res.qualifier == "weak Bayes factor"
 
 
 def test_verdict_near_a_threshold_is_the_same_at_every_seed(tmp_path: Path) -> None:
@@ -155,7 +168,7 @@ def test_time_region_beyond_the_observations_is_insufficient_data(tmp_path: Path
     rec = read_records()
     res = evaluate(rec, load_claims(claims), SamplerSettings(seed=5, draws=300)).results[0]
     assert res.verdict == "insufficient data" and res.basis == "unidentified"
-    assert "no observations on both sides" in res.reason
+    assert "lies outside the observed times" in res.reason
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ def test_bundled_dataset_is_valid_and_sourced() -> None:
     r = read_records()
     t = r.table
     assert t["source"].notna().all()
-    assert set(t["evidence"]) <= {"primary", "secondary", "derived"}
+    assert set(t["evidence"]) <= {"primary", "secondary", "derived", "back_calculated"}
     assert t["study"].nunique() >= 30
     # crossover studies are marked as such
     assert {"Lapidus2014", "Zarate2006", "Berman2000"} <= set(t.loc[t["design"] == "crossover",
