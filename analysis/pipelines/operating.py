@@ -11,9 +11,11 @@ settings, prior draws, identifiability checks, draw extension near a threshold).
 simulations this estimates P(supported | claim true), P(contradicted | claim true) and
 P(supported | claim false), with Clopper-Pearson intervals.
 
-Covered: pooled-rate claims on ``pooled_rate`` with a finite region, and contrast claims on
-``effect`` with the region [0, inf) and binary outcomes. Each simulation is one engine task
-with its own seed, cached like the calibration's.
+Covered: pooled-rate claims on ``pooled_rate`` with a finite region, pooled-rate claims on a
+moderator coefficient ``beta:TERM`` with the region [0, inf) or (-inf, 0] (a log odds ratio
+of 0.7 or 0 planted for the term, the other coefficients at 0, the reference rate at 50 %),
+and contrast claims on ``effect`` with the region [0, inf) and binary outcomes. Each
+simulation is one engine task with its own seed, cached like the calibration's.
 """
 
 from __future__ import annotations
@@ -77,6 +79,15 @@ def worlds(claim: Claim) -> list[World]:
             and claim.outcome != "change" and not claim.option("moderators"):
         return [World(f"log OR {TRUE_LOG_OR:g} (effect)", True, (("d", TRUE_LOG_OR), tau)),
                 World("log OR 0 (no effect)", False, (("d", 0.0), tau))]
+    if family == "pooled-rate" and claim.quantity.startswith("beta:") \
+            and claim.region in ((0.0, math.inf), (-math.inf, 0.0)):
+        # the claim's own moderator coefficient, the other coefficients 0, the reference
+        # rate 50 %; nesting and arm spread as the claim's fit has them
+        sign = 1.0 if claim.region[0] == 0.0 else -1.0
+        term = claim.quantity.removeprefix("beta:")
+        return [World(f"{term}: log OR {sign * TRUE_LOG_OR:g}", True,
+                      (("mu", 0.0), tau, (f"beta={term}", sign * TRUE_LOG_OR))),
+                World(f"{term}: log OR 0", False, (("mu", 0.0), tau, (f"beta={term}", 0.0)))]
     return []
 
 
@@ -97,9 +108,20 @@ def simulated_records(records: Records, claim: Claim, world: World, seed: int) -
 
     model, data = _selected(records, claim)
     planted: dict[str, Any] = dict(world.planted)
+    for key in [k for k in planted if k.startswith("beta=")]:  # one coefficient, others 0
+        names = model._design(data).names
+        beta = np.zeros(len(names))
+        beta[names.index(key.removeprefix("beta="))] = planted.pop(key)
+        planted["beta"] = beta
     if family_name(claim.model) == "contrast":  # control rates as observed, not from the prior
-        first = data.contrasts.drop_duplicates("study")
-        planted["alpha"] = np.log((first["c"] + 0.5) / (first["d"] + 0.5)).to_numpy(float)
+        # alpha is a study's mean arm logit (models.arms): the observed control logit plus
+        # the planted effect's share J/(J+1) over its J active arms
+        c = data.contrasts
+        first = c.drop_duplicates("study")
+        arms_per_study = c.groupby("study", sort=False)["arm"].count().to_numpy(float)
+        shift = float(planted.get("d", 0.0)) * arms_per_study / (arms_per_study + 1.0)
+        planted["alpha"] = np.log((first["c"] + 0.5) / (first["d"] + 0.5)).to_numpy(float) \
+            + shift
     built = pm.do(model.build(data), planted)
     quiet = logging.getLogger("pymc")
     level = quiet.level
@@ -160,7 +182,8 @@ def simulate_and_judge(spec: RuleSpec, records: Records, claims: ClaimsFile,
     sim_records = simulated_records(records, claim, spec.world, int(seeds[0]))
     settings = SamplerSettings(draws=spec.draws, tune=spec.tune, chains=spec.chains,
                                seed=int(seeds[1]))
-    result = evaluate(sim_records, replace(claims, claims=[claim]), settings).results[0]
+    result = evaluate(sim_records, replace(claims, claims=[claim]), settings,
+                      fragility=False).results[0]
     return {"sim": sim, "verdict": result.verdict, "basis": result.basis,
             "probability": result.probability}
 
@@ -206,3 +229,4 @@ def summarize(specs: list[RuleSpec], results: list[dict[str, Any]],
             row[v] = {"p": counts[v] / len(chunk), "ci_low": lo, "ci_high": hi}
         rows.append(row)
     return rows
+

@@ -31,13 +31,19 @@ def sensitivity(records: Records, claims: ClaimsFile) -> list[dict[str, Any]]:
     out = []
     for spec in claims.contrasts:
         union = tuple(dict.fromkeys(t for _, ts in spec.comparators for t in ts))
-        variants = [
-            ("main analysis (half-normal 0.5 on tau)", spec.filters, "keep", None),
-            ("prior on tau: Turner 2015 (mental health, log OR)" if spec.measure in
-             ("OR", "RR") else "prior on tau: Rhodes 2015 (mental health, SMD)",
-             spec.filters, "keep",
-             "turner2015" if spec.measure in ("OR", "RR") else "rhodes2015"),
-            ("prior on tau: half-normal 1.0", spec.filters, "keep", "half-normal:1.0"),
+        main_tau = default_priors(spec.measure).tau
+        scale_prior = {"OR": ("Turner 2015 (mental health, log OR)", "turner2015"),
+                       "RR": ("Turner 2015 (mental health, log OR)", "turner2015"),
+                       "SMD": ("Rhodes 2015 (mental health, SMD)", "rhodes2015")}
+        variants = [(f"main analysis ({main_tau.label or main_tau.kind})", spec.filters,
+                     "keep", None)]
+        if spec.measure in scale_prior:  # an informative prior only on the scale it was made
+            name, key = scale_prior[spec.measure]
+            variants.append((f"prior on tau: {name}", spec.filters, "keep", key))
+        wide = 2 * main_tau.scale
+        variants += [
+            (f"prior on tau: half-normal {wide:g} (twice the main scale)", spec.filters,
+             "keep", f"half-normal:{wide:g}"),
             ("crossover trials excluded", spec.filters, "exclude", None),
             ("primary evidence only", replace(spec.filters, evidence=("primary",)), "keep",
              None),

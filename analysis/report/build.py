@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import math
 import os
 import re
 import shutil
@@ -31,7 +32,7 @@ from ..io.records import Records, summarize
 from ..sampling.settings import SamplerSettings
 from .agents_section import agents_section
 from .contrast_section import strip_figures
-from .extras import limitations, published_comparison, to_csv
+from .extras import limitations, published_comparison, reach, to_csv
 from .network_section import network_section
 from .output import MARKER, marker_text, staging_folder, swap_in
 from .plots import FIGURES, calibration_plot, svg
@@ -64,6 +65,64 @@ def qfmt(value: float | None, quantity: str) -> str:
     if quantity.endswith("_h"):
         return f"{value:.1f} h"
     return f"{value:.3g}"
+
+
+#: claim quantities in words (the code form stays in the JSON and the details)
+QUANTITY_WORDS = {
+    "pooled_rate": "the pooled rate (median study)",
+    "average_rate": "the population-average rate",
+    "predictive_rate": "the rate a new study would see",
+    "effect": "the pooled effect against control",
+    "predictive_effect": "the effect a new study would see",
+    "or": "the odds ratio against control", "rr": "the risk ratio against control",
+    "rd": "the risk difference against control", "control_rate": "the control rate",
+    "tau": "the between-study spread", "onset_h": "the time to onset",
+    "time_to_peak_h": "the time to the peak effect", "duration_h": "how long the effect lasts",
+}
+
+
+def quantity_words(claim: dict[str, Any]) -> str:
+    """Name a claim's quantity in words: "the odds ratio of A vs B", "the time to onset"."""
+    q = str(claim["quantity"])
+    head, _, rest = q.partition(":")
+    if head == "beta":
+        return f"the difference in log odds for {rest}"
+    if head == "effect" and rest:
+        nodes = rest.split(":")
+        return f"the effect of {nodes[0]}" + (f" vs {nodes[1]}" if len(nodes) > 1 else "")
+    if head == "effect_at":
+        return f"the effect at {rest} h"
+    return QUANTITY_WORDS.get(q, q)
+
+
+def _natural(claim: dict[str, Any]) -> str:
+    """Return the median and 95 % interval in natural units: odds ratios, per cent, hours."""
+    if claim.get("median") is None and not claim.get("censored_above"):
+        return ""
+    q = str(claim["quantity"])
+    on_log_odds = (claim.get("model") in ("contrast", "network", "time-course")
+                   and (q.startswith("effect") or q == "predictive_effect")
+                   and claim.get("outcome") != "change") or q.startswith("beta:")
+    if on_log_odds and None not in (claim.get("median"), claim.get("ci_low"),
+                                    claim.get("ci_high")):
+        m, lo, hi = (math.exp(claim[k]) for k in ("median", "ci_low", "ci_high"))
+        return f"odds ratio {m:.2f} (95% CrI {lo:.2f} to {hi:.2f})"
+    return f"{cfmt(claim, 'median')} (95% CrI {cfmt(claim, 'ci_low')} to {cfmt(claim, 'ci_high')})"
+
+
+def plain_sentence(claim: dict[str, Any]) -> str:
+    """One plain sentence: the data in natural units, verdict, certainty, the main reason."""
+    data = _natural(claim)
+    said = (f"The data put {quantity_words(claim)} at {data}" if data
+            else f"The data do not estimate {quantity_words(claim)}")
+    label = claim.get("qualifier") or claim.get("strength")
+    verdict = claim["verdict"] + (f" ({label})" if label else "")
+    cert = claim.get("certainty") or {}
+    why = (cert.get("reasons") or [""])[0]
+    text = f"{said}: {verdict}"
+    if cert:
+        text += f", {cert['grade']} certainty"
+    return text + (f", mainly because {why}." if why else ".")
 
 
 def cfmt(claim: dict[str, Any], key: str) -> str:
@@ -125,11 +184,15 @@ def rate_rows(estimates: dict[str, Any]) -> list[tuple[str, str]]:
     pooled rate, and the coefficients (what a claim may be judged on) are listed too.
     """
     moderated = any(k.startswith("beta:") for k in estimates)
-    labels = {"pooled_rate": "rate at the reference level" if moderated else "pooled rate",
+    labels = {"pooled_rate": "rate at the reference level (median study)" if moderated
+              else "pooled rate (the median study's rate)",
+              "average_rate": "population-average rate at the reference level" if moderated
+              else "population-average rate (over the studies' spread)",
               "predictive_rate": "new-study rate at the reference level" if moderated
               else "new-study rate", "tau": "tau (arm, logit)",
               "sigma_study": "sigma (study, logit)"}
-    rows = [(k, labels[k]) for k in ("pooled_rate", "predictive_rate", "tau", "sigma_study")
+    rows = [(k, labels[k]) for k in ("pooled_rate", "average_rate", "predictive_rate", "tau",
+                                     "sigma_study")
             if k in estimates]
     return rows + [(k, f"coefficient {k.removeprefix('beta:')} (log odds)")
                    for k in estimates if k.startswith("beta:")]
@@ -303,6 +366,9 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
         "qfmt": qfmt,
         "cfmt": cfmt,
         "bfmt": bfmt,
+        "plain": plain_sentence,
+        "reach": lambda claim_id: None if not results["robustness"].get("operating") else
+        reach(results["robustness"]["operating"].get("rows", []), claim_id),
         "efmt": efmt,
         "tfmt": tfmt,
         "scale_label": scale_label,
@@ -316,10 +382,13 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
     }
     tables = {
         "tables/claims.csv": to_csv(
-            [dict(c, studies=";".join(c["studies"])) for c in results["claims"]],
+            [dict(c, studies=";".join(c["studies"]),
+                  certainty_grade=(c.get("certainty") or {}).get("grade"))
+             for c in results["claims"]],
             ["id", "title", "model", "outcome", "quantity", "median", "ci_low", "ci_high",
              "p_prior", "probability", "p_below", "p_above", "bayes_factor", "spread_ratio",
-             "draws_per_chain", "verdict", "basis", "studies", "diagnostics_passed", "reason"]),
+             "draws_per_chain", "verdict", "qualifier", "certainty_grade", "basis", "studies",
+             "diagnostics_passed", "reason"]),
         "tables/studies.csv": to_csv(study_rows, ["study", "design", "population", "arms",
                                                   "rows", "evidence", "used", "why_not_used",
                                                   "source"]),

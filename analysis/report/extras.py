@@ -118,8 +118,9 @@ def limitations(records: Records, claims_rows: list[dict], curves: list[dict],
                    "and the repeated-dosing comparison; they have no control arm.")
     insufficient = [c["id"] for c in claims_rows if c["verdict"] == "insufficient data"]
     if insufficient:
-        out.append(f"The records cannot inform claims {', '.join(insufficient)}; their reasons "
-                   "say what data would.")
+        out.append(f"The records as extracted cannot inform claims "
+                   f"{', '.join(insufficient)}; their reasons say what data would, and their "
+                   "certainty lists any row left out only for a missing time point.")
     for c in curves:
         for w in c["doc"]["warnings"]:
             out.append(f"{c['kind']} ({c['doc']['form']}): {w}.")
@@ -155,3 +156,29 @@ def to_csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
     for r in rows:
         w.writerow({k: _cell(r.get(k)) for k in columns})
     return buf.getvalue()
+
+
+def reach(rows: list[dict[str, Any]], claim_id: str) -> str | None:
+    """Say what a claim could have reached at its design, from its operating characteristics.
+
+    "At this design this claim cannot reach supported" when even in the world where it
+    holds ``supported`` came up in no simulation whose 95 % interval reaches 5 %.
+    """
+    mine = [r for r in rows if r["claim"] == claim_id]
+    if not mine:
+        return None
+    true = [r for r in mine if r["claim_true"]]
+    false = [r for r in mine if not r["claim_true"]]
+    parts = []
+    for r in true:
+        s = r["supported"]
+        if s["ci_high"] < 0.05:
+            parts.append(f"at this design this claim cannot reach supported (0 of {r['sims']} "
+                         f"simulations where it holds, {r['world']})")
+        else:
+            parts.append(f"supported in {s['p']:.0%} of simulations where it holds "
+                         f"({r['world']})")
+    for r in false:
+        parts.append(f"supported in {r['supported']['p']:.0%} and contradicted in "
+                     f"{r['contradicted']['p']:.0%} where it does not ({r['world']})")
+    return "; ".join(parts)
