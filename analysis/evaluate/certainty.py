@@ -118,7 +118,8 @@ def _describe(table: pd.DataFrame, study: str) -> str:
         text += f", {rows['population'].dropna().astype(str).iloc[0]}"
     if "notes" in rows and rows["notes"].notna().any():
         note = rows["notes"].dropna().astype(str).iloc[0].split(";")[0].strip()
-        text += f"; {note[:120]}{'...' if len(note) > 120 else ''}"
+        if note:
+            text += f"; {note[:120]}{'...' if len(note) > 120 else ''}"
     return text + ")"
 
 

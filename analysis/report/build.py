@@ -90,8 +90,12 @@ def quantity_words(claim: dict[str, Any]) -> str:
     if head == "effect" and rest:
         nodes = rest.split(":")
         return f"the effect of {nodes[0]}" + (f" vs {nodes[1]}" if len(nodes) > 1 else "")
+    dose = claim.get("model") == "dose-response"
     if head == "effect_at":
-        return f"the effect at {rest} h"
+        return f"the effect at dose {rest}" if dose else f"the effect at {rest} h"
+    if head == "difference" and rest:
+        lo, _, hi = rest.partition(":")
+        return f"the effect of dose {hi} over dose {lo}" if dose else q
     return QUANTITY_WORDS.get(q, q)
 
 
@@ -100,9 +104,13 @@ def _natural(claim: dict[str, Any]) -> str:
     if claim.get("median") is None and not claim.get("censored_above"):
         return ""
     q = str(claim["quantity"])
-    on_log_odds = (claim.get("model") in ("contrast", "network", "time-course")
-                   and (q.startswith("effect") or q == "predictive_effect")
-                   and claim.get("outcome") != "change") or q.startswith("beta:")
+    binary = claim.get("outcome") != "change"
+    on_log_odds = binary and (
+        (claim.get("model") in ("contrast", "network", "time-course")
+         and (q.startswith("effect") or q == "predictive_effect"))
+        or (claim.get("model") == "dose-response" and q.startswith(("effect_at",
+                                                                     "difference")))
+        or (claim.get("model") == "pooled-rate" and q.startswith("beta:")))
     if on_log_odds and None not in (claim.get("median"), claim.get("ci_low"),
                                     claim.get("ci_high")):
         m, lo, hi = (math.exp(claim[k]) for k in ("median", "ci_low", "ci_high"))
@@ -118,7 +126,11 @@ def plain_sentence(claim: dict[str, Any]) -> str:
     label = claim.get("qualifier") or claim.get("strength")
     verdict = claim["verdict"] + (f" ({label})" if label else "")
     cert = claim.get("certainty") or {}
-    why = (cert.get("reasons") or [""])[0]
+    if claim["verdict"] == "insufficient data" or claim.get("qualifier"):
+        why = re.split(r"(?<=[a-z0-9)])[.;] ", str(claim.get("reason") or ""))[0]
+        why = why.removeprefix("capped at inconclusive ").strip()
+    else:
+        why = (cert.get("reasons") or [""])[0]
     text = f"{said}: {verdict}"
     if cert:
         text += f", {cert['grade']} certainty"

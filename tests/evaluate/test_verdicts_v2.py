@@ -199,3 +199,34 @@ def test_pareto_k_above_0_7_is_unreliable_not_passed(monkeypatch: pytest.MonkeyP
            "k": 3, "arms": 6}
     text = network_section(doc, "net", ["N"])["text"]
     assert "UNRELIABLE" in text and "0.99" in text and "not flagged" not in text
+
+
+def test_claims_json_carries_the_certainty_of_every_claim(tmp_path: Path) -> None:
+    import json
+
+    from trialmeta.analysis.evaluate.certainty import GRADES
+    from trialmeta.cli.app import app
+    from typer.testing import CliRunner
+
+    data = write_csv(tmp_path / "records.csv", base_rows())
+    claims = tmp_path / "claims.yaml"
+    claims.write_text(RATE_CLAIM + """
+  - id: rare
+    quote: most remit
+    model: pooled-rate
+    outcome: remission
+    time_h: 72
+    quantity: pooled_rate
+    region: [0.5, 1]
+""")
+    r = CliRunner().invoke(app, ["claims", str(data), "--claims", str(claims), "--json",
+                                 "--draws", "300", "--seed", "4", "--allow-unconverged"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert [c["id"] for c in doc["claims"]] == ["wide", "rare"]
+    for c in doc["claims"]:
+        cert = c["certainty"]
+        assert cert["grade"] in GRADES and isinstance(cert["reasons"], list)
+        assert "qualifier" in c and "strength" in c
+    assert doc["claims"][1]["verdict"] == "insufficient data"
+    assert doc["claims"][1]["certainty"]["grade"] == "very low"

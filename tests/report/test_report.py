@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 from conftest import base_rows, write_csv
 from trialmeta.cli.app import app
 from typer.testing import CliRunner
@@ -81,6 +82,11 @@ def test_report_files_and_numbers(tmp_path: Path) -> None:
         if c["probability"] is not None:
             prob = re.search(rf'data-claim="{c["id"]}" data-field="probability">([^<]*)<', html)
             assert prob.group(1) == f"{c['probability']:.2f}"
+        # every claim: its certainty grade and one plain sentence beside the verdict
+        grade = re.search(rf'data-claim="{c["id"]}" data-field="certainty">([^<]*)<', html)
+        assert grade and grade.group(1) == c["certainty"]["grade"]
+        plain = re.search(rf'data-claim="{c["id"]}" data-field="plain">([^<]*)<', html)
+        assert plain and c["verdict"] in plain.group(1) and "certainty" in plain.group(1)
     for fid, doc in res["fits"].items():
         for q in ("pooled_rate", "predictive_rate", "tau"):
             cell = re.search(rf'data-fit="{fid}" data-quantity="{q}">([^<]*)<', html)
@@ -279,3 +285,23 @@ def test_report_prints_priors_scales_and_the_decision_rule(tmp_path: Path) -> No
         assert "rate 50% " in text.replace("\\(", "(")
     res = json.loads((out / "results.json").read_text())
     assert res["robustness"]["operating"]["rows"][0]["claim"] == "T1"
+
+
+def test_plain_sentence_uses_natural_units_and_the_main_reason() -> None:
+    from trialmeta.analysis.report.build import plain_sentence
+
+    log_or = {"id": "X", "quantity": "effect", "model": "contrast", "outcome": "response",
+              "median": np.log(2.0), "ci_low": np.log(1.25), "ci_high": np.log(3.5),
+              "censored_above": [], "verdict": "supported", "strength": "probable",
+              "qualifier": None, "reason": "P(effect in [0, inf]) = 0.91",
+              "certainty": {"grade": "low", "reasons": ["fragile: leaving out A (inconclusive)"]}}
+    text = plain_sentence(log_or)
+    assert "odds ratio 2.00 (95% CrI 1.25 to 3.50)" in text
+    assert "supported (probable), low certainty, mainly because fragile" in text
+    rate = dict(log_or, quantity="pooled_rate", model="pooled-rate", median=0.3, ci_low=0.2,
+                ci_high=0.4, verdict="insufficient data", strength=None,
+                reason="1 stud(ies) inform this claim; at least 2 needed. More trials",
+                certainty={"grade": "very low", "reasons": ["the records as extracted ..."]})
+    text = plain_sentence(rate)
+    assert "30.0%" in text and "odds ratio" not in text
+    assert text.endswith("mainly because 1 stud(ies) inform this claim.")
