@@ -180,10 +180,10 @@ def _decision_rule(file, claims_file, sims, seed, draws, tune, chains, out, work
     if as_json:
         typer.echo(dumps_json(doc))
         return
-    typer.echo(f"{'claim':<14}{'world':<34}{'supported':>10}{'contradicted':>13}"
+    typer.echo(f"{'claim':<14}{'world':<34}{'supported':>10}{'(strong)':>9}{'contradicted':>13}"
                f"{'inconclusive':>13}{'insufficient':>13}")
     for r in doc["rows"]:
         typer.echo(f"{r['claim']:<14}{r['world']:<34}" + "".join(
-            f"{r[v]['p']:>{w}.0%}" for v, w in (("supported", 10), ("contradicted", 13),
-                                              ("inconclusive", 13),
+            f"{r[v]['p']:>{w}.0%}" for v, w in (("supported", 10), ("supported_strong", 9),
+                                              ("contradicted", 13), ("inconclusive", 13),
                                               ("insufficient data", 13))))

@@ -132,26 +132,40 @@ class TimeCourseFamily(CurveFamily):
         return False
 
     def sbc_build(self, spec: Any, records: Records) -> tuple[Any, Any, int]:
-        """Select change-score SMD contrasts on depression scales."""
+        """Select response log odds ratios over time, as the onset, peak and decay claims do.
+
+        The claims C4-C6 judge the curve of the log OR of response (IV ketamine, depression
+        scales, Hu 2016 out); calibration fits the same model to the same data shape.
+        """
         from ..models.time_course import TimeCourse
         from ..select.contrasts import select_time_course
         from ..select.filters import Filters
 
-        data = select_time_course(records, "change", "SMD",
-                                  Filters(treatment=spec.treatments, scale=DEPRESSION_SCALES,
-                                          mean_type=("change",)))
+        data = select_time_course(records, "response", "OR",
+                                  Filters(treatment=("ketamine",), route=("iv",),
+                                          scale=DEPRESSION_SCALES,
+                                          exclude_studies=("Hu2016",)))
         return TimeCourse("bateman"), data, data.k_studies
 
     def sbc_observe(self, data: Any, simulated: dict[str, np.ndarray], rho: float = 0.5
                     ) -> Any:
-        """Undo the whitening the model observes (W y) and store the contrasts."""
+        """Undo the whitening the model observes (W y) and store the contrasts.
+
+        Simulated log ORs replace the counts' estimates as reported contrasts with the
+        counts' own variances and shared control parts, so that the fit sees the simulated
+        values under the same joint normal likelihood.
+        """
         from scipy.linalg import solve_triangular
 
-        from ..models.time_course import sampling_structure
+        from ..models.time_course import _estimates, sampling_structure
 
         w = sampling_structure(data, rho).dense()
         y = solve_triangular(w, np.asarray(simulated["y"], float), lower=True,
                              unit_diagonal=True)
+        if data.binary:
+            _, v, vc = _estimates(data)
+            return replace(data, contrasts=data.contrasts.assign(
+                level="contrast", yi=y, vi=v, shared_var=vc))
         return replace(data, contrasts=data.contrasts.assign(yi=y))
 
 

@@ -227,6 +227,11 @@ def summarize(specs: list[RuleSpec], results: list[dict[str, Any]],
         for v in VERDICTS:
             lo, hi = clopper_pearson(counts[v], len(chunk))
             row[v] = {"p": counts[v] / len(chunk), "ci_low": lo, "ci_high": hi}
+        # "supported (strong)": the deciding probability at least 0.95
+        strong = sum(r["verdict"] == "supported" and (r.get("probability") or 0) >= 0.95
+                     for r in chunk)
+        lo, hi = clopper_pearson(strong, len(chunk))
+        row["supported_strong"] = {"p": strong / len(chunk), "ci_low": lo, "ci_high": hi}
         rows.append(row)
     return rows
 

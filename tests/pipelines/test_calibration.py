@@ -147,8 +147,12 @@ def test_simulated_time_course_contrasts_are_the_models_y() -> None:
 
     family, data, k = build(CalibrationSpec("time-course", outcome="change"), read_records())
     assert k >= 2
+    # the time course is calibrated on the data shape C4-C6 judge: response log ORs
+    assert data.outcome == "response" and data.measure == "OR"
+    assert set(data.studies) == {"Lii2023", "Grunebaum2017", "Murrough2013"}
     y = np.random.default_rng(1).normal(size=len(data.contrasts))
     w = sampling_structure(data, family.rho).dense()
     new = with_simulated("time-course", data, {"y": w @ y}, family.rho)
     np.testing.assert_allclose(new.contrasts["yi"].to_numpy(), y, rtol=1e-10, atol=1e-12)
-    np.testing.assert_array_equal(new.contrasts["vi"], data.contrasts["vi"])
+    # the simulated log ORs keep the counts' variances and their covariance over time
+    np.testing.assert_allclose(sampling_structure(new, family.rho).dense(), w, rtol=1e-12)
