@@ -43,8 +43,9 @@ def calibrate(
         min=2, max=MAX_CHAINS, help="Number of chains (at least 2: ranks and R-hat compare "
                                     "chains).")] = DEFAULTS.chains,
     sampler: SamplerOpt = DEFAULTS.sampler,
-    outcome: Annotated[str, typer.Option(help="Outcome whose data shape is simulated.")] =
-        "response",
+    outcome: Annotated[str, typer.Option(
+        help="Outcome whose data shape is simulated (time-course: 'response' is the log ORs "
+             "C4-C6 judge, 'change' the change-score SMDs).")] = "response",
     time: Annotated[float, typer.Option("--time", help="Time point (hours).",
         callback=finite)] = 24.0,
     recover: Annotated[bool, typer.Option(
@@ -111,8 +112,6 @@ def calibrate(
     written = {f"{name}.json": "", f"{name}.svg": f"{name}.json"}
     if out is not None:  # before any fit: never overwrite a file of the user's
         check_outputs(out, list(written), "--out", written)
-    if model == "time-course":  # simulated on continuous contrasts (see the module docstring)
-        outcome = "change"
     spec = CalibrationSpec(model, outcome=outcome,
                            measure="SMD" if outcome == "change" else "OR", time_h=time,
                            draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,

@@ -135,16 +135,23 @@ class TimeCourseFamily(CurveFamily):
         """Select response log odds ratios over time, as the onset, peak and decay claims do.
 
         The claims C4-C6 judge the curve of the log OR of response (IV ketamine, depression
-        scales, Hu 2016 out); calibration fits the same model to the same data shape.
+        scales, Hu 2016 out); calibration fits the same model to the same data shape. With
+        ``outcome="change"`` it uses the change-score SMDs of ``spec.treatments`` instead.
         """
         from ..models.time_course import TimeCourse
         from ..select.contrasts import select_time_course
         from ..select.filters import Filters
 
-        data = select_time_course(records, "response", "OR",
-                                  Filters(treatment=("ketamine",), route=("iv",),
-                                          scale=DEPRESSION_SCALES,
-                                          exclude_studies=("Hu2016",)))
+        if spec.outcome == "change":  # change-score SMDs on depression scales
+            data = select_time_course(records, "change", "SMD",
+                                      Filters(treatment=spec.treatments,
+                                              scale=DEPRESSION_SCALES,
+                                              mean_type=("change",)))
+        else:
+            data = select_time_course(records, "response", "OR",
+                                      Filters(treatment=("ketamine",), route=("iv",),
+                                              scale=DEPRESSION_SCALES,
+                                              exclude_studies=("Hu2016",)))
         return TimeCourse("bateman"), data, data.k_studies
 
     def sbc_observe(self, data: Any, simulated: dict[str, np.ndarray], rho: float = 0.5

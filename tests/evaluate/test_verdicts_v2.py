@@ -230,3 +230,35 @@ def test_claims_json_carries_the_certainty_of_every_claim(tmp_path: Path) -> Non
         assert "qualifier" in c and "strength" in c
     assert doc["claims"][1]["verdict"] == "insufficient data"
     assert doc["claims"][1]["certainty"]["grade"] == "very low"
+
+
+def test_time_quantities_count_the_studies_that_inform_them() -> None:
+    """A peak needs two time points in a study; a decay, data clearly after the peak."""
+    from trialmeta.analysis.families.time_course import studies_informing
+
+    times = {"A": [24.0], "B": [24.0], "L": [24.0, 48.0, 72.0, 168.0, 336.0]}
+    assert studies_informing("onset_h", (0.0, 24.0), times, None) == ["A", "B", "L"]
+    assert studies_informing("onset_h", (0.0, 12.0), times, None) == []
+    assert studies_informing("time_to_peak_h", (24.0, 72.0), times, None) == ["L"]
+    assert studies_informing("duration_h", (0.0, 336.0), times, 30.0) == ["L"]
+    assert studies_informing("duration_h", (0.0, 336.0), times, 12.0) == ["A", "B", "L"]
+
+
+def test_an_observation_at_a_region_bound_informs_onset() -> None:
+    """C4 (onset within 24 h, first observation at 24 h) was refused as 'no observations
+    on both sides'; P(effect at 24 h above the threshold) is 0.9. C5 (peak at 24-72 h) is
+    informed by one study with more than one time point, so it stays insufficient."""
+    from dataclasses import replace
+
+    from trialmeta.analysis.evaluate.claims import load_claims
+
+    bundled = load_claims()
+    claims = replace(bundled, claims=[c for c in bundled.claims if c.id in ("C4", "C5")])
+    res = {r.claim.id: r for r in evaluate(read_records(None), claims,
+                                           SamplerSettings(seed=20190101),
+                                           fragility=False).results}
+    assert res["C4"].basis == "evidence", res["C4"].reason
+    assert res["C4"].verdict != "insufficient data"
+    assert res["C5"].verdict == "insufficient data" and res["C5"].basis == "studies"
+    assert "inform time_to_peak_h (Lii2023)" in res["C5"].reason
+    assert res["C5"].studies == ["Lii2023"]

@@ -79,7 +79,10 @@ def test_small_calibration_covers_within_binomial_error(tmp_path: Path, model: s
     would flag a correct model, so this test asks for the 99.9 % interval (about one false
     failure in a hundred runs of the whole test), and for rank p-values above 0.001.
     """
-    doc = _calibrate(tmp_path, model)
+    # the time course at these reduced draws on the change-score shape (its bundled
+    # calibration, on the response log ORs C4-C6 judge, runs at the report's settings)
+    extra = ("--outcome", "change") if model == "time-course" else ()
+    doc = _calibrate(tmp_path, model, *extra)
     assert doc["sims"] == 50
     for row in doc["coverage"]:
         lo, hi = clopper_pearson(row["covered"], row["sims"], 0.999)
@@ -89,7 +92,7 @@ def test_small_calibration_covers_within_binomial_error(tmp_path: Path, model: s
     if model != "time-course":  # prior worlds with no effect leave T_r, T_d unidentified
         assert doc["diagnostics"]["with_divergences"] <= 5
     # resumable: a rerun reads every simulation back from the cache, same summary
-    again = _calibrate(tmp_path, model)
+    again = _calibrate(tmp_path, model, *extra)
     assert again["coverage"] == doc["coverage"] and again["ranks"] == doc["ranks"]
 
 
@@ -145,7 +148,7 @@ def test_simulated_time_course_contrasts_are_the_models_y() -> None:
     from trialmeta.analysis.models.time_course import sampling_structure
     from trialmeta.analysis.pipelines.calibration import build, with_simulated
 
-    family, data, k = build(CalibrationSpec("time-course", outcome="change"), read_records())
+    family, data, k = build(CalibrationSpec("time-course"), read_records())
     assert k >= 2
     # the time course is calibrated on the data shape C4-C6 judge: response log ORs
     assert data.outcome == "response" and data.measure == "OR"
