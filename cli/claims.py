@@ -19,6 +19,7 @@ from .common import (
     claim_numbers,
     exit_if_no_fit_converged,
     handle_errors,
+    verdict_label,
 )
 
 FAIL_ON = {"contradicted": ("contradicted",),
@@ -68,10 +69,13 @@ def claims(
         for c in rows:
             num = claim_numbers(c)
             diag = {None: "", True: "", False: " [diagnostics FAILED]"}[c["diagnostics_passed"]]
-            typer.echo(f"{c['id']:<14} {c['verdict']:<18} {c['quantity']}: {num}"
-                       f"studies {len(c['studies'])}{diag}")
+            typer.echo(f"{c['id']:<14} {verdict_label(c)}")
+            typer.echo(f"{'':<15}{c['quantity']}: {num}studies {len(c['studies'])}{diag}")
             typer.echo(f"{'':<15}\"{c['quote']}\"")
             typer.echo(f"{'':<15}{c['reason']}")
+            reasons = (c.get("certainty") or {}).get("reasons") or []
+            if reasons:
+                typer.echo(f"{'':<15}certainty: {'; '.join(reasons)}")
     exit_if_no_fit_converged(rows, allow_unconverged)
     if fail_on and any(c["verdict"] in FAIL_ON[fail_on] for c in rows):
         raise typer.Exit(1)

@@ -173,6 +173,14 @@ CellCacheOpt = Annotated[Path | None, typer.Option(
     "--cache", help="Folder for finished results (a rerun skips them) and posteriors.")]
 
 
+def verdict_label(c: dict) -> str:
+    """Return the verdict as people read it: "supported (probable), low certainty"."""
+    label = c.get("qualifier") or c.get("strength")
+    grade = (c.get("certainty") or {}).get("grade")
+    return (c["verdict"] + (f" ({label})" if label else "")
+            + (f", {grade} certainty" if grade else ""))
+
+
 def claim_numbers(c: dict) -> str:
     """One line of a claim's numbers: median, interval, P(region) prior -> posterior, BF.
 

@@ -19,6 +19,7 @@ from .common import (
     claim_numbers,
     exit_if_no_fit_converged,
     handle_errors,
+    verdict_label,
 )
 
 
@@ -117,7 +118,8 @@ def report(
                                baseline=baseline, previous=earlier, history=history)
     if not quiet:
         for c in results["claims"]:
-            typer.echo(f"{c['id']:<14} {c['verdict']:<18} {claim_numbers(c)}".rstrip("; "))
+            typer.echo(f"{c['id']:<14} {verdict_label(c):<44} {claim_numbers(c)}"
+                       .rstrip("; "))
         typer.echo(f"wrote {out}/index.html, {out}/report.md, {out}/results.json")
     exit_if_no_fit_converged(results["claims"], allow_unconverged)
 
