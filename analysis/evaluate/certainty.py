@@ -136,8 +136,10 @@ def assess(claim: Claim, verdict: str, studies: list[str], table: pd.DataFrame, 
         said = ["the records as extracted cannot settle this quantity"]
         untimed = untimed_rows(claim, table)
         if untimed:
+            shown = ", ".join(untimed[:8]) + (f" and {len(untimed) - 8} more"
+                                              if len(untimed) > 8 else "")
             said.append(f"{len(untimed)} row(s) with this outcome were left out only for "
-                        f"a missing time point: {', '.join(untimed)}")
+                        f"a missing time point: {shown}")
         alone = [s for s in ident if f"rests on {s} alone" in reason]
         if len(ident) == 1:
             said.append(f"one study carries it: {_describe(table, ident[0])}")
