@@ -84,6 +84,28 @@ def models() -> None:
         typer.echo(f"  {name:<16} {getattr(cls, 'description', '')}")
 
 
+#: options whose value may be left out, and the value they then take (``--hksj`` alone is
+#: metafor's test="knha", as before ``--hksj adhoc`` existed)
+OPTIONAL_VALUES = {"--hksj": "plain"}
+
+
+def with_optional_values(argv: list[str]) -> list[str]:
+    """Return ``argv`` with the implied value after an option given without one.
+
+    ``--hksj --json`` became ``--hksj=--json`` (an unknown variant) once ``--hksj`` took a
+    value; a following token that is another option, or nothing, now means the default.
+    """
+    out: list[str] = []
+    for i, token in enumerate(argv):
+        out.append(token)
+        implied = OPTIONAL_VALUES.get(token)
+        if implied is not None and (i + 1 == len(argv) or argv[i + 1].startswith("-")):
+            out.append(implied)
+    return out
+
+
 def main() -> None:
     """Entry point of the console script."""
-    app()
+    import sys
+
+    app(args=with_optional_values(sys.argv[1:]), prog_name="trialmeta")

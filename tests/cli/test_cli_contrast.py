@@ -98,3 +98,26 @@ def test_frequentist_cli_hksj_variants_and_prediction_interval() -> None:
     assert pi["pi_high"] - pi["pi_low"] > wald["pi_high"] - wald["pi_low"]
     bad = runner.invoke(app, [*base, "--hksj", "maybe"])
     assert bad.exit_code == 2 and "unknown HKSJ variant" in bad.output
+
+
+def test_the_readme_hksj_command_runs_as_written() -> None:
+    """README: `frequentist ... --hksj --json` failed ('unknown HKSJ variant --json') once
+    --hksj took a value; --hksj alone means plain (metafor test="knha") again."""
+    import subprocess
+    import sys
+
+    from trialmeta.cli.app import with_optional_values
+
+    assert with_optional_values(["frequentist", "--hksj", "--json"]) == [
+        "frequentist", "--hksj", "plain", "--json"]
+    assert with_optional_values(["--hksj"]) == ["--hksj", "plain"]
+    assert with_optional_values(["--hksj", "adhoc"]) == ["--hksj", "adhoc"]
+    out = subprocess.run([sys.executable, "-c", "from trialmeta.cli.app import main; main()",
+                          "frequentist", str(DATA), "--outcome", "response", "--measure",
+                          "RR", "--method", "REML", "--hksj", "--json"],
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    ref = REF["bcg_RR"]["fits"]["REML_HKSJ"]
+    assert doc["test"] == "knha"
+    assert doc["ci_low"] == pytest.approx(ref["ci_lb"], abs=1e-4)
