@@ -37,9 +37,11 @@ def validate(file: FileArg = None, json: JsonOpt = False,
         f"  studies {info['studies']}, arms {info['arms']}, rows {info['rows']}",
         f"  rows with responders {per['responders']}, remitters {per['remitters']}, "
         f"means {per['mean']}",
-        "  time points (h): " + ", ".join(f"{t:g}" for t in info["time_points_h"]),
+        "  time points (h): " + (", ".join(f"{t:g}" for t in info["time_points_h"])
+                                 or "none (the rows carry no time_h)"),
         "  evidence (rows): " + ", ".join(f"{k} {v}" for k, v in info["evidence"].items()),
         "  designs (studies): " + ", ".join(f"{k} {v}" for k, v in info["designs"].items()),
         f"  sha256 {info['sha256']}",
+        *(f"  note: {n}" for n in info["notes"]),
     ]
     typer.echo("\n".join(lines))

@@ -467,6 +467,12 @@ def validate(raw: pd.DataFrame, name: str, sha256: str = "") -> Records:
     typed: dict[str, list[object]] = {}
     for col in COLUMNS:
         typed[col.name] = _parse_column(col, raw, name, problems)
+    notes = []
+    if "design" not in raw.columns:  # metafor's files have none: two-arm trials, parallel
+        typed["design"] = ["parallel"] * len(raw)
+        notes.append("the file has no 'design' column: every study is read as a "
+                     "parallel-group trial (add the column to mark crossover or single-arm "
+                     "studies)")
     extras = [c for c in raw.columns if c not in COLUMN_BY_NAME]
     for c in extras:  # the user's own columns reach tables and reports too: free-text rule
         problem = text_problem(str(c), name=True)
@@ -497,7 +503,7 @@ def validate(raw: pd.DataFrame, name: str, sha256: str = "") -> Records:
             table[col.name] = pd.array(table[col.name], dtype="Float64")
         elif col.kind == "bool":
             table[col.name] = pd.array(table[col.name], dtype="boolean")
-    return Records(table=table, path=name, sha256=sha256)
+    return Records(table=table, path=name, sha256=sha256, notes=notes)
 
 
 def _effect_problems(rec: dict) -> list[tuple[str, str]]:
@@ -731,4 +737,5 @@ def summarize(records: Records) -> dict[str, object]:
                     .fillna("unstated").value_counts().sort_index().items()},
         "treatments": sorted(t["treatment"].unique().tolist()),
         "study_list": sorted(t["study"].unique().tolist()),
+        "notes": list(records.notes),
     }

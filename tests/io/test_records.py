@@ -163,3 +163,17 @@ def test_the_row_limit_is_checked_while_reading(tmp_path) -> None:
     assert len(raw) == 10
     with pytest.raises(DataError, match="more than 9 rows"):
         rec.read_records(path, max_rows=9)
+
+
+def test_a_file_without_a_design_column_is_read_as_parallel_trials(tmp_path: Path) -> None:
+    """metafor's files have no design column: every two-arm study was refused before."""
+    rows = base_rows()
+    header = [c for c in rows[0] if c != "design"]
+    records = read_records(write_csv(tmp_path / "r.csv", rows, header))
+    assert set(records.table["design"]) == {"parallel"}
+    assert any("no 'design' column" in n for n in records.notes)
+    assert summarize(records)["notes"] == records.notes
+    # a design column with a study left empty is still a problem to fix, named by row
+    rows[0]["design"] = rows[1]["design"] = ""
+    with pytest.raises(DataError, match="no design"):
+        read_records(write_csv(tmp_path / "s.csv", rows))
