@@ -41,6 +41,8 @@ from .common import (
 
 OutcomeOpt = Annotated[str, typer.Option(help="response, remission or change (means).")]
 MeasureOpt = Annotated[str, typer.Option(help="OR, RR, RD (counts) or MD, SMD (means).")]
+#: the target time of a fit on a file with time points when --time is not given
+DEFAULT_TIME_H = 24.0
 WindowOpt = Annotated[float | None, typer.Option(
     help="Half-width of the time window in hours (default: half of --time, at least 1).",
         callback=finite)]
@@ -49,7 +51,7 @@ WindowOpt = Annotated[float | None, typer.Option(
 def _select(file, outcome, measure, time, window, treatment, route, population, scale, evidence,
             doses_given, dose, comparator, crossover, rho, mean_type,
             domain=None, endpoint=None, moderator=None,
-            dose_unit=None):
+            dose_unit=None, auto_time=False):
     from trialmeta.analysis.io.records import read_records
     from trialmeta.analysis.select.contrasts import select_contrasts
     from trialmeta.analysis.select.filters import TimeWindow
@@ -57,6 +59,8 @@ def _select(file, outcome, measure, time, window, treatment, route, population, 
     records = read_records(file)
     filters = filters_from_options(treatment, route, population, scale, evidence, doses_given,
                                    dose, domain, endpoint, dose_unit)
+    if time is None and auto_time and records.table["time_h"].notna().any():
+        time = DEFAULT_TIME_H  # a file with time points: the claims' usual 24 h
     tw = None if time is None else TimeWindow.around(time, window)
     data = select_contrasts(records, outcome, measure.upper(), tw, filters,
                             comparator=tuple(comparator or ()), crossover=crossover, rho=rho,
@@ -71,8 +75,10 @@ def contrast(
     file: FileArg = None,
     outcome: OutcomeOpt = "response",
     measure: MeasureOpt = "OR",
-    time: Annotated[float, typer.Option("--time", help="Target hours after the dose.",
-        callback=finite)] = 24.0,
+    time: Annotated[float | None, typer.Option(
+        "--time", help="Target hours after the dose (default: 24 h for a file with time "
+                       "points; a file without any uses every row, unwindowed).",
+        callback=finite)] = None,
     window: WindowOpt = None,
     treatment: TreatmentOpt = None,
     route: RouteOpt = None,
@@ -116,7 +122,7 @@ def contrast(
 
     records, data = _select(file, outcome, measure, time, window, treatment, route, population,
                             scale, evidence, doses_given, dose, comparator, crossover, rho,
-                            mean_type, domain, endpoint, moderator, dose_unit)
+                            mean_type, domain, endpoint, moderator, dose_unit, auto_time=True)
     tau = None if tau_prior == "half-normal" else heterogeneity_prior(tau_prior)
     priors = default_priors(data.measure, tau)
     if engine == "exact":

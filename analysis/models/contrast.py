@@ -209,7 +209,7 @@ class Contrast(Model):
         from ..select.contrasts import informative_contrasts
 
         out = informative_contrasts(data)
-        if out.k_studies == 0:
+        if out.k_studies == 0 < data.k_studies:
             raise SpecError("no study carries information about the odds ratio: "
                             + "; ".join(f"{d['study']}: {d['reason']}" for d in out.dropped
                                         if "odds ratio" in str(d["reason"])))

@@ -136,7 +136,7 @@ def _convergence(idata: Any, var_names: list[str]) -> dict[str, Any]:
     """Largest rank-normalised R-hat, smallest bulk ESS (every element of every variable)."""
     from ..stats.mcmc_diagnostics import rank_diagnostics
 
-    r_values, e_values = [], []
+    r_values, e_values, labels = [], [], []
     for name in var_names:
         values = np.asarray(idata.posterior[name].values, dtype=float)
         chains = values.reshape(values.shape[0], values.shape[1], -1)
@@ -144,13 +144,16 @@ def _convergence(idata: Any, var_names: list[str]) -> dict[str, Any]:
             r_hat, ess = rank_diagnostics(chains[:, :, j])
             r_values.append(r_hat)
             e_values.append(ess)
+            labels.append(name if chains.shape[2] == 1 else f"{name}[{j}]")
     r = np.asarray(r_values, dtype=float)
     r_hat_max = None if r.size == 0 or np.isnan(r).all() else float(np.nanmax(r))
     ess_min = float(np.nanmin(e_values)) if e_values and not np.isnan(e_values).all() \
         else float("nan")
     div = int(idata.sample_stats["diverging"].values.sum()) if "sample_stats" in idata else 0
+    worst_r = labels[int(np.nanargmax(r))] if r_hat_max is not None else None
+    worst_e = labels[int(np.nanargmin(e_values))] if np.isfinite(ess_min) else None
     return {"r_hat_max": r_hat_max, "ess_bulk_min": ess_min if np.isfinite(ess_min) else None,
-            "divergences": div}
+            "divergences": div, "r_hat_worst": worst_r, "ess_worst": worst_e}
 
 
 def diagnose(idata: az.InferenceData, var_names: list[str]) -> Diagnostics:
@@ -167,11 +170,13 @@ def diagnose(idata: az.InferenceData, var_names: list[str]) -> Diagnostics:
     if np.isnan(r_hat_max):
         msgs.append("R-hat cannot be computed (one chain?); run at least 2 chains")
     elif not r_hat_max <= R_HAT_MAX:
-        msgs.append(f"R-hat {r_hat_max:.3f} > {R_HAT_MAX}: chains disagree; draw more "
+        where = f" ({found['r_hat_worst']})" if found.get("r_hat_worst") else ""
+        msgs.append(f"R-hat {r_hat_max:.3f}{where} > {R_HAT_MAX}: chains disagree; draw more "
                     "(--draws) or simplify the model")
     if not ess_min >= ESS_BULK_MIN:
-        msgs.append(f"bulk ESS {ess_min:.0f} < {ESS_BULK_MIN}: too few effective draws; "
-                    "raise --draws")
+        where = f" ({found['ess_worst']})" if found.get("ess_worst") else ""
+        msgs.append(f"bulk ESS {ess_min:.0f}{where} < {ESS_BULK_MIN}: too few effective "
+                    "draws; raise --draws")
     passed = not msgs
     if "refit_note" in idata.attrs:
         msgs.append(str(idata.attrs["refit_note"]))
