@@ -277,8 +277,9 @@ def parse_claim(raw: Any, path: str, defaults: DecisionRule) -> Claim:
         check(lambda: _check_outcome(path, cid, raw, family))
         check(lambda: _check_options(path, cid, raw, family, options))
     region = check(lambda: _region(path, cid, raw["region"]))
-    window = check(lambda: _window(path, cid, raw)) if family is not None and family.timed \
-        else None
+    timed = family is not None and family.timed and (
+        "time_h" in raw or not getattr(family, "time_optional", False))
+    window = check(lambda: _window(path, cid, raw)) if timed else None
     filters = check(lambda: parse_selection(raw.get("selection"),
                                             lambda msg: _fail(path, cid, "selection", msg)))
     rule = check(lambda: parse_rule(raw, defaults, lambda fld, msg: _fail(path, cid, fld, msg)))

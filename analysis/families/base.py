@@ -116,6 +116,9 @@ class Family(ABC):
         The outcomes a claim may name.
     timed
         Whether a claim gives ``time_h`` (a time window); a time course spans all times.
+    time_optional
+        A timed family whose claims may leave ``time_h`` out: then every row is used,
+        unwindowed (records without time points, such as metafor's data sets).
     quantities
         The quantities a claim may judge; a pattern with a ``:NAME`` part is checked by
         :meth:`check_quantity`.
@@ -134,6 +137,7 @@ class Family(ABC):
     description = ""
     outcomes: tuple[str, ...] = ("response", "remission", "change")
     timed = True
+    time_optional = False
     quantities: tuple[str, ...] = ()
     options: frozenset[str] = frozenset()
     prior_settings: tuple[str, ...] = ()

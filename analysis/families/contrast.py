@@ -37,6 +37,7 @@ class ContrastFamily(ModeratedFamily):
 
     name = "contrast"
     description = "random-effects meta-analysis of active-vs-control contrasts"
+    time_optional = True
     quantities = ("effect", "predictive_effect", "tau", "or", "rr", "rd", "control_rate")
     prior_settings = ("effect_sd", "baseline_sd")
     prior_cells = (("effect_sd", 2.0), ("baseline_sd", 2.0))
