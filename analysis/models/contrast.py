@@ -216,9 +216,11 @@ class Contrast(Model):
         return out
 
     def _design(self, data: ContrastData):
+        from ..select.contrasts import moderator_names
         from ..select.moderators import design_matrix
 
-        return design_matrix(data.contrasts, self.moderators)
+        return design_matrix(data.contrasts, self.moderators,
+                             known=moderator_names(data.contrasts))
 
     def _priors(self, data: ContrastData) -> ContrastPriors:
         return self.priors or default_priors(data.measure)

@@ -309,11 +309,33 @@ def select_contrasts(records: Records, outcome: str, measure: str, window: TimeW
 ARM_MEANS = ("m1", "sd1", "n1", "m2", "sd2", "n2")
 
 
+#: arm attributes of the contract that meta-regression can use as moderators
+MODERATOR_ATTRIBUTES = ("treatment", "route", "population", "doses_given", "dose")
+#: the contrast table's own columns: a user column of the same name is not carried along
+CONTRAST_TABLE_COLUMNS = frozenset({
+    "study", "arm", "role", "control", "comparator", "time_h", "design", "a", "b", "c", "d",
+    "evidence", "line", "level", "control_lines", "scale", "mean_type", "m1", "sd1", "n1",
+    "m2", "sd2", "n2", "n", "events", "yi", "vi", "shared_var",
+    "notes"})  # free text that documents a row, never a moderator
+
+
 def _moderator_columns(row: dict) -> dict[str, object]:
-    """Active-arm attributes that meta-regression can use as moderators."""
-    return {"treatment": row["treatment"], "route": row["route"],
-            "population": row["population"], "doses_given": row["doses_given"],
-            "dose": row["dose"]}
+    """Active-arm attributes that meta-regression can use as moderators.
+
+    The contract's arm attributes and every column of the user's own (BCG's ``ablat``, a
+    risk-of-bias grade...), except one named like a column of the contrast table.
+    """
+    from ..io.records import COLUMN_BY_NAME
+
+    own = {k: v for k, v in row.items()
+           if k not in COLUMN_BY_NAME and k not in CONTRAST_TABLE_COLUMNS}
+    return {**{k: row[k] for k in MODERATOR_ATTRIBUTES}, **own}
+
+
+def moderator_names(contrasts: pd.DataFrame) -> list[str]:
+    """Return the columns of a contrast table a moderator may name (for messages)."""
+    return [c for c in contrasts.columns
+            if c in (*MODERATOR_ATTRIBUTES, "design") or c not in CONTRAST_TABLE_COLUMNS]
 
 
 def _contrasts_at(study: str, a: pd.DataFrame, c: pd.DataFrame, time_h: float | None,

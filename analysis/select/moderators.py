@@ -35,8 +35,13 @@ class Design:
     description: list[str]
 
 
-def design_matrix(table: pd.DataFrame, specs: tuple[str, ...]) -> Design:
-    """Build the covariate matrix of ``table`` for the moderator ``specs``."""
+def design_matrix(table: pd.DataFrame, specs: tuple[str, ...],
+                  known: list[str] | None = None) -> Design:
+    """Build the covariate matrix of ``table`` for the moderator ``specs``.
+
+    ``known`` lists the columns a message offers when a moderator names no column (by
+    default every column of ``table``).
+    """
     cols: list[np.ndarray] = []
     names: list[str] = []
     desc: list[str] = []
@@ -48,8 +53,9 @@ def design_matrix(table: pd.DataFrame, specs: tuple[str, ...]) -> Design:
                             "COLUMN>VALUE")
         col = m["col"]
         if col not in table.columns:
+            offered = known if known is not None else list(map(str, table.columns))
             raise SpecError(f"moderator column '{col}' is not available here; known: "
-                            f"{', '.join(sorted(map(str, table.columns)))}")
+                            f"{', '.join(sorted(offered))}")
         raw = table[col]
         missing |= raw.isna().to_numpy()
         if m["cut"] is not None:

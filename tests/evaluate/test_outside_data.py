@@ -47,3 +47,42 @@ def test_a_pooled_rate_claim_still_needs_its_time(tmp_path: Path) -> None:
                     .replace("[-.inf, 0]", "[0.1, 0.5]"))
     with pytest.raises(SpecError, match="time_h"):
         load_claims(path)
+
+
+def _bcg_with_latitude(tmp_path: Path) -> Path:
+    """dat.bcg's absolute latitude (tests/reference/bcg.csv, metafor) as a user column."""
+    import csv
+
+    ref = {r["trial"]: r for r in csv.DictReader(
+        open(BCG.parents[1] / "reference" / "bcg.csv", encoding="utf-8"))}
+    rows = list(csv.DictReader(open(BCG, encoding="utf-8")))
+    studies = list(dict.fromkeys(r["study"] for r in rows))
+    latitude = {s: ref[str(i + 1)]["ablat"] for i, s in enumerate(studies)}
+    out = tmp_path / "bcg_ablat.csv"
+    with open(out, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=[*rows[0], "ablat"])
+        w.writeheader()
+        for r in rows:
+            w.writerow({**r, "ablat": latitude[r["study"]]})
+    return out
+
+
+def test_a_users_own_column_is_a_moderator(tmp_path: Path) -> None:
+    """BCG's ablat, the canonical meta-regression, was refused with internal names listed
+    (a, b, control_lines); protection grows with latitude (slope below 0)."""
+    import json
+
+    from trialmeta.cli.app import app
+    from typer.testing import CliRunner
+
+    data = _bcg_with_latitude(tmp_path)
+    r = CliRunner().invoke(app, ["fit", "contrast", str(data), "--measure", "OR",
+                                 "--moderator", "ablat", "--seed", "2", "--json"])
+    assert r.exit_code == 0, r.output
+    slope = json.loads(r.stdout)["estimates"]["beta:ablat"]
+    assert slope["ci_high"] < 0 and -0.06 < slope["median"] < -0.01
+    r = CliRunner().invoke(app, ["fit", "contrast", str(data), "--moderator", "latitude"])
+    assert r.exit_code == 2
+    assert "known: ablat, design" in r.output
+    for internal in ("control_lines", " a,", "level"):
+        assert internal not in r.output
