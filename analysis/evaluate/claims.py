@@ -278,7 +278,7 @@ def parse_claim(raw: Any, path: str, defaults: DecisionRule) -> Claim:
         check(lambda: _check_options(path, cid, raw, family, options))
     region = check(lambda: _region(path, cid, raw["region"]))
     timed = family is not None and family.timed and (
-        "time_h" in raw or not getattr(family, "time_optional", False))
+        "time_h" in raw or not family.time_optional)
     window = check(lambda: _window(path, cid, raw)) if timed else None
     filters = check(lambda: parse_selection(raw.get("selection"),
                                             lambda msg: _fail(path, cid, "selection", msg)))

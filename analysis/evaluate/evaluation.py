@@ -114,8 +114,8 @@ def _grade(records: Records, claim: Claim, result: ClaimResult, draws_per_chain:
         result.verdict = "inconclusive"
         result.qualifier = "uncontrolled designs only"
     fragile = None
-    fast = getattr(run, "fast_refits", False)
-    if family_run is not None and fast and result.verdict in ("supported", "contradicted") \
+    if family_run is not None and run.fast_refits \
+            and result.verdict in ("supported", "contradicted") \
             and result.basis == "evidence":
         fragile = []
         for study in sorted(result.studies)[:MAX_FRAGILITY_REFITS]:

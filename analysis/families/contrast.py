@@ -19,7 +19,7 @@ from ..io.records import Records
 from ..models.contrast import Contrast, ContrastFit, ContrastPriors, ContrastSummary
 from ..sampling.inference import loo
 from ..sampling.settings import SamplerSettings
-from ..select.contrasts import RATIO, ContrastData, contrast_effects
+from ..select.contrasts import RATIO, ContrastData, contrast_effects, informative_contrasts
 from ..stats.effects import Effects
 from .base import FamilyRun
 from .common import (
@@ -124,8 +124,6 @@ def run_contrast_claim(records: Records, claim: Claim, settings: SamplerSettings
     """Fit the contrast model a claim asks for (pooled effect vs control)."""
     model, data = contrast_setup(records, claim)
     if data.binary:
-        from ..select.contrasts import informative_contrasts
-
         data = informative_contrasts(data)
     if data.k_studies < claim.rule.min_studies:
         gone = [d for d in data.dropped if "odds ratio" in str(d["reason"])]

@@ -147,7 +147,20 @@ def network_quantity(d: np.ndarray, tau: np.ndarray, nodes: list[str], q: str,
 def run_network(records: Records, claim: Claim, settings: SamplerSettings, *,
                 documents: bool = True) -> FamilyRun:
     """Fit the network a claim asks for (effects between nodes, SUCRA, tau)."""
-    from ..models.network import checked_document, fragile_support, informing_studies, prior_effects
+    from ..models.network import (
+        PARETO_K_LIMIT,
+        SPLIT_P_LIMIT,
+        Network,
+        checked_document,
+        fragile_support,
+        has_loops,
+        inconsistency,
+        informing_studies,
+        node_split,
+        prior_effects,
+        split_data,
+        splittable,
+    )
 
     try:
         model, data = network_setup(records, claim)
@@ -191,17 +204,6 @@ def run_network(records: Records, claim: Claim, settings: SamplerSettings, *,
 
     def doubt(q: str, c: Claim) -> tuple[str, str] | None:
         """Direct and indirect evidence that disagree about a compared pair."""
-        from ..models.network import (
-            PARETO_K_LIMIT,
-            SPLIT_P_LIMIT,
-            Network,
-            has_loops,
-            inconsistency,
-            node_split,
-            split_data,
-            splittable,
-        )
-
         head, _, rest = q.partition(":")
         if head != "effect" or missing(q):
             return None

@@ -37,7 +37,7 @@ from ..sampling.inference import (
     summarize_draws,
 )
 from ..sampling.settings import SamplerSettings
-from ..select.contrasts import ContrastData
+from ..select.contrasts import ContrastData, informative_contrasts, moderator_names
 from ..stats.priors import HeterogeneityPrior
 from .arms import centring_matrix, control_logits
 from .base import Model
@@ -206,8 +206,6 @@ class Contrast(Model):
         """
         if self.keep_uninformative or not data.binary:
             return data
-        from ..select.contrasts import informative_contrasts
-
         out = informative_contrasts(data)
         if out.k_studies == 0 < data.k_studies:
             raise SpecError("no study carries information about the odds ratio: "
@@ -216,7 +214,6 @@ class Contrast(Model):
         return out
 
     def _design(self, data: ContrastData):
-        from ..select.contrasts import moderator_names
         from ..select.moderators import design_matrix
 
         return design_matrix(data.contrasts, self.moderators,

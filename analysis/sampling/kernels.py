@@ -184,13 +184,16 @@ def pooled_rate_expand(x: np.ndarray, buf: np.ndarray, out: np.ndarray) -> None:
 
 
 @numba.njit(**_JIT)
-def _study_offsets(deltas: np.ndarray, sidx: np.ndarray, s_n: int) -> np.ndarray:
-    """Each study's ``sum_j delta_j / (J + 1)``: its arms' mean effect, the control's 0 included."""
+def _study_offsets(deltas: np.ndarray, sidx: np.ndarray, s_n: int):  # (offsets, arm counts)
+    """Return each study's offset ``sum_j delta_j / (J + 1)`` and its arm count ``J + 1``.
+
+    The offset is the study's mean arm effect, the control's 0 included.
+    """
     total, count = np.zeros(s_n), np.ones(s_n)
     for c in range(deltas.size):
         total[int(sidx[c])] += deltas[c]
         count[int(sidx[c])] += 1.0
-    return total / count
+    return total / count, count
 
 
 @numba.njit(**_JIT)
@@ -203,10 +206,7 @@ def _centred_binomial(deltas: np.ndarray, sidx: np.ndarray, alpha: np.ndarray,
     study (``R_i``, the sum of its arms' residuals), the offsets ``o_i`` and the log-likelihood.
     """
     s_n = alpha.size
-    offset = _study_offsets(deltas, sidx, s_n)
-    count = np.ones(s_n)
-    for c in range(deltas.size):
-        count[int(sidx[c])] += 1.0
+    offset, count = _study_offsets(deltas, sidx, s_n)
     total = 0.0
     arms = np.empty(s_n)
     for i in range(s_n):
@@ -325,7 +325,7 @@ def contrast_expand(x: np.ndarray, buf: np.ndarray, out: np.ndarray) -> None:
         for j in range(p):
             deltas[c] += xm[c * p + j] * x[ib + j]
         out[q + c] = deltas[c]
-    offset = _study_offsets(deltas, sidx, s_n)
+    offset = _study_offsets(deltas, sidx, s_n)[0]
     for c in range(c_n):
         s = int(sidx[c])
         if binary:

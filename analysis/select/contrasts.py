@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..errors import SpecError
 from ..io.memo import per_records
-from ..io.records import Records
+from ..io.records import COLUMN_BY_NAME, Records
 from ..stats.effects import (
     Effects,
     log_odds_ratio,
@@ -325,8 +325,6 @@ def _moderator_columns(row: dict) -> dict[str, object]:
     The contract's arm attributes and every column of the user's own (BCG's ``ablat``, a
     risk-of-bias grade...), except one named like a column of the contrast table.
     """
-    from ..io.records import COLUMN_BY_NAME
-
     own = {k: v for k, v in row.items()
            if k not in COLUMN_BY_NAME and k not in CONTRAST_TABLE_COLUMNS}
     return {**{k: row[k] for k in MODERATOR_ATTRIBUTES}, **own}
