@@ -147,8 +147,8 @@ class TimeCourseFamily(CurveFamily):
                                       Filters(treatment=spec.treatments,
                                               scale=DEPRESSION_SCALES,
                                               mean_type=("change",)))
-        else:
-            data = select_time_course(records, "response", "OR",
+        else:  # the counts' log ORs: response (C4-C6) or remission
+            data = select_time_course(records, spec.outcome, "OR",
                                       Filters(treatment=("ketamine",), route=("iv",),
                                               scale=DEPRESSION_SCALES,
                                               exclude_studies=("Hu2016",)))

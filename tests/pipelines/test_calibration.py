@@ -153,6 +153,10 @@ def test_simulated_time_course_contrasts_are_the_models_y() -> None:
     # the time course is calibrated on the data shape C4-C6 judge: response log ORs
     assert data.outcome == "response" and data.measure == "OR"
     assert set(data.studies) == {"Lii2023", "Grunebaum2017", "Murrough2013"}
+    # --outcome remission simulates the remission log ORs, not response's
+    _, remission, _ = build(CalibrationSpec("time-course", outcome="remission"),
+                            read_records())
+    assert remission.outcome == "remission"
     y = np.random.default_rng(1).normal(size=len(data.contrasts))
     w = sampling_structure(data, family.rho).dense()
     new = with_simulated("time-course", data, {"y": w @ y}, family.rho)
