@@ -98,7 +98,8 @@ def _format(doc: dict, title: str) -> str:
 @handle_errors
 def dose_response(
     file: FileArg = None,
-    outcome: Annotated[str | None, typer.Option(help="response, remission or change.")] = None,
+    outcome: Annotated[str | None, typer.Option(
+        help="response, remission, events or change.")] = None,
     time: Annotated[float | None, typer.Option("--time", help="Target hours.",
         callback=finite)] = None,
     form: Annotated[str | None, typer.Option(
@@ -200,7 +201,8 @@ def _agents(file: str | None, agents: str, ed50: str, emax: str, inert: tuple[st
 @handle_errors
 def time_course(
     file: FileArg = None,
-    outcome: Annotated[str | None, typer.Option(help="response, remission or change.")] = None,
+    outcome: Annotated[str | None, typer.Option(
+        help="response, remission, events or change.")] = None,
     measure: Annotated[str | None, typer.Option(help="OR, RR, RD, MD or SMD.")] = None,
     form: Annotated[str | None, typer.Option(help="bateman or piecewise.")] = None,
     model: Annotated[str | None, typer.Option(

@@ -35,8 +35,10 @@ def validate(file: FileArg = None, json: JsonOpt = False,
     lines = [
         f"{info['file']}: valid",
         f"  studies {info['studies']}, arms {info['arms']}, rows {info['rows']}",
-        f"  rows with responders {per['responders']}, remitters {per['remitters']}, "
-        f"means {per['mean']}",
+        "  rows with " + ", ".join(f"{k} {per[k]}" for k in ("responders", "remitters", "events")
+                                   if per[k] or k != "events")
+        + f", means {per['mean']}" + (f", contrasts {per['contrast']}" if per["contrast"]
+                                      else ""),
         "  time points (h): " + (", ".join(f"{t:g}" for t in info["time_points_h"])
                                  or "none (the rows carry no time_h)"),
         "  evidence (rows): " + ", ".join(f"{k} {v}" for k, v in info["evidence"].items()),

@@ -135,7 +135,7 @@ class Family(ABC):
 
     name = ""
     description = ""
-    outcomes: tuple[str, ...] = ("response", "remission", "change")
+    outcomes: tuple[str, ...] = ("response", "remission", "events", "change")
     timed = True
     time_optional = False
     quantities: tuple[str, ...] = ()

@@ -7,6 +7,7 @@ problem before raising :class:`~trialmeta.analysis.errors.DataError`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import re
@@ -23,6 +24,7 @@ import pandas as pd
 from ..errors import DataError, Problem, SpecError
 from .files import read_regular
 from .text_rules import text_problem
+from .wide import WideResult, import_wide, layout_of, to_long
 
 Kind = Literal["str", "float", "int", "bool"]
 
@@ -65,8 +67,12 @@ COLUMNS: tuple[Column, ...] = (
     Column("response_def", "str", False, "definition of response"),
     Column("remitters", "int", False, "remitters, 0..n"),
     Column("remission_def", "str", False, "definition of remission"),
+    Column("events", "int", False, "patients with an event of any other kind (deaths, "
+                                   "infections, adverse events, ...), 0..n"),
+    Column("events_def", "str", False, "what an event is"),
     Column("vs", "str", False, "contrast-level rows: the arm label of the comparator"),
-    Column("effect_outcome", "str", False, "contrast-level rows: response, remission or change"),
+    Column("effect_outcome", "str", False,
+           "contrast-level rows: response, remission, events or change"),
     Column("effect_measure", "str", False, "contrast-level rows: MD, SMD, logOR, logRR or RD"),
     Column("effect", "float", False, "contrast-level rows: this arm minus the comparator"),
     Column("effect_se", "float", False, "contrast-level rows: standard error of effect, > 0"),
@@ -107,7 +113,7 @@ NAME_COLUMNS = frozenset({"study", "arm", "treatment", "population", "scale", "d
 ENDPOINTS = frozenset({"fixed", "cumulative", "series_end"})
 #: the measures a contrast-level row may give, per outcome
 EFFECT_MEASURES = {"change": ("MD", "SMD"), "response": ("logOR", "logRR", "RD"),
-                   "remission": ("logOR", "logRR", "RD")}
+                   "remission": ("logOR", "logRR", "RD"), "events": ("logOR", "logRR", "RD")}
 EFFECT_COLUMNS = ("vs", "effect_outcome", "effect_measure", "effect", "effect_se",
                   "effect_ci_low", "effect_ci_high")
 DOMAIN_BY_SCALE = {"SSI": "suicidal_ideation", "BSS": "suicidal_ideation",
@@ -423,10 +429,70 @@ def read_records(path: str | Path | None = None, *, max_rows: int = MAX_ROWS) ->
 
 
 def validate(raw: pd.DataFrame, name: str, sha256: str = "") -> Records:
-    """Validate a DataFrame of strings against the contract and type it."""
-    problems: list[Problem] = []
+    """Validate a DataFrame of strings against the contract and type it.
+
+    A wide file (one row per study, metafor's ``ai/bi/ci/di``, ``m1i/sd1i/n1i/...``,
+    ``xi/ni`` or ``yi/vi`` columns) is first converted to the long format by
+    :func:`.wide.to_long`; problems then name the wide file's lines.
+    """
     raw = raw.copy()
     raw.columns = [str(c).strip() for c in raw.columns]
+    if layout_of(list(raw.columns)) is not None and not raw.empty:
+        return _validate_wide(to_long(raw, name, reserved=RESERVED), name, sha256)
+    return _validate(raw, name, sha256)
+
+
+#: the names a wide file's own column may not keep (long-format columns and aliases)
+RESERVED = frozenset(COLUMN_BY_NAME) | frozenset(ALIASES)
+
+
+def import_records(path: str | Path, *, rename: dict[str, str] | None = None,
+                   measure: str | None = None, outcome: str | None = None,
+                   max_rows: int = MAX_ROWS) -> Records:
+    """Read a wide file (``trialmeta import``): rename its columns, convert and validate.
+
+    Parameters
+    ----------
+    path : str or Path
+        The wide file.
+    rename : dict, optional
+        escalc name -> the file's column (``{"ai": "tpos"}``).
+    measure, outcome : str, optional
+        The measure and outcome of a ``yi`` column.
+    max_rows : int
+        Refuse larger tables.
+
+    Returns
+    -------
+    Records
+        The long-format records (``table`` holds the contract's columns and the carried
+        ones; ``line`` is each row's line in the wide file).
+    """
+    raw, digest = _read_raw(Path(path), max_rows)
+    return _validate_wide(import_wide(raw, str(path), rename=rename, measure=measure,
+                                      outcome=outcome, reserved=RESERVED), str(path), digest)
+
+
+def _validate_wide(wide: WideResult, name: str, sha256: str) -> Records:
+    """Validate a wide file's long rows; problems name the wide file's lines."""
+    if wide.problems:
+        raise DataError(sorted(wide.problems, key=lambda p: (p.row or 0, p.column or "")))
+    if wide.table.empty:
+        raise DataError([Problem(name, None, None, "no study has every number its columns "
+                                 f"need ({wide.layout}); " + "; ".join(wide.notes))])
+    return _validate(wide.table.drop(columns="_line"), name, sha256,
+                     lines=[int(x) for x in wide.table["_line"]], notes=wide.notes)
+
+
+def _validate(raw: pd.DataFrame, name: str, sha256: str, *, lines: list[int] | None = None,
+              notes: list[str] | tuple[str, ...] = ()) -> Records:
+    """Validate long-format rows.
+
+    ``lines`` gives each row's line when they came from a wide file (its problems then name
+    those lines).
+    """
+    problems: list[Problem] = []
+    wide_lines, wide_notes = lines, list(notes)
     dupes = sorted(c for c, k in Counter(raw.columns).items() if k > 1)
     for c in dupes:
         problems.append(Problem(name, HEADER_LINE, c, "column appears more than once; keep one"))
@@ -467,7 +533,7 @@ def validate(raw: pd.DataFrame, name: str, sha256: str = "") -> Records:
     typed: dict[str, list[object]] = {}
     for col in COLUMNS:
         typed[col.name] = _parse_column(col, raw, name, problems)
-    notes = []
+    notes = list(wide_notes)
     if "design" not in raw.columns:  # metafor's files have none: two-arm trials, parallel
         typed["design"] = ["parallel"] * len(raw)
         notes.append("the file has no 'design' column: every study is read as a "
@@ -484,13 +550,23 @@ def validate(raw: pd.DataFrame, name: str, sha256: str = "") -> Records:
         for i in [i for i, t in enumerate(texts) if t in bad][:20] if bad else []:
             problems.append(Problem(name, i + HEADER_LINE + 1, str(c),
                                     text_problem(texts[i], name=False) or "bad text"))
-    table = pd.concat([pd.DataFrame(typed, dtype=object),
-                       raw[extras].reset_index(drop=True)], axis=1)  # one step, any width
-    table["line"] = range(HEADER_LINE + 1, HEADER_LINE + 1 + len(table))
+    if wide_lines is not None:  # a long row's problem is about its wide file's line
+        problems = [dataclasses.replace(p, row=wide_lines[p.row - HEADER_LINE - 1])
+                    if p.row is not None and HEADER_LINE < p.row <= HEADER_LINE + len(wide_lines)
+                    else p for p in problems]
+    # the user's own columns: an empty cell (or NA, nan, none, null) is missing, as R reads it
+    cells = raw[extras].to_numpy(dtype=object)  # one array, whatever the width
+    missing = pd.isna(cells) | np.isin(np.char.lower(np.char.strip(cells.astype(str))),
+                                       list(MISSING_WORDS))
+    own = pd.DataFrame(np.where(missing, None, cells), columns=extras, dtype=object)
+    table = pd.concat([pd.DataFrame(typed, dtype=object), own], axis=1)  # one step, any width
+    table["line"] = (wide_lines if wide_lines is not None
+                     else range(HEADER_LINE + 1, HEADER_LINE + 1 + len(table)))
     problems += _check_values(table, name)
     problems += _check_structure(table, name)
     if problems:
-        raise DataError(sorted(problems, key=lambda p: (p.row or 0, p.column or "")))
+        raise DataError(sorted(dict.fromkeys(problems),
+                               key=lambda p: (p.row or 0, p.column or "")))
     table["endpoint"] = [e if e is not None else _default_endpoint(t, g)
                          for e, t, g in zip(table["endpoint"], table["time_h"],
                                             table["doses_given"], strict=True)]
@@ -518,7 +594,7 @@ def _effect_problems(rec: dict) -> list[tuple[str, str]]:
     outcome, measure = rec["effect_outcome"], rec["effect_measure"]
     if outcome is not None and outcome not in EFFECT_MEASURES:
         out.append(("effect_outcome", f"unknown effect_outcome '{outcome}'; use response, "
-                                      "remission or change"))
+                                      "remission, events or change"))
     elif measure is not None and outcome is not None and \
             measure not in EFFECT_MEASURES[outcome]:
         out.append(("effect_measure", f"effect_measure '{measure}' does not fit {outcome}; use "
@@ -566,7 +642,7 @@ def _check_values(t: pd.DataFrame, name: str) -> list[Problem]:
         denom = nb if nb is not None else n
         if denom is not None and denom <= 0:
             denom = None  # already reported; do not repeat it for every count
-        for col in ("responders", "remitters"):
+        for col in ("responders", "remitters", "events"):
             k = rec[col]
             if k is None:
                 continue
@@ -674,7 +750,8 @@ def _check_structure(t: pd.DataFrame, name: str) -> list[Problem]:
 
 
 #: the arm-level column that carries each outcome
-ARM_LEVEL = {"response": "responders", "remission": "remitters", "change": "mean"}
+ARM_LEVEL = {"response": "responders", "remission": "remitters", "events": "events",
+             "change": "mean"}
 
 
 def _contrast_row_problems(t: pd.DataFrame, name: str) -> list[Problem]:
@@ -720,7 +797,9 @@ def summarize(records: Records) -> dict[str, object]:
     has = {
         "responders": int(t["responders"].notna().sum()),
         "remitters": int(t["remitters"].notna().sum()),
+        "events": int(t["events"].notna().sum()),
         "mean": int(t["mean"].notna().sum()),
+        "contrast": int(t["effect"].notna().sum()),
     }
     times = sorted({float(x) for x in t["time_h"].dropna()})
     return {
@@ -739,3 +818,17 @@ def summarize(records: Records) -> dict[str, object]:
         "study_list": sorted(t["study"].unique().tolist()),
         "notes": list(records.notes),
     }
+
+
+def long_csv(records: Records) -> str:
+    """Write the records as a long-format CSV (what ``trialmeta import`` writes).
+
+    The contract's non-empty columns, then the file's own columns; it reads back as the same
+    records.
+    """
+    t = records.table
+    contract = [c.name for c in COLUMNS if t[c.name].notna().any()
+                and not (c.name == "endpoint" and (t[c.name] == "fixed").all())
+                and not (c.name == "domain" and (t[c.name] == DEFAULT_DOMAIN).all())]
+    extras = [c for c in t.columns if c not in COLUMN_BY_NAME and c != "line"]
+    return t[contract + extras].to_csv(index=False, lineterminator="\n")

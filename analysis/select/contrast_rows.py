@@ -20,7 +20,29 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..io.records import COLUMN_BY_NAME
 from .filters import COUNT_COLUMN, Filters, TimeWindow
+
+#: arm attributes a meta-regression may use as moderators
+MODERATOR_ATTRIBUTES = ("treatment", "route", "population", "doses_given", "dose")
+#: the contrast table's own columns: a user column of the same name is not carried along
+CONTRAST_TABLE_COLUMNS = frozenset({
+    "study", "arm", "role", "control", "comparator", "time_h", "design", "a", "b", "c", "d",
+    "evidence", "line", "level", "control_lines", "scale", "mean_type", "m1", "sd1", "n1",
+    "m2", "sd2", "n2", "n", "events", "yi", "vi", "shared_var",
+    "notes"})  # free text that documents a row, never a moderator
+
+
+def moderator_columns(row: dict) -> dict[str, object]:
+    """Active-arm attributes that meta-regression can use as moderators.
+
+    The contract's arm attributes and every column of the user's own (BCG's ``ablat``, a
+    risk-of-bias grade...), except one named like a column of the contrast table.
+    """
+    own = {k: v for k, v in row.items()
+           if k not in COLUMN_BY_NAME and k not in CONTRAST_TABLE_COLUMNS}
+    return {**{k: row[k] for k in MODERATOR_ATTRIBUTES}, **own}
+
 
 #: the contrast-level measure that matches each analysis measure
 ROW_MEASURE = {"OR": "logOR", "RR": "logRR", "RD": "RD", "MD": "MD", "SMD": "SMD"}
@@ -123,11 +145,23 @@ def contrast_level_rows(t: pd.DataFrame, filters: Filters, outcome: str, measure
             yi=float(r["effect"]), vi=var, scale=r["scale"], evidence=r["evidence"],
             mean_type=r["mean_type"], line=r["line"],
             _comparator_var=_comparator_variance(vs_rows[same_time], outcome, measure),
-            treatment=r["treatment"], route=r["route"], population=r["population"],
-            doses_given=r["doses_given"], dose=r["dose"]))
+            **moderator_columns(r)))
         notes.append(f"{study}: {arm} vs {r['vs']} entered as a reported {measure} "
                      "(contrast level)")
-    return _shared_variances(contrasts, notes), dropped, notes
+    return _shared_variances(contrasts, notes), dropped, _collapsed(notes, measure)
+
+
+#: more contrast-level notes than this are said in one line
+MAX_LISTED_NOTES = 5
+
+
+def _collapsed(notes: list[str], measure: str) -> list[str]:
+    """Say "N contrasts entered as reported MDs" once when a file has many of them."""
+    entered = [n for n in notes if n.endswith("(contrast level)")]
+    if len(entered) <= MAX_LISTED_NOTES:
+        return notes
+    rest = [n for n in notes if not n.endswith("(contrast level)")]
+    return [f"{len(entered)} contrasts entered as reported {measure}s (contrast level)", *rest]
 
 
 def _shared_variances(contrasts: list[dict[str, Any]], notes: list[str]) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..errors import SpecError
 from ..io.memo import per_records
-from ..io.records import COLUMN_BY_NAME, Records
+from ..io.records import Records
 from ..stats.effects import (
     Effects,
     log_odds_ratio,
@@ -34,7 +34,12 @@ from ..stats.effects import (
     sd_from_se,
     standardized_mean_difference,
 )
-from .contrast_rows import contrast_level_rows
+from .contrast_rows import (
+    CONTRAST_TABLE_COLUMNS,
+    MODERATOR_ATTRIBUTES,
+    contrast_level_rows,
+    moderator_columns,
+)
 from .filters import BINARY_OUTCOMES, COUNT_COLUMN, Filters, TimeWindow
 
 BINARY_MEASURES = ("OR", "RR", "RD")
@@ -69,8 +74,8 @@ class ContrastData:
 
     @property
     def binary(self) -> bool:
-        """True for response/remission counts."""
-        return self.outcome in ("response", "remission")
+        """True for count outcomes (response, remission, events)."""
+        return self.outcome in BINARY_OUTCOMES
 
     @property
     def k_studies(self) -> int:
@@ -229,7 +234,7 @@ def select_contrasts(records: Records, outcome: str, measure: str, window: TimeW
     ----------
     records : Records
         Validated records.
-    outcome : {"response", "remission", "change"}
+    outcome : {"response", "remission", "events", "change"}
         Counts, or the continuous outcome (change or endpoint means).
     measure : {"OR", "RR", "RD", "MD", "SMD"}
         Effect measure; binary outcomes take OR/RR/RD, "change" takes MD/SMD.
@@ -298,6 +303,13 @@ def select_contrasts(records: Records, outcome: str, measure: str, window: TimeW
             dropped.append(dict(study=study, arm="*", reason=reason))
     arms = pd.DataFrame(out["arms"])
     contrasts = pd.DataFrame(out["contrasts"] + reported)
+    # an empty selection has the columns a full one has: code that reads c["a"] or c["yi"]
+    # sees zero rows, not a KeyError (docs/extending.md lists them)
+    if contrasts.empty:
+        contrasts = pd.DataFrame(columns=list(BINARY_CONTRAST_COLUMNS if binary
+                                              else CONTINUOUS_CONTRAST_COLUMNS))
+    if arms.empty:
+        arms = pd.DataFrame(columns=ARM_COLUMNS)
     data = ContrastData(outcome, measure, window, arms, contrasts, dropped + reported_dropped,
                         list(dict.fromkeys(out["notes"] + reported_notes)))
     if not binary and len(contrasts):
@@ -305,29 +317,15 @@ def select_contrasts(records: Records, outcome: str, measure: str, window: TimeW
     return data
 
 
+#: the columns every contrast selection has (empty or not); the user's own columns follow
+SHARED_CONTRAST_COLUMNS = ("study", "arm", "control", "comparator", "time_h", "design",
+                           "level", "evidence", "line", *MODERATOR_ATTRIBUTES)
+BINARY_CONTRAST_COLUMNS = (*SHARED_CONTRAST_COLUMNS, "a", "b", "c", "d", "control_lines")
+CONTINUOUS_CONTRAST_COLUMNS = (*SHARED_CONTRAST_COLUMNS, "scale", "mean_type", "m1", "sd1",
+                               "n1", "m2", "sd2", "n2", "yi", "vi")
+ARM_COLUMNS = ("study", "arm", "role", "treatment", "n", "events", "time_h", "design")
 #: the arm-level means of a continuous contrast (absent when every contrast is reported)
 ARM_MEANS = ("m1", "sd1", "n1", "m2", "sd2", "n2")
-
-
-#: arm attributes of the contract that meta-regression can use as moderators
-MODERATOR_ATTRIBUTES = ("treatment", "route", "population", "doses_given", "dose")
-#: the contrast table's own columns: a user column of the same name is not carried along
-CONTRAST_TABLE_COLUMNS = frozenset({
-    "study", "arm", "role", "control", "comparator", "time_h", "design", "a", "b", "c", "d",
-    "evidence", "line", "level", "control_lines", "scale", "mean_type", "m1", "sd1", "n1",
-    "m2", "sd2", "n2", "n", "events", "yi", "vi", "shared_var",
-    "notes"})  # free text that documents a row, never a moderator
-
-
-def _moderator_columns(row: dict) -> dict[str, object]:
-    """Active-arm attributes that meta-regression can use as moderators.
-
-    The contract's arm attributes and every column of the user's own (BCG's ``ablat``, a
-    risk-of-bias grade...), except one named like a column of the contrast table.
-    """
-    own = {k: v for k, v in row.items()
-           if k not in COLUMN_BY_NAME and k not in CONTRAST_TABLE_COLUMNS}
-    return {**{k: row[k] for k in MODERATOR_ATTRIBUTES}, **own}
 
 
 def moderator_names(contrasts: pd.DataFrame) -> list[str]:
@@ -365,7 +363,7 @@ def _contrasts_at(study: str, a: pd.DataFrame, c: pd.DataFrame, time_h: float | 
                                       c=ce, d=cn_sum - ce, evidence=r["evidence"],
                                       line=r["line"], level="arm",
                                       control_lines=" ".join(str(x) for x in c["line"]),
-                                      **_moderator_columns(r)))
+                                      **moderator_columns(r)))
     else:
         scales = set(a["scale"]) | set(c["scale"])
         if len(scales) > 1:
@@ -398,7 +396,7 @@ def _contrasts_at(study: str, a: pd.DataFrame, c: pd.DataFrame, time_h: float | 
                 comparator="+".join(sorted(set(c["treatment"]))), time_h=time_h,
                 design=design, scale=next(iter(scales)), mean_type=next(iter(types)),
                 m1=float(r["m"]), sd1=float(r["s"]), n1=int(r["n"]), m2=m2, sd2=s2, n2=n2,
-                evidence=r["evidence"], level="arm", line=r["line"], **_moderator_columns(r)))
+                evidence=r["evidence"], level="arm", line=r["line"], **moderator_columns(r)))
     return None
 
 
@@ -420,8 +418,8 @@ def _continuous_effects(data: ContrastData, rho: float, allow_mixed: bool = Fals
                 "moderator (--moderator mean_type:categorical)")
         data.notes.append("change-score and endpoint means pooled with the mean type as a "
                           "moderator (" + listed + ")")
-    else:
-        data.notes.append(f"means: {t['mean_type'].iloc[0]} scores")
+    elif t["mean_type"].notna().any():
+        data.notes.append(f"means: {t['mean_type'].dropna().iloc[0]} scores")
     arm = (t["level"] == "arm").to_numpy() if "level" in t else np.ones(len(t), bool)
     t = t.reindex(columns=[*t.columns, *(c for c in ARM_MEANS if c not in t)])
     m1, s1, n1 = t["m1"].to_numpy(float), t["sd1"].to_numpy(float), t["n1"].to_numpy(float)

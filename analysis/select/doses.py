@@ -51,7 +51,7 @@ class DoseData:
 
     @property
     def binary(self) -> bool:
-        """True for response/remission counts."""
+        """True for count outcomes (response, remission, events)."""
         return self.outcome in COUNT_COLUMN
 
     @property
@@ -76,7 +76,7 @@ def select_dose_arms(records: Records, outcome: str, window: TimeWindow, filters
                      comparator: tuple[str, ...] = (), standardize: bool = False) -> DoseData:
     """Select arms for a dose-response fit (see the module docstring)."""
     if outcome not in (*COUNT_COLUMN, "change"):
-        raise SpecError(f"unknown outcome '{outcome}'; use response, remission or change")
+        raise SpecError(f"unknown outcome '{outcome}'; use response, remission, events or change")
     study_filters = Filters(**{k: getattr(filters, k) for k in STUDY_LEVEL})
     t = study_filters.apply(records.table)
     is_ctl = t["control"].fillna(False).astype(bool)

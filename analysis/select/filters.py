@@ -15,14 +15,15 @@ import pandas as pd
 
 from ..errors import SpecError
 from ..io.memo import per_records
-from ..io.records import DEFAULT_DOMAIN, Records
+from ..io.records import COLUMN_BY_NAME, DEFAULT_DOMAIN, Records
 
 #: the binary outcomes and the count column each reads
-BINARY_OUTCOMES = ("response", "remission")
+BINARY_OUTCOMES = ("response", "remission", "events")
 #: endpoints kept unless a selection names others: never "cumulative"
 DEFAULT_ENDPOINTS = ("fixed", "series_end")
-COUNT_COLUMN = {"response": "responders", "remission": "remitters"}
-DEFINITION_COLUMN = {"response": "response_def", "remission": "remission_def"}
+COUNT_COLUMN = {"response": "responders", "remission": "remitters", "events": "events"}
+DEFINITION_COLUMN = {"response": "response_def", "remission": "remission_def",
+                     "events": "events_def"}
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,7 @@ class BinaryArms:
         return int(t.loc[~same, "n"].sum() + shared)
 
 
-def _nearest_rows(t: pd.DataFrame, count_col: str, outcome: str, window: TimeWindow,
+def _nearest_rows(t: pd.DataFrame, count_col: str, outcome: str, window: TimeWindow | None,
                   untimed: bool) -> tuple[list[int], list[dict[str, object]]]:
     """Per arm (in order of appearance), the position of the row :func:`select_binary_arms` uses.
 
@@ -187,6 +188,14 @@ def _nearest_rows(t: pd.DataFrame, count_col: str, outcome: str, window: TimeWin
             continue
         rows = rows[outcome_row[rows]]
         timed = rows[~np.isnan(time[rows])]
+        if window is None:  # no target time: the arm's one row with a count
+            if rows.size == 1:
+                chosen.append(int(rows[0]))
+            else:
+                dropped.append(dict(study=study, arm=arm, reason=f"{rows.size} rows with "
+                                    f"{outcome} counts (several time points); choose one "
+                                    "with --time"))
+            continue
         if timed.size == 0:
             bare = rows[np.isnan(time[rows])]
             if untimed and bare.size == 1:
@@ -208,7 +217,7 @@ def _nearest_rows(t: pd.DataFrame, count_col: str, outcome: str, window: TimeWin
 
 
 @per_records
-def select_binary_arms(records: Records, outcome: str, window: TimeWindow,
+def select_binary_arms(records: Records, outcome: str, window: TimeWindow | None,
                        filters: Filters, *, active_only: bool = True,
                        untimed: bool = False) -> BinaryArms:
     """Choose, per arm, the row with counts for ``outcome`` nearest the target time.
@@ -217,10 +226,11 @@ def select_binary_arms(records: Records, outcome: str, window: TimeWindow,
     ----------
     records : Records
         Validated records.
-    outcome : {"response", "remission"}
+    outcome : {"response", "remission", "events"}
         Which count to use.
-    window : TimeWindow
-        Target time and accepted window.
+    window : TimeWindow or None
+        Target time and accepted window; None for every row, unwindowed (each arm's one row
+        with a count: a file without time points).
     filters : Filters
         Record filters.
     active_only : bool
@@ -263,4 +273,8 @@ def select_binary_arms(records: Records, outcome: str, window: TimeWindow,
         "source": sel["source"].to_numpy(),
         "line": sel["line"].astype(int).to_numpy(),
     })
+    own = [c for c in sel.columns if c not in COLUMN_BY_NAME and c not in out.columns
+           and c != "line"]  # the user's own columns: moderators (BCG's ablat, a year ...)
+    for c in own:
+        out[c] = sel[c].to_numpy()
     return BinaryArms(outcome, out.reset_index(drop=True), dropped)
