@@ -8,6 +8,7 @@ import typer
 
 from .common import (
     DEFAULTS,
+    BaselineSdOpt,
     ChainsOpt,
     ComparatorOpt,
     CrossoverOpt,
@@ -16,6 +17,7 @@ from .common import (
     DosesOpt,
     DoseUnitOpt,
     DrawsOpt,
+    EffectSdOpt,
     EndpointOpt,
     EvidenceOpt,
     FileArg,
@@ -24,6 +26,7 @@ from .common import (
     MeanTypeOpt,
     ModeratorOpt,
     PopulationOpt,
+    PriorsOpt,
     RhoOpt,
     RouteOpt,
     SamplerOpt,
@@ -37,9 +40,12 @@ from .common import (
     filters_from_options,
     finite,
     handle_errors,
+    prior_lines,
 )
 
-OutcomeOpt = Annotated[str, typer.Option(help="response, remission or change (means).")]
+OutcomeOpt = Annotated[str, typer.Option(
+    help="response, remission, events (counts of any other event; lower is better) or change "
+         "(means).")]
 MeasureOpt = Annotated[str, typer.Option(help="OR, RR, RD (counts) or MD, SMD (means).")]
 #: the target time of a fit on a file with time points when --time is not given
 DEFAULT_TIME_H = 24.0
@@ -94,13 +100,20 @@ def contrast(
     crossover: CrossoverOpt = "keep",
     rho: RhoOpt = 0.5,
     mean_type: MeanTypeOpt = None,
-    tau_prior: Annotated[str, typer.Option(
-        help="half-normal[:SCALE], turner2015[:active] (log OR) or rhodes2015[:active] "
-             "(SMD).")] = "half-normal",
+    tau_prior: Annotated[str | None, typer.Option(
+        help="Prior on tau: half-normal[:SCALE], half-cauchy[:SCALE], turner2015[:active] "
+             "(log OR) or rhodes2015[:active] (SMD); the preset's when omitted.")] = None,
+    priors: PriorsOpt = "default",
+    effect_sd: EffectSdOpt = None,
+    baseline_sd: BaselineSdOpt = None,
     threshold: Annotated[float, typer.Option(
         help="Report P(effect > threshold) on the analysis scale (log OR, MD, SMD).",
             callback=finite)] = 0.0,
     moderator: ModeratorOpt = None,
+    subgroup: Annotated[str | None, typer.Option(
+        "--subgroup", help="A column whose levels are pooled separately, with their "
+                           "differences from one model with the column as a categorical "
+                           "moderator.")] = None,
     engine: Annotated[str, typer.Option(
         help="mcmc (arm-based binomial or normal contrasts, PyMC NUTS) or exact "
              "(normal-normal model on the contrasts, quadrature; no Monte Carlo "
@@ -116,28 +129,35 @@ def contrast(
     """Bayesian random-effects contrast: OR/RR/RD from arm counts, or MD/SMD from means."""
     from trialmeta.analysis.families.contrast import contrast_document, run_contrast
     from trialmeta.analysis.io.files import dumps_json
-    from trialmeta.analysis.models.contrast import default_priors
+    from trialmeta.analysis.models.contrast import contrast_unit, default_priors
     from trialmeta.analysis.sampling.settings import SamplerSettings
     from trialmeta.analysis.stats.priors import heterogeneity_prior
 
     records, data = _select(file, outcome, measure, time, window, treatment, route, population,
                             scale, evidence, doses_given, dose, comparator, crossover, rho,
                             mean_type, domain, endpoint, moderator, dose_unit, auto_time=True)
-    tau = None if tau_prior == "half-normal" else heterogeneity_prior(tau_prior)
-    priors = default_priors(data.measure, tau)
+    tau = heterogeneity_prior(tau_prior) if tau_prior else None
+    chosen = default_priors(data.measure, tau, unit=contrast_unit(data), preset=priors,
+                            effect_sd=effect_sd, baseline_sd=baseline_sd)
     if engine == "exact":
         from trialmeta.analysis.families.contrast import exact_document
 
-        doc = exact_document(data, priors, records, threshold=threshold)
+        doc = exact_document(data, chosen, records, threshold=threshold)
         typer.echo(dumps_json(doc) if json else format_contrast(doc), nl=not json)
         return
     if engine != "mcmc":
         raise fail(f"error: unknown engine '{engine}'; use mcmc or exact")
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
                                sampler=sampler)
-    run = run_contrast(data, settings, priors, threshold=threshold, data_sha256=records.sha256,
+    run = run_contrast(data, settings, chosen, threshold=threshold, data_sha256=records.sha256,
                        moderators=tuple(moderator or ()))
     doc = contrast_document(run, records)
+    if subgroup:
+        from trialmeta.analysis.families.contrast import bayesian_subgroups
+        from trialmeta.analysis.io.files import rounded
+
+        doc["subgroups"] = rounded(bayesian_subgroups(data, subgroup, settings, chosen,
+                                                      data_sha256=records.sha256))
     emit_fit(doc, json, allow_unconverged, format_contrast(doc))
 
 
@@ -159,8 +179,8 @@ def format_contrast(doc: dict) -> str:
         return out
 
     scale = "log " if log else ""
-    when = "any time" if doc["time_h"] is None else f"{doc['time_h']:g} h"
-    lines = [f"contrast: {doc['measure']} on {doc['outcome']} at {when}; "
+    when = "" if doc["time_h"] is None else f" at {doc['time_h']:g} h"
+    lines = [f"contrast: {doc['measure']} on {doc['outcome']}{when}; "
              f"{doc['contrasts']} contrast(s), {doc['k']} stud(ies), {doc['n_total']} patients",
              show("effect", f"pooled {scale}{doc['measure']}"),
              show("predictive_effect", "new study"), show("tau", "tau")]
@@ -179,9 +199,25 @@ def format_contrast(doc: dict) -> str:
     if "posterior_predictive" in doc:
         flagged = [p for p in doc["posterior_predictive"] if p["flag"]]
         lines.append(f"  posterior predictive check: {len(flagged)} observation(s) flagged")
+    if "subgroups" in doc:
+        g = doc["subgroups"]
+        lines.append(f"  subgroups by {g['column']} (reference {g['reference']}):")
+        for row in g["groups"]:
+            if row["status"] != "fitted":
+                lines.append(f"    {row['level']:<20} k = {row['k']}: {row['status']}")
+                continue
+            x = row["effect"]
+            lines.append(f"    {row['level']:<20} k = {row['k']:<4}{x['median']:8.3f} "
+                         f"({x['ci_low']:.3f} to {x['ci_high']:.3f}), tau "
+                         f"{row['tau']['median']:.3f}")
+        for d in g["differences"]:
+            lines.append(f"    difference {d['term']:<22}{d['median']:8.3f} ({d['ci_low']:.3f} "
+                         f"to {d['ci_high']:.3f}), P(> 0) = {d['p_positive']:.3f}")
+    lines += prior_lines(doc["priors"])
     lines += dropped_lines(doc["dropped"])
     for n in doc["notes"]:
         lines.append(f"  note: {n}")
+    lines += [f"  warning: {w}" for w in doc.get("warnings", [])]
     g = doc["diagnostics"]
     status = "passed" if g["passed"] else "FAILED: " + "; ".join(g["messages"])
     lines.append(f"  diagnostics: {status}")
@@ -220,16 +256,25 @@ def frequentist(
     crossover: CrossoverOpt = "keep",
     rho: RhoOpt = 0.5,
     mean_type: MeanTypeOpt = None,
+    moderator: ModeratorOpt = None,
+    subgroup: Annotated[str | None, typer.Option(
+        "--subgroup", help="A column whose levels are analysed separately, with the test of "
+                           "a difference between them (the QM of rma(mods = ~ factor(COL))).")
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
-    """Frequentist random-effects meta-analysis (matches R metafor's rma and rma.mh)."""
+    """Frequentist random-effects meta-analysis (matches R metafor's rma and rma.mh).
+
+    With meta-regression (--moderator) and subgroups (--subgroup) on any column.
+    """
     from trialmeta.analysis.families.contrast import frequentist_document, run_frequentist
     from trialmeta.analysis.io.files import dumps_json
 
     records, data = _select(file, outcome, measure, time, window, treatment, route, population,
                             scale, evidence, doses_given, dose, comparator, crossover, rho,
-                            mean_type, domain, endpoint, dose_unit=dose_unit)
-    run = run_frequentist(data, method.upper(), hksj=hksj, pi_type=prediction_interval)
+                            mean_type, domain, endpoint, moderator, dose_unit=dose_unit)
+    run = run_frequentist(data, method.upper(), hksj=hksj, pi_type=prediction_interval,
+                          moderators=tuple(moderator or ()), subgroup=subgroup)
     doc = frequentist_document(run, records)
     typer.echo(dumps_json(doc) if json else format_frequentist(doc), nl=not json)
 
@@ -266,8 +311,49 @@ def format_frequentist(doc: dict) -> str:
                          + (f" ({eg['note']})" if eg.get("note") else ""))
         else:
             lines.append(f"  Egger test: {eg['note']}")
+    if "meta_regression" in doc:
+        lines += _regression_lines(doc["meta_regression"])
+    if "subgroups" in doc:
+        lines += _subgroup_lines(doc["subgroups"], log)
     lines += dropped_lines(doc["dropped"])
     for n in doc["notes"]:
         lines.append(f"  note: {n}")
     lines += [f"  warning: {w}" for w in doc.get("warnings", [])]
     return "\n".join(lines)
+
+
+def p_text(p: float) -> str:
+    """Write a p-value as people do: "< 0.001" below a thousandth."""
+    return "< 0.001" if p < 0.001 else f"= {p:.3f}"
+
+
+def _regression_lines(r: dict) -> list[str]:
+    df = (f"F({r['QM_df']}, {r['QM_df_residual']})" if r["QM_df_residual"] is not None
+          else f"chi2({r['QM_df']})")
+    out = [f"  meta-regression ({r['method']}, k = {r['k']}): QM {df} = {r['QM']:.4f}, "
+           f"p {p_text(r['QM_p'])}; residual tau2 {r['tau2']:.4f}, QE {r['QE']:.3f}"]
+    out.append(f"    {'term':<24}{'estimate':>10}{'SE':>10}{'95% CI':>22}{'p':>10}")
+    for c in r["coefficients"]:
+        ci = f"{c['ci_low']:.4f} to {c['ci_high']:.4f}"
+        p = "< 0.001" if c["p"] < 0.001 else f"{c['p']:.3f}"
+        out.append(f"    {c['term']:<24}{c['estimate']:>10.4f}{c['se']:>10.4f}{ci:>22}"
+                   f"{p:>10}")
+    if r.get("left_out"):
+        out.append(f"    left out (missing moderator): {', '.join(r['left_out'])}")
+    return out
+
+
+def _subgroup_lines(g: dict, log: bool) -> list[str]:
+    df = g["Q_between_df"]
+    out = [f"  subgroups by {g['column']}: test of difference Q = {g['Q_between']:.4f} "
+           f"(df = {df}), p {p_text(g['Q_between_p'])}"]
+    for grp in g["groups"]:
+        line = (f"    {grp['level']:<20} k = {grp['k']:<4} {grp['estimate']:8.4f} "
+                f"({grp['ci_low']:.4f} to {grp['ci_high']:.4f}), tau2 {grp['tau2']:.4f}")
+        if log:
+            import math
+
+            line += (f"; ratio {math.exp(grp['estimate']):.4f} "
+                     f"({math.exp(grp['ci_low']):.4f} to {math.exp(grp['ci_high']):.4f})")
+        out.append(line)
+    return out

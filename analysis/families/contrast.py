@@ -17,10 +17,11 @@ from ..io.files import rounded
 from ..io.provenance import command_line
 from ..io.records import Records
 from ..models.contrast import Contrast, ContrastFit, ContrastPriors, ContrastSummary
-from ..sampling.inference import loo
+from ..sampling.inference import flat, loo
 from ..sampling.settings import SamplerSettings
 from ..select.contrasts import RATIO, ContrastData, contrast_effects, informative_contrasts
 from ..stats.effects import Effects
+from ..stats.priors import tau_presses_prior
 from .base import FamilyRun
 from .common import (
     ModeratedFamily,
@@ -100,7 +101,7 @@ class ContrastFamily(ModeratedFamily):
 
 def contrast_setup(records: Records, claim: Claim) -> tuple[Any, Any]:
     """Return the contrast model a claim asks for and the contrasts it selects."""
-    from ..models.contrast import Contrast, default_priors
+    from ..models.contrast import Contrast, contrast_unit, default_priors
     from ..select.contrasts import select_contrasts
     from ..stats.priors import heterogeneity_prior
 
@@ -115,7 +116,7 @@ def contrast_setup(records: Records, claim: Claim) -> tuple[Any, Any]:
     priors = None
     if tau_prior or overrides:
         tau = heterogeneity_prior(tau_prior) if tau_prior else None
-        priors = replace(default_priors(measure, tau), **overrides)
+        priors = replace(default_priors(measure, tau, unit=contrast_unit(data)), **overrides)
     return Contrast(priors, 0.0, moderators), data
 
 
@@ -154,11 +155,83 @@ class FrequentistRun:
     mantel_haenszel: MantelHaenszel | None
     leave_one_out: list[MetaResult]
     egger: dict[str, Any] | None
+    meta_regression: dict[str, Any] | None = None
+    subgroups: dict[str, Any] | None = None
+
+
+def _regression_document(data: ContrastData, eff: Effects, specs: tuple[str, ...],
+                         method: str, hksj: bool | str) -> dict[str, Any]:
+    """``rma(yi, vi, mods = ~ ...)``: coefficients, QM, QE and tau²."""
+    from ..select.contrasts import moderator_names
+    from ..select.moderators import design_matrix
+    from ..stats.frequentist import meta_regression
+
+    design = design_matrix(data.contrasts, specs, known=moderator_names(data.contrasts),
+                           coding="metafor")
+    keep = ~design.missing
+    x = np.column_stack([np.ones(int(keep.sum())), design.x[keep]])
+    fit = meta_regression(eff.yi[keep], eff.vi[keep], x, ["intercept", *design.names],
+                          method, hksj=hksj)
+    doc = fit.as_dict()
+    doc["moderators"] = list(specs)
+    doc["coding"] = design.description
+    if (~keep).any():
+        labels = np.asarray(_contrast_labels(data))[~keep]
+        doc["left_out"] = [str(lab) for lab in labels]
+    return doc
+
+
+def _subgroup_document(data: ContrastData, eff: Effects, column: str, method: str,
+                       hksj: bool | str) -> dict[str, Any]:
+    """Fit each level (``rma(subset = COL == level)``) and test the difference.
+
+    The between-group test is the QM of ``rma(mods = ~ factor(COL))``: one tau² across groups.
+    """
+    from ..select.contrasts import moderator_names
+    from ..select.moderators import level_order
+    from ..stats.frequentist import meta_analysis
+
+    c = data.contrasts
+    if column not in c.columns:
+        raise SpecError(f"subgroup column '{column}' is not available here; known: "
+                        f"{', '.join(sorted(moderator_names(c)))}")
+    values = c[column]
+    present = values.notna().to_numpy()
+    levels = level_order(sorted({str(v) for v in values[present]}))
+    if len(levels) < 2:
+        raise SpecError(f"subgroup column '{column}' has a single level here "
+                        f"({', '.join(levels)}): there is nothing to compare")
+    groups = []
+    text = values.astype(str).to_numpy()
+    for level in levels:
+        rows = present & (text == level)
+        k = int(rows.sum())
+        res = meta_analysis(eff.yi[rows], eff.vi[rows], method if k > 1 else "FE",
+                            hksj=hksj if k > 1 else False)
+        groups.append({"level": level, "k": k, "estimate": res.estimate, "se": res.se,
+                       "ci_low": res.ci_low, "ci_high": res.ci_high, "tau2": res.tau2,
+                       "I2": res.I2 if k > 1 else None,
+                       "contrasts": [lab for lab, r in zip(_contrast_labels(data), rows,
+                                                           strict=True) if r]})
+    between = _regression_document(data, eff, (f"{column}:categorical",), method, hksj)
+    doc = {"column": column, "groups": groups, "Q_between": between["QM"],
+           "Q_between_df": between["QM_df"], "Q_between_p": between["QM_p"],
+           "test": "QM of rma(mods = ~ factor(COL)): one tau² across groups",
+           "tau2_common": between["tau2"]}
+    if between["QM_df_residual"] is not None:
+        doc["Q_between_df_residual"] = between["QM_df_residual"]
+    if "left_out" in between:
+        doc["left_out"] = between["left_out"]
+    return doc
 
 
 def run_frequentist(data: ContrastData, method: str = "REML", *, hksj: bool | str = False,
-                    pi_type: str = "default") -> FrequentistRun:
-    """Pool the contrasts; add Mantel–Haenszel, leave-one-out and Egger's test."""
+                    pi_type: str = "default", moderators: tuple[str, ...] = (),
+                    subgroup: str | None = None) -> FrequentistRun:
+    """Pool the contrasts; add Mantel–Haenszel, leave-one-out and Egger's test.
+
+    The meta-regression on ``moderators`` and the ``subgroup`` analysis are added when asked.
+    """
     from ..stats.frequentist import egger_test, leave_one_out, mantel_haenszel, meta_analysis
 
     eff = contrast_effects(data)
@@ -176,7 +249,10 @@ def run_frequentist(data: ContrastData, method: str = "REML", *, hksj: bool | st
     egger = None
     if len(eff.yi) >= 3:
         egger = egger_test(eff.yi, eff.vi).as_dict()
-    return FrequentistRun(data, method, hksj, eff, res, mh, loo, egger)
+    regression = (_regression_document(data, eff, moderators, method, hksj)
+                  if moderators else None)
+    groups = _subgroup_document(data, eff, subgroup, method, hksj) if subgroup else None
+    return FrequentistRun(data, method, hksj, eff, res, mh, loo, egger, regression, groups)
 
 
 def _exp_twins(d: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -184,8 +260,11 @@ def _exp_twins(d: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _contrast_labels(data: ContrastData) -> list[str]:
+    """``study arm`` for each contrast; the study alone when it gives one contrast."""
     c = data.contrasts
-    return [f"{s} {a}" for s, a in zip(c["study"], c["arm"], strict=True)]
+    per_study = c["study"].map(c["study"].value_counts())
+    return [str(s) if k == 1 else f"{s} {a}"
+            for s, a, k in zip(c["study"], c["arm"], per_study, strict=True)]
 
 
 def frequentist_document(run: FrequentistRun, records: Records) -> dict[str, Any]:
@@ -218,6 +297,10 @@ def frequentist_document(run: FrequentistRun, records: Records) -> dict[str, Any
         j = int(np.argmax(shifts))
         doc["most_influential"] = {"contrast": labels[j], "shift": shifts[j]}
     doc["egger"] = run.egger
+    if run.meta_regression is not None:
+        doc["meta_regression"] = run.meta_regression
+    if run.subgroups is not None:
+        doc["subgroups"] = run.subgroups
     doc["dropped"] = run.data.dropped
     doc["notes"] = run.data.notes
     doc["provenance"] = {"data": records.path, "data_sha256": records.sha256,
@@ -251,8 +334,10 @@ def contrast_document(run: ContrastRun, records: Records) -> dict[str, Any]:
     def records_of(df):
         return df.astype(object).where(df.notna(), None).to_dict("records")
 
+    pressed = tau_presses_prior(flat(fit.idata, "tau"), fit.priors.tau)
     return rounded({
         "model": fit.model, "outcome": data.outcome, "measure": data.measure,
+        "warnings": [pressed] if pressed else [],
         "scale": "log" if data.binary and data.measure in RATIO else "identity",
         "time_h": None if data.window is None else data.window.target_h,
         "window_h": None if data.window is None else [data.window.low_h, data.window.high_h],
@@ -311,3 +396,57 @@ def _exact_exceedance(eff: Effects, priors: ContrastPriors, threshold: float) ->
     g = _Grid(np.asarray(eff.yi, float), np.asarray(eff.vi, float), priors.tau,
               (0.0, priors.effect_sd))
     return 1.0 - g.mu_cdf(threshold)
+
+
+def bayesian_subgroups(data: ContrastData, column: str, settings: SamplerSettings,
+                       priors: ContrastPriors | None = None, *,
+                       data_sha256: str = "") -> dict[str, Any]:
+    """Fit each level of ``column`` on its own, and the levels' differences in one model.
+
+    Each level's pooled effect is the contrast model fitted to that level's studies alone
+    (its own tau), as ``--subgroup`` does in the frequentist engine. The differences come
+    from one model with ``column`` as a categorical moderator (one tau across levels):
+    ``beta:COL=level`` is the level's effect minus the reference level's, with
+    P(difference > 0). A level with fewer than two studies is reported but not fitted.
+    """
+    from ..select.contrasts import moderator_names
+    from ..select.moderators import level_order
+
+    c = data.contrasts
+    if column not in c.columns:
+        raise SpecError(f"subgroup column '{column}' is not available here; known: "
+                        f"{', '.join(sorted(moderator_names(c)))}")
+    values = c[column]
+    present = values.notna().to_numpy()
+    levels = level_order(sorted({str(v) for v in values[present]}))
+    if len(levels) < 2:
+        raise SpecError(f"subgroup column '{column}' has a single level here "
+                        f"({', '.join(levels)}): there is nothing to compare")
+    text = values.astype(str).to_numpy()
+    groups = []
+    for level in levels:
+        studies = set(c.loc[present & (text == level), "study"])
+        sub = replace(data, contrasts=c[c["study"].isin(studies)].reset_index(drop=True),
+                      arms=data.arms[data.arms["study"].isin(studies)].reset_index(drop=True)
+                      if len(data.arms) else data.arms, dropped=[], notes=[])
+        row: dict[str, Any] = {"level": level, "k": sub.k_studies}
+        if sub.k_studies < 2:
+            row["status"] = "fewer than two studies: not pooled on its own"
+        else:
+            run = run_contrast(sub, settings, priors, data_sha256=data_sha256)
+            e = run.summary.estimates
+            row.update(status="fitted", effect=e["effect"], tau=e["tau"],
+                       diagnostics_passed=run.fit.diagnostics.passed)
+        groups.append(row)
+    spec = f"{column}:categorical"
+    both = run_contrast(data, settings, priors, data_sha256=data_sha256, moderators=(spec,))
+    differences = []
+    for term, e in both.summary.estimates.items():
+        if term.startswith("beta:"):
+            draws = Contrast(priors, 0.0, (spec,)).draws(both.fit, term)
+            differences.append({"term": term.removeprefix("beta:"), **e,
+                                "p_positive": float(np.mean(np.asarray(draws) > 0))})
+    named = {d["term"] for d in differences}
+    reference = next((lv for lv in levels if f"{column}={lv}" not in named), None)
+    return {"column": column, "groups": groups, "reference": reference,
+            "differences": differences, "diagnostics_passed": both.fit.diagnostics.passed}

@@ -36,12 +36,17 @@ class Design:
 
 
 def design_matrix(table: pd.DataFrame, specs: tuple[str, ...],
-                  known: list[str] | None = None) -> Design:
+                  known: list[str] | None = None, *, coding: str = "bayesian") -> Design:
     """Build the covariate matrix of ``table`` for the moderator ``specs``.
 
     ``known`` lists the columns a message offers when a moderator names no column (by
-    default every column of ``table``).
+    default every column of ``table``). ``coding="bayesian"`` (the Bayesian models) centres
+    numeric columns (the intercept is the effect at the mean, which its prior is about) and
+    takes the most common level of a text column as reference; ``coding="metafor"`` keeps
+    numbers as they are and takes the first level in sorted order, as R's ``factor`` does, so
+    that coefficients equal ``rma(mods = ~ COL + factor(TEXT))``.
     """
+    centre = coding == "bayesian"
     cols: list[np.ndarray] = []
     names: list[str] = []
     desc: list[str] = []
@@ -68,23 +73,33 @@ def design_matrix(table: pd.DataFrame, specs: tuple[str, ...],
         is_numeric = m["kind"] is None and numeric.notna().sum() == raw.notna().sum()
         if is_numeric:
             v = numeric.to_numpy(float)
-            mean = float(np.nanmean(v)) if np.isfinite(v).any() else 0.0
+            mean = float(np.nanmean(v)) if np.isfinite(v).any() and centre else 0.0
             cols.append(np.nan_to_num(v - mean))
             names.append(col)
-            desc.append(f"{col}: numeric, centred at {mean:g}")
+            desc.append(f"{col}: numeric, centred at {mean:g}" if centre else f"{col}: numeric")
             continue
         levels = raw.dropna().astype(str)
         counts = levels.value_counts()
         if len(counts) < 2:
             raise SpecError(f"moderator '{col}' has a single level here "
                             f"({', '.join(counts.index)}): it cannot explain anything")
-        ref = sorted(counts.index, key=lambda k: (-counts[k], k))[0]
-        for level in sorted(set(counts.index) - {ref}):
+        order = level_order(list(counts.index))
+        ref = (sorted(counts.index, key=lambda k: (-counts[k], k))[0] if centre
+               else order[0])
+        for level in [lv for lv in order if lv != ref]:
             cols.append((raw.astype(str) == level).to_numpy(float))
             names.append(f"{col}={level}")
         desc.append(f"{col}: indicators against '{ref}'")
     x = np.column_stack(cols) if cols else np.zeros((len(table), 0))
     return Design(x, names, missing, desc)
+
+
+def level_order(levels: list[str]) -> list[str]:
+    """Levels in R's ``factor`` order: numerically when every level is a number."""
+    numbers = pd.to_numeric(pd.Series(levels), errors="coerce")
+    if numbers.notna().all():
+        return [lv for _, lv in sorted(zip(numbers, levels, strict=True))]
+    return sorted(levels)
 
 
 def term_rows(table: pd.DataFrame, term: str) -> np.ndarray | None:

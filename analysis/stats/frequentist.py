@@ -407,3 +407,192 @@ def egger_test(yi, vi) -> EggerTest:
     t = float(beta[1] / np.sqrt(var))
     return EggerTest(float(beta[1]), t, k - 2, float(2 * stats.t.sf(abs(t), k - 2)),
                      float(beta[0]), note=small)
+
+
+@dataclass(frozen=True)
+class MetaRegression:
+    r"""A mixed-effects meta-regression (metafor ``rma(yi, vi, mods = ...)``).
+
+    The model is :math:`y_i = x_i^\top \beta + u_i + e_i`, :math:`u_i \sim N(0, \tau^2)`,
+    :math:`e_i \sim N(0, v_i)`: :math:`\hat\beta = (X^\top W X)^{-1} X^\top W y` with
+    :math:`W = \mathrm{diag}(1 / (v_i + \hat\tau^2))`. ``QM`` is the omnibus Wald test of
+    every coefficient but the intercept (an F statistic with (m, k - p) degrees of freedom under
+    Knapp–Hartung); ``QE`` the residual heterogeneity test.
+    """
+
+    method: str
+    test: str
+    terms: tuple[str, ...]
+    estimate: tuple[float, ...]
+    se: tuple[float, ...]
+    ci_low: tuple[float, ...]
+    ci_high: tuple[float, ...]
+    p: tuple[float, ...]
+    QM: float
+    QM_df: tuple[int, int | None]
+    QM_p: float
+    QE: float
+    QE_p: float
+    tau2: float
+    k: int
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON form: ``coefficients`` (term, estimate, se, ci_low, ci_high, p) and the tests."""
+        coefficients = [dict(term=t, estimate=e, se=s, ci_low=lo, ci_high=hi, p=p)
+                        for t, e, s, lo, hi, p in zip(self.terms, self.estimate, self.se,
+                                                       self.ci_low, self.ci_high, self.p,
+                                                       strict=True)]
+        return {"method": self.method, "test": self.test, "k": self.k,
+                "coefficients": coefficients, "QM": self.QM, "QM_df": self.QM_df[0],
+                "QM_df_residual": self.QM_df[1], "QM_p": self.QM_p, "QE": self.QE,
+                "QE_p": self.QE_p, "tau2": self.tau2}
+
+
+def _projection(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(x'WX)^{-1}`` and ``proj = W - W x (x'WX)^{-1} x'W`` for weights ``w``."""
+    xw = x.T * w
+    inv = np.linalg.inv(xw @ x)
+    proj = np.diag(w) - xw.T @ inv @ xw
+    return inv, proj
+
+
+def _reg_neg_loglik(tau2: float, y: np.ndarray, v: np.ndarray, x: np.ndarray,
+                    reml: bool) -> float:
+    k, p = x.shape
+    w = 1.0 / (v + tau2)
+    inv, _ = _projection(x, w)
+    beta = inv @ (x.T * w) @ y
+    rss = float(np.sum(w * (y - x @ beta) ** 2))
+    ll = -0.5 * (k - (p if reml else 0)) * np.log(2 * np.pi) - 0.5 * np.sum(np.log(v + tau2))
+    ll -= 0.5 * rss
+    if reml:
+        ll -= 0.5 * np.linalg.slogdet((x.T * w) @ x)[1]
+    return float(-ll)
+
+
+def tau2_regression(y: np.ndarray, v: np.ndarray, x: np.ndarray, method: str) -> float:
+    """tau² of a meta-regression, step for step as metafor 3.8's ``rma.uni``.
+
+    DL: ``(y'proj_y - (k - p)) / tr proj`` with ``W = diag(1/v)``. PM: the root of
+    ``y'proj_y = k - p``. REML and ML: Fisher scoring from the Hedges estimate
+    ``(y'(I - H)y - tr((I - H)V)) / (k - p)``, steps ``(y'PPy - tr proj) / tr PP`` (REML) or
+    ``(y'PPy - sum w) / sum w²`` (ML), halved below 0, until tau² moves by at most
+    :data:`THRESHOLD`; then 0 if the likelihood is higher there (``ll0check``).
+    """
+    k, p = x.shape
+    yc = y - y.mean()  # metafor iterates on the centred outcome (the same tau²)
+    if method == "FE":
+        return 0.0
+    if method == "DL":
+        _, proj = _projection(x, 1.0 / v)
+        return max(0.0, float((yc @ proj @ yc - (k - p)) / np.trace(proj)))
+    if method == "PM":
+        def excess(tau2: float) -> float:
+            _, proj = _projection(x, 1.0 / (v + tau2))
+            return float(yc @ proj @ yc - (k - p))
+
+        mad = 1.4826 * float(np.median(np.abs(y - np.median(y))))
+        upper = max(TAU2_PM_MAX, 10 * mad**2)
+        if excess(0.0) < 0:
+            return 0.0
+        if excess(upper) > 0:
+            raise SpecError(f"Paule-Mandel tau² exceeds {upper:g}; use another method")
+        return float(zeroin(excess, 0.0, upper, PM_TOL))
+    reml = method == "REML"
+    hat = x @ np.linalg.inv(x.T @ x) @ x.T
+    resid = np.eye(k) - hat
+    tau2 = max(0.0, float((yc @ resid @ yc - np.trace(resid * v)) / (k - p)))
+    change, it = THRESHOLD + 1, 0
+    while change > THRESHOLD:
+        it += 1
+        if it > MAXITER:
+            raise SpecError("Fisher scoring did not converge for tau²; try method PM or DL")
+        w = 1.0 / (v + tau2)
+        _, proj = _projection(x, w)
+        proj_y = proj @ yc
+        ypp = float(proj_y @ proj_y)
+        if reml:
+            adj = (ypp - np.trace(proj)) / float(np.sum(proj * proj.T))
+        else:
+            adj = (ypp - w.sum()) / float(np.sum(w**2))
+        while tau2 + adj < 0:
+            adj /= 2
+        old, tau2 = tau2, tau2 + adj
+        change = abs(old - tau2)
+    if _reg_neg_loglik(tau2, y, v, x, reml) - _reg_neg_loglik(0.0, y, v, x, reml) > LL_TOL \
+            and tau2 > THRESHOLD:
+        return 0.0
+    return float(tau2)
+
+
+def meta_regression(yi, vi, design, terms: tuple[str, ...] | list[str], method: str = "REML", *,
+                    hksj: bool | str = False, level: float = 0.95) -> MetaRegression:
+    """Mixed-effects meta-regression, as metafor's ``rma(yi, vi, mods = ~ ...)``.
+
+    Parameters
+    ----------
+    yi, vi : array_like
+        Effects and sampling variances, one per study.
+    design : array_like, shape (k, p)
+        Design matrix X; its first column the intercept.
+    terms : sequence of str
+        Column names of ``X`` (``intercept``, ``COL`` or ``COL=level``).
+    method : {"FE", "DL", "REML", "ML", "PM"}
+        tau² estimator.
+    hksj : bool or {"off", "plain", "adhoc"}
+        Knapp–Hartung: the covariance scaled by ``s² = y'proj_y / (k - p)`` (never below 1 for
+        "adhoc"), t(k - p) tests and intervals, QM an F statistic.
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    MetaRegression
+    """
+    y, v = np.asarray(yi, float), np.asarray(vi, float)
+    x = np.asarray(design, float)
+    if method not in METHODS:
+        raise SpecError(f"unknown method '{method}'; use one of {', '.join(METHODS)}")
+    if hksj not in HKSJ:
+        raise SpecError(f"unknown HKSJ variant {hksj!r}; use off, plain or adhoc")
+    k, p = x.shape
+    if k <= p:
+        raise SpecError(f"{k} studies cannot estimate {p} coefficients and tau²; use fewer "
+                        "moderators")
+    if np.linalg.matrix_rank(x) < p:
+        raise SpecError("the moderators are collinear (a column is a combination of others, "
+                        "or a level has no study); drop one")
+    tau2 = tau2_regression(y, v, x, method)
+    w = 1.0 / (v + tau2)
+    inv, proj = _projection(x, w)
+    beta = inv @ (x.T * w) @ y
+    vb = inv
+    test = HKSJ[hksj]
+    alpha = 1 - level
+    if test != "z":
+        s2 = float(np.sum(w * (y - x @ beta) ** 2)) / (k - p)
+        vb = (max(1.0, s2) if test == "adhoc" else s2) * vb
+    se = np.sqrt(np.diag(vb))
+    z = beta / se
+    m = p - 1
+    qm = float(beta[1:] @ np.linalg.solve(vb[1:, 1:], beta[1:])) if m else 0.0
+    if test != "z":
+        qm /= max(m, 1)
+        qm_p = float(stats.f.sf(qm, m, k - p)) if m else 1.0
+        pval = 2 * stats.t.sf(np.abs(z), k - p)
+        crit = float(stats.t.ppf(1 - alpha / 2, k - p))
+        qm_df: tuple[int, int | None] = (m, k - p)
+    else:
+        qm_p = float(stats.chi2.sf(qm, m)) if m else 1.0
+        pval = 2 * stats.norm.sf(np.abs(z))
+        crit = float(stats.norm.ppf(1 - alpha / 2))
+        qm_df = (m, None)
+    _, proj0 = _projection(x, 1.0 / v)
+    qe = float(y @ proj0 @ y)
+    return MetaRegression(
+        method=method, test=test, terms=tuple(terms),
+        estimate=tuple(float(b) for b in beta), se=tuple(float(s) for s in se),
+        ci_low=tuple(float(b - crit * s) for b, s in zip(beta, se, strict=True)),
+        ci_high=tuple(float(b + crit * s) for b, s in zip(beta, se, strict=True)),
+        p=tuple(float(x) for x in pval), QM=qm, QM_df=qm_df, QM_p=qm_p, QE=qe,
+        QE_p=float(stats.chi2.sf(qe, k - p)), tau2=tau2, k=k)
