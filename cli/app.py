@@ -12,6 +12,8 @@ from .contrast import contrast, frequentist
 from .curves import compare_forms, dose_response, time_course
 from .diff import diff
 from .fit import pooled_rate
+from .forest import forest
+from .import_wide import import_wide
 from .network import network
 from .report import report
 from .sweep import sweep
@@ -55,12 +57,14 @@ fit_app.command("time-course")(time_course)
 fit_app.command("network")(network)
 
 app.command("validate")(validate)
+app.command("import")(import_wide)
 app.add_typer(fit_app, name="fit")
 app.command("report")(report)
 app.command("claims")(claims)
 app.command("calibrate")(calibrate)
 app.command("sweep")(sweep)
 app.command("frequentist")(frequentist)
+app.command("forest")(forest)
 app.command("compare-forms")(compare_forms)
 app.command("diff")(diff)
 

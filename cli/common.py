@@ -144,6 +144,27 @@ def filters_from_options(treatment: list[str] | None, route: list[str] | None,
 ModeratorOpt = Annotated[list[str] | None, typer.Option(
     "--moderator", help="Meta-regression covariate: COLUMN, COLUMN:categorical or "
                         "COLUMN>VALUE (repeatable), e.g. doses_given>1.")]
+PriorsOpt = Annotated[str, typer.Option(
+    "--priors", help="Prior preset: default (weakly informative; mean differences scaled to "
+                     "the outcome's median SD) or vague (N(0, 100^2) on effects and "
+                     "baselines, half-normal(5) on tau: NICE TSD2 and multinma's defaults).")]
+EffectSdOpt = Annotated[float | None, typer.Option(
+    "--effect-sd", min=1e-6, max=1e6, callback=finite,
+    help="SD of the normal prior on the pooled effect (and moderator coefficients), on the "
+         "analysis scale (log OR, MD, SMD).")]
+BaselineSdOpt = Annotated[float | None, typer.Option(
+    "--baseline-sd", min=1e-6, max=1e6, callback=finite,
+    help="SD of the normal prior on each study's baseline (control log odds, or the mean "
+         "in a network of means).")]
+
+
+def prior_lines(priors: dict) -> list[str]:
+    """Describe the priors of a fit in one readable line (printed with every Bayesian fit)."""
+    tau = priors["tau"]
+    return [f"  priors: effect ~ N(0, {priors['effect_sd']:g}^2), baseline ~ "
+            f"N(0, {priors['baseline_sd']:g}^2), {tau.get('label') or tau['kind']}"]
+
+
 ComparatorOpt = Annotated[list[str] | None, typer.Option(
     "--comparator", help="Keep control arms with this treatment (repeatable; all controls if "
                          "omitted).")]

@@ -8,15 +8,18 @@ import typer
 
 from .common import (
     DEFAULTS,
+    BaselineSdOpt,
     ChainsOpt,
     DomainOpt,
     DrawsOpt,
+    EffectSdOpt,
     EndpointOpt,
     EvidenceOpt,
     FileArg,
     FitAllowUnconvergedOpt,
     JsonOpt,
     PopulationOpt,
+    PriorsOpt,
     RouteOpt,
     SamplerOpt,
     ScaleOpt,
@@ -27,13 +30,15 @@ from .common import (
     filters_from_options,
     finite,
     handle_errors,
+    prior_lines,
 )
 
 
 @handle_errors
 def network(
     file: FileArg = None,
-    outcome: Annotated[str, typer.Option(help="response, remission or change.")] = "response",
+    outcome: Annotated[str, typer.Option(
+        help="response, remission, events or change.")] = "response",
     measure: Annotated[str, typer.Option(help="OR (counts) or MD (change).")] = "OR",
     reference: Annotated[str, typer.Option(
         help="The node every effect is against (e.g. saline, placebo).")] = "placebo",
@@ -44,16 +49,21 @@ def network(
     inert: Annotated[list[str] | None, typer.Option(
         "--inert", help="Treatments taken as one inert control node, named after the first "
                         "(repeatable), e.g. --inert placebo --inert saline.")] = None,
-    time: Annotated[float, typer.Option("--time", help="Target hours after the dose.",
-        callback=finite)] = 24.0,
+    time: Annotated[float | None, typer.Option(
+        "--time", help="Target hours after the dose (default: 24 h for a file with time "
+                       "points; a file without any uses every row, unwindowed).",
+        callback=finite)] = None,
     window: Annotated[float | None, typer.Option(
         help="Half-width of the accepted time window in hours.", callback=finite)] = None,
     check_inconsistency: Annotated[bool, typer.Option(
         help="Also fit the unrelated-mean-effects model and compare it by PSIS-LOO (when "
              "the network has more compared pairs than treatments to estimate).")] = True,
-    tau_prior: Annotated[str, typer.Option(
-        help="half-normal[:SCALE], half-cauchy[:SCALE], turner2015 or rhodes2015.")
-    ] = "half-normal",
+    tau_prior: Annotated[str | None, typer.Option(
+        help="Prior on tau: half-normal[:SCALE], half-cauchy[:SCALE], turner2015 or "
+             "rhodes2015; the preset's when omitted.")] = None,
+    priors: PriorsOpt = "default",
+    effect_sd: EffectSdOpt = None,
+    baseline_sd: BaselineSdOpt = None,
     treatment: TreatmentOpt = None,
     route: RouteOpt = None,
     population: PopulationOpt = None,
@@ -84,13 +94,17 @@ def network(
     records = read_records(file)
     filters = filters_from_options(treatment, route, population, scale, evidence, None, None,
                                    domain, endpoint)
-    data = select_network(records, outcome, measure.upper(), TimeWindow.around(time, window),
+    if time is None and records.table["time_h"].notna().any():
+        time = 24.0  # a file with time points: the claims' usual 24 h
+    data = select_network(records, outcome, measure.upper(),
+                          None if time is None else TimeWindow.around(time, window),
                           filters, reference=reference, node=node, inert=tuple(inert or ()))
-    tau = None if tau_prior == "half-normal" else heterogeneity_prior(tau_prior)
-    priors = default_network_priors(data.measure, tau)
+    tau = heterogeneity_prior(tau_prior) if tau_prior else None
+    chosen = default_network_priors(data.measure, tau, preset=priors, effect_sd=effect_sd,
+                                    baseline_sd=baseline_sd)
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
                                sampler=sampler)
-    fit = Network(priors).fit(data, settings, data_sha256=records.sha256)
+    fit = Network(chosen).fit(data, settings, data_sha256=records.sha256)
     doc = checked_document(fit, settings, outcome != "change", check=check_inconsistency,
                            data_sha256=records.sha256)
     emit_fit(doc, json, allow_unconverged, format_network(doc))
@@ -108,4 +122,6 @@ def format_network(doc: dict) -> str:
     lines.append(f"tau {t['median']:.3f} ({t['ci_low']:.3f} to {t['ci_high']:.3f})")
     lines += [f"  {e['from']} - {e['to']}: {e['trials']} trial(s), {e['patients']} patients"
               for e in doc["edges"]]
+    lines += prior_lines(doc["priors"])
+    lines += [f"  warning: {w}" for w in doc.get("warnings", [])]
     return "\n".join(lines)

@@ -35,7 +35,9 @@ class PooledRateFamily(ModeratedFamily):
 
     name = "pooled-rate"
     description = "hierarchical logistic pooling of single-arm response/remission rates"
-    outcomes = ("response", "remission")
+    outcomes = ("response", "remission", "events")
+    #: a claim on a file without time points pools every arm's one row, unwindowed
+    time_optional = True
     quantities = ("pooled_rate", "average_rate", "predictive_rate", "tau", "mu_logit")
     prior_settings = ("mu_mean", "mu_sd", "tau_scale")
     prior_cells = (("mu_sd", 2.0),)
@@ -76,7 +78,7 @@ class PooledRateFamily(ModeratedFamily):
         label = f"claims {', '.join(claim_ids)}"
         image = Figure("forest", {"arms": r.summary.arms, "estimates": r.summary.estimates,
                                   "outcome": r.outcome,
-                                  "title": f"{r.outcome} at {r.window.target_h:g} h ({label})"})
+                                  "title": f"{r.outcome}{at_time(r.window)} ({label})"})
         return "fits", {"id": fid, "claims": claim_ids, "doc": run.doc, "svg": image}
 
     def sbc_build(self, spec: Any, records: Records) -> tuple[Any, Any, int]:
@@ -109,6 +111,11 @@ def pooled_rate_setup(records: Records, claim: Claim) -> tuple[Any, Any]:
     model = PooledRate(_pooled_rate_priors(claim.option("tau_prior"), claim.option("priors", ())),
                        moderators=claim.option("moderators", ()))
     return model, data
+
+
+def at_time(window: Any) -> str:
+    """Say " at 24 h" for a window, nothing for an unwindowed selection."""
+    return "" if window is None else f" at {window.target_h:g} h"
 
 
 def run_pooled_rate(records: Records, claim: Claim, settings: SamplerSettings, *,
@@ -152,7 +159,7 @@ class PooledRateRun:
     """What one pooled-rate analysis used and found."""
 
     outcome: str
-    window: TimeWindow
+    window: TimeWindow | None
     filters: Filters
     fit: FitResult
     summary: PooledRateSummary
@@ -165,8 +172,8 @@ def pooled_rate_document(run: PooledRateRun, records: Records) -> dict[str, Any]
     return rounded({
         "model": fit.model,
         "outcome": run.outcome,
-        "time_h": run.window.target_h,
-        "window_h": [run.window.low_h, run.window.high_h],
+        "time_h": None if run.window is None else run.window.target_h,
+        "window_h": None if run.window is None else [run.window.low_h, run.window.high_h],
         "selection": run.filters.as_dict(),
         "k": fit.data.k_studies,
         "arms": len(fit.data.table),
@@ -187,3 +194,56 @@ def pooled_rate_document(run: PooledRateRun, records: Records) -> dict[str, Any]
             "command": command_line(),
         },
     })
+
+
+def pooled_rate_subgroups(data: Any, column: str, settings: SamplerSettings, *,
+                          data_sha256: str = "") -> dict[str, Any]:
+    """Pool each level of ``column`` on its own; the differences from one moderated model.
+
+    As :func:`~trialmeta.analysis.families.contrast.bayesian_subgroups` for rates: each
+    level's pooled rate is the model fitted to that level's arms alone; ``beta:COL=level``
+    (logit scale) is the level's difference from the reference level in one model with the
+    column as a categorical moderator, with P(difference > 0).
+    """
+    from ..models.pooled_rate import PooledRate
+    from ..select.moderators import level_order
+
+    t = data.table
+    if column not in t.columns:
+        own = [c for c in t.columns if c not in ("label", "line", "events", "n", "source")]
+        raise SpecError(f"subgroup column '{column}' is not available here; known: "
+                        f"{', '.join(sorted(own))}")
+    present = t[column].notna().to_numpy()
+    levels = level_order(sorted({str(v) for v in t.loc[present, column]}))
+    if len(levels) < 2:
+        raise SpecError(f"subgroup column '{column}' has a single level here "
+                        f"({', '.join(levels)}): there is nothing to compare")
+    text = t[column].astype(str).to_numpy()
+    groups = []
+    for level in levels:
+        sub = replace(data, table=t[present & (text == level)].reset_index(drop=True),
+                      dropped=[])
+        row: dict[str, Any] = {"level": level, "arms": len(sub.table),
+                               "k": int(sub.table["study"].nunique())}
+        if row["arms"] < 2:
+            row["status"] = "fewer than two arms: not pooled on its own"
+        else:
+            model = PooledRate()
+            fit = model.fit(sub, settings, data_sha256=data_sha256)
+            e = model.summary(fit).estimates
+            row.update(status="fitted", pooled_rate=e["pooled_rate"], tau=e["tau"],
+                       diagnostics_passed=fit.diagnostics.passed)
+        groups.append(row)
+    spec = f"{column}:categorical"
+    model = PooledRate(moderators=(spec,))
+    fit = model.fit(data, settings, data_sha256=data_sha256)
+    differences = []
+    for term, e in model.summary(fit).estimates.items():
+        if term.startswith("beta:"):
+            draws = np.asarray(model.draws(fit, term))
+            differences.append({"term": term.removeprefix("beta:"), **e,
+                                "p_positive": float(np.mean(draws > 0))})
+    named = {d["term"] for d in differences}
+    return {"column": column, "groups": groups, "scale": "logit",
+            "reference": next((lv for lv in levels if f"{column}={lv}" not in named), None),
+            "differences": differences, "diagnostics_passed": fit.diagnostics.passed}

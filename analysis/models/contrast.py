@@ -24,7 +24,7 @@ control's contribution: contrasts that share a control keep their covariance s_i
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -74,12 +74,68 @@ class ContrastPriors:
         return asdict(self)
 
 
-def default_priors(measure: str, tau: HeterogeneityPrior | None = None) -> ContrastPriors:
-    """Priors scaled to the measure (MD needs scale points, not log units)."""
-    if measure == "MD":
-        return ContrastPriors(10.0, 2.5, tau or HeterogeneityPrior("half-normal", 5.0, 0.0,
-                                                                   "half-normal(5) on tau"))
-    return ContrastPriors(2.5, 2.5, tau or HeterogeneityPrior())
+def default_priors(measure: str, tau: HeterogeneityPrior | None = None, *,
+                   unit: float | None = None, preset: str = "default",
+                   effect_sd: float | None = None,
+                   baseline_sd: float | None = None) -> ContrastPriors:
+    """Priors scaled to the measure and, for mean differences, to the outcome.
+
+    Parameters
+    ----------
+    measure : str
+        OR, RR, RD (log-odds scale), SMD, or MD.
+    tau : HeterogeneityPrior, optional
+        Replaces the preset's prior on tau.
+    unit : float, optional
+        The outcome's spread (:func:`~trialmeta.analysis.stats.priors.outcome_unit`, the
+        median arm SD): an MD prior is ``d ~ N(0, (2.5 unit)^2)``, ``tau ~ HN(unit)``, so
+        that length of stay in days and a depression scale get priors of the same strength.
+        Without it (contrast-level MDs only) the depression-scale defaults N(0, 10²), HN(5).
+    preset : {"default", "vague"}
+        ``vague``: N(0, 100²) on effects and baselines and HN(5) on tau (NICE TSD2,
+        multinma), in units of ``unit`` for an MD.
+    effect_sd, baseline_sd : float, optional
+        Replace the preset's value.
+    """
+    from ..stats.priors import (
+        MD_EFFECT_UNITS,
+        MD_TAU_UNITS,
+        PRESETS,
+        VAGUE_SD,
+        VAGUE_TAU_SCALE,
+    )
+
+    if preset not in PRESETS:
+        raise SpecError(f"unknown prior preset '{preset}'; use {' or '.join(PRESETS)}")
+    md = measure == "MD"
+    u = unit if md and unit else 1.0
+    if preset == "vague":
+        priors = ContrastPriors(VAGUE_SD * u, VAGUE_SD, _half_normal(VAGUE_TAU_SCALE * u))
+    elif md and unit:
+        priors = ContrastPriors(MD_EFFECT_UNITS * u, 2.5, _half_normal(MD_TAU_UNITS * u))
+    elif md:
+        priors = ContrastPriors(10.0, 2.5, _half_normal(5.0))
+    else:
+        priors = ContrastPriors(2.5, 2.5, HeterogeneityPrior())
+    return replace(priors, tau=tau or priors.tau,
+                   effect_sd=priors.effect_sd if effect_sd is None else effect_sd,
+                   baseline_sd=priors.baseline_sd if baseline_sd is None else baseline_sd)
+
+
+def _half_normal(scale: float) -> HeterogeneityPrior:
+    return HeterogeneityPrior("half-normal", float(f"{scale:.4g}"), 0.0,
+                              f"half-normal({scale:.4g}) on tau")
+
+
+def contrast_unit(data: ContrastData) -> float | None:
+    """Return the median arm SD of a continuous contrast selection (None for counts)."""
+    from ..stats.priors import outcome_unit
+
+    c = data.contrasts
+    if data.binary or not len(c):
+        return None
+    sds = [c[col].to_numpy(float) for col in ("sd1", "sd2") if col in c]
+    return outcome_unit(np.concatenate(sds)) if sds else None
 
 
 @dataclass
@@ -220,7 +276,7 @@ class Contrast(Model):
                              known=moderator_names(data.contrasts))
 
     def _priors(self, data: ContrastData) -> ContrastPriors:
-        return self.priors or default_priors(data.measure)
+        return self.priors or default_priors(data.measure, unit=contrast_unit(data))
 
     @staticmethod
     def _multi_arm(contrasts: pd.DataFrame) -> np.ndarray:

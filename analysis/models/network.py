@@ -41,7 +41,7 @@ from ..sampling.inference import (
 )
 from ..sampling.settings import SamplerSettings
 from ..select.filters import COUNT_COLUMN
-from ..stats.priors import HeterogeneityPrior
+from ..stats.priors import HeterogeneityPrior, tau_presses_prior
 from .arms import centring_matrix
 from .base import Model
 
@@ -122,8 +122,12 @@ def _node(row: pd.Series, kind: str, inert: tuple[str, ...] = ()) -> str:
     return f"{row['treatment']} {row['route'] or ''}{dose}".strip()
 
 
+#: the time key of an untimed row (no time point: the file has none, or the row is a summary)
+UNTIMED = -1.0
+
+
 @per_records
-def select_network(records: Records, outcome: str, measure: str, window: TimeWindow,
+def select_network(records: Records, outcome: str, measure: str, window: TimeWindow | None,
                    filters: Filters, *, reference: str, node: str = "treatment",
                    inert: tuple[str, ...] = (), dosed: bool = False) -> NetworkData:
     """Select each study's arms at one time near the target, as nodes of a network.
@@ -148,10 +152,10 @@ def select_network(records: Records, outcome: str, measure: str, window: TimeWin
             raise SpecError("continuous networks use --measure MD (one rating scale)")
         col = "mean"
     else:
-        raise SpecError(f"unknown outcome '{outcome}'; use response, remission or change")
+        raise SpecError(f"unknown outcome '{outcome}'; use response, remission, events or change")
     t = filters.apply(records.table)
-    t = t[t[col].notna() & t["n"].notna() & t["time_h"].notna()]
-    t = t[(t["time_h"].astype(float) > 0) & (t["doses_given"].fillna(1) != 0)]
+    t = t[t[col].notna() & t["n"].notna() & (t["time_h"].notna() | (window is None))]
+    t = t[(t["time_h"].astype(float).fillna(1.0) > 0) & (t["doses_given"].fillna(1) != 0)]
     if outcome == "change":
         t = t[t["sd"].notna() | t["se"].notna()]
     dropped: list[dict[str, object]] = []
@@ -169,14 +173,23 @@ def select_network(records: Records, outcome: str, measure: str, window: TimeWin
                      f"{', '.join([inert[0], *pooled])} (an assumption: they are exchangeable)")
     rows = []
     for study, g in t.groupby("study", sort=False):
-        times = [x for x, h in g.groupby(g["time_h"].astype(float))
-                 if h["node"].nunique() >= 2 and window.low_h <= x <= window.high_h]
+        when = g["time_h"].astype(float).fillna(UNTIMED).to_numpy()
+        times = [x for x in sorted(set(when)) if g[when == x]["node"].nunique() >= 2
+                 and (window is None or window.low_h <= x <= window.high_h)]
         if not times:
+            where = ("" if window is None
+                     else f" in {window.low_h:g}-{window.high_h:g} h")
             dropped.append({"study": study, "reason": "fewer than two treatments with "
-                            f"{outcome} at one time in {window.low_h:g}-{window.high_h:g} h"})
+                            f"{outcome} at one time{where}"})
             continue
-        time_h = min(times, key=lambda x: (abs(x - window.target_h), x))
-        h = g[g["time_h"].astype(float) == time_h]
+        if window is None and len(times) > 1:
+            dropped.append({"study": study, "reason": "several time points; choose one with "
+                            "--time"})
+            continue
+        time_h = times[0] if window is None else min(
+            times, key=lambda x: (abs(x - window.target_h), x))
+        h = g[when == time_h]
+        time_h = None if time_h == UNTIMED else time_h
         if outcome == "change" and (h["scale"].nunique() > 1 or h["mean_type"].nunique() > 1):
             dropped.append({"study": study, "reason": "arms on different scales or mean types"})
             continue
@@ -305,13 +318,30 @@ class NetworkPriors:
                 "tau": self.tau.as_dict()}
 
 
-def default_network_priors(measure: str, tau: HeterogeneityPrior | None = None
-                           ) -> NetworkPriors:
-    """As ``fit contrast``: 2.5 on the log-odds scale; 10 (effects) and 50 (baselines) for MD."""
-    if measure == "MD":
-        return NetworkPriors(10.0, 50.0, tau or HeterogeneityPrior(
+def default_network_priors(measure: str, tau: HeterogeneityPrior | None = None, *,
+                           preset: str = "default", effect_sd: float | None = None,
+                           baseline_sd: float | None = None) -> NetworkPriors:
+    """As ``fit contrast``: 2.5 on the log-odds scale; 10 (effects) and 50 (baselines) for MD.
+
+    ``preset="vague"`` gives NICE TSD2's and multinma's N(0, 100²) on effects and baselines
+    and half-normal(5) on tau (on an MD's own scale; scale it with ``effect_sd``);
+    ``effect_sd``, ``baseline_sd`` and ``tau`` replace the preset's values.
+    """
+    from ..stats.priors import PRESETS, VAGUE_SD, VAGUE_TAU_SCALE
+
+    if preset not in PRESETS:
+        raise SpecError(f"unknown prior preset '{preset}'; use {' or '.join(PRESETS)}")
+    if preset == "vague":
+        priors = NetworkPriors(VAGUE_SD, VAGUE_SD, HeterogeneityPrior(
+            "half-normal", VAGUE_TAU_SCALE, 0.0, f"half-normal({VAGUE_TAU_SCALE:g}) on tau"))
+    elif measure == "MD":
+        priors = NetworkPriors(10.0, 50.0, HeterogeneityPrior(
             "half-normal", 5.0, 0.0, "half-normal(5) on tau"))
-    return NetworkPriors(2.5, 2.5, tau or HeterogeneityPrior())
+    else:
+        priors = NetworkPriors(2.5, 2.5, HeterogeneityPrior())
+    return NetworkPriors(priors.effect_sd if effect_sd is None else effect_sd,
+                         priors.baseline_sd if baseline_sd is None else baseline_sd,
+                         tau or priors.tau)
 
 
 @dataclass
@@ -685,6 +715,8 @@ def checked_document(fit: NetworkFit, settings: SamplerSettings, higher_is_bette
     doc = network_document(fit, higher_is_better, ume=ume, splits=splits)
     if not check:
         doc["inconsistency"] = None
+    pressed = tau_presses_prior(flat(fit.idata, "tau"), priors.tau)
+    doc["warnings"] = [*doc.get("warnings", []), *([pressed] if pressed else [])]
     return doc
 
 

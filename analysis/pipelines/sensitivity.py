@@ -21,7 +21,7 @@ def sensitivity(records: Records, claims: ClaimsFile) -> list[dict[str, Any]]:
     """
     from dataclasses import replace
 
-    from ..models.contrast import default_priors
+    from ..models.contrast import contrast_unit, default_priors
     from ..select.contrasts import contrast_effects, select_contrasts
     from ..stats.exact import exact_normal_normal
     from ..stats.priors import heterogeneity_prior
@@ -31,23 +31,28 @@ def sensitivity(records: Records, claims: ClaimsFile) -> list[dict[str, Any]]:
     out = []
     for spec in claims.contrasts:
         union = tuple(dict.fromkeys(t for _, ts in spec.comparators for t in ts))
-        main_tau = default_priors(spec.measure).tau
+        unit = contrast_unit(select_contrasts(records, spec.outcome, spec.measure, spec.window,
+                                              spec.filters, comparator=union))
+        main_tau = default_priors(spec.measure, unit=unit).tau
         scale_prior = {"OR": ("Turner 2015 (mental health, log OR)", "turner2015"),
                        "RR": ("Turner 2015 (mental health, log OR)", "turner2015"),
                        "SMD": ("Rhodes 2015 (mental health, SMD)", "rhodes2015")}
         variants = [(f"main analysis ({main_tau.label or main_tau.kind})", spec.filters,
                      "keep", None)]
-        if spec.measure in scale_prior:  # an informative prior only on the scale it was made
+        t = records.table
+        # an informative prior only on the scale it was made, and for rating-scale outcomes
+        # (Turner's and Rhodes's priors are for mental-health outcomes)
+        if spec.measure in scale_prior and t["scale"].notna().any():
             name, key = scale_prior[spec.measure]
             variants.append((f"prior on tau: {name}", spec.filters, "keep", key))
         wide = 2 * main_tau.scale
-        variants += [
-            (f"prior on tau: half-normal {wide:g} (twice the main scale)", spec.filters,
-             "keep", f"half-normal:{wide:g}"),
-            ("crossover trials excluded", spec.filters, "exclude", None),
-            ("primary evidence only", replace(spec.filters, evidence=("primary",)), "keep",
-             None),
-        ]
+        variants.append((f"prior on tau: half-normal {wide:g} (twice the main scale)",
+                         spec.filters, "keep", f"half-normal:{wide:g}"))
+        if (t["design"] == "crossover").any():  # a variant that changes nothing is noise
+            variants.append(("crossover trials excluded", spec.filters, "exclude", None))
+        if t["evidence"].notna().any():
+            variants.append(("primary evidence only",
+                             replace(spec.filters, evidence=("primary",)), "keep", None))
         rows = []
         for label, filters, crossover, prior in variants:
             data = select_contrasts(records, spec.outcome, spec.measure, spec.window, filters,
@@ -56,7 +61,7 @@ def sensitivity(records: Records, claims: ClaimsFile) -> list[dict[str, Any]]:
                 rows.append({"variant": label, "k": 0, "status": "no studies"})
                 continue
             priors = default_priors(data.measure,
-                                    heterogeneity_prior(prior) if prior else None)
+                                    heterogeneity_prior(prior) if prior else None, unit=unit)
             eff = contrast_effects(data)
             post = exact_normal_normal(eff.yi, eff.vi, tau_prior=priors.tau,
                                        mu_prior=(0.0, priors.effect_sd))

@@ -110,8 +110,9 @@ def forest_plot(*, arms: pd.DataFrame, estimates: dict, outcome: str, title: str
     q = est["predictive_rate"]
     ax.plot([q["ci_low"], q["ci_high"]], [0.45, 0.45], color="tab:orange", lw=3,
             label="new-study prediction (95%)")
-    labels = [f"{s} {a} ({e}/{m}, {t:g} h)" for s, a, e, m, t in
-              zip(arms["study"], arms["arm"], ev, n, arms["time_h"], strict=True)]
+    labels = [f"{s} {a} ({e}/{m}, " + ("no time point)" if t != t else f"{t:g} h)")
+              for s, a, e, m, t in zip(arms["study"], arms["arm"], ev, n, arms["time_h"],
+                                       strict=True)]
     ax.set_yticks(list(y) + [1.0, 0.45], labels + ["pooled", "predictive"])
     ax.set_xlim(0, 1)
     ax.set_ylim(0.1, k + 1.7)
@@ -353,3 +354,130 @@ def calibration_plot(summary: dict) -> Figure:
 #: the figures a family may ask for by name (:class:`~trialmeta.analysis.families.base.Figure`)
 FIGURES: dict[str, Callable[..., Figure]] = {"forest": forest_plot, "dose": dose_plot,
                                               "time": time_plot}
+
+
+#: ratio ticks of a forest plot's log axis (written out, never as 10^x)
+RATIO_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
+Z975 = 1.959963984540054
+
+
+def study_forest(*, doc: dict, title: str) -> Figure:
+    """Draw the classic forest plot of a frequentist document (``trialmeta forest``).
+
+    One row per study: its label, a square sized by its random-effects weight with the 95 % CI,
+    and the estimate, CI and weight written at the right; the pooled diamond, the prediction
+    interval, and per-subgroup diamonds when ``doc`` has ``subgroups``. Ratio measures (log
+    scale in ``doc``) are drawn as ratios on a log axis with written-out ticks.
+    """
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    ratio = doc["scale"] == "log"
+    tr = np.exp if ratio else (lambda v: v)
+    studies = doc["studies"]
+    yi = np.array([s["yi"] for s in studies], float)
+    se = np.sqrt([s["vi"] for s in studies])
+    w = 1.0 / (np.array([s["vi"] for s in studies]) + doc["tau2"])
+    weight = 100 * w / w.sum()
+    labels = [s["contrast"] for s in studies]
+    groups = doc.get("subgroups")
+    # rows from the top: (kind, payload); a subgroup gets a heading and its own diamond
+    rows: list[tuple[str, Any]] = []
+    if groups:
+        index = {lab: i for i, lab in enumerate(labels)}
+        for g in groups["groups"]:
+            rows.append(("heading", f"{groups['column']} = {g['level']}"))
+            rows += [("study", index[c]) for c in g["contrasts"]]
+            rows.append(("diamond", (f"subtotal (k = {g['k']})", g["estimate"], g["ci_low"],
+                                     g["ci_high"], "tab:gray")))
+        rows.append(("gap", None))
+    else:
+        rows += [("study", i) for i in range(len(studies))]
+    rows.append(("diamond", (f"{doc['method']} pooled (k = {doc['k']})", doc["estimate"],
+                             doc["ci_low"], doc["ci_high"], "black")))
+    rows.append(("prediction", None))
+    n = len(rows)
+    fig = _figure(figsize=(9.0, 1.4 + 0.3 * n))
+    ax = fig.add_axes((0.34, 0.9 / (1.4 + 0.3 * n), 0.36, 1 - 1.3 / (1.4 + 0.3 * n)))
+    text_x = 1.04
+    lo_all = [yi - Z975 * se, [doc["pi_low"]]]
+    hi_all = [yi + Z975 * se, [doc["pi_high"]]]
+    for pos, (kind, item) in zip(range(n, 0, -1), rows, strict=True):
+        if kind == "heading":
+            ax.text(-0.02, pos, item, transform=ax.get_yaxis_transform(), ha="right",
+                    va="center", fontsize=8, fontweight="bold")
+        elif kind == "study":
+            i = item
+            lo, hi = yi[i] - Z975 * se[i], yi[i] + Z975 * se[i]
+            ax.plot([tr(lo), tr(hi)], [pos, pos], color="black", lw=0.9)
+            size = 3 + 9 * np.sqrt(weight[i] / weight.max())
+            ax.plot([tr(yi[i])], [pos], marker="s", color="black", ms=size, ls="none")
+            ax.text(-0.02, pos, labels[i], transform=ax.get_yaxis_transform(), ha="right",
+                    va="center", fontsize=8)
+            ax.text(text_x, pos, f"{tr(yi[i]):.2f} [{tr(lo):.2f}, {tr(hi):.2f}]",
+                    transform=ax.get_yaxis_transform(), ha="left", va="center", fontsize=8)
+            ax.text(text_x + 0.62, pos, f"{weight[i]:.1f}%",
+                    transform=ax.get_yaxis_transform(), ha="right", va="center", fontsize=8)
+        elif kind == "diamond":
+            label, est, lo, hi, colour = item
+            ax.fill([tr(lo), tr(est), tr(hi), tr(est)], [pos, pos + 0.3, pos, pos - 0.3],
+                    color=colour)
+            ax.text(-0.02, pos, label, transform=ax.get_yaxis_transform(), ha="right",
+                    va="center", fontsize=8, fontweight="bold")
+            ax.text(text_x, pos, f"{tr(est):.2f} [{tr(lo):.2f}, {tr(hi):.2f}]",
+                    transform=ax.get_yaxis_transform(), ha="left", va="center", fontsize=8,
+                    fontweight="bold")
+        elif kind == "prediction":
+            ax.plot([tr(doc["pi_low"]), tr(doc["pi_high"])], [pos, pos], color="tab:orange",
+                    lw=3)
+            ax.text(-0.02, pos, "prediction interval", transform=ax.get_yaxis_transform(),
+                    ha="right", va="center", fontsize=8)
+            ax.text(text_x, pos, f"[{tr(doc['pi_low']):.2f}, {tr(doc['pi_high']):.2f}]",
+                    transform=ax.get_yaxis_transform(), ha="left", va="center", fontsize=8)
+    ax.text(text_x, n + 0.9, "estimate [95% CI]", transform=ax.get_yaxis_transform(),
+            ha="left", va="center", fontsize=8, fontweight="bold")
+    ax.text(text_x + 0.62, n + 0.9, "weight", transform=ax.get_yaxis_transform(), ha="right",
+            va="center", fontsize=8, fontweight="bold")
+    ax.axvline(tr(0.0), color="0.3", lw=0.8)
+    ax.set_ylim(0.3, n + 1.3)
+    ax.set_yticks([])
+    for side in ("left", "right", "top"):
+        ax.spines[side].set_visible(False)
+    name = doc["measure"]
+    if ratio:
+        lo = float(np.exp(np.min(np.concatenate(lo_all))))
+        hi = float(np.exp(np.max(np.concatenate(hi_all))))
+        ax.set_xscale("log")
+        ticks = [t for t in RATIO_TICKS if lo / 1.5 <= t <= hi * 1.5] or [1.0]
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set_xlim(min(lo, min(ticks)) / 1.1, max(hi, max(ticks)) * 1.1)
+        ax.set_xlabel(f"{name} (log scale)", fontsize=9)
+    else:
+        ax.set_xlabel(name, fontsize=9)
+    ax.tick_params(axis="x", labelsize=8)
+    better = doc.get("lower_is_better")
+    if better is not None:
+        left, right = ("favours treatment", "favours control") if better else (
+            "favours control", "favours treatment")
+        ax.annotate(left, (0.0, 0.0), xycoords="axes fraction", xytext=(0, -28),
+                    textcoords="offset points", ha="left", fontsize=7, color="0.35")
+        ax.annotate(right, (1.0, 0.0), xycoords="axes fraction", xytext=(0, -28),
+                    textcoords="offset points", ha="right", fontsize=7, color="0.35")
+    fig.suptitle(title, fontsize=10, x=0.02, ha="left")
+    if groups:
+        fig.text(0.02, 0.01, f"test for subgroup differences: Q = {groups['Q_between']:.2f}, "
+                 f"df = {groups['Q_between_df']}, p "
+                 + ("< 0.001" if groups["Q_between_p"] < 0.001
+                    else f"= {groups['Q_between_p']:.3f}"), fontsize=8)
+    return fig
+
+
+def figure_bytes(fig: Figure, kind: str) -> bytes:
+    """Render a figure as SVG (deterministic, as :func:`to_svg`), PNG or PDF bytes."""
+    if kind == "svg":
+        return to_svg(fig).encode()
+    buf = io.BytesIO()
+    meta = {"CreationDate": None} if kind == "pdf" else {}
+    fig.savefig(buf, format=kind, dpi=150, metadata=meta)
+    return buf.getvalue()

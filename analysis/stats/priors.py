@@ -127,3 +127,46 @@ def sample_tau(prior: HeterogeneityPrior, n: int, rng: np.random.Generator) -> n
     else:  # pragma: no cover - guarded by heterogeneity_prior()
         raise SpecError(f"unknown prior kind {prior.kind}")
     return np.exp(0.5 * log_tau2)
+
+
+#: prior presets: ``default`` (weakly informative) and ``vague`` (NICE TSD2 and multinma's
+#: defaults: effects and baselines N(0, 100²), tau half-normal(5); Dias et al. 2011/2013)
+PRESETS = ("default", "vague")
+#: vague preset, on the log-odds scale or in units of the outcome's SD for mean differences
+VAGUE_SD = 100.0
+VAGUE_TAU_SCALE = 5.0
+#: mean differences, in units of the outcome's SD: effects N(0, (2.5 SD)^2) as the SMD prior,
+#: tau half-normal(1 SD): a heterogeneity of two SDs between trials is in its 5 % tail
+MD_EFFECT_UNITS = 2.5
+MD_TAU_UNITS = 1.0
+
+
+def outcome_unit(sds) -> float | None:
+    """Return the outcome's spread that scales mean-difference priors: the median arm SD.
+
+    Returns None when no arm gives a finite SD > 0 (contrast-level rows only).
+    """
+    x = np.asarray([s for s in np.asarray(sds, dtype=float).ravel()
+                    if np.isfinite(s) and s > 0])
+    return float(np.median(x)) if len(x) else None
+
+
+def tau_presses_prior(tau_draws, prior: HeterogeneityPrior, *, rng_seed: int = 0,
+                      quantile: float = 0.75) -> str | None:
+    """Warn when tau's posterior median lies beyond its prior's 75th percentile.
+
+    The data then ask for more heterogeneity than the prior readily gives, and the prior
+    pulls tau (and the pooled interval) towards zero heterogeneity: say so, with the numbers.
+    """
+    draws = np.asarray(tau_draws, float).ravel()
+    if not len(draws):
+        return None
+    prior_q = float(np.quantile(sample_tau(prior, 20_000, np.random.default_rng(rng_seed)),
+                                quantile))
+    median = float(np.median(draws))
+    if median <= prior_q:
+        return None
+    return (f"tau's posterior presses against its prior: posterior median {median:.3g} is "
+            f"beyond the prior's {quantile:.0%} point {prior_q:.3g} ({prior.label}); the prior "
+            "may be shrinking heterogeneity and narrowing the pooled interval. Refit with a "
+            "wider prior (--tau-prior half-normal:SCALE or --priors vague) and compare")

@@ -40,13 +40,18 @@ def test_a_contrast_claim_without_time_h_uses_every_row(tmp_path: Path) -> None:
     assert d["certainty"]["grade"] == "high" and d["certainty"]["fragile_to"] == []
 
 
-def test_a_pooled_rate_claim_still_needs_its_time(tmp_path: Path) -> None:
+def test_a_pooled_rate_claim_without_time_h_pools_every_arm(tmp_path: Path) -> None:
+    """Before: 'time_h: required field is missing' for a pooled-rate claim on a file without
+    time points. The BCG arms' TB rates are all below 10 %."""
     path = tmp_path / "c.yaml"
     path.write_text(CLAIMS.replace("model: contrast", "model: pooled-rate")
                     .replace("quantity: effect", "quantity: pooled_rate")
-                    .replace("[-.inf, 0]", "[0.1, 0.5]"))
-    with pytest.raises(SpecError, match="time_h"):
-        load_claims(path)
+                    .replace("[-.inf, 0]", "[0, 0.1]"))
+    claims = load_claims(path)
+    assert claims.claims[0].window is None
+    res = evaluate(read_records(BCG), claims, SamplerSettings(seed=7)).results[0]
+    assert len(res.studies) == 13 and res.verdict == "supported", res.reason
+    assert "24 h" not in res.reason
 
 
 def _bcg_with_latitude(tmp_path: Path) -> Path:
