@@ -18,6 +18,7 @@ from .common import (
     TuneOpt,
     claim_numbers,
     exit_if_no_fit_converged,
+    fail,
     handle_errors,
     verdict_label,
 )
@@ -28,7 +29,9 @@ def report(
     file: FileArg = None,
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("reports"),
     claims: Annotated[str | None, typer.Option(
-        help="Claims file (YAML); the bundled ketamine claims if omitted.")] = None,
+        help="Claims file (YAML). If omitted: the bundled ketamine claims for the bundled "
+             "data; for your own FILE, a report of the data alone (each treatment against "
+             "control, forest and funnel plots, heterogeneity; no claims judged).")] = None,
     seed: SeedOpt = DEFAULTS.seed,
     draws: DrawsOpt = DEFAULTS.draws,
     tune: TuneOpt = DEFAULTS.tune,
@@ -81,7 +84,18 @@ def report(
     from trialmeta.analysis.sampling.settings import SamplerSettings
 
     records = read_records(file)
-    claims_file = load_claims(claims)
+    data_only = claims is None and file is not None and \
+        records.sha256 != read_records(None).sha256
+    if data_only:  # the ketamine claims are never applied to another file
+        from trialmeta.analysis.pipelines.data_only import data_only_claims
+
+        claims_file = data_only_claims(records)
+        if not claims_file.contrasts:
+            raise fail("error: nothing to describe: no study in the file compares a "
+                       "treatment with a control arm (single-arm rates: trialmeta fit "
+                       "pooled-rate), and there is no claims file (--claims)")
+    else:
+        claims_file = load_claims(claims)
     baseline = None if baseline_data is None else (
         read_records(str(baseline_data)), baseline_label or baseline_data.name)
     from trialmeta.analysis.pipelines.changes import read_results
@@ -91,7 +105,8 @@ def report(
 
     cache_dir = None if no_cache or cache is None else str(cache)
     protected = {"records file": Path(file) if file else bundled_path(),
-                 "claims file": Path(claims) if claims else bundled_claims_path(),
+                 **({} if data_only else {
+                     "claims file": Path(claims) if claims else bundled_claims_path()}),
                  "sweep file": sweep, "baseline data": baseline_data,
                  "history folder": history,
                  **{f"calibration file {i + 1}": p for i, p in enumerate(calibration or [])}}

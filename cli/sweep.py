@@ -78,7 +78,7 @@ def sweep(
         return cell_tasks(loo_cells(result), records, claims_file, settings, result)
 
     # the baseline and the cells that do not depend on it start together, on one cluster
-    fixed = cell_tasks(fixed_cells(claims_file), records, claims_file, settings)
+    fixed = cell_tasks(fixed_cells(claims_file, records), records, claims_file, settings)
     baseline, *rest = run_tasks([base, *fixed], label="sweep", progress=show,
                                 follow_up=leave_one_out, **common)
     n_loo = len(rest) - len(fixed)  # the baseline's follow-ups come right after it

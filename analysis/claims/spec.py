@@ -23,7 +23,7 @@ class PriorSettings(Protocol):
     name: str
     prior_settings: tuple[str, ...]
 
-VERDICTS = ("supported", "contradicted", "inconclusive", "insufficient data")
+VERDICTS = ("supported", "contradicted", "inconclusive", "insufficient data", "not evaluated")
 RULE_FIELDS = {"support", "contradict", "min_studies", "insufficient_bf",
                "insufficient_sd_ratio", "max_draws_factor"}
 CLAIM_FIELDS = {"id", "title", "quote", "source", "model", "outcome", "time_h", "window_h",
@@ -72,7 +72,8 @@ class ContrastSpec:
     title: str
     outcome: str
     measure: str
-    window: TimeWindow
+    #: None: every row, unwindowed (a file without time points)
+    window: TimeWindow | None
     filters: Filters
     comparators: tuple[tuple[str, tuple[str, ...]], ...]
 

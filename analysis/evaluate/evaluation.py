@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import SpecError
 from ..families.base import FamilyRun
 from ..families.common import PRIOR_DRAWS
 from ..families.registry import family_of
@@ -63,16 +64,25 @@ def evaluate(records: Records, claims: ClaimsFile, settings: SamplerSettings, *,
         ev.claims_for_run.setdefault(key, []).append(claim.id)
         first.setdefault(key, claim)
     factor = dict.fromkeys(first, 1)
+    failed: dict[tuple, str] = {}  # a fit this file cannot give: why (the claim is not judged)
 
     def run(key: tuple) -> None:
         more = replace(settings, draws=settings.draws * factor[key])
         family = family_of(first[key].model)
-        ev.runs[key] = family.run(records, first[key], more, documents=documents)
+        try:
+            ev.runs[key] = family.run(records, first[key], more, documents=documents)
+        except SpecError as exc:  # e.g. a moderator with one level in this file
+            failed[key] = str(exc)
 
     def judged(c: Claim) -> ClaimResult:
         f = factor[c.fit_key()]
-        return _judge(c, ev.runs[c.fit_key()], settings.draws * f,
-                      at_cap=1 < f >= c.rule.max_draws_factor)  # extended, to the cap
+        if c.fit_key() in failed:
+            return not_evaluated(c, failed[c.fit_key()])
+        try:
+            return _judge(c, ev.runs[c.fit_key()], settings.draws * f,
+                          at_cap=1 < f >= c.rule.max_draws_factor)  # extended, to the cap
+        except SpecError as exc:  # e.g. a moderator level this file does not have
+            return not_evaluated(c, str(exc))
 
     for key in first:
         run(key)
@@ -85,12 +95,28 @@ def evaluate(records: Records, claims: ClaimsFile, settings: SamplerSettings, *,
         results.update({c.id: judged(c) for c in claims.claims if c.fit_key() in grow})
     for c in claims.claims:
         key = c.fit_key()
+        if results[c.id].verdict == NOT_EVALUATED:
+            continue
         _grade(records, c, results[c.id], settings.draws * factor[key], run=ev.runs[key],
                family_run=(lambda claim, f=factor[key]: family_of(claim.model).run(
                    records, claim, replace(settings, draws=settings.draws * f),
                    documents=False)) if fragility else None)
     ev.results = [results[c.id] for c in claims.claims]
     return ev
+
+
+#: the verdict of a claim that cannot be evaluated on this file (the reason says why)
+NOT_EVALUATED = "not evaluated"
+
+
+def not_evaluated(claim: Claim, why: str) -> ClaimResult:
+    """Return the result of a claim this file cannot answer: no verdict, and the reason.
+
+    A claims file written for other data (a moderator with one level here, a quantity that
+    names a level the file does not have) never stops the other claims or the report.
+    """
+    return ClaimResult(claim, NOT_EVALUATED, None, None, [], None,
+                       reason=f"not evaluated on this file: {why}", basis="not evaluated")
 
 
 #: at most this many leave-one-study-out refits per claim

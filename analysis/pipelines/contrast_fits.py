@@ -27,9 +27,12 @@ def fit_contrast_section(records: Records, specs: list[ContrastSpec],
     section = []
     for spec in specs:
         union = tuple(dict.fromkeys(t for _, ts in spec.comparators for t in ts))
-        groups = [*spec.comparators, (POOLED, union)]
+        # one comparator group is the pooled group: never two identical sections
+        groups = ([*spec.comparators, (POOLED, union)] if len(spec.comparators) > 1
+                  else list(spec.comparators) or [(POOLED, union)])
         entry: dict[str, Any] = {"id": spec.id, "title": spec.title, "outcome": spec.outcome,
-                                 "measure": spec.measure, "time_h": spec.window.target_h,
+                                 "measure": spec.measure,
+                                 "time_h": None if spec.window is None else spec.window.target_h,
                                  "groups": []}
         for name, comps in groups:
             data = select_contrasts(records, spec.outcome, spec.measure, spec.window,

@@ -174,8 +174,13 @@ def run_cell(v: Variation, records: Records, claims: ClaimsFile, settings: Sampl
     return {"variation": v.id, "claims": out}
 
 
-def fixed_cells(claims: ClaimsFile) -> list[Variation]:
-    """Return the changes that do not depend on the baseline: prior, form, data, window."""
+def fixed_cells(claims: ClaimsFile, records: Records | None = None) -> list[Variation]:
+    """Return the changes that do not depend on the baseline: prior, form, data, window.
+
+    With ``records``, a data cell that cannot apply to them is left out: "primary evidence
+    only" on a file that gives no evidence tier (it would select nothing), "crossover
+    trials left out" on one without crossover trials.
+    """
     cells = [Variation("prior", f"half-normal:{s}") for s in PRIOR_SCALES]
     forms = sorted({f for c in claims.claims
                     for f in family_of(c.model).forms(c.model, dict(c.options))})
@@ -186,7 +191,11 @@ def fixed_cells(claims: ClaimsFile) -> list[Variation]:
             cells += [Variation("priors", f"{name}:{setting}{op}{factor:g}") for op in "/*"]
     for _, family in sorted(families.items()):
         cells += [Variation(kind, value) for kind, value in family.sweep_cells()]
-    cells += [Variation("evidence", "primary"), Variation("crossover", "exclude")]
+    t = None if records is None else records.table
+    if t is None or t["evidence"].notna().any():
+        cells.append(Variation("evidence", "primary"))
+    if t is None or (t["design"] == "crossover").any():
+        cells.append(Variation("crossover", "exclude"))
     cells += [Variation("window", w) for w in WINDOW_SHARES]
     cells += [Variation("region", r) for r in ("narrow", "wide")]
     cells += [Variation("threshold", f"{t:g}") for t in THRESHOLDS]
@@ -199,9 +208,10 @@ def loo_cells(baseline: dict[str, Any]) -> list[Variation]:
     return [Variation("loo", s) for s in used]
 
 
-def grid(claims: ClaimsFile, baseline: dict[str, Any], *, loo: bool = True) -> list[Variation]:
+def grid(claims: ClaimsFile, baseline: dict[str, Any], *, loo: bool = True,
+         records: Records | None = None) -> list[Variation]:
     """Every one-at-a-time change; leave-one-out for each study a baseline fit used."""
-    return fixed_cells(claims) + (loo_cells(baseline) if loo else [])
+    return fixed_cells(claims, records) + (loo_cells(baseline) if loo else [])
 
 
 def cell_tasks(cells: list[Variation], records: Records, claims: ClaimsFile,

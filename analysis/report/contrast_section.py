@@ -27,7 +27,8 @@ def with_figures(section: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 g = {**g, "forest_svg": svg(contrast_forest, bayes=g["bayesian"],
                                             freq=g["frequentist"],
                                             title=f"{entry['title']}: {g['group']}")}
-                if g["group"] == POOLED and g["contrasts"] >= 3:
+                if (g["group"] == POOLED or len(entry["groups"]) == 1) \
+                        and g["contrasts"] >= 3:
                     g["funnel_svg"] = svg(funnel_plot, freq=g["frequentist"],
                                           title=f"Funnel: {entry['title']}")
             groups.append(g)

@@ -39,6 +39,8 @@ class CommonEffect(Family):
     prior_settings = ("effect_sd",)
     prior_cells = (("effect_sd", 2.0),)
     effect_sd = 2.5
+    #: a claim may omit time_h: on a file without time points every row is used, unwindowed
+    time_optional = True
 
     def run(self, records: Any, claim: Any, settings: Any, *,
             documents: bool = True) -> FamilyRun:
