@@ -86,6 +86,10 @@ def _format(doc: dict, title: str) -> str:
             lines.append(f"  {name}: {p}")
     for w in doc["warnings"]:
         lines.append(f"  WARNING: {w}")
+    if doc.get("priors"):
+        lines.append("  priors: " + ", ".join(
+            f"{k} {v:g}" if isinstance(v, int | float) else f"{k} {v}"
+            for k, v in doc["priors"].items() if not isinstance(v, dict | list)))
     lines += dropped_lines(doc["dropped"])
     if "loo" in doc:
         lines.append(f"  PSIS-LOO elpd {doc['loo']['elpd_loo']:.2f} (se {doc['loo']['se']:.2f})")

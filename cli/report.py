@@ -90,10 +90,10 @@ def report(
         from trialmeta.analysis.pipelines.data_only import data_only_claims
 
         claims_file = data_only_claims(records)
-        if not claims_file.contrasts:
+        if not claims_file.contrasts and not claims_file.descriptive:
             raise fail("error: nothing to describe: no study in the file compares a "
-                       "treatment with a control arm (single-arm rates: trialmeta fit "
-                       "pooled-rate), and there is no claims file (--claims)")
+                       "treatment with a control, no two treated arms have counts to pool, "
+                       "and there is no claims file (--claims)")
     else:
         claims_file = load_claims(claims)
     baseline = None if baseline_data is None else (

@@ -88,6 +88,9 @@ class ClaimsFile:
     contrasts: list[ContrastSpec] = field(default_factory=list)
     analyses: dict[str, dict[str, Any]] = field(default_factory=dict)
     published: str | None = None
+    #: descriptive fits the report shows without judging anything (a report of the data
+    #: alone: the pooled rate of treated arms per outcome); never given a verdict
+    descriptive: list[Claim] = field(default_factory=list)
 
 
 def number_problem(value: Any, lo: float | None = None, hi: float | None = None, *,

@@ -75,7 +75,7 @@ class PooledRateFamily(ModeratedFamily):
                     ) -> tuple[str, dict[str, Any]]:
         """Show the fit in "Pooled rates" with a forest plot."""
         r = run.pooled_run
-        label = f"claims {', '.join(claim_ids)}"
+        label = f"claims {', '.join(claim_ids)}" if claim_ids else "the data alone"
         image = Figure("forest", {"arms": r.summary.arms, "estimates": r.summary.estimates,
                                   "outcome": r.outcome,
                                   "title": f"{r.outcome}{at_time(r.window)} ({label})"})

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 
-from ..claims.spec import ClaimsFile, ContrastSpec
+from ..claims.spec import Claim, ClaimsFile, ContrastSpec
 from ..io.records import Records
 from ..select.filters import COUNT_COLUMN, Filters, TimeWindow
+from ..stats.decision import DecisionRule
 
 #: the outcomes described, with the measure each is pooled on
 OUTCOME_MEASURES = (("events", "OR"), ("response", "OR"), ("remission", "OR"),
@@ -24,7 +25,10 @@ TITLES = {"events": "Events", "response": "Response", "remission": "Remission",
 
 
 def data_only_claims(records: Records) -> ClaimsFile:
-    """Return a claims file with no claims: one comparison per outcome the records carry.
+    """Return a claims file with no claims: what the records carry, described.
+
+    One comparison per outcome the records carry, and the pooled rate of treated arms per
+    count outcome (``descriptive``: fitted and shown, never judged).
 
     An outcome is described when at least one study has it in two or more arms (a control
     among them), or as a reported contrast. Means on several scales are pooled as SMDs. A
@@ -56,5 +60,15 @@ def data_only_claims(records: Records) -> ClaimsFile:
             id=f"data-{outcome}", title=f"{TITLES[outcome]}: each treatment against control"
             f"{when} ({measure})", outcome=outcome, measure=measure, window=window,
             filters=Filters(), comparators=()))
+    rates = []
+    for outcome in COUNT_COLUMN:  # the pooled rate of treated arms, where two or more have it
+        treated = t[t[COUNT_COLUMN[outcome]].notna() & ~t["control"].fillna(False).astype(bool)]
+        if len(treated.groupby(["study", "arm"])) >= 2:
+            rates.append(Claim(id=f"rate-{outcome}", title=f"Pooled {outcome} rate",
+                               quote="", source="", model="pooled-rate", outcome=outcome,
+                               window=window, quantity="pooled_rate", filters=Filters(),
+                               region=(0.0, 1.0), rule=DecisionRule(),
+                               options=(("untimed", True),) if timed else ()))
     digest = hashlib.sha256(("data-only:" + records.sha256).encode()).hexdigest()
-    return ClaimsFile(path="(none: the data alone)", sha256=digest, contrasts=specs)
+    return ClaimsFile(path="(none: the data alone)", sha256=digest, contrasts=specs,
+                      descriptive=rates)

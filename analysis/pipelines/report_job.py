@@ -106,6 +106,10 @@ def _analyse(records: Records, claims: ClaimsFile, settings: SamplerSettings,
     """Evaluate the claims and comparisons; hand each posterior to ``helper`` when known."""
     say(f"claims: {len(claims.claims)} ...")
     evaluation = evaluate(records, claims, settings, progress=progress)
+    for claim in claims.descriptive:  # fitted and shown, never judged
+        key = claim.fit_key()
+        evaluation.runs[key] = get_family(claim.model).run(records, claim, settings)
+        evaluation.claims_for_run[key] = []
     for run in evaluation.runs.values():
         if run.doc is not None:
             helper.add_posterior(run.posterior)

@@ -155,7 +155,7 @@ def tfmt(value: float | None) -> str:
 def at_time(value: float | None) -> str:
     """Say when: "at 24 h", or "with no time point" for untimed selections."""
     text = tfmt(value)
-    return text if text == "no time point" else f"at {text} h"
+    return "with no time point" if text == "no time point" else f"at {text} h"
 
 
 def scale_label(measure: str) -> str:
@@ -277,7 +277,7 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
             continue
         ids = evaluation.claims_for_run[key]
         when = "" if key[2] is None else f"-{key[2].target_h:g}h"
-        fid = f"{key[0]}-{key[1]}{when}-{'-'.join(ids)}"
+        fid = f"{key[0]}-{key[1]}{when}-{'-'.join(ids) or 'described'}"
         fit_docs[fid] = run.doc
         if run.posterior is not None:
             posteriors[fid] = run.posterior

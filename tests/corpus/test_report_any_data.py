@@ -85,8 +85,23 @@ def test_claims_command_reports_a_claim_it_cannot_evaluate(tmp_path: Path) -> No
     assert rows["not-here"]["verdict"] == "not evaluated"
 
 
-def test_a_file_with_nothing_to_compare_says_so(tmp_path: Path) -> None:
-    res = runner.invoke(app, ["report", str(DATA / "pritz1997.csv"), "--out",
-                              str(tmp_path / "r"), *QUICK])
-    assert res.exit_code == 2 and "fit pooled-rate" in res.output
+def test_single_arm_rates_get_a_pooled_rate_section(tmp_path: Path) -> None:
+    """Pritz 1997 (xi/ni): no comparison, so the report of the data alone is the pooled
+    rate with its forest plot, described and not judged."""
+    out = tmp_path / "r"
+    res = runner.invoke(app, ["report", str(DATA / "pritz1997.csv"), "--out", str(out),
+                              *QUICK])
+    assert res.exit_code == 0, res.output
+    text = (out / "report.md").read_text()
+    assert "## Pooled rates" in text and "described, not judged" in text
+    assert "## Contrasts with control" in text  # the heading stays; it has no comparison
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["claims"] == [] and len(doc["fits"]) == 1
+
+
+def test_a_file_with_nothing_to_describe_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "one.csv"
+    path.write_text("study,xi,ni\nA,3,10\n")
+    res = runner.invoke(app, ["report", str(path), "--out", str(tmp_path / "r"), *QUICK])
+    assert res.exit_code == 2 and "nothing to describe" in res.output
     assert not (tmp_path / "r").exists()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from trialmeta.analysis.errors import SpecError
 from trialmeta.analysis.evaluate.claims import load_claims
 from trialmeta.analysis.evaluate.evaluation import evaluate
 from trialmeta.analysis.io.records import read_records
