@@ -41,3 +41,18 @@ def write_csv(path: Path, rows: list[dict[str, str]], header: list[str] | None =
 def valid_csv(tmp_path: Path) -> Path:
     """A small valid records file."""
     return write_csv(tmp_path / "records.csv", base_rows())
+
+
+@pytest.fixture(scope="session")
+def bundled_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled data and claims through ``trialmeta report`` (300 draws per chain),
+    built once per session for the report's layout and debris checks."""
+    from trialmeta.cli.app import app
+    from typer.testing import CliRunner
+
+    out = tmp_path_factory.mktemp("bundled") / "rep"
+    r = CliRunner().invoke(app, ["report", "--out", str(out), "--draws", "300", "--tune",
+                                 "300", "--allow-unconverged", "--quiet", "--cache",
+                                 str(out.parent / "cache")])
+    assert r.exit_code == 0, r.output
+    return out

@@ -231,8 +231,45 @@ def region(bounds: list) -> str:
 
 
 def num(value: float | None, digits: int = 2) -> str:
-    """Format a number, or a dash when missing."""
-    return "–" if value is None else f"{value:.{digits}f}"
+    """Format a number, or a dash when missing (None or NaN)."""
+    return "–" if value is None or value != value else f"{value:.{digits}f}"
+
+
+def pfmt(p: float | None) -> str:
+    """Format a p-value as people write it: "< 0.001" below a thousandth, else 3 decimals."""
+    if p is None or p != p:
+        return "–"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def ptext(p: float | None) -> str:
+    """Write "p = 0.123" or "p < 0.001"."""
+    text = pfmt(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
+#: how a section table's raw column names read as headers
+HEADERS = {"ci_low": "95% lower", "ci_high": "95% upper", "sucra": "SUCRA",
+           "p_value": "p", "median": "median", "vs": "vs", "from": "from", "to": "to",
+           "k": "k", "elpd_loo": "elpd (LOO)", "se": "SE", "p_loo": "p (LOO)",
+           "pareto_k_max": "Pareto k (max)", "elpd_diff": "elpd difference",
+           "dse": "SE of difference"}
+
+
+def header(column: str) -> str:
+    """Return a section table's column name as a header: no raw field names."""
+    return HEADERS.get(column, column.replace("_", " "))
+
+
+def cell(value: Any, column: str) -> str:
+    """Format a section table's cell: a dash for missing, p-values as such, 3 decimals."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "–"
+    if column in ("p_value", "p") and isinstance(value, int | float):
+        return pfmt(float(value))
+    if isinstance(value, float):
+        return num(value, 3)
+    return str(value)
 
 
 @dataclass
@@ -375,6 +412,10 @@ def assemble(records: Records, claims: ClaimsFile, settings: SamplerSettings,
         "provenance": results["provenance"],
         "pct": pct,
         "num": num,
+        "pfmt": pfmt,
+        "ptext": ptext,
+        "cell": cell,
+        "header": header,
         "qfmt": qfmt,
         "cfmt": cfmt,
         "bfmt": bfmt,
@@ -433,6 +474,25 @@ def _template(name: str) -> str:
         encoding="utf-8")
 
 
+#: a rendered section heading: its anchor and its title (the template's own markup)
+H2 = re.compile(r'<h2 id="([A-Za-z0-9_-]+)">(.*?)</h2>')
+
+
+def with_contents(html: str) -> str:
+    """Insert a table of contents linking every section the page has, in page order.
+
+    Built from the rendered headings, so it lists exactly the sections present (a report of
+    the data alone has no claims table; a report with --previous opens with what changed).
+    """
+    entries = H2.findall(html)
+    if not entries:
+        return html
+    links = "".join(f'<li><a href="#{anchor}">{title}</a></li>' for anchor, title in entries)
+    nav = f'<nav id="contents" aria-label="Contents"><h2>Contents</h2><ol>{links}</ol></nav>\n'
+    first = html.index("<h2 ")
+    return html[:first] + nav + html[first:]
+
+
 def render(report: Report) -> dict[str, str]:
     """Render index.html, report.md and results.json as text."""
     from jinja2 import Environment, StrictUndefined
@@ -441,7 +501,8 @@ def render(report: Report) -> dict[str, str]:
                            lstrip_blocks=True, keep_trailing_newline=True)
     md_env = Environment(autoescape=False, undefined=StrictUndefined, trim_blocks=True,
                          lstrip_blocks=True, keep_trailing_newline=True)
-    html = html_env.from_string(_template("report.html.j2")).render(**report.context)
+    html = with_contents(html_env.from_string(_template("report.html.j2"))
+                         .render(**report.context))
     md = md_env.from_string(_template("report.md.j2")).render(**report.context)
     return {"index.html": html, "report.md": md, "results.json": dumps_json(report.results),
             **report.tables}

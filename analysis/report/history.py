@@ -68,19 +68,34 @@ def history_text(rows: list[dict[str, Any]]) -> str:
     return to_csv(rows, FIELDS)
 
 
+#: ten colours, then six markers and four dashes: 240 claims with a style each
+COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
+           "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
+MARKERS = ("o", "s", "^", "D", "v", "P")
+DASHES = ("-", "--", ":", "-.")
+
+
+def claim_style(i: int) -> tuple[str, str, str]:
+    """Colour, marker and dash of the i-th claim: no two claims of a plot share all three."""
+    return (COLOURS[i % len(COLOURS)], MARKERS[(i // len(COLOURS)) % len(MARKERS)],
+            DASHES[(i // (len(COLOURS) * len(MARKERS))) % len(DASHES)])
+
+
 def history_plot(rows: list[dict[str, Any]]):  # a matplotlib Figure
     """P(region) of every claim over the runs (claims without a P are left out)."""
-    from .plots import _figure
+    from .plots import _figure, literal
 
     fig = _figure(figsize=(7.0, 3.2))
     ax = fig.add_subplot(1, 1, 1)
     claims = list(dict.fromkeys(r["claim"] for r in rows))
-    for cid in claims:
+    for i, cid in enumerate(claims):
         points = [(r["run"], r["probability"]) for r in rows
                   if r["claim"] == cid and r["probability"] is not None]
         if points:
             x, y = zip(*points, strict=True)
-            ax.plot(x, y, marker="o", ms=3, lw=1, label=cid)
+            colour, marker, dash = claim_style(i)
+            ax.plot(x, y, marker=marker, ms=4, lw=1, ls=dash, color=colour,
+                    label=literal(cid))
     ax.set_ylim(0, 1)
     ax.set_xlabel("run", fontsize=8)
     ax.set_ylabel("P(region)", fontsize=8)

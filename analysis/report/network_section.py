@@ -7,18 +7,44 @@ from typing import Any
 from .plots import network_plot, svg
 
 
+def league_table(doc: dict[str, Any]) -> dict[str, Any]:
+    """Return the league table as the usual triangular matrix.
+
+    The diagonal names the treatments; the cell below it in row i, column j is the effect of
+    the row treatment i against the column treatment j, as a median (95% CrI): with the
+    reference first, the first column is every treatment against the reference. The upper
+    triangle would repeat it with the sign reversed, so it is left empty.
+    """
+    nodes = list(doc["nodes"])
+    pairs = {(r["treatment"], r["vs"]): r for r in doc["league"]}
+    rows = []
+    for i, row_node in enumerate(nodes):
+        cells: dict[str, Any] = {"": row_node}
+        for j, col_node in enumerate(nodes):
+            if j == i:
+                cells[col_node] = col_node
+            elif j < i:
+                r = pairs[(row_node, col_node)]
+                cells[col_node] = (f"{r['median']:.2f} ({r['ci_low']:.2f} to "
+                                   f"{r['ci_high']:.2f})")
+            else:
+                cells[col_node] = ""
+        rows.append(cells)
+    return {"caption": f"League table ({doc['scale']}): below the diagonal, the row "
+                       "treatment against the column treatment, median (95% CrI)",
+            "columns": ["", *nodes], "rows": rows, "league": True}
+
+
 def network_section(doc: dict[str, Any], fid: str, claim_ids: list[str]) -> dict[str, Any]:
     """Return the generic section (heading, text, figure, tables) of one network document."""
     label = ", ".join(claim_ids)
     effects = [{"treatment": n, **doc["effects"][n], "sucra": doc["ranks"][n]["sucra"]}
                for n in doc["nodes"][1:]]
-    league = [dict(r) for r in doc["league"]]
     tables = [
         {"caption": f"Each treatment vs {doc['reference']} ({doc['scale']}; "
                     f"{doc['direction']}), with SUCRA",
          "columns": ["treatment", "median", "ci_low", "ci_high", "sucra"], "rows": effects},
-        {"caption": "League table: every pair (row treatment vs column treatment)",
-         "columns": ["treatment", "vs", "median", "ci_low", "ci_high"], "rows": league},
+        league_table(doc),
         {"caption": "Edges: pairs compared within trials",
          "columns": ["from", "to", "trials", "patients"], "rows": doc["edges"]},
     ]

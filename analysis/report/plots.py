@@ -105,19 +105,24 @@ def forest_plot(*, arms: pd.DataFrame, estimates: dict, outcome: str, title: str
                                      arms["shrunken_ci_high"].to_numpy(float) - med],
                 fmt="s", color="black", ms=4, capsize=2, label="shrunken (95% CrI)")
     p = est["pooled_rate"]
+    moderated = any(k.startswith("beta:") for k in est)
     ax.fill([p["ci_low"], p["median"], p["ci_high"], p["median"]], [1, 1.25, 1, 0.75],
-            color="tab:blue", label="pooled rate (95% CrI)")
+            color="tab:blue",
+            label="pooled rate at the moderators' reference level (95% CrI)" if moderated
+            else "pooled rate (95% CrI)")
     q = est["predictive_rate"]
     ax.plot([q["ci_low"], q["ci_high"]], [0.45, 0.45], color="tab:orange", lw=3,
             label="new-study prediction (95%)")
     labels = [f"{s} {a} ({e}/{m}, " + ("no time point)" if t != t else f"{t:g} h)")
               for s, a, e, m, t in zip(arms["study"], arms["arm"], ev, n, arms["time_h"],
                                        strict=True)]
-    ax.set_yticks(list(y) + [1.0, 0.45], labels + ["pooled", "predictive"])
+    ax.set_yticks(list(y) + [1.0, 0.45],
+                  labels + ["pooled (reference level)" if moderated else "pooled",
+                            "predictive"], parse_math=False)
     ax.set_xlim(0, 1)
     ax.set_ylim(0.1, k + 1.7)
     ax.set_xlabel(f"{outcome} rate")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=10, parse_math=False)
     ax.grid(axis="x", color="0.9")
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.08), ncol=2, fontsize=7, frameon=False)
     fig.tight_layout()
@@ -125,12 +130,20 @@ def forest_plot(*, arms: pd.DataFrame, estimates: dict, outcome: str, title: str
 
 
 def _figure(**kwargs: Any) -> Figure:
-    """Return a new figure whose text is plain: a "$" in a study name is not TeX."""
-    import matplotlib
+    """Return a new figure.
+
+    Mathtext stays on (matplotlib's own log-axis ticks are mathtext); text that comes from
+    the user's data (study and arm names, titles, legend entries) is drawn with
+    ``parse_math=False`` or through :func:`literal`, so a "$" in a study name stays a "$".
+    """
     from matplotlib.figure import Figure
 
-    matplotlib.rcParams["text.parse_math"] = False
     return Figure(**kwargs)
+
+
+def literal(text: object) -> str:
+    """Escape the dollar signs of user text for a label matplotlib may parse as mathtext."""
+    return str(text).replace("$", r"\$")
 
 
 def to_svg(fig: Figure) -> str:
@@ -143,6 +156,7 @@ def to_svg(fig: Figure) -> str:
     fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     svg = buf.getvalue()
     svg = re.sub(r"\s*<metadata>.*?</metadata>", "", svg, flags=re.S)
+    svg = re.sub(r"\s*<!--.*?-->", "", svg, flags=re.S)  # the source text of each label
     return svg[svg.index("<svg"):]
 
 
@@ -175,11 +189,11 @@ def contrast_forest(*, bayes: dict, freq: dict, title: str) -> Figure:
     ax.axvline(0.0, color="0.3", lw=0.8)
     labels = [s["contrast"] for s in studies]
     ax.set_yticks(list(y) + [2.0, 1.2, 0.5],
-                  labels + ["Bayesian", freq["method"], "prediction"])
+                  labels + ["Bayesian", freq["method"], "prediction"], parse_math=False)
     ax.set_ylim(0.1, k + 2.8)
     unit = ("log " if freq["scale"] == "log" else "") + freq["measure"]
     ax.set_xlabel(f"{unit} (active - control)")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=10, parse_math=False)
     ax.grid(axis="x", color="0.9")
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.08), ncol=2, fontsize=7, frameon=False)
     fig.tight_layout()
@@ -203,7 +217,7 @@ def funnel_plot(*, freq: dict, title: str) -> Figure:
     unit = ("log " if freq["scale"] == "log" else "") + freq["measure"]
     ax.set_xlabel(unit)
     ax.set_ylabel("standard error")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=10, parse_math=False)
     fig.tight_layout()
     return fig
 
@@ -239,10 +253,25 @@ def dose_plot(*, doc: dict, title: str) -> Figure:
     ax.axhline(0, color="0.5", lw=0.8)
     ax.set_xlabel(f"dose ({doc['dose_unit']})")
     ax.set_ylabel(f"effect vs control ({doc['scale']})")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=10, parse_math=False)
     ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
     return fig
+
+
+#: hour ticks of a log time axis, written out (1 h, 1 day, 3 days, 1 week, 2 weeks ...)
+HOUR_TICKS = (0.5, 1, 2, 4, 8, 24, 72, 168, 336, 672, 1344)
+
+
+def _hour_ticks(ax: Any, times: np.ndarray) -> None:
+    """Put written-out hour ticks on a log time axis (no 10^x)."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    lo, hi = float(np.min(times)), float(np.max(times))
+    ticks = [t for t in HOUR_TICKS if lo / 1.5 <= t <= hi * 1.5] or [24.0]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
 
 
 def time_plot(*, doc: dict, title: str) -> Figure:
@@ -260,9 +289,11 @@ def time_plot(*, doc: dict, title: str) -> Figure:
                     color="0.4", alpha=0.6, lw=0.8)
     ax.axhline(0, color="0.5", lw=0.8)
     ax.set_xscale("log")
+    _hour_ticks(ax, t)
     ax.set_xlabel("hours after the dose")
-    ax.set_ylabel(f"{doc['measure']} vs control")
-    ax.set_title(title, fontsize=10)
+    log = doc["measure"] in ("OR", "RR")  # ratio measures are modelled as log ratios
+    ax.set_ylabel(f"{'log ' if log else ''}{doc['measure']} vs control")
+    ax.set_title(title, fontsize=10, parse_math=False)
     ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
     return fig
@@ -275,42 +306,51 @@ def agents_plot(*, agents: dict, scale: str, title: str) -> Figure:
     for a, d in agents.items():
         c = d["curve"]
         x = np.asarray(c["dose"]) / max(d["observed_doses"])
-        line, = ax.plot(x, c["median"], label=f"{a} (max {max(d['observed_doses']):g} "
-                                             f"{d['unit']})")
+        line, = ax.plot(x, c["median"], label=literal(
+            f"{a} (max {max(d['observed_doses']):g} {d['unit']})"))
         ax.fill_between(x, c["ci_low"], c["ci_high"], color=line.get_color(), alpha=0.12,
                         lw=0)
     ax.axhline(0, color="0.5", lw=0.8)
     ax.set_xlabel("dose / the agent's highest observed dose")
     ax.set_ylabel(f"effect vs control ({scale})")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=10, parse_math=False)
     ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
     return fig
 
 
 def network_plot(*, nodes: list[str], edges: list[dict], title: str) -> Figure:
-    """Draw the network: nodes on a circle, edges as wide as their number of trials."""
-    fig = _figure(figsize=(5.0, 4.2))
+    """Draw the network: nodes on a circle, edges as wide as their number of trials.
+
+    Node sizes follow the patients on the node's edges (area, capped so that one large
+    trial does not hide the rest); labels sit outside the circle, aligned away from it, at a
+    size that stays readable when the figure is scaled to the page.
+    """
+    fig = _figure(figsize=(7.5, 6.0))
     ax = fig.add_subplot()
     angle = np.pi / 2 - 2 * np.pi * np.arange(len(nodes)) / max(len(nodes), 1)
     xy = {n: (np.cos(a), np.sin(a)) for n, a in zip(nodes, angle, strict=True)}
+    widest = max([e["trials"] for e in edges] or [1])
     for e in edges:
         (x0, y0), (x1, y1) = xy[e["from"]], xy[e["to"]]
-        ax.plot([x0, x1], [y0, y1], color="tab:blue", alpha=0.6, lw=1 + 1.5 * e["trials"],
-                solid_capstyle="round")
-        ax.text((x0 + x1) / 2, (y0 + y1) / 2, str(e["trials"]), fontsize=7, ha="center",
+        ax.plot([x0, x1], [y0, y1], color="tab:blue", alpha=0.55,
+                lw=1.5 + 8.0 * e["trials"] / widest, solid_capstyle="round")
+        ax.text((x0 + x1) / 2, (y0 + y1) / 2, str(e["trials"]), fontsize=10, ha="center",
                 va="center", bbox={"boxstyle": "round", "fc": "white", "ec": "none"})
     patients = {n: 0 for n in nodes}
     for e in edges:  # a node's patients, counted once per edge it is on: a size cue only
         patients[e["from"]] += e["patients"] // 2
         patients[e["to"]] += e["patients"] // 2
+    most = max(patients.values() or [1]) or 1
     for n, (x, y) in xy.items():
-        ax.scatter(x, y, s=60 + patients[n] / 2, color="0.25", zorder=3)
-        ax.text(1.18 * x, 1.18 * y, n, fontsize=8, ha="center", va="center")
-    ax.set_xlim(-1.6, 1.6)
-    ax.set_ylim(-1.45, 1.45)
+        ax.scatter(x, y, s=120 + 700 * np.sqrt(patients[n] / most), color="0.25", zorder=3)
+        ha = "center" if abs(x) < 0.3 else ("left" if x > 0 else "right")
+        ax.text(1.14 * x, 1.14 * y, n.replace("_", " "), fontsize=12, ha=ha, va="center",
+                parse_math=False)
+    ax.set_xlim(-2.1, 2.1)
+    ax.set_ylim(-1.35, 1.35)
     ax.set_axis_off()
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=12, parse_math=False)
     fig.tight_layout()
     return fig
 
@@ -330,7 +370,7 @@ def calibration_plot(summary: dict) -> Figure:
         ax.axhline(expected, color="0.6", lw=0.8)
         ax.bar(np.arange(RANK_BINS), summary["ranks"][label], width=1.0, color="tab:blue",
                edgecolor="white")
-        ax.set_title(label, fontsize=8)
+        ax.set_title(label, fontsize=8, parse_math=False)
         ax.set_xticks([0, RANK_BINS - 1], ["0", str(N_RANK_DRAWS)])
         ax.set_xlabel("rank of the truth", fontsize=7)
         ax.tick_params(labelsize=7)
@@ -404,7 +444,7 @@ def study_forest(*, doc: dict, title: str) -> Figure:
     for pos, (kind, item) in zip(range(n, 0, -1), rows, strict=True):
         if kind == "heading":
             ax.text(-0.02, pos, item, transform=ax.get_yaxis_transform(), ha="right",
-                    va="center", fontsize=8, fontweight="bold")
+                    va="center", fontsize=8, fontweight="bold", parse_math=False)
         elif kind == "study":
             i = item
             lo, hi = yi[i] - Z975 * se[i], yi[i] + Z975 * se[i]
@@ -412,7 +452,7 @@ def study_forest(*, doc: dict, title: str) -> Figure:
             size = 3 + 9 * np.sqrt(weight[i] / weight.max())
             ax.plot([tr(yi[i])], [pos], marker="s", color="black", ms=size, ls="none")
             ax.text(-0.02, pos, labels[i], transform=ax.get_yaxis_transform(), ha="right",
-                    va="center", fontsize=8)
+                    va="center", fontsize=8, parse_math=False)
             ax.text(text_x, pos, f"{tr(yi[i]):.2f} [{tr(lo):.2f}, {tr(hi):.2f}]",
                     transform=ax.get_yaxis_transform(), ha="left", va="center", fontsize=8)
             ax.text(text_x + 0.62, pos, f"{weight[i]:.1f}%",
@@ -464,7 +504,7 @@ def study_forest(*, doc: dict, title: str) -> Figure:
                     textcoords="offset points", ha="left", fontsize=7, color="0.35")
         ax.annotate(right, (1.0, 0.0), xycoords="axes fraction", xytext=(0, -28),
                     textcoords="offset points", ha="right", fontsize=7, color="0.35")
-    fig.suptitle(title, fontsize=10, x=0.02, ha="left")
+    fig.suptitle(title, fontsize=10, x=0.02, ha="left", parse_math=False)
     if groups:
         fig.text(0.02, 0.01, f"test for subgroup differences: Q = {groups['Q_between']:.2f}, "
                  f"df = {groups['Q_between_df']}, p "

@@ -305,3 +305,77 @@ def test_plain_sentence_uses_natural_units_and_the_main_reason() -> None:
     text = plain_sentence(rate)
     assert "30.0%" in text and "odds ratio" not in text
     assert text.endswith("mainly because 1 stud(ies) inform this claim.")
+
+
+#: what a reader should never see in a report: Python's None, float NaN, "nan h" labels,
+#: p-values rounded to zero, raw mathtext of matplotlib's log ticks
+DEBRIS = re.compile(r"\bNone\b|\bnan\b|\bNaN\b|p = 0\.000\b|mathdefault|\\\$")
+
+
+def test_the_bundled_report_has_no_debris(bundled_report: Path) -> None:
+    """The user trial found "nan h" on 22 forest labels, "onset_h_p95 = None", "p = 0.000"
+    and literal $\\mathdefault{10^{0}}$ ticks on the time-course figure."""
+    for name in ("index.html", "report.md"):
+        text = (bundled_report / name).read_text()
+        found = sorted({m.group(0) for m in DEBRIS.finditer(text)})
+        context = [text[max(0, m.start() - 60):m.end() + 20] for m in DEBRIS.finditer(text)]
+        assert not found, (name, found, context[:5])
+
+
+def test_a_dollar_in_a_study_name_stays_literal_and_log_ticks_are_clean(tmp_path: Path
+                                                                        ) -> None:
+    """Mathtext is no longer switched off for the whole process: user text is drawn with
+    parse_math=False, so '$' stays a '$' while matplotlib's own log ticks render."""
+    from trialmeta.analysis.report.plots import svg, time_plot
+
+    data, claims = make_inputs(tmp_path, study_name="A$x$2001")
+    out = tmp_path / "rep"
+    run_report(data, claims, out)
+    html = (out / "index.html").read_text()
+    assert "A$x$2001" in html
+    doc = {"curve": {"time_h": [1, 10, 100], "median": [0.1, 0.5, 0.2],
+                     "ci_low": [0, 0.2, 0], "ci_high": [0.2, 0.8, 0.4]},
+           "data": [{"time_h": 24.0, "yi": 0.5, "vi": 0.04}], "form": "bateman",
+           "measure": "OR"}
+    figure = svg(time_plot, doc=doc, title="A$x$ figure")
+    assert "mathdefault" not in figure and "A$x$ figure" in figure
+    assert "log OR vs control" in figure
+
+
+def test_league_table_is_the_usual_triangle() -> None:
+    """Before: a 20-row list of (treatment, vs) pairs with raw field names as headers."""
+    from trialmeta.analysis.report.network_section import league_table
+
+    nodes = ["placebo", "a", "b"]
+    league = [{"treatment": t, "vs": v, "median": float(i), "ci_low": i - 1.0,
+               "ci_high": i + 1.0} for i, (t, v) in enumerate(
+                   [(t, v) for t in nodes for v in nodes if t != v])]
+    doc = {"nodes": nodes, "league": league, "scale": "log odds ratio"}
+    t = league_table(doc)
+    assert t["columns"] == ["", *nodes]
+    rows = {r[""]: r for r in t["rows"]}
+    assert [rows[n][n] for n in nodes] == nodes  # the diagonal names the treatments
+    # below the diagonal: the row treatment against the column treatment
+    a_vs_placebo = next(r for r in league if r["treatment"] == "a" and r["vs"] == "placebo")
+    assert rows["a"]["placebo"] == (f"{a_vs_placebo['median']:.2f} "
+                                    f"({a_vs_placebo['ci_low']:.2f} to "
+                                    f"{a_vs_placebo['ci_high']:.2f})")
+    assert rows["placebo"]["a"] == ""  # the upper triangle would repeat it
+
+
+def test_history_plot_gives_every_claim_its_own_style() -> None:
+    """Before: 10 colours for 18 claims, so claims 1 and 11 looked the same."""
+    from trialmeta.analysis.report.history import claim_style
+
+    styles = [claim_style(i) for i in range(60)]
+    assert len(set(styles)) == 60
+
+
+def test_cells_and_p_values_never_print_none_or_zero() -> None:
+    from trialmeta.analysis.report.build import cell, header, pfmt, ptext
+
+    assert pfmt(0.0000001) == "< 0.001" and ptext(0.0002) == "p < 0.001"
+    assert ptext(0.0412) == "p = 0.041"
+    assert cell(None, "onset_h_p95") == "–" and cell(float("nan"), "x") == "–"
+    assert cell(0.00001, "p_value") == "< 0.001"
+    assert header("ci_low") == "95% lower" and header("sucra") == "SUCRA"
