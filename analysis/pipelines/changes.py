@@ -318,7 +318,28 @@ def diff_reports(before: dict[str, Any], after: dict[str, Any], label: str) -> d
     doc["estimates"] = compare_fits(before.get("fits") or {}, after.get("fits") or {})
     doc["studies_added"] = sorted(_studies(after) - _studies(before))
     doc["studies_removed"] = sorted(_studies(before) - _studies(after))
+    ids_b = {c["id"] for c in before.get("claims", [])}
+    ids_a = {c["id"] for c in after.get("claims", [])}
+    doc["claims_added"] = sorted(ids_a - ids_b)
+    doc["claims_removed"] = sorted(ids_b - ids_a)
+    doc["warnings"] = comparability_warnings(before, after)
     return doc
+
+
+def comparability_warnings(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """Say what makes two reports hard to compare: different claims files, no shared claim."""
+    out = []
+    prov_b, prov_a = before.get("provenance") or {}, after.get("provenance") or {}
+    if prov_b.get("claims_sha256") and prov_a.get("claims_sha256") and \
+            prov_b["claims_sha256"] != prov_a["claims_sha256"]:
+        out.append(f"the two reports come from different claims files ({prov_b.get('claims')} "
+                   f"and {prov_a.get('claims')}): a verdict may differ because the claim "
+                   "changed, not the evidence")
+    ids_b = {c["id"] for c in before.get("claims", [])}
+    ids_a = {c["id"] for c in after.get("claims", [])}
+    if ids_b and ids_a and not ids_b & ids_a:
+        out.append("the two reports share no claim: they look like unrelated analyses")
+    return out
 
 
 ESTIMATE_KEYS = ("median", "ci_low", "ci_high")

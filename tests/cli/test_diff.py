@@ -159,3 +159,24 @@ def test_history_defuses_formula_ids_and_names_a_bad_row(tmp_path: Path) -> None
 
     with pytest.raises(SpecError, match=r"history.csv, row 2"):
         read_history(tmp_path)
+
+
+def test_diff_warns_on_different_claims_files_and_lists_added_claims(tmp_path: Path) -> None:
+    """Before: two unrelated analyses were compared without a word, and diff.txt printed
+    raw 10-digit floats and None."""
+    after = copy.deepcopy(BEFORE)
+    after["claims"].append(_claim("C3", "supported", 0.9, ["A"]))
+    after["fits"]["pooled-rate-response"]["estimates"]["pooled_rate"]["median"] = 0.523456789
+    after["fits"]["pooled-rate-response"]["estimates"]["tau"] = {"median": 0.1}
+    before = copy.deepcopy(BEFORE)
+    before["provenance"] = {"claims": "a.yaml", "claims_sha256": "1" * 64}
+    after["provenance"] = {"claims": "b.yaml", "claims_sha256": "2" * 64}
+    old, new = _write(tmp_path / "old", before), _write(tmp_path / "new", after)
+    r = runner.invoke(app, ["diff", str(old), str(new)])
+    assert r.exit_code == 1  # a claim was added
+    assert "warning: the two reports come from different claims files" in r.output
+    assert "claims added: C3" in r.output
+    assert "0.523" in r.output and "0.523456789" not in r.output
+    assert "None" not in r.output and "absent" in r.output
+    doc = json.loads(runner.invoke(app, ["diff", str(old), str(new), "--json"]).stdout)
+    assert doc["claims_added"] == ["C3"] and len(doc["warnings"]) == 1

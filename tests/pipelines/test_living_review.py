@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -46,3 +47,40 @@ def test_a_removed_study_shows_in_the_diff(tmp_path: Path) -> None:
     assert (out / "verdicts-changed").read_text().strip() in ("0", "1")
     assert "## Since the previous report" in (out / "report" / "report.md").read_text()
     assert (out / "history" / "history.csv").is_file()
+
+
+BCG_CLAIMS = """claims:
+  - id: bcg-protects
+    quote: BCG vaccination lowers the risk of tuberculosis
+    model: contrast
+    outcome: events
+    quantity: effect
+    region: [-.inf, 0]
+"""
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_any_project_can_run_the_living_review_on_its_own_files(tmp_path: Path) -> None:
+    """Before: the script hard-coded the ketamine files. A user's own repository with its
+    records and claims anywhere runs it with their paths; diff.txt has no raw floats."""
+    repo = tmp_path / "review"
+    (repo / "evidence").mkdir(parents=True)
+    bcg = (ROOT / "tests" / "data" / "metadat" / "bcg.csv").read_text().splitlines(True)
+    (repo / "evidence" / "bcg.csv").write_text("".join(bcg[:-1]))  # one trial to come
+    (repo / "evidence" / "claims.yaml").write_text(BCG_CLAIMS)
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run([*git, "add", "."], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "base"], cwd=repo, check=True)
+    (repo / "evidence" / "bcg.csv").write_text("".join(bcg))  # the new trial arrives
+    env = {**os.environ, "TRIALMETA": str(Path(sys.executable).with_name("trialmeta")),
+           "REPORT_ARGS": QUICK, "CACHE": str(tmp_path / "cache")}
+    run = subprocess.run(["bash", str(ROOT / "scripts" / "living_review.sh"), "HEAD", "lr",
+                          "evidence/bcg.csv", "evidence/claims.yaml"], cwd=repo, env=env,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    doc = json.loads((repo / "lr" / "diff.json").read_text())
+    assert doc["studies_added"] == ["Comstock et al 1976"] and doc["warnings"] == []
+    text = (repo / "lr" / "diff.txt").read_text()
+    assert "None" not in text
+    assert not re.search(r"\d\.\d{6,}", text), text  # no 10-digit floats in the PR comment
