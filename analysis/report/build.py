@@ -81,12 +81,23 @@ QUANTITY_WORDS = {
 }
 
 
+def moderator_words(term: str) -> str:
+    """Say a moderator term in words: "with doses given above 1 (vs at most 1)"."""
+    m = re.match(r"^([A-Za-z_][A-Za-z0-9_]*)(>|=)(.+)$", term)
+    if not m:
+        return f"per unit of {term.replace('_', ' ')}"
+    col, op, value = m.group(1).replace("_", " "), m.group(2), m.group(3)
+    if op == ">":
+        return f"with {col} above {value} (vs at most {value})"
+    return f"with {col} {value} (vs the reference level)"
+
+
 def quantity_words(claim: dict[str, Any]) -> str:
     """Name a claim's quantity in words: "the odds ratio of A vs B", "the time to onset"."""
     q = str(claim["quantity"])
     head, _, rest = q.partition(":")
     if head == "beta":
-        return f"the difference in log odds for {rest}"
+        return f"the change {moderator_words(rest)}"
     if head == "effect" and rest:
         nodes = rest.split(":")
         return f"the effect of {nodes[0]}" + (f" vs {nodes[1]}" if len(nodes) > 1 else "")

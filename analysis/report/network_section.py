@@ -24,9 +24,9 @@ def league_table(doc: dict[str, Any]) -> dict[str, Any]:
             if j == i:
                 cells[col_node] = col_node
             elif j < i:
-                r = pairs[(row_node, col_node)]
-                cells[col_node] = (f"{r['median']:.2f} ({r['ci_low']:.2f} to "
-                                   f"{r['ci_high']:.2f})")
+                r = pairs.get((row_node, col_node))
+                cells[col_node] = "–" if r is None else (
+                    f"{r['median']:.2f} ({r['ci_low']:.2f} to {r['ci_high']:.2f})")
             else:
                 cells[col_node] = ""
         rows.append(cells)
