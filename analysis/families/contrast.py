@@ -188,23 +188,14 @@ def _subgroup_document(data: ContrastData, eff: Effects, column: str, method: st
     The between-group test is the QM of ``rma(mods = ~ factor(COL))``: one tau² across groups.
     """
     from ..select.contrasts import moderator_names
-    from ..select.moderators import level_order
+    from ..select.moderators import subgroup_levels
     from ..stats.frequentist import meta_analysis
 
     c = data.contrasts
-    if column not in c.columns:
-        raise SpecError(f"subgroup column '{column}' is not available here; known: "
-                        f"{', '.join(sorted(moderator_names(c)))}")
-    values = c[column]
-    present = values.notna().to_numpy()
-    levels = level_order(sorted({str(v) for v in values[present]}))
-    if len(levels) < 2:
-        raise SpecError(f"subgroup column '{column}' has a single level here "
-                        f"({', '.join(levels)}): there is nothing to compare")
+    levels, text = subgroup_levels(c, column, moderator_names(c))
     groups = []
-    text = values.astype(str).to_numpy()
     for level in levels:
-        rows = present & (text == level)
+        rows = text == level
         k = int(rows.sum())
         res = meta_analysis(eff.yi[rows], eff.vi[rows], method if k > 1 else "FE",
                             hksj=hksj if k > 1 else False)
@@ -410,22 +401,13 @@ def bayesian_subgroups(data: ContrastData, column: str, settings: SamplerSetting
     P(difference > 0). A level with fewer than two studies is reported but not fitted.
     """
     from ..select.contrasts import moderator_names
-    from ..select.moderators import level_order
+    from ..select.moderators import subgroup_levels
 
     c = data.contrasts
-    if column not in c.columns:
-        raise SpecError(f"subgroup column '{column}' is not available here; known: "
-                        f"{', '.join(sorted(moderator_names(c)))}")
-    values = c[column]
-    present = values.notna().to_numpy()
-    levels = level_order(sorted({str(v) for v in values[present]}))
-    if len(levels) < 2:
-        raise SpecError(f"subgroup column '{column}' has a single level here "
-                        f"({', '.join(levels)}): there is nothing to compare")
-    text = values.astype(str).to_numpy()
+    levels, text = subgroup_levels(c, column, moderator_names(c))
     groups = []
     for level in levels:
-        studies = set(c.loc[present & (text == level), "study"])
+        studies = set(c.loc[text == level, "study"])
         sub = replace(data, contrasts=c[c["study"].isin(studies)].reset_index(drop=True),
                       arms=data.arms[data.arms["study"].isin(studies)].reset_index(drop=True)
                       if len(data.arms) else data.arms, dropped=[], notes=[])

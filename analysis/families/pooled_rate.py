@@ -206,23 +206,14 @@ def pooled_rate_subgroups(data: Any, column: str, settings: SamplerSettings, *,
     column as a categorical moderator, with P(difference > 0).
     """
     from ..models.pooled_rate import PooledRate
-    from ..select.moderators import level_order
+    from ..select.moderators import subgroup_levels
 
     t = data.table
-    if column not in t.columns:
-        own = [c for c in t.columns if c not in ("label", "line", "events", "n", "source")]
-        raise SpecError(f"subgroup column '{column}' is not available here; known: "
-                        f"{', '.join(sorted(own))}")
-    present = t[column].notna().to_numpy()
-    levels = level_order(sorted({str(v) for v in t.loc[present, column]}))
-    if len(levels) < 2:
-        raise SpecError(f"subgroup column '{column}' has a single level here "
-                        f"({', '.join(levels)}): there is nothing to compare")
-    text = t[column].astype(str).to_numpy()
+    own = [c for c in t.columns if c not in ("label", "line", "events", "n", "source")]
+    levels, text = subgroup_levels(t, column, own)
     groups = []
     for level in levels:
-        sub = replace(data, table=t[present & (text == level)].reset_index(drop=True),
-                      dropped=[])
+        sub = replace(data, table=t[text == level].reset_index(drop=True), dropped=[])
         row: dict[str, Any] = {"level": level, "arms": len(sub.table),
                                "k": int(sub.table["study"].nunique())}
         if row["arms"] < 2:

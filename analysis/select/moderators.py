@@ -102,6 +102,26 @@ def level_order(levels: list[str]) -> list[str]:
     return sorted(levels)
 
 
+def subgroup_levels(table: pd.DataFrame, column: str, known: list[str]
+                    ) -> tuple[list[str], np.ndarray]:
+    """Return the levels of a subgroup column (R's order) and each row's level (text).
+
+    Rows without a value get None. A column that is missing, or has one level, is a
+    SpecError that says so (and, for a missing one, which columns there are).
+    """
+    if column not in table.columns:
+        raise SpecError(f"subgroup column '{column}' is not available here; known: "
+                        f"{', '.join(sorted(known))}")
+    values = table[column]
+    present = values.notna().to_numpy()
+    levels = level_order(sorted({str(v) for v in values[present]}))
+    if len(levels) < 2:
+        raise SpecError(f"subgroup column '{column}' has a single level here "
+                        f"({', '.join(levels)}): there is nothing to compare")
+    text = np.where(present, values.astype(str).to_numpy(), None)
+    return levels, text
+
+
 def term_rows(table: pd.DataFrame, term: str) -> np.ndarray | None:
     """Rows at a moderator term's non-reference level (None: a numeric term, every row).
 

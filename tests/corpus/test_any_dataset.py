@@ -162,6 +162,16 @@ def test_mean_difference_priors_scale_with_the_outcome() -> None:
     assert any("presses against its prior" in w for w in doc["warnings"])
 
 
+def _rates_file(tmp_path: Path) -> Path:
+    """Ten single-arm studies, five of an old era (17/104 events) and five new (64/104)."""
+    path = tmp_path / "rates.csv"
+    path.write_text("study,xi,ni,era\n" + "".join(
+        f"S{i},{x},{n},{'old' if i < 5 else 'new'}\n"
+        for i, (x, n) in enumerate([(3, 20), (4, 22), (2, 18), (5, 25), (3, 19), (12, 20),
+                                    (14, 22), (11, 18), (15, 25), (12, 19)])))
+    return path
+
+
 def test_single_arm_proportions_pool_without_a_time_point() -> None:
     """Pritz 1997 (xi/ni): before, 'fit pooled-rate' windowed at 24 h and found no arm.
 
@@ -187,11 +197,7 @@ def test_single_arm_proportions_pool_without_a_time_point() -> None:
 
 
 def test_pooled_rate_takes_a_users_column_as_moderator(tmp_path: Path) -> None:
-    path = tmp_path / "rates.csv"
-    path.write_text("study,xi,ni,era\n" + "".join(
-        f"S{i},{x},{n},{'old' if i < 5 else 'new'}\n"
-        for i, (x, n) in enumerate([(3, 20), (4, 22), (2, 18), (5, 25), (3, 19), (12, 20),
-                                    (14, 22), (11, 18), (15, 25), (12, 19)])))
+    path = _rates_file(tmp_path)
     res = runner.invoke(app, ["fit", "pooled-rate", str(path), "--outcome", "events",
                               "--moderator", "era", "--json"])
     assert res.exit_code == 0, res.output
@@ -258,11 +264,7 @@ def test_bayesian_subgroups_in_fit_contrast_and_pooled_rate(tmp_path: Path) -> N
     freq = next(g for g in REF["bcg"]["RR_subgroups_alloc"] if g["level"] == "random")
     assert random["effect"]["median"] < 0 and freq["estimate"] < 0
     assert {d["term"] for d in sub["differences"]} == {"alloc=alternate", "alloc=systematic"}
-    path = tmp_path / "rates.csv"
-    path.write_text("study,xi,ni,era\n" + "".join(
-        f"S{i},{x},{n},{'old' if i < 5 else 'new'}\n"
-        for i, (x, n) in enumerate([(3, 20), (4, 22), (2, 18), (5, 25), (3, 19), (12, 20),
-                                    (14, 22), (11, 18), (15, 25), (12, 19)])))
+    path = _rates_file(tmp_path)
     res = runner.invoke(app, ["fit", "pooled-rate", str(path), "--outcome", "events",
                               "--subgroup", "era", "--json"])
     assert res.exit_code == 0, res.output
