@@ -504,6 +504,23 @@ def with_contents(html: str) -> str:
     return html[:first] + nav + html[first:]
 
 
+def md_anchor(title: str) -> str:
+    """Return the anchor GitHub and most Markdown viewers give a heading."""
+    text = re.sub(r"\\(.)", r"\1", title).strip().lower()  # the md escapes are not shown
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def with_md_contents(md: str) -> str:
+    """Insert a contents list of the Markdown report's sections before the first one."""
+    titles = re.findall(r"^## (.+)$", md, flags=re.M)
+    if not titles:
+        return md
+    links = "".join(f"- [{t}](#{md_anchor(t)})\n" for t in titles)
+    first = re.search(r"^## ", md, flags=re.M).start()
+    return md[:first] + "Contents:\n\n" + links + "\n" + md[first:]
+
+
 def render(report: Report) -> dict[str, str]:
     """Render index.html, report.md and results.json as text."""
     from jinja2 import Environment, StrictUndefined
@@ -514,7 +531,8 @@ def render(report: Report) -> dict[str, str]:
                          lstrip_blocks=True, keep_trailing_newline=True)
     html = with_contents(html_env.from_string(_template("report.html.j2"))
                          .render(**report.context))
-    md = md_env.from_string(_template("report.md.j2")).render(**report.context)
+    md = with_md_contents(md_env.from_string(_template("report.md.j2"))
+                          .render(**report.context))
     return {"index.html": html, "report.md": md, "results.json": dumps_json(report.results),
             **report.tables}
 

@@ -379,3 +379,14 @@ def test_cells_and_p_values_never_print_none_or_zero() -> None:
     assert cell(None, "onset_h_p95") == "–" and cell(float("nan"), "x") == "–"
     assert cell(0.00001, "p_value") == "< 0.001"
     assert header("ci_low") == "95% lower" and header("sucra") == "SUCRA"
+
+
+def test_the_markdown_report_opens_with_its_contents(bundled_report: Path) -> None:
+    from trialmeta.analysis.report.build import md_anchor
+
+    md = (bundled_report / "report.md").read_text()
+    headings = re.findall(r"^## (.+)$", md, flags=re.M)
+    contents = re.findall(r"^- \[(.+)\]\(#([^)]+)\)$", md.split("## ", 1)[0], flags=re.M)
+    assert [t for t, _ in contents] == headings and len(headings) >= 8
+    assert all(anchor == md_anchor(t) for t, anchor in contents)
+    assert md.index("## Claims") < md.index("## Data overview")
