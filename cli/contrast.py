@@ -261,6 +261,11 @@ def frequentist(
         "--subgroup", help="A column whose levels are analysed separately, with the test of "
                            "a difference between them (the QM of rma(mods = ~ factor(COL))).")
     ] = None,
+    bias: Annotated[list[str] | None, typer.Option(
+        "--bias", help="Small-study and publication-bias analysis (repeatable): trimfill "
+                       "(L0), trimfill:R0, pet, peese or pet-peese; adds Egger's test in "
+                       "metafor's default form. Equal to metafor's trimfill and "
+                       "rma(mods = ~ sqrt(vi) or ~ vi).")] = None,
     json: JsonOpt = False,
 ) -> None:
     """Frequentist random-effects meta-analysis (matches R metafor's rma and rma.mh).
@@ -274,7 +279,8 @@ def frequentist(
                             scale, evidence, doses_given, dose, comparator, crossover, rho,
                             mean_type, domain, endpoint, moderator, dose_unit=dose_unit)
     run = run_frequentist(data, method.upper(), hksj=hksj, pi_type=prediction_interval,
-                          moderators=tuple(moderator or ()), subgroup=subgroup)
+                          moderators=tuple(moderator or ()), subgroup=subgroup,
+                          bias=tuple(bias or ()))
     doc = frequentist_document(run, records)
     typer.echo(dumps_json(doc) if json else format_frequentist(doc), nl=not json)
 
@@ -306,8 +312,8 @@ def format_frequentist(doc: dict) -> str:
     if doc.get("egger"):
         eg = doc["egger"]
         if eg.get("computable", True):
-            lines.append(f"  Egger test: t = {eg['t']:.3f}, df = {eg['df']}, "
-                         f"p = {eg['p_value']:.4f}"
+            lines.append(f"  Egger test (classic, regtest model = 'lm'): t = {eg['t']:.3f}, "
+                         f"df = {eg['df']}, p {p_text(eg['p_value'])}"
                          + (f" ({eg['note']})" if eg.get("note") else ""))
         else:
             lines.append(f"  Egger test: {eg['note']}")
@@ -315,6 +321,8 @@ def format_frequentist(doc: dict) -> str:
         lines += _regression_lines(doc["meta_regression"])
     if "subgroups" in doc:
         lines += _subgroup_lines(doc["subgroups"], log)
+    if "bias" in doc:
+        lines += _bias_lines(doc["bias"], log)
     lines += dropped_lines(doc["dropped"])
     for n in doc["notes"]:
         lines.append(f"  note: {n}")
@@ -340,6 +348,28 @@ def _regression_lines(r: dict) -> list[str]:
                    f"{p:>10}")
     if r.get("left_out"):
         out.append(f"    left out (missing moderator): {', '.join(r['left_out'])}")
+    return out
+
+
+def _bias_lines(bias: dict, log: bool) -> list[str]:
+    out = ["  small-study and publication-bias analyses:"]
+    for name, b in bias.items():
+        if name == "egger_rma":
+            out.append(f"    Egger test (metafor default, regtest): z = {b['z']:.3f}, "
+                       f"p {p_text(b['p'])}")
+            continue
+        line = (f"    {name:<12} {b['estimate']:8.4f} ({b['ci_low']:.4f} to "
+                f"{b['ci_high']:.4f})")
+        if log:
+            line += (f"; ratio {b['estimate_exp']:.4f} ({b['ci_low_exp']:.4f} to "
+                     f"{b['ci_high_exp']:.4f})")
+        if "k0" in b:
+            line += f"; {b['k0']} stud(ies) filled on the {b['side']} ({b['estimator']})"
+        if "chosen" in b:
+            line += f"; {b['chosen'].upper()} chosen (PET p {p_text(b['pet_p'])})"
+        out.append(line)
+        if b.get("note"):
+            out.append(f"      note: {b['note']}")
     return out
 
 

@@ -157,6 +157,7 @@ class FrequentistRun:
     egger: dict[str, Any] | None
     meta_regression: dict[str, Any] | None = None
     subgroups: dict[str, Any] | None = None
+    bias: dict[str, Any] | None = None
 
 
 def _regression_document(data: ContrastData, eff: Effects, specs: tuple[str, ...],
@@ -218,7 +219,8 @@ def _subgroup_document(data: ContrastData, eff: Effects, column: str, method: st
 
 def run_frequentist(data: ContrastData, method: str = "REML", *, hksj: bool | str = False,
                     pi_type: str = "default", moderators: tuple[str, ...] = (),
-                    subgroup: str | None = None) -> FrequentistRun:
+                    subgroup: str | None = None,
+                    bias: tuple[str, ...] = ()) -> FrequentistRun:
     """Pool the contrasts; add Mantel–Haenszel, leave-one-out and Egger's test.
 
     The meta-regression on ``moderators`` and the ``subgroup`` analysis are added when asked.
@@ -240,10 +242,20 @@ def run_frequentist(data: ContrastData, method: str = "REML", *, hksj: bool | st
     egger = None
     if len(eff.yi) >= 3:
         egger = egger_test(eff.yi, eff.vi).as_dict()
+        egger["variant"] = ("classic: regtest(model = 'lm'), weighted least squares of the "
+                            "effects on their SE, t test with k - 2 df")
     regression = (_regression_document(data, eff, moderators, method, hksj)
                   if moderators else None)
     groups = _subgroup_document(data, eff, subgroup, method, hksj) if subgroup else None
-    return FrequentistRun(data, method, hksj, eff, res, mh, loo, egger, regression, groups)
+    adjusted = None
+    if bias:
+        from ..stats.bias import bias_analysis, egger_rma
+
+        adjusted = {name: bias_analysis(name, eff.yi, eff.vi, method) for name in bias}
+        if len(eff.yi) >= 3:
+            adjusted["egger_rma"] = egger_rma(eff.yi, eff.vi, method)
+    return FrequentistRun(data, method, hksj, eff, res, mh, loo, egger, regression, groups,
+                          adjusted)
 
 
 def _exp_twins(d: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -292,6 +304,12 @@ def frequentist_document(run: FrequentistRun, records: Records) -> dict[str, Any
         doc["meta_regression"] = run.meta_regression
     if run.subgroups is not None:
         doc["subgroups"] = run.subgroups
+    if run.bias is not None:
+        doc["bias"] = run.bias
+        if run.data.measure in RATIO:
+            for entry in run.bias.values():
+                if "estimate" in entry:
+                    entry.update(_exp_twins(entry, ("estimate", "ci_low", "ci_high")))
     doc["dropped"] = run.data.dropped
     doc["notes"] = run.data.notes
     doc["provenance"] = {"data": records.path, "data_sha256": records.sha256,

@@ -125,5 +125,46 @@ ref$bangertdrowns2004 <- list(
   subgroups_meta = subgroups(bd[!is.na(bd$meta), ], "meta", function(d) rma(yi, vi, data = d)),
   meta_factor = run(rma(yi, vi, mods = ~ factor(meta), data = bd)))
 
+# 7. Small-study and publication-bias methods (issue 32): trim-and-fill (L0, R0; side as
+#    metafor chooses it), PET and PEESE (meta-regression on the SE and on the variance), and
+#    Egger's test in metafor's default form (regtest: rma with the SE as moderator) and the
+#    classic one (regtest(model = "lm")). dat.hackshaw1998 (environmental tobacco smoke and
+#    lung cancer, log ORs) is metafor's own regtest and trimfill example; bcg.csv as above.
+hack <- dat.hackshaw1998[, c("study", "author", "year", "yi", "vi")]
+hack$yi <- as.vector(hack$yi)
+save(hack, "hackshaw1998")
+ref$hackshaw1998 <- list(
+  file = "hackshaw1998.csv", data = "metafor::dat.hackshaw1998 (some columns)",
+  RE = run(rma(yi, vi, data = hack)))
+bias <- function(r) {
+  tf <- function(est) {
+    t <- trimfill(r, estimator = est)
+    list(call = sprintf("trimfill(%s, estimator = '%s')", deparse1(r$call), est),
+         estimate = t$b[1], se = t$se, ci_lb = t$ci.lb, ci_ub = t$ci.ub, k0 = t$k0,
+         side = t$side, tau2 = t$tau2, filled_yi = as.vector(t$yi[t$fill]))
+  }
+  pet <- rma(r$yi, r$vi, mods = ~ sqrt(r$vi), method = r$method)
+  peese <- rma(r$yi, r$vi, mods = ~ r$vi, method = r$method)
+  eg <- regtest(r)
+  eglm <- regtest(r, model = "lm")
+  list(trimfill_L0 = tf("L0"), trimfill_R0 = tf("R0"),
+       pet = list(call = sprintf("rma(yi, vi, mods = ~ sqrt(vi), method = '%s')", r$method),
+                  estimate = pet$b[1], se = pet$se[1], ci_lb = pet$ci.lb[1],
+                  ci_ub = pet$ci.ub[1], p = pet$pval[1], slope = pet$b[2],
+                  slope_p = pet$pval[2]),
+       peese = list(call = sprintf("rma(yi, vi, mods = ~ vi, method = '%s')", r$method),
+                    estimate = peese$b[1], se = peese$se[1], ci_lb = peese$ci.lb[1],
+                    ci_ub = peese$ci.ub[1], p = peese$pval[1]),
+       egger_rma = list(call = "regtest(res)", z = eg$zval, p = eg$pval),
+       egger_lm = list(call = "regtest(res, model = 'lm')", t = eg$zval * 0 + eglm$zval,
+                       df = eglm$dfs, p = eglm$pval))
+}
+ref$bias <- list(
+  hackshaw1998_REML = bias(rma(yi, vi, data = hack)),
+  hackshaw1998_FE = bias(rma(yi, vi, data = hack, method = "FE")),
+  bcg_RR_REML = bias(rma(ai = ai, bi = bi, ci = ci, di = di, data = bcg, measure = "RR")),
+  bcg_RR_FE = bias(rma(ai = ai, bi = bi, ci = ci, di = di, data = bcg, measure = "RR",
+                       method = "FE")))
+
 cat(toJSON(ref, digits = NA, auto_unbox = TRUE, pretty = TRUE, na = "null"))
 cat("\n")

@@ -1,0 +1,79 @@
+"""Small-study and publication-bias methods against metafor 3.8.1 (issue 32, first part).
+
+Pinned in tests/reference/metadat-corpus.json under "bias", with the R calls, by
+tests/reference/make_metadat_corpus.R: trim-and-fill (L0 and R0, side as metafor chooses
+it), PET and PEESE, and Egger's test in both forms, on dat.hackshaw1998 (metafor's own
+regtest and trimfill example) and dat.bcg, with REML and fixed-effect models.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from trialmeta.cli.app import app
+from typer.testing import CliRunner
+
+runner = CliRunner()
+HERE = Path(__file__).parents[1]
+DATA = HERE / "data" / "metadat"
+REF = json.loads((HERE / "reference" / "metadat-corpus.json").read_text())["bias"]
+TOL = 1e-6
+CASES = [("hackshaw1998", "hackshaw1998.csv", ["--outcome", "change", "--measure", "MD"]),
+         ("bcg_RR", "bcg.csv", ["--outcome", "events", "--measure", "RR"])]
+
+
+def run(name: str, args: list[str], method: str) -> dict:
+    res = runner.invoke(app, ["frequentist", str(DATA / name), *args, "--method", method,
+                              "--bias", "trimfill", "--bias", "trimfill:R0", "--bias", "pet",
+                              "--bias", "peese", "--bias", "pet-peese", "--json"])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.output)
+
+
+@pytest.mark.parametrize("method", ["REML", "FE"])
+@pytest.mark.parametrize(("key", "name", "args"), CASES, ids=[c[0] for c in CASES])
+def test_bias_methods_equal_metafor(key: str, name: str, args: list[str], method: str) -> None:
+    doc = run(name, args, method)
+    ref = REF[f"{key}_{method}"]
+    bias = doc["bias"]
+    for ours, theirs in (("trimfill", "trimfill_L0"), ("trimfill:R0", "trimfill_R0")):
+        b, r = bias[ours], ref[theirs]
+        assert (b["k0"], b["side"]) == (r["k0"], r["side"])  # exactly
+        for a, c in (("estimate", "estimate"), ("se", "se"), ("ci_low", "ci_lb"),
+                     ("ci_high", "ci_ub"), ("tau2", "tau2")):
+            assert b[a] == pytest.approx(r[c], abs=TOL), (ours, a)
+        filled = r["filled_yi"] if isinstance(r["filled_yi"], list) else (
+            [] if r["filled_yi"] is None else [r["filled_yi"]])
+        assert sorted(f["yi"] for f in b["filled"]) == pytest.approx(sorted(filled), abs=TOL)
+    for name_ in ("pet", "peese"):
+        for a, c in (("estimate", "estimate"), ("se", "se"), ("ci_low", "ci_lb"),
+                     ("ci_high", "ci_ub"), ("p", "p")):
+            assert bias[name_][a] == pytest.approx(ref[name_][c], abs=TOL), (name_, a)
+    chosen = bias["pet-peese"]
+    want = "peese" if ref["pet"]["p"] < 0.10 else "pet"
+    assert chosen["chosen"] == want
+    assert chosen["estimate"] == pytest.approx(ref[want]["estimate"], abs=TOL)
+    assert bias["egger_rma"]["z"] == pytest.approx(ref["egger_rma"]["z"], abs=TOL)
+    assert bias["egger_rma"]["p"] == pytest.approx(ref["egger_rma"]["p"], abs=TOL)
+    assert doc["egger"]["t"] == pytest.approx(ref["egger_lm"]["t"], abs=TOL)
+    assert doc["egger"]["p_value"] == pytest.approx(ref["egger_lm"]["p"], abs=TOL)
+    assert "regtest(model = 'lm')" in doc["egger"]["variant"]
+
+
+def test_small_k_says_the_methods_mean_little_and_ratios_come_as_ratios() -> None:
+    doc = run("bcg.csv", ["--outcome", "events", "--measure", "RR"], "REML")
+    tf = doc["bias"]["trimfill"]
+    assert tf["estimate_exp"] == pytest.approx(2.718281828459045 ** tf["estimate"])
+    assert "13 studies" not in tf.get("note", "")  # 13 >= 10: no warning
+    res = runner.invoke(app, ["frequentist", str(DATA / "normand1999.csv"), "--outcome",
+                              "change", "--measure", "MD", "--bias", "trimfill", "--json"])
+    note = json.loads(res.output)["bias"]["trimfill"]["note"]
+    assert "only 9 studies" in note
+    text = runner.invoke(app, ["frequentist", str(DATA / "bcg.csv"), "--outcome", "events",
+                               "--measure", "RR", "--bias", "trimfill"]).output
+    assert "filled on the right (L0)" in text and "Egger test (metafor default" in text
+    bad = runner.invoke(app, ["frequentist", str(DATA / "bcg.csv"), "--outcome", "events",
+                              "--bias", "funnel-magic"])
+    assert bad.exit_code == 2 and "unknown bias method" in bad.output
