@@ -266,6 +266,14 @@ def frequentist(
                        "(L0), trimfill:R0, pet, peese or pet-peese; adds Egger's test in "
                        "metafor's default form. Equal to metafor's trimfill and "
                        "rma(mods = ~ sqrt(vi) or ~ vi).")] = None,
+    cluster: Annotated[list[str] | None, typer.Option(
+        "--cluster", help="Nested random effects, outer first (repeatable): --cluster study "
+                          "--cluster esid is rma.mv(yi, vi, random = ~ 1 | study/esid), "
+                          "REML.")] = None,
+    robust: Annotated[str | None, typer.Option(
+        "--robust", help="Cluster-robust (CR1) standard errors with this column as the "
+                         "cluster, as metafor's robust(res, cluster, clubSandwich = "
+                         "FALSE).")] = None,
     json: JsonOpt = False,
 ) -> None:
     """Frequentist random-effects meta-analysis (matches R metafor's rma and rma.mh).
@@ -280,7 +288,8 @@ def frequentist(
                             mean_type, domain, endpoint, moderator, dose_unit=dose_unit)
     run = run_frequentist(data, method.upper(), hksj=hksj, pi_type=prediction_interval,
                           moderators=tuple(moderator or ()), subgroup=subgroup,
-                          bias=tuple(bias or ()))
+                          bias=tuple(bias or ()), clusters=tuple(cluster or ()),
+                          robust_column=robust)
     doc = frequentist_document(run, records)
     typer.echo(dumps_json(doc) if json else format_frequentist(doc), nl=not json)
 
@@ -323,6 +332,20 @@ def format_frequentist(doc: dict) -> str:
         lines += _subgroup_lines(doc["subgroups"], log)
     if "bias" in doc:
         lines += _bias_lines(doc["bias"], log)
+    if "multilevel" in doc:
+        m = doc["multilevel"]
+        sig = ", ".join(f"{lv} {s:.4f} ({u} units)" for lv, s, u in
+                        zip(m["levels"], m["sigma2"], m["units"], strict=True))
+        lines.append(f"  multilevel (REML, {' / '.join(m['levels'])}): {m['estimate']:.4f} "
+                     f"(SE {m['se']:.4f}), 95% CI {m['ci_low']:.4f} to {m['ci_high']:.4f}; "
+                     f"sigma2: {sig}")
+    if "robust" in doc:
+        r = doc["robust"]
+        for c in r["coefficients"]:
+            lines.append(f"  robust ({r['estimator']}, {r['clusters']} clusters of "
+                         f"{r['cluster']}, t df {r['df']}): {c['term']} {c['estimate']:.4f} "
+                         f"(SE {c['se']:.4f}), 95% CI {c['ci_low']:.4f} to "
+                         f"{c['ci_high']:.4f}, p {p_text(c['p'])}")
     lines += dropped_lines(doc["dropped"])
     for n in doc["notes"]:
         lines.append(f"  note: {n}")

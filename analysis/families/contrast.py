@@ -158,6 +158,8 @@ class FrequentistRun:
     meta_regression: dict[str, Any] | None = None
     subgroups: dict[str, Any] | None = None
     bias: dict[str, Any] | None = None
+    multilevel: dict[str, Any] | None = None
+    robust: dict[str, Any] | None = None
 
 
 def _regression_document(data: ContrastData, eff: Effects, specs: tuple[str, ...],
@@ -217,10 +219,56 @@ def _subgroup_document(data: ContrastData, eff: Effects, column: str, method: st
     return doc
 
 
+def _column(data: ContrastData, column: str, what: str) -> np.ndarray:
+    """Return the contrast-table column a dependence option names (study, or a user's)."""
+    from ..select.contrasts import moderator_names
+
+    c = data.contrasts
+    if column not in c.columns:
+        raise SpecError(f"{what} column '{column}' is not available here; known: study, "
+                        f"{', '.join(sorted(moderator_names(c)))}")
+    values = c[column].to_numpy(dtype=object)
+    missing = [lab for lab, val in zip(_contrast_labels(data), values, strict=True)
+               if val is None or val != val]
+    if missing:
+        raise SpecError(f"{what} column '{column}' is empty for {', '.join(missing[:10])}"
+                        + (f" and {len(missing) - 10} more" if len(missing) > 10 else ""))
+    return values
+
+
+def _dependence(data: ContrastData, eff: Effects, method: str, clusters: tuple[str, ...],
+                robust_column: str | None, moderators: tuple[str, ...]
+                ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Fit the multilevel model (``--cluster``) and the robust errors (``--robust``)."""
+    from ..select.contrasts import moderator_names
+    from ..select.moderators import design_matrix
+    from ..stats.dependence import multilevel, robust
+
+    levels = None
+    if clusters:
+        levels = multilevel(eff.yi, eff.vi, [_column(data, c, "cluster") for c in clusters],
+                            list(clusters))
+    sandwich = None
+    if robust_column:
+        groups = _column(data, robust_column, "robust cluster")
+        x, terms = np.ones((len(eff.yi), 1)), ["intercept"]
+        if moderators:
+            design = design_matrix(data.contrasts, moderators,
+                                   known=moderator_names(data.contrasts), coding="metafor")
+            if design.missing.any():
+                raise SpecError("robust errors with moderators need every contrast to have "
+                                "them; drop the contrasts with a missing moderator first")
+            x, terms = np.column_stack([x, design.x]), ["intercept", *design.names]
+        sandwich = robust(eff.yi, eff.vi, x, terms, groups, method)
+        sandwich["cluster"] = robust_column
+    return levels, sandwich
+
+
 def run_frequentist(data: ContrastData, method: str = "REML", *, hksj: bool | str = False,
                     pi_type: str = "default", moderators: tuple[str, ...] = (),
-                    subgroup: str | None = None,
-                    bias: tuple[str, ...] = ()) -> FrequentistRun:
+                    subgroup: str | None = None, bias: tuple[str, ...] = (),
+                    clusters: tuple[str, ...] = (),
+                    robust_column: str | None = None) -> FrequentistRun:
     """Pool the contrasts; add Mantel–Haenszel, leave-one-out and Egger's test.
 
     The meta-regression on ``moderators`` and the ``subgroup`` analysis are added when asked.
@@ -254,8 +302,9 @@ def run_frequentist(data: ContrastData, method: str = "REML", *, hksj: bool | st
         adjusted = {name: bias_analysis(name, eff.yi, eff.vi, method) for name in bias}
         if len(eff.yi) >= 3:
             adjusted["egger_rma"] = egger_rma(eff.yi, eff.vi, method)
+    levels, sandwich = _dependence(data, eff, method, clusters, robust_column, moderators)
     return FrequentistRun(data, method, hksj, eff, res, mh, loo, egger, regression, groups,
-                          adjusted)
+                          adjusted, levels, sandwich)
 
 
 def _exp_twins(d: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -304,6 +353,10 @@ def frequentist_document(run: FrequentistRun, records: Records) -> dict[str, Any
         doc["meta_regression"] = run.meta_regression
     if run.subgroups is not None:
         doc["subgroups"] = run.subgroups
+    if run.multilevel is not None:
+        doc["multilevel"] = run.multilevel
+    if run.robust is not None:
+        doc["robust"] = run.robust
     if run.bias is not None:
         doc["bias"] = run.bias
         if run.data.measure in RATIO:

@@ -153,7 +153,10 @@ def to_long(raw: pd.DataFrame, name: str, *, reserved: frozenset[str] = frozense
     needed = dict(LAYOUTS)[layout]
     optional = [c for c in ("n1i", "n2i", "measure", "outcome") if c in raw.columns
                 and c not in needed]
-    used = set(needed) | set(optional) | {"study", label_column or "study"}
+    # every other column is carried, the one the labels came from included (renamed when it
+    # clashes, e.g. study -> study_column): a file with several effects per study keeps
+    # the study as a cluster for --robust and --cluster
+    used = set(needed) | set(optional)
     carried = [c for c in raw.columns if c not in used and c not in WIDE_COLUMNS]
     clashes = [c for c in carried if c in reserved]
     if clashes:

@@ -166,5 +166,33 @@ ref$bias <- list(
   bcg_RR_FE = bias(rma(ai = ai, bi = bi, ci = ci, di = di, data = bcg, measure = "RR",
                        method = "FE")))
 
+# 8. Dependent effects (issue 32): three-level models and cluster-robust errors.
+#    dat.konstantopoulos2011 (schools within districts) and dat.assink2016 (effects within
+#    studies) are metafor's own rma.mv examples.
+kon <- dat.konstantopoulos2011
+save(kon, "konstantopoulos2011")
+ass <- dat.assink2016
+save(ass, "assink2016")
+ml <- function(r, call) list(call = call, estimate = r$b[1], se = r$se, ci_lb = r$ci.lb,
+                             ci_ub = r$ci.ub, sigma2 = r$sigma2, k = r$k)
+rb <- function(r, call) list(call = call, estimate = as.vector(r$b), se = r$se,
+                             ci_lb = r$ci.lb, ci_ub = r$ci.ub, p = r$pval, df = r$dfs,
+                             n = r$n, QM = r$QM, QMp = r$QMp)
+ref$konstantopoulos2011 <- list(
+  file = "konstantopoulos2011.csv", data = "metafor::dat.konstantopoulos2011",
+  multilevel = ml(rma.mv(yi, vi, random = ~ 1 | district/school, data = kon),
+                  "rma.mv(yi, vi, random = ~ 1 | district/school, data = kon)"),
+  robust = rb(robust(rma(yi, vi, data = kon), cluster = district, clubSandwich = FALSE),
+              "robust(rma(yi, vi, data = kon), cluster = district, clubSandwich = FALSE)"),
+  robust_year = rb(robust(rma(yi, vi, mods = ~ year, data = kon), cluster = district,
+                          clubSandwich = FALSE),
+                   "robust(rma(yi, vi, mods = ~ year, data = kon), cluster = district, clubSandwich = FALSE)"))
+ref$assink2016 <- list(
+  file = "assink2016.csv", data = "metafor::dat.assink2016",
+  multilevel = ml(rma.mv(yi, vi, random = ~ 1 | study/esid, data = ass),
+                  "rma.mv(yi, vi, random = ~ 1 | study/esid, data = ass)"),
+  robust = rb(robust(rma(yi, vi, data = ass), cluster = study, clubSandwich = FALSE),
+              "robust(rma(yi, vi, data = ass), cluster = study, clubSandwich = FALSE)"))
+
 cat(toJSON(ref, digits = NA, auto_unbox = TRUE, pretty = TRUE, na = "null"))
 cat("\n")
