@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from trialmeta.analysis.report.numbers import pfmt, ptext
 
 from .common import (
     DEFAULTS,
@@ -322,7 +323,7 @@ def format_frequentist(doc: dict) -> str:
         eg = doc["egger"]
         if eg.get("computable", True):
             lines.append(f"  Egger test (classic, regtest model = 'lm'): t = {eg['t']:.3f}, "
-                         f"df = {eg['df']}, p {p_text(eg['p_value'])}"
+                         f"df = {eg['df']}, {ptext(eg['p_value'])}"
                          + (f" ({eg['note']})" if eg.get("note") else ""))
         else:
             lines.append(f"  Egger test: {eg['note']}")
@@ -345,7 +346,7 @@ def format_frequentist(doc: dict) -> str:
             lines.append(f"  robust ({r['estimator']}, {r['clusters']} clusters of "
                          f"{r['cluster']}, t df {r['df']}): {c['term']} {c['estimate']:.4f} "
                          f"(SE {c['se']:.4f}), 95% CI {c['ci_low']:.4f} to "
-                         f"{c['ci_high']:.4f}, p {p_text(c['p'])}")
+                         f"{c['ci_high']:.4f}, {ptext(c['p'])}")
     lines += dropped_lines(doc["dropped"])
     for n in doc["notes"]:
         lines.append(f"  note: {n}")
@@ -353,20 +354,15 @@ def format_frequentist(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def p_text(p: float) -> str:
-    """Write a p-value as people do: "< 0.001" below a thousandth."""
-    return "< 0.001" if p < 0.001 else f"= {p:.3f}"
-
-
 def _regression_lines(r: dict) -> list[str]:
     df = (f"F({r['QM_df']}, {r['QM_df_residual']})" if r["QM_df_residual"] is not None
           else f"chi2({r['QM_df']})")
     out = [f"  meta-regression ({r['method']}, k = {r['k']}): QM {df} = {r['QM']:.4f}, "
-           f"p {p_text(r['QM_p'])}; residual tau2 {r['tau2']:.4f}, QE {r['QE']:.3f}"]
+           f"{ptext(r['QM_p'])}; residual tau2 {r['tau2']:.4f}, QE {r['QE']:.3f}"]
     out.append(f"    {'term':<24}{'estimate':>10}{'SE':>10}{'95% CI':>22}{'p':>10}")
     for c in r["coefficients"]:
         ci = f"{c['ci_low']:.4f} to {c['ci_high']:.4f}"
-        p = "< 0.001" if c["p"] < 0.001 else f"{c['p']:.3f}"
+        p = pfmt(c["p"])
         out.append(f"    {c['term']:<24}{c['estimate']:>10.4f}{c['se']:>10.4f}{ci:>22}"
                    f"{p:>10}")
     if r.get("left_out"):
@@ -379,7 +375,7 @@ def _bias_lines(bias: dict, log: bool) -> list[str]:
     for name, b in bias.items():
         if name == "egger_rma":
             out.append(f"    Egger test (metafor default, regtest): z = {b['z']:.3f}, "
-                       f"p {p_text(b['p'])}")
+                       f"{ptext(b['p'])}")
             continue
         line = (f"    {name:<12} {b['estimate']:8.4f} ({b['ci_low']:.4f} to "
                 f"{b['ci_high']:.4f})")
@@ -389,7 +385,7 @@ def _bias_lines(bias: dict, log: bool) -> list[str]:
         if "k0" in b:
             line += f"; {b['k0']} stud(ies) filled on the {b['side']} ({b['estimator']})"
         if "chosen" in b:
-            line += f"; {b['chosen'].upper()} chosen (PET p {p_text(b['pet_p'])})"
+            line += f"; {b['chosen'].upper()} chosen (PET {ptext(b['pet_p'])})"
         out.append(line)
         if b.get("note"):
             out.append(f"      note: {b['note']}")
@@ -399,7 +395,7 @@ def _bias_lines(bias: dict, log: bool) -> list[str]:
 def _subgroup_lines(g: dict, log: bool) -> list[str]:
     df = g["Q_between_df"]
     out = [f"  subgroups by {g['column']}: test of difference Q = {g['Q_between']:.4f} "
-           f"(df = {df}), p {p_text(g['Q_between_p'])}"]
+           f"(df = {df}), {ptext(g['Q_between_p'])}"]
     for grp in g["groups"]:
         line = (f"    {grp['level']:<20} k = {grp['k']:<4} {grp['estimate']:8.4f} "
                 f"({grp['ci_low']:.4f} to {grp['ci_high']:.4f}), tau2 {grp['tau2']:.4f}")

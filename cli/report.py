@@ -78,14 +78,13 @@ def report(
     the marker file .trialmeta-report and nothing but the files listed there).
     """
     from trialmeta.analysis.evaluate.claims import bundled_claims_path, load_claims
-    from trialmeta.analysis.io.records import bundled_path, read_records
+    from trialmeta.analysis.io.records import bundled_path, is_bundled, read_records
     from trialmeta.analysis.pipelines.report_job import build_report
     from trialmeta.analysis.report.output import claimed_output
     from trialmeta.analysis.sampling.settings import SamplerSettings
 
     records = read_records(file)
-    data_only = claims is None and file is not None and \
-        records.sha256 != read_records(None).sha256
+    data_only = claims is None and file is not None and not is_bundled(records)
     if data_only:  # the ketamine claims are never applied to another file
         from trialmeta.analysis.pipelines.data_only import data_only_claims
 

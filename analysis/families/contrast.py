@@ -19,7 +19,14 @@ from ..io.records import Records
 from ..models.contrast import Contrast, ContrastFit, ContrastPriors, ContrastSummary
 from ..sampling.inference import flat, loo
 from ..sampling.settings import SamplerSettings
-from ..select.contrasts import RATIO, ContrastData, contrast_effects, informative_contrasts
+from ..select.contrasts import (
+    RATIO,
+    ContrastData,
+    contrast_effects,
+    informative_contrasts,
+    moderator_names,
+)
+from ..select.moderators import design_matrix, subgroup_levels
 from ..stats.effects import Effects
 from ..stats.priors import tau_presses_prior
 from .base import FamilyRun
@@ -162,22 +169,30 @@ class FrequentistRun:
     robust: dict[str, Any] | None = None
 
 
-def _regression_document(data: ContrastData, eff: Effects, specs: tuple[str, ...],
-                         method: str, hksj: bool | str) -> dict[str, Any]:
-    """``rma(yi, vi, mods = ~ ...)``: coefficients, QM, QE and tau²."""
-    from ..select.contrasts import moderator_names
-    from ..select.moderators import design_matrix
-    from ..stats.frequentist import meta_regression
+def _metafor_design(data: ContrastData, specs: tuple[str, ...]
+                    ) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """Return the rows with every moderator, their design matrix and terms.
 
+    The matrix has an intercept and metafor's coding; the last item says how each moderator
+    was coded.
+    """
     design = design_matrix(data.contrasts, specs, known=moderator_names(data.contrasts),
                            coding="metafor")
     keep = ~design.missing
     x = np.column_stack([np.ones(int(keep.sum())), design.x[keep]])
-    fit = meta_regression(eff.yi[keep], eff.vi[keep], x, ["intercept", *design.names],
-                          method, hksj=hksj)
+    return keep, x, ["intercept", *design.names], design.description
+
+
+def _regression_document(data: ContrastData, eff: Effects, specs: tuple[str, ...],
+                         method: str, hksj: bool | str) -> dict[str, Any]:
+    """``rma(yi, vi, mods = ~ ...)``: coefficients, QM, QE and tau²."""
+    from ..stats.frequentist import meta_regression
+
+    keep, x, terms, coding = _metafor_design(data, specs)
+    fit = meta_regression(eff.yi[keep], eff.vi[keep], x, terms, method, hksj=hksj)
     doc = fit.as_dict()
     doc["moderators"] = list(specs)
-    doc["coding"] = design.description
+    doc["coding"] = coding
     if (~keep).any():
         labels = np.asarray(_contrast_labels(data))[~keep]
         doc["left_out"] = [str(lab) for lab in labels]
@@ -190,12 +205,11 @@ def _subgroup_document(data: ContrastData, eff: Effects, column: str, method: st
 
     The between-group test is the QM of ``rma(mods = ~ factor(COL))``: one tau² across groups.
     """
-    from ..select.contrasts import moderator_names
-    from ..select.moderators import subgroup_levels
     from ..stats.frequentist import meta_analysis
 
     c = data.contrasts
     levels, text = subgroup_levels(c, column, moderator_names(c))
+    labels = _contrast_labels(data)
     groups = []
     for level in levels:
         rows = text == level
@@ -205,8 +219,8 @@ def _subgroup_document(data: ContrastData, eff: Effects, column: str, method: st
         groups.append({"level": level, "k": k, "estimate": res.estimate, "se": res.se,
                        "ci_low": res.ci_low, "ci_high": res.ci_high, "tau2": res.tau2,
                        "I2": res.I2 if k > 1 else None,
-                       "contrasts": [lab for lab, r in zip(_contrast_labels(data), rows,
-                                                           strict=True) if r]})
+                       "contrasts": [lab for lab, r in zip(labels, rows, strict=True)
+                                     if r]})
     between = _regression_document(data, eff, (f"{column}:categorical",), method, hksj)
     doc = {"column": column, "groups": groups, "Q_between": between["QM"],
            "Q_between_df": between["QM_df"], "Q_between_p": between["QM_p"],
@@ -221,8 +235,6 @@ def _subgroup_document(data: ContrastData, eff: Effects, column: str, method: st
 
 def _column(data: ContrastData, column: str, what: str) -> np.ndarray:
     """Return the contrast-table column a dependence option names (study, or a user's)."""
-    from ..select.contrasts import moderator_names
-
     c = data.contrasts
     if column not in c.columns:
         raise SpecError(f"{what} column '{column}' is not available here; known: study, "
@@ -240,8 +252,6 @@ def _dependence(data: ContrastData, eff: Effects, method: str, clusters: tuple[s
                 robust_column: str | None, moderators: tuple[str, ...]
                 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """Fit the multilevel model (``--cluster``) and the robust errors (``--robust``)."""
-    from ..select.contrasts import moderator_names
-    from ..select.moderators import design_matrix
     from ..stats.dependence import multilevel, robust
 
     levels = None
@@ -251,14 +261,10 @@ def _dependence(data: ContrastData, eff: Effects, method: str, clusters: tuple[s
     sandwich = None
     if robust_column:
         groups = _column(data, robust_column, "robust cluster")
-        x, terms = np.ones((len(eff.yi), 1)), ["intercept"]
-        if moderators:
-            design = design_matrix(data.contrasts, moderators,
-                                   known=moderator_names(data.contrasts), coding="metafor")
-            if design.missing.any():
-                raise SpecError("robust errors with moderators need every contrast to have "
-                                "them; drop the contrasts with a missing moderator first")
-            x, terms = np.column_stack([x, design.x]), ["intercept", *design.names]
+        keep, x, terms, _ = _metafor_design(data, moderators)
+        if not keep.all():
+            raise SpecError("robust errors with moderators need every contrast to have "
+                            "them; drop the contrasts with a missing moderator first")
         sandwich = robust(eff.yi, eff.vi, x, terms, groups, method)
         sandwich["cluster"] = robust_column
     return levels, sandwich
@@ -471,9 +477,6 @@ def bayesian_subgroups(data: ContrastData, column: str, settings: SamplerSetting
     ``beta:COL=level`` is the level's effect minus the reference level's, with
     P(difference > 0). A level with fewer than two studies is reported but not fitted.
     """
-    from ..select.contrasts import moderator_names
-    from ..select.moderators import subgroup_levels
-
     c = data.contrasts
     levels, text = subgroup_levels(c, column, moderator_names(c))
     groups = []

@@ -162,6 +162,11 @@ def bundled_path() -> Path:
     return Path(str(resources.files("trialmeta.data").joinpath("ketamine_trials.csv")))
 
 
+def is_bundled(records: Records) -> bool:
+    """Whether ``records`` are the bundled dataset, byte for byte (its claims apply)."""
+    return records.sha256 == hashlib.sha256(bundled_path().read_bytes()).hexdigest()
+
+
 #: the largest records file read (bytes); a bigger one is refused before it is read
 MAX_BYTES = 500_000_000
 

@@ -38,7 +38,16 @@ from ..sampling.inference import (
 )
 from ..sampling.settings import SamplerSettings
 from ..select.contrasts import ContrastData, informative_contrasts, moderator_names
-from ..stats.priors import HeterogeneityPrior
+from ..stats.priors import (
+    MD_EFFECT_UNITS,
+    MD_TAU_UNITS,
+    PRESETS,
+    VAGUE_SD,
+    VAGUE_TAU_SCALE,
+    HeterogeneityPrior,
+    heterogeneity_prior,
+    outcome_unit,
+)
 from .arms import centring_matrix, control_logits
 from .base import Model
 
@@ -97,14 +106,6 @@ def default_priors(measure: str, tau: HeterogeneityPrior | None = None, *,
     effect_sd, baseline_sd : float, optional
         Replace the preset's value.
     """
-    from ..stats.priors import (
-        MD_EFFECT_UNITS,
-        MD_TAU_UNITS,
-        PRESETS,
-        VAGUE_SD,
-        VAGUE_TAU_SCALE,
-    )
-
     if preset not in PRESETS:
         raise SpecError(f"unknown prior preset '{preset}'; use {' or '.join(PRESETS)}")
     md = measure == "MD"
@@ -123,14 +124,12 @@ def default_priors(measure: str, tau: HeterogeneityPrior | None = None, *,
 
 
 def _half_normal(scale: float) -> HeterogeneityPrior:
-    return HeterogeneityPrior("half-normal", float(f"{scale:.4g}"), 0.0,
-                              f"half-normal({scale:.4g}) on tau")
+    """Half-normal on tau at ``scale`` (4 significant digits), as ``--tau-prior`` parses it."""
+    return heterogeneity_prior(f"half-normal:{scale:.4g}")
 
 
 def contrast_unit(data: ContrastData) -> float | None:
     """Return the median arm SD of a continuous contrast selection (None for counts)."""
-    from ..stats.priors import outcome_unit
-
     c = data.contrasts
     if data.binary or not len(c):
         return None

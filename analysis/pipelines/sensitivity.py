@@ -12,6 +12,7 @@ import numpy as np
 
 from ..claims.spec import ClaimsFile
 from ..io.records import Records
+from ..select.filters import data_variants
 
 
 def sensitivity(records: Records, claims: ClaimsFile) -> list[dict[str, Any]]:
@@ -48,9 +49,10 @@ def sensitivity(records: Records, claims: ClaimsFile) -> list[dict[str, Any]]:
         wide = 2 * main_tau.scale
         variants.append((f"prior on tau: half-normal {wide:g} (twice the main scale)",
                          spec.filters, "keep", f"half-normal:{wide:g}"))
-        if (t["design"] == "crossover").any():  # a variant that changes nothing is noise
+        can = data_variants(t)  # a variant that changes nothing is noise
+        if "crossover" in can:
             variants.append(("crossover trials excluded", spec.filters, "exclude", None))
-        if t["evidence"].notna().any():
+        if "evidence" in can:
             variants.append(("primary evidence only",
                              replace(spec.filters, evidence=("primary",)), "keep", None))
         rows = []

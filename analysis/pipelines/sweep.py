@@ -36,7 +36,7 @@ from ..families.registry import family_of
 from ..io.provenance import package_versions
 from ..io.records import Records
 from ..sampling.settings import SamplerSettings
-from ..select.filters import TimeWindow
+from ..select.filters import TimeWindow, data_variants
 from .engine import Task, task_key
 
 PRIOR_SCALES = (0.25, 0.5, 1.0)
@@ -191,11 +191,10 @@ def fixed_cells(claims: ClaimsFile, records: Records | None = None) -> list[Vari
             cells += [Variation("priors", f"{name}:{setting}{op}{factor:g}") for op in "/*"]
     for _, family in sorted(families.items()):
         cells += [Variation(kind, value) for kind, value in family.sweep_cells()]
-    t = None if records is None else records.table
-    if t is None or t["evidence"].notna().any():
-        cells.append(Variation("evidence", "primary"))
-    if t is None or (t["design"] == "crossover").any():
-        cells.append(Variation("crossover", "exclude"))
+    can = {"evidence", "crossover"} if records is None else data_variants(records.table)
+    cells += [Variation(kind, value) for kind, value in (("evidence", "primary"),
+                                                         ("crossover", "exclude"))
+              if kind in can]
     cells += [Variation("window", w) for w in WINDOW_SHARES]
     cells += [Variation("region", r) for r in ("narrow", "wide")]
     cells += [Variation("threshold", f"{t:g}") for t in THRESHOLDS]

@@ -34,6 +34,7 @@ from .agents_section import agents_section
 from .contrast_section import strip_figures
 from .extras import limitations, published_comparison, reach, to_csv
 from .network_section import network_section
+from .numbers import pfmt, ptext
 from .output import MARKER, marker_text, staging_folder, swap_in
 from .plots import FIGURES, calibration_plot, svg
 
@@ -244,19 +245,6 @@ def region(bounds: list) -> str:
 def num(value: float | None, digits: int = 2) -> str:
     """Format a number, or a dash when missing (None or NaN)."""
     return "–" if value is None or value != value else f"{value:.{digits}f}"
-
-
-def pfmt(p: float | None) -> str:
-    """Format a p-value as people write it: "< 0.001" below a thousandth, else 3 decimals."""
-    if p is None or p != p:
-        return "–"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def ptext(p: float | None) -> str:
-    """Write "p = 0.123" or "p < 0.001"."""
-    text = pfmt(p)
-    return f"p {text}" if text.startswith("<") else f"p = {text}"
 
 
 #: how a section table's raw column names read as headers

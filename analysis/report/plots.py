@@ -13,6 +13,7 @@ import numpy as np
 from scipy import stats
 
 from ..io.cache import Cache
+from .numbers import ptext
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -507,9 +508,8 @@ def study_forest(*, doc: dict, title: str) -> Figure:
     fig.suptitle(title, fontsize=10, x=0.02, ha="left", parse_math=False)
     if groups:
         fig.text(0.02, 0.01, f"test for subgroup differences: Q = {groups['Q_between']:.2f}, "
-                 f"df = {groups['Q_between_df']}, p "
-                 + ("< 0.001" if groups["Q_between_p"] < 0.001
-                    else f"= {groups['Q_between_p']:.3f}"), fontsize=8)
+                 f"df = {groups['Q_between_df']}, {ptext(groups['Q_between_p'])}",
+                 fontsize=8)
     return fig
 
 

@@ -148,15 +148,19 @@ def contrast_level_rows(t: pd.DataFrame, filters: Filters, outcome: str, measure
             **moderator_columns(r)))
         notes.append(f"{study}: {arm} vs {r['vs']} entered as a reported {measure} "
                      "(contrast level)")
-    return _shared_variances(contrasts, notes), dropped, _collapsed(notes, measure)
+    return _shared_variances(contrasts, notes), dropped, notes
 
 
 #: more contrast-level notes than this are said in one line
 MAX_LISTED_NOTES = 5
 
 
-def _collapsed(notes: list[str], measure: str) -> list[str]:
-    """Say "N contrasts entered as reported MDs" once when a file has many of them."""
+def collapse_contrast_notes(notes: list[str], measure: str) -> list[str]:
+    """Say "N contrasts entered as reported MDs" once when a file has many of them.
+
+    For the notes a contrast selection shows; :func:`contrast_level_rows` itself keeps one
+    note per study (the network selection files each note under its study).
+    """
     entered = [n for n in notes if n.endswith("(contrast level)")]
     if len(entered) <= MAX_LISTED_NOTES:
         return notes

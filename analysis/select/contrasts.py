@@ -37,6 +37,7 @@ from ..stats.effects import (
 from .contrast_rows import (
     CONTRAST_TABLE_COLUMNS,
     MODERATOR_ATTRIBUTES,
+    collapse_contrast_notes,
     contrast_level_rows,
     moderator_columns,
 )
@@ -216,7 +217,8 @@ def select_time_course(records: Records, outcome: str, measure: str, filters: Fi
                                           kind="stable").reset_index(drop=True)
     data = ContrastData(outcome, measure, None, pd.DataFrame(out["arms"]), contrasts,
                         dropped + reported_dropped,
-                        list(dict.fromkeys(out["notes"] + reported_notes)))
+                        list(dict.fromkeys(out["notes"] + collapse_contrast_notes(
+                            reported_notes, measure))))
     if outcome == "change" and len(data.contrasts):
         _continuous_effects(data, rho, allow_mixed_mean_types)
     return data
@@ -311,7 +313,8 @@ def select_contrasts(records: Records, outcome: str, measure: str, window: TimeW
     if arms.empty:
         arms = pd.DataFrame(columns=ARM_COLUMNS)
     data = ContrastData(outcome, measure, window, arms, contrasts, dropped + reported_dropped,
-                        list(dict.fromkeys(out["notes"] + reported_notes)))
+                        list(dict.fromkeys(out["notes"] + collapse_contrast_notes(
+                            reported_notes, measure))))
     if not binary and len(contrasts):
         _continuous_effects(data, rho, allow_mixed_mean_types)
     return data

@@ -26,6 +26,21 @@ DEFINITION_COLUMN = {"response": "response_def", "remission": "remission_def",
                      "events": "events_def"}
 
 
+def data_variants(table: pd.DataFrame) -> frozenset[str]:
+    """Which data variants of a sensitivity analysis can change anything for these records.
+
+    ``evidence`` (primary evidence only) needs rows with an evidence tier; ``crossover``
+    (crossover trials left out) needs a crossover trial. A variant that cannot apply would
+    select nothing, or the same rows, and is left out of the sensitivity table and the sweep.
+    """
+    out = set()
+    if table["evidence"].notna().any():
+        out.add("evidence")
+    if (table["design"] == "crossover").any():
+        out.add("crossover")
+    return frozenset(out)
+
+
 @dataclass(frozen=True)
 class Filters:
     """Record filters shared by every command and by claims files.
