@@ -264,9 +264,11 @@ def frequentist(
     ] = None,
     bias: Annotated[list[str] | None, typer.Option(
         "--bias", help="Small-study and publication-bias analysis (repeatable): trimfill "
-                       "(L0), trimfill:R0, pet, peese or pet-peese; adds Egger's test in "
-                       "metafor's default form. Equal to metafor's trimfill and "
-                       "rma(mods = ~ sqrt(vi) or ~ vi).")] = None,
+                       "(L0), trimfill:R0, pet, peese, pet-peese, or step:P1[,P2...][:less|"
+                       "two.sided] (a step-function selection model with these p-value "
+                       "cut-offs); adds Egger's test in metafor's default form. Equal to "
+                       "metafor's trimfill, rma(mods = ~ sqrt(vi) or ~ vi) and "
+                       "selmodel(type = 'stepfun').")] = None,
     cluster: Annotated[list[str] | None, typer.Option(
         "--cluster", help="Nested random effects, outer first (repeatable): --cluster study "
                           "--cluster esid is rma.mv(yi, vi, random = ~ 1 | study/esid), "
@@ -387,6 +389,15 @@ def _bias_lines(bias: dict, log: bool) -> list[str]:
         if "chosen" in b:
             line += f"; {b['chosen'].upper()} chosen (PET {ptext(b['pet_p'])})"
         out.append(line)
+        if "delta" in b:
+            bounds = [0.0, *b["steps"][:-1]]
+            weights = ", ".join(f"{lo:g} < p <= {hi:g}: {d:.3f} (k = {n})" for lo, hi, d, n in
+                                zip(bounds, b["steps"], b["delta"], b["k_per_interval"],
+                                    strict=True))
+            out.append(f"      selection weights ({b['alternative']} p-values, ML): {weights}")
+            out.append(f"      tau2 {b['tau2']:.4f}; LRT for selection: chi2({b['LRT_df']}) = "
+                       f"{b['LRT']:.3f}, {ptext(b['LRT_p'])}")
+            out += [f"      warning: {w}" for w in b.get("warnings", [])]
         if b.get("note"):
             out.append(f"      note: {b['note']}")
     return out

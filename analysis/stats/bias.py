@@ -16,6 +16,19 @@ r"""Small-study effects and publication bias, as R metafor computes them.
   (``regtest(res, model = "lm")``, weighted least squares with a t test) is
   :func:`~trialmeta.analysis.stats.frequentist.egger_test`.
 
+- **Step-function selection models** (Hedges 1992, Vevea & Hedges 1995; metafor's
+  ``selmodel(type = "stepfun")``): a study whose one-sided p-value falls in the j-th interval
+  of ``0 < c_1 < ... < c_J = 1`` is published with relative probability :math:`\delta_j`
+  (:math:`\delta_1 = 1`). With :math:`y_i \sim N(\mu, v_i + \tau^2)` before selection, the
+  likelihood of a published study is
+
+  .. math:: L_i = \frac{\delta_{j(i)}\, \phi(y_i; \mu, v_i + \tau^2)}
+                       {\sum_j \delta_j P_{ij}(\mu, \tau^2)},
+
+  where :math:`P_{ij}` is the probability that its p-value falls in interval j. All of
+  :math:`\mu, \tau^2, \delta_2 \dots \delta_J` are estimated by maximum likelihood; the SEs
+  come from the Hessian; the likelihood-ratio test compares with the model without selection.
+
 All of them are unreliable with few studies (fewer than 10, the Cochrane Handbook's rule for
 funnel-plot tests) and under heterogeneity, which can itself make a funnel asymmetric.
 """
@@ -25,7 +38,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
 from ..errors import SpecError
 from .frequentist import meta_analysis, meta_regression
@@ -151,8 +164,203 @@ def egger_rma(yi, vi, method: str = "REML") -> dict[str, Any]:
             "k": len(np.asarray(yi))}
 
 
+ALTERNATIVES = ("greater", "less", "two.sided")
+DELTA_MAX = 100.0  # metafor's delta.max for step functions (delta.min is 0)
+
+
+def _p_values(y: np.ndarray, v: np.ndarray, alternative: str) -> np.ndarray:
+    """Return the studies' p-values as metafor's selection models compute them."""
+    z = y / np.sqrt(v)
+    if alternative == "two.sided":
+        return 2 * stats.norm.sf(np.abs(z))
+    return stats.norm.cdf(z) if alternative == "less" else stats.norm.sf(z)
+
+
+def _below(c: np.ndarray, mu: float, total_sd: np.ndarray, s: np.ndarray,
+           alternative: str) -> np.ndarray:
+    """Return P(p <= c) for each study (rows) and cut-off (columns) before selection."""
+    c = c[None, :]
+    mu_, sd, s_ = mu, total_sd[:, None], s[:, None]
+    if alternative == "greater":  # p <= c  <=>  y >= s z_(1-c)
+        return stats.norm.sf((s_ * stats.norm.isf(c) - mu_) / sd)
+    if alternative == "less":  # p <= c  <=>  y <= s z_c
+        return stats.norm.cdf((s_ * stats.norm.ppf(c) - mu_) / sd)
+    cut = s_ * stats.norm.isf(c / 2)
+    return stats.norm.sf((cut - mu_) / sd) + stats.norm.cdf((-cut - mu_) / sd)
+
+
+def _step_loglik(mu: float, tau2: float, delta: np.ndarray, y: np.ndarray, v: np.ndarray,
+                 steps: np.ndarray, group: np.ndarray, alternative: str) -> float:
+    """Log-likelihood of the step-function selection model (metafor's ``ll.stepfun``)."""
+    tau2 = 0.0 if tau2 < 10 * np.finfo(float).eps else tau2
+    total_sd = np.sqrt(v + tau2)
+    cum = _below(steps, mu, total_sd, np.sqrt(v), alternative)
+    cum[:, -1] = 1.0  # p <= 1 for certain
+    probs = np.diff(np.column_stack([np.zeros(len(y)), cum]), axis=1)
+    a = probs @ delta
+    return float(np.sum(np.log(delta[group]) + stats.norm.logpdf(y, mu, total_sd)
+                        - np.log(a)))
+
+
+def _hessian(f, x: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Return the Hessian of ``f`` by central differences with one Richardson step.
+
+    Steps are 1e-4 of ``max(|x|, scale)``, halved once; the floor ``scale`` keeps a
+    parameter near zero from getting a step lost in rounding.
+    """
+    n = len(x)
+
+    def at(h: np.ndarray) -> np.ndarray:
+        out = np.empty((n, n))
+        for i in range(n):
+            for j in range(i, n):
+                ei, ej = np.zeros(n), np.zeros(n)
+                ei[i], ej[j] = h[i], h[j]
+                out[i, j] = out[j, i] = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej)
+                                         + f(x - ei - ej)) / (4 * h[i] * h[j])
+        return out
+
+    h = 1e-4 * np.maximum(np.abs(x), scale)
+    coarse, fine = at(h), at(h / 2)
+    return (4 * fine - coarse) / 3
+
+
+def ml_loglik(yi, vi, estimate: float, tau2: float) -> float:
+    """Return a random-effects model's ML log-likelihood at given estimates.
+
+    As metafor's ``logLik(res, REML = FALSE)``.
+    """
+    y, v = np.asarray(yi, float), np.asarray(vi, float)
+    return float(np.sum(stats.norm.logpdf(y, estimate, np.sqrt(v + tau2))))
+
+
+def step_selection(yi, vi, steps, method: str = "REML", *,
+                   alternative: str = "greater") -> dict[str, Any]:
+    """Fit a step-function selection model by maximum likelihood.
+
+    As metafor 3.8's ``selmodel(rma(yi, vi, method), type = "stepfun", steps = steps)``.
+
+    Parameters
+    ----------
+    yi, vi : array_like
+        Effects and sampling variances.
+    steps : sequence of float
+        The p-value cut-offs in (0, 1]; 1 is added when missing.
+    method : str
+        The tau² estimator of the model asked for. As in metafor, any estimator but FE is
+        replaced by ML: the selection model and the model without selection it is tested
+        against (by the likelihood ratio) are both ML fits; FE fixes tau² at 0 in both.
+    alternative : {"greater", "less", "two.sided"}
+        The p-values the selection acts on: one-sided for a positive effect (metafor's
+        default), for a negative effect, or two-sided.
+
+    Returns
+    -------
+    dict
+        ``estimate``, ``se``, ``ci_low``, ``ci_high``, ``p``, ``tau2`` (and ``tau2_se``),
+        ``steps``, ``delta`` (``delta_se``, the first fixed at 1), ``k_per_interval``,
+        ``LRT``, ``LRT_df``, ``LRT_p``, ``loglik`` and ``warnings``.
+    """
+    y, v = np.asarray(yi, float), np.asarray(vi, float)
+    if alternative not in ALTERNATIVES:
+        raise SpecError(f"unknown alternative '{alternative}'; use one of "
+                        f"{', '.join(ALTERNATIVES)}")
+    cuts = np.unique(np.asarray(steps, float))
+    if not len(cuts) or (cuts <= 0).any() or (cuts > 1).any():
+        raise SpecError("selection-model steps must lie in (0, 1]")
+    if cuts[-1] != 1:
+        cuts = np.append(cuts, 1.0)
+    k, n_delta = len(y), len(cuts) - 1
+    fixed_tau2 = method.upper() == "FE"
+    if k < 1 + (0 if fixed_tau2 else 1) + n_delta:
+        raise SpecError(f"{k} studies are too few for a selection model with {len(cuts)} "
+                        "intervals")
+    pvals = _p_values(y, v, alternative)
+    group = np.searchsorted(cuts, pvals, side="left")  # first step with p <= step
+    counts = np.bincount(group, minlength=len(cuts))
+    if (counts == 0).any():
+        empty = [f"{lo:g} < p <= {hi:g}" for lo, hi, n in
+                 zip(np.r_[0, cuts[:-1]], cuts, counts, strict=True) if n == 0]
+        raise SpecError("no study's p-value falls in " + ", ".join(empty)
+                        + "; choose other steps")
+    base = meta_analysis(y, v, "FE" if fixed_tau2 else "ML")
+
+    def unpack(par: np.ndarray) -> tuple[float, float, np.ndarray]:
+        tau2 = 0.0 if fixed_tau2 else float(np.exp(par[1]))
+        raw = par[1 if fixed_tau2 else 2:]
+        delta = np.r_[1.0, DELTA_MAX / (1 + np.exp(-raw))]  # metafor's map to (0, 100)
+        return float(par[0]), tau2, delta
+
+    def negll(par: np.ndarray) -> float:
+        mu, tau2, delta = unpack(par)
+        value = -_step_loglik(mu, tau2, delta, y, v, cuts, group, alternative)
+        return value if np.isfinite(value) else 1e300
+
+    start = np.r_[base.estimate, [] if fixed_tau2 else [np.log(base.tau2 + 0.001)],
+                  np.full(n_delta, np.log(1 / (DELTA_MAX - 1)))]
+    fit = optimize.minimize(negll, start, method="BFGS", options={"gtol": 1e-9,
+                                                                 "maxiter": 2000})
+    fit = optimize.minimize(negll, fit.x, method="Nelder-Mead",
+                            options={"xatol": 1e-10, "fatol": 1e-13, "maxiter": 20000})
+    mu, tau2, delta = unpack(fit.x)
+    loglik = -negll(fit.x)
+    warnings: list[str] = []
+    if ((delta[1:] <= np.finfo(float).eps ** 0.25)
+            | (delta[1:] >= DELTA_MAX - 100 * np.finfo(float).eps ** 0.25)).any():
+        warnings.append("a selection weight lies at its bound (0 or 100); treat the results "
+                        "with caution")
+
+    def natural(par: np.ndarray) -> float:
+        t2 = 0.0 if fixed_tau2 else par[1]
+        return -_step_loglik(par[0], t2, np.r_[1.0, par[1 if fixed_tau2 else 2:]], y, v,
+                             cuts, group, alternative)
+
+    point = np.r_[mu, [] if fixed_tau2 else [tau2], delta[1:]]
+    cov = None
+    try:
+        scale = np.r_[np.median(np.sqrt(v)), [] if fixed_tau2 else [np.median(v)],
+                      np.full(n_delta, 0.05)]
+        hess = _hessian(natural, point, scale)
+        cov = np.linalg.inv(hess)
+        if not np.all(np.isfinite(cov)) or (np.diag(cov) <= 0).any():
+            cov = None
+    except np.linalg.LinAlgError:
+        cov = None
+    if cov is None:
+        warnings.append("the Hessian could not be inverted: no standard errors")
+    var = np.diag(cov) if cov is not None else np.full(len(point), np.nan)
+    se = float(np.sqrt(var[0]))
+    crit = stats.norm.isf(0.025)
+    delta_se = [None] + [float(np.sqrt(x)) for x in var[len(point) - n_delta:]]
+    ll0 = ml_loglik(y, v, base.estimate, base.tau2)
+    lrt = max(0.0, -2 * (ll0 - loglik))
+    return {"estimate": mu, "se": se, "ci_low": mu - crit * se, "ci_high": mu + crit * se,
+            "p": float(2 * stats.norm.sf(abs(mu / se))) if se > 0 else None,
+            "tau2": tau2, "tau2_se": None if fixed_tau2 else float(np.sqrt(var[1])),
+            "steps": [float(c) for c in cuts], "alternative": alternative,
+            "delta": [float(d) for d in delta], "delta_se": delta_se,
+            "k_per_interval": [int(n) for n in counts], "LRT": lrt, "LRT_df": n_delta,
+            "LRT_p": float(stats.chi2.sf(lrt, n_delta)), "loglik": loglik,
+            "loglik_without_selection": ll0, "method": "ML", "base_method": method,
+            "warnings": warnings}
+
+
 #: the methods ``frequentist --bias`` takes
-BIAS_METHODS = ("trimfill", "trimfill:R0", "pet", "peese", "pet-peese")
+BIAS_METHODS = ("trimfill", "trimfill:R0", "pet", "peese", "pet-peese", "step:P1[,P2...]")
+
+
+def _step_arguments(name: str) -> tuple[list[float], str]:
+    """Parse ``step:0.025,0.5`` or ``step:0.025,0.5:less``."""
+    _, _, rest = name.partition(":")
+    cuts, _, alternative = rest.partition(":")
+    try:
+        steps = [float(c) for c in cuts.split(",") if c.strip()]
+    except ValueError:
+        raise SpecError(f"cannot read the steps of '{name}'; write e.g. step:0.025,0.5") \
+            from None
+    if not steps:
+        raise SpecError(f"'{name}' needs its steps, e.g. step:0.025,0.5")
+    return steps, alternative or "greater"
 
 
 def bias_analysis(name: str, yi, vi, method: str = "REML") -> dict[str, Any]:
@@ -166,6 +374,9 @@ def bias_analysis(name: str, yi, vi, method: str = "REML") -> dict[str, Any]:
         out = peese(yi, vi, method)
     elif name == "pet-peese":
         out = pet_peese(yi, vi, method)
+    elif name == "step" or name.startswith("step:"):
+        steps, alternative = _step_arguments(name)
+        out = step_selection(yi, vi, steps, method, alternative=alternative)
     else:
         raise SpecError(f"unknown bias method '{name}'; use one of {', '.join(BIAS_METHODS)}")
     if k < FEW_STUDIES:

@@ -166,6 +166,26 @@ ref$bias <- list(
   bcg_RR_FE = bias(rma(ai = ai, bi = bi, ci = ci, di = di, data = bcg, measure = "RR",
                        method = "FE")))
 
+# 7b. Step-function selection models (issue 32): selmodel(type = "stepfun"), ML. The first
+#     is metafor's own example (help("selmodel"): dat.hackshaw1998, ML, steps .025/.10/.50);
+#     the others a REML and an ML model of dat.bangertdrowns2004 and dat.bcg's log risk
+#     ratios with selection on the other side (alternative = "less").
+sel <- function(r, steps, alternative = "greater") {
+  s <- selmodel(r, type = "stepfun", steps = steps, alternative = alternative)
+  list(call = sprintf("selmodel(%s, type = 'stepfun', steps = c(%s), alternative = '%s')",
+                      deparse1(r$call), paste(steps, collapse = ", "), alternative),
+       estimate = s$beta[1], se = s$se, ci_lb = s$ci.lb, ci_ub = s$ci.ub, p = s$pval,
+       tau2 = s$tau2, se_tau2 = s$se.tau2, steps = s$steps, delta = s$delta,
+       se_delta = s$se.delta, k = s$ptable$k, LRT = s$LRT, LRTdf = s$LRTdf, LRTp = s$LRTp,
+       ll = s$ll)
+}
+ref$selmodel <- list(
+  hackshaw1998_ML = sel(rma(yi, vi, data = hack, method = "ML"), c(.025, .10, .50, 1)),
+  bangertdrowns2004_REML = sel(rma(yi, vi, data = bd), c(.025, .5)),
+  bangertdrowns2004_ML = sel(rma(yi, vi, data = bd, method = "ML"), c(.05, .5)),
+  bcg_RR_REML_less = sel(rma(ai = ai, bi = bi, ci = ci, di = di, data = bcg, measure = "RR"),
+                         c(.025), "less"))
+
 # 8. Dependent effects (issue 32): three-level models and cluster-robust errors.
 #    dat.konstantopoulos2011 (schools within districts) and dat.assink2016 (effects within
 #    studies) are metafor's own rma.mv examples.
