@@ -274,10 +274,13 @@ def run_frequentist(data: ContrastData, method: str = "REML", *, hksj: bool | st
                     pi_type: str = "default", moderators: tuple[str, ...] = (),
                     subgroup: str | None = None, bias: tuple[str, ...] = (),
                     clusters: tuple[str, ...] = (),
-                    robust_column: str | None = None) -> FrequentistRun:
+                    robust_column: str | None = None,
+                    bias_tolerant: bool = False) -> FrequentistRun:
     """Pool the contrasts; add Mantel–Haenszel, leave-one-out and Egger's test.
 
-    The meta-regression on ``moderators`` and the ``subgroup`` analysis are added when asked.
+    The meta-regression on ``moderators`` and the ``subgroup`` analysis are added when asked;
+    so are the ``bias`` methods (with ``bias_tolerant``, a method that cannot run on these
+    contrasts gives its reason instead of stopping the analysis, as the report needs).
     """
     from ..stats.frequentist import egger_test, leave_one_out, mantel_haenszel, meta_analysis
 
@@ -303,9 +306,10 @@ def run_frequentist(data: ContrastData, method: str = "REML", *, hksj: bool | st
     groups = _subgroup_document(data, eff, subgroup, method, hksj) if subgroup else None
     adjusted = None
     if bias:
-        from ..stats.bias import bias_analysis, egger_rma
+        from ..stats.bias import bias_analysis, bias_panel, egger_rma
 
-        adjusted = {name: bias_analysis(name, eff.yi, eff.vi, method) for name in bias}
+        adjusted = (bias_panel(eff.yi, eff.vi, method, bias) if bias_tolerant else
+                    {name: bias_analysis(name, eff.yi, eff.vi, method) for name in bias})
         if len(eff.yi) >= 3:
             adjusted["egger_rma"] = egger_rma(eff.yi, eff.vi, method)
     levels, sandwich = _dependence(data, eff, method, clusters, robust_column, moderators)

@@ -15,6 +15,7 @@ from ..io.records import Records
 from ..report.contrast_section import POOLED
 from ..sampling.settings import SamplerSettings
 from ..select.contrasts import select_contrasts
+from ..stats.bias import REPORT_METHODS
 
 
 def fit_contrast_section(records: Records, specs: list[ContrastSpec],
@@ -47,7 +48,11 @@ def fit_contrast_section(records: Records, specs: list[ContrastSpec],
             bayes = contrast_document(crun, records)
             g["_idata"] = crun.fit.idata
             method = "REML" if len(data.contrasts) >= 2 else "FE"
-            freq = frequentist_document(run_frequentist(data, method), records)
+            # the small-study analyses beside the group the funnel plot is drawn for
+            funnel = (name == POOLED or len(groups) == 1) and len(data.contrasts) >= 3
+            freq = frequentist_document(run_frequentist(
+                data, method, bias=REPORT_METHODS if funnel else (), bias_tolerant=True),
+                records)
             g.update(status="fitted", bayesian=bayes, frequentist=freq)
             if len(data.contrasts) >= 2:
                 g["frequentist_hksj"] = frequentist_document(

@@ -5,8 +5,10 @@ The fits are the pipeline's (``pipelines.contrast_fits``); this module draws the
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+from .numbers import ptext
 from .plots import contrast_forest, funnel_plot, svg
 
 #: the group that pools every comparator of a comparison
@@ -31,6 +33,7 @@ def with_figures(section: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         and g["contrasts"] >= 3:
                     g["funnel_svg"] = svg(funnel_plot, freq=g["frequentist"],
                                           title=f"Funnel: {entry['title']}")
+                    g["_bias_rows"] = bias_rows(g["frequentist"])
             groups.append(g)
         out.append({**entry, "groups": groups})
     return out
@@ -44,3 +47,53 @@ def strip_figures(section: list[dict[str, Any]]) -> list[dict[str, Any]]:
                    not k.startswith("_")} for g in entry["groups"]]
         out.append({**entry, "groups": groups})
     return out
+
+
+def _interval(d: dict[str, Any], log: bool) -> str:
+    text = f"{d['estimate']:.3f} ({d['ci_low']:.3f} to {d['ci_high']:.3f})"
+    if log:
+        text += (f" [{math.exp(d['estimate']):.2f} ({math.exp(d['ci_low']):.2f} to "
+                 f"{math.exp(d['ci_high']):.2f})]")
+    return text
+
+
+def bias_rows(freq: dict[str, Any]) -> list[dict[str, str]]:
+    """Return the small-study analyses of a frequentist document as rows, unadjusted first.
+
+    Each row: ``method``, ``estimate`` (with its 95% CI; ratios in brackets) and
+    ``detail`` (what the method found, or why it could not run here).
+    """
+    bias = freq.get("bias") or {}
+    if not bias:
+        return []
+    log = freq["scale"] == "log"
+    rows = [{"method": f"Random effects, no adjustment ({freq['method']})",
+             "estimate": _interval(freq, log), "detail": f"k = {freq['k']}"}]
+    names = {"trimfill": "Trim-and-fill (L0)", "trimfill:R0": "Trim-and-fill (R0)",
+             "pet": "PET: the effect at SE 0", "peese": "PEESE: the effect at variance 0",
+             "pet-peese": "PET-PEESE"}
+    for key, b in bias.items():
+        if key == "egger_rma":
+            continue
+        label = names.get(key, "Selection model" if key.startswith("step") else key)
+        if "error" in b:
+            rows.append({"method": label, "estimate": "–",
+                         "detail": f"not computable here: {b['error']}"})
+            continue
+        if "k0" in b:
+            detail = (f"{b['k0']} stud{'y' if b['k0'] == 1 else 'ies'} filled on the "
+                      f"{b['side']}")
+        elif "chosen" in b:
+            detail = f"{b['chosen'].upper()} chosen (PET {ptext(b['pet_p'])})"
+        elif "delta" in b:
+            side = {"greater": "positive", "less": "negative"}.get(b["alternative"])
+            cuts = ", ".join(f"{c:g}" for c in b["steps"][:-1])
+            label = (f"Selection model: steps at p = {cuts}"
+                     + (f", one-sided (favouring {side} effects)" if side else ", two-sided"))
+            weights = ", ".join(f"{d:.2f}" for d in b["delta"][1:])
+            detail = (f"relative chance of publication beyond the first step {weights}; "
+                      f"LRT {ptext(b['LRT_p'])}")
+        else:
+            detail = f"slope {ptext(b['slope_p'])}"
+        rows.append({"method": label, "estimate": _interval(b, log), "detail": detail})
+    return rows

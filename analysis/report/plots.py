@@ -202,9 +202,15 @@ def contrast_forest(*, bayes: dict, freq: dict, title: str) -> Figure:
 
 
 def funnel_plot(*, freq: dict, title: str) -> Figure:
-    """Effects against their standard errors with the pooled estimate's 95% funnel."""
+    """Effects against their standard errors with the pooled estimate's 95% funnel.
+
+    When the document carries a trim-and-fill analysis, its filled studies are drawn as
+    open circles and its adjusted estimate as a dashed line.
+    """
     yi = np.array([s["yi"] for s in freq["studies"]])
     se = np.sqrt([s["vi"] for s in freq["studies"]])
+    fill = (freq.get("bias") or {}).get("trimfill") or {}
+    filled = fill.get("filled") or [] if "error" not in fill else []
     fig = _figure(figsize=(5.0, 3.6))
     ax = fig.add_subplot()
     top = float(se.max()) * 1.1
@@ -212,13 +218,20 @@ def funnel_plot(*, freq: dict, title: str) -> Figure:
     est = freq["estimate"]
     ax.plot(est - 1.959964 * grid, grid, color="0.5", lw=0.8, ls="--")
     ax.plot(est + 1.959964 * grid, grid, color="0.5", lw=0.8, ls="--")
-    ax.axvline(est, color="tab:green", lw=1)
-    ax.scatter(yi, se, color="black", s=14)
+    ax.axvline(est, color="tab:green", lw=1, label=literal(f"{freq['method']} estimate"))
+    ax.scatter(yi, se, color="black", s=14, label="studies")
+    if filled:
+        ax.scatter([f["yi"] for f in filled], np.sqrt([f["vi"] for f in filled]),
+                   facecolors="white", edgecolors="black", s=14,
+                   label=f"filled by trim-and-fill ({len(filled)})")
+        ax.axvline(fill["estimate"], color="tab:orange", lw=1, ls="--",
+                   label="trim-and-fill estimate")
     ax.set_ylim(top, 0)
     unit = ("log " if freq["scale"] == "log" else "") + freq["measure"]
     ax.set_xlabel(unit)
     ax.set_ylabel("standard error")
     ax.set_title(title, fontsize=10, parse_math=False)
+    ax.legend(fontsize=7, frameon=False, loc="lower right")
     fig.tight_layout()
     return fig
 

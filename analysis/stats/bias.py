@@ -164,7 +164,7 @@ def egger_rma(yi, vi, method: str = "REML") -> dict[str, Any]:
             "k": len(np.asarray(yi))}
 
 
-ALTERNATIVES = ("greater", "less", "two.sided")
+ALTERNATIVES = ("greater", "less", "two.sided", "auto")
 DELTA_MAX = 100.0  # metafor's delta.max for step functions (delta.min is 0)
 
 
@@ -250,9 +250,11 @@ def step_selection(yi, vi, steps, method: str = "REML", *,
         The tau² estimator of the model asked for. As in metafor, any estimator but FE is
         replaced by ML: the selection model and the model without selection it is tested
         against (by the likelihood ratio) are both ML fits; FE fixes tau² at 0 in both.
-    alternative : {"greater", "less", "two.sided"}
+    alternative : {"greater", "less", "two.sided", "auto"}
         The p-values the selection acts on: one-sided for a positive effect (metafor's
-        default), for a negative effect, or two-sided.
+        default), for a negative effect, or two-sided. ``auto`` takes the side of the
+        pooled estimate without selection (selection favours results that are
+        significant in the direction the studies found).
 
     Returns
     -------
@@ -272,6 +274,9 @@ def step_selection(yi, vi, steps, method: str = "REML", *,
         cuts = np.append(cuts, 1.0)
     k, n_delta = len(y), len(cuts) - 1
     fixed_tau2 = method.upper() == "FE"
+    base = meta_analysis(y, v, "FE" if fixed_tau2 else "ML")
+    if alternative == "auto":
+        alternative = "less" if base.estimate < 0 else "greater"
     if k < 1 + (0 if fixed_tau2 else 1) + n_delta:
         raise SpecError(f"{k} studies are too few for a selection model with {len(cuts)} "
                         "intervals")
@@ -283,7 +288,6 @@ def step_selection(yi, vi, steps, method: str = "REML", *,
                  zip(np.r_[0, cuts[:-1]], cuts, counts, strict=True) if n == 0]
         raise SpecError("no study's p-value falls in " + ", ".join(empty)
                         + "; choose other steps")
-    base = meta_analysis(y, v, "FE" if fixed_tau2 else "ML")
 
     def unpack(par: np.ndarray) -> tuple[float, float, np.ndarray]:
         tau2 = 0.0 if fixed_tau2 else float(np.exp(par[1]))
@@ -361,6 +365,26 @@ def _step_arguments(name: str) -> tuple[list[float], str]:
     if not steps:
         raise SpecError(f"'{name}' needs its steps, e.g. step:0.025,0.5")
     return steps, alternative or "greater"
+
+
+#: the analyses the report shows beside each pooled comparison (the selection model with
+#: one step at one-sided p = 0.025, on the side of the pooled estimate)
+REPORT_METHODS = ("trimfill", "pet", "peese", "pet-peese", "step:0.025:auto")
+
+
+def bias_panel(yi, vi, method: str = "REML",
+               names: tuple[str, ...] = REPORT_METHODS) -> dict[str, Any]:
+    """Run several ``--bias`` methods; one that cannot run here gives its reason instead.
+
+    Returns a mapping of method name to its result, or to ``{"error": reason}``.
+    """
+    out: dict[str, Any] = {}
+    for name in names:
+        try:
+            out[name] = bias_analysis(name, yi, vi, method)
+        except SpecError as exc:
+            out[name] = {"error": str(exc)}
+    return out
 
 
 def bias_analysis(name: str, yi, vi, method: str = "REML") -> dict[str, Any]:

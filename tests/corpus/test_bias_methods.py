@@ -143,3 +143,37 @@ def test_a_selection_model_says_what_it_cannot_fit() -> None:
     text = runner.invoke(app, [*args, "--bias", "step:0.025,0.5"]).output
     assert "selection weights (greater p-values, ML): 0 < p <= 0.025: 1.000" in text
     assert "LRT for selection: chi2(2)" in text
+
+
+QUICK = ["--draws", "300", "--tune", "300", "--no-cache", "--allow-unconverged", "--quiet"]
+
+
+def test_the_report_shows_adjusted_estimates_beside_the_unadjusted(tmp_path: Path) -> None:
+    """dat.hackshaw1998 (37 studies): the funnel plot draws the 7 studies trim-and-fill
+    imputes, and the table gives every adjusted estimate, each equal to metafor's."""
+    out = tmp_path / "r"
+    res = runner.invoke(app, ["report", str(DATA / "hackshaw1998.csv"), "--out", str(out),
+                              *QUICK])
+    assert res.exit_code == 0, res.output
+    md = (out / "report.md").read_text()
+    html = (out / "index.html").read_text()
+    ref = REF["hackshaw1998_REML"]
+    tf, pet = ref["trimfill_L0"], ref["pet"]
+    assert (f"| Trim-and-fill \\(L0\\) | {tf['estimate']:.3f} ({tf['ci_lb']:.3f} to "
+            f"{tf['ci_ub']:.3f}) | {tf['k0']} studies filled on the left |") in md
+    assert f"| PET: the effect at SE 0 | {pet['estimate']:.3f} (" in md
+    assert "Selection model: steps at p = 0.025, one-sided (favouring positive" in html
+    assert f"filled by trim-and-fill ({tf['k0']})" in html
+    assert "small-study methods mean little" not in md  # 37 studies: no warning
+    results = json.loads((out / "results.json").read_text())
+    group = results["contrasts"][0]["groups"][-1]
+    assert group["frequentist"]["bias"]["trimfill"]["k0"] == tf["k0"]
+    assert "_bias_rows" not in group  # the table is the report's, not a result
+
+
+def test_a_small_report_says_the_methods_mean_little(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    res = runner.invoke(app, ["report", str(DATA / "normand1999.csv"), "--out", str(out),
+                              *QUICK])
+    assert res.exit_code == 0, res.output
+    assert "Only 9 studies: small-study methods mean little" in (out / "report.md").read_text()
