@@ -115,6 +115,14 @@ def contrast(
         "--subgroup", help="A column whose levels are pooled separately, with their "
                            "differences from one model with the column as a categorical "
                            "moderator.")] = None,
+    cluster: Annotated[list[str] | None, typer.Option(
+        "--cluster", help="A column whose levels group studies (repeatable, outer first): "
+                          "one more random effect per level above the study, as "
+                          "rma.mv(yi, vi, random = ~ 1 | COL/study).")] = None,
+    small_study: Annotated[str | None, typer.Option(
+        "--small-study", help="pet: adjust for small-study effects by a regression of the "
+                              "effects on their standard errors; the pooled effect is that "
+                              "of a study with SE 0.")] = None,
     engine: Annotated[str, typer.Option(
         help="mcmc (arm-based binomial or normal contrasts, PyMC NUTS) or exact "
              "(normal-normal model on the contrasts, quadrature; no Monte Carlo "
@@ -140,6 +148,8 @@ def contrast(
     tau = heterogeneity_prior(tau_prior) if tau_prior else None
     chosen = default_priors(data.measure, tau, unit=contrast_unit(data), preset=priors,
                             effect_sd=effect_sd, baseline_sd=baseline_sd)
+    if engine == "exact" and (cluster or small_study):
+        raise fail("error: --cluster and --small-study need --engine mcmc")
     if engine == "exact":
         from trialmeta.analysis.families.contrast import exact_document
 
@@ -151,7 +161,8 @@ def contrast(
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
                                sampler=sampler)
     run = run_contrast(data, settings, chosen, threshold=threshold, data_sha256=records.sha256,
-                       moderators=tuple(moderator or ()))
+                       moderators=tuple(moderator or ()), small_study=small_study,
+                       clusters=tuple(cluster or ()))
     doc = contrast_document(run, records)
     if subgroup:
         from trialmeta.analysis.families.contrast import bayesian_subgroups
@@ -185,8 +196,8 @@ def format_contrast(doc: dict) -> str:
              f"{doc['contrasts']} contrast(s), {doc['k']} stud(ies), {doc['n_total']} patients",
              show("effect", f"pooled {scale}{doc['measure']}"),
              show("predictive_effect", "new study"), show("tau", "tau")]
-    for q in [k for k in e if k.startswith("beta:")]:
-        lines.append(show(q, q))
+    for q in [k for k in e if k.startswith(("beta:", "sigma:"))]:
+        lines.append(show(q, "small-study slope (SE)" if q == "beta:sei" else q))
     for q in ("rr", "rd", "control_rate"):
         if q in e:
             lines.append(show(q, f"{q} (at pooled control)" if q != "control_rate"

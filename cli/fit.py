@@ -66,6 +66,9 @@ def pooled_rate(
     subgroup: Annotated[str | None, typer.Option(
         "--subgroup", help="A column whose levels are pooled separately, with their "
                            "differences (logit scale) from one moderated model.")] = None,
+    cluster: Annotated[list[str] | None, typer.Option(
+        "--cluster", help="A column whose levels group studies (repeatable, outer first): "
+                          "one more random effect per level above the study.")] = None,
     seed: SeedOpt = DEFAULTS.seed,
     draws: DrawsOpt = DEFAULTS.draws,
     tune: TuneOpt = DEFAULTS.tune,
@@ -94,7 +97,7 @@ def pooled_rate(
                               untimed=include_untimed)
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
                                sampler=sampler)
-    model = PooledRate(moderators=tuple(moderator or ()))
+    model = PooledRate(moderators=tuple(moderator or ()), clusters=tuple(cluster or ()))
     fit = model.fit(data, settings, data_sha256=records.sha256)
     run = PooledRateRun(outcome, tw, filters, fit, model.summary(fit))
     doc = pooled_rate_document(run, records)
@@ -126,7 +129,7 @@ def format_pooled_rate(doc: dict) -> str:
         line("pooled rate", "pooled_rate"),
         line("new study", "predictive_rate"),
         line("tau (logit)", "tau", as_pct=False),
-        *[line(k, k, as_pct=False) for k in e if k.startswith("beta:")],
+        *[line(k, k, as_pct=False) for k in e if k.startswith(("beta:", "sigma:"))],
         "",
         "  per arm (observed -> shrunken):",
     ]

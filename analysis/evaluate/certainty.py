@@ -12,7 +12,11 @@ much weight that deserves (in the spirit of GRADE, but computed, not judged). It
 * **fragility** -- leaving one study out changes the verdict (the study is named);
 * **derived counts** -- an identifying study's numbers were computed from reported figures
   (tier ``derived``) or recovered from a summary effect (``back_calculated``);
-* **one study** -- a single study carries the quantity (named, with its design).
+* **one study** -- a single study carries the quantity (named, with its design);
+* **small-study effects** -- refitted with the family's small-study adjustment (for the
+  contrast family the Bayesian PET, a regression of the effects on their standard errors),
+  the verdict changes. Checked only with at least 10 studies (Cochrane Handbook 13.3.5.4);
+  with fewer the grade says it was not assessed, and loses nothing.
 
 A failed convergence gate costs a level too. ``insufficient data`` is graded ``very low``.
 The identifying studies are the fit's studies, except for a moderator coefficient
@@ -50,12 +54,17 @@ class Certainty:
     #: studies whose omission changes the verdict (None: not assessed)
     fragile: tuple[str, ...] | None = None
     identifying: tuple[str, ...] = field(default=())
+    #: the small-study check (None: the family has none, or the verdict needs none)
+    small_study: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Return the grade as results.json carries it."""
-        return {"grade": self.grade, "reasons": list(self.reasons),
-                "identifying_studies": list(self.identifying),
-                "fragile_to": None if self.fragile is None else list(self.fragile)}
+        out = {"grade": self.grade, "reasons": list(self.reasons),
+               "identifying_studies": list(self.identifying),
+               "fragile_to": None if self.fragile is None else list(self.fragile)}
+        if self.small_study is not None:
+            out["small_study"] = self.small_study
+        return out
 
 
 def _outcome_rows(table: pd.DataFrame, claim: Claim, studies: list[str]) -> pd.DataFrame:
@@ -125,7 +134,7 @@ def _describe(table: pd.DataFrame, study: str) -> str:
 
 def assess(claim: Claim, verdict: str, studies: list[str], table: pd.DataFrame, *,
            diagnostics_passed: bool | None = None, fragile: list[str] | None = None,
-           reason: str = "") -> Certainty:
+           reason: str = "", small_study: dict[str, Any] | None = None) -> Certainty:
     """Grade the evidence behind one verdict (module docstring).
 
     ``reason`` is the verdict's reason: for ``insufficient data`` a study it says a
@@ -173,7 +182,12 @@ def assess(claim: Claim, verdict: str, studies: list[str], table: pd.DataFrame, 
         reasons.append(f"one study carries it: {_describe(table, ident[0])}")
     if diagnostics_passed is False:
         reasons.append("the fit failed its convergence diagnostics")
+    if small_study and small_study.get("changes_verdict"):
+        p = small_study.get("probability")
+        reasons.append("small-study effects: adjusted by a regression on the standard error "
+                       f"(PET), the verdict would be {small_study['verdict']}"
+                       + ("" if p is None else f" (P = {p:.2f})"))
     level = min(len(reasons), len(GRADES) - 1)
     return Certainty(GRADES[level], tuple(reasons), cap=cap,
                      fragile=None if fragile is None else tuple(fragile),
-                     identifying=tuple(ident))
+                     identifying=tuple(ident), small_study=small_study)

@@ -153,9 +153,39 @@ def _grade(records: Records, claim: Claim, result: ClaimResult, draws_per_chain:
                 "insufficient data" else other.verdict
             if label != result.verdict:
                 fragile.append(f"{study} ({label})")
+    small = None
+    if family_run is not None and result.verdict in ("supported", "contradicted") \
+            and result.basis == "evidence":
+        small = _small_study_check(claim, result, draws_per_chain, family_run)
     result.certainty = assess(claim, result.verdict, result.studies, table,
                               diagnostics_passed=result.diagnostics_passed, fragile=fragile,
-                              reason=result.reason)
+                              reason=result.reason, small_study=small)
+
+
+def _small_study_check(claim: Claim, result: ClaimResult, draws_per_chain: int,
+                       family_run: Any) -> dict[str, Any] | None:
+    """Refit a claim with its family's small-study adjustment; None: the family has none.
+
+    With fewer than ``FEW_STUDIES`` studies the check is not run (a regression on the
+    standard error of a handful of studies says nothing), and the result says so.
+    """
+    from ..stats.bias import FEW_STUDIES
+
+    options = dict(claim.options)
+    if not family_of(claim.model).vary(claim, "bias", "pet", options):
+        return None
+    k = len(result.studies)
+    if k < FEW_STUDIES:
+        return {"assessed": False, "method": "pet",
+                "why": f"only {k} studies; a regression on the standard error needs at "
+                       f"least {FEW_STUDIES} to mean anything"}
+    adjusted = replace(claim, options=tuple(sorted(options.items())))
+    other = _judge(adjusted, family_run(adjusted), draws_per_chain, at_cap=False)
+    est = other.estimate or {}
+    return {"assessed": True, "method": "pet", "verdict": other.verdict,
+            "median": est.get("median"), "ci_low": est.get("ci_low"),
+            "ci_high": est.get("ci_high"), "probability": other.probability,
+            "changes_verdict": other.verdict != result.verdict}
 
 
 def _undecided(result: ClaimResult, claim: Claim) -> bool:

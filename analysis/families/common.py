@@ -84,6 +84,16 @@ def check_flag(options: dict[str, Any], key: str, fail: Any) -> None:
         raise fail(key, f"must be true or false, got {options[key]!r}")
 
 
+def check_clusters(options: dict[str, Any], fail: Any) -> None:
+    """Refuse a ``cluster`` field that is not a column name or a list of them (outer first)."""
+    if "cluster" in options:
+        v = options["cluster"]
+        names = v if isinstance(v, list) else [v]
+        if not names or not all(isinstance(x, str) and x for x in names):
+            raise fail("cluster", "must be a column name or a list of them, outer first")
+        options["cluster"] = tuple(names)
+
+
 def check_number(options: dict[str, Any], key: str, fail: Any,
                  lo: float | None = None, hi: float | None = None) -> None:
     """Refuse a claim field that must be a finite number in [lo, hi]."""

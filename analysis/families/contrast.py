@@ -33,11 +33,16 @@ from .base import FamilyRun
 from .common import (
     ModeratedFamily,
     _shown,
+    check_clusters,
     prior_fit,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..stats.frequentist import MantelHaenszel, MetaResult
+
+
+#: the quantities a small-study adjustment moves (the pooled effect and what derives from it)
+ADJUSTABLE = ("effect", "predictive_effect", "or", "rr", "rd")
 
 
 class ContrastFamily(ModeratedFamily):
@@ -52,6 +57,28 @@ class ContrastFamily(ModeratedFamily):
     tau_prior = True
     sbc_quantities = (("d", "d", None), ("tau", "tau", None),
                       ("delta[first contrast]", "delta", 0))
+    #: ``small_study: pet`` (the Bayesian PET adjustment); ``cluster``: columns above the
+    #: study, outer first (a three- or more-level model)
+    options = frozenset({"small_study", "cluster"})
+
+    def check_options(self, options: dict[str, Any], fail: Any) -> None:
+        """Check ``small_study`` (pet) and ``cluster`` (a name or a list of names)."""
+        from ..models.contrast import SMALL_STUDY
+
+        if "small_study" in options and options["small_study"] not in SMALL_STUDY[1:]:
+            raise fail("small_study", f"use {' or '.join(str(x) for x in SMALL_STUDY[1:])}")
+        check_clusters(options, fail)
+
+    def sweep_cells(self) -> list[tuple[str, str]]:
+        """Refit with the small-study adjustment (PET in the Bayesian model)."""
+        return [("bias", "pet")]
+
+    def vary(self, claim: Claim, kind: str, value: str, options: dict[str, Any]) -> bool:
+        """Apply ``bias:pet`` to a claim on the pooled effect that is not adjusted yet."""
+        if kind != "bias" or options.get("small_study") or claim.quantity not in ADJUSTABLE:
+            return False
+        options["small_study"] = value
+        return True
 
 
 
@@ -124,7 +151,8 @@ def contrast_setup(records: Records, claim: Claim) -> tuple[Any, Any]:
     if tau_prior or overrides:
         tau = heterogeneity_prior(tau_prior) if tau_prior else None
         priors = replace(default_priors(measure, tau, unit=contrast_unit(data)), **overrides)
-    return Contrast(priors, 0.0, moderators), data
+    return Contrast(priors, 0.0, moderators, small_study=claim.option("small_study"),
+                    clusters=tuple(claim.option("cluster", ()))), data
 
 
 def run_contrast_claim(records: Records, claim: Claim, settings: SamplerSettings, *,
@@ -391,9 +419,11 @@ class ContrastRun:
 def run_contrast(data: ContrastData, settings: SamplerSettings,
                  priors: ContrastPriors | None = None, *, threshold: float = 0.0,
                  data_sha256: str = "", progress: bool = False,
-                 moderators: tuple[str, ...] = ()) -> ContrastRun:
+                 moderators: tuple[str, ...] = (), small_study: str | None = None,
+                 clusters: tuple[str, ...] = ()) -> ContrastRun:
     """Fit the Bayesian contrast model and summarise it."""
-    model = Contrast(priors, threshold, moderators)
+    model = Contrast(priors, threshold, moderators, small_study=small_study,
+                     clusters=clusters)
     fit = model.fit(data, settings, data_sha256=data_sha256, progress=progress)
     return ContrastRun(fit, model.summary(fit))
 

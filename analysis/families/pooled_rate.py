@@ -21,6 +21,7 @@ from .base import FamilyRun, Figure
 from .common import (
     ModeratedFamily,
     _shown,
+    check_clusters,
     check_flag,
     prior_fit,
 )
@@ -47,17 +48,21 @@ class PooledRateFamily(ModeratedFamily):
 
 
 
-    options = frozenset({"untimed"})
+    #: ``untimed``: also arms whose counts have no time point; ``cluster``: columns above
+    #: the study, outer first
+    options = frozenset({"untimed", "cluster"})
 
     def check_options(self, options: dict[str, Any], fail: Any) -> None:
-        """Check ``untimed`` (also use arms whose counts have no time point)."""
+        """Check ``untimed`` (true or false) and ``cluster`` (column names)."""
         check_flag(options, "untimed", fail)
+        check_clusters(options, fail)
 
     def describe_priors(self, model: str, priors: dict[str, Any], measure: str) -> str:
         """Describe the pooled-rate priors as distributions."""
         g = _shown(priors)
         return (f"μ ~ N({g['mu_mean']}, {g['mu_sd']}) on the logit scale; τ ~ HalfNormal("
-                f"{g['tau_scale']}); σ (study, when a study has several arms) ~ HalfNormal("
+                f"{g['tau_scale']}); σ (study, when a study has several arms, and each "
+                f"cluster) ~ HalfNormal("
                 f"{g.get('study_scale', '1')}); moderator coefficients ~ N(0, {g['mu_sd']})")
 
     def run(self, records: Records, claim: Claim, settings: SamplerSettings, *,
@@ -109,7 +114,8 @@ def pooled_rate_setup(records: Records, claim: Claim) -> tuple[Any, Any]:
     data = select_binary_arms(records, claim.outcome, claim.window, claim.filters,
                               untimed=bool(claim.option("untimed", False)))
     model = PooledRate(_pooled_rate_priors(claim.option("tau_prior"), claim.option("priors", ())),
-                       moderators=claim.option("moderators", ()))
+                       moderators=claim.option("moderators", ()),
+                       clusters=tuple(claim.option("cluster", ())))
     return model, data
 
 

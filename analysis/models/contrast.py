@@ -19,6 +19,20 @@ events (or only events) in every arm leaves ``d`` where the prior had it.
 Continuous outcomes (contrast level): ``y_ij ~ Normal(delta_ij + c_i, sqrt(v_ij - s_i))``
 with ``c_i ~ Normal(0, sqrt(s_i))``, where ``s_i`` is the variance of the shared
 control's contribution: contrasts that share a control keep their covariance s_i.
+
+Moderators add ``x_ij' beta`` to the mean of ``delta_ij`` (``beta ~ Normal(0, effect_sd)``;
+numbers centred, so ``d`` is the effect at their mean). Two further options:
+
+- **Small-study adjustment** (``small_study="pet"``, the Bayesian form of PET; Stanley &
+  Doucouliagos 2014): the mean of ``delta_ij`` is ``d + b se_ij``, where ``se_ij`` is the
+  contrast's standard error (that of the frequentist engine), not centred, with
+  ``b ~ Normal(0, 2^2)`` (slopes of the size a funnel cut at p = 0.05 produces, 1 to 3, are
+  well inside it). ``d`` is then the effect of a study with SE 0.
+- **Nesting** (``clusters``, outer first): ``delta_ij`` gains ``sigma_1 v_1[g_1(i)] +
+  sigma_2 v_2[g_2(i)] + ...``, one random effect per level of each cluster column above the
+  study (a three-level model, as ``rma.mv(yi, vi, random = ~ 1 | cluster/study)``), each
+  ``sigma`` with the prior of ``tau`` and ``v ~ Normal(0, 1)``. A new study's predictive
+  effect adds every level's variance. These fits use PyMC's sampler (no precompiled twin).
 """
 
 from __future__ import annotations
@@ -56,6 +70,12 @@ if TYPE_CHECKING:  # pragma: no cover
     import pymc as pm
 
     from ..sampling.precompiled import PrecompiledModel
+
+
+#: the small-study adjustments the model takes (None: none)
+SMALL_STUDY = (None, "pet")
+#: prior SD of the PET slope (effect per unit of standard error)
+PET_SLOPE_SD = 2.0
 
 
 def _expit(x: np.ndarray) -> np.ndarray:
@@ -246,11 +266,54 @@ class Contrast(Model):
     quantities = ("effect", "predictive_effect", "tau", "or", "rr", "rd", "control_rate")
 
     def __init__(self, priors: ContrastPriors | None = None, threshold: float = 0.0,
-                 moderators: tuple[str, ...] = (), *, keep_uninformative: bool = False):
+                 moderators: tuple[str, ...] = (), *, keep_uninformative: bool = False,
+                 small_study: str | None = None, clusters: tuple[str, ...] = ()):
+        if small_study not in SMALL_STUDY:
+            raise SpecError(f"unknown small-study adjustment '{small_study}'; use "
+                            f"{' or '.join(str(x) for x in SMALL_STUDY if x)}")
         self.priors = priors
         self.threshold = threshold
         self.moderators = tuple(moderators)
         self.keep_uninformative = keep_uninformative
+        self.small_study = small_study
+        self.clusters = tuple(clusters)
+
+    @property
+    def has_terms(self) -> bool:
+        """Whether the mean of the contrasts has coefficients ``beta`` (moderators, PET)."""
+        return bool(self.moderators or self.small_study)
+
+    def terms(self, data: ContrastData) -> tuple[np.ndarray | None, list[str], np.ndarray]:
+        """Return the covariates, their names and each coefficient's scale.
+
+        The moderators' design, then the contrasts' standard errors for PET, stored
+        divided by ``effect_sd / PET_SLOPE_SD`` so that the common ``beta`` prior is the
+        slope's ``Normal(0, PET_SLOPE_SD^2)`` (the scale multiplies ``beta`` back).
+        """
+        cols, names, scales = [], [], []
+        if self.moderators:
+            design = self._design(data)
+            if design.missing.any():
+                raise SpecError("a moderator value is missing for some contrasts: "
+                                "select them out or fill the column")
+            cols.append(design.x)
+            names += design.names
+            scales += [1.0] * len(design.names)
+        if self.small_study:
+            from ..select.contrasts import contrast_effects
+
+            scale = PET_SLOPE_SD / self._priors(data).effect_sd
+            cols.append(np.sqrt(np.asarray(contrast_effects(data).vi, float))[:, None] * scale)
+            names.append("sei")
+            scales.append(scale)
+        x = np.column_stack(cols) if cols else None
+        return x, names, np.asarray(scales, float)
+
+    def cluster_index(self, data: ContrastData) -> list[tuple[str, list[str], np.ndarray]]:
+        """Each cluster column's levels and every contrast's level (nested, outer first)."""
+        from ..select.moderators import nested_levels
+
+        return nested_levels(data.contrasts, self.clusters)
 
     def fit_data(self, data: ContrastData) -> ContrastData:
         """Leave out double-zero and double-all studies (no information on the odds ratio).
@@ -300,12 +363,7 @@ class Contrast(Model):
                "w_own": np.where(multi, np.sqrt(0.5), 1.0),
                "labels": [f"{s} {a}" for s, a in zip(c["study"], c["arm"], strict=True)],
                "design": None}
-        if self.moderators:
-            design = self._design(data)
-            if design.missing.any():
-                raise SpecError("a moderator value is missing for some contrasts: "
-                                "select them out or fill the column")
-            out["design"] = design.x
+        out["design"] = self.terms(data)[0]
         if data.binary and reported.any():
             out.update(_mixed_arrays(c, reported, s_idx, multi))
         elif data.binary:
@@ -343,6 +401,10 @@ class Contrast(Model):
             if a["design"] is not None:
                 beta = pm.Normal("beta", 0.0, priors.effect_sd, shape=a["design"].shape[1])
                 mean = d + pm.math.dot(a["design"], beta)
+            for col, levels, idx in self.cluster_index(data):
+                sigma = priors.tau.build(f"sigma:{col}")
+                v = pm.Normal(f"v:{col}", 0.0, 1.0, shape=len(levels))
+                mean = mean + sigma * v[idx]
             delta = pm.Deterministic(
                 "delta", mean + tau * (a["w_shared"] * u[s_idx] + a["w_own"] * e),
                 dims="contrast")
@@ -385,17 +447,19 @@ class Contrast(Model):
     def kernel(self, data: ContrastData) -> Callable[[], PrecompiledModel] | None:
         """Return the precompiled twin's builder; none when counts mix with reported contrasts."""
         mixed = data.binary and _reported(data.contrasts).any()
-        return None if mixed else (lambda: self.precompiled(data))
+        return None if mixed or self.clusters else (lambda: self.precompiled(data))
 
     def cache_token(self, data: ContrastData) -> str:
         """Return the model, outcome, measure, priors, moderators and the contrasts."""
         return "|".join([self.name, data.outcome, data.measure,
                          repr(self._priors(data).as_dict()), repr(self.moderators),
+                         repr((self.small_study, self.clusters)),
                          data.contrasts.to_csv(index=False)])
 
     def gate_names(self, data: ContrastData) -> list[str]:
         """Return d and tau (and the moderator coefficients)."""
-        return ["d", "tau"] + (["beta"] if self.moderators else [])
+        return (["d", "tau"] + (["beta"] if self.has_terms else [])
+                + [f"sigma:{col}" for col in self.clusters])
 
     def record(self, data: ContrastData, settings: SamplerSettings, data_sha256: str,
                versions: dict[str, str]) -> dict[str, Any]:
@@ -420,13 +484,18 @@ class Contrast(Model):
 
         pr = fit.priors
         out = {"d": rng.normal(0.0, pr.effect_sd, n), "tau": sample_tau(pr.tau, n, rng)}
-        if self.moderators:
-            out["beta"] = rng.normal(0.0, pr.effect_sd, (n, len(self._design(fit.data).names)))
+        if self.has_terms:
+            out["beta"] = rng.normal(0.0, pr.effect_sd, (n, len(self.terms(fit.data)[1])))
+        for col in self.clusters:
+            out[f"sigma:{col}"] = sample_tau(pr.tau, n, rng)
         if fit.data.binary:
             a = self._arrays(fit.data)
             s_n, c_n = len(fit.data.studies), len(a["labels"])
             mean = out["d"][:, None] + (0.0 if a["design"] is None
                                         else out["beta"] @ np.asarray(a["design"], float).T)
+            for col, levels, idx in self.cluster_index(fit.data):
+                mean = mean + (out[f"sigma:{col}"][:, None]
+                               * rng.standard_normal((n, len(levels)))[:, idx])
             noise = (a["w_shared"] * rng.standard_normal((n, s_n))[:, a["s_idx"]]
                      + a["w_own"] * rng.standard_normal((n, c_n)))
             out["delta"] = mean + out["tau"][:, None] * noise
@@ -459,7 +528,9 @@ class Contrast(Model):
         if quantity == "effect":
             return self._on_measure(fit, d, base) if binary else d
         if quantity == "predictive_effect":
-            new = d + tau * rng.standard_normal(d.shape[0])
+            spread = np.sqrt(tau ** 2 + sum(flat(fit.idata, f"sigma:{col}") ** 2
+                                            for col in self.clusters))
+            new = d + spread * rng.standard_normal(d.shape[0])
             return self._on_measure(fit, new, base) if binary else new
         if quantity == "tau":
             return tau
@@ -471,10 +542,13 @@ class Contrast(Model):
             return _expit(base + d) - _expit(base)
         if quantity == "control_rate":
             return _expit(base)
-        if quantity.startswith("beta:") and self.moderators:
-            names = self._design(fit.data).names
+        if quantity.startswith("beta:") and self.has_terms:
+            _, names, scales = self.terms(fit.data)
             if quantity.removeprefix("beta:") in names:
-                return flat(fit.idata, "beta")[:, names.index(quantity.removeprefix("beta:"))]
+                j = names.index(quantity.removeprefix("beta:"))
+                return flat(fit.idata, "beta")[:, j] * scales[j]
+        if quantity.startswith("sigma:") and quantity.removeprefix("sigma:") in self.clusters:
+            return flat(fit.idata, quantity)
         raise SpecError(f"model {self.name} has no quantity '{quantity}'; "
                         f"known: {', '.join(self.quantities)}")
 
@@ -487,10 +561,12 @@ class Contrast(Model):
         eff = self.draws(fit, "effect")
         est["effect"]["p_exceeds"] = float(np.mean(eff > self.threshold))
         est["effect"]["threshold"] = self.threshold
-        if self.moderators:
-            for name in self._design(fit.data).names:
+        if self.has_terms:
+            for name in self.terms(fit.data)[1]:
                 b = self.draws(fit, f"beta:{name}")
                 est[f"beta:{name}"] = dict(summarize_draws(b), p_positive=float(np.mean(b > 0)))
+        for col in self.clusters:
+            est[f"sigma:{col}"] = summarize_draws(self.draws(fit, f"sigma:{col}"))
         delta = flat(fit.idata, "delta")
         c = fit.data.contrasts
         rows = []

@@ -12,6 +12,10 @@ the same patients after one and after several infusions) share the study effect
 with the arm term). Reported: the pooled rate logit^-1(mu), the rate of an arm of a new
 study logit^-1(mu + sigma * e1 + tau * e2), tau (and sigma), and the shrunken rate of each
 arm.
+
+``clusters`` (columns above the study, outer first) add ``sigma_c * w_c[g_c(i)]`` for each,
+with the study term's prior and ``w ~ Normal(0, 1)``: a study nested in a site, a site in a
+country. A new study's arm then adds every level's variance. These fits use PyMC's sampler.
 """
 
 from __future__ import annotations
@@ -91,9 +95,16 @@ class PooledRate(Model):
     var_names = ["mu", "tau"]
 
     def __init__(self, priors: PooledRatePriors | None = None,
-                 moderators: tuple[str, ...] = ()):
+                 moderators: tuple[str, ...] = (), clusters: tuple[str, ...] = ()):
         self.priors = priors or PooledRatePriors()
         self.moderators = tuple(moderators)
+        self.clusters = tuple(clusters)
+
+    def cluster_index(self, data: BinaryArms) -> list[tuple[str, list[str], np.ndarray]]:
+        """Each cluster column's levels and every arm's level (labels nested, outer first)."""
+        from ..select.moderators import nested_levels
+
+        return nested_levels(data.table, self.clusters)
 
     def _design(self, data: BinaryArms):
         from ..select.moderators import design_matrix
@@ -117,7 +128,8 @@ class PooledRate(Model):
     def gate_names(self, data: BinaryArms) -> list[str]:
         """Parameters the convergence gate checks."""
         return (self.var_names + (["beta"] if self.moderators else [])
-                + (["sigma_study"] if self.nesting(data) else []))
+                + (["sigma_study"] if self.nesting(data) else [])
+                + [f"sigma:{col}" for col in self.clusters])
 
     def prepare(self, data: BinaryArms) -> BinaryArms:
         """Drop arms that lack a moderator value, recording why."""
@@ -157,6 +169,10 @@ class PooledRate(Model):
                 sigma = pm.HalfNormal("sigma_study", self.priors.study_scale)
                 v = pm.Normal("v", 0.0, 1.0, dims="study")
                 eta = eta + sigma * v[s_idx]
+            for col, levels, idx in self.cluster_index(data):
+                sigma_c = pm.HalfNormal(f"sigma:{col}", self.priors.study_scale)
+                w = pm.Normal(f"w:{col}", 0.0, 1.0, shape=len(levels))
+                eta = eta + sigma_c * w[idx]
             theta = pm.Deterministic("theta", eta, dims="arm")
             pm.Deterministic("rate", pm.math.invlogit(theta), dims="arm")
             pm.Deterministic("pooled_rate", pm.math.invlogit(mu))
@@ -182,14 +198,14 @@ class PooledRate(Model):
         """Return the arms the model uses (see :meth:`prepare`)."""
         return self.prepare(data)
 
-    def kernel(self, data: BinaryArms) -> Callable[[], PrecompiledModel]:
-        """Return the builder of the precompiled twin (every pooled-rate model has one)."""
-        return lambda: self.precompiled(data)
+    def kernel(self, data: BinaryArms) -> Callable[[], PrecompiledModel] | None:
+        """Return the builder of the precompiled twin (none with clusters)."""
+        return None if self.clusters else (lambda: self.precompiled(data))
 
     def cache_token(self, data: BinaryArms) -> str:
         """Return the model, its priors and moderators, and the arms."""
         return "|".join([self.name, repr(self.priors.as_dict()), repr(self.moderators),
-                         data.table.to_csv(index=False)])
+                         repr(self.clusters), data.table.to_csv(index=False)])
 
     def record(self, data: BinaryArms, settings: SamplerSettings, data_sha256: str,
                versions: dict[str, str]) -> dict[str, Any]:
@@ -219,7 +235,17 @@ class PooledRate(Model):
             out["beta"] = rng.normal(0.0, pr.mu_sd, (n, len(self._design(fit.data).names)))
         if self.nesting(fit.data):
             out["sigma_study"] = np.abs(rng.normal(0.0, pr.study_scale, n))
+        for col in self.clusters:
+            out[f"sigma:{col}"] = np.abs(rng.normal(0.0, pr.study_scale, n))
         return out
+
+    def _above(self, fit: FitResult) -> np.ndarray:
+        """Variance of the levels above the arm: the study and every cluster."""
+        out = 0.0
+        for name in ["sigma_study", *(f"sigma:{col}" for col in self.clusters)]:
+            if name in fit.idata.posterior:
+                out = out + flat(fit.idata, name) ** 2
+        return np.asarray(out)
 
     def draws(self, fit: FitResult, quantity: str) -> np.ndarray:
         """Posterior draws of a named derived quantity (see :attr:`quantities`)."""
@@ -229,14 +255,10 @@ class PooledRate(Model):
         if quantity == "predictive_rate":  # an arm of a new study
             rng = np.random.default_rng(fit.settings.seed)
             theta_new = mu + tau * rng.standard_normal(mu.shape[0])
-            if "sigma_study" in fit.idata.posterior:
-                theta_new += flat(fit.idata, "sigma_study") * rng.standard_normal(mu.shape[0])
+            theta_new = theta_new + np.sqrt(self._above(fit)) * rng.standard_normal(mu.shape[0])
             return 1.0 / (1.0 + np.exp(-theta_new))
         if quantity == "average_rate":
-            spread = tau ** 2
-            if "sigma_study" in fit.idata.posterior:
-                spread = spread + flat(fit.idata, "sigma_study") ** 2
-            return average_rate(mu, np.sqrt(spread))
+            return average_rate(mu, np.sqrt(tau ** 2 + self._above(fit)))
         if quantity == "tau":
             return tau
         if quantity == "mu_logit":
@@ -254,6 +276,8 @@ class PooledRate(Model):
         estimates = {q: summarize_draws(self.draws(fit, q)) for q in self.quantities}
         if "sigma_study" in fit.idata.posterior:
             estimates["sigma_study"] = summarize_draws(flat(fit.idata, "sigma_study"))
+        for col in self.clusters:
+            estimates[f"sigma:{col}"] = summarize_draws(flat(fit.idata, f"sigma:{col}"))
         if self.moderators:
             for name in self._design(fit.data).names:
                 d = self.draws(fit, f"beta:{name}")

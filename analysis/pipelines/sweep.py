@@ -14,7 +14,9 @@ The grid changes one choice at a time from the claims file as written (the basel
 - ``region``: the claim's region 25 % of its width narrower or wider (a half-open region
   moves its finite bound by 25 % of its value);
 - ``threshold``: the decision thresholds at 0.75/0.25 and 0.9/0.1;
-- ``loo``: each study left out in turn, for the claims whose fit used it.
+- ``loo``: each study left out in turn, for the claims whose fit used it;
+- ``bias``: the pooled effect adjusted for small-study effects (contrast claims: the
+  Bayesian PET, a regression of the effects on their standard errors).
 
 A cell whose numbers equal the baseline's exactly changed nothing the model saw (for
 example "primary evidence only" when every row is primary): it is marked ``no_op`` and
@@ -78,7 +80,10 @@ class Variation:
                 "window": f"{self.value} time window",
                 "region": f"region {dict(narrow='narrowed', wide='widened').get(self.value)} "
                           f"by {REGION_SHARE:.0%} of its width",
-                "loo": f"without {self.value}"}.get(self.kind, f"{self.kind} {self.value}")
+                "loo": f"without {self.value}",
+                "bias": "adjusted for small-study effects (PET: regression on the SE; "
+                        "means little below 10 studies)",
+                }.get(self.kind, f"{self.kind} {self.value}")
 
 
 def vary(claim: Claim, v: Variation, records: Records) -> Claim | None:

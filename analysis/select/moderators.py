@@ -136,3 +136,36 @@ def term_rows(table: pd.DataFrame, term: str) -> np.ndarray | None:
     if eq and col in table:
         return (table[col].astype(str) == level).to_numpy()
     return None
+
+
+def nested_levels(table: pd.DataFrame, columns: tuple[str, ...]
+                  ) -> list[tuple[str, list[str], np.ndarray]]:
+    """Return each cluster column's levels and every row's level index, outer first.
+
+    Levels are nested: an inner column's level is named by its path from the outermost
+    (``district 1/school 3``), so that equal inner labels in two outer levels stay apart.
+    A cluster must hold whole studies and group more than one of them: a column that varies
+    within a study, or has one study per level (the study level is already in the model),
+    is refused.
+    """
+    out = []
+    path = pd.Series([""] * len(table), index=table.index)
+    studies = table["study"].nunique()
+    for col in columns:
+        if col not in table.columns:
+            raise SpecError(f"cluster column '{col}' is not available here; known: "
+                            f"{', '.join(sorted(map(str, table.columns)))}")
+        if table[col].isna().any():
+            raise SpecError(f"cluster column '{col}' is empty in some rows")
+        path = path + "/" + table[col].astype(str)
+        per_study = path.groupby(table["study"]).nunique()
+        if (per_study > 1).any():
+            raise SpecError(f"cluster '{col}' varies within study "
+                            f"{per_study[per_study > 1].index[0]}: clusters sit above studies")
+        levels = list(dict.fromkeys(path))
+        if len(levels) == studies:
+            raise SpecError(f"cluster '{col}' has one study per level: the study level is "
+                            "already in the model; leave it out")
+        index = {lv: i for i, lv in enumerate(levels)}
+        out.append((col, [lv.lstrip("/") for lv in levels], path.map(index).to_numpy()))
+    return out

@@ -214,5 +214,22 @@ ref$assink2016 <- list(
   robust = rb(robust(rma(yi, vi, data = ass), cluster = study, clubSandwich = FALSE),
               "robust(rma(yi, vi, data = ass), cluster = study, clubSandwich = FALSE)"))
 
+# 8b. Single-arm proportions nested in countries (issue 32, the Bayesian pooled-rate's
+#     --cluster): dat.hannum2020 (olfactory loss in COVID-19, 35 studies in 22 countries as
+#     the data spell them). The reference is the binomial GLMM by Laplace ML (lme4).
+suppressMessages(library(lme4))
+han <- dat.hannum2020[, c("authorName", "country", "xi", "ni")]
+save(han, "hannum2020")
+han$row <- seq_len(nrow(han))
+g <- glmer(cbind(xi, ni - xi) ~ 1 + (1 | country/row), family = binomial, data = han)
+vc <- as.data.frame(VarCorr(g))
+ref$hannum2020 <- list(
+  file = "hannum2020.csv", data = "metafor::dat.hannum2020 (some columns)",
+  glmer = list(call = "glmer(cbind(xi, ni - xi) ~ 1 + (1 | country/row), family = binomial, data = han)",
+               lme4 = as.character(packageVersion("lme4")),
+               estimate = unname(fixef(g)[1]), se = unname(sqrt(vcov(g)[1, 1])),
+               sd_country = vc$sdcor[vc$grp == "country"],
+               sd_study = vc$sdcor[vc$grp == "row:country"]))
+
 cat(toJSON(ref, digits = NA, auto_unbox = TRUE, pretty = TRUE, na = "null"))
 cat("\n")
