@@ -126,7 +126,7 @@ def report(
         out = plan.target
         results = build_report(records, claims_file, settings, out, progress=chatty,
                                jobs=jobs if cache_dir else 1, records_path=file,
-                               claims_path=claims, say=say,
+                               say=say,
                                robustness=read_robustness(sweep, calibration, records,
                                                           claims_file),
                                baseline=baseline, previous=earlier, history=history)

@@ -35,15 +35,18 @@ def tasks(claims: ClaimsFile) -> list[tuple[str, int]]:
             + [("claim", i) for i in fits if i not in curves])
 
 
-def _worker(records_path: str | None, claims_path: str | None, settings: SamplerSettings,
+def _worker(records_path: str | None, claims: ClaimsFile, settings: SamplerSettings,
             chunk: list[tuple[str, int]]) -> int:
-    from ..evaluate.claims import load_claims
+    """Run the tasks of ``chunk`` on the report's own claims.
+
+    The claims are sent whole, not as a path: a report of the data alone has claims that no
+    file holds (read from a path, they were the bundled ketamine claims).
+    """
     from ..families.registry import family_of
     from ..io.records import read_records
     from .contrast_fits import fit_contrast_section
 
     records = read_records(records_path)
-    claims = load_claims(claims_path)
     done = 0
     for kind, i in chunk:
         if kind == "claim":
@@ -62,8 +65,8 @@ def _worker(records_path: str | None, claims_path: str | None, settings: Sampler
     return done
 
 
-def prefetch(records_path: str | None, claims_path: str | None, settings: SamplerSettings,
-             claims: ClaimsFile, jobs: int) -> None:
+def prefetch(records_path: str | None, settings: SamplerSettings, claims: ClaimsFile,
+             jobs: int) -> None:
     """Fill the cache using ``jobs`` worker processes.
 
     One task at a time goes to whichever worker is free (the fits differ tenfold in cost,
@@ -74,6 +77,6 @@ def prefetch(records_path: str | None, claims_path: str | None, settings: Sample
 
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
                              initializer=load_plugins, initargs=(plugin_files(),)) as pool:
-        for future in [pool.submit(_worker, records_path, claims_path, settings, [t])
+        for future in [pool.submit(_worker, records_path, claims, settings, [t])
                        for t in tasks(claims)]:
             future.result()

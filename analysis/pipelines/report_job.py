@@ -31,7 +31,7 @@ from .sensitivity import sensitivity
 
 def build_report(records: Records, claims: ClaimsFile, settings: SamplerSettings, out: Path,
                  *, progress: bool = False, jobs: int = 1, records_path: str | None = None,
-                 claims_path: str | None = None, say=None,
+                 say=None,
                  robustness: dict[str, Any] | None = None,
                  baseline: tuple[Records, str] | None = None,
                  previous: tuple[dict[str, Any], str] | None = None,
@@ -53,7 +53,7 @@ def build_report(records: Records, claims: ClaimsFile, settings: SamplerSettings
         from .prefetch import prefetch
 
         say(f"fitting in {jobs} worker processes ...")
-        prefetch(records_path, claims_path, settings, claims, jobs)
+        prefetch(records_path, settings, claims, jobs)
     from .report_helper import ReportHelper
 
     helper = ReportHelper(settings)
