@@ -32,6 +32,11 @@ def report(
         help="Claims file (YAML). If omitted: the bundled ketamine claims for the bundled "
              "data; for your own FILE, a report of the data alone (each treatment against "
              "control, forest and funnel plots, heterogeneity; no claims judged).")] = None,
+    cluster: Annotated[list[str] | None, typer.Option(
+        "--cluster", help="For a report of your own file without --claims: a column whose "
+                          "levels group studies (repeatable, outer first). Each comparison "
+                          "is then also fitted as a multilevel model with cluster-robust "
+                          "errors. With --claims, give 'cluster:' in its contrasts.")] = None,
     seed: SeedOpt = DEFAULTS.seed,
     draws: DrawsOpt = DEFAULTS.draws,
     tune: TuneOpt = DEFAULTS.tune,
@@ -88,12 +93,15 @@ def report(
     if data_only:  # the ketamine claims are never applied to another file
         from trialmeta.analysis.pipelines.data_only import data_only_claims
 
-        claims_file = data_only_claims(records)
+        claims_file = data_only_claims(records, tuple(cluster or ()))
         if not claims_file.contrasts and not claims_file.descriptive:
             raise fail("error: nothing to describe: no study in the file compares a "
                        "treatment with a control, no two treated arms have counts to pool, "
                        "and there is no claims file (--claims)")
     else:
+        if cluster:
+            raise fail("error: --cluster is for a report of the data alone; with a claims "
+                       "file, give 'cluster:' in its contrasts (and claims)")
         claims_file = load_claims(claims)
     baseline = None if baseline_data is None else (
         read_records(str(baseline_data)), baseline_label or baseline_data.name)

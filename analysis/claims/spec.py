@@ -76,6 +76,8 @@ class ContrastSpec:
     window: TimeWindow | None
     filters: Filters
     comparators: tuple[tuple[str, tuple[str, ...]], ...]
+    #: columns whose levels group studies, outer first (a three- or more-level model)
+    clusters: tuple[str, ...] = ()
 
 
 @dataclass

@@ -49,6 +49,7 @@ from ..stats.decision import (
 from .certainty import Certainty
 
 CONTRAST_FIELDS = {"id", "title", "outcome", "measure", "time_h", "window_h", "selection",
+                   "cluster",
                    "comparators"}
 
 
@@ -102,8 +103,12 @@ def parse_contrast(raw: Any, path: str) -> ContrastSpec:
             if problem:
                 raise bad("comparators", problem)
     groups = tuple((str(k), tuple(str(x) for x in v)) for k, v in comps.items())
+    cluster = raw.get("cluster", [])
+    cluster = cluster if isinstance(cluster, list) else [cluster]
+    if not all(isinstance(x, str) and x for x in cluster):
+        raise bad("cluster", "must be a column name or a list of them, outer first")
     return ContrastSpec(cid, str(raw.get("title", cid)), str(raw["outcome"]),
-                        str(raw["measure"]), window, filters, groups)
+                        str(raw["measure"]), window, filters, groups, tuple(cluster))
 
 
 def bundled_claims_path() -> Path:

@@ -34,7 +34,7 @@ def fit_contrast_section(records: Records, specs: list[ContrastSpec],
         entry: dict[str, Any] = {"id": spec.id, "title": spec.title, "outcome": spec.outcome,
                                  "measure": spec.measure,
                                  "time_h": None if spec.window is None else spec.window.target_h,
-                                 "groups": []}
+                                 "clusters": list(spec.clusters), "groups": []}
         for name, comps in groups:
             data = select_contrasts(records, spec.outcome, spec.measure, spec.window,
                                     spec.filters, comparator=comps)
@@ -44,15 +44,19 @@ def fit_contrast_section(records: Records, specs: list[ContrastSpec],
                 g["status"] = "no study compares these arms at this time point"
                 entry["groups"].append(g)
                 continue
-            crun = run_contrast(data, settings, data_sha256=records.sha256)
+            crun = run_contrast(data, settings, data_sha256=records.sha256,
+                                clusters=spec.clusters)
             bayes = contrast_document(crun, records)
             g["_idata"] = crun.fit.idata
             method = "REML" if len(data.contrasts) >= 2 else "FE"
             # the small-study analyses beside the group the funnel plot is drawn for
             funnel = (name == POOLED or len(groups) == 1) and len(data.contrasts) >= 3
+            # nesting: rma.mv(random = ~ 1 | cluster/study) and CR1 errors on the outer cluster
+            nested = funnel and bool(spec.clusters) and len(data.contrasts) >= 3
             freq = frequentist_document(run_frequentist(
-                data, method, bias=REPORT_METHODS if funnel else (), bias_tolerant=True),
-                records)
+                data, method, bias=REPORT_METHODS if funnel else (), bias_tolerant=True,
+                clusters=(*spec.clusters, "study") if nested else (),
+                robust_column=spec.clusters[0] if nested else None), records)
             g.update(status="fitted", bayesian=bayes, frequentist=freq)
             if len(data.contrasts) >= 2:
                 g["frequentist_hksj"] = frequentist_document(

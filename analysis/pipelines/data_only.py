@@ -24,7 +24,7 @@ TITLES = {"events": "Events", "response": "Response", "remission": "Remission",
           "change": "Continuous outcome"}
 
 
-def data_only_claims(records: Records) -> ClaimsFile:
+def data_only_claims(records: Records, clusters: tuple[str, ...] = ()) -> ClaimsFile:
     """Return a claims file with no claims: what the records carry, described.
 
     One comparison per outcome the records carry, and the pooled rate of treated arms per
@@ -33,7 +33,8 @@ def data_only_claims(records: Records) -> ClaimsFile:
     An outcome is described when at least one study has it in two or more arms (a control
     among them), or as a reported contrast. Means on several scales are pooled as SMDs. A
     file with time points is described near 24 h (its rows nearest 24 h within 12-36 h);
-    a file without is described unwindowed.
+    a file without is described unwindowed. ``clusters`` (columns above the study, outer
+    first) nest every comparison: a three- or more-level model.
     """
     t = records.table
     timed = t["time_h"].notna().any()
@@ -59,7 +60,7 @@ def data_only_claims(records: Records) -> ClaimsFile:
         specs.append(ContrastSpec(
             id=f"data-{outcome}", title=f"{TITLES[outcome]}: each treatment against control"
             f"{when} ({measure})", outcome=outcome, measure=measure, window=window,
-            filters=Filters(), comparators=()))
+            filters=Filters(), comparators=(), clusters=tuple(clusters)))
     rates = []
     for outcome in COUNT_COLUMN:  # the pooled rate of treated arms, where two or more have it
         treated = t[t[COUNT_COLUMN[outcome]].notna() & ~t["control"].fillna(False).astype(bool)]
@@ -69,6 +70,7 @@ def data_only_claims(records: Records) -> ClaimsFile:
                                window=window, quantity="pooled_rate", filters=Filters(),
                                region=(0.0, 1.0), rule=DecisionRule(),
                                options=(("untimed", True),) if timed else ()))
-    digest = hashlib.sha256(("data-only:" + records.sha256).encode()).hexdigest()
+    nested = ":" + "/".join(clusters) if clusters else ""
+    digest = hashlib.sha256(("data-only:" + records.sha256 + nested).encode()).hexdigest()
     return ClaimsFile(path="(none: the data alone)", sha256=digest, contrasts=specs,
                       descriptive=rates)

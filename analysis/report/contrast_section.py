@@ -34,6 +34,7 @@ def with_figures(section: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     g["funnel_svg"] = svg(funnel_plot, freq=g["frequentist"],
                                           title=f"Funnel: {entry['title']}")
                     g["_bias_rows"] = bias_rows(g["frequentist"])
+                    g["_dependence_rows"] = dependence_rows(g["frequentist"])
             groups.append(g)
         out.append({**entry, "groups": groups})
     return out
@@ -96,4 +97,27 @@ def bias_rows(freq: dict[str, Any]) -> list[dict[str, str]]:
         else:
             detail = f"slope {ptext(b['slope_p'])}"
         rows.append({"method": label, "estimate": _interval(b, log), "detail": detail})
+    return rows
+
+
+def dependence_rows(freq: dict[str, Any]) -> list[dict[str, str]]:
+    """Return the multilevel fit and the cluster-robust errors of a document as rows.
+
+    Empty when the comparison was not nested (no ``cluster``).
+    """
+    m, r = freq.get("multilevel"), freq.get("robust")
+    if not m:
+        return []
+    log = freq["scale"] == "log"
+    rows = [{"method": f"Random effects, independent contrasts ({freq['method']})",
+             "estimate": _interval(freq, log), "detail": f"k = {freq['k']}"}]
+    sig = ", ".join(f"{lv} {s:.3g} ({u} units)" for lv, s, u in
+                    zip(m["levels"], m["sigma2"], m["units"], strict=True))
+    rows.append({"method": f"Multilevel (REML, {' / '.join(m['levels'])})",
+                 "estimate": _interval(m, log), "detail": f"variance per level: {sig}"})
+    if r:
+        c = r["coefficients"][0]
+        rows.append({"method": f"Cluster-robust errors ({r['estimator']}, by {r['cluster']})",
+                     "estimate": _interval(c, log),
+                     "detail": f"{r['clusters']} clusters, t with {r['df']} df"})
     return rows

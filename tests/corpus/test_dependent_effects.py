@@ -67,3 +67,61 @@ def test_dependence_options_say_what_is_wrong() -> None:
                                "--outcome", "change", "--measure", "MD", "--cluster",
                                "district", "--cluster", "school"]).output
     assert "multilevel (REML, district / school)" in text and "(11 units)" in text
+
+
+@pytest.mark.slow
+def test_a_report_of_nested_data_shows_the_multilevel_fit(tmp_path: Path) -> None:
+    """report FILE --cluster district: the Bayesian comparison nests the schools in their
+    districts, and the multilevel and robust rows equal metafor's numbers."""
+    out = tmp_path / "r"
+    res = runner.invoke(app, ["report", str(DATA / "konstantopoulos2011.csv"), "--cluster",
+                              "district", "--out", str(out), "--draws", "300", "--tune",
+                              "300", "--no-cache", "--allow-unconverged", "--quiet"])
+    assert res.exit_code == 0, res.output
+    md = (out / "report.md").read_text()
+    ref = REF["konstantopoulos2011"]
+    m, r = ref["multilevel"], ref["robust"]
+    assert (f"| Multilevel \\(REML, district / study\\) | {m['estimate']:.3f} "
+            f"({m['ci_lb']:.3f} to {m['ci_ub']:.3f}) |") in md
+    assert f"| {r['estimate']:.3f} ({r['ci_lb']:.3f} to {r['ci_ub']:.3f}) | 11 clusters" in md
+    assert "Studies nested in district" in md
+    group = json.loads((out / "results.json").read_text())["contrasts"][0]["groups"][-1]
+    assert "sigma:district" in group["bayesian"]["estimates"]
+
+
+def test_report_cluster_is_for_the_data_alone(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["report", str(DATA / "konstantopoulos2011.csv"), "--cluster",
+                              "district", "--claims", str(tmp_path / "c.yaml"), "--out",
+                              str(tmp_path / "r")])
+    assert res.exit_code == 2 and "give 'cluster:' in its contrasts" in res.output
+
+
+def test_a_claims_files_contrasts_take_cluster(tmp_path: Path) -> None:
+    from trialmeta.analysis.errors import SpecError
+    from trialmeta.analysis.evaluate.claims import load_claims
+
+    text = """
+claims:
+  - id: positive
+    quote: the programme helps
+    model: contrast
+    outcome: change
+    measure: MD
+    quantity: effect
+    region: [0, .inf]
+    cluster: district
+contrasts:
+  - id: all
+    outcome: change
+    measure: MD
+    time_h: 24
+    cluster: [district]
+"""
+    f = tmp_path / "c.yaml"
+    f.write_text(text)
+    claims = load_claims(f)
+    assert claims.contrasts[0].clusters == ("district",)
+    assert claims.claims[0].option("cluster") == ("district",)
+    f.write_text(text.replace("cluster: [district]", "cluster: [3]"))
+    with pytest.raises(SpecError, match="contrast 'all', field 'cluster'"):
+        load_claims(f)
