@@ -25,7 +25,8 @@ numbers centred, so ``d`` is the effect at their mean). Two further options:
 
 - **Small-study adjustment** (``small_study="pet"``, the Bayesian form of PET; Stanley &
   Doucouliagos 2014): the mean of ``delta_ij`` is ``d + b se_ij``, where ``se_ij`` is the
-  contrast's standard error (that of the frequentist engine), not centred, with
+  contrast's standard error on the model's scale (that of the frequentist engine; log OR
+  for counts), not centred, with
   ``b ~ Normal(0, 2^2)`` (slopes of the size a funnel cut at p = 0.05 produces, 1 to 3, are
   well inside it). ``d`` is then the effect of a study with SE 0.
 - **Nesting** (``clusters``, outer first): ``delta_ij`` gains ``sigma_1 v_1[g_1(i)] +
@@ -303,7 +304,10 @@ class Contrast(Model):
             from ..select.contrasts import contrast_effects
 
             scale = PET_SLOPE_SD / self._priors(data).effect_sd
-            cols.append(np.sqrt(np.asarray(contrast_effects(data).vi, float))[:, None] * scale)
+            # the SE on the model's scale: log odds ratios for counts, whatever the measure
+            on_scale = replace(data, measure="OR") if data.binary else data
+            vi = np.asarray(contrast_effects(on_scale).vi, float)
+            cols.append(np.sqrt(vi)[:, None] * scale)
             names.append("sei")
             scales.append(scale)
         x = np.column_stack(cols) if cols else None

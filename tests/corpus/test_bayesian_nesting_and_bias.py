@@ -188,3 +188,20 @@ def test_the_sweep_has_a_small_study_cell_for_contrast_claims() -> None:
 
     fam = ContrastFamily()
     assert ("bias", "pet") in fam.sweep_cells()
+
+
+def test_the_pet_covariate_is_the_log_odds_ratio_se_for_counts_whatever_the_measure() -> None:
+    """The arm-based model is on the log-odds scale: its PET covariate is the log OR's SE
+    (Aronson 1948 in dat.bcg: 4/123 vs 11/139, sqrt(1/4 + 1/119 + 1/11 + 1/128))."""
+    from trialmeta.analysis.io.records import read_records
+    from trialmeta.analysis.models.contrast import Contrast
+    from trialmeta.analysis.select.contrasts import select_contrasts
+    from trialmeta.analysis.select.filters import Filters
+
+    records = read_records(str(DATA / "bcg.csv"))
+    for measure in ("OR", "RR", "RD"):
+        data = select_contrasts(records, "events", measure, None, Filters())
+        x, names, scales = Contrast(small_study="pet").terms(data)
+        assert names == ["sei"]
+        assert x[0, 0] / scales[0] == pytest.approx(math.sqrt(1 / 4 + 1 / 119 + 1 / 11
+                                                              + 1 / 128))
