@@ -161,8 +161,12 @@ BaselineSdOpt = Annotated[float | None, typer.Option(
 def prior_lines(priors: dict) -> list[str]:
     """Describe the priors of a fit in one readable line (printed with every Bayesian fit)."""
     tau = priors["tau"]
+    extra = "".join(f", {text}" for key, text in (
+        ("pet_slope", f"small-study slope ~ {priors.get('pet_slope')}"),
+        ("cluster_sigma", f"each cluster's sigma {priors.get('cluster_sigma')}"))
+        if priors.get(key))
     return [f"  priors: effect ~ N(0, {priors['effect_sd']:g}^2), baseline ~ "
-            f"N(0, {priors['baseline_sd']:g}^2), {tau.get('label') or tau['kind']}"]
+            f"N(0, {priors['baseline_sd']:g}^2), {tau.get('label') or tau['kind']}{extra}"]
 
 
 ComparatorOpt = Annotated[list[str] | None, typer.Option(

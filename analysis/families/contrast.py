@@ -437,6 +437,13 @@ def contrast_document(run: ContrastRun, records: Records) -> dict[str, Any]:
         return df.astype(object).where(df.notna(), None).to_dict("records")
 
     pressed = tau_presses_prior(flat(fit.idata, "tau"), fit.priors.tau)
+    priors = fit.priors.as_dict()
+    if "beta:sei" in s.estimates:
+        from ..models.contrast import PET_SLOPE_SD
+
+        priors["pet_slope"] = f"N(0, {PET_SLOPE_SD:g}^2)"
+    if any(k.startswith("sigma:") for k in s.estimates):
+        priors["cluster_sigma"] = "has tau's prior"
     return rounded({
         "model": fit.model, "outcome": data.outcome, "measure": data.measure,
         "warnings": [pressed] if pressed else [],
@@ -448,7 +455,7 @@ def contrast_document(run: ContrastRun, records: Records) -> dict[str, Any]:
         "posterior_predictive": records_of(s.ppc), "dropped": data.dropped,
         "notes": data.notes, "diagnostics": fit.diagnostics.as_dict(),
         "loo": loo(fit.idata, fit.pymc_model),
-        "priors": fit.priors.as_dict(), "sampler": fit.settings.as_dict(),
+        "priors": priors, "sampler": fit.settings.as_dict(),
         "summary": s.sentence,
         "provenance": {"data": records.path, "data_sha256": records.sha256,
                        "seed": fit.settings.seed, "versions": fit.provenance["versions"],

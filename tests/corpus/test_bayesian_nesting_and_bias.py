@@ -50,6 +50,7 @@ def test_contrast_three_levels_agree_with_rma_mv() -> None:
     assert abs(e["effect"]["median"] - ref["estimate"]) < 0.25 * ref["se"]
     district, school = (math.sqrt(s) for s in ref["sigma2"])
     assert e["sigma:district"]["ci_low"] < district < e["sigma:district"]["ci_high"]
+    assert doc["priors"]["cluster_sigma"] == "has tau's prior"
     assert e["tau"]["ci_low"] < school < e["tau"]["ci_high"]
     # the new-study prediction carries both levels: wider than tau alone would make it
     spread = e["predictive_effect"]["ci_high"] - e["predictive_effect"]["ci_low"]
@@ -81,6 +82,7 @@ def test_bayesian_pet_agrees_with_metafor_pet() -> None:
     e = doc["estimates"]
     assert doc["diagnostics"]["passed"]
     assert abs(e["effect"]["median"] - pet["estimate"]) < 0.25 * pet["se"]
+    assert doc["priors"]["pet_slope"] == "N(0, 2^2)"  # every prior is written out
     assert abs(e["beta:sei"]["median"] - pet["slope"]) < 0.25 * pet["slope_se"]
     plain = fit("contrast", "hackshaw1998.csv", "--outcome", "change", "--measure", "MD",
                 "--priors", "vague")
