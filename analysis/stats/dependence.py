@@ -47,7 +47,8 @@ def robust(yi, vi, design, terms: list[str], cluster, method: str = "REML",
     Returns
     -------
     dict
-        ``coefficients`` (term, estimate, se, ci_low, ci_high, p), ``df`` (clusters minus
+        ``coefficients`` (term, estimate, se, ci_low, ci_high, p), the first of them again
+        as ``estimate``, ``se``, ``ci_low``, ``ci_high``, ``p``, ``df`` (clusters minus
         coefficients), ``clusters``, ``tau2`` of the working model, ``QM`` and ``QM_p`` (F
         test of the non-intercept terms, when there are any).
     """
@@ -84,6 +85,9 @@ def robust(yi, vi, design, terms: list[str], cluster, method: str = "REML",
                          for term, b, s, z in zip(terms, beta, se, t, strict=True)],
         "df": df, "clusters": n, "k": k, "tau2": fit.tau2, "method": method,
         "estimator": "CR1 (metafor robust, adjust = TRUE)"}
+    # the first coefficient (the pooled estimate, or the intercept) at the top level too
+    out.update({key: out["coefficients"][0][key]
+                for key in ("estimate", "se", "ci_low", "ci_high", "p")})
     if p > 1:
         m = p - 1
         qm = float(beta[1:] @ np.linalg.solve(vb[1:, 1:], beta[1:])) / m

@@ -46,6 +46,8 @@ def test_three_level_model_and_robust_errors_equal_metafor(name: str, levels: li
     for ours, theirs in (("estimate", "estimate"), ("se", "se"), ("ci_low", "ci_lb"),
                          ("ci_high", "ci_ub"), ("p", "p")):
         assert c[ours] == pytest.approx(rr[theirs], abs=1e-6), ours
+        assert rb[ours] == c[ours]  # the robust: {estimate, se, df, cluster}
+    assert rb["cluster"] == cluster
 
 
 def test_robust_errors_of_a_meta_regression() -> None:
