@@ -41,7 +41,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from ..errors import SpecError
-from .frequentist import meta_analysis, meta_regression
+from .frequentist import _neg_loglik, meta_analysis, meta_regression
 
 #: fewer studies than this: say that the methods mean little (Cochrane Handbook 13.3.5.4)
 FEW_STUDIES = 10
@@ -179,14 +179,13 @@ def _p_values(y: np.ndarray, v: np.ndarray, alternative: str) -> np.ndarray:
 def _below(c: np.ndarray, mu: float, total_sd: np.ndarray, s: np.ndarray,
            alternative: str) -> np.ndarray:
     """Return P(p <= c) for each study (rows) and cut-off (columns) before selection."""
-    c = c[None, :]
-    mu_, sd, s_ = mu, total_sd[:, None], s[:, None]
+    c, sd, s = c[None, :], total_sd[:, None], s[:, None]
     if alternative == "greater":  # p <= c  <=>  y >= s z_(1-c)
-        return stats.norm.sf((s_ * stats.norm.isf(c) - mu_) / sd)
+        return stats.norm.sf((s * stats.norm.isf(c) - mu) / sd)
     if alternative == "less":  # p <= c  <=>  y <= s z_c
-        return stats.norm.cdf((s_ * stats.norm.ppf(c) - mu_) / sd)
-    cut = s_ * stats.norm.isf(c / 2)
-    return stats.norm.sf((cut - mu_) / sd) + stats.norm.cdf((-cut - mu_) / sd)
+        return stats.norm.cdf((s * stats.norm.ppf(c) - mu) / sd)
+    cut = s * stats.norm.isf(c / 2)
+    return stats.norm.sf((cut - mu) / sd) + stats.norm.cdf((-cut - mu) / sd)
 
 
 def _step_loglik(mu: float, tau2: float, delta: np.ndarray, y: np.ndarray, v: np.ndarray,
@@ -223,15 +222,6 @@ def _hessian(f, x: np.ndarray, scale: np.ndarray) -> np.ndarray:
     h = 1e-4 * np.maximum(np.abs(x), scale)
     coarse, fine = at(h), at(h / 2)
     return (4 * fine - coarse) / 3
-
-
-def ml_loglik(yi, vi, estimate: float, tau2: float) -> float:
-    """Return a random-effects model's ML log-likelihood at given estimates.
-
-    As metafor's ``logLik(res, REML = FALSE)``.
-    """
-    y, v = np.asarray(yi, float), np.asarray(vi, float)
-    return float(np.sum(stats.norm.logpdf(y, estimate, np.sqrt(v + tau2))))
 
 
 def step_selection(yi, vi, steps, method: str = "REML", *,
@@ -289,15 +279,22 @@ def step_selection(yi, vi, steps, method: str = "REML", *,
         raise SpecError("no study's p-value falls in " + ", ".join(empty)
                         + "; choose other steps")
 
-    def unpack(par: np.ndarray) -> tuple[float, float, np.ndarray]:
-        tau2 = 0.0 if fixed_tau2 else float(np.exp(par[1]))
-        raw = par[1 if fixed_tau2 else 2:]
-        delta = np.r_[1.0, DELTA_MAX / (1 + np.exp(-raw))]  # metafor's map to (0, 100)
-        return float(par[0]), tau2, delta
+    def natural(par: np.ndarray) -> float:
+        """Negative log-likelihood at (mu, [tau2,] delta_2..J) as they are."""
+        tau2 = 0.0 if fixed_tau2 else float(par[1])
+        return -_step_loglik(float(par[0]), tau2, np.r_[1.0, par[len(par) - n_delta:]], y,
+                             v, cuts, group, alternative)
+
+    def untransformed(par: np.ndarray) -> np.ndarray:
+        """Map the optimiser's free parameters: log tau2, deltas logistic on (0, 100)."""
+        out = np.array(par, float)
+        if not fixed_tau2:
+            out[1] = np.exp(par[1])
+        out[len(par) - n_delta:] = DELTA_MAX / (1 + np.exp(-par[len(par) - n_delta:]))
+        return out
 
     def negll(par: np.ndarray) -> float:
-        mu, tau2, delta = unpack(par)
-        value = -_step_loglik(mu, tau2, delta, y, v, cuts, group, alternative)
+        value = natural(untransformed(par))
         return value if np.isfinite(value) else 1e300
 
     start = np.r_[base.estimate, [] if fixed_tau2 else [np.log(base.tau2 + 0.001)],
@@ -306,7 +303,9 @@ def step_selection(yi, vi, steps, method: str = "REML", *,
                                                                  "maxiter": 2000})
     fit = optimize.minimize(negll, fit.x, method="Nelder-Mead",
                             options={"xatol": 1e-10, "fatol": 1e-13, "maxiter": 20000})
-    mu, tau2, delta = unpack(fit.x)
+    point = untransformed(fit.x)
+    mu, tau2 = float(point[0]), 0.0 if fixed_tau2 else float(point[1])
+    delta = np.r_[1.0, point[len(point) - n_delta:]]
     loglik = -negll(fit.x)
     warnings: list[str] = []
     if ((delta[1:] <= np.finfo(float).eps ** 0.25)
@@ -314,12 +313,6 @@ def step_selection(yi, vi, steps, method: str = "REML", *,
         warnings.append("a selection weight lies at its bound (0 or 100); treat the results "
                         "with caution")
 
-    def natural(par: np.ndarray) -> float:
-        t2 = 0.0 if fixed_tau2 else par[1]
-        return -_step_loglik(par[0], t2, np.r_[1.0, par[1 if fixed_tau2 else 2:]], y, v,
-                             cuts, group, alternative)
-
-    point = np.r_[mu, [] if fixed_tau2 else [tau2], delta[1:]]
     cov = None
     try:
         scale = np.r_[np.median(np.sqrt(v)), [] if fixed_tau2 else [np.median(v)],
@@ -336,7 +329,7 @@ def step_selection(yi, vi, steps, method: str = "REML", *,
     se = float(np.sqrt(var[0]))
     crit = stats.norm.isf(0.025)
     delta_se = [None] + [float(np.sqrt(x)) for x in var[len(point) - n_delta:]]
-    ll0 = ml_loglik(y, v, base.estimate, base.tau2)
+    ll0 = -_neg_loglik(base.tau2, y, v, reml=False)  # logLik(res, REML = FALSE)
     lrt = max(0.0, -2 * (ll0 - loglik))
     return {"estimate": mu, "se": se, "ci_low": mu - crit * se, "ci_high": mu + crit * se,
             "p": float(2 * stats.norm.sf(abs(mu / se))) if se > 0 else None,
