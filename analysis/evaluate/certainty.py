@@ -185,7 +185,8 @@ def assess(claim: Claim, verdict: str, studies: list[str], table: pd.DataFrame, 
     if small_study and small_study.get("changes_verdict"):
         p = small_study.get("probability")
         reasons.append("small-study effects: adjusted by a regression on the standard error "
-                       f"(PET), the verdict would be {small_study['verdict']}"
+                       f"({small_study['method'].upper()}), the verdict would be "
+                       f"{small_study['verdict']}"
                        + ("" if p is None else f" (P = {p:.2f})"))
     level = min(len(reasons), len(GRADES) - 1)
     return Certainty(GRADES[level], tuple(reasons), cap=cap,

@@ -32,6 +32,7 @@ from ..claims.spec import (
 )
 from ..errors import SpecError
 from ..families.base import Family
+from ..families.common import check_clusters
 from ..families.registry import family_name, get_family
 from ..io.files import read_regular, read_regular_text
 from ..io.text_rules import text_problem
@@ -103,12 +104,11 @@ def parse_contrast(raw: Any, path: str) -> ContrastSpec:
             if problem:
                 raise bad("comparators", problem)
     groups = tuple((str(k), tuple(str(x) for x in v)) for k, v in comps.items())
-    cluster = raw.get("cluster", [])
-    cluster = cluster if isinstance(cluster, list) else [cluster]
-    if not all(isinstance(x, str) and x for x in cluster):
-        raise bad("cluster", "must be a column name or a list of them, outer first")
+    nesting = {"cluster": raw["cluster"]} if "cluster" in raw else {}
+    check_clusters(nesting, bad)
     return ContrastSpec(cid, str(raw.get("title", cid)), str(raw["outcome"]),
-                        str(raw["measure"]), window, filters, groups, tuple(cluster))
+                        str(raw["measure"]), window, filters, groups,
+                        nesting.get("cluster", ()))
 
 
 def bundled_claims_path() -> Path:

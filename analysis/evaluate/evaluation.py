@@ -23,6 +23,7 @@ from ..families.registry import family_of
 from ..io.records import Records
 from ..sampling.inference import summarize_censored
 from ..sampling.settings import SamplerSettings
+from ..stats.bias import FEW_STUDIES
 from ..stats.decision import near_thresholds
 from .certainty import assess
 from .claims import Claim, ClaimResult, ClaimsFile, judge
@@ -166,23 +167,24 @@ def _small_study_check(claim: Claim, result: ClaimResult, draws_per_chain: int,
                        family_run: Any) -> dict[str, Any] | None:
     """Refit a claim with its family's small-study adjustment; None: the family has none.
 
+    The adjustment is the family's own ``bias`` sweep cell (the contrast family's: PET).
     With fewer than ``FEW_STUDIES`` studies the check is not run (a regression on the
     standard error of a handful of studies says nothing), and the result says so.
     """
-    from ..stats.bias import FEW_STUDIES
-
+    family = family_of(claim.model)
+    method = next((value for kind, value in family.sweep_cells() if kind == "bias"), None)
     options = dict(claim.options)
-    if not family_of(claim.model).vary(claim, "bias", "pet", options):
+    if method is None or not family.vary(claim, "bias", method, options):
         return None
     k = len(result.studies)
     if k < FEW_STUDIES:
-        return {"assessed": False, "method": "pet",
+        return {"assessed": False, "method": method,
                 "why": f"only {k} studies; a regression on the standard error needs at "
                        f"least {FEW_STUDIES} to mean anything"}
     adjusted = replace(claim, options=tuple(sorted(options.items())))
     other = _judge(adjusted, family_run(adjusted), draws_per_chain, at_cap=False)
     est = other.estimate or {}
-    return {"assessed": True, "method": "pet", "verdict": other.verdict,
+    return {"assessed": True, "method": method, "verdict": other.verdict,
             "median": est.get("median"), "ci_low": est.get("ci_low"),
             "ci_high": est.get("ci_high"), "probability": other.probability,
             "changes_verdict": other.verdict != result.verdict}

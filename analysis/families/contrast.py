@@ -16,7 +16,14 @@ from ..errors import SpecError
 from ..io.files import rounded
 from ..io.provenance import command_line
 from ..io.records import Records
-from ..models.contrast import Contrast, ContrastFit, ContrastPriors, ContrastSummary
+from ..models.contrast import (
+    PET_SLOPE_SD,
+    SMALL_STUDY,
+    Contrast,
+    ContrastFit,
+    ContrastPriors,
+    ContrastSummary,
+)
 from ..sampling.inference import flat, loo
 from ..sampling.settings import SamplerSettings
 from ..select.contrasts import (
@@ -63,8 +70,6 @@ class ContrastFamily(ModeratedFamily):
 
     def check_options(self, options: dict[str, Any], fail: Any) -> None:
         """Check ``small_study`` (pet) and ``cluster`` (a name or a list of names)."""
-        from ..models.contrast import SMALL_STUDY
-
         if "small_study" in options and options["small_study"] not in SMALL_STUDY[1:]:
             raise fail("small_study", f"use {' or '.join(str(x) for x in SMALL_STUDY[1:])}")
         check_clusters(options, fail)
@@ -439,8 +444,6 @@ def contrast_document(run: ContrastRun, records: Records) -> dict[str, Any]:
     pressed = tau_presses_prior(flat(fit.idata, "tau"), fit.priors.tau)
     priors = fit.priors.as_dict()
     if "beta:sei" in s.estimates:
-        from ..models.contrast import PET_SLOPE_SD
-
         priors["pet_slope"] = f"N(0, {PET_SLOPE_SD:g}^2)"
     if any(k.startswith("sigma:") for k in s.estimates):
         priors["cluster_sigma"] = "has tau's prior"

@@ -52,7 +52,13 @@ from ..sampling.inference import (
     summarize_draws,
 )
 from ..sampling.settings import SamplerSettings
-from ..select.contrasts import ContrastData, informative_contrasts, moderator_names
+from ..select.contrasts import (
+    ContrastData,
+    contrast_effects,
+    informative_contrasts,
+    moderator_names,
+)
+from ..select.moderators import design_matrix, nested_levels
 from ..stats.priors import (
     MD_EFFECT_UNITS,
     MD_TAU_UNITS,
@@ -301,8 +307,6 @@ class Contrast(Model):
             names += design.names
             scales += [1.0] * len(design.names)
         if self.small_study:
-            from ..select.contrasts import contrast_effects
-
             scale = PET_SLOPE_SD / self._priors(data).effect_sd
             # the SE on the model's scale: log odds ratios for counts, whatever the measure
             on_scale = replace(data, measure="OR") if data.binary else data
@@ -315,8 +319,6 @@ class Contrast(Model):
 
     def cluster_index(self, data: ContrastData) -> list[tuple[str, list[str], np.ndarray]]:
         """Each cluster column's levels and every contrast's level (nested, outer first)."""
-        from ..select.moderators import nested_levels
-
         return nested_levels(data.contrasts, self.clusters)
 
     def fit_data(self, data: ContrastData) -> ContrastData:
@@ -336,8 +338,6 @@ class Contrast(Model):
         return out
 
     def _design(self, data: ContrastData):
-        from ..select.moderators import design_matrix
-
         return design_matrix(data.contrasts, self.moderators,
                              known=moderator_names(data.contrasts))
 

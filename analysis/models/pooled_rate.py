@@ -35,6 +35,7 @@ from ..sampling.inference import (
 )
 from ..sampling.settings import SamplerSettings
 from ..select.filters import BinaryArms
+from ..select.moderators import nested_levels
 from .base import Model
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -102,8 +103,6 @@ class PooledRate(Model):
 
     def cluster_index(self, data: BinaryArms) -> list[tuple[str, list[str], np.ndarray]]:
         """Each cluster column's levels and every arm's level (labels nested, outer first)."""
-        from ..select.moderators import nested_levels
-
         return nested_levels(data.table, self.clusters)
 
     def _design(self, data: BinaryArms):

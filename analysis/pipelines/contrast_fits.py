@@ -12,7 +12,7 @@ from ..families.contrast import (
     run_frequentist,
 )
 from ..io.records import Records
-from ..report.contrast_section import POOLED
+from ..report.contrast_section import POOLED, shows_funnel
 from ..sampling.settings import SamplerSettings
 from ..select.contrasts import select_contrasts
 from ..stats.bias import REPORT_METHODS
@@ -50,9 +50,9 @@ def fit_contrast_section(records: Records, specs: list[ContrastSpec],
             g["_idata"] = crun.fit.idata
             method = "REML" if len(data.contrasts) >= 2 else "FE"
             # the small-study analyses beside the group the funnel plot is drawn for
-            funnel = (name == POOLED or len(groups) == 1) and len(data.contrasts) >= 3
+            funnel = shows_funnel(name, len(groups), len(data.contrasts))
             # nesting: rma.mv(random = ~ 1 | cluster/study) and CR1 errors on the outer cluster
-            nested = funnel and bool(spec.clusters) and len(data.contrasts) >= 3
+            nested = funnel and bool(spec.clusters)
             freq = frequentist_document(run_frequentist(
                 data, method, bias=REPORT_METHODS if funnel else (), bias_tolerant=True,
                 clusters=(*spec.clusters, "study") if nested else (),

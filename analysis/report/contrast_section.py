@@ -15,6 +15,14 @@ from .plots import contrast_forest, funnel_plot, svg
 POOLED = "all controls"
 
 
+def shows_funnel(group: str, groups: int, contrasts: int) -> bool:
+    """Whether a comparison group gets the funnel plot and the small-study analyses.
+
+    The pooled group (or the only group), with at least three contrasts.
+    """
+    return (group == POOLED or groups == 1) and contrasts >= 3
+
+
 def with_figures(section: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Draw each fitted comparison's forest plot, and the pooled group's funnel plot.
 
@@ -29,8 +37,7 @@ def with_figures(section: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 g = {**g, "forest_svg": svg(contrast_forest, bayes=g["bayesian"],
                                             freq=g["frequentist"],
                                             title=f"{entry['title']}: {g['group']}")}
-                if (g["group"] == POOLED or len(entry["groups"]) == 1) \
-                        and g["contrasts"] >= 3:
+                if shows_funnel(g["group"], len(entry["groups"]), g["contrasts"]):
                     g["funnel_svg"] = svg(funnel_plot, freq=g["frequentist"],
                                           title=f"Funnel: {entry['title']}")
                     g["_bias_rows"] = bias_rows(g["frequentist"])
