@@ -319,7 +319,8 @@ class Contrast(Model):
 
     def cluster_index(self, data: ContrastData) -> list[tuple[str, list[str], np.ndarray]]:
         """Each cluster column's levels and every contrast's level (nested, outer first)."""
-        return nested_levels(data.contrasts, self.clusters)
+        return nested_levels(data.contrasts, self.clusters,
+                             known=moderator_names(data.contrasts))
 
     def fit_data(self, data: ContrastData) -> ContrastData:
         """Leave out double-zero and double-all studies (no information on the odds ratio).

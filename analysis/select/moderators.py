@@ -138,25 +138,30 @@ def term_rows(table: pd.DataFrame, term: str) -> np.ndarray | None:
     return None
 
 
-def nested_levels(table: pd.DataFrame, columns: tuple[str, ...]
-                  ) -> list[tuple[str, list[str], np.ndarray]]:
+def nested_levels(table: pd.DataFrame, columns: tuple[str, ...],
+                  known: list[str] | None = None) -> list[tuple[str, list[str], np.ndarray]]:
     """Return each cluster column's levels and every row's level index, outer first.
 
     Levels are nested: an inner column's level is named by its path from the outermost
     (``district 1/school 3``), so that equal inner labels in two outer levels stay apart.
     A cluster must hold whole studies and group more than one of them: a column that varies
     within a study, or has one study per level (the study level is already in the model),
-    is refused.
+    is refused; so is an empty value (the studies are named). ``known`` lists the columns a
+    message offers for a name that is not there (by default every column).
     """
     out = []
     path = pd.Series([""] * len(table), index=table.index)
     studies = table["study"].nunique()
     for col in columns:
         if col not in table.columns:
+            offered = known if known is not None else list(map(str, table.columns))
             raise SpecError(f"cluster column '{col}' is not available here; known: "
-                            f"{', '.join(sorted(map(str, table.columns)))}")
+                            f"{', '.join(sorted(offered))}")
         if table[col].isna().any():
-            raise SpecError(f"cluster column '{col}' is empty in some rows")
+            empty = sorted(set(table.loc[table[col].isna(), "study"].astype(str)))
+            raise SpecError(f"cluster column '{col}' is empty for "
+                            f"{', '.join(empty[:10])}"
+                            + (f" and {len(empty) - 10} more" if len(empty) > 10 else ""))
         path = path + "/" + table[col].astype(str)
         per_study = path.groupby(table["study"]).nunique()
         if (per_study > 1).any():

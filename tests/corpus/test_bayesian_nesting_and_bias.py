@@ -99,8 +99,10 @@ def test_nested_levels_refuse_what_is_not_a_cluster() -> None:
         nested_levels(t, ("row",))
     with pytest.raises(SpecError, match="one study per level"):
         nested_levels(t, ("site", "study"))
-    with pytest.raises(SpecError, match="not available here"):
-        nested_levels(t, ("country",))
+    with pytest.raises(SpecError, match="not available here; known: site$"):
+        nested_levels(t, ("country",), known=["site"])
+    with pytest.raises(SpecError, match="cluster column 'site' is empty for b, d$"):
+        nested_levels(t.assign(site=["x", "x", None, "y", None]), ("site",))
     t2 = t.assign(inner=["1", "1", "1", "1", "2"])
     (_, outer, _), (_, inner, i2) = nested_levels(t2, ("site", "inner"))
     assert inner == ["x/1", "y/1", "y/2"] and i2.tolist() == [0, 0, 0, 1, 2]
@@ -207,3 +209,10 @@ def test_the_pet_covariate_is_the_log_odds_ratio_se_for_counts_whatever_the_meas
         assert names == ["sei"]
         assert x[0, 0] / scales[0] == pytest.approx(math.sqrt(1 / 4 + 1 / 119 + 1 / 11
                                                               + 1 / 128))
+
+
+def test_a_cluster_that_is_not_there_offers_the_users_columns() -> None:
+    res = runner.invoke(app, ["fit", "contrast", str(DATA / "konstantopoulos2011.csv"),
+                              "--outcome", "change", "--measure", "MD", "--cluster", "nope"])
+    assert res.exit_code == 2
+    assert "district" in res.output and "shared_var" not in res.output
